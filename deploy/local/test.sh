@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Run the test suite against a throw-away PostgreSQL cluster `test` (fsync off)
+# on port CIDGATE_TEST_PG_PORT (default 54330), exported to the tests as
+# CIDGATE_TEST_DATABASE_URL. Extra arguments go to the test runner
+# (cargo nextest run if installed, else cargo test). The cluster is stopped on exit.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$root"
+
+port=${CIDGATE_TEST_PG_PORT:-54330}
+
+trap 'deploy/local/pg.sh stop test >&2 || true' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+CIDGATE_TEST_DATABASE_URL=$(deploy/local/pg.sh start test "$port" --fast)
+export CIDGATE_TEST_DATABASE_URL
+
+if cargo nextest --version >/dev/null 2>&1; then
+	runner=(cargo nextest run --no-fail-fast)
+else
+	runner=(cargo test --no-fail-fast)
+fi
+
+status=0
+"${runner[@]}" "$@" || status=$?
+exit "$status"

@@ -1,0 +1,421 @@
+//! The `cidgate` command line: serving, migrations and administration.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use deadpool_postgres::Pool;
+use ipnetwork::IpNetwork;
+
+use crate::config::{self, DatabaseArgs, ServeSettings};
+use crate::domain::{ContactInput, CrmId, PhoneNumber, Region, TenantSlug, TokenScope};
+use crate::import::{self, ImportCounts};
+use crate::startup::Application;
+use crate::store::{self, contacts::WriteOp, tenants::Tenant};
+use crate::telemetry::LogFormat;
+
+#[derive(Debug, Parser)]
+#[command(name = "cidgate", version, about = "Caller-lookup and screen-pop gateway")]
+pub struct Cli {
+    /// Log format on stderr
+    #[arg(long, env = "CIDGATE_LOG_FORMAT", value_enum, default_value = "pretty", global = true)]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the HTTP API (migrates first)
+    Serve(ServeSettings),
+    /// Apply pending database migrations
+    Migrate(DatabaseArgs),
+    /// Manage tenants
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Manage API tokens
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Manage a tenant's IP allowlist for lookups
+    #[command(subcommand)]
+    Allow(AllowCommand),
+    /// Import contacts from a CSV file
+    Import(ImportArgs),
+    /// Create or refresh the `demo` tenant and print a lookup to try
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant
+    Create {
+        slug: String,
+        /// Default region for national numbers (ISO 3166 alpha-2, e.g. RO)
+        #[arg(long)]
+        region: String,
+        /// Display name (defaults to the slug)
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+    /// List tenants
+    List {
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print it (shown only this once)
+    Create {
+        #[arg(long)]
+        tenant: String,
+        /// lookup, sync, report or admin
+        #[arg(long)]
+        scope: String,
+        #[arg(long, default_value = "")]
+        label: String,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+    /// List a tenant's tokens (never their secrets)
+    List {
+        #[arg(long)]
+        tenant: String,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+    /// Revoke a token by its id
+    Revoke {
+        id: i64,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AllowCommand {
+    /// Allow lookups from a network (CIDR or single address)
+    Add {
+        #[arg(long)]
+        tenant: String,
+        cidr: String,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+    /// List allowed networks
+    List {
+        #[arg(long)]
+        tenant: String,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+    /// Remove a network
+    Remove {
+        #[arg(long)]
+        tenant: String,
+        cidr: String,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    #[arg(long)]
+    tenant: String,
+    /// CSV with a header row: id,name,phones,… (phones separated by `;`)
+    file: PathBuf,
+    #[command(flatten)]
+    db: DatabaseArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Where the gateway will listen (used in the printed curl line)
+    #[arg(long, env = "CIDGATE_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// Base URL for the printed curl line (defaults to http://LISTEN)
+    #[arg(long, env = "CIDGATE_PUBLIC_URL", value_parser = config::parse_base_url)]
+    public_url: Option<url::Url>,
+    #[command(flatten)]
+    db: DatabaseArgs,
+}
+
+/// How a finished command ends the process.
+pub enum Exit {
+    Success,
+    /// The command did its work but some input was left out (import's rejected rows).
+    Partial,
+}
+
+pub async fn run(command: Command) -> anyhow::Result<Exit> {
+    match command {
+        Command::Serve(settings) => {
+            config::warn_unknown_variables();
+            Application::build(&settings).await?.run_until_stopped().await?;
+        }
+        Command::Migrate(db) => {
+            store::migrate(&admin_pool(&db)?).await?;
+            eprintln!("migrations are up to date");
+        }
+        Command::Tenant(cmd) => tenant(cmd).await?,
+        Command::Token(cmd) => token(cmd).await?,
+        Command::Allow(cmd) => allow(cmd).await?,
+        Command::Import(args) => return import(args).await,
+        Command::Demo(args) => demo(args).await?,
+    }
+    Ok(Exit::Success)
+}
+
+/// A small pool for one-shot commands; runs migrations so a fresh database works.
+fn admin_pool(db: &DatabaseArgs) -> anyhow::Result<Pool> {
+    store::connect_pool(db.database_url.expose(), 2)
+}
+
+async fn migrated_pool(db: &DatabaseArgs) -> anyhow::Result<Pool> {
+    let pool = admin_pool(db)?;
+    store::migrate(&pool).await?;
+    Ok(pool)
+}
+
+async fn find_tenant(pool: &Pool, slug: &str) -> anyhow::Result<Tenant> {
+    let slug = TenantSlug::parse(slug).map_err(anyhow::Error::msg)?;
+    let client = pool.get().await.context("connecting to the database")?;
+    store::tenants::find_by_slug(&client, &slug)
+        .await?
+        .with_context(|| format!("no tenant `{slug}` (see `cidgate tenant list`)"))
+}
+
+async fn tenant(cmd: TenantCommand) -> anyhow::Result<()> {
+    match cmd {
+        TenantCommand::Create {
+            slug,
+            region,
+            name,
+            db,
+        } => {
+            let slug = TenantSlug::parse(&slug).map_err(anyhow::Error::msg)?;
+            let region = Region::parse(&region).map_err(|e| anyhow::anyhow!("--region: {e}"))?;
+            let name = name.unwrap_or_else(|| slug.to_string());
+            let pool = migrated_pool(&db).await?;
+            let client = pool.get().await?;
+            let tenant = store::tenants::create(&client, &slug, &name, region).await?;
+            println!("{}", tenant.slug);
+            eprintln!("created tenant `{}` (region {})", tenant.slug, region.code());
+        }
+        TenantCommand::List { db } => {
+            let pool = migrated_pool(&db).await?;
+            let client = pool.get().await?;
+            println!("{:<24} {:<6} {:>10}  NAME", "SLUG", "REGION", "CONTACTS");
+            for t in store::tenants::list(&client).await? {
+                let count = store::tenants::contact_count(&client, t.id).await?;
+                println!("{:<24} {:<6} {:>10}  {}", t.slug, t.region.code(), count, t.name);
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn token(cmd: TokenCommand) -> anyhow::Result<()> {
+    match cmd {
+        TokenCommand::Create {
+            tenant,
+            scope,
+            label,
+            db,
+        } => {
+            let scope = TokenScope::parse(&scope).map_err(|e| anyhow::anyhow!("--scope: {e}"))?;
+            let pool = migrated_pool(&db).await?;
+            let tenant = find_tenant(&pool, &tenant).await?;
+            let client = pool.get().await?;
+            let (id, token) = store::tokens::create(&client, tenant.id, scope, &label).await?;
+            println!("{}", token.expose());
+            eprintln!(
+                "created {scope} token {id} for `{}`; it is shown only this once",
+                tenant.slug
+            );
+        }
+        TokenCommand::List { tenant, db } => {
+            let pool = migrated_pool(&db).await?;
+            let tenant = find_tenant(&pool, &tenant).await?;
+            let client = pool.get().await?;
+            println!("{:>6} {:<7} {:<25} {:<25} {:<8} LABEL", "ID", "SCOPE", "CREATED", "LAST USED", "STATE");
+            for t in store::tokens::list(&client, tenant.id).await? {
+                let state = if t.revoked_at.is_some() { "revoked" } else { "active" };
+                let last_used = t.last_used_at.map_or_else(|| "-".to_owned(), |at| at.to_rfc3339());
+                println!(
+                    "{:>6} {:<7} {:<25} {:<25} {:<8} {}",
+                    t.id,
+                    t.scope,
+                    t.created_at.to_rfc3339(),
+                    last_used,
+                    state,
+                    t.label
+                );
+            }
+        }
+        TokenCommand::Revoke { id, db } => {
+            let pool = migrated_pool(&db).await?;
+            let client = pool.get().await?;
+            if !store::tokens::revoke(&client, id).await? {
+                bail!("no active token with id {id}");
+            }
+            eprintln!("revoked token {id}");
+        }
+    }
+    Ok(())
+}
+
+fn parse_network(raw: &str) -> anyhow::Result<IpNetwork> {
+    let network: IpNetwork = raw
+        .parse()
+        .map_err(|_| anyhow::anyhow!("`{raw}` is not an IP address or CIDR network such as 203.0.113.0/24"))?;
+    // Store the network itself: 10.1.2.3/8 means 10.0.0.0/8.
+    Ok(IpNetwork::new(network.network(), network.prefix())?)
+}
+
+async fn allow(cmd: AllowCommand) -> anyhow::Result<()> {
+    match cmd {
+        AllowCommand::Add { tenant, cidr, db } => {
+            let network = parse_network(&cidr)?;
+            let pool = migrated_pool(&db).await?;
+            let tenant = find_tenant(&pool, &tenant).await?;
+            let client = pool.get().await?;
+            let added = store::allowlist::add(&client, tenant.id, network).await?;
+            eprintln!(
+                "{network} {} the allowlist of `{}`",
+                if added { "added to" } else { "was already on" },
+                tenant.slug
+            );
+        }
+        AllowCommand::List { tenant, db } => {
+            let pool = migrated_pool(&db).await?;
+            let tenant = find_tenant(&pool, &tenant).await?;
+            let client = pool.get().await?;
+            let networks = store::allowlist::list(&client, tenant.id).await?;
+            if networks.is_empty() {
+                eprintln!("no allowlist: lookups are accepted from any address");
+            }
+            for network in networks {
+                println!("{network}");
+            }
+        }
+        AllowCommand::Remove { tenant, cidr, db } => {
+            let network = parse_network(&cidr)?;
+            let pool = migrated_pool(&db).await?;
+            let tenant = find_tenant(&pool, &tenant).await?;
+            let client = pool.get().await?;
+            if !store::allowlist::remove(&client, tenant.id, network).await? {
+                bail!("{network} is not on the allowlist of `{}`", tenant.slug);
+            }
+            eprintln!("removed {network} from the allowlist of `{}`", tenant.slug);
+        }
+    }
+    Ok(())
+}
+
+async fn import(args: ImportArgs) -> anyhow::Result<Exit> {
+    let pool = migrated_pool(&args.db).await?;
+    let tenant = find_tenant(&pool, &args.tenant).await?;
+    let file = File::open(&args.file).with_context(|| format!("opening {}", args.file.display()))?;
+    let parsed = import::parse_csv(BufReader::new(file), tenant.region)
+        .with_context(|| format!("{} is malformed; nothing was imported", args.file.display()))?;
+
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    let outcome = store::contacts::apply(&tx, tenant.id, parsed.ops).await?;
+    tx.commit().await?;
+
+    let counts = ImportCounts::from_results(&outcome.results);
+    for row in &parsed.rejected {
+        for e in &row.errors {
+            eprintln!("line {}: rejected: {} {}", row.line, e.field, e.message);
+        }
+    }
+    println!(
+        "imported {} rows ({} created, {} updated, {} stale), rejected {} rows",
+        outcome.results.len() - counts.stale,
+        counts.created,
+        counts.updated,
+        counts.stale,
+        parsed.rejected.len()
+    );
+    Ok(if parsed.rejected.is_empty() {
+        Exit::Success
+    } else {
+        Exit::Partial
+    })
+}
+
+const DEMO_SLUG: &str = "demo";
+const DEMO_CONTACTS: u32 = 1_000;
+const FIRST_NAMES: &[&str] = &["Ana", "Ion", "Maria", "Andrei", "Elena", "Mihai", "Ioana", "Radu", "Cristina", "Vlad"];
+const LAST_NAMES: &[&str] = &["Popescu", "Ionescu", "Popa", "Dumitru", "Stan", "Stoica", "Gheorghe", "Matei", "Ciobanu", "Rusu"];
+
+/// The demo's n-th phone number, in national format as a Romanian PBX sends it.
+fn demo_phone(n: u32) -> String {
+    format!("0722{:06}", 100_000 + n)
+}
+
+async fn demo(args: DemoArgs) -> anyhow::Result<()> {
+    let pool = migrated_pool(&args.db).await?;
+    let slug = TenantSlug::parse(DEMO_SLUG).map_err(anyhow::Error::msg)?;
+    let region = Region::parse("RO").map_err(anyhow::Error::msg)?;
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    let tenant = match store::tenants::find_by_slug(&tx, &slug).await? {
+        Some(tenant) => tenant,
+        None => store::tenants::create(&tx, &slug, "Demo tenant", region).await?,
+    };
+    store::contacts::delete_all(&tx, tenant.id).await?;
+    let ops = (1..=DEMO_CONTACTS)
+        .map(|n| demo_contact(n, tenant.region))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    store::contacts::apply(&tx, tenant.id, ops).await?;
+    store::tokens::revoke_labelled(&tx, tenant.id, "demo").await?;
+    let (_, token) = store::tokens::create(&tx, tenant.id, TokenScope::Lookup, "demo").await?;
+    tx.commit().await?;
+
+    let base = match args.public_url {
+        Some(url) => url.to_string(),
+        None => format!("http://{}", args.listen),
+    };
+    let base = base.trim_end_matches('/');
+    println!("demo tenant `{DEMO_SLUG}` is ready with {DEMO_CONTACTS} contacts");
+    println!("lookup token (shown only now): {}", token.expose());
+    println!(
+        "try: curl '{base}/api/lookup?telephone={}&dnid=0210000000&token={}'",
+        demo_phone(42),
+        token.expose()
+    );
+    Ok(())
+}
+
+fn demo_contact(n: u32, region: Region) -> anyhow::Result<WriteOp> {
+    let first = FIRST_NAMES[n as usize % FIRST_NAMES.len()];
+    let last = LAST_NAMES[(n as usize / FIRST_NAMES.len()) % LAST_NAMES.len()];
+    let id = 10_000 + n;
+    let phone = PhoneNumber::parse(&demo_phone(n), region)
+        .map_err(|e| anyhow::anyhow!("demo number {e}"))?;
+    let input = ContactInput {
+        name: format!("{first} {last}"),
+        phones: vec![phone],
+        direct_line: (n % 5 == 0).then(|| format!("SIP/{}-{}", first.to_lowercase(), last.to_lowercase())),
+        queue_position: (n % 7 == 0).then_some((n % 101) as i16),
+        route_identifier: None,
+        outbound_number: None,
+        language: Some(if n % 3 == 0 { "en" } else { "ro" }.to_owned()),
+        external_id: None,
+        crm_url: Some(format!("https://crm.example.com/contacts/{id}")),
+        attributes: serde_json::Map::new(),
+        updated_at: None,
+    };
+    let id = CrmId::parse(&id.to_string()).map_err(anyhow::Error::msg)?;
+    Ok(WriteOp::Upsert(id, Box::new(input)))
+}

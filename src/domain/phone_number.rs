@@ -1,0 +1,182 @@
+//! Caller numbers, normalized once so that every format a PBX or CRM sends matches.
+
+use std::fmt;
+
+use phonenumber::{Mode, country};
+
+/// Longest raw number accepted; anything longer is not a phone number.
+pub const MAX_RAW_LEN: usize = 64;
+
+/// National numbers shorter than this are internal extensions, kept as plain digits.
+const MIN_NATIONAL_DIGITS: usize = 7;
+
+/// What PBXs put in the caller ID when the caller withheld it.
+const WITHHELD: &[&str] = &[
+    "anonymous",
+    "unknown",
+    "private",
+    "restricted",
+    "unavailable",
+    "withheld",
+    "blocked",
+];
+
+/// A phone number in its stored form: E.164 (`+40721234567`) when the phone-number
+/// library recognises it, otherwise the bare digits (short internal extensions).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PhoneNumber(String);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PhoneNumberError {
+    #[error("is empty or withheld")]
+    Withheld,
+    #[error("is longer than {MAX_RAW_LEN} characters")]
+    TooLong,
+    #[error("is not a phone number (only digits, spaces and + - ( ) . / are allowed)")]
+    NotANumber,
+}
+
+impl PhoneNumber {
+    /// Normalizes `raw` as dialled in `region`. The same function serves writes and
+    /// lookups, so `0721 234 567`, `+40721234567` and `0040721234567` all meet.
+    pub fn parse(raw: &str, region: Region) -> Result<Self, PhoneNumberError> {
+        let raw = raw.trim();
+        if raw.len() > MAX_RAW_LEN {
+            return Err(PhoneNumberError::TooLong);
+        }
+        if raw.is_empty() || WITHHELD.iter().any(|w| raw.eq_ignore_ascii_case(w)) {
+            return Err(PhoneNumberError::Withheld);
+        }
+        let body = raw.strip_prefix("tel:").unwrap_or(raw);
+        // Drop an extension (`;ext=12`, `x12`): the caller is the main number.
+        let body = body.split([';', 'x', 'X']).next().unwrap_or_default();
+        let allowed = |c: char| c.is_ascii_digit() || " +-().//\t".contains(c);
+        if !body.chars().all(allowed) {
+            return Err(PhoneNumberError::NotANumber);
+        }
+        let digits: String = body.chars().filter(char::is_ascii_digit).collect();
+        if digits.is_empty() {
+            return Err(PhoneNumberError::NotANumber);
+        }
+        if let Ok(parsed) = phonenumber::parse(Some(region.0), body) {
+            let national_len = parsed.national().to_string().len();
+            if parsed.is_valid() || national_len >= MIN_NATIONAL_DIGITS {
+                return Ok(Self(parsed.format().mode(Mode::E164).to_string()));
+            }
+        }
+        Ok(Self(digits))
+    }
+
+    /// Rebuilds a number read back from the database, where it is already normalized.
+    pub fn from_stored(stored: String) -> Self {
+        Self(stored)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The number with all but its last three digits masked, for log lines.
+    pub fn masked(&self) -> String {
+        let keep = self.0.len().saturating_sub(3);
+        self.0
+            .char_indices()
+            .map(|(i, c)| if i < keep && c.is_ascii_digit() { '*' } else { c })
+            .collect()
+    }
+}
+
+impl fmt::Display for PhoneNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A tenant's default region (ISO 3166 alpha-2), used to read national numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Region(country::Id);
+
+impl Region {
+    pub fn parse(code: &str) -> Result<Self, String> {
+        let upper = code.trim().to_ascii_uppercase();
+        upper
+            .parse::<country::Id>()
+            .map(Self)
+            .map_err(|_| format!("`{code}` is not an ISO 3166 region code such as RO or US"))
+    }
+
+    pub fn code(&self) -> &str {
+        self.0.as_ref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ro(raw: &str) -> Result<String, PhoneNumberError> {
+        PhoneNumber::parse(raw, Region::parse("RO").unwrap()).map(|n| n.0)
+    }
+
+    #[test]
+    fn every_format_of_one_number_normalizes_to_the_same_e164() {
+        for raw in [
+            "0721234567",
+            "+40721234567",
+            "0040721234567",
+            "0721 234 567",
+            "0721-234-567",
+            "(0721) 234 567",
+            "+40 (0) 721 234 567",
+            "tel:+40721234567",
+            "0721.234.567",
+            " 0721234567 ",
+            "0721234567;ext=12",
+        ] {
+            assert_eq!(ro(raw).as_deref(), Ok("+40721234567"), "{raw}");
+        }
+    }
+
+    #[test]
+    fn foreign_numbers_keep_their_country() {
+        assert_eq!(ro("+1 650 253 0000").as_deref(), Ok("+16502530000"));
+        assert_eq!(ro("001 650 253 0000").as_deref(), Ok("+16502530000"));
+    }
+
+    #[test]
+    fn short_extensions_are_kept_as_digits() {
+        assert_eq!(ro("101").as_deref(), Ok("101"));
+        assert_eq!(ro("2 001").as_deref(), Ok("2001"));
+    }
+
+    #[test]
+    fn withheld_and_empty_callers_are_not_numbers() {
+        for raw in ["", "  ", "anonymous", "Anonymous", "unknown", "PRIVATE", "restricted"] {
+            assert_eq!(ro(raw), Err(PhoneNumberError::Withheld), "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn text_and_overlong_input_is_rejected() {
+        assert_eq!(ro("abc123"), Err(PhoneNumberError::NotANumber));
+        assert_eq!(ro("+-()"), Err(PhoneNumberError::NotANumber));
+        assert_eq!(ro("<script>"), Err(PhoneNumberError::NotANumber));
+        assert_eq!(ro(&"1".repeat(65)), Err(PhoneNumberError::TooLong));
+    }
+
+    #[test]
+    fn the_region_decides_how_national_numbers_are_read() {
+        let us = Region::parse("us").unwrap();
+        let n = PhoneNumber::parse("(650) 253-0000", us).unwrap();
+        assert_eq!(n.as_str(), "+16502530000");
+        assert!(Region::parse("XX").is_err());
+        assert!(Region::parse("Romania").is_err());
+    }
+
+    #[test]
+    fn masking_hides_all_but_the_last_digits() {
+        assert_eq!(ro("0721234567").unwrap(), "+40721234567");
+        let n = PhoneNumber::from_stored("+40721234567".into());
+        assert_eq!(n.masked(), "+*********567");
+    }
+}

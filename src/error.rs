@@ -1,0 +1,148 @@
+//! One error type for the HTTP API: client mistakes are variants with a message that
+//! says what was wrong; everything else is `Unexpected`, logged in full and answered
+//! with a generic body so no database text reaches a client.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+use crate::domain::FieldError;
+
+/// Seconds a client should wait before retrying while the database is unreachable.
+const RETRY_AFTER_SECS: &str = "5";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("method not allowed on this path")]
+    MethodNotAllowed,
+    #[error("request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("{message}")]
+    Unprocessable {
+        message: String,
+        fields: Vec<FieldError>,
+    },
+    #[error("the database is unavailable; retry later")]
+    Unavailable(#[source] anyhow::Error),
+    #[error("internal error")]
+    Unexpected(#[source] anyhow::Error),
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(error: anyhow::Error) -> Self {
+        Self::from_store(error)
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for ApiError {
+    fn from(error: deadpool_postgres::PoolError) -> Self {
+        Self::from_store(error.into())
+    }
+}
+
+impl From<tokio_postgres::Error> for ApiError {
+    fn from(error: tokio_postgres::Error) -> Self {
+        Self::from_store(error.into())
+    }
+}
+
+impl ApiError {
+    pub fn invalid_fields(fields: Vec<FieldError>) -> Self {
+        let message = match fields.len() {
+            1 => format!("{} {}", fields[0].field, fields[0].message),
+            n => format!("{n} fields are invalid"),
+        };
+        Self::Unprocessable { message, fields }
+    }
+
+    /// Sorts an unexpected error: a database that cannot be reached is a 503 the client
+    /// can retry; anything else stays a 500.
+    pub fn from_store(error: anyhow::Error) -> Self {
+        let unreachable = error.chain().any(|cause| {
+            cause.downcast_ref::<deadpool_postgres::PoolError>().is_some()
+                || cause
+                    .downcast_ref::<tokio_postgres::Error>()
+                    .is_some_and(|e| e.as_db_error().is_none())
+        });
+        if unreachable {
+            Self::Unavailable(error)
+        } else {
+            Self::Unexpected(error)
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            Self::BadRequest(_) => "bad_request",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::Forbidden(_) => "forbidden",
+            Self::NotFound(_) => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::PayloadTooLarge(_) => "payload_too_large",
+            Self::Unprocessable { .. } => "invalid_fields",
+            Self::Unavailable(_) => "unavailable",
+            Self::Unexpected(_) => "internal",
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'static str,
+    message: String,
+    #[serde(skip_serializing_if = "<[FieldError]>::is_empty")]
+    fields: &'a [FieldError],
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            Self::Unexpected(e) | Self::Unavailable(e) => {
+                tracing::error!(error = format!("{e:#}"), "request failed");
+            }
+            _ => {}
+        }
+        let fields = match self {
+            Self::Unprocessable { fields, .. } => fields.as_slice(),
+            _ => &[],
+        };
+        let mut response = HttpResponse::build(self.status_code());
+        if let Self::Unavailable(_) = self {
+            response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS));
+        }
+        if let Self::Unauthorized(_) = self {
+            response.insert_header((
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"cidgate\""),
+            ));
+        }
+        response.json(ErrorBody {
+            error: self.code(),
+            message: self.to_string(),
+            fields,
+        })
+    }
+}

@@ -1,0 +1,248 @@
+//! The CRM sync API: single contacts and batches, scoped to the token's tenant.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+use crate::domain::{ContactInput, CrmId, FieldError, Region};
+use crate::error::ApiError;
+use crate::http::{AppState, auth::SyncAuth, body::read_json};
+use crate::store::contacts::{self, WriteOp, WriteResult};
+
+/// One contact body stays small; a batch of 10,000 with attributes needs room.
+const CONTACT_BODY_LIMIT: usize = 64 * 1024;
+const BATCH_BODY_LIMIT: usize = 32 * 1024 * 1024;
+pub const MAX_BATCH_ITEMS: usize = 10_000;
+
+fn crm_id_from_path(raw: &str) -> Result<CrmId, ApiError> {
+    CrmId::parse(raw).map_err(|e| ApiError::invalid_fields(vec![FieldError::new("id", e)]))
+}
+
+fn json_object(value: Value, what: &str) -> Result<Map<String, Value>, ApiError> {
+    match value {
+        Value::Object(map) => Ok(map),
+        _ => Err(ApiError::invalid_fields(vec![FieldError::new(
+            "",
+            format!("{what} must be a JSON object"),
+        )])),
+    }
+}
+
+/// `PUT /api/v1/contacts/{id}`: create (201) or replace (200); an older write is
+/// ignored and answered `"result":"stale"` with the stored contact.
+pub async fn put_contact(
+    req: HttpRequest,
+    auth: SyncAuth,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let SyncAuth(tenant) = auth;
+    let id = crm_id_from_path(&path)?;
+    let body = json_object(read_json(&req, payload, CONTACT_BODY_LIMIT).await?, "the body")?;
+    let mut errors = Vec::new();
+    if let Some(body_id) = body.get("id") {
+        if !id_matches(body_id, &id) {
+            errors.push(FieldError::new("id", "differs from the id in the URL"));
+        }
+    }
+    let input = match ContactInput::from_json(&body, tenant.region, &["id"]) {
+        Ok(input) if errors.is_empty() => input,
+        Ok(_) => return Err(ApiError::invalid_fields(errors)),
+        Err(mut more) => {
+            errors.append(&mut more);
+            return Err(ApiError::invalid_fields(errors));
+        }
+    };
+
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    let outcome = contacts::apply(&tx, tenant.id, vec![WriteOp::Upsert(id.clone(), Box::new(input))])
+        .await
+        ?;
+    let stored = contacts::get(&tx, tenant.id, &id)
+        .await
+        ?;
+    tx.commit().await?;
+
+    let result = outcome.results[0];
+    let status = if result == WriteResult::Created {
+        actix_web::http::StatusCode::CREATED
+    } else {
+        actix_web::http::StatusCode::OK
+    };
+    Ok(HttpResponse::build(status).json(json!({"result": result, "contact": stored})))
+}
+
+/// The body may repeat the id, as a string or a number, but must not contradict the URL.
+fn id_matches(body_id: &Value, id: &CrmId) -> bool {
+    match body_id {
+        Value::String(s) => s == id.as_str(),
+        Value::Number(n) => n.to_string() == id.as_str(),
+        _ => false,
+    }
+}
+
+/// `GET /api/v1/contacts/{id}`
+pub async fn get_contact(
+    auth: SyncAuth,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let SyncAuth(tenant) = auth;
+    let id = crm_id_from_path(&path)?;
+    let client = state.pool.get().await?;
+    match contacts::get(&client, tenant.id, &id)
+        .await
+        ?
+    {
+        Some(contact) => Ok(HttpResponse::Ok().json(contact)),
+        None => Err(ApiError::NotFound(format!("no contact with id {id}"))),
+    }
+}
+
+/// `DELETE /api/v1/contacts/{id}`: 204 whether or not it existed.
+pub async fn delete_contact(
+    auth: SyncAuth,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let SyncAuth(tenant) = auth;
+    let id = crm_id_from_path(&path)?;
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    contacts::apply(&tx, tenant.id, vec![WriteOp::Delete(id, None)])
+        .await
+        ?;
+    tx.commit().await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Debug, Default, Serialize)]
+struct BatchSummary {
+    created: usize,
+    updated: usize,
+    deleted: usize,
+    /// Deletes of contacts that were not there.
+    absent: usize,
+    stale: Vec<StaleItem>,
+}
+
+#[derive(Debug, Serialize)]
+struct StaleItem {
+    index: usize,
+    id: CrmId,
+}
+
+/// `POST /api/v1/contacts/batch`: up to 10,000 upserts and deletes applied in order in
+/// one transaction. Any invalid item rejects the whole batch with every problem listed.
+pub async fn batch(
+    req: HttpRequest,
+    auth: SyncAuth,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let SyncAuth(tenant) = auth;
+    let Value::Array(items) = read_json(&req, payload, BATCH_BODY_LIMIT).await? else {
+        return Err(ApiError::invalid_fields(vec![FieldError::new(
+            "",
+            "the body must be a JSON array of operations",
+        )]));
+    };
+    if items.len() > MAX_BATCH_ITEMS {
+        return Err(ApiError::invalid_fields(vec![FieldError::new(
+            "",
+            format!(
+                "a batch holds at most {MAX_BATCH_ITEMS} operations; this one has {}",
+                items.len()
+            ),
+        )]));
+    }
+    let ops = parse_batch(items, tenant.region).map_err(ApiError::invalid_fields)?;
+    let ids: Vec<CrmId> = ops
+        .iter()
+        .map(|op| match op {
+            WriteOp::Upsert(id, _) | WriteOp::Delete(id, _) => id.clone(),
+        })
+        .collect();
+
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    let outcome = contacts::apply(&tx, tenant.id, ops)
+        .await
+        ?;
+    tx.commit().await?;
+
+    let mut summary = BatchSummary::default();
+    for (index, (result, id)) in outcome.results.into_iter().zip(ids).enumerate() {
+        match result {
+            WriteResult::Created => summary.created += 1,
+            WriteResult::Updated => summary.updated += 1,
+            WriteResult::Deleted => summary.deleted += 1,
+            WriteResult::Absent => summary.absent += 1,
+            WriteResult::Stale => summary.stale.push(StaleItem { index, id }),
+        }
+    }
+    Ok(HttpResponse::Ok().json(summary))
+}
+
+/// Validates every item, collecting each problem with its index.
+pub fn parse_batch(items: Vec<Value>, region: Region) -> Result<Vec<WriteOp>, Vec<FieldError>> {
+    let mut ops = Vec::with_capacity(items.len());
+    let mut errors = Vec::new();
+    for (index, item) in items.into_iter().enumerate() {
+        match parse_item(item, region) {
+            Ok(op) => ops.push(op),
+            Err(found) => errors.extend(found.into_iter().map(|e| e.at(index))),
+        }
+    }
+    if errors.is_empty() { Ok(ops) } else { Err(errors) }
+}
+
+fn parse_item(item: Value, region: Region) -> Result<WriteOp, Vec<FieldError>> {
+    let Value::Object(map) = item else {
+        return Err(vec![FieldError::new("", "must be a JSON object")]);
+    };
+    let id = match map.get("id") {
+        Some(Value::String(s)) => CrmId::parse(s).map_err(|e| FieldError::new("id", e)),
+        Some(Value::Number(n)) => CrmId::parse(&n.to_string()).map_err(|e| FieldError::new("id", e)),
+        Some(_) => Err(FieldError::new("id", "must be a string or an integer")),
+        None => Err(FieldError::new("id", "is required")),
+    };
+    match map.get("op").and_then(Value::as_str) {
+        Some("upsert") => {
+            let input = ContactInput::from_json(&map, region, &["op", "id"]);
+            match (id, input) {
+                (Ok(id), Ok(input)) => Ok(WriteOp::Upsert(id, Box::new(input))),
+                (id, input) => Err(id.err().into_iter().chain(input.err().unwrap_or_default()).collect()),
+            }
+        }
+        Some("delete") => {
+            let mut errors: Vec<FieldError> = map
+                .keys()
+                .filter(|k| !["op", "id", "updated_at"].contains(&k.as_str()))
+                .map(|k| FieldError::new(k, "is not a field of a delete"))
+                .collect();
+            let when = match map.get("updated_at").filter(|v| !v.is_null()) {
+                None => None,
+                Some(v) => match v.as_str().map(DateTime::parse_from_rfc3339) {
+                    Some(Ok(t)) => Some(t.with_timezone(&Utc)),
+                    _ => {
+                        errors.push(FieldError::new("updated_at", "must be an RFC 3339 timestamp"));
+                        None
+                    }
+                },
+            };
+            match id {
+                Ok(id) if errors.is_empty() => Ok(WriteOp::Delete(id, when)),
+                Ok(_) => Err(errors),
+                Err(e) => {
+                    errors.insert(0, e);
+                    Err(errors)
+                }
+            }
+        }
+        _ => Err(vec![FieldError::new("op", "must be \"upsert\" or \"delete\"")]),
+    }
+}

@@ -1,0 +1,3 @@
+pub mod contacts;
+pub mod health;
+pub mod lookup;

@@ -1,0 +1,367 @@
+//! The contact mirror: lookups by number and idempotent, ordered bulk writes.
+
+use std::collections::HashMap;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
+use serde::Serialize;
+use serde_json::Value;
+use tokio_postgres::Row;
+
+use crate::domain::{ContactInput, ContactRecord, CrmId, PhoneNumber, TenantId};
+
+/// The fields a PBX lookup answers with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LookupHit {
+    pub id: CrmId,
+    pub name: String,
+    pub queue_position: Option<i16>,
+    pub direct_line: Option<String>,
+    pub route_identifier: Option<String>,
+    pub outbound_number: Option<String>,
+    pub language: Option<String>,
+    pub external_id: Option<String>,
+    pub crm_url: Option<String>,
+}
+
+/// Finds the contact for a number. When several contacts share it, the most recently
+/// changed one wins (by source time, else write time), then the smallest CRM id, so the
+/// answer is deterministic.
+pub async fn find_by_number(
+    client: &impl GenericClient,
+    tenant: TenantId,
+    number: &PhoneNumber,
+) -> anyhow::Result<Option<LookupHit>> {
+    let row = client
+        .query_opt(
+            "SELECT c.crm_id, c.name, c.queue_position, c.direct_line, c.route_identifier,
+                    c.outbound_number, c.language, c.external_id, c.crm_url
+             FROM contact_phones p
+             JOIN contacts c ON c.tenant_id = p.tenant_id AND c.crm_id = p.crm_id
+             WHERE p.tenant_id = $1 AND p.number = $2
+             ORDER BY coalesce(c.source_updated_at, c.written_at) DESC, c.crm_id
+             LIMIT 1",
+            &[&tenant.0, &number.as_str()],
+        )
+        .await
+        .context("looking up number")?;
+    row.map(|r| {
+        Ok(LookupHit {
+            id: crm_id(&r)?,
+            name: r.get("name"),
+            queue_position: r.get("queue_position"),
+            direct_line: r.get("direct_line"),
+            route_identifier: r.get("route_identifier"),
+            outbound_number: r.get("outbound_number"),
+            language: r.get("language"),
+            external_id: r.get("external_id"),
+            crm_url: r.get("crm_url"),
+        })
+    })
+    .transpose()
+}
+
+fn crm_id(row: &Row) -> anyhow::Result<CrmId> {
+    let raw: String = row.get("crm_id");
+    CrmId::parse(&raw).map_err(|e| anyhow::anyhow!("stored CRM id {raw:?} {e}"))
+}
+
+pub async fn get(
+    client: &impl GenericClient,
+    tenant: TenantId,
+    id: &CrmId,
+) -> anyhow::Result<Option<ContactRecord>> {
+    let row = client
+        .query_opt(
+            "SELECT c.*, array(SELECT p.number FROM contact_phones p
+                               WHERE p.tenant_id = c.tenant_id AND p.crm_id = c.crm_id
+                               ORDER BY p.number) AS phones
+             FROM contacts c WHERE c.tenant_id = $1 AND c.crm_id = $2",
+            &[&tenant.0, &id.as_str()],
+        )
+        .await
+        .context("reading contact")?;
+    row.map(|r| {
+        Ok(ContactRecord {
+            id: crm_id(&r)?,
+            name: r.get("name"),
+            phones: r.get("phones"),
+            direct_line: r.get("direct_line"),
+            queue_position: r.get("queue_position"),
+            route_identifier: r.get("route_identifier"),
+            outbound_number: r.get("outbound_number"),
+            language: r.get("language"),
+            external_id: r.get("external_id"),
+            crm_url: r.get("crm_url"),
+            attributes: r.get("attributes"),
+            updated_at: r.get("source_updated_at"),
+        })
+    })
+    .transpose()
+}
+
+/// One write in a batch.
+#[derive(Debug, Clone)]
+pub enum WriteOp {
+    Upsert(CrmId, Box<ContactInput>),
+    /// A delete may carry the source time of the deletion, so an older delete cannot
+    /// remove a newer record.
+    Delete(CrmId, Option<DateTime<Utc>>),
+}
+
+impl WriteOp {
+    fn id(&self) -> &CrmId {
+        match self {
+            Self::Upsert(id, _) | Self::Delete(id, _) => id,
+        }
+    }
+}
+
+/// What happened to one write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WriteResult {
+    Created,
+    Updated,
+    Deleted,
+    /// A delete of a contact that was not there: fine, deletes are idempotent.
+    Absent,
+    /// Older than what is stored: ignored.
+    Stale,
+}
+
+/// The outcome of a batch: one result per op, and every number whose answer changed
+/// (old and new numbers of each touched contact) for cache invalidation.
+#[derive(Debug, Default)]
+pub struct WriteOutcome {
+    pub results: Vec<WriteResult>,
+    pub touched_numbers: Vec<String>,
+}
+
+/// Rows per statement when writing large batches.
+const CHUNK: usize = 5_000;
+
+/// Applies `ops` in order, as if one by one, with the ordering rule: an upsert or
+/// delete older (by source `updated_at`) than the stored record is stale and ignored.
+/// Run it inside a transaction: it locks the touched rows, then writes in bulk.
+pub async fn apply(
+    client: &impl GenericClient,
+    tenant: TenantId,
+    ops: Vec<WriteOp>,
+) -> anyhow::Result<WriteOutcome> {
+    let mut outcome = WriteOutcome::default();
+    for chunk in ops.chunks(CHUNK) {
+        apply_chunk(client, tenant, chunk, &mut outcome).await?;
+    }
+    Ok(outcome)
+}
+
+/// The state of one contact while a batch is replayed in memory.
+#[derive(Clone, Copy)]
+enum Stored {
+    Absent,
+    Present(Option<DateTime<Utc>>),
+}
+
+async fn apply_chunk(
+    client: &impl GenericClient,
+    tenant: TenantId,
+    ops: &[WriteOp],
+    outcome: &mut WriteOutcome,
+) -> anyhow::Result<()> {
+    let ids: Vec<&str> = ops.iter().map(|op| op.id().as_str()).collect();
+    let rows = client
+        .query(
+            "SELECT crm_id, source_updated_at FROM contacts
+             WHERE tenant_id = $1 AND crm_id = ANY($2) ORDER BY crm_id FOR UPDATE",
+            &[&tenant.0, &ids],
+        )
+        .await
+        .context("locking contacts")?;
+    let mut state: HashMap<&str, Stored> = rows
+        .iter()
+        .map(|r| (ids_entry(&ids, r.get(0)), Stored::Present(r.get(1))))
+        .collect();
+
+    // Replay in memory; the last effective op per id is what gets written.
+    let mut last_effective: HashMap<&str, &WriteOp> = HashMap::new();
+    for op in ops {
+        let id = op.id().as_str();
+        let stored = *state.get(id).unwrap_or(&Stored::Absent);
+        let result = match (op, stored) {
+            (WriteOp::Upsert(_, c), Stored::Present(at)) if is_older(c.updated_at, at) => {
+                WriteResult::Stale
+            }
+            (WriteOp::Upsert(_, c), Stored::Present(_)) => {
+                state.insert(id, Stored::Present(c.updated_at));
+                WriteResult::Updated
+            }
+            (WriteOp::Upsert(_, c), Stored::Absent) => {
+                state.insert(id, Stored::Present(c.updated_at));
+                WriteResult::Created
+            }
+            (WriteOp::Delete(_, _), Stored::Absent) => WriteResult::Absent,
+            (WriteOp::Delete(_, when), Stored::Present(at)) if is_older(*when, at) => {
+                WriteResult::Stale
+            }
+            (WriteOp::Delete(_, _), Stored::Present(_)) => {
+                state.insert(id, Stored::Absent);
+                WriteResult::Deleted
+            }
+        };
+        if result != WriteResult::Stale {
+            last_effective.insert(id, op);
+        }
+        outcome.results.push(result);
+    }
+
+    let mut touched_ids: Vec<&str> = last_effective.keys().copied().collect();
+    touched_ids.sort_unstable();
+    let old = client
+        .query(
+            "DELETE FROM contact_phones WHERE tenant_id = $1 AND crm_id = ANY($2) RETURNING number",
+            &[&tenant.0, &touched_ids],
+        )
+        .await
+        .context("removing old phone numbers")?;
+    outcome
+        .touched_numbers
+        .extend(old.iter().map(|r| r.get::<_, String>(0)));
+
+    let deletes: Vec<&str> = touched_ids
+        .iter()
+        .copied()
+        .filter(|id| matches!(last_effective[id], WriteOp::Delete(..)))
+        .collect();
+    if !deletes.is_empty() {
+        client
+            .execute(
+                "DELETE FROM contacts WHERE tenant_id = $1 AND crm_id = ANY($2)",
+                &[&tenant.0, &deletes],
+            )
+            .await
+            .context("deleting contacts")?;
+    }
+
+    let upserts: Vec<(&str, &ContactInput)> = touched_ids
+        .iter()
+        .filter_map(|id| match last_effective[id] {
+            WriteOp::Upsert(_, c) => Some((*id, c.as_ref())),
+            WriteOp::Delete(..) => None,
+        })
+        .collect();
+    if !upserts.is_empty() {
+        upsert_contacts(client, tenant, &upserts).await?;
+        insert_phones(client, tenant, &upserts, outcome).await?;
+    }
+    Ok(())
+}
+
+/// Returns the id slice entry equal to `found`, so the map borrows from `ids`.
+fn ids_entry<'a>(ids: &[&'a str], found: &str) -> &'a str {
+    ids.iter()
+        .copied()
+        .find(|id| *id == found)
+        .unwrap_or_default()
+}
+
+/// True when an incoming source time is older than the stored one. Without both times
+/// there is nothing to order by, and the write applies.
+fn is_older(incoming: Option<DateTime<Utc>>, stored: Option<DateTime<Utc>>) -> bool {
+    matches!((incoming, stored), (Some(i), Some(s)) if i < s)
+}
+
+async fn upsert_contacts(
+    client: &impl GenericClient,
+    tenant: TenantId,
+    rows: &[(&str, &ContactInput)],
+) -> anyhow::Result<()> {
+    let ids: Vec<&str> = rows.iter().map(|(id, _)| *id).collect();
+    let column = |f: fn(&ContactInput) -> Option<&str>| -> Vec<Option<&str>> {
+        rows.iter().map(|(_, c)| f(c)).collect()
+    };
+    let names = column(|c| Some(&c.name));
+    let direct_lines = column(|c| c.direct_line.as_deref());
+    let route_identifiers = column(|c| c.route_identifier.as_deref());
+    let outbound_numbers = column(|c| c.outbound_number.as_deref());
+    let languages = column(|c| c.language.as_deref());
+    let external_ids = column(|c| c.external_id.as_deref());
+    let crm_urls = column(|c| c.crm_url.as_deref());
+    let queue_positions: Vec<Option<i16>> = rows.iter().map(|(_, c)| c.queue_position).collect();
+    let attributes: Vec<Value> = rows
+        .iter()
+        .map(|(_, c)| Value::Object(c.attributes.clone()))
+        .collect();
+    let updated_ats: Vec<Option<DateTime<Utc>>> = rows.iter().map(|(_, c)| c.updated_at).collect();
+    // The WHERE repeats the ordering rule in SQL, so a concurrent newer insert of a
+    // contact that did not exist when the batch started is not overwritten.
+    client
+        .execute(
+            "INSERT INTO contacts AS c (tenant_id, crm_id, name, direct_line, queue_position,
+                    route_identifier, outbound_number, language, external_id, crm_url,
+                    attributes, source_updated_at)
+             SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::text[], $5::int2[],
+                    $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
+                    $11::jsonb[], $12::timestamptz[])
+             ON CONFLICT (tenant_id, crm_id) DO UPDATE SET
+                name = EXCLUDED.name, direct_line = EXCLUDED.direct_line,
+                queue_position = EXCLUDED.queue_position,
+                route_identifier = EXCLUDED.route_identifier,
+                outbound_number = EXCLUDED.outbound_number, language = EXCLUDED.language,
+                external_id = EXCLUDED.external_id, crm_url = EXCLUDED.crm_url,
+                attributes = EXCLUDED.attributes,
+                source_updated_at = EXCLUDED.source_updated_at, written_at = now()
+             WHERE c.source_updated_at IS NULL OR EXCLUDED.source_updated_at IS NULL
+                OR EXCLUDED.source_updated_at >= c.source_updated_at",
+            &[
+                &tenant.0,
+                &ids,
+                &names,
+                &direct_lines,
+                &queue_positions,
+                &route_identifiers,
+                &outbound_numbers,
+                &languages,
+                &external_ids,
+                &crm_urls,
+                &attributes,
+                &updated_ats,
+            ],
+        )
+        .await
+        .context("upserting contacts")?;
+    Ok(())
+}
+
+async fn insert_phones(
+    client: &impl GenericClient,
+    tenant: TenantId,
+    rows: &[(&str, &ContactInput)],
+    outcome: &mut WriteOutcome,
+) -> anyhow::Result<()> {
+    let (ids, numbers): (Vec<&str>, Vec<&str>) = rows
+        .iter()
+        .flat_map(|(id, c)| c.phones.iter().map(move |p| (*id, p.as_str())))
+        .unzip();
+    client
+        .execute(
+            "INSERT INTO contact_phones (tenant_id, crm_id, number)
+             SELECT $1, * FROM UNNEST($2::text[], $3::text[]) ON CONFLICT DO NOTHING",
+            &[&tenant.0, &ids, &numbers],
+        )
+        .await
+        .context("inserting phone numbers")?;
+    outcome
+        .touched_numbers
+        .extend(numbers.iter().map(|n| (*n).to_owned()));
+    Ok(())
+}
+
+/// Removes every contact of a tenant (used when `demo` refreshes its data).
+pub async fn delete_all(client: &impl GenericClient, tenant: TenantId) -> anyhow::Result<u64> {
+    client
+        .execute("DELETE FROM contacts WHERE tenant_id = $1", &[&tenant.0])
+        .await
+        .context("deleting contacts")
+}

@@ -1,0 +1,61 @@
+//! All SQL lives here. Functions take `&impl GenericClient` so callers can run several
+//! in one transaction, and a `TenantId` first so no query forgets whose data it touches.
+
+pub mod allowlist;
+pub mod contacts;
+pub mod tenants;
+pub mod tokens;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::NoTls;
+
+mod embedded {
+    refinery::embed_migrations!("sql");
+}
+
+/// Builds a connection pool; connections are opened lazily, so this does not fail
+/// when the database is down.
+pub fn connect_pool(database_url: &str, max_size: usize) -> anyhow::Result<Pool> {
+    let mut config = tokio_postgres::Config::from_str(database_url)
+        .context("DATABASE_URL is not a valid PostgreSQL connection string")?;
+    if config.get_application_name().is_none() {
+        config.application_name("cidgate");
+    }
+    config.connect_timeout(Duration::from_secs(5));
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(max_size)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(Duration::from_secs(5)))
+        .create_timeout(Some(Duration::from_secs(5)))
+        .build()
+        .context("building the database pool")
+}
+
+/// Applies pending migrations from `sql/`; a no-op when all are applied.
+pub async fn migrate(pool: &Pool) -> anyhow::Result<()> {
+    let mut client = pool.get().await.context("connecting to the database")?;
+    let report = embedded::migrations::runner()
+        .run_async(&mut **client)
+        .await
+        .context("running migrations")?;
+    for migration in report.applied_migrations() {
+        tracing::info!(migration = %migration, "applied migration");
+    }
+    Ok(())
+}
+
+/// The SQLSTATE of a database error, for turning named violations into client errors.
+pub(crate) fn sql_state(error: &tokio_postgres::Error) -> Option<&tokio_postgres::error::SqlState> {
+    error.as_db_error().map(|e| e.code())
+}

@@ -1,0 +1,105 @@
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
+
+use super::tenants::{self, Tenant};
+use crate::domain::{ApiToken, TenantId, TokenHash, TokenScope};
+
+/// A token's metadata; the secret itself is never stored.
+#[derive(Debug, Clone)]
+pub struct TokenInfo {
+    pub id: i64,
+    pub scope: String,
+    pub label: String,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// Creates a token and returns it: the only moment its secret exists outside a client.
+pub async fn create(
+    client: &impl GenericClient,
+    tenant: TenantId,
+    scope: TokenScope,
+    label: &str,
+) -> anyhow::Result<(i64, ApiToken)> {
+    let token = ApiToken::generate(scope);
+    let row = client
+        .query_one(
+            "INSERT INTO api_tokens (tenant_id, scope, label, token_hash)
+             VALUES ($1, $2, $3, $4) RETURNING id",
+            &[&tenant.0, &scope.as_str(), &label, &token.hash().0.as_slice()],
+        )
+        .await
+        .context("inserting token")?;
+    Ok((row.get(0), token))
+}
+
+pub async fn list(client: &impl GenericClient, tenant: TenantId) -> anyhow::Result<Vec<TokenInfo>> {
+    let rows = client
+        .query(
+            "SELECT id, scope, label, created_at, last_used_at, revoked_at
+             FROM api_tokens WHERE tenant_id = $1 ORDER BY id",
+            &[&tenant.0],
+        )
+        .await
+        .context("listing tokens")?;
+    Ok(rows
+        .iter()
+        .map(|r| TokenInfo {
+            id: r.get("id"),
+            scope: r.get("scope"),
+            label: r.get("label"),
+            created_at: r.get("created_at"),
+            last_used_at: r.get("last_used_at"),
+            revoked_at: r.get("revoked_at"),
+        })
+        .collect())
+}
+
+/// Revokes a token by id; false when no live token has that id.
+pub async fn revoke(client: &impl GenericClient, id: i64) -> anyhow::Result<bool> {
+    let n = client
+        .execute(
+            "UPDATE api_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL",
+            &[&id],
+        )
+        .await
+        .context("revoking token")?;
+    Ok(n == 1)
+}
+
+/// Revokes every live token of a tenant with the given label (used by `demo` refreshes).
+pub async fn revoke_labelled(
+    client: &impl GenericClient,
+    tenant: TenantId,
+    label: &str,
+) -> anyhow::Result<u64> {
+    client
+        .execute(
+            "UPDATE api_tokens SET revoked_at = now()
+             WHERE tenant_id = $1 AND label = $2 AND revoked_at IS NULL",
+            &[&tenant.0, &label],
+        )
+        .await
+        .context("revoking tokens")
+}
+
+/// The tenant a live token of `scope` belongs to. Matching is by hash through a unique
+/// index, so no secret is ever compared byte by byte in application code.
+pub async fn authenticate(
+    client: &impl GenericClient,
+    hash: &TokenHash,
+    scope: TokenScope,
+) -> anyhow::Result<Option<Tenant>> {
+    let sql = format!(
+        "SELECT {} FROM api_tokens k JOIN tenants t ON t.id = k.tenant_id
+         WHERE k.token_hash = $1 AND k.scope = $2 AND k.revoked_at IS NULL",
+        tenants::COLUMNS
+    );
+    let row = client
+        .query_opt(&sql, &[&hash.0.as_slice(), &scope.as_str()])
+        .await
+        .context("authenticating token")?;
+    row.as_ref().map(tenants::from_row).transpose()
+}
