@@ -17,10 +17,20 @@ use crate::store::{self, contacts::WriteOp, tenants::Tenant};
 use crate::telemetry::LogFormat;
 
 #[derive(Debug, Parser)]
-#[command(name = "cidgate", version, about = "Caller-lookup and screen-pop gateway")]
+#[command(
+    name = "cidgate",
+    version,
+    about = "Caller-lookup and screen-pop gateway"
+)]
 pub struct Cli {
     /// Log format on stderr
-    #[arg(long, env = "CIDGATE_LOG_FORMAT", value_enum, default_value = "pretty", global = true)]
+    #[arg(
+        long,
+        env = "CIDGATE_LOG_FORMAT",
+        value_enum,
+        default_value = "pretty",
+        global = true
+    )]
     pub log_format: LogFormat,
 
     #[command(subcommand)]
@@ -158,7 +168,10 @@ pub async fn run(command: Command) -> anyhow::Result<Exit> {
     match command {
         Command::Serve(settings) => {
             config::warn_unknown_variables();
-            Application::build(&settings).await?.run_until_stopped().await?;
+            Application::build(&settings)
+                .await?
+                .run_until_stopped()
+                .await?;
         }
         Command::Migrate(db) => {
             store::migrate(&admin_pool(&db)?).await?;
@@ -207,7 +220,11 @@ async fn tenant(cmd: TenantCommand) -> anyhow::Result<()> {
             let client = pool.get().await?;
             let tenant = store::tenants::create(&client, &slug, &name, region).await?;
             println!("{}", tenant.slug);
-            eprintln!("created tenant `{}` (region {})", tenant.slug, region.code());
+            eprintln!(
+                "created tenant `{}` (region {})",
+                tenant.slug,
+                region.code()
+            );
         }
         TenantCommand::List { db } => {
             let pool = migrated_pool(&db).await?;
@@ -215,7 +232,13 @@ async fn tenant(cmd: TenantCommand) -> anyhow::Result<()> {
             println!("{:<24} {:<6} {:>10}  NAME", "SLUG", "REGION", "CONTACTS");
             for t in store::tenants::list(&client).await? {
                 let count = store::tenants::contact_count(&client, t.id).await?;
-                println!("{:<24} {:<6} {:>10}  {}", t.slug, t.region.code(), count, t.name);
+                println!(
+                    "{:<24} {:<6} {:>10}  {}",
+                    t.slug,
+                    t.region.code(),
+                    count,
+                    t.name
+                );
             }
         }
     }
@@ -245,10 +268,19 @@ async fn token(cmd: TokenCommand) -> anyhow::Result<()> {
             let pool = migrated_pool(&db).await?;
             let tenant = find_tenant(&pool, &tenant).await?;
             let client = pool.get().await?;
-            println!("{:>6} {:<7} {:<25} {:<25} {:<8} LABEL", "ID", "SCOPE", "CREATED", "LAST USED", "STATE");
+            println!(
+                "{:>6} {:<7} {:<25} {:<25} {:<8} LABEL",
+                "ID", "SCOPE", "CREATED", "LAST USED", "STATE"
+            );
             for t in store::tokens::list(&client, tenant.id).await? {
-                let state = if t.revoked_at.is_some() { "revoked" } else { "active" };
-                let last_used = t.last_used_at.map_or_else(|| "-".to_owned(), |at| at.to_rfc3339());
+                let state = if t.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                };
+                let last_used = t
+                    .last_used_at
+                    .map_or_else(|| "-".to_owned(), |at| at.to_rfc3339());
                 println!(
                     "{:>6} {:<7} {:<25} {:<25} {:<8} {}",
                     t.id,
@@ -273,9 +305,9 @@ async fn token(cmd: TokenCommand) -> anyhow::Result<()> {
 }
 
 fn parse_network(raw: &str) -> anyhow::Result<IpNetwork> {
-    let network: IpNetwork = raw
-        .parse()
-        .map_err(|_| anyhow::anyhow!("`{raw}` is not an IP address or CIDR network such as 203.0.113.0/24"))?;
+    let network: IpNetwork = raw.parse().map_err(|_| {
+        anyhow::anyhow!("`{raw}` is not an IP address or CIDR network such as 203.0.113.0/24")
+    })?;
     // Store the network itself: 10.1.2.3/8 means 10.0.0.0/8.
     Ok(IpNetwork::new(network.network(), network.prefix())?)
 }
@@ -323,7 +355,8 @@ async fn allow(cmd: AllowCommand) -> anyhow::Result<()> {
 async fn import(args: ImportArgs) -> anyhow::Result<Exit> {
     let pool = migrated_pool(&args.db).await?;
     let tenant = find_tenant(&pool, &args.tenant).await?;
-    let file = File::open(&args.file).with_context(|| format!("opening {}", args.file.display()))?;
+    let file =
+        File::open(&args.file).with_context(|| format!("opening {}", args.file.display()))?;
     let parsed = import::parse_csv(BufReader::new(file), tenant.region)
         .with_context(|| format!("{} is malformed; nothing was imported", args.file.display()))?;
 
@@ -355,8 +388,13 @@ async fn import(args: ImportArgs) -> anyhow::Result<Exit> {
 
 const DEMO_SLUG: &str = "demo";
 const DEMO_CONTACTS: u32 = 1_000;
-const FIRST_NAMES: &[&str] = &["Ana", "Ion", "Maria", "Andrei", "Elena", "Mihai", "Ioana", "Radu", "Cristina", "Vlad"];
-const LAST_NAMES: &[&str] = &["Popescu", "Ionescu", "Popa", "Dumitru", "Stan", "Stoica", "Gheorghe", "Matei", "Ciobanu", "Rusu"];
+const FIRST_NAMES: &[&str] = &[
+    "Ana", "Ion", "Maria", "Andrei", "Elena", "Mihai", "Ioana", "Radu", "Cristina", "Vlad",
+];
+const LAST_NAMES: &[&str] = &[
+    "Popescu", "Ionescu", "Popa", "Dumitru", "Stan", "Stoica", "Gheorghe", "Matei", "Ciobanu",
+    "Rusu",
+];
 
 /// The demo's n-th phone number, in national format as a Romanian PBX sends it.
 fn demo_phone(n: u32) -> String {
@@ -406,11 +444,13 @@ fn demo_contact(n: u32, region: Region) -> anyhow::Result<WriteOp> {
     let input = ContactInput {
         name: format!("{first} {last}"),
         phones: vec![phone],
-        direct_line: (n % 5 == 0).then(|| format!("SIP/{}-{}", first.to_lowercase(), last.to_lowercase())),
-        queue_position: (n % 7 == 0).then_some((n % 101) as i16),
+        direct_line: n
+            .is_multiple_of(5)
+            .then(|| format!("SIP/{}-{}", first.to_lowercase(), last.to_lowercase())),
+        queue_position: n.is_multiple_of(7).then_some((n % 101) as i16),
         route_identifier: None,
         outbound_number: None,
-        language: Some(if n % 3 == 0 { "en" } else { "ro" }.to_owned()),
+        language: Some(if n.is_multiple_of(3) { "en" } else { "ro" }.to_owned()),
         external_id: None,
         crm_url: Some(format!("https://crm.example.com/contacts/{id}")),
         attributes: serde_json::Map::new(),

@@ -121,7 +121,10 @@ pub fn warn_unknown_variables() {
     for (name, _) in std::env::vars_os() {
         let Some(name) = name.to_str() else { continue };
         if name.starts_with("CIDGATE_") && !KNOWN_VARIABLES.contains(&name) {
-            tracing::warn!(variable = name, "unknown setting ignored; check its spelling");
+            tracing::warn!(
+                variable = name,
+                "unknown setting ignored; check its spelling"
+            );
         }
     }
 }
@@ -142,7 +145,10 @@ mod tests {
     #[test]
     fn joining_never_doubles_or_drops_the_slash() {
         let base = parse_base_url("https://gw.example.com/cid/").unwrap();
-        assert_eq!(join_url(&base, "/pop/x"), "https://gw.example.com/cid/pop/x");
+        assert_eq!(
+            join_url(&base, "/pop/x"),
+            "https://gw.example.com/cid/pop/x"
+        );
         let base = parse_base_url("https://gw.example.com").unwrap();
         assert_eq!(join_url(&base, "api"), "https://gw.example.com/api");
     }

@@ -68,7 +68,9 @@ impl ApiError {
     /// can retry; anything else stays a 500.
     pub fn from_store(error: anyhow::Error) -> Self {
         let unreachable = error.chain().any(|cause| {
-            cause.downcast_ref::<deadpool_postgres::PoolError>().is_some()
+            cause
+                .downcast_ref::<deadpool_postgres::PoolError>()
+                .is_some()
                 || cause
                     .downcast_ref::<tokio_postgres::Error>()
                     .is_some_and(|e| e.as_db_error().is_none())

@@ -42,7 +42,9 @@ pub struct ParsedImport {
 /// broken quoting, wrong number of fields, not UTF-8) is an error; rows with invalid
 /// values are rejected one by one.
 pub fn parse_csv(reader: impl Read, region: Region) -> anyhow::Result<ParsedImport> {
-    let mut csv = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(reader);
+    let mut csv = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(reader);
     let headers = csv.headers().context("reading the header row")?.clone();
     let mut columns = Vec::with_capacity(headers.len());
     for name in &headers {

@@ -206,7 +206,10 @@ impl<'a> Checker<'a> {
         match value.as_i64() {
             Some(n @ 0..=100) => Some(n as i16),
             _ => {
-                self.fail("queue_position", "must be an integer from 0 to 100, or null");
+                self.fail(
+                    "queue_position",
+                    "must be an integer from 0 to 100, or null",
+                );
                 None
             }
         }
@@ -351,7 +354,13 @@ mod tests {
 
     #[test]
     fn queue_position_bounds_are_inclusive() {
-        for (value, ok) in [(json!(0), true), (json!(100), true), (json!(-1), false), (json!(1.5), false), (json!("5"), false)] {
+        for (value, ok) in [
+            (json!(0), true),
+            (json!(100), true),
+            (json!(-1), false),
+            (json!(1.5), false),
+            (json!("5"), false),
+        ] {
             let r = validate(json!({"name": "A", "phones": [], "queue_position": value}));
             assert_eq!(r.is_ok(), ok, "{value}");
         }
@@ -359,8 +368,12 @@ mod tests {
 
     #[test]
     fn updated_at_accepts_offsets_and_stores_utc() {
-        let c = validate(json!({"name": "A", "phones": [], "updated_at": "2026-11-20T12:00:00+02:00"}))
-            .unwrap();
-        assert_eq!(c.updated_at.unwrap().to_rfc3339(), "2026-11-20T10:00:00+00:00");
+        let c =
+            validate(json!({"name": "A", "phones": [], "updated_at": "2026-11-20T12:00:00+02:00"}))
+                .unwrap();
+        assert_eq!(
+            c.updated_at.unwrap().to_rfc3339(),
+            "2026-11-20T10:00:00+00:00"
+        );
     }
 }

@@ -81,7 +81,13 @@ impl PhoneNumber {
         let keep = self.0.len().saturating_sub(3);
         self.0
             .char_indices()
-            .map(|(i, c)| if i < keep && c.is_ascii_digit() { '*' } else { c })
+            .map(|(i, c)| {
+                if i < keep && c.is_ascii_digit() {
+                    '*'
+                } else {
+                    c
+                }
+            })
             .collect()
     }
 }
@@ -151,7 +157,15 @@ mod tests {
 
     #[test]
     fn withheld_and_empty_callers_are_not_numbers() {
-        for raw in ["", "  ", "anonymous", "Anonymous", "unknown", "PRIVATE", "restricted"] {
+        for raw in [
+            "",
+            "  ",
+            "anonymous",
+            "Anonymous",
+            "unknown",
+            "PRIVATE",
+            "restricted",
+        ] {
             assert_eq!(ro(raw), Err(PhoneNumberError::Withheld), "{raw:?}");
         }
     }
@@ -177,6 +191,6 @@ mod tests {
     fn masking_hides_all_but_the_last_digits() {
         assert_eq!(ro("0721234567").unwrap(), "+40721234567");
         let n = PhoneNumber::from_stored("+40721234567".into());
-        assert_eq!(n.masked(), "+*********567");
+        assert_eq!(n.masked(), "+********567");
     }
 }

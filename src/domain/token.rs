@@ -71,9 +71,8 @@ impl ApiToken {
     /// Accepts what a client sent; `None` when it cannot possibly be a token.
     pub fn from_presented(raw: &str) -> Option<Self> {
         let raw = raw.trim();
-        let plausible = !raw.is_empty()
-            && raw.len() <= MAX_LEN
-            && raw.bytes().all(|b| b.is_ascii_graphic());
+        let plausible =
+            !raw.is_empty() && raw.len() <= MAX_LEN && raw.bytes().all(|b| b.is_ascii_graphic());
         plausible.then(|| Self(raw.to_owned()))
     }
 
@@ -109,7 +108,11 @@ mod tests {
         assert_eq!(a.expose().len(), 4 + RANDOM_LEN);
         assert_ne!(a.expose(), b.expose());
         assert_ne!(a.hash(), b.hash());
-        assert!(ApiToken::generate(TokenScope::Sync).expose().starts_with("cgs_"));
+        assert!(
+            ApiToken::generate(TokenScope::Sync)
+                .expose()
+                .starts_with("cgs_")
+        );
     }
 
     #[test]

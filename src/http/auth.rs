@@ -93,9 +93,10 @@ async fn authenticate(
     let token = ApiToken::from_presented(&presented).ok_or(invalid)?;
     let client = state(req).pool.get().await?;
     store::tokens::authenticate(&client, &token.hash(), scope)
-        .await
-        ?
-        .ok_or(ApiError::Unauthorized("the token is not valid for this API"))
+        .await?
+        .ok_or(ApiError::Unauthorized(
+            "the token is not valid for this API",
+        ))
 }
 
 /// The address the request came from (the TCP peer).
@@ -105,9 +106,7 @@ pub fn client_ip(req: &HttpRequest) -> Option<IpAddr> {
 
 async fn check_allowlist(req: &HttpRequest, tenant: &Tenant) -> Result<(), ApiError> {
     let client = state(req).pool.get().await?;
-    let networks = store::allowlist::list(&client, tenant.id)
-        .await
-        ?;
+    let networks = store::allowlist::list(&client, tenant.id).await?;
     if networks.is_empty() {
         return Ok(());
     }

@@ -33,7 +33,9 @@ pub async fn read_json(
         body.extend_from_slice(&chunk);
     }
     if body.is_empty() {
-        return Err(ApiError::BadRequest("the body is empty; JSON expected".into()));
+        return Err(ApiError::BadRequest(
+            "the body is empty; JSON expected".into(),
+        ));
     }
     serde_json::from_slice(&body)
         .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))

@@ -28,7 +28,12 @@ pub async fn create(
         .query_one(
             "INSERT INTO api_tokens (tenant_id, scope, label, token_hash)
              VALUES ($1, $2, $3, $4) RETURNING id",
-            &[&tenant.0, &scope.as_str(), &label, &token.hash().0.as_slice()],
+            &[
+                &tenant.0,
+                &scope.as_str(),
+                &label,
+                &token.hash().0.as_slice(),
+            ],
         )
         .await
         .context("inserting token")?;

@@ -40,12 +40,16 @@ pub async fn put_contact(
 ) -> Result<HttpResponse, ApiError> {
     let SyncAuth(tenant) = auth;
     let id = crm_id_from_path(&path)?;
-    let body = json_object(read_json(&req, payload, CONTACT_BODY_LIMIT).await?, "the body")?;
+    let body = json_object(
+        read_json(&req, payload, CONTACT_BODY_LIMIT).await?,
+        "the body",
+    )?;
     let mut errors = Vec::new();
-    if let Some(body_id) = body.get("id") {
-        if !id_matches(body_id, &id) {
-            errors.push(FieldError::new("id", "differs from the id in the URL"));
-        }
+    if body
+        .get("id")
+        .is_some_and(|body_id| !id_matches(body_id, &id))
+    {
+        errors.push(FieldError::new("id", "differs from the id in the URL"));
     }
     let input = match ContactInput::from_json(&body, tenant.region, &["id"]) {
         Ok(input) if errors.is_empty() => input,
@@ -58,12 +62,13 @@ pub async fn put_contact(
 
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
-    let outcome = contacts::apply(&tx, tenant.id, vec![WriteOp::Upsert(id.clone(), Box::new(input))])
-        .await
-        ?;
-    let stored = contacts::get(&tx, tenant.id, &id)
-        .await
-        ?;
+    let outcome = contacts::apply(
+        &tx,
+        tenant.id,
+        vec![WriteOp::Upsert(id.clone(), Box::new(input))],
+    )
+    .await?;
+    let stored = contacts::get(&tx, tenant.id, &id).await?;
     tx.commit().await?;
 
     let result = outcome.results[0];
@@ -93,10 +98,7 @@ pub async fn get_contact(
     let SyncAuth(tenant) = auth;
     let id = crm_id_from_path(&path)?;
     let client = state.pool.get().await?;
-    match contacts::get(&client, tenant.id, &id)
-        .await
-        ?
-    {
+    match contacts::get(&client, tenant.id, &id).await? {
         Some(contact) => Ok(HttpResponse::Ok().json(contact)),
         None => Err(ApiError::NotFound(format!("no contact with id {id}"))),
     }
@@ -112,9 +114,7 @@ pub async fn delete_contact(
     let id = crm_id_from_path(&path)?;
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
-    contacts::apply(&tx, tenant.id, vec![WriteOp::Delete(id, None)])
-        .await
-        ?;
+    contacts::apply(&tx, tenant.id, vec![WriteOp::Delete(id, None)]).await?;
     tx.commit().await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -169,9 +169,7 @@ pub async fn batch(
 
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
-    let outcome = contacts::apply(&tx, tenant.id, ops)
-        .await
-        ?;
+    let outcome = contacts::apply(&tx, tenant.id, ops).await?;
     tx.commit().await?;
 
     let mut summary = BatchSummary::default();
@@ -197,7 +195,11 @@ pub fn parse_batch(items: Vec<Value>, region: Region) -> Result<Vec<WriteOp>, Ve
             Err(found) => errors.extend(found.into_iter().map(|e| e.at(index))),
         }
     }
-    if errors.is_empty() { Ok(ops) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(ops)
+    } else {
+        Err(errors)
+    }
 }
 
 fn parse_item(item: Value, region: Region) -> Result<WriteOp, Vec<FieldError>> {
@@ -206,7 +208,9 @@ fn parse_item(item: Value, region: Region) -> Result<WriteOp, Vec<FieldError>> {
     };
     let id = match map.get("id") {
         Some(Value::String(s)) => CrmId::parse(s).map_err(|e| FieldError::new("id", e)),
-        Some(Value::Number(n)) => CrmId::parse(&n.to_string()).map_err(|e| FieldError::new("id", e)),
+        Some(Value::Number(n)) => {
+            CrmId::parse(&n.to_string()).map_err(|e| FieldError::new("id", e))
+        }
         Some(_) => Err(FieldError::new("id", "must be a string or an integer")),
         None => Err(FieldError::new("id", "is required")),
     };
@@ -215,7 +219,11 @@ fn parse_item(item: Value, region: Region) -> Result<WriteOp, Vec<FieldError>> {
             let input = ContactInput::from_json(&map, region, &["op", "id"]);
             match (id, input) {
                 (Ok(id), Ok(input)) => Ok(WriteOp::Upsert(id, Box::new(input))),
-                (id, input) => Err(id.err().into_iter().chain(input.err().unwrap_or_default()).collect()),
+                (id, input) => Err(id
+                    .err()
+                    .into_iter()
+                    .chain(input.err().unwrap_or_default())
+                    .collect()),
             }
         }
         Some("delete") => {
@@ -229,7 +237,10 @@ fn parse_item(item: Value, region: Region) -> Result<WriteOp, Vec<FieldError>> {
                 Some(v) => match v.as_str().map(DateTime::parse_from_rfc3339) {
                     Some(Ok(t)) => Some(t.with_timezone(&Utc)),
                     _ => {
-                        errors.push(FieldError::new("updated_at", "must be an RFC 3339 timestamp"));
+                        errors.push(FieldError::new(
+                            "updated_at",
+                            "must be an RFC 3339 timestamp",
+                        ));
                         None
                     }
                 },
@@ -243,6 +254,9 @@ fn parse_item(item: Value, region: Region) -> Result<WriteOp, Vec<FieldError>> {
                 }
             }
         }
-        _ => Err(vec![FieldError::new("op", "must be \"upsert\" or \"delete\"")]),
+        _ => Err(vec![FieldError::new(
+            "op",
+            "must be \"upsert\" or \"delete\"",
+        )]),
     }
 }

@@ -17,8 +17,9 @@ struct LookupQuery {
 
 impl LookupQuery {
     fn parse(query: &str) -> Result<Self, ApiError> {
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
-            .map_err(|_| ApiError::BadRequest("the query string is not valid URL encoding".into()))?;
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).map_err(|_| {
+            ApiError::BadRequest("the query string is not valid URL encoding".into())
+        })?;
         let mut parsed = Self::default();
         for (name, value) in pairs {
             let slot = match name.as_str() {
@@ -48,10 +49,6 @@ pub async fn lookup(
     let query = LookupQuery::parse(req.query_string())?;
     let caller = Caller::from_param(query.telephone.as_deref(), &tenant)
         .map_err(|e| ApiError::BadRequest(format!("telephone {e}")))?;
-    let answer = state
-        .lookup
-        .lookup(&tenant, &caller)
-        .await
-        ?;
+    let answer = state.lookup.lookup(&tenant, &caller).await?;
     Ok(HttpResponse::Ok().json(answer))
 }

@@ -1,0 +1,254 @@
+//! The command line as an operator uses it: tenants, tokens, allowlists, imports, demo.
+
+use std::io::Write;
+
+use serde_json::Value;
+
+use crate::helpers::{UNKNOWN_ANSWER, spawn_app};
+
+fn stdout(output: &std::process::Output) -> String {
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+fn stderr(output: &std::process::Output) -> String {
+    String::from_utf8(output.stderr.clone()).unwrap()
+}
+
+fn csv_file(text: &str) -> tempfile::NamedTempFile {
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    file.write_all(text.as_bytes()).unwrap();
+    file
+}
+
+#[tokio::test]
+async fn an_operator_creates_a_tenant_and_a_token_that_answers_lookups() {
+    let app = spawn_app().await;
+
+    let created = app.cli(&[
+        "tenant", "create", "acme", "--region", "RO", "--name", "Acme Ltd",
+    ]);
+    assert!(created.status.success(), "{}", stderr(&created));
+    let token = app.cli(&[
+        "token", "create", "--tenant", "acme", "--scope", "lookup", "--label", "pbx",
+    ]);
+    assert!(token.status.success(), "{}", stderr(&token));
+    let token = stdout(&token);
+    let token_line = token.trim_end();
+    assert!(
+        token_line.starts_with("cgl_") && !token_line.contains(char::is_whitespace),
+        "{token:?}"
+    );
+    assert_eq!(token.lines().count(), 1, "the token alone on stdout");
+
+    let response = app.lookup(token_line, "0700000000").await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.unwrap(), UNKNOWN_ANSWER);
+
+    let list = stdout(&app.cli(&["tenant", "list"]));
+    assert!(list.contains("acme") && list.contains("Acme Ltd"), "{list}");
+    let tokens = stdout(&app.cli(&["token", "list", "--tenant", "acme"]));
+    assert!(
+        tokens.contains("pbx") && !tokens.contains(token_line),
+        "{tokens}"
+    );
+}
+
+#[tokio::test]
+async fn cli_errors_are_one_clear_line_and_a_failure_status() {
+    let app = spawn_app().await;
+    app.create_tenant("acme", "RO").await;
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &["tenant", "create", "acme", "--region", "RO"],
+            "already exists",
+        ),
+        (
+            &["tenant", "create", "Bad Slug", "--region", "RO"],
+            "not a tenant slug",
+        ),
+        (
+            &["tenant", "create", "zed", "--region", "Romania"],
+            "--region",
+        ),
+        (
+            &["token", "create", "--tenant", "nobody", "--scope", "lookup"],
+            "no tenant `nobody`",
+        ),
+        (
+            &["token", "create", "--tenant", "acme", "--scope", "root"],
+            "--scope",
+        ),
+        (
+            &["allow", "add", "--tenant", "acme", "10.0.0.0/33"],
+            "not an IP address",
+        ),
+    ];
+    for (args, needle) in cases {
+        let output = app.cli(args);
+        assert!(!output.status.success(), "{args:?}");
+        let err = stderr(&output);
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn allowlist_entries_are_added_listed_and_removed() {
+    let app = spawn_app().await;
+    app.create_tenant("acme", "RO").await;
+
+    assert!(
+        app.cli(&["allow", "add", "--tenant", "acme", "10.1.2.3/8"])
+            .status
+            .success()
+    );
+    assert!(
+        app.cli(&["allow", "add", "--tenant", "acme", "2001:db8::/32"])
+            .status
+            .success()
+    );
+    let listed = stdout(&app.cli(&["allow", "list", "--tenant", "acme"]));
+    assert_eq!(listed, "10.0.0.0/8\n2001:db8::/32\n");
+
+    assert!(
+        app.cli(&["allow", "remove", "--tenant", "acme", "10.0.0.0/8"])
+            .status
+            .success()
+    );
+    let again = app.cli(&["allow", "remove", "--tenant", "acme", "10.0.0.0/8"]);
+    assert!(!again.status.success());
+    assert_eq!(
+        stdout(&app.cli(&["allow", "list", "--tenant", "acme"])),
+        "2001:db8::/32\n"
+    );
+}
+
+#[tokio::test]
+async fn importing_a_good_csv_makes_every_row_answer_lookups() {
+    let app = spawn_app().await;
+    let acme = app.create_tenant("acme", "RO").await;
+    let file = csv_file(
+        "id,name,phones,direct_line,queue_position,route_identifier,outbound_number,language,external_id,crm_url\n\
+         12345,John Doe,0700000000;+40 721 234 567,SIP/john,5,,,en,X1,https://crm.example.com/c/12345\n\
+         A-7,\"Popescu, Ion\",0722 000 007,,,vip,,,,\n",
+    );
+
+    let output = app.cli(&["import", "--tenant", "acme", file.path().to_str().unwrap()]);
+
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("imported 2 rows"),
+        "{}",
+        stdout(&output)
+    );
+    let john = app.lookup_json(&acme.lookup_token, "+40721234567").await;
+    assert_eq!(john["id"], 12345);
+    assert_eq!(john["direct_line"], "SIP/john");
+    assert_eq!(john["queue_position"], 5);
+    assert_eq!(john["backend_link"], "https://crm.example.com/c/12345");
+    let ion: Value = app.lookup_json(&acme.lookup_token, "0722000007").await;
+    assert_eq!(ion["name"], "Popescu, Ion");
+    assert_eq!(ion["route_identifier"], "vip");
+}
+
+#[tokio::test]
+async fn an_import_reports_rejected_rows_by_line_and_imports_the_rest() {
+    let app = spawn_app().await;
+    let acme = app.create_tenant("acme", "RO").await;
+    let file = csv_file(
+        "id,name,phones,queue_position\n\
+         1,Good,0721000001,\n\
+         2,,0721000002,\n\
+         3,Bad Queue,0721000003,200\n",
+    );
+
+    let output = app.cli(&["import", "--tenant", "acme", file.path().to_str().unwrap()]);
+
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "partial import has its own status"
+    );
+    assert!(
+        stdout(&output).contains("imported 1 rows"),
+        "{}",
+        stdout(&output)
+    );
+    assert!(
+        stdout(&output).contains("rejected 2 rows"),
+        "{}",
+        stdout(&output)
+    );
+    let err = stderr(&output);
+    assert!(err.contains("line 3") && err.contains("name"), "{err}");
+    assert!(
+        err.contains("line 4") && err.contains("queue_position"),
+        "{err}"
+    );
+    assert_eq!(
+        app.lookup_json(&acme.lookup_token, "0721000001").await["name"],
+        "Good"
+    );
+}
+
+#[tokio::test]
+async fn a_malformed_csv_is_refused_and_nothing_is_written() {
+    let app = spawn_app().await;
+    let acme = app.create_tenant("acme", "RO").await;
+    let file = csv_file(
+        "id,name,phones\n\
+         1,Good,0721000001\n\
+         2,\"Unclosed,0721000002\n\
+         3,Short\n",
+    );
+
+    let output = app.cli(&["import", "--tenant", "acme", file.path().to_str().unwrap()]);
+
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(
+        err.contains("malformed") && err.contains("nothing was imported"),
+        "{err}"
+    );
+    let lookup = app.lookup(&acme.lookup_token, "0721000001").await;
+    assert_eq!(
+        lookup.text().await.unwrap(),
+        UNKNOWN_ANSWER,
+        "not even the good first row"
+    );
+}
+
+#[tokio::test]
+async fn the_demo_prints_a_curl_line_that_finds_a_contact() {
+    let app = spawn_app().await;
+
+    let output = app.cli(&["demo", "--listen", "127.0.0.1:9"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    let curl = text
+        .lines()
+        .find(|l| l.starts_with("try: curl "))
+        .expect("a curl line");
+    let url = curl.trim_start_matches("try: curl ").trim_matches('\'');
+    let url = url.replace("http://127.0.0.1:9", &app.address);
+
+    let answer: Value = app
+        .http
+        .get(&url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(answer["name"].is_string(), "{answer}");
+    assert!(answer["id"].is_number(), "{answer}");
+
+    // Running it again refreshes the tenant and revokes the previous demo token.
+    let again = app.cli(&["demo", "--listen", "127.0.0.1:9"]);
+    assert!(again.status.success());
+    let old = app.http.get(&url).send().await.unwrap();
+    assert_eq!(old.status(), 401);
+    let tenants = stdout(&app.cli(&["tenant", "list"]));
+    assert!(tenants.contains("1000"), "{tenants}");
+}

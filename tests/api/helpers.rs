@@ -1,0 +1,194 @@
+//! Test harness: every test gets its own database on the test cluster and its own
+//! gateway on a free port, talking real HTTP to real PostgreSQL.
+
+use std::net::SocketAddr;
+use std::process::Output;
+
+use cidgate::config::ServeSettings;
+use cidgate::domain::{Region, TenantSlug, TokenScope};
+use cidgate::startup::Application;
+use cidgate::store;
+use deadpool_postgres::Pool;
+use serde_json::Value;
+
+/// The cluster the test script started; each test creates a database in it.
+fn admin_url() -> String {
+    std::env::var("CIDGATE_TEST_DATABASE_URL")
+        .expect("CIDGATE_TEST_DATABASE_URL is not set: run the tests with deploy/local/test.sh")
+}
+
+/// A database that exists for one test and is dropped when the test ends, pass or fail.
+pub struct TestDb {
+    pub url: String,
+    name: String,
+}
+
+impl TestDb {
+    pub async fn create() -> Self {
+        let name = format!("cidgate_test_{}", rand_suffix());
+        let (client, connection) = tokio_postgres::connect(&admin_url(), tokio_postgres::NoTls)
+            .await
+            .expect("connecting to the test cluster");
+        tokio::spawn(connection);
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("creating the test database");
+        let mut url = url::Url::parse(&admin_url()).expect("test URL parses");
+        url.set_path(&name);
+        Self {
+            url: url.to_string(),
+            name,
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop runs inside the test's runtime, so the cleanup gets a thread of its own.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async {
+                let (client, connection) =
+                    tokio_postgres::connect(&admin_url(), tokio_postgres::NoTls).await?;
+                tokio::spawn(connection);
+                client
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .await
+            })?;
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("could not drop test database {}", self.name);
+        }
+    }
+}
+
+fn rand_suffix() -> String {
+    use rand::Rng;
+    rand::rng()
+        .sample_iter(rand::distr::Alphanumeric)
+        .take(12)
+        .map(|c| char::from(c).to_ascii_lowercase())
+        .collect()
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub pool: Pool,
+    pub http: reqwest::Client,
+    pub db: TestDb,
+}
+
+/// A tenant with one token of each API scope the tests use.
+pub struct TestTenant {
+    pub lookup_token: String,
+    pub sync_token: String,
+}
+
+pub async fn spawn_app() -> TestApp {
+    let db = TestDb::create().await;
+    let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let mut settings = ServeSettings::new(db.url.clone(), listen);
+    settings.workers = Some(1);
+    let app = Application::build(&settings)
+        .await
+        .expect("building the app");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    let pool = store::connect_pool(&db.url, 2).expect("test pool");
+    TestApp {
+        address,
+        pool,
+        http: reqwest::Client::new(),
+        db,
+    }
+}
+
+impl TestApp {
+    pub async fn create_tenant(&self, slug: &str, region: &str) -> TestTenant {
+        let client = self.pool.get().await.unwrap();
+        let slug_parsed = TenantSlug::parse(slug).unwrap();
+        let tenant =
+            store::tenants::create(&client, &slug_parsed, slug, Region::parse(region).unwrap())
+                .await
+                .unwrap();
+        let (_, lookup) = store::tokens::create(&client, tenant.id, TokenScope::Lookup, "test")
+            .await
+            .unwrap();
+        let (_, sync) = store::tokens::create(&client, tenant.id, TokenScope::Sync, "test")
+            .await
+            .unwrap();
+        TestTenant {
+            lookup_token: lookup.expose().to_owned(),
+            sync_token: sync.expose().to_owned(),
+        }
+    }
+
+    /// A PBX lookup with the token in the query string, as the reference sends it.
+    pub async fn lookup(&self, token: &str, telephone: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}/api/lookup", self.address))
+            .query(&[
+                ("telephone", telephone),
+                ("dnid", "0210000000"),
+                ("token", token),
+            ])
+            .send()
+            .await
+            .expect("lookup request")
+    }
+
+    /// The looked-up answer as JSON, asserting a 200.
+    pub async fn lookup_json(&self, token: &str, telephone: &str) -> Value {
+        let response = self.lookup(token, telephone).await;
+        assert_eq!(response.status(), 200, "lookup of {telephone:?}");
+        response.json().await.unwrap()
+    }
+
+    pub async fn put_contact(&self, token: &str, id: &str, body: &Value) -> reqwest::Response {
+        self.http
+            .put(format!("{}/api/v1/contacts/{id}", self.address))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("put request")
+    }
+
+    pub async fn batch(&self, token: &str, body: &Value) -> reqwest::Response {
+        self.http
+            .post(format!("{}/api/v1/contacts/batch", self.address))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("batch request")
+    }
+
+    pub async fn get_contact(&self, token: &str, id: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}/api/v1/contacts/{id}", self.address))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("get request")
+    }
+
+    /// Runs the `cidgate` binary against this test's database.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        std::process::Command::new(env!("CARGO_BIN_EXE_cidgate"))
+            .args(args)
+            .env("DATABASE_URL", &self.db.url)
+            .env_remove("RUST_LOG")
+            .output()
+            .expect("running cidgate")
+    }
+}
+
+/// The reference's all-null answer for an unknown caller, byte for byte.
+pub const UNKNOWN_ANSWER: &str = r#"{"id":null,"name":null,"queue_position":null,"direct_line":null,"backend_link":null,"route_identifier":null,"outbound_number":null,"language":null,"external_id":null}"#;

@@ -1,0 +1,387 @@
+//! The PBX lookup, as the reference web service describes it.
+
+use serde_json::{Value, json};
+
+use crate::helpers::{UNKNOWN_ANSWER, spawn_app};
+
+fn john_doe() -> Value {
+    json!({
+        "name": "John Doe",
+        "phones": ["0700000000"],
+        "crm_url": "https://your-crm.com/example-popup?id=12345"
+    })
+}
+
+#[tokio::test]
+async fn lookup_answers_the_reference_found_example_byte_for_byte() {
+    let app = spawn_app().await;
+    let acme = app.create_tenant("acme", "RO").await;
+    let put = app
+        .put_contact(&acme.sync_token, "12345", &john_doe())
+        .await;
+    assert_eq!(put.status(), 201);
+
+    let response = app.lookup(&acme.lookup_token, "0700000000").await;
+
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    assert_eq!(
+        response.text().await.unwrap(),
+        r#"{"id":12345,"name":"John Doe","queue_position":null,"direct_line":null,"backend_link":"https://your-crm.com/example-popup?id=12345","route_identifier":null,"outbound_number":null,"language":null,"external_id":null}"#
+    );
+}
+
+#[tokio::test]
+async fn lookup_answers_the_reference_not_found_example_for_an_unknown_caller() {
+    let app = spawn_app().await;
+    let acme = app.create_tenant("acme", "RO").await;
+
+    let response = app.lookup(&acme.lookup_token, "0700000001").await;
+
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    assert_eq!(response.text().await.unwrap(), UNKNOWN_ANSWER);
+}
+
+#[tokio::test]
+async fn lookup_is_also_served_at_the_reference_path() {
+    let app = spawn_app().await;
+    let acme = app.create_tenant("acme", "RO").await;
+    app.put_contact(&acme.sync_token, "12345", &john_doe())
+        .await;
+
+    let response = app
+        .http
+        .get(format!(
+            "{}/api/while1voice?telephone=0700000000&dnid=0210000000&token={}",
+            app.address, acme.lookup_token
+        ))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["id"], 12345);
+}
+
+#[tokio::test]
+async fn every_number_format_a_pbx_may_send_finds_the_same_contact() {
+    let app = spawn_app().await;
+    let acme = app.create_tenant("acme", "RO").await;
+    let body = json!({"name": "Ion Popescu", "phones": ["+40 721 234 567"]});
+    app.put_contact(&acme.sync_token, "7", &body).await;
+
+    for telephone in [
+        "0721234567",
+        "+40721234567",
+        "0040721234567",
+        "0721 234 567",
+        "0721-234-567",
+        "(0721) 234 567",
+        "+40 (0) 721-234-567",
+        "40721234567",
+        "tel:+40721234567",
+    ] {
+        let answer = app.lookup_json(&acme.lookup_token, telephone).await;
+        assert_eq!(answer["name"], "Ion Popescu", "telephone {telephone:?}");
+        assert_eq!(answer["id"], 7, "telephone {telephone:?}");
+    }
+}
+
+#[tokio::test]
+async fn withheld_empty_and_unparseable_callers_get_the_unknown_answer() {
+    let app = spawn_app().await;
+    let acme = app.create_tenant("acme", "RO").await;
+    app.put_contact(
+        &acme.sync_token,
+        "1",
+        &json!({"name": "Digits", "phones": ["123"]}),
+    )
+    .await;
+
+    for telephone in [
+        "",
+        "anonymous",
+        "Anonymous",
+        "unknown",
+        "private",
+        "abc123",
+        "+-()",
+        "<script>",
+    ] {
+        let response = app.lookup(&acme.lookup_token, telephone).await;
+        assert_eq!(response.status(), 200, "telephone {telephone:?}");
+        assert_eq!(
+            response.text().await.unwrap(),
+            UNKNOWN_ANSWER,
+            "telephone {telephone:?}"
+        );
+    }
+    // No telephone parameter at all is an unidentified caller too.
+    let response = app
+        .http
+        .get(format!(
+            "{}/api/lookup?token={}",
+            app.address, acme.lookup_token
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.text().await.unwrap(), UNKNOWN_ANSWER);
+}
+
+#[tokio::test]
+async fn short_internal_extensions_match_as_digits() {
+    let app = spawn_app().await;
+    let acme = app.create_tenant("acme", "RO").await;
+    app.put_contact(
+        &acme.sync_token,
+        "ext",
+        &json!({"name": "Reception", "phones": ["101"]}),
+    )
+    .await;
+
+    let answer = app.lookup_json(&acme.lookup_token, "101").await;
+
+    assert_eq!(answer["name"], "Reception");
+    assert_eq!(answer["id"], "ext", "a non-integer CRM id stays a string");
+}
+
+#[tokio::test]
+async fn routing_fields_reach_the_pbx_and_integer_like_ids_stay_exact() {
+    let app = spawn_app().await;
+    let acme = app.create_tenant("acme", "RO").await;
+    let body = json!({
+        "name": "Ana",
+        "phones": ["0722000001"],
+        "direct_line": "SIP/ion-popescu",
+        "queue_position": 3,
+        "route_identifier": "emag-mktp",
+        "outbound_number": "0213000000",
+        "language": "ro",
+        "external_id": "X-9",
+        "crm_url": "https://crm.example.com/c/00042"
+    });
+    app.put_contact(&acme.sync_token, "00042", &body).await;
+
+    let response = app.lookup(&acme.lookup_token, "0722000001").await;
+
+    assert_eq!(
+        response.text().await.unwrap(),
+        r#"{"id":"00042","name":"Ana","queue_position":3,"direct_line":"SIP/ion-popescu","backend_link":"https://crm.example.com/c/00042","route_identifier":"emag-mktp","outbound_number":"0213000000","language":"ro","external_id":"X-9"}"#
+    );
+}
+
+#[tokio::test]
+async fn the_token_may_come_as_a_bearer_header() {
+    let app = spawn_app().await;
+    let acme = app.create_tenant("acme", "RO").await;
+    app.put_contact(&acme.sync_token, "12345", &john_doe())
+        .await;
+
+    let response = app
+        .http
+        .get(format!("{}/api/lookup?telephone=0700000000", app.address))
+        .bearer_auth(&acme.lookup_token)
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.json::<Value>().await.unwrap()["name"], "John Doe");
+}
+
+#[tokio::test]
+async fn a_tenant_never_sees_another_tenants_contacts() {
+    let app = spawn_app().await;
+    let acme = app.create_tenant("acme", "RO").await;
+    let globex = app.create_tenant("globex", "RO").await;
+    app.put_contact(
+        &acme.sync_token,
+        "1",
+        &json!({"name": "Acme Customer", "phones": ["0721111111"]}),
+    )
+    .await;
+    app.put_contact(
+        &acme.sync_token,
+        "2",
+        &json!({"name": "Shared Acme", "phones": ["0722222222"]}),
+    )
+    .await;
+    app.put_contact(
+        &globex.sync_token,
+        "2",
+        &json!({"name": "Shared Globex", "phones": ["0722222222"]}),
+    )
+    .await;
+
+    let response = app.lookup(&globex.lookup_token, "0721111111").await;
+    assert_eq!(response.text().await.unwrap(), UNKNOWN_ANSWER);
+    let acme_answer = app.lookup_json(&acme.lookup_token, "0722222222").await;
+    let globex_answer = app.lookup_json(&globex.lookup_token, "0722222222").await;
+    assert_eq!(acme_answer["name"], "Shared Acme");
+    assert_eq!(globex_answer["name"], "Shared Globex");
+    // Globex's sync token cannot read Acme's contact either.
+    let read = app.get_contact(&globex.sync_token, "1").await;
+    assert_eq!(read.status(), 404);
+}
+
+#[tokio::test]
+async fn a_number_shared_by_several_contacts_resolves_to_the_most_recently_changed() {
+    let app = spawn_app().await;
+    let acme = app.create_tenant("acme", "RO").await;
+    let older = json!({"name": "Old Owner", "phones": ["0733333333"], "updated_at": "2026-01-01T00:00:00Z"});
+    let newer = json!({"name": "New Owner", "phones": ["0733333333"], "updated_at": "2026-06-01T00:00:00Z"});
+    app.put_contact(&acme.sync_token, "9", &newer).await;
+    app.put_contact(&acme.sync_token, "1", &older).await;
+
+    for _ in 0..3 {
+        let answer = app.lookup_json(&acme.lookup_token, "0733333333").await;
+        assert_eq!(answer["name"], "New Owner");
+    }
+}
+
+#[tokio::test]
+async fn every_authentication_failure_is_a_401_without_contact_data() {
+    let app = spawn_app().await;
+    let acme = app.create_tenant("acme", "RO").await;
+    app.put_contact(&acme.sync_token, "12345", &john_doe())
+        .await;
+    let revoked = app.cli(&["token", "create", "--tenant", "acme", "--scope", "lookup"]);
+    let revoked = String::from_utf8(revoked.stdout).unwrap().trim().to_owned();
+    let listed = app.cli(&["token", "list", "--tenant", "acme"]);
+    let listed = String::from_utf8(listed.stdout).unwrap();
+    let revoked_id = listed
+        .lines()
+        .last()
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(app.cli(&["token", "revoke", &revoked_id]).status.success());
+
+    let lookup_url = format!("{}/api/lookup?telephone=0700000000", app.address);
+    let cases = [
+        ("no token", app.http.get(&lookup_url)),
+        (
+            "wrong token",
+            app.http.get(format!("{lookup_url}&token=cgl_wrong")),
+        ),
+        ("empty token", app.http.get(format!("{lookup_url}&token="))),
+        (
+            "revoked token",
+            app.http.get(format!("{lookup_url}&token={revoked}")),
+        ),
+        (
+            "sync token used for lookup",
+            app.http
+                .get(format!("{lookup_url}&token={}", acme.sync_token)),
+        ),
+        (
+            "not a bearer header",
+            app.http
+                .get(&lookup_url)
+                .header("Authorization", format!("Basic {}", acme.lookup_token)),
+        ),
+        (
+            "lookup token used for sync",
+            app.http
+                .get(format!("{}/api/v1/contacts/12345", app.address))
+                .bearer_auth(&acme.lookup_token),
+        ),
+        (
+            "sync token in the query string",
+            app.http.get(format!(
+                "{}/api/v1/contacts/12345?token={}",
+                app.address, acme.sync_token
+            )),
+        ),
+    ];
+    for (case, request) in cases {
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 401, "{case}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/json",
+            "{case}"
+        );
+        let body = response.text().await.unwrap();
+        let json: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(json["error"], "unauthorized", "{case}");
+        assert!(!body.contains("John"), "{case}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn a_source_address_outside_the_allowlist_is_refused_with_403() {
+    let app = spawn_app().await;
+    let acme = app.create_tenant("acme", "RO").await;
+    app.put_contact(&acme.sync_token, "12345", &john_doe())
+        .await;
+    assert!(
+        app.cli(&["allow", "add", "--tenant", "acme", "203.0.113.0/24"])
+            .status
+            .success()
+    );
+
+    let refused = app.lookup(&acme.lookup_token, "0700000000").await;
+    assert_eq!(refused.status(), 403);
+    let body = refused.text().await.unwrap();
+    assert!(body.contains("allowlist"), "{body}");
+    assert!(!body.contains("John"), "{body}");
+
+    assert!(
+        app.cli(&["allow", "add", "--tenant", "acme", "127.0.0.1"])
+            .status
+            .success()
+    );
+    let allowed = app.lookup(&acme.lookup_token, "0700000000").await;
+    assert_eq!(allowed.status(), 200);
+}
+
+#[tokio::test]
+async fn hostile_lookup_parameters_get_a_clear_400() {
+    let app = spawn_app().await;
+    let acme = app.create_tenant("acme", "RO").await;
+    let long = "1".repeat(65);
+    let response = app.lookup(&acme.lookup_token, &long).await;
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["message"].as_str().unwrap().contains("telephone"),
+        "{body}"
+    );
+
+    let response = app
+        .http
+        .get(format!(
+            "{}/api/lookup?telephone=0700000000&dnid={long}&token={}",
+            app.address, acme.lookup_token
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert!(body["message"].as_str().unwrap().contains("dnid"), "{body}");
+}
+
+#[tokio::test]
+async fn lookup_answers_only_get() {
+    let app = spawn_app().await;
+    let acme = app.create_tenant("acme", "RO").await;
+    let response = app
+        .http
+        .post(format!(
+            "{}/api/lookup?token={}",
+            app.address, acme.lookup_token
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 405);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "method_not_allowed");
+}

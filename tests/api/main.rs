@@ -1,0 +1,6 @@
+//! One integration-test binary: the gateway over HTTP against real PostgreSQL.
+
+mod cli;
+mod helpers;
+mod lookup;
+mod sync;

@@ -1,0 +1,358 @@
+//! The CRM sync API: single contacts, batches, ordering and every bad input.
+
+use serde_json::{Value, json};
+
+use crate::helpers::{UNKNOWN_ANSWER, spawn_app};
+
+#[tokio::test]
+async fn put_creates_then_replaces_and_get_reads_it_back() {
+    let app = spawn_app().await;
+    let acme = app.create_tenant("acme", "RO").await;
+    let body = json!({
+        "name": "John Doe",
+        "phones": ["0700 000 000", "+40 721 234 567"],
+        "queue_position": 7,
+        "attributes": {"tier": "gold"},
+        "updated_at": "2026-11-20T10:00:00Z"
+    });
+
+    let created = app.put_contact(&acme.sync_token, "12345", &body).await;
+    assert_eq!(created.status(), 201);
+    let created: Value = created.json().await.unwrap();
+    assert_eq!(created["result"], "created");
+
+    let mut changed = body.clone();
+    changed["name"] = json!("John Q. Doe");
+    changed["updated_at"] = json!("2026-11-21T10:00:00Z");
+    let replaced = app.put_contact(&acme.sync_token, "12345", &changed).await;
+    assert_eq!(replaced.status(), 200);
+    assert_eq!(replaced.json::<Value>().await.unwrap()["result"], "updated");
+
+    let read = app.get_contact(&acme.sync_token, "12345").await;
+    assert_eq!(read.status(), 200);
+    let read: Value = read.json().await.unwrap();
+    assert_eq!(read["id"], 12345);
+    assert_eq!(read["name"], "John Q. Doe");
+    assert_eq!(read["phones"], json!(["+40700000000", "+40721234567"]));
+    assert_eq!(read["queue_position"], 7);
+    assert_eq!(read["attributes"], json!({"tier": "gold"}));
+    assert_eq!(read["updated_at"], "2026-11-21T10:00:00Z");
+}
+
+#[tokio::test]
+async fn an_update_older_than_the_stored_one_is_ignored_and_reported_stale() {
+    let app = spawn_app().await;
+    let acme = app.create_tenant("acme", "RO").await;
+    let newer =
+        json!({"name": "Newer", "phones": ["0721234567"], "updated_at": "2026-11-21T10:00:00Z"});
+    let older =
+        json!({"name": "Older", "phones": ["0729999999"], "updated_at": "2026-11-20T10:00:00Z"});
+    app.put_contact(&acme.sync_token, "1", &newer).await;
+
+    let response = app.put_contact(&acme.sync_token, "1", &older).await;
+
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["result"], "stale");
+    assert_eq!(body["contact"]["name"], "Newer");
+    assert_eq!(
+        app.lookup_json(&acme.lookup_token, "0721234567").await["name"],
+        "Newer"
+    );
+    let old_number = app.lookup(&acme.lookup_token, "0729999999").await;
+    assert_eq!(old_number.text().await.unwrap(), UNKNOWN_ANSWER);
+}
+
+#[tokio::test]
+async fn a_changed_phone_number_stops_resolving_under_the_old_number() {
+    let app = spawn_app().await;
+    let acme = app.create_tenant("acme", "RO").await;
+    app.put_contact(
+        &acme.sync_token,
+        "1",
+        &json!({"name": "Mover", "phones": ["0721000001"]}),
+    )
+    .await;
+    assert_eq!(
+        app.lookup_json(&acme.lookup_token, "0721000001").await["name"],
+        "Mover"
+    );
+
+    app.put_contact(
+        &acme.sync_token,
+        "1",
+        &json!({"name": "Mover", "phones": ["0721000002"]}),
+    )
+    .await;
+
+    let old = app.lookup(&acme.lookup_token, "0721000001").await;
+    assert_eq!(old.text().await.unwrap(), UNKNOWN_ANSWER);
+    assert_eq!(
+        app.lookup_json(&acme.lookup_token, "0721000002").await["name"],
+        "Mover"
+    );
+}
+
+#[tokio::test]
+async fn delete_is_idempotent_and_the_contact_stops_resolving() {
+    let app = spawn_app().await;
+    let acme = app.create_tenant("acme", "RO").await;
+    app.put_contact(
+        &acme.sync_token,
+        "1",
+        &json!({"name": "Gone", "phones": ["0721000001"]}),
+    )
+    .await;
+
+    for _ in 0..2 {
+        let response = app
+            .http
+            .delete(format!("{}/api/v1/contacts/1", app.address))
+            .bearer_auth(&acme.sync_token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 204);
+    }
+
+    assert_eq!(app.get_contact(&acme.sync_token, "1").await.status(), 404);
+    let lookup = app.lookup(&acme.lookup_token, "0721000001").await;
+    assert_eq!(lookup.text().await.unwrap(), UNKNOWN_ANSWER);
+}
+
+#[tokio::test]
+async fn a_batch_applies_upserts_and_deletes_in_order_in_one_go() {
+    let app = spawn_app().await;
+    let acme = app.create_tenant("acme", "RO").await;
+    app.put_contact(
+        &acme.sync_token,
+        "old",
+        &json!({"name": "Old", "phones": ["0721000009"]}),
+    )
+    .await;
+    let batch = json!([
+        {"op": "upsert", "id": "1", "name": "First", "phones": ["0721000001"]},
+        {"op": "upsert", "id": 2, "name": "Second", "phones": ["0721000002"], "updated_at": "2026-11-20T10:00:00Z"},
+        {"op": "upsert", "id": "2", "name": "Second, older", "phones": ["0721000003"], "updated_at": "2026-11-19T10:00:00Z"},
+        {"op": "delete", "id": "old"},
+        {"op": "delete", "id": "never-existed"},
+        {"op": "upsert", "id": "1", "name": "First, renamed", "phones": ["0721000001"]}
+    ]);
+
+    let response = app.batch(&acme.sync_token, &batch).await;
+
+    assert_eq!(response.status(), 200);
+    let summary: Value = response.json().await.unwrap();
+    assert_eq!(summary["created"], 2);
+    assert_eq!(summary["updated"], 1);
+    assert_eq!(summary["deleted"], 1);
+    assert_eq!(summary["absent"], 1);
+    assert_eq!(summary["stale"], json!([{"index": 2, "id": 2}]));
+    assert_eq!(
+        app.lookup_json(&acme.lookup_token, "0721000001").await["name"],
+        "First, renamed"
+    );
+    assert_eq!(
+        app.lookup_json(&acme.lookup_token, "0721000002").await["name"],
+        "Second"
+    );
+    let stale_number = app.lookup(&acme.lookup_token, "0721000003").await;
+    assert_eq!(stale_number.text().await.unwrap(), UNKNOWN_ANSWER);
+    assert_eq!(app.get_contact(&acme.sync_token, "old").await.status(), 404);
+}
+
+#[tokio::test]
+async fn a_batch_with_any_invalid_item_lists_every_problem_and_writes_nothing() {
+    let app = spawn_app().await;
+    let acme = app.create_tenant("acme", "RO").await;
+    let batch = json!([
+        {"op": "upsert", "id": "1", "name": "Fine", "phones": ["0721000001"]},
+        {"op": "upsert", "id": "2", "phones": ["0721000002"]},
+        {"op": "merge", "id": "3"},
+        {"op": "upsert", "name": "No id", "phones": []},
+        {"op": "upsert", "id": "5", "name": "Bad phone", "phones": ["0721000005", "call me"]},
+        "not an object"
+    ]);
+
+    let response = app.batch(&acme.sync_token, &batch).await;
+
+    assert_eq!(response.status(), 422);
+    let body: Value = response.json().await.unwrap();
+    let problems: Vec<(u64, String)> = body["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["index"].as_u64().unwrap(),
+                f["field"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        problems,
+        [
+            (1, "name".to_owned()),
+            (2, "op".to_owned()),
+            (3, "id".to_owned()),
+            (4, "phones[1]".to_owned()),
+            (5, "".to_owned()),
+        ]
+    );
+    assert_eq!(
+        app.get_contact(&acme.sync_token, "1").await.status(),
+        404,
+        "nothing written"
+    );
+}
+
+#[tokio::test]
+async fn a_batch_over_ten_thousand_items_is_refused() {
+    let app = spawn_app().await;
+    let acme = app.create_tenant("acme", "RO").await;
+    let items: Vec<Value> = (0..10_001)
+        .map(|i| json!({"op": "delete", "id": i.to_string()}))
+        .collect();
+
+    let response = app.batch(&acme.sync_token, &Value::Array(items)).await;
+
+    assert_eq!(response.status(), 422);
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["message"].as_str().unwrap().contains("10000"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_full_batch_of_ten_thousand_contacts_is_written() {
+    let app = spawn_app().await;
+    let acme = app.create_tenant("acme", "RO").await;
+    let items: Vec<Value> = (0..10_000)
+        .map(|i| json!({"op": "upsert", "id": i.to_string(), "name": format!("C{i}"), "phones": [format!("0721{i:06}")]}))
+        .collect();
+
+    let response = app.batch(&acme.sync_token, &Value::Array(items)).await;
+
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.json::<Value>().await.unwrap()["created"], 10_000);
+    assert_eq!(
+        app.lookup_json(&acme.lookup_token, "0721009999").await["name"],
+        "C9999"
+    );
+}
+
+#[tokio::test]
+async fn bad_sync_input_gets_a_clear_json_error_and_writes_nothing() {
+    let app = spawn_app().await;
+    let acme = app.create_tenant("acme", "RO").await;
+    let url = format!("{}/api/v1/contacts/1", app.address);
+    let cases: Vec<(&str, reqwest::RequestBuilder, u16, &str)> = vec![
+        (
+            "malformed JSON",
+            app.http.put(&url).body("{\"name\": "),
+            400,
+            "not valid JSON",
+        ),
+        ("empty body", app.http.put(&url), 400, "empty"),
+        (
+            "array instead of object",
+            app.http.put(&url).json(&json!([1])),
+            422,
+            "JSON object",
+        ),
+        (
+            "missing name",
+            app.http.put(&url).json(&json!({"phones": []})),
+            422,
+            "name",
+        ),
+        (
+            "missing phones",
+            app.http.put(&url).json(&json!({"name": "A"})),
+            422,
+            "phones",
+        ),
+        (
+            "queue position out of range",
+            app.http
+                .put(&url)
+                .json(&json!({"name": "A", "phones": [], "queue_position": 500})),
+            422,
+            "queue_position",
+        ),
+        (
+            "unknown field",
+            app.http
+                .put(&url)
+                .json(&json!({"name": "A", "phones": [], "nmae": "B"})),
+            422,
+            "nmae",
+        ),
+        (
+            "id contradicting the URL",
+            app.http
+                .put(&url)
+                .json(&json!({"id": "2", "name": "A", "phones": []})),
+            422,
+            "id",
+        ),
+        (
+            "bad timestamp",
+            app.http
+                .put(&url)
+                .json(&json!({"name": "A", "phones": [], "updated_at": "today"})),
+            422,
+            "updated_at",
+        ),
+        (
+            "oversized body",
+            app.http
+                .put(&url)
+                .json(&json!({"name": "A", "phones": [], "attributes": {"x": "y".repeat(70_000)}})),
+            413,
+            "larger",
+        ),
+        (
+            "unknown route",
+            app.http.get(format!("{}/api/v1/nothing", app.address)),
+            404,
+            "no such endpoint",
+        ),
+        ("wrong method", app.http.patch(&url), 405, "not allowed"),
+    ];
+    for (case, request, status, needle) in cases {
+        let response = request.bearer_auth(&acme.sync_token).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), status, "{case}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/json",
+            "{case}"
+        );
+        let body = response.text().await.unwrap();
+        assert!(body.contains(needle), "{case}: {body}");
+    }
+    assert_eq!(
+        app.get_contact(&acme.sync_token, "1").await.status(),
+        404,
+        "nothing written"
+    );
+}
+
+#[tokio::test]
+async fn an_oversized_batch_body_is_refused_with_413() {
+    let app = spawn_app().await;
+    let acme = app.create_tenant("acme", "RO").await;
+    let body = format!("[{}]", " ".repeat(33 * 1024 * 1024));
+
+    let response = app
+        .http
+        .post(format!("{}/api/v1/contacts/batch", app.address))
+        .bearer_auth(&acme.sync_token)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), 413);
+}
