@@ -188,7 +188,11 @@ pub async fn run(command: Command) -> anyhow::Result<Exit> {
 
 /// A small pool for one-shot commands; runs migrations so a fresh database works.
 fn admin_pool(db: &DatabaseArgs) -> anyhow::Result<Pool> {
-    store::connect_pool(db.database_url.expose(), 2)
+    store::connect_pool(
+        db.database_url.expose(),
+        2,
+        std::time::Duration::from_secs(30),
+    )
 }
 
 async fn migrated_pool(db: &DatabaseArgs) -> anyhow::Result<Pool> {

@@ -3,17 +3,26 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use clap::Args;
 use url::Url;
+
+use crate::cache::CacheSettings;
 
 /// Every `CIDGATE_*` variable cidgate reads; others are warned about as likely typos.
 pub const KNOWN_VARIABLES: &[&str] = &[
     "CIDGATE_LISTEN",
     "CIDGATE_PUBLIC_URL",
     "CIDGATE_DB_POOL_SIZE",
+    "CIDGATE_DB_TIMEOUT_MS",
     "CIDGATE_LOG_FORMAT",
     "CIDGATE_WORKERS",
+    "CIDGATE_LOOKUP_DEADLINE_MS",
+    "CIDGATE_CACHE_MAX_BYTES",
+    "CIDGATE_CACHE_TTL_FOUND_SECS",
+    "CIDGATE_CACHE_TTL_UNKNOWN_SECS",
+    "CIDGATE_CACHE_KEEP_STALE_SECS",
     // Used by the local scripts and the test suite, not by the binary.
     "CIDGATE_PG_ROOT",
     "CIDGATE_PG_PORT",
@@ -78,6 +87,37 @@ pub struct ServeSettings {
     /// HTTP worker threads (default: one per core)
     #[arg(long, env = "CIDGATE_WORKERS", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub workers: Option<u16>,
+
+    /// Optional read replica for lookups; writes and notifications use DATABASE_URL
+    #[arg(long, env = "DATABASE_READ_URL", hide_env_values = true, value_parser = parse_secret)]
+    pub database_read_url: Option<Secret>,
+
+    /// Longest a lookup may take before cidgate answers from what it knows (ms)
+    #[arg(long, env = "CIDGATE_LOOKUP_DEADLINE_MS", default_value_t = 250,
+          value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub lookup_deadline_ms: u64,
+
+    /// Longest a single lookup query may hold a connection before it is abandoned (ms)
+    #[arg(long, env = "CIDGATE_DB_TIMEOUT_MS", default_value_t = 2_000,
+          value_parser = clap::value_parser!(u64).range(10..=600_000))]
+    pub db_timeout_ms: u64,
+
+    /// Memory the lookup cache may use (bytes, estimated)
+    #[arg(long, env = "CIDGATE_CACHE_MAX_BYTES", default_value_t = 256 * 1024 * 1024)]
+    pub cache_max_bytes: u64,
+
+    /// How long a found answer is served from the cache without asking the database (s)
+    #[arg(long, env = "CIDGATE_CACHE_TTL_FOUND_SECS", default_value_t = 600)]
+    pub cache_ttl_found_secs: u64,
+
+    /// How long an unknown answer is served from the cache (s)
+    #[arg(long, env = "CIDGATE_CACHE_TTL_UNKNOWN_SECS", default_value_t = 60)]
+    pub cache_ttl_unknown_secs: u64,
+
+    /// How long a found answer is kept after it stops being fresh, to answer during an
+    /// outage (s)
+    #[arg(long, env = "CIDGATE_CACHE_KEEP_STALE_SECS", default_value_t = 86_400)]
+    pub cache_keep_stale_secs: u64,
 }
 
 impl ServeSettings {
@@ -91,6 +131,26 @@ impl ServeSettings {
             public_url: None,
             db_pool_size: 16,
             workers: None,
+            database_read_url: None,
+            lookup_deadline_ms: 250,
+            db_timeout_ms: 2_000,
+            cache_max_bytes: 256 * 1024 * 1024,
+            cache_ttl_found_secs: 600,
+            cache_ttl_unknown_secs: 60,
+            cache_keep_stale_secs: 86_400,
+        }
+    }
+
+    pub fn lookup_deadline(&self) -> Duration {
+        Duration::from_millis(self.lookup_deadline_ms)
+    }
+
+    pub fn cache_settings(&self) -> CacheSettings {
+        CacheSettings {
+            max_bytes: self.cache_max_bytes,
+            found_ttl: Duration::from_secs(self.cache_ttl_found_secs),
+            unknown_ttl: Duration::from_secs(self.cache_ttl_unknown_secs),
+            keep_stale: Duration::from_secs(self.cache_keep_stale_secs),
         }
     }
 }

@@ -1,13 +1,18 @@
 //! cidgate: a caller-lookup and screen-pop gateway between PBXs and CRMs.
 #![forbid(unsafe_code)]
 
+pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod directory;
 pub mod domain;
 pub mod error;
 pub mod http;
 pub mod import;
+pub mod known_numbers;
+pub mod listener;
 pub mod lookup;
+pub mod metrics;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

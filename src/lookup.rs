@@ -1,44 +1,69 @@
-//! The PBX lookup: from a caller number to the nine-key answer. No actix and no SQL
-//! here: this is the seam where the cache and the deadline go.
+//! The PBX lookup: from a caller number to the nine-key answer, never late.
+//!
+//! Order of questions: a fresh cache entry; the number index (an unknown number needs no
+//! query); the database, within the deadline. Past the deadline or when the database
+//! fails, the last known answer for the number, else the unknown answer — marked degraded.
+//! No actix and no SQL here.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use deadpool_postgres::Pool;
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
-use crate::domain::{CrmId, PhoneNumber, PhoneNumberError};
-use crate::store::{self, contacts::LookupHit, tenants::Tenant};
+use crate::cache::AnswerCache;
+use crate::domain::{
+    HitField, LookupHit, PhoneNumber, PhoneNumberError, Region, TenantId, integer_id,
+};
+use crate::known_numbers::{KnownNumbers, Membership};
+use crate::metrics::Metrics;
+use crate::store;
 
 /// The answer a PBX routes on: exactly these nine keys, in this order (the reference's).
 /// An unknown caller gets all of them as `null`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct LookupAnswer {
-    pub id: Option<CrmId>,
-    pub name: Option<String>,
+pub struct LookupAnswer<'a> {
+    #[serde(serialize_with = "crm_id_json")]
+    pub id: Option<&'a str>,
+    pub name: Option<&'a str>,
     pub queue_position: Option<i16>,
-    pub direct_line: Option<String>,
-    pub backend_link: Option<String>,
-    pub route_identifier: Option<String>,
-    pub outbound_number: Option<String>,
-    pub language: Option<String>,
-    pub external_id: Option<String>,
+    pub direct_line: Option<&'a str>,
+    pub backend_link: Option<Cow<'a, str>>,
+    pub route_identifier: Option<&'a str>,
+    pub outbound_number: Option<&'a str>,
+    pub language: Option<&'a str>,
+    pub external_id: Option<&'a str>,
 }
 
-impl LookupAnswer {
+/// A CRM id is a JSON number when it is an integer (as in the reference), else a string.
+fn crm_id_json<S: Serializer>(id: &Option<&str>, serializer: S) -> Result<S::Ok, S::Error> {
+    match id {
+        None => serializer.serialize_none(),
+        Some(id) => match integer_id(id) {
+            Some(n) => serializer.serialize_i64(n),
+            None => serializer.serialize_str(id),
+        },
+    }
+}
+
+impl<'a> LookupAnswer<'a> {
     pub fn unknown() -> Self {
         Self::default()
     }
 
-    fn found(hit: LookupHit) -> Self {
+    pub fn found(hit: &'a LookupHit) -> Self {
         Self {
-            id: Some(hit.id),
-            name: Some(hit.name),
-            queue_position: hit.queue_position,
-            direct_line: hit.direct_line,
+            id: Some(hit.id()),
+            name: Some(hit.name()),
+            queue_position: hit.queue_position(),
+            direct_line: hit.get(HitField::DirectLine),
             // Until cidgate renders its own screen pop, the CRM record is the popup.
-            backend_link: hit.crm_url,
-            route_identifier: hit.route_identifier,
-            outbound_number: hit.outbound_number,
-            language: hit.language,
-            external_id: hit.external_id,
+            backend_link: hit.get(HitField::CrmUrl).map(Cow::Borrowed),
+            route_identifier: hit.get(HitField::RouteIdentifier),
+            outbound_number: hit.get(HitField::OutboundNumber),
+            language: hit.get(HitField::Language),
+            external_id: hit.get(HitField::ExternalId),
         }
     }
 }
@@ -54,8 +79,8 @@ pub enum Caller {
 impl Caller {
     /// Reads the `telephone` parameter. Only an absurdly long value is an error; anything
     /// else that is not a number is an unidentified caller, so the PBX can still route.
-    pub fn from_param(raw: Option<&str>, tenant: &Tenant) -> Result<Self, PhoneNumberError> {
-        match PhoneNumber::parse(raw.unwrap_or_default(), tenant.region) {
+    pub fn from_param(raw: Option<&str>, region: Region) -> Result<Self, PhoneNumberError> {
+        match PhoneNumber::parse(raw.unwrap_or_default(), region) {
             Ok(number) => Ok(Self::Number(number)),
             Err(PhoneNumberError::TooLong) => Err(PhoneNumberError::TooLong),
             Err(_) => Ok(Self::Unidentified),
@@ -63,31 +88,197 @@ impl Caller {
     }
 }
 
+/// Why an answer is not the database's current word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Degraded {
+    /// The last known answer for this number, from before the deadline or outage.
+    Stale,
+    /// Nothing known about this number: the unknown answer.
+    Unknown,
+    /// The token could not be checked (database unreachable): the unknown answer.
+    Unverified,
+}
+
+impl Degraded {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Stale => "stale",
+            Self::Unknown => "unknown",
+            Self::Unverified => "unverified",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct LookupOutcome {
+    pub hit: Option<Arc<LookupHit>>,
+    pub degraded: Option<Degraded>,
+}
+
+impl LookupOutcome {
+    fn answered(hit: Option<Arc<LookupHit>>) -> Self {
+        Self {
+            hit,
+            degraded: None,
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct LookupService {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     pool: Pool,
+    cache: AnswerCache,
+    index: KnownNumbers,
+    deadline: Duration,
+    query_timeout: Duration,
+    metrics: Arc<Metrics>,
 }
 
 impl LookupService {
-    pub fn new(pool: Pool) -> Self {
-        Self { pool }
+    pub fn new(
+        pool: Pool,
+        cache: AnswerCache,
+        index: KnownNumbers,
+        deadline: Duration,
+        query_timeout: Duration,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                pool,
+                cache,
+                index,
+                deadline,
+                query_timeout,
+                metrics,
+            }),
+        }
     }
 
-    #[tracing::instrument(skip_all, fields(tenant = %tenant.slug))]
-    pub async fn lookup(&self, tenant: &Tenant, caller: &Caller) -> anyhow::Result<LookupAnswer> {
+    pub fn deadline(&self) -> Duration {
+        self.inner.deadline
+    }
+
+    #[tracing::instrument(skip_all, fields(tenant = %tenant))]
+    pub async fn lookup(
+        &self,
+        tenant: TenantId,
+        caller: &Caller,
+        started: Instant,
+    ) -> LookupOutcome {
+        let inner = &self.inner;
         let Caller::Number(number) = caller else {
-            return Ok(LookupAnswer::unknown());
+            inner.metrics.lookup_outcome("unidentified");
+            return LookupOutcome::answered(None);
         };
-        let client = self.pool.get().await?;
-        let hit = store::contacts::find_by_number(&client, tenant.id, number).await?;
-        tracing::debug!(caller = %number.masked(), found = hit.is_some(), "lookup");
-        Ok(hit.map_or_else(LookupAnswer::unknown, LookupAnswer::found))
+        let Some(key) = number.key().map(|k| (tenant, k)) else {
+            // Too long to index or cache (rare): ask the database, still within the deadline.
+            return self.uncached(tenant, number, started).await;
+        };
+        if let Some(hit) = inner.cache.fresh(&key).await {
+            inner.metrics.cache_hits.inc();
+            inner.metrics.lookup_outcome("cache");
+            return LookupOutcome::answered(hit);
+        }
+        if inner.index.membership(tenant, number) == Membership::Unknown {
+            inner.metrics.lookup_outcome("index_unknown");
+            return LookupOutcome::answered(None);
+        }
+        inner.metrics.cache_misses.inc();
+
+        // The load runs in its own task: if the deadline passes, it still completes and
+        // fills the cache for the next call from this number.
+        let service = self.clone();
+        let number = number.clone();
+        let load = tokio::spawn(async move {
+            let inner = &service.inner;
+            inner
+                .cache
+                .get_or_load(key, || service.query(tenant, &number))
+                .await
+        });
+        let remaining = inner.deadline.saturating_sub(started.elapsed());
+        match tokio::time::timeout(remaining, load).await {
+            Ok(Ok(Ok(hit))) => {
+                inner.metrics.lookup_outcome("database");
+                return LookupOutcome::answered(hit);
+            }
+            Ok(Ok(Err(e))) => tracing::warn!(error = format!("{e:#}"), "lookup query failed"),
+            Ok(Err(e)) => tracing::error!(error = %e, "lookup task failed"),
+            Err(_) => tracing::warn!(
+                deadline_ms = inner.deadline.as_millis() as u64,
+                "lookup deadline passed"
+            ),
+        }
+        let last_known = inner.cache.last_known(&key).await;
+        self.degraded(last_known)
+    }
+
+    async fn uncached(
+        &self,
+        tenant: TenantId,
+        number: &PhoneNumber,
+        started: Instant,
+    ) -> LookupOutcome {
+        let remaining = self.inner.deadline.saturating_sub(started.elapsed());
+        match tokio::time::timeout(remaining, self.query(tenant, number)).await {
+            Ok(Ok(hit)) => {
+                self.inner.metrics.lookup_outcome("database");
+                LookupOutcome::answered(hit.map(Arc::new))
+            }
+            _ => self.degraded(None),
+        }
+    }
+
+    fn degraded(&self, last_known: Option<Option<Arc<LookupHit>>>) -> LookupOutcome {
+        self.inner.metrics.degraded.inc();
+        let (hit, degraded, outcome) = match last_known {
+            Some(hit) => (hit, Degraded::Stale, "degraded_stale"),
+            None => (None, Degraded::Unknown, "degraded_unknown"),
+        };
+        self.inner.metrics.lookup_outcome(outcome);
+        LookupOutcome {
+            hit,
+            degraded: Some(degraded),
+        }
+    }
+
+    /// One database lookup, bounded by the query timeout. A connection whose query timed
+    /// out is taken out of the pool rather than handed to the next caller mid-query.
+    async fn query(
+        &self,
+        tenant: TenantId,
+        number: &PhoneNumber,
+    ) -> anyhow::Result<Option<LookupHit>> {
+        let inner = &self.inner;
+        let started = Instant::now();
+        let client = inner.pool.get().await?;
+        let result = tokio::time::timeout(
+            inner.query_timeout,
+            store::contacts::find_by_number(&client, tenant, number),
+        )
+        .await;
+        inner
+            .metrics
+            .observe_query("lookup", started.elapsed().as_secs_f64());
+        match result {
+            Ok(found) => found,
+            Err(_) => {
+                drop(deadpool_postgres::Object::take(client));
+                anyhow::bail!("lookup query timed out after {:?}", inner.query_timeout)
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::OptionalFields;
 
     #[test]
     fn the_unknown_answer_has_nine_null_keys_in_reference_order() {
@@ -96,5 +287,22 @@ mod tests {
             json,
             r#"{"id":null,"name":null,"queue_position":null,"direct_line":null,"backend_link":null,"route_identifier":null,"outbound_number":null,"language":null,"external_id":null}"#
         );
+    }
+
+    #[test]
+    fn integer_ids_are_numbers_and_other_ids_strings() {
+        let none = || OptionalFields {
+            direct_line: None,
+            route_identifier: None,
+            outbound_number: None,
+            language: None,
+            external_id: None,
+            crm_url: None,
+        };
+        let numeric = LookupHit::new("12345", "A", none(), None);
+        let text = LookupHit::new("012345", "B", none(), None);
+        let json = |hit: &LookupHit| serde_json::to_value(LookupAnswer::found(hit)).unwrap();
+        assert_eq!(json(&numeric)["id"], 12345);
+        assert_eq!(json(&text)["id"], "012345");
     }
 }

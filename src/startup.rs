@@ -1,17 +1,29 @@
 //! Builds the application the same way for production and tests: pools, migrations,
-//! route table and listener.
+//! in-memory state and its listener, route table and listener socket.
 
 use std::net::TcpListener;
+use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use url::Url;
 
+use crate::cache::AnswerCache;
 use crate::config::ServeSettings;
+use crate::directory::Directory;
 use crate::http::{self, AppState};
+use crate::known_numbers::KnownNumbers;
+use crate::listener::Listener;
 use crate::lookup::LookupService;
+use crate::metrics::Metrics;
 use crate::store;
+
+/// How long start-up waits for the directory and number index before serving anyway
+/// (lookups then ask the database until they are loaded).
+const INITIAL_LOAD_WAIT: Duration = Duration::from_secs(30);
+/// Writes and administrative reads may wait this long for a connection.
+const PRIMARY_POOL_WAIT: Duration = Duration::from_secs(1);
 
 pub struct Application {
     server: Server,
@@ -19,13 +31,41 @@ pub struct Application {
 }
 
 impl Application {
-    /// Migrates the database and binds the listener; `run_until_stopped` serves.
+    /// Migrates the database, loads in-memory state and binds the listener;
+    /// `run_until_stopped` serves.
     pub async fn build(settings: &ServeSettings) -> anyhow::Result<Self> {
-        let pool = store::connect_pool(
-            settings.database.database_url.expose(),
-            settings.db_pool_size.into(),
-        )?;
+        let pool_size = settings.db_pool_size.into();
+        let primary_url = settings.database.database_url.expose();
+        let pool = store::connect_pool(primary_url, pool_size, PRIMARY_POOL_WAIT)?;
         store::migrate(&pool).await?;
+        let lookup_pool = match &settings.database_read_url {
+            Some(url) => store::connect_pool(url.expose(), pool_size, settings.lookup_deadline())
+                .context("DATABASE_READ_URL")?,
+            None => pool.clone(),
+        };
+
+        let metrics = Metrics::new();
+        let cache = AnswerCache::new(settings.cache_settings());
+        let index = KnownNumbers::default();
+        let directory = Directory::default();
+        let mut listening = Listener::new(
+            primary_url,
+            pool.clone(),
+            cache.clone(),
+            index.clone(),
+            directory.clone(),
+            metrics.clone(),
+        )?
+        .spawn();
+        if tokio::time::timeout(INITIAL_LOAD_WAIT, listening.wait_for(|ready| *ready))
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "serving before the number index loaded; lookups ask the database meanwhile"
+            );
+        }
+
         let listener = TcpListener::bind(settings.listen)
             .with_context(|| format!("binding CIDGATE_LISTEN={}", settings.listen))?;
         let port = listener.local_addr()?.port();
@@ -34,9 +74,22 @@ impl Application {
             None => Url::parse(&format!("http://{}:{port}", settings.listen.ip()))
                 .context("deriving the public URL from CIDGATE_LISTEN")?,
         };
+        let lookup = LookupService::new(
+            lookup_pool,
+            cache.clone(),
+            index.clone(),
+            settings.lookup_deadline(),
+            Duration::from_millis(settings.db_timeout_ms),
+            metrics.clone(),
+        );
         let state = web::Data::new(AppState {
-            lookup: LookupService::new(pool.clone()),
             pool,
+            lookup,
+            cache,
+            index,
+            directory,
+            metrics,
+            listening,
             public_url,
         });
         let mut server = HttpServer::new(move || {
@@ -44,7 +97,7 @@ impl Application {
                 .app_data(state.clone())
                 .configure(http::configure)
                 .wrap(http::security_headers())
-                .wrap_fn(http::access_log)
+                .wrap_fn(http::observe)
         })
         .listen(listener)?;
         if let Some(workers) = settings.workers {

@@ -33,9 +33,14 @@ impl CrmId {
     /// The id as an integer when it is written canonically (`12345`, not `012345`),
     /// so that turning it into a JSON number loses nothing.
     pub fn as_integer(&self) -> Option<i64> {
-        let value: i64 = self.0.parse().ok()?;
-        (value.to_string() == self.0).then_some(value)
+        integer_id(&self.0)
     }
+}
+
+/// A CRM id as an integer when it is written canonically (`12345`, not `012345`).
+pub fn integer_id(id: &str) -> Option<i64> {
+    let value: i64 = id.parse().ok()?;
+    (value.to_string() == id).then_some(value)
 }
 
 impl fmt::Display for CrmId {

@@ -2,12 +2,14 @@
 
 mod contact;
 mod crm_id;
+mod lookup_hit;
 mod phone_number;
 mod tenant;
 mod token;
 
 pub use contact::{ContactInput, ContactRecord, FieldError};
-pub use crm_id::CrmId;
-pub use phone_number::{MAX_RAW_LEN, PhoneNumber, PhoneNumberError, Region};
+pub use crm_id::{CrmId, integer_id};
+pub use lookup_hit::{HitField, LookupHit, OptionalFields};
+pub use phone_number::{MAX_RAW_LEN, NumberKey, PhoneNumber, PhoneNumberError, Region};
 pub use tenant::{TenantId, TenantSlug};
 pub use token::{ApiToken, TokenHash, TokenScope};

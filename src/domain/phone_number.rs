@@ -76,6 +76,11 @@ impl PhoneNumber {
         &self.0
     }
 
+    /// The number packed into 8 bytes for in-memory indexes, when it fits.
+    pub fn key(&self) -> Option<NumberKey> {
+        NumberKey::encode(&self.0)
+    }
+
     /// The number with all but its last three digits masked, for log lines.
     pub fn masked(&self) -> String {
         let keep = self.0.len().saturating_sub(3);
@@ -95,6 +100,41 @@ impl PhoneNumber {
 impl fmt::Display for PhoneNumber {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// A normalized number packed into a `u64`: E.164 numbers (at most 18 digits) carry a
+/// flag bit, bare digit strings (at most 17 digits) their length, so `0101` and `101`
+/// and `+101` stay distinct. Longer inputs have no key and are never indexed or cached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NumberKey(u64);
+
+impl NumberKey {
+    const E164_FLAG: u64 = 1 << 63;
+    const LENGTH_SHIFT: u32 = 57;
+
+    pub fn encode(normalized: &str) -> Option<Self> {
+        let (e164, digits) = match normalized.strip_prefix('+') {
+            Some(rest) => (true, rest),
+            None => (false, normalized),
+        };
+        let max_len = if e164 { 18 } else { 17 };
+        if digits.is_empty()
+            || digits.len() > max_len
+            || !digits.bytes().all(|b| b.is_ascii_digit())
+        {
+            return None;
+        }
+        let value: u64 = digits.parse().ok()?;
+        Some(Self(if e164 {
+            Self::E164_FLAG | value
+        } else {
+            ((digits.len() as u64) << Self::LENGTH_SHIFT) | value
+        }))
+    }
+
+    pub fn raw(self) -> u64 {
+        self.0
     }
 }
 
@@ -185,6 +225,30 @@ mod tests {
         assert_eq!(n.as_str(), "+16502530000");
         assert!(Region::parse("XX").is_err());
         assert!(Region::parse("Romania").is_err());
+    }
+
+    #[test]
+    fn number_keys_keep_distinct_numbers_distinct() {
+        let key = |s: &str| NumberKey::encode(s);
+        assert_eq!(key("+40721234567"), key("+40721234567"));
+        let distinct = [
+            key("+101"),
+            key("101"),
+            key("0101"),
+            key("00101"),
+            key("+40721234567"),
+        ];
+        for (i, a) in distinct.iter().enumerate() {
+            assert!(a.is_some());
+            for b in &distinct[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+        assert!(key("+999999999999999999").is_some(), "18 E.164 digits fit");
+        assert!(key(&"9".repeat(17)).is_some(), "17 bare digits fit");
+        assert_eq!(key(&"9".repeat(18)), None);
+        assert_eq!(key(""), None);
+        assert_eq!(key("+"), None);
     }
 
     #[test]

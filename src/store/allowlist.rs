@@ -18,6 +18,7 @@ pub async fn add(
         )
         .await
         .context("adding allowlist entry")?;
+    super::notify::config_changed(client).await?;
     Ok(n == 1)
 }
 
@@ -34,6 +35,7 @@ pub async fn remove(
         )
         .await
         .context("removing allowlist entry")?;
+    super::notify::config_changed(client).await?;
     Ok(n == 1)
 }
 

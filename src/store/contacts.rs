@@ -9,21 +9,11 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio_postgres::Row;
 
-use crate::domain::{ContactInput, ContactRecord, CrmId, PhoneNumber, TenantId};
+use super::notify;
 
-/// The fields a PBX lookup answers with.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LookupHit {
-    pub id: CrmId,
-    pub name: String,
-    pub queue_position: Option<i16>,
-    pub direct_line: Option<String>,
-    pub route_identifier: Option<String>,
-    pub outbound_number: Option<String>,
-    pub language: Option<String>,
-    pub external_id: Option<String>,
-    pub crm_url: Option<String>,
-}
+use crate::domain::{
+    ContactInput, ContactRecord, CrmId, LookupHit, OptionalFields, PhoneNumber, TenantId,
+};
 
 /// Finds the contact for a number. When several contacts share it, the most recently
 /// changed one wins (by source time, else write time), then the smallest CRM id, so the
@@ -33,8 +23,8 @@ pub async fn find_by_number(
     tenant: TenantId,
     number: &PhoneNumber,
 ) -> anyhow::Result<Option<LookupHit>> {
-    let row = client
-        .query_opt(
+    let statement = client
+        .prepare_cached(
             "SELECT c.crm_id, c.name, c.queue_position, c.direct_line, c.route_identifier,
                     c.outbound_number, c.language, c.external_id, c.crm_url
              FROM contact_phones p
@@ -42,24 +32,64 @@ pub async fn find_by_number(
              WHERE p.tenant_id = $1 AND p.number = $2
              ORDER BY coalesce(c.source_updated_at, c.written_at) DESC, c.crm_id
              LIMIT 1",
-            &[&tenant.0, &number.as_str()],
         )
         .await
+        .context("preparing the lookup")?;
+    let row = client
+        .query_opt(&statement, &[&tenant.0, &number.as_str()])
+        .await
         .context("looking up number")?;
-    row.map(|r| {
-        Ok(LookupHit {
-            id: crm_id(&r)?,
-            name: r.get("name"),
-            queue_position: r.get("queue_position"),
-            direct_line: r.get("direct_line"),
-            route_identifier: r.get("route_identifier"),
-            outbound_number: r.get("outbound_number"),
-            language: r.get("language"),
-            external_id: r.get("external_id"),
-            crm_url: r.get("crm_url"),
-        })
-    })
-    .transpose()
+    Ok(row.map(|r| {
+        LookupHit::new(
+            r.get("crm_id"),
+            r.get("name"),
+            OptionalFields {
+                direct_line: r.get("direct_line"),
+                route_identifier: r.get("route_identifier"),
+                outbound_number: r.get("outbound_number"),
+                language: r.get("language"),
+                external_id: r.get("external_id"),
+                crm_url: r.get("crm_url"),
+            },
+            r.get("queue_position"),
+        )
+    }))
+}
+
+/// Which of `numbers` some contact of the tenant has now.
+pub async fn present_numbers(
+    client: &impl tokio_postgres::GenericClient,
+    tenant: TenantId,
+    numbers: &[String],
+) -> anyhow::Result<Vec<String>> {
+    let rows = client
+        .query(
+            "SELECT DISTINCT number FROM contact_phones WHERE tenant_id = $1 AND number = ANY($2)",
+            &[&tenant.0, &numbers],
+        )
+        .await
+        .context("checking numbers")?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// Streams every (tenant, number) of the mirror to `each`, without holding all rows.
+pub async fn for_each_number(
+    client: &impl GenericClient,
+    mut each: impl FnMut(TenantId, &str),
+) -> anyhow::Result<u64> {
+    use futures_util::TryStreamExt;
+    let params: [&str; 0] = [];
+    let rows = client
+        .query_raw("SELECT tenant_id, number FROM contact_phones", params)
+        .await
+        .context("reading known numbers")?;
+    futures_util::pin_mut!(rows);
+    let mut count = 0;
+    while let Some(row) = rows.try_next().await.context("reading known numbers")? {
+        each(TenantId(row.get(0)), row.get(1));
+        count += 1;
+    }
+    Ok(count)
 }
 
 fn crm_id(row: &Row) -> anyhow::Result<CrmId> {
@@ -154,6 +184,9 @@ pub async fn apply(
     for chunk in ops.chunks(CHUNK) {
         apply_chunk(client, tenant, chunk, &mut outcome).await?;
     }
+    outcome.touched_numbers.sort_unstable();
+    outcome.touched_numbers.dedup();
+    notify::contacts_changed(client, tenant, &outcome.touched_numbers).await?;
     Ok(outcome)
 }
 

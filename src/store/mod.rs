@@ -3,6 +3,8 @@
 
 pub mod allowlist;
 pub mod contacts;
+pub mod directory;
+pub mod notify;
 pub mod tenants;
 pub mod tokens;
 
@@ -18,14 +20,18 @@ mod embedded {
 }
 
 /// Builds a connection pool; connections are opened lazily, so this does not fail
-/// when the database is down.
-pub fn connect_pool(database_url: &str, max_size: usize) -> anyhow::Result<Pool> {
+/// when the database is down. `wait` bounds how long a caller waits for a free
+/// connection: an exhausted pool fails fast rather than queueing requests.
+pub fn connect_pool(database_url: &str, max_size: usize, wait: Duration) -> anyhow::Result<Pool> {
     let mut config = tokio_postgres::Config::from_str(database_url)
         .context("DATABASE_URL is not a valid PostgreSQL connection string")?;
     if config.get_application_name().is_none() {
         config.application_name("cidgate");
     }
-    config.connect_timeout(Duration::from_secs(5));
+    config
+        .connect_timeout(Duration::from_secs(2))
+        .keepalives(true)
+        .keepalives_idle(Duration::from_secs(30));
     let manager = Manager::from_config(
         config,
         NoTls,
@@ -36,8 +42,9 @@ pub fn connect_pool(database_url: &str, max_size: usize) -> anyhow::Result<Pool>
     Pool::builder(manager)
         .max_size(max_size)
         .runtime(Runtime::Tokio1)
-        .wait_timeout(Some(Duration::from_secs(5)))
-        .create_timeout(Some(Duration::from_secs(5)))
+        .wait_timeout(Some(wait))
+        .create_timeout(Some(Duration::from_secs(2)))
+        .recycle_timeout(Some(Duration::from_secs(1)))
         .build()
         .context("building the database pool")
 }

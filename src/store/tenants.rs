@@ -50,7 +50,10 @@ pub async fn create(
         .query_one(&sql, &[&slug.as_str(), &name, &region.code()])
         .await
     {
-        Ok(row) => Ok(from_row(&row)?),
+        Ok(row) => {
+            super::notify::config_changed(client).await?;
+            Ok(from_row(&row)?)
+        }
         Err(e) if super::sql_state(&e) == Some(&SqlState::UNIQUE_VIOLATION) => {
             Err(CreateTenantError::Exists(slug.to_string()))
         }

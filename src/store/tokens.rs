@@ -37,6 +37,7 @@ pub async fn create(
         )
         .await
         .context("inserting token")?;
+    super::notify::config_changed(client).await?;
     Ok((row.get(0), token))
 }
 
@@ -71,6 +72,7 @@ pub async fn revoke(client: &impl GenericClient, id: i64) -> anyhow::Result<bool
         )
         .await
         .context("revoking token")?;
+    super::notify::config_changed(client).await?;
     Ok(n == 1)
 }
 
@@ -80,14 +82,16 @@ pub async fn revoke_labelled(
     tenant: TenantId,
     label: &str,
 ) -> anyhow::Result<u64> {
-    client
+    let n = client
         .execute(
             "UPDATE api_tokens SET revoked_at = now()
              WHERE tenant_id = $1 AND label = $2 AND revoked_at IS NULL",
             &[&tenant.0, &label],
         )
         .await
-        .context("revoking tokens")
+        .context("revoking tokens")?;
+    super::notify::config_changed(client).await?;
+    Ok(n)
 }
 
 /// The tenant a live token of `scope` belongs to. Matching is by hash through a unique

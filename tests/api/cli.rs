@@ -4,7 +4,7 @@ use std::io::Write;
 
 use serde_json::Value;
 
-use crate::helpers::{UNKNOWN_ANSWER, spawn_app};
+use crate::helpers::{PROPAGATION, UNKNOWN_ANSWER, eventually, spawn_app};
 
 fn stdout(output: &std::process::Output) -> String {
     String::from_utf8(output.stdout.clone()).unwrap()
@@ -141,6 +141,10 @@ async fn importing_a_good_csv_makes_every_row_answer_lookups() {
         "{}",
         stdout(&output)
     );
+    eventually(PROPAGATION, "the import reaches the gateway", || async {
+        app.lookup_json(&acme.lookup_token, "0722000007").await["id"] == "A-7"
+    })
+    .await;
     let john = app.lookup_json(&acme.lookup_token, "+40721234567").await;
     assert_eq!(john["id"], 12345);
     assert_eq!(john["direct_line"], "SIP/john");
@@ -185,10 +189,10 @@ async fn an_import_reports_rejected_rows_by_line_and_imports_the_rest() {
         err.contains("line 4") && err.contains("queue_position"),
         "{err}"
     );
-    assert_eq!(
-        app.lookup_json(&acme.lookup_token, "0721000001").await["name"],
-        "Good"
-    );
+    eventually(PROPAGATION, "the imported row answers lookups", || async {
+        app.lookup_json(&acme.lookup_token, "0721000001").await["name"] == "Good"
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -232,23 +236,33 @@ async fn the_demo_prints_a_curl_line_that_finds_a_contact() {
     let url = curl.trim_start_matches("try: curl ").trim_matches('\'');
     let url = url.replace("http://127.0.0.1:9", &app.address);
 
-    let answer: Value = app
-        .http
-        .get(&url)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert!(answer["name"].is_string(), "{answer}");
-    assert!(answer["id"].is_number(), "{answer}");
+    let lookup = || async {
+        let answer: Value = app
+            .http
+            .get(&url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        answer
+    };
+    eventually(
+        PROPAGATION,
+        "the demo contacts reach the gateway",
+        || async { lookup().await["name"].is_string() },
+    )
+    .await;
+    assert!(lookup().await["id"].is_number());
 
     // Running it again refreshes the tenant and revokes the previous demo token.
     let again = app.cli(&["demo", "--listen", "127.0.0.1:9"]);
     assert!(again.status.success());
-    let old = app.http.get(&url).send().await.unwrap();
-    assert_eq!(old.status(), 401);
+    eventually(PROPAGATION, "the old demo token is refused", || async {
+        app.http.get(&url).send().await.unwrap().status() == 401
+    })
+    .await;
     let tenants = stdout(&app.cli(&["tenant", "list"]));
     assert!(tenants.contains("1000"), "{tenants}");
 }

@@ -100,7 +100,8 @@ pub async fn spawn_app() -> TestApp {
         .expect("building the app");
     let address = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
-    let pool = store::connect_pool(&db.url, 2).expect("test pool");
+    let pool =
+        store::connect_pool(&db.url, 2, std::time::Duration::from_secs(5)).expect("test pool");
     TestApp {
         address,
         pool,
@@ -189,6 +190,27 @@ impl TestApp {
             .expect("running cidgate")
     }
 }
+
+/// Waits for an effect that reaches the gateway asynchronously — a change made by
+/// another process or instance arrives through PostgreSQL NOTIFY — and fails the test
+/// if it has not happened within `within`. Returns at the first check that passes.
+pub async fn eventually<F, Fut>(within: std::time::Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let give_up = tokio::time::Instant::now() + within;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < give_up,
+            "not within {within:?}: {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// How long a change may take to reach every instance (the issue's promise).
+pub const PROPAGATION: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The reference's all-null answer for an unknown caller, byte for byte.
 pub const UNKNOWN_ANSWER: &str = r#"{"id":null,"name":null,"queue_position":null,"direct_line":null,"backend_link":null,"route_identifier":null,"outbound_number":null,"language":null,"external_id":null}"#;

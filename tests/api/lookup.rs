@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{UNKNOWN_ANSWER, spawn_app};
+use crate::helpers::{PROPAGATION, UNKNOWN_ANSWER, eventually, spawn_app};
 
 fn john_doe() -> Value {
     json!({
@@ -261,6 +261,12 @@ async fn every_authentication_failure_is_a_401_without_contact_data() {
         .unwrap()
         .to_owned();
     assert!(app.cli(&["token", "revoke", &revoked_id]).status.success());
+    eventually(
+        PROPAGATION,
+        "the revocation reaches the gateway",
+        || async { app.lookup(&revoked, "0700000000").await.status() == 401 },
+    )
+    .await;
 
     let lookup_url = format!("{}/api/lookup?telephone=0700000000", app.address);
     let cases = [
@@ -326,6 +332,10 @@ async fn a_source_address_outside_the_allowlist_is_refused_with_403() {
             .success()
     );
 
+    eventually(PROPAGATION, "the allowlist reaches the gateway", || async {
+        app.lookup(&acme.lookup_token, "0700000000").await.status() == 403
+    })
+    .await;
     let refused = app.lookup(&acme.lookup_token, "0700000000").await;
     assert_eq!(refused.status(), 403);
     let body = refused.text().await.unwrap();
@@ -337,8 +347,12 @@ async fn a_source_address_outside_the_allowlist_is_refused_with_403() {
             .status
             .success()
     );
-    let allowed = app.lookup(&acme.lookup_token, "0700000000").await;
-    assert_eq!(allowed.status(), 200);
+    eventually(
+        PROPAGATION,
+        "the widened allowlist reaches the gateway",
+        || async { app.lookup(&acme.lookup_token, "0700000000").await.status() == 200 },
+    )
+    .await;
 }
 
 #[tokio::test]

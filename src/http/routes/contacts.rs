@@ -5,10 +5,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use crate::domain::{ContactInput, CrmId, FieldError, Region};
+use crate::domain::{ContactInput, CrmId, FieldError, Region, TenantId};
 use crate::error::ApiError;
 use crate::http::{AppState, auth::SyncAuth, body::read_json};
-use crate::store::contacts::{self, WriteOp, WriteResult};
+use crate::store::contacts::{self, WriteOp, WriteOutcome, WriteResult};
 
 /// One contact body stays small; a batch of 10,000 with attributes needs room.
 const CONTACT_BODY_LIMIT: usize = 64 * 1024;
@@ -38,7 +38,7 @@ pub async fn put_contact(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let SyncAuth(tenant) = auth;
+    let tenant = &auth.0.tenant;
     let id = crm_id_from_path(&path)?;
     let body = json_object(
         read_json(&req, payload, CONTACT_BODY_LIMIT).await?,
@@ -60,16 +60,13 @@ pub async fn put_contact(
         }
     };
 
-    let mut client = state.pool.get().await?;
-    let tx = client.transaction().await?;
-    let outcome = contacts::apply(
-        &tx,
+    let outcome = write(
+        &state,
         tenant.id,
         vec![WriteOp::Upsert(id.clone(), Box::new(input))],
     )
     .await?;
-    let stored = contacts::get(&tx, tenant.id, &id).await?;
-    tx.commit().await?;
+    let stored = contacts::get(&state.pool.get().await?, tenant.id, &id).await?;
 
     let result = outcome.results[0];
     let status = if result == WriteResult::Created {
@@ -78,6 +75,23 @@ pub async fn put_contact(
         actix_web::http::StatusCode::OK
     };
     Ok(HttpResponse::build(status).json(json!({"result": result, "contact": stored})))
+}
+
+/// Applies writes in one transaction, then drops this instance's cached answers for
+/// every number they touched (other instances hear of it through NOTIFY).
+async fn write(
+    state: &AppState,
+    tenant: TenantId,
+    ops: Vec<WriteOp>,
+) -> Result<WriteOutcome, ApiError> {
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    let outcome = contacts::apply(&tx, tenant, ops).await?;
+    tx.commit().await?;
+    state
+        .contacts_written(tenant, &outcome.touched_numbers)
+        .await;
+    Ok(outcome)
 }
 
 /// The body may repeat the id, as a string or a number, but must not contradict the URL.
@@ -95,7 +109,7 @@ pub async fn get_contact(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let SyncAuth(tenant) = auth;
+    let tenant = &auth.0.tenant;
     let id = crm_id_from_path(&path)?;
     let client = state.pool.get().await?;
     match contacts::get(&client, tenant.id, &id).await? {
@@ -110,12 +124,9 @@ pub async fn delete_contact(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let SyncAuth(tenant) = auth;
+    let tenant = &auth.0.tenant;
     let id = crm_id_from_path(&path)?;
-    let mut client = state.pool.get().await?;
-    let tx = client.transaction().await?;
-    contacts::apply(&tx, tenant.id, vec![WriteOp::Delete(id, None)]).await?;
-    tx.commit().await?;
+    write(&state, tenant.id, vec![WriteOp::Delete(id, None)]).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -143,7 +154,7 @@ pub async fn batch(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let SyncAuth(tenant) = auth;
+    let tenant = &auth.0.tenant;
     let Value::Array(items) = read_json(&req, payload, BATCH_BODY_LIMIT).await? else {
         return Err(ApiError::invalid_fields(vec![FieldError::new(
             "",
@@ -167,10 +178,7 @@ pub async fn batch(
         })
         .collect();
 
-    let mut client = state.pool.get().await?;
-    let tx = client.transaction().await?;
-    let outcome = contacts::apply(&tx, tenant.id, ops).await?;
-    tx.commit().await?;
+    let outcome = write(&state, tenant.id, ops).await?;
 
     let mut summary = BatchSummary::default();
     for (index, (result, id)) in outcome.results.into_iter().zip(ids).enumerate() {

@@ -4,8 +4,13 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::domain::MAX_RAW_LEN;
 use crate::error::ApiError;
-use crate::http::{AppState, auth::LookupAuth};
-use crate::lookup::Caller;
+use crate::http::AppState;
+use crate::http::auth::{LookupAuth, request_start};
+use crate::lookup::{Caller, Degraded, LookupAnswer};
+
+/// Marks an answer that is not the database's current word (value: stale, unknown,
+/// unverified), so PBX logs and monitoring can tell.
+pub const DEGRADED_HEADER: &str = "x-cidgate-degraded";
 
 /// The parameters of a lookup. Unknown parameters are ignored (PBXs add their own);
 /// a repeated parameter counts once, first wins.
@@ -45,10 +50,26 @@ pub async fn lookup(
     auth: LookupAuth,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let LookupAuth(tenant) = auth;
+    let started = request_start(&req);
     let query = LookupQuery::parse(req.query_string())?;
-    let caller = Caller::from_param(query.telephone.as_deref(), &tenant)
+    let LookupAuth::Tenant(entry) = auth else {
+        return Ok(answer(&LookupAnswer::unknown(), Some(Degraded::Unverified)));
+    };
+    let tenant = &entry.tenant;
+    let caller = Caller::from_param(query.telephone.as_deref(), tenant.region)
         .map_err(|e| ApiError::BadRequest(format!("telephone {e}")))?;
-    let answer = state.lookup.lookup(&tenant, &caller).await?;
-    Ok(HttpResponse::Ok().json(answer))
+    let outcome = state.lookup.lookup(tenant.id, &caller, started).await;
+    let body = match &outcome.hit {
+        Some(hit) => LookupAnswer::found(hit),
+        None => LookupAnswer::unknown(),
+    };
+    Ok(answer(&body, outcome.degraded))
+}
+
+fn answer(body: &LookupAnswer<'_>, degraded: Option<Degraded>) -> HttpResponse {
+    let mut response = HttpResponse::Ok();
+    if let Some(degraded) = degraded {
+        response.insert_header((DEGRADED_HEADER, degraded.as_str()));
+    }
+    response.json(body)
 }

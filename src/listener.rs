@@ -1,0 +1,185 @@
+//! Keeps this instance's in-memory state current with PostgreSQL `LISTEN`: contact
+//! changes invalidate cache entries and reconcile the number index; configuration
+//! changes reload the auth directory. Runs on a dedicated connection (not the pool, and
+//! not through a transaction-pooling PgBouncer). When that connection drops, the cache
+//! is flushed — notifications may have been missed — and everything reloads once it is
+//! back.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use deadpool_postgres::Pool;
+use futures_util::StreamExt;
+use tokio::sync::{mpsc, watch};
+use tokio_postgres::{AsyncMessage, Notification};
+
+use crate::cache::AnswerCache;
+use crate::directory::Directory;
+use crate::known_numbers::KnownNumbers;
+use crate::metrics::Metrics;
+use crate::store::{self, notify};
+
+const HEARTBEAT: Duration = Duration::from_secs(10);
+const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(5);
+const TOKEN_USE_FLUSH: Duration = Duration::from_secs(30);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+#[derive(Clone)]
+pub struct Listener {
+    pub config: tokio_postgres::Config,
+    pub pool: Pool,
+    pub cache: AnswerCache,
+    pub index: KnownNumbers,
+    pub directory: Directory,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Listener {
+    pub fn new(
+        database_url: &str,
+        pool: Pool,
+        cache: AnswerCache,
+        index: KnownNumbers,
+        directory: Directory,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Self> {
+        let mut config = tokio_postgres::Config::from_str(database_url).context("DATABASE_URL")?;
+        config
+            .application_name("cidgate-listener")
+            .connect_timeout(Duration::from_secs(5))
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(10));
+        Ok(Self {
+            config,
+            pool,
+            cache,
+            index,
+            directory,
+            metrics,
+        })
+    }
+
+    /// Runs until the process ends. `connected` is true while listening with state loaded.
+    pub fn spawn(self) -> watch::Receiver<bool> {
+        let (connected_tx, connected) = watch::channel(false);
+        tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(100);
+            loop {
+                let result = self.session(&connected_tx).await;
+                let was_connected = connected_tx.send_replace(false);
+                self.metrics.gauges.listener_connected.set(0);
+                self.cache.flush();
+                match result {
+                    Ok(()) => {
+                        tracing::warn!("notification listener connection closed; cache flushed")
+                    }
+                    Err(e) => tracing::warn!(
+                        error = format!("{e:#}"),
+                        "notification listener failed; cache flushed"
+                    ),
+                }
+                if was_connected {
+                    backoff = Duration::from_millis(100);
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                self.metrics.listener_reconnects.inc();
+            }
+        });
+        connected
+    }
+
+    async fn session(&self, connected: &watch::Sender<bool>) -> anyhow::Result<()> {
+        let (client, mut connection) = self
+            .config
+            .connect(tokio_postgres::NoTls)
+            .await
+            .context("connecting the listener")?;
+        let (sender, mut notifications) = mpsc::unbounded_channel::<Notification>();
+        let driver = tokio::spawn(async move {
+            let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+            while let Some(message) = messages.next().await {
+                if let AsyncMessage::Notification(n) = message? {
+                    // The receiver only goes away when the session ends.
+                    let _closing = sender.send(n);
+                }
+            }
+            Ok::<_, tokio_postgres::Error>(())
+        });
+
+        client
+            .batch_execute(&format!(
+                "LISTEN {}; LISTEN {}",
+                notify::CONTACTS_CHANNEL,
+                notify::CONFIG_CHANNEL
+            ))
+            .await
+            .context("LISTEN")?;
+        // Listening now; whatever changed before may have been missed, so start clean.
+        self.cache.flush();
+        self.directory
+            .reload(&self.pool)
+            .await
+            .context("loading the auth directory")?;
+        let numbers = self
+            .index
+            .reload(&self.pool)
+            .await
+            .context("loading known numbers")?;
+        tracing::info!(
+            numbers,
+            "listening for changes; directory and number index loaded"
+        );
+        connected.send_replace(true);
+        self.metrics.gauges.listener_connected.set(1);
+
+        let mut heartbeat = tokio::time::interval(HEARTBEAT);
+        let mut token_use = tokio::time::interval(TOKEN_USE_FLUSH);
+        loop {
+            tokio::select! {
+                received = notifications.recv() => match received {
+                    Some(n) => self.handle(&client, &n).await?,
+                    None => break,
+                },
+                _ = heartbeat.tick() => {
+                    tokio::time::timeout(HEARTBEAT_TIMEOUT, client.simple_query("SELECT 1"))
+                        .await
+                        .context("listener heartbeat timed out")?
+                        .context("listener heartbeat")?;
+                }
+                _ = token_use.tick() => self.directory.flush_token_use(&self.pool).await,
+            }
+        }
+        driver
+            .await
+            .context("listener connection task")?
+            .context("listener connection")?;
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        client: &tokio_postgres::Client,
+        n: &Notification,
+    ) -> anyhow::Result<()> {
+        self.metrics.notifications.inc();
+        match n.channel() {
+            notify::CONTACTS_CHANNEL => {
+                let Some((tenant, numbers)) = notify::parse_contacts_payload(n.payload()) else {
+                    tracing::warn!("ignoring a malformed contact notification");
+                    return Ok(());
+                };
+                self.cache.invalidate(tenant, &numbers).await;
+                // Ask what is true now rather than trusting the payload's order: the last
+                // check after the last change always wins.
+                let present = store::contacts::present_numbers(client, tenant, &numbers).await?;
+                self.index.reconcile(tenant, &numbers, &present);
+            }
+            notify::CONFIG_CHANNEL => self.directory.reload(&self.pool).await?,
+            other => tracing::debug!(channel = other, "ignoring notification"),
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,200 @@
+//! Prometheus metrics, one registry per application (no globals, so tests can run
+//! several gateways in one process).
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    pub route: String,
+    pub method: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QueryLabels {
+    pub query: &'static str,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 50 µs .. ~3.3 s
+    Histogram::new(exponential_buckets(0.000_05, 2.0, 17))
+}
+
+/// Gauges read from their sources when metrics are scraped.
+#[derive(Default)]
+pub struct Gauges {
+    pub cache_entries: Gauge,
+    pub cache_weighted_bytes: Gauge,
+    pub known_numbers: Gauge,
+    pub pool_size: Gauge,
+    pub pool_available: Gauge,
+    pub pool_waiting: Gauge,
+    pub listener_connected: Gauge,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub http_requests: Family<HttpLabels, Counter>,
+    pub http_duration: HistogramFamily<RouteLabels>,
+    /// How lookups were answered: cache, index, database, or degraded.
+    pub lookups: Family<OutcomeLabels, Counter>,
+    pub cache_hits: Counter,
+    pub cache_misses: Counter,
+    pub degraded: Counter,
+    pub db_query_duration: HistogramFamily<QueryLabels>,
+    pub notifications: Counter,
+    pub listener_reconnects: Counter,
+    pub gauges: Gauges,
+}
+
+impl Metrics {
+    pub fn new() -> Arc<Self> {
+        let mut registry = Registry::with_prefix("cidgate");
+        let http_requests = Family::default();
+        let http_duration: HistogramFamily<RouteLabels> =
+            Family::new_with_constructor(latency_histogram);
+        let lookups = Family::default();
+        let cache_hits = Counter::default();
+        let cache_misses = Counter::default();
+        let degraded = Counter::default();
+        let db_query_duration: HistogramFamily<QueryLabels> =
+            Family::new_with_constructor(latency_histogram);
+        let notifications = Counter::default();
+        let listener_reconnects = Counter::default();
+        let gauges = Gauges::default();
+
+        registry.register(
+            "http_requests",
+            "HTTP requests by route, method and status",
+            http_requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency by route",
+            http_duration.clone(),
+        );
+        registry.register(
+            "lookups",
+            "Lookups by how they were answered",
+            lookups.clone(),
+        );
+        registry.register(
+            "cache_hits",
+            "Lookups answered from a fresh cache entry",
+            cache_hits.clone(),
+        );
+        registry.register(
+            "cache_misses",
+            "Lookups that needed the database",
+            cache_misses.clone(),
+        );
+        registry.register(
+            "degraded_answers",
+            "Lookups answered past the deadline or without the database",
+            degraded.clone(),
+        );
+        registry.register(
+            "db_query_duration_seconds",
+            "Database query latency by query",
+            db_query_duration.clone(),
+        );
+        registry.register(
+            "notifications",
+            "Change notifications received",
+            notifications.clone(),
+        );
+        registry.register(
+            "listener_reconnects",
+            "Times the notification listener reconnected",
+            listener_reconnects.clone(),
+        );
+        registry.register(
+            "cache_entries",
+            "Entries in the lookup cache",
+            gauges.cache_entries.clone(),
+        );
+        registry.register(
+            "cache_weighted_bytes",
+            "Estimated bytes held by the lookup cache",
+            gauges.cache_weighted_bytes.clone(),
+        );
+        registry.register(
+            "known_numbers",
+            "Numbers in the in-memory membership index",
+            gauges.known_numbers.clone(),
+        );
+        registry.register(
+            "db_pool_size",
+            "Open database connections",
+            gauges.pool_size.clone(),
+        );
+        registry.register(
+            "db_pool_available",
+            "Idle database connections",
+            gauges.pool_available.clone(),
+        );
+        registry.register(
+            "db_pool_waiting",
+            "Requests waiting for a database connection",
+            gauges.pool_waiting.clone(),
+        );
+        registry.register(
+            "listener_connected",
+            "1 while the notification listener is connected",
+            gauges.listener_connected.clone(),
+        );
+
+        Arc::new(Self {
+            registry,
+            http_requests,
+            http_duration,
+            lookups,
+            cache_hits,
+            cache_misses,
+            degraded,
+            db_query_duration,
+            notifications,
+            listener_reconnects,
+            gauges,
+        })
+    }
+
+    pub fn lookup_outcome(&self, outcome: &'static str) {
+        self.lookups.get_or_create(&OutcomeLabels { outcome }).inc();
+    }
+
+    pub fn observe_query(&self, query: &'static str, seconds: f64) {
+        self.db_query_duration
+            .get_or_create(&QueryLabels { query })
+            .observe(seconds);
+    }
+
+    /// The registry in Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if let Err(e) = encode(&mut out, &self.registry) {
+            tracing::error!(error = %e, "could not encode metrics");
+        }
+        out
+    }
+}

@@ -1,0 +1,89 @@
+//! Reads everything authentication needs (tokens, tenants, allowlists) in one go, so the
+//! gateway can authenticate from memory.
+
+use anyhow::Context;
+use deadpool_postgres::GenericClient;
+use ipnetwork::IpNetwork;
+
+use super::tenants::{self, Tenant};
+use crate::domain::{TenantId, TokenHash, TokenScope};
+
+/// A live token as the directory keeps it.
+#[derive(Debug, Clone)]
+pub struct LiveToken {
+    pub id: i64,
+    pub hash: TokenHash,
+    pub scope: TokenScope,
+    pub tenant: TenantId,
+}
+
+pub struct DirectoryRows {
+    pub tenants: Vec<Tenant>,
+    pub tokens: Vec<LiveToken>,
+    pub allowlist: Vec<(TenantId, IpNetwork)>,
+}
+
+/// Loads all tenants, live tokens and allowlist entries in one repeatable-read snapshot.
+pub async fn load(client: &mut deadpool_postgres::Client) -> anyhow::Result<DirectoryRows> {
+    let tx = client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await
+        .context("starting the directory snapshot")?;
+    let tenants = load_tenants(&tx).await?;
+    let tokens = tx
+        .query(
+            "SELECT id, token_hash, scope, tenant_id FROM api_tokens WHERE revoked_at IS NULL",
+            &[],
+        )
+        .await
+        .context("loading tokens")?
+        .iter()
+        .filter_map(|r| {
+            let hash: &[u8] = r.get("token_hash");
+            let scope: &str = r.get("scope");
+            Some(LiveToken {
+                id: r.get("id"),
+                hash: TokenHash(hash.try_into().ok()?),
+                scope: TokenScope::parse(scope).ok()?,
+                tenant: TenantId(r.get("tenant_id")),
+            })
+        })
+        .collect();
+    let allowlist = tx
+        .query("SELECT tenant_id, network::text FROM ip_allowlist", &[])
+        .await
+        .context("loading allowlists")?
+        .iter()
+        .filter_map(|r| {
+            let network: String = r.get(1);
+            Some((TenantId(r.get(0)), network.parse().ok()?))
+        })
+        .collect();
+    tx.commit().await.context("ending the directory snapshot")?;
+    Ok(DirectoryRows {
+        tenants,
+        tokens,
+        allowlist,
+    })
+}
+
+async fn load_tenants(client: &impl GenericClient) -> anyhow::Result<Vec<Tenant>> {
+    let sql = format!("SELECT {} FROM tenants t", tenants::COLUMNS);
+    let rows = client.query(&sql, &[]).await.context("loading tenants")?;
+    rows.iter().map(tenants::from_row).collect()
+}
+
+/// Records when tokens were last used; called in batches, not per request.
+pub async fn touch_tokens(client: &impl GenericClient, ids: &[i64]) -> anyhow::Result<()> {
+    client
+        .execute(
+            "UPDATE api_tokens SET last_used_at = now() WHERE id = ANY($1)",
+            &[&ids],
+        )
+        .await
+        .context("recording token use")?;
+    Ok(())
+}
