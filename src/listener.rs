@@ -18,7 +18,7 @@ use tokio_postgres::{AsyncMessage, Notification};
 use crate::cache::AnswerCache;
 use crate::directory::Directory;
 use crate::known_numbers::KnownNumbers;
-use crate::metrics::Metrics;
+use crate::metrics::{ChannelLabels, Metrics};
 use crate::store::{self, notify};
 
 const HEARTBEAT: Duration = Duration::from_secs(10);
@@ -164,7 +164,17 @@ impl Listener {
         client: &tokio_postgres::Client,
         n: &Notification,
     ) -> anyhow::Result<()> {
-        self.metrics.notifications.inc();
+        let handled = self.apply(client, n).await;
+        self.metrics
+            .notifications
+            .get_or_create(&ChannelLabels {
+                channel: n.channel().to_owned(),
+            })
+            .inc();
+        handled
+    }
+
+    async fn apply(&self, client: &tokio_postgres::Client, n: &Notification) -> anyhow::Result<()> {
         match n.channel() {
             notify::CONTACTS_CHANNEL => {
                 let Some((tenant, numbers)) = notify::parse_contacts_payload(n.payload()) else {

@@ -29,6 +29,11 @@ pub struct OutcomeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ChannelLabels {
+    pub channel: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct QueryLabels {
     pub query: &'static str,
 }
@@ -62,7 +67,7 @@ pub struct Metrics {
     pub cache_misses: Counter,
     pub degraded: Counter,
     pub db_query_duration: HistogramFamily<QueryLabels>,
-    pub notifications: Counter,
+    pub notifications: Family<ChannelLabels, Counter>,
     pub listener_reconnects: Counter,
     pub gauges: Gauges,
 }
@@ -79,7 +84,7 @@ impl Metrics {
         let degraded = Counter::default();
         let db_query_duration: HistogramFamily<QueryLabels> =
             Family::new_with_constructor(latency_histogram);
-        let notifications = Counter::default();
+        let notifications = Family::default();
         let listener_reconnects = Counter::default();
         let gauges = Gauges::default();
 
@@ -120,7 +125,7 @@ impl Metrics {
         );
         registry.register(
             "notifications",
-            "Change notifications received",
+            "Change notifications handled, by channel",
             notifications.clone(),
         );
         registry.register(

@@ -91,15 +91,13 @@ pub struct TestTenant {
 }
 
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// A gateway on a fresh database, with settings adjusted by `configure`.
+pub async fn spawn_app_with(configure: impl FnOnce(&mut ServeSettings)) -> TestApp {
     let db = TestDb::create().await;
-    let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let mut settings = ServeSettings::new(db.url.clone(), listen);
-    settings.workers = Some(1);
-    let app = Application::build(&settings)
-        .await
-        .expect("building the app");
-    let address = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
+    let address = spawn_instance(&db.url, configure).await;
     let pool =
         store::connect_pool(&db.url, 2, std::time::Duration::from_secs(5)).expect("test pool");
     TestApp {
@@ -108,6 +106,24 @@ pub async fn spawn_app() -> TestApp {
         http: reqwest::Client::new(),
         db,
     }
+}
+
+/// Starts a gateway on an existing database (a second instance, or one reaching the
+/// database through a `DbProxy`) and returns its base URL.
+pub async fn spawn_instance(
+    database_url: &str,
+    configure: impl FnOnce(&mut ServeSettings),
+) -> String {
+    let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let mut settings = ServeSettings::new(database_url.to_owned(), listen);
+    settings.workers = Some(1);
+    configure(&mut settings);
+    let app = Application::build(&settings)
+        .await
+        .expect("building the app");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    address
 }
 
 impl TestApp {
@@ -132,8 +148,18 @@ impl TestApp {
 
     /// A PBX lookup with the token in the query string, as the reference sends it.
     pub async fn lookup(&self, token: &str, telephone: &str) -> reqwest::Response {
+        self.lookup_at(&self.address, token, telephone).await
+    }
+
+    /// The same lookup against another instance of the gateway.
+    pub async fn lookup_at(
+        &self,
+        address: &str,
+        token: &str,
+        telephone: &str,
+    ) -> reqwest::Response {
         self.http
-            .get(format!("{}/api/lookup", self.address))
+            .get(format!("{address}/api/lookup"))
             .query(&[
                 ("telephone", telephone),
                 ("dnid", "0210000000"),

@@ -3,4 +3,6 @@
 mod cli;
 mod helpers;
 mod lookup;
+mod proxy;
+mod resilience;
 mod sync;

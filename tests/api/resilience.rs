@@ -1,0 +1,373 @@
+//! The lookup path under change and failure: cache invalidation across instances,
+//! the deadline, a database outage and recovery, and the metrics that show it.
+
+use serde_json::{Value, json};
+
+use crate::helpers::{
+    PROPAGATION, UNKNOWN_ANSWER, eventually, spawn_app, spawn_app_with, spawn_instance,
+};
+use crate::proxy::{DbProxy, Mode};
+
+const DEGRADED: &str = "x-cidgate-degraded";
+const CONTACT_NOTIFICATIONS: &str = "cidgate_notifications_total{channel=\"cidgate_contacts\"}";
+
+fn contact(name: &str, phone: &str) -> Value {
+    json!({"name": name, "phones": [phone]})
+}
+
+#[tokio::test]
+async fn a_write_through_one_instance_is_seen_by_a_lookup_on_the_other_within_a_second() {
+    let app = spawn_app().await;
+    let other = spawn_instance(&app.db.url, |_| {}).await;
+    let acme = app.create_tenant("acme", "RO").await;
+    let before = app
+        .lookup_at(&other, &acme.lookup_token, "0721000001")
+        .await;
+    assert_eq!(before.text().await.unwrap(), UNKNOWN_ANSWER);
+
+    let put = app
+        .put_contact(&acme.sync_token, "1", &contact("Ana", "0721000001"))
+        .await;
+    assert_eq!(put.status(), 201);
+
+    eventually(
+        PROPAGATION,
+        "the other instance finds the new contact",
+        || async {
+            let answer: Value = app
+                .lookup_at(&other, &acme.lookup_token, "0721000001")
+                .await
+                .json()
+                .await
+                .unwrap();
+            answer["name"] == "Ana"
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_unknown_number_that_becomes_known_is_found_at_once_on_the_writing_instance() {
+    let app = spawn_app().await;
+    let acme = app.create_tenant("acme", "RO").await;
+    for _ in 0..2 {
+        let answer = app.lookup(&acme.lookup_token, "0721000001").await;
+        assert_eq!(answer.text().await.unwrap(), UNKNOWN_ANSWER);
+    }
+
+    app.put_contact(&acme.sync_token, "1", &contact("Ana", "0721000001"))
+        .await;
+
+    assert_eq!(
+        app.lookup_json(&acme.lookup_token, "0721000001").await["name"],
+        "Ana"
+    );
+}
+
+#[tokio::test]
+async fn a_changed_number_stops_resolving_under_the_old_one_on_every_instance() {
+    let app = spawn_app().await;
+    let other = spawn_instance(&app.db.url, |_| {}).await;
+    let acme = app.create_tenant("acme", "RO").await;
+    app.put_contact(&acme.sync_token, "1", &contact("Mover", "0721000001"))
+        .await;
+    eventually(
+        PROPAGATION,
+        "both instances cache the old number",
+        || async {
+            let here = app.lookup_json(&acme.lookup_token, "0721000001").await;
+            let there: Value = app
+                .lookup_at(&other, &acme.lookup_token, "0721000001")
+                .await
+                .json()
+                .await
+                .unwrap();
+            here["name"] == "Mover" && there["name"] == "Mover"
+        },
+    )
+    .await;
+
+    app.put_contact(&acme.sync_token, "1", &contact("Mover", "0721000002"))
+        .await;
+
+    let here = app.lookup(&acme.lookup_token, "0721000001").await;
+    assert_eq!(
+        here.text().await.unwrap(),
+        UNKNOWN_ANSWER,
+        "at once on the writing instance"
+    );
+    assert_eq!(
+        app.lookup_json(&acme.lookup_token, "0721000002").await["name"],
+        "Mover"
+    );
+    eventually(
+        PROPAGATION,
+        "the other instance forgets the old number",
+        || async {
+            let there = app
+                .lookup_at(&other, &acme.lookup_token, "0721000001")
+                .await;
+            there.text().await.unwrap() == UNKNOWN_ANSWER
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn lookups_keep_answering_while_the_database_is_down_and_everything_recovers() {
+    let db_app = spawn_app().await;
+    let proxy = DbProxy::start(&db_app.db.url).await;
+    let gateway = spawn_instance(&proxy.url(&db_app.db.url), |_| {}).await;
+    let acme = db_app.create_tenant("acme", "RO").await;
+    db_app
+        .put_contact(&acme.sync_token, "1", &contact("Cached", "0721000001"))
+        .await;
+    db_app
+        .put_contact(&acme.sync_token, "2", &contact("Never Asked", "0721000002"))
+        .await;
+    eventually(PROPAGATION, "the gateway caches a known caller", || async {
+        let answer: Value = db_app
+            .lookup_at(&gateway, &acme.lookup_token, "0721000001")
+            .await
+            .json()
+            .await
+            .unwrap();
+        answer["name"] == "Cached"
+    })
+    .await;
+    // The second number is never looked up: only the index knows it.
+    eventually(
+        PROPAGATION,
+        "the gateway's index holds both numbers",
+        || async { metric(&db_app.http, &gateway, "cidgate_known_numbers").await == Some(2.0) },
+    )
+    .await;
+
+    proxy.set(Mode::Down);
+    let http = &db_app.http;
+    eventually(PROPAGATION, "readiness reports the outage", || async {
+        let ready = http.get(format!("{gateway}/readyz")).send().await.unwrap();
+        let status = ready.status();
+        let body: Value = ready.json().await.unwrap();
+        status == 503 && body["listener"] == "disconnected"
+    })
+    .await;
+
+    let cached = db_app
+        .lookup_at(&gateway, &acme.lookup_token, "0721000001")
+        .await;
+    assert_eq!(cached.status(), 200);
+    assert_eq!(cached.headers()[DEGRADED], "stale");
+    assert_eq!(cached.json::<Value>().await.unwrap()["name"], "Cached");
+
+    let uncached = db_app
+        .lookup_at(&gateway, &acme.lookup_token, "0721000002")
+        .await;
+    assert_eq!(uncached.status(), 200);
+    assert_eq!(uncached.headers()[DEGRADED], "unknown");
+    assert_eq!(uncached.text().await.unwrap(), UNKNOWN_ANSWER);
+
+    let stranger = db_app
+        .lookup_at(&gateway, &acme.lookup_token, "0729999999")
+        .await;
+    assert_eq!(stranger.status(), 200);
+    assert!(
+        stranger.headers().get(DEGRADED).is_none(),
+        "the index knows it is unknown"
+    );
+    assert_eq!(stranger.text().await.unwrap(), UNKNOWN_ANSWER);
+
+    let write = http
+        .put(format!("{gateway}/api/v1/contacts/3"))
+        .bearer_auth(&acme.sync_token)
+        .json(&contact("During Outage", "0721000003"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(write.status(), 503);
+    assert!(write.headers().contains_key("retry-after"));
+    assert_eq!(
+        http.get(format!("{gateway}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    proxy.set(Mode::Open);
+    eventually(
+        std::time::Duration::from_secs(10),
+        "readiness recovers",
+        || async {
+            http.get(format!("{gateway}/readyz"))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                == 200
+        },
+    )
+    .await;
+    let recovered = db_app
+        .lookup_at(&gateway, &acme.lookup_token, "0721000002")
+        .await;
+    assert!(recovered.headers().get(DEGRADED).is_none());
+    assert_eq!(
+        recovered.json::<Value>().await.unwrap()["name"],
+        "Never Asked"
+    );
+}
+
+#[tokio::test]
+async fn a_hanging_database_still_gets_an_answer_by_the_deadline() {
+    let db_app = spawn_app().await;
+    let proxy = DbProxy::start(&db_app.db.url).await;
+    let gateway = spawn_instance(&proxy.url(&db_app.db.url), |s| s.lookup_deadline_ms = 100).await;
+    let acme = db_app.create_tenant("acme", "RO").await;
+    db_app
+        .put_contact(&acme.sync_token, "1", &contact("Ana", "0721000001"))
+        .await;
+    // The gateway learns of the number without ever looking it up, so nothing is cached.
+    eventually(
+        PROPAGATION,
+        "the gateway's index holds the number",
+        || async { metric(&db_app.http, &gateway, "cidgate_known_numbers").await == Some(1.0) },
+    )
+    .await;
+
+    proxy.set(Mode::Stalled);
+
+    let answer = db_app
+        .lookup_at(&gateway, &acme.lookup_token, "0721000001")
+        .await;
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.headers()[DEGRADED], "unknown");
+    assert_eq!(answer.text().await.unwrap(), UNKNOWN_ANSWER);
+    proxy.set(Mode::Open);
+}
+
+#[tokio::test]
+async fn concurrent_misses_on_one_number_make_one_database_query() {
+    let app = spawn_app().await;
+    let acme = app.create_tenant("acme", "RO").await;
+    app.put_contact(&acme.sync_token, "1", &contact("Ana", "0721000001"))
+        .await;
+    // The write's own notification comes back and drops the entry again; let it pass
+    // first so the counts below are exact.
+    eventually(
+        PROPAGATION,
+        "the write's notification is handled",
+        || async { metric(&app.http, &app.address, CONTACT_NOTIFICATIONS).await == Some(1.0) },
+    )
+    .await;
+    let metrics = || async {
+        app.http
+            .get(format!("{}/metrics", app.address))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    assert_eq!(
+        sample(
+            &metrics().await,
+            "cidgate_db_query_duration_seconds_count{query=\"lookup\"}"
+        ),
+        None
+    );
+
+    let lookups = (0..20).map(|_| app.lookup_json(&acme.lookup_token, "0721000001"));
+    let answers = futures_util::future::join_all(lookups).await;
+
+    assert!(answers.iter().all(|a| a["name"] == "Ana"));
+    let text = metrics().await;
+    assert_eq!(
+        sample(
+            &text,
+            "cidgate_db_query_duration_seconds_count{query=\"lookup\"}"
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&text, "cidgate_lookups_total{outcome=\"database\"}").unwrap_or(0.0)
+            + sample(&text, "cidgate_lookups_total{outcome=\"cache\"}").unwrap_or(0.0),
+        20.0
+    );
+}
+
+#[tokio::test]
+async fn metrics_count_requests_cache_hits_and_index_answers() {
+    let app = spawn_app_with(|s| s.workers = Some(1)).await;
+    let acme = app.create_tenant("acme", "RO").await;
+    app.put_contact(&acme.sync_token, "1", &contact("Ana", "0721000001"))
+        .await;
+    // The write's own notification comes back and drops the entry again; let it pass
+    // first so the counts below are exact.
+    eventually(
+        PROPAGATION,
+        "the write's notification is handled",
+        || async { metric(&app.http, &app.address, CONTACT_NOTIFICATIONS).await == Some(1.0) },
+    )
+    .await;
+    for _ in 0..3 {
+        app.lookup(&acme.lookup_token, "0721000001").await;
+    }
+    app.lookup(&acme.lookup_token, "0729999999").await;
+
+    let response = app
+        .http
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+
+    assert_eq!(sample(&text, "cidgate_cache_hits_total"), Some(2.0));
+    assert_eq!(sample(&text, "cidgate_cache_misses_total"), Some(1.0));
+    assert_eq!(
+        sample(&text, "cidgate_lookups_total{outcome=\"index_unknown\"}"),
+        Some(1.0)
+    );
+    assert_eq!(sample(&text, "cidgate_known_numbers"), Some(1.0));
+    assert_eq!(sample(&text, "cidgate_cache_entries"), Some(1.0));
+    assert!(
+        text.contains(
+            "cidgate_http_requests_total{route=\"/api/lookup\",method=\"GET\",status=\"200\"} 4"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("cidgate_http_request_duration_seconds_bucket{le="),
+        "{text}"
+    );
+    assert!(text.contains("cidgate_db_pool_size "), "{text}");
+    assert!(text.contains("cidgate_degraded_answers_total 0"), "{text}");
+}
+
+/// One sample of a gateway's metrics.
+async fn metric(http: &reqwest::Client, address: &str, series: &str) -> Option<f64> {
+    let text = http
+        .get(format!("{address}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    sample(&text, series)
+}
+
+/// The value of one sample line (`name{labels} value`) in Prometheus text, if present.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|line| {
+        line.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
