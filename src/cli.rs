@@ -10,7 +10,7 @@ use deadpool_postgres::Pool;
 use ipnetwork::IpNetwork;
 
 use crate::config::{self, DatabaseArgs, ServeSettings};
-use crate::domain::{ContactInput, CrmId, PhoneNumber, Region, TenantSlug, TokenScope};
+use crate::domain::{AuthPolicy, ContactInput, CrmId, PhoneNumber, Region, TenantSlug, TokenScope};
 use crate::import::{self, ImportCounts};
 use crate::startup::Application;
 use crate::store::{self, contacts::WriteOp, tenants::Tenant};
@@ -77,6 +77,18 @@ pub enum TenantCommand {
         #[command(flatten)]
         db: DatabaseArgs,
     },
+    /// Change a tenant's lookup authentication or rate limit
+    Set {
+        slug: String,
+        /// token, ip (source address alone, by allowlist) or token+ip
+        #[arg(long)]
+        auth: Option<String>,
+        /// Lookups per second for this tenant, or `default`
+        #[arg(long)]
+        lookup_rate: Option<String>,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -103,6 +115,15 @@ pub enum TokenCommand {
     /// Revoke a token by its id
     Revoke {
         id: i64,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+    /// Issue a new token in place of ID and print it; ID keeps working for the grace period
+    Rotate {
+        id: i64,
+        /// How long the old token stays valid, e.g. 30m, 24h, 7d
+        #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+        grace: std::time::Duration,
         #[command(flatten)]
         db: DatabaseArgs,
     },
@@ -230,6 +251,36 @@ async fn tenant(cmd: TenantCommand) -> anyhow::Result<()> {
                 region.code()
             );
         }
+        TenantCommand::Set {
+            slug,
+            auth,
+            lookup_rate,
+            db,
+        } => {
+            let policy = auth
+                .map(|a| AuthPolicy::parse(&a).map_err(|e| anyhow::anyhow!("--auth: {e}")))
+                .transpose()?;
+            let rate = lookup_rate.map(|r| parse_rate(&r)).transpose()?;
+            if policy.is_none() && rate.is_none() {
+                bail!("nothing to change: give --auth and/or --lookup-rate");
+            }
+            let pool = migrated_pool(&db).await?;
+            let tenant = find_tenant(&pool, &slug).await?;
+            let mut client = pool.get().await?;
+            let tx = client.transaction().await?;
+            if let Some(policy) = policy {
+                store::tenants::set_auth_policy(&tx, tenant.id, policy)
+                    .await
+                    .with_context(|| {
+                        format!("cannot switch `{slug}` to --auth {}", policy.as_str())
+                    })?;
+            }
+            if let Some(rate) = rate {
+                store::tenants::set_lookup_rate(&tx, tenant.id, rate).await?;
+            }
+            tx.commit().await?;
+            eprintln!("updated tenant `{slug}`");
+        }
         TenantCommand::List { db } => {
             let pool = migrated_pool(&db).await?;
             let client = pool.get().await?;
@@ -296,6 +347,21 @@ async fn token(cmd: TokenCommand) -> anyhow::Result<()> {
                 );
             }
         }
+        TokenCommand::Rotate { id, grace, db } => {
+            let pool = migrated_pool(&db).await?;
+            let mut client = pool.get().await?;
+            let tx = client.transaction().await?;
+            let Some((new_id, token, old_expires)) = store::tokens::rotate(&tx, id, grace).await?
+            else {
+                bail!("no active token with id {id}");
+            };
+            tx.commit().await?;
+            println!("{}", token.expose());
+            eprintln!(
+                "token {new_id} replaces token {id}, which stops working at {}",
+                old_expires.to_rfc3339()
+            );
+        }
         TokenCommand::Revoke { id, db } => {
             let pool = migrated_pool(&db).await?;
             let client = pool.get().await?;
@@ -309,11 +375,7 @@ async fn token(cmd: TokenCommand) -> anyhow::Result<()> {
 }
 
 fn parse_network(raw: &str) -> anyhow::Result<IpNetwork> {
-    let network: IpNetwork = raw.parse().map_err(|_| {
-        anyhow::anyhow!("`{raw}` is not an IP address or CIDR network such as 203.0.113.0/24")
-    })?;
-    // Store the network itself: 10.1.2.3/8 means 10.0.0.0/8.
-    Ok(IpNetwork::new(network.network(), network.prefix())?)
+    config::parse_network(raw).map_err(anyhow::Error::msg)
 }
 
 async fn allow(cmd: AllowCommand) -> anyhow::Result<()> {
@@ -322,8 +384,12 @@ async fn allow(cmd: AllowCommand) -> anyhow::Result<()> {
             let network = parse_network(&cidr)?;
             let pool = migrated_pool(&db).await?;
             let tenant = find_tenant(&pool, &tenant).await?;
-            let client = pool.get().await?;
-            let added = store::allowlist::add(&client, tenant.id, network).await?;
+            let mut client = pool.get().await?;
+            let tx = client.transaction().await?;
+            let added = store::allowlist::add(&tx, tenant.id, network)
+                .await
+                .with_context(|| format!("cannot add {network}"))?;
+            tx.commit().await?;
             eprintln!(
                 "{network} {} the allowlist of `{}`",
                 if added { "added to" } else { "was already on" },
@@ -388,6 +454,19 @@ async fn import(args: ImportArgs) -> anyhow::Result<Exit> {
     } else {
         Exit::Partial
     })
+}
+
+/// A rate in lookups per second, or `default` for the gateway's.
+fn parse_rate(raw: &str) -> anyhow::Result<Option<u32>> {
+    if raw == "default" {
+        return Ok(None);
+    }
+    match raw.parse::<u32>() {
+        Ok(n) if n > 0 => Ok(Some(n)),
+        _ => bail!(
+            "--lookup-rate: `{raw}` is not a positive number of lookups per second or `default`"
+        ),
+    }
 }
 
 const DEMO_SLUG: &str = "demo";

@@ -8,7 +8,10 @@ use std::time::Duration;
 use clap::Args;
 use url::Url;
 
+use ipnetwork::IpNetwork;
+
 use crate::cache::CacheSettings;
+use crate::rate_limit::RateSettings;
 
 /// Every `CIDGATE_*` variable cidgate reads; others are warned about as likely typos.
 pub const KNOWN_VARIABLES: &[&str] = &[
@@ -23,6 +26,11 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "CIDGATE_CACHE_TTL_FOUND_SECS",
     "CIDGATE_CACHE_TTL_UNKNOWN_SECS",
     "CIDGATE_CACHE_KEEP_STALE_SECS",
+    "CIDGATE_TRUSTED_PROXIES",
+    "CIDGATE_LOOKUP_RATE",
+    "CIDGATE_SYNC_RATE",
+    "CIDGATE_AUTH_FAILURES_PER_MIN",
+    "CIDGATE_CORS_ORIGINS",
     // Used by the local scripts and the test suite, not by the binary.
     "CIDGATE_PG_ROOT",
     "CIDGATE_PG_PORT",
@@ -118,6 +126,29 @@ pub struct ServeSettings {
     /// outage (s)
     #[arg(long, env = "CIDGATE_CACHE_KEEP_STALE_SECS", default_value_t = 86_400)]
     pub cache_keep_stale_secs: u64,
+
+    /// Proxies (CIDRs, comma-separated) whose X-Forwarded-For / Forwarded is believed
+    #[arg(long, env = "CIDGATE_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_network)]
+    pub trusted_proxies: Vec<IpNetwork>,
+
+    /// Lookups per second per tenant, unless the tenant has its own (`tenant set --lookup-rate`)
+    #[arg(long, env = "CIDGATE_LOOKUP_RATE", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub lookup_rate: u32,
+
+    /// Sync API requests per second per token
+    #[arg(long, env = "CIDGATE_SYNC_RATE", default_value_t = 20,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub sync_rate: u32,
+
+    /// Failed authentications per minute per source address before it is refused
+    #[arg(long, env = "CIDGATE_AUTH_FAILURES_PER_MIN", default_value_t = 30,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub auth_failures_per_min: u32,
+
+    /// Browser origins (comma-separated) allowed to call the API; none by default
+    #[arg(long, env = "CIDGATE_CORS_ORIGINS", value_delimiter = ',', value_parser = parse_origin)]
+    pub cors_origins: Vec<String>,
 }
 
 impl ServeSettings {
@@ -138,6 +169,19 @@ impl ServeSettings {
             cache_ttl_found_secs: 600,
             cache_ttl_unknown_secs: 60,
             cache_keep_stale_secs: 86_400,
+            trusted_proxies: Vec::new(),
+            lookup_rate: 100,
+            sync_rate: 20,
+            auth_failures_per_min: 30,
+            cors_origins: Vec::new(),
+        }
+    }
+
+    pub fn rate_settings(&self) -> RateSettings {
+        RateSettings {
+            lookups_per_sec: self.lookup_rate,
+            sync_per_sec: self.sync_rate,
+            auth_failures_per_min: self.auth_failures_per_min,
         }
     }
 
@@ -153,6 +197,26 @@ impl ServeSettings {
             keep_stale: Duration::from_secs(self.cache_keep_stale_secs),
         }
     }
+}
+
+/// A CIDR network or a single address (`10.0.0.0/8`, `192.0.2.1`, `2001:db8::/32`).
+pub fn parse_network(raw: &str) -> Result<IpNetwork, String> {
+    let network: IpNetwork = raw.trim().parse().map_err(|_| {
+        format!("`{raw}` is not an IP address or CIDR network such as 203.0.113.0/24")
+    })?;
+    // The network itself: 10.1.2.3/8 means 10.0.0.0/8.
+    IpNetwork::new(network.network(), network.prefix()).map_err(|e| e.to_string())
+}
+
+/// A browser origin: scheme, host and optional port, nothing else.
+fn parse_origin(raw: &str) -> Result<String, String> {
+    let url = parse_base_url(raw.trim())?;
+    if url.path() != "/" || raw.trim().ends_with('/') {
+        return Err(format!(
+            "`{raw}` is not an origin such as https://crm.example.com"
+        ));
+    }
+    Ok(url.origin().ascii_serialization())
 }
 
 /// Accepts only absolute http(s) URLs, without query or fragment.

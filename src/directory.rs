@@ -7,10 +7,11 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
+use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 use ipnetwork::IpNetwork;
 
-use crate::domain::{TenantId, TokenHash, TokenScope};
+use crate::domain::{AuthPolicy, TenantId, TokenHash, TokenScope};
 use crate::store::{self, tenants::Tenant};
 
 /// A tenant with what its authentication needs.
@@ -21,10 +22,14 @@ pub struct TenantEntry {
 }
 
 impl TenantEntry {
-    /// True when `ip` may call this tenant's lookup (an empty allowlist allows any).
+    /// True when a lookup from `ip` satisfies the tenant's address rule: under `token`
+    /// an empty allowlist allows any address; `ip` and `token+ip` require a match.
     pub fn allows(&self, ip: Option<IpAddr>) -> bool {
-        self.allowlist.is_empty()
-            || ip.is_some_and(|ip| self.allowlist.iter().any(|n| n.contains(ip)))
+        let listed = ip.is_some_and(|ip| self.allowlist.iter().any(|n| n.contains(ip)));
+        match self.tenant.auth_policy {
+            AuthPolicy::Token => self.allowlist.is_empty() || listed,
+            AuthPolicy::Ip | AuthPolicy::TokenAndIp => listed,
+        }
     }
 }
 
@@ -32,6 +37,7 @@ struct TokenEntry {
     id: i64,
     scope: TokenScope,
     tenant: Arc<TenantEntry>,
+    expires_at: Option<DateTime<Utc>>,
     /// Set on use, cleared when `last_used_at` is written: one write per token per flush.
     used: AtomicBool,
 }
@@ -39,14 +45,17 @@ struct TokenEntry {
 #[derive(Default)]
 struct Snapshot {
     tokens: HashMap<TokenHash, TokenEntry>,
+    /// Networks of tenants identified by source address alone.
+    ip_tenants: Vec<(IpNetwork, Arc<TenantEntry>)>,
 }
 
 /// What the directory knows about a presented token.
 pub enum TokenCheck {
-    Valid(Arc<TenantEntry>),
+    /// A live token of the scope: its id and tenant.
+    Valid(i64, Arc<TenantEntry>),
     /// Not a live token of this scope (as of the last load).
     Invalid,
-    /// Not loaded yet: ask the database.
+    /// Not loaded yet, or a token created since: ask the database.
     Unknown,
 }
 
@@ -61,14 +70,27 @@ impl Directory {
             return TokenCheck::Unknown;
         };
         match snapshot.tokens.get(hash) {
-            Some(entry) if entry.scope == scope => {
-                entry.used.store(true, Ordering::Relaxed);
-                TokenCheck::Valid(entry.tenant.clone())
+            Some(entry) if entry.scope != scope => TokenCheck::Invalid,
+            Some(entry) if entry.expires_at.is_some_and(|at| at <= Utc::now()) => {
+                TokenCheck::Invalid
             }
-            Some(_) => TokenCheck::Invalid,
-            // A token created a moment ago may not be loaded yet.
+            Some(entry) => {
+                entry.used.store(true, Ordering::Relaxed);
+                TokenCheck::Valid(entry.id, entry.tenant.clone())
+            }
             None => TokenCheck::Unknown,
         }
+    }
+
+    /// The tenant identified by this source address (`ip` policy), if the directory is
+    /// loaded; `Err(())` when it is not and the database must be asked.
+    pub fn tenant_by_ip(&self, ip: IpAddr) -> Result<Option<Arc<TenantEntry>>, ()> {
+        let snapshot = self.current().ok_or(())?;
+        Ok(snapshot
+            .ip_tenants
+            .iter()
+            .find(|(network, _)| network.contains(ip))
+            .map(|(_, entry)| entry.clone()))
     }
 
     fn current(&self) -> Option<Arc<Snapshot>> {
@@ -76,10 +98,6 @@ impl Directory {
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .clone()
-    }
-
-    pub fn is_loaded(&self) -> bool {
-        self.current().is_some()
     }
 
     /// Reloads everything from the primary; keeps the old snapshot when that fails.
@@ -98,21 +116,26 @@ impl Directory {
                 (tenant.id, Arc::new(TenantEntry { tenant, allowlist }))
             })
             .collect();
+        let ip_tenants = tenants
+            .values()
+            .filter(|e| e.tenant.auth_policy == AuthPolicy::Ip)
+            .flat_map(|e| e.allowlist.iter().map(move |n| (*n, e.clone())))
+            .collect();
         let tokens = rows
             .tokens
             .into_iter()
             .filter_map(|t| {
-                let tenant = tenants.get(&t.tenant)?.clone();
                 let entry = TokenEntry {
                     id: t.id,
                     scope: t.scope,
-                    tenant,
+                    tenant: tenants.get(&t.tenant)?.clone(),
+                    expires_at: t.expires_at,
                     used: AtomicBool::new(false),
                 };
                 Some((t.hash, entry))
             })
             .collect();
-        let previous = self.swap(Arc::new(Snapshot { tokens }));
+        let previous = self.swap(Arc::new(Snapshot { tokens, ip_tenants }));
         // Uses recorded in the old snapshot are written now rather than lost.
         if let Some(previous) = previous {
             record_uses(pool, &previous).await;
@@ -134,9 +157,27 @@ impl Directory {
         pool: &Pool,
         hash: &TokenHash,
         scope: TokenScope,
+    ) -> anyhow::Result<Option<(i64, Arc<TenantEntry>)>> {
+        let client = pool.get().await?;
+        let Some((token_id, tenant)) = store::tokens::authenticate(&client, hash, scope).await?
+        else {
+            return Ok(None);
+        };
+        let allowlist = store::allowlist::list(&client, tenant.id).await?;
+        Ok(Some((
+            token_id,
+            Arc::new(TenantEntry { tenant, allowlist }),
+        )))
+    }
+
+    /// `tenant_by_ip` against the database, for when the directory is not loaded.
+    pub async fn tenant_by_ip_in_database(
+        &self,
+        pool: &Pool,
+        ip: IpAddr,
     ) -> anyhow::Result<Option<Arc<TenantEntry>>> {
         let client = pool.get().await?;
-        let Some(tenant) = store::tokens::authenticate(&client, hash, scope).await? else {
+        let Some(tenant) = store::directory::tenant_by_ip(&client, ip).await? else {
             return Ok(None);
         };
         let allowlist = store::allowlist::list(&client, tenant.id).await?;

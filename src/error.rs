@@ -24,6 +24,10 @@ pub enum ApiError {
     NotFound(String),
     #[error("method not allowed on this path")]
     MethodNotAllowed,
+    #[error("the request URL is longer than {0} bytes")]
+    UriTooLong(usize),
+    #[error("the request headers are larger than {0} bytes")]
+    HeadersTooLarge(usize),
     #[error("request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
     #[error("{message}")]
@@ -31,10 +35,32 @@ pub enum ApiError {
         message: String,
         fields: Vec<FieldError>,
     },
+    #[error("{message}")]
+    TooManyRequests {
+        message: &'static str,
+        retry_after: std::time::Duration,
+    },
     #[error("the database is unavailable; retry later")]
     Unavailable(#[source] anyhow::Error),
     #[error("internal error")]
     Unexpected(#[source] anyhow::Error),
+}
+
+impl From<crate::rate_limit::Limited> for ApiError {
+    fn from(over: crate::rate_limit::Limited) -> Self {
+        use crate::rate_limit::Limit;
+        let message = match over.limit {
+            Limit::Lookups => {
+                "too many lookups for this tenant; retry after the Retry-After seconds"
+            }
+            Limit::Sync => "too many requests with this token; retry after the Retry-After seconds",
+            Limit::AuthFailures => "too many failed authentications from this address; retry later",
+        };
+        Self::TooManyRequests {
+            message,
+            retry_after: over.retry_after,
+        }
+    }
 }
 
 impl From<anyhow::Error> for ApiError {
@@ -90,7 +116,10 @@ impl ApiError {
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::PayloadTooLarge(_) => "payload_too_large",
+            Self::UriTooLong(_) => "uri_too_long",
+            Self::HeadersTooLarge(_) => "headers_too_large",
             Self::Unprocessable { .. } => "invalid_fields",
+            Self::TooManyRequests { .. } => "rate_limited",
             Self::Unavailable(_) => "unavailable",
             Self::Unexpected(_) => "internal",
         }
@@ -114,7 +143,10 @@ impl ResponseError for ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UriTooLong(_) => StatusCode::URI_TOO_LONG,
+            Self::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -132,8 +164,16 @@ impl ResponseError for ApiError {
             _ => &[],
         };
         let mut response = HttpResponse::build(self.status_code());
-        if let Self::Unavailable(_) = self {
-            response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS));
+        match self {
+            Self::Unavailable(_) => {
+                response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS));
+            }
+            Self::TooManyRequests { retry_after, .. } => {
+                // Whole seconds, rounded up: never tell a client to retry too early.
+                let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+                response.insert_header((header::RETRY_AFTER, secs.max(1).to_string()));
+            }
+            _ => {}
         }
         if let Self::Unauthorized(_) = self {
             response.insert_header((

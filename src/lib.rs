@@ -13,6 +13,7 @@ pub mod known_numbers;
 pub mod listener;
 pub mod lookup;
 pub mod metrics;
+pub mod rate_limit;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -34,6 +34,11 @@ pub struct ChannelLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LimitLabels {
+    pub limit: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct QueryLabels {
     pub query: &'static str,
 }
@@ -69,6 +74,8 @@ pub struct Metrics {
     pub db_query_duration: HistogramFamily<QueryLabels>,
     pub notifications: Family<ChannelLabels, Counter>,
     pub listener_reconnects: Counter,
+    /// Requests refused by a rate limit, by limit.
+    pub rate_limited: Family<LimitLabels, Counter>,
     pub gauges: Gauges,
 }
 
@@ -87,6 +94,7 @@ impl Metrics {
         let notifications = Family::default();
         let listener_reconnects = Counter::default();
         let gauges = Gauges::default();
+        let rate_limited = Family::default();
 
         registry.register(
             "http_requests",
@@ -180,6 +188,7 @@ impl Metrics {
             db_query_duration,
             notifications,
             listener_reconnects,
+            rate_limited,
             gauges,
         })
     }

@@ -17,6 +17,7 @@ use crate::known_numbers::KnownNumbers;
 use crate::listener::Listener;
 use crate::lookup::LookupService;
 use crate::metrics::Metrics;
+use crate::rate_limit::RateLimits;
 use crate::store;
 
 /// How long start-up waits for the directory and number index before serving anyway
@@ -91,11 +92,16 @@ impl Application {
             metrics,
             listening,
             public_url,
+            limits: RateLimits::new(settings.rate_settings()),
+            trusted_proxies: settings.trusted_proxies.clone().into(),
         });
+        let cors_origins = settings.cors_origins.clone();
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
                 .configure(http::configure)
+                .wrap(http::cors(&cors_origins))
+                .wrap(actix_web::middleware::from_fn(http::enforce_request_limits))
                 .wrap(http::security_headers())
                 .wrap_fn(http::observe)
         })

@@ -25,4 +25,16 @@ fi
 
 status=0
 "${runner[@]}" "$@" || status=$?
+
+# PBX end to end: Kamailio + sipp against a real `cidgate serve` (its own PostgreSQL cluster
+# `kamailio`); see deploy/pbx/kamailio/README.md. CIDGATE_SKIP_PBX_E2E=1 skips it.
+pbx_status=0
+if [[ ${CIDGATE_SKIP_PBX_E2E:-0} == 1 ]]; then
+	echo "test.sh: CIDGATE_SKIP_PBX_E2E=1: skipping deploy/pbx/kamailio/test.sh" >&2
+else
+	deploy/pbx/kamailio/test.sh || pbx_status=$?
+fi
+if ((status == 0 && pbx_status != 0)); then
+	status=$pbx_status
+fi
 exit "$status"

@@ -11,5 +11,5 @@ pub use contact::{ContactInput, ContactRecord, FieldError};
 pub use crm_id::{CrmId, integer_id};
 pub use lookup_hit::{HitField, LookupHit, OptionalFields};
 pub use phone_number::{MAX_RAW_LEN, NumberKey, PhoneNumber, PhoneNumberError, Region};
-pub use tenant::{TenantId, TenantSlug};
+pub use tenant::{AuthPolicy, TenantId, TenantSlug};
 pub use token::{ApiToken, TokenHash, TokenScope};

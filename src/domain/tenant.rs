@@ -41,9 +41,50 @@ impl fmt::Display for TenantSlug {
     }
 }
 
+/// How a tenant's PBX proves who it is on lookups (the reference: "IP restriction or
+/// secret token").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthPolicy {
+    /// A lookup token; the allowlist, when it has entries, also applies.
+    Token,
+    /// The source address alone: the allowlist entry it matches names the tenant.
+    Ip,
+    /// Both a lookup token and a source address on the allowlist.
+    TokenAndIp,
+}
+
+impl AuthPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Token => "token",
+            Self::Ip => "ip",
+            Self::TokenAndIp => "token+ip",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        match raw {
+            "token" => Ok(Self::Token),
+            "ip" => Ok(Self::Ip),
+            "token+ip" => Ok(Self::TokenAndIp),
+            _ => Err(format!(
+                "`{raw}` is not an auth policy: use token, ip or token+ip"
+            )),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn auth_policies_round_trip_through_their_names() {
+        for policy in [AuthPolicy::Token, AuthPolicy::Ip, AuthPolicy::TokenAndIp] {
+            assert_eq!(AuthPolicy::parse(policy.as_str()), Ok(policy));
+        }
+        assert!(AuthPolicy::parse("none").is_err());
+    }
 
     #[test]
     fn slugs_are_short_lowercase_names() {

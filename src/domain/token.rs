@@ -92,9 +92,16 @@ impl fmt::Debug for ApiToken {
     }
 }
 
-/// SHA-256 of a token: the only form a token is stored in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// SHA-256 of a token: the only form a token is stored in. Compared in constant time.
+#[derive(Debug, Clone, Copy, Eq, Hash)]
 pub struct TokenHash(pub [u8; 32]);
+
+impl PartialEq for TokenHash {
+    fn eq(&self, other: &Self) -> bool {
+        use subtle::ConstantTimeEq;
+        self.0.ct_eq(&other.0).into()
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -1,6 +1,8 @@
 //! Extractors that authenticate a request and resolve its tenant, so handlers never
 //! see an unauthenticated request. Tokens are checked against the in-memory directory
-//! first; the database is asked only about tokens the directory does not know.
+//! first; the database is asked only about what the directory does not know. Failed
+//! attempts are counted per source address, and an address that fails too often is
+//! refused before its token is even looked at.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -11,15 +13,17 @@ use actix_web::http::header;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use futures_util::future::LocalBoxFuture;
 
-use super::{AppState, RequestStart};
+use super::{AppState, RequestStart, client_ip};
 use crate::directory::{TenantEntry, TokenCheck};
-use crate::domain::{ApiToken, TokenScope};
+use crate::domain::{ApiToken, TokenHash, TokenScope};
 use crate::error::ApiError;
+use crate::metrics::LimitLabels;
+use crate::rate_limit::Limited;
 
 const INVALID_TOKEN: ApiError = ApiError::Unauthorized("the token is not valid for this API");
+const TOKEN_REQUIRED: ApiError = ApiError::Unauthorized("a token is required");
 
-/// A lookup by a PBX: a `lookup` token (query `token` or Bearer header) of a tenant,
-/// from an address on that tenant's allowlist when it has one.
+/// A lookup by a PBX, identified by its token or (for `ip`-policy tenants) its address.
 pub enum LookupAuth {
     Tenant(Arc<TenantEntry>),
     /// The database could not be asked in time about an unfamiliar token. The PBX still
@@ -37,43 +41,98 @@ impl FromRequest for LookupAuth {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
         Box::pin(async move {
-            let started = request_start(&req);
             let state = state(&req);
-            let presented = match bearer_token(&req)? {
-                Some(token) => Some(token),
-                None => query_token(&req),
-            };
-            let hash = parse_token(presented)?.hash();
-            let entry = match state.directory.check(&hash, TokenScope::Lookup) {
-                TokenCheck::Valid(entry) => entry,
-                TokenCheck::Invalid => return Err(INVALID_TOKEN),
-                TokenCheck::Unknown => {
-                    let remaining = state.lookup.deadline().saturating_sub(started.elapsed());
-                    let check =
-                        state
-                            .directory
-                            .check_in_database(&state.pool, &hash, TokenScope::Lookup);
-                    match tokio::time::timeout(remaining, check).await {
-                        Ok(Ok(Some(entry))) => entry,
-                        Ok(Ok(None)) => return Err(INVALID_TOKEN),
-                        Ok(Err(e)) => {
-                            tracing::warn!(error = format!("{e:#}"), "token check failed");
-                            return Ok(Self::Unverifiable);
-                        }
-                        Err(_) => return Ok(Self::Unverifiable),
-                    }
-                }
-            };
             let ip = client_ip(&req);
+            state
+                .limits
+                .refuse_guessing(ip)
+                .map_err(|over| limited(&state, over))?;
+            let identified = match bearer_token(&req) {
+                Ok(Some(token)) => lookup_by_token(&req, &state, Some(token)).await,
+                Ok(None) => match query_token(&req) {
+                    Some(token) => lookup_by_token(&req, &state, Some(token)).await,
+                    None => lookup_by_address(&req, &state, ip).await,
+                },
+                Err(e) => Err(e),
+            };
+            let entry = match identified {
+                Ok(Self::Tenant(entry)) => entry,
+                Ok(Self::Unverifiable) => return Ok(Self::Unverifiable),
+                Err(e) => return Err(failed(&state, ip, e)),
+            };
             if !entry.allows(ip) {
                 let shown = ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
                 return Err(ApiError::Forbidden(format!(
                     "source address {shown} is not on this tenant's allowlist"
                 )));
             }
+            let tenant = &entry.tenant;
+            state
+                .limits
+                .lookup(tenant.id, tenant.lookup_rate)
+                .map_err(|over| limited(&state, over))?;
             Ok(Self::Tenant(entry))
         })
     }
+}
+
+async fn lookup_by_token(
+    req: &HttpRequest,
+    state: &AppState,
+    presented: Option<String>,
+) -> Result<LookupAuth, ApiError> {
+    let hash = parse_token(presented)?.hash();
+    match state.directory.check(&hash, TokenScope::Lookup) {
+        TokenCheck::Valid(_, entry) => Ok(LookupAuth::Tenant(entry)),
+        TokenCheck::Invalid => Err(INVALID_TOKEN),
+        TokenCheck::Unknown => {
+            let check = state
+                .directory
+                .check_in_database(&state.pool, &hash, TokenScope::Lookup);
+            match within_deadline(req, state, check).await {
+                Some(Ok(Some((_, entry)))) => Ok(LookupAuth::Tenant(entry)),
+                Some(Ok(None)) => Err(INVALID_TOKEN),
+                Some(Err(e)) => {
+                    tracing::warn!(error = format!("{e:#}"), "token check failed");
+                    Ok(LookupAuth::Unverifiable)
+                }
+                None => Ok(LookupAuth::Unverifiable),
+            }
+        }
+    }
+}
+
+/// No token: the source address may name an `ip`-policy tenant.
+async fn lookup_by_address(
+    req: &HttpRequest,
+    state: &AppState,
+    ip: Option<IpAddr>,
+) -> Result<LookupAuth, ApiError> {
+    let ip = ip.ok_or(TOKEN_REQUIRED)?;
+    let found = match state.directory.tenant_by_ip(ip) {
+        Ok(found) => found,
+        Err(()) => {
+            let check = state.directory.tenant_by_ip_in_database(&state.pool, ip);
+            match within_deadline(req, state, check).await {
+                Some(Ok(found)) => found,
+                Some(Err(_)) | None => return Ok(LookupAuth::Unverifiable),
+            }
+        }
+    };
+    found.map(LookupAuth::Tenant).ok_or(TOKEN_REQUIRED)
+}
+
+/// Runs a database check within what is left of the lookup deadline.
+async fn within_deadline<T>(
+    req: &HttpRequest,
+    state: &AppState,
+    check: impl Future<Output = T>,
+) -> Option<T> {
+    let remaining = state
+        .lookup
+        .deadline()
+        .saturating_sub(request_start(req).elapsed());
+    tokio::time::timeout(remaining, check).await.ok()
 }
 
 impl FromRequest for SyncAuth {
@@ -84,19 +143,60 @@ impl FromRequest for SyncAuth {
         let req = req.clone();
         Box::pin(async move {
             let state = state(&req);
-            let token = parse_token(bearer_token(&req)?)?;
-            match state.directory.check(&token.hash(), TokenScope::Sync) {
-                TokenCheck::Valid(entry) => Ok(Self(entry)),
-                TokenCheck::Invalid => Err(INVALID_TOKEN),
-                TokenCheck::Unknown => state
-                    .directory
-                    .check_in_database(&state.pool, &token.hash(), TokenScope::Sync)
-                    .await?
-                    .map(Self)
-                    .ok_or(INVALID_TOKEN),
-            }
+            let ip = client_ip(&req);
+            state
+                .limits
+                .refuse_guessing(ip)
+                .map_err(|over| limited(&state, over))?;
+            let (token_id, entry) = match sync_token(&state, bearer_token(&req)).await {
+                Ok(found) => found,
+                Err(e) => return Err(failed(&state, ip, e)),
+            };
+            state
+                .limits
+                .sync(token_id)
+                .map_err(|over| limited(&state, over))?;
+            Ok(Self(entry))
         })
     }
+}
+
+async fn sync_token(
+    state: &AppState,
+    presented: Result<Option<String>, ApiError>,
+) -> Result<(i64, Arc<TenantEntry>), ApiError> {
+    let hash: TokenHash = parse_token(presented?)?.hash();
+    match state.directory.check(&hash, TokenScope::Sync) {
+        TokenCheck::Valid(id, entry) => Ok((id, entry)),
+        TokenCheck::Invalid => Err(INVALID_TOKEN),
+        TokenCheck::Unknown => state
+            .directory
+            .check_in_database(&state.pool, &hash, TokenScope::Sync)
+            .await?
+            .ok_or(INVALID_TOKEN),
+    }
+}
+
+/// Counts a failed authentication; past the limit the answer becomes a 429.
+fn failed(state: &AppState, ip: Option<IpAddr>, error: ApiError) -> ApiError {
+    if !matches!(error, ApiError::Unauthorized(_)) {
+        return error;
+    }
+    match state.limits.failed_auth(ip) {
+        Ok(()) => error,
+        Err(over) => limited(state, over),
+    }
+}
+
+fn limited(state: &AppState, over: Limited) -> ApiError {
+    state
+        .metrics
+        .rate_limited
+        .get_or_create(&LimitLabels {
+            limit: over.limit.as_str(),
+        })
+        .inc();
+    over.into()
 }
 
 /// When the request arrived (set by the `observe` middleware; now, without it).
@@ -113,7 +213,7 @@ fn state(req: &HttpRequest) -> web::Data<AppState> {
 }
 
 fn parse_token(presented: Option<String>) -> Result<ApiToken, ApiError> {
-    let presented = presented.ok_or(ApiError::Unauthorized("a token is required"))?;
+    let presented = presented.ok_or(TOKEN_REQUIRED)?;
     // Wrong, revoked and other-scope tokens get one answer, so a probe learns nothing.
     ApiToken::from_presented(&presented).ok_or(INVALID_TOKEN)
 }
@@ -142,9 +242,4 @@ fn query_token(req: &HttpRequest) -> Option<String> {
         .into_iter()
         .find(|(name, _)| name == "token")
         .map(|(_, value)| value)
-}
-
-/// The address the request came from (the TCP peer).
-pub fn client_ip(req: &HttpRequest) -> Option<IpAddr> {
-    req.peer_addr().map(|addr| addr.ip().to_canonical())
 }

@@ -2,16 +2,20 @@
 
 pub mod auth;
 mod body;
+mod client_ip;
 pub mod routes;
 
 use std::sync::Arc;
 use std::time::Instant;
 
+use actix_web::body::MessageBody;
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
 use actix_web::http::header;
 use actix_web::middleware::DefaultHeaders;
+use actix_web::middleware::Next;
 use actix_web::{HttpMessage, HttpResponse, web};
 use deadpool_postgres::Pool;
+use ipnetwork::IpNetwork;
 use tokio::sync::watch;
 use url::Url;
 
@@ -22,6 +26,7 @@ use crate::error::ApiError;
 use crate::known_numbers::KnownNumbers;
 use crate::lookup::LookupService;
 use crate::metrics::{HttpLabels, Metrics, RouteLabels};
+use crate::rate_limit::RateLimits;
 use crate::telemetry::redact_query;
 
 /// What every handler may use; cheap to clone (pools and services are handles).
@@ -37,6 +42,9 @@ pub struct AppState {
     /// True while the notification listener is connected with its state loaded.
     pub listening: watch::Receiver<bool>,
     pub public_url: Url,
+    pub limits: RateLimits,
+    /// Peers whose forwarding headers are believed.
+    pub trusted_proxies: Arc<[IpNetwork]>,
 }
 
 impl AppState {
@@ -46,6 +54,15 @@ impl AppState {
         self.cache.invalidate(tenant, numbers).await;
         self.index.add(tenant, numbers);
     }
+}
+
+/// The client's address: the TCP peer, or what trusted proxies say it is.
+pub fn client_ip(req: &actix_web::HttpRequest) -> Option<std::net::IpAddr> {
+    let trusted = req
+        .app_data::<web::Data<AppState>>()
+        .map(|state| state.trusted_proxies.clone())
+        .unwrap_or_else(|| Arc::from([]));
+    client_ip::resolve(req.peer_addr().map(|a| a.ip()), req.headers(), &trusted)
 }
 
 /// When the request arrived; the lookup deadline counts from here.
@@ -93,6 +110,52 @@ async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
 
 async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound("no such endpoint".into()))
+}
+
+/// Longest request target (path and query) accepted; PBX lookups are a few hundred bytes.
+const MAX_TARGET_BYTES: usize = 8 * 1024;
+/// Most header bytes accepted (names and values together).
+const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// Refuses oversized requests before any work: 414 for a long URL, 431 for large headers.
+/// (Far larger request heads are cut off by actix itself with a bare 431.)
+pub async fn enforce_request_limits(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let target = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
+    let headers: usize = req
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    let refusal = if target > MAX_TARGET_BYTES {
+        Some(ApiError::UriTooLong(MAX_TARGET_BYTES))
+    } else if headers > MAX_HEADER_BYTES {
+        Some(ApiError::HeadersTooLarge(MAX_HEADER_BYTES))
+    } else {
+        None
+    };
+    match refusal {
+        Some(error) => Ok(req.error_response(error).map_into_right_body()),
+        None => next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_left_body),
+    }
+}
+
+/// CORS for the configured browser origins only; with none configured, no CORS headers
+/// are sent and browsers keep other sites out.
+pub fn cors(origins: &[String]) -> actix_web::middleware::Condition<actix_cors::Cors> {
+    let mut cors = actix_cors::Cors::default()
+        .allowed_methods(["GET", "PUT", "POST", "DELETE"])
+        .allowed_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .max_age(600);
+    for origin in origins {
+        cors = cors.allowed_origin(origin);
+    }
+    actix_web::middleware::Condition::new(!origins.is_empty(), cors)
 }
 
 /// Headers every answer carries: API answers are personal data, never cached or sniffed.

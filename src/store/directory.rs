@@ -2,6 +2,7 @@
 //! gateway can authenticate from memory.
 
 use anyhow::Context;
+use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use ipnetwork::IpNetwork;
 
@@ -15,6 +16,8 @@ pub struct LiveToken {
     pub hash: TokenHash,
     pub scope: TokenScope,
     pub tenant: TenantId,
+    /// Set on a rotated token: it stops working at this time.
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 pub struct DirectoryRows {
@@ -35,7 +38,8 @@ pub async fn load(client: &mut deadpool_postgres::Client) -> anyhow::Result<Dire
     let tenants = load_tenants(&tx).await?;
     let tokens = tx
         .query(
-            "SELECT id, token_hash, scope, tenant_id FROM api_tokens WHERE revoked_at IS NULL",
+            "SELECT id, token_hash, scope, tenant_id, expires_at FROM api_tokens
+             WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())",
             &[],
         )
         .await
@@ -49,6 +53,7 @@ pub async fn load(client: &mut deadpool_postgres::Client) -> anyhow::Result<Dire
                 hash: TokenHash(hash.try_into().ok()?),
                 scope: TokenScope::parse(scope).ok()?,
                 tenant: TenantId(r.get("tenant_id")),
+                expires_at: r.get("expires_at"),
             })
         })
         .collect();
@@ -86,4 +91,22 @@ pub async fn touch_tokens(client: &impl GenericClient, ids: &[i64]) -> anyhow::R
         .await
         .context("recording token use")?;
     Ok(())
+}
+
+/// The `ip`-policy tenant whose allowlist contains `ip`, if any (allowlists of such
+/// tenants never overlap, so there is at most one).
+pub async fn tenant_by_ip(
+    client: &impl GenericClient,
+    ip: std::net::IpAddr,
+) -> anyhow::Result<Option<Tenant>> {
+    let sql = format!(
+        "SELECT {} FROM ip_allowlist a JOIN tenants t ON t.id = a.tenant_id
+         WHERE t.auth_policy = 'ip' AND a.network >>= $1::text::inet LIMIT 1",
+        tenants::COLUMNS
+    );
+    let row = client
+        .query_opt(&sql, &[&ip.to_string()])
+        .await
+        .context("finding tenant by address")?;
+    row.as_ref().map(tenants::from_row).transpose()
 }

@@ -4,7 +4,7 @@ use serde_json::Value;
 use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
 
-use crate::domain::{Region, TenantId, TenantSlug};
+use crate::domain::{AuthPolicy, Region, TenantId, TenantSlug};
 
 /// A tenant as the rest of the application sees it.
 #[derive(Debug, Clone)]
@@ -14,9 +14,13 @@ pub struct Tenant {
     pub name: String,
     pub region: Region,
     pub settings: Value,
+    pub auth_policy: AuthPolicy,
+    /// Lookups per second allowed; `None` means the gateway's default.
+    pub lookup_rate: Option<u32>,
 }
 
-pub(crate) const COLUMNS: &str = "t.id, t.slug, t.name, t.default_region, t.settings";
+pub(crate) const COLUMNS: &str =
+    "t.id, t.slug, t.name, t.default_region, t.settings, t.auth_policy, t.lookup_rate_per_sec";
 
 pub(crate) fn from_row(row: &Row) -> anyhow::Result<Tenant> {
     let region: String = row.get("default_region");
@@ -26,6 +30,10 @@ pub(crate) fn from_row(row: &Row) -> anyhow::Result<Tenant> {
         name: row.get("name"),
         region: Region::parse(&region).map_err(anyhow::Error::msg)?,
         settings: row.get("settings"),
+        auth_policy: AuthPolicy::parse(row.get("auth_policy")).map_err(anyhow::Error::msg)?,
+        lookup_rate: row
+            .get::<_, Option<i32>>("lookup_rate_per_sec")
+            .and_then(|r| u32::try_from(r).ok()),
     })
 }
 
@@ -89,4 +97,44 @@ pub async fn contact_count(client: &impl GenericClient, tenant: TenantId) -> any
         .await
         .context("counting contacts")?;
     Ok(row.get(0))
+}
+
+/// Changes a tenant's lookup auth policy. Switching to `ip` is refused when one of the
+/// tenant's networks overlaps a network of another `ip` tenant: the source address
+/// would not name one tenant. Run inside a transaction.
+pub async fn set_auth_policy(
+    client: &impl GenericClient,
+    tenant: TenantId,
+    policy: AuthPolicy,
+) -> anyhow::Result<()> {
+    super::allowlist::lock(client).await?;
+    if policy == AuthPolicy::Ip {
+        let own = super::allowlist::list(client, tenant).await?;
+        super::allowlist::refuse_ip_overlap(client, tenant, &own).await?;
+    }
+    client
+        .execute(
+            "UPDATE tenants SET auth_policy = $2 WHERE id = $1",
+            &[&tenant.0, &policy.as_str()],
+        )
+        .await
+        .context("setting auth policy")?;
+    super::notify::config_changed(client).await
+}
+
+/// Sets (or with `None` clears) a tenant's own lookup rate limit.
+pub async fn set_lookup_rate(
+    client: &impl GenericClient,
+    tenant: TenantId,
+    per_second: Option<u32>,
+) -> anyhow::Result<()> {
+    let rate = per_second.map(|r| i32::try_from(r).unwrap_or(i32::MAX));
+    client
+        .execute(
+            "UPDATE tenants SET lookup_rate_per_sec = $2 WHERE id = $1",
+            &[&tenant.0, &rate],
+        )
+        .await
+        .context("setting lookup rate")?;
+    super::notify::config_changed(client).await
 }

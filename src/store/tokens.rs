@@ -14,6 +14,7 @@ pub struct TokenInfo {
     pub created_at: DateTime<Utc>,
     pub last_used_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 /// Creates a token and returns it: the only moment its secret exists outside a client.
@@ -44,7 +45,7 @@ pub async fn create(
 pub async fn list(client: &impl GenericClient, tenant: TenantId) -> anyhow::Result<Vec<TokenInfo>> {
     let rows = client
         .query(
-            "SELECT id, scope, label, created_at, last_used_at, revoked_at
+            "SELECT id, scope, label, created_at, last_used_at, revoked_at, expires_at
              FROM api_tokens WHERE tenant_id = $1 ORDER BY id",
             &[&tenant.0],
         )
@@ -59,6 +60,7 @@ pub async fn list(client: &impl GenericClient, tenant: TenantId) -> anyhow::Resu
             created_at: r.get("created_at"),
             last_used_at: r.get("last_used_at"),
             revoked_at: r.get("revoked_at"),
+            expires_at: r.get("expires_at"),
         })
         .collect())
 }
@@ -94,21 +96,48 @@ pub async fn revoke_labelled(
     Ok(n)
 }
 
-/// The tenant a live token of `scope` belongs to. Matching is by hash through a unique
-/// index, so no secret is ever compared byte by byte in application code.
+/// The live token of `scope` with this hash, and its tenant. Matching is by hash through
+/// a unique index, so no secret is ever compared byte by byte.
 pub async fn authenticate(
     client: &impl GenericClient,
     hash: &TokenHash,
     scope: TokenScope,
-) -> anyhow::Result<Option<Tenant>> {
+) -> anyhow::Result<Option<(i64, Tenant)>> {
     let sql = format!(
-        "SELECT {} FROM api_tokens k JOIN tenants t ON t.id = k.tenant_id
-         WHERE k.token_hash = $1 AND k.scope = $2 AND k.revoked_at IS NULL",
+        "SELECT k.id AS token_id, {} FROM api_tokens k JOIN tenants t ON t.id = k.tenant_id
+         WHERE k.token_hash = $1 AND k.scope = $2 AND k.revoked_at IS NULL
+           AND (k.expires_at IS NULL OR k.expires_at > now())",
         tenants::COLUMNS
     );
     let row = client
         .query_opt(&sql, &[&hash.0.as_slice(), &scope.as_str()])
         .await
         .context("authenticating token")?;
-    row.as_ref().map(tenants::from_row).transpose()
+    row.map(|r| Ok((r.get("token_id"), tenants::from_row(&r)?)))
+        .transpose()
+}
+
+/// Replaces a live token with a new one of the same tenant, scope and label; the old
+/// one keeps working for `grace`, then expires. Run inside a transaction.
+pub async fn rotate(
+    client: &impl GenericClient,
+    id: i64,
+    grace: std::time::Duration,
+) -> anyhow::Result<Option<(i64, ApiToken, DateTime<Utc>)>> {
+    let grace_secs = i64::try_from(grace.as_secs()).unwrap_or(i64::MAX);
+    let old = client
+        .query_opt(
+            "UPDATE api_tokens
+             SET expires_at = least(coalesce(expires_at, 'infinity'), now() + make_interval(secs => $2))
+             WHERE id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
+             RETURNING tenant_id, scope, label, expires_at",
+            &[&id, &(grace_secs as f64)],
+        )
+        .await
+        .context("expiring the old token")?;
+    let Some(old) = old else { return Ok(None) };
+    let scope = TokenScope::parse(old.get("scope")).map_err(anyhow::Error::msg)?;
+    let label: String = old.get("label");
+    let (new_id, token) = create(client, TenantId(old.get("tenant_id")), scope, &label).await?;
+    Ok(Some((new_id, token, old.get("expires_at"))))
 }

@@ -1,0 +1,226 @@
+//! Rate limits (governor): lookups per tenant, sync requests per token, and failed
+//! authentications per source address. Limiters live in bounded caches, so a flood of
+//! distinct addresses cannot grow memory without end.
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use moka::sync::Cache;
+
+use crate::domain::TenantId;
+
+/// Most source addresses tracked for failed authentications; the least recently seen
+/// are dropped first.
+const MAX_TRACKED_ADDRESSES: u64 = 100_000;
+const MAX_TRACKED_KEYS: u64 = 100_000;
+/// A key unused this long forgets its limiter (and starts afresh).
+const IDLE: Duration = Duration::from_secs(600);
+
+#[derive(Debug, Clone, Copy)]
+pub struct RateSettings {
+    /// Lookups per second per tenant (a tenant may override it).
+    pub lookups_per_sec: u32,
+    /// Sync API requests per second per token.
+    pub sync_per_sec: u32,
+    /// Failed authentications per minute per source address.
+    pub auth_failures_per_min: u32,
+}
+
+/// Which limit a request ran into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    Lookups,
+    Sync,
+    AuthFailures,
+}
+
+impl Limit {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Lookups => "lookups",
+            Self::Sync => "sync",
+            Self::AuthFailures => "auth_failures",
+        }
+    }
+}
+
+/// Over a limit: which, and when to try again.
+#[derive(Debug, Clone, Copy)]
+pub struct Limited {
+    pub limit: Limit,
+    pub retry_after: Duration,
+}
+
+type Shared = Arc<DefaultDirectRateLimiter>;
+
+#[derive(Clone)]
+pub struct RateLimits {
+    settings: RateSettings,
+    /// Keyed by tenant and its quota, so a changed quota takes a fresh limiter.
+    lookups: Cache<(TenantId, u32), Shared>,
+    sync: Cache<i64, Shared>,
+    failures: Cache<IpAddr, Shared>,
+    blocked: Cache<IpAddr, Instant>,
+    clock: DefaultClock,
+}
+
+fn nonzero(n: u32) -> NonZeroU32 {
+    NonZeroU32::new(n.max(1)).unwrap_or(NonZeroU32::MIN)
+}
+
+fn cache<K: std::hash::Hash + Eq + Send + Sync + 'static>(capacity: u64) -> Cache<K, Shared> {
+    Cache::builder()
+        .max_capacity(capacity)
+        .time_to_idle(IDLE)
+        .build()
+}
+
+impl RateLimits {
+    pub fn new(settings: RateSettings) -> Self {
+        Self {
+            settings,
+            lookups: cache(MAX_TRACKED_KEYS),
+            sync: cache(MAX_TRACKED_KEYS),
+            failures: cache(MAX_TRACKED_ADDRESSES),
+            blocked: Cache::builder()
+                .max_capacity(MAX_TRACKED_ADDRESSES)
+                .time_to_live(Duration::from_secs(3600))
+                .build(),
+            clock: DefaultClock::default(),
+        }
+    }
+
+    fn check(&self, limiter: &DefaultDirectRateLimiter, limit: Limit) -> Result<(), Limited> {
+        limiter.check().map_err(|not_until| Limited {
+            limit,
+            retry_after: not_until.wait_time_from(self.clock.now()),
+        })
+    }
+
+    /// One lookup for `tenant`; `own_rate` is the tenant's override, if any.
+    pub fn lookup(&self, tenant: TenantId, own_rate: Option<u32>) -> Result<(), Limited> {
+        let rate = own_rate.unwrap_or(self.settings.lookups_per_sec);
+        // A burst of twice the rate absorbs the start of a busy hour.
+        let limiter = self.lookups.get_with((tenant, rate), || {
+            let quota =
+                Quota::per_second(nonzero(rate)).allow_burst(nonzero(rate.saturating_mul(2)));
+            Arc::new(RateLimiter::direct(quota))
+        });
+        self.check(&limiter, Limit::Lookups)
+    }
+
+    /// One sync request with token `token_id`.
+    pub fn sync(&self, token_id: i64) -> Result<(), Limited> {
+        let rate = self.settings.sync_per_sec;
+        let limiter = self.sync.get_with(token_id, || {
+            let quota =
+                Quota::per_second(nonzero(rate)).allow_burst(nonzero(rate.saturating_mul(2)));
+            Arc::new(RateLimiter::direct(quota))
+        });
+        self.check(&limiter, Limit::Sync)
+    }
+
+    fn failure_limiter(&self, ip: IpAddr) -> Shared {
+        let per_min = self.settings.auth_failures_per_min;
+        self.failures.get_with(ip, || {
+            Arc::new(RateLimiter::direct(Quota::per_minute(nonzero(per_min))))
+        })
+    }
+
+    /// Before authenticating: an address that failed too often is turned away even with
+    /// a valid token, so guessing gains nothing.
+    pub fn refuse_guessing(&self, ip: Option<IpAddr>) -> Result<(), Limited> {
+        let Some(until) = ip.and_then(|ip| self.blocked.get(&ip)) else {
+            return Ok(());
+        };
+        match until.checked_duration_since(Instant::now()) {
+            Some(retry_after) if !retry_after.is_zero() => Err(Limited {
+                limit: Limit::AuthFailures,
+                retry_after,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// After a failed authentication from `ip`: over the limit, the address is blocked
+    /// until the limiter has room again.
+    pub fn failed_auth(&self, ip: Option<IpAddr>) -> Result<(), Limited> {
+        let Some(ip) = ip else { return Ok(()) };
+        let limited = self.check(&self.failure_limiter(ip), Limit::AuthFailures);
+        if let Err(over) = &limited {
+            self.blocked.insert(ip, Instant::now() + over.retry_after);
+        }
+        limited
+    }
+
+    /// Addresses currently tracked for failed authentications (for tests and metrics).
+    pub fn tracked_addresses(&self) -> u64 {
+        self.failures.run_pending_tasks();
+        self.failures.entry_count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(lookups: u32, sync: u32, failures: u32) -> RateLimits {
+        RateLimits::new(RateSettings {
+            lookups_per_sec: lookups,
+            sync_per_sec: sync,
+            auth_failures_per_min: failures,
+        })
+    }
+
+    #[test]
+    fn a_tenant_gets_a_burst_of_twice_its_rate_then_waits() {
+        let limits = limits(5, 1, 1);
+        let tenant = TenantId(1);
+        for _ in 0..10 {
+            assert!(limits.lookup(tenant, None).is_ok());
+        }
+        let over = limits.lookup(tenant, None).unwrap_err();
+        assert_eq!(over.limit, Limit::Lookups);
+        assert!(over.retry_after > Duration::ZERO);
+        assert!(
+            limits.lookup(TenantId(2), None).is_ok(),
+            "other tenants are not affected"
+        );
+        assert!(
+            limits.lookup(tenant, Some(100)).is_ok(),
+            "a raised quota applies at once"
+        );
+    }
+
+    #[test]
+    fn an_address_that_fails_too_often_is_refused_before_authenticating() {
+        let limits = limits(1, 1, 3);
+        let ip: IpAddr = "192.0.2.7".parse().unwrap();
+        for _ in 0..3 {
+            assert!(limits.refuse_guessing(Some(ip)).is_ok());
+            assert!(limits.failed_auth(Some(ip)).is_ok());
+        }
+        assert!(limits.failed_auth(Some(ip)).is_err());
+        let refused = limits.refuse_guessing(Some(ip)).unwrap_err();
+        assert_eq!(refused.limit, Limit::AuthFailures);
+        assert!(
+            limits
+                .refuse_guessing(Some("192.0.2.8".parse().unwrap()))
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn tracked_addresses_stay_bounded_under_a_flood() {
+        let limits = limits(1, 1, 10);
+        for i in 0..(MAX_TRACKED_ADDRESSES + 20_000) {
+            let ip = IpAddr::from(std::net::Ipv6Addr::from(u128::from(i) + 1));
+            let _ = limits.failed_auth(Some(ip));
+        }
+        assert!(limits.tracked_addresses() <= MAX_TRACKED_ADDRESSES);
+    }
+}
