@@ -328,10 +328,11 @@ async fn token(cmd: TokenCommand) -> anyhow::Result<()> {
                 "ID", "SCOPE", "CREATED", "LAST USED", "STATE"
             );
             for t in store::tokens::list(&client, tenant.id).await? {
-                let state = if t.revoked_at.is_some() {
-                    "revoked"
-                } else {
-                    "active"
+                let state = match (t.revoked_at, t.expires_at) {
+                    (Some(_), _) => "revoked",
+                    (None, Some(at)) if at <= chrono::Utc::now() => "expired",
+                    (None, Some(_)) => "expiring",
+                    (None, None) => "active",
                 };
                 let last_used = t
                     .last_used_at

@@ -82,11 +82,11 @@ impl Directory {
         }
     }
 
-    /// The tenant identified by this source address (`ip` policy), if the directory is
-    /// loaded; `Err(())` when it is not and the database must be asked.
-    pub fn tenant_by_ip(&self, ip: IpAddr) -> Result<Option<Arc<TenantEntry>>, ()> {
-        let snapshot = self.current().ok_or(())?;
-        Ok(snapshot
+    /// The tenant identified by this source address (`ip` policy). The outer `None`
+    /// means the directory is not loaded and the database must be asked.
+    pub fn tenant_by_ip(&self, ip: IpAddr) -> Option<Option<Arc<TenantEntry>>> {
+        let snapshot = self.current()?;
+        Some(snapshot
             .ip_tenants
             .iter()
             .find(|(network, _)| network.contains(ip))

@@ -142,6 +142,11 @@ impl Metrics {
             listener_reconnects.clone(),
         );
         registry.register(
+            "rate_limited",
+            "Requests refused by a rate limit, by limit",
+            rate_limited.clone(),
+        );
+        registry.register(
             "cache_entries",
             "Entries in the lookup cache",
             gauges.cache_entries.clone(),

@@ -93,8 +93,14 @@ impl fmt::Debug for ApiToken {
 }
 
 /// SHA-256 of a token: the only form a token is stored in. Compared in constant time.
-#[derive(Debug, Clone, Copy, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Eq)]
 pub struct TokenHash(pub [u8; 32]);
+
+impl std::hash::Hash for TokenHash {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
 
 impl PartialEq for TokenHash {
     fn eq(&self, other: &Self) -> bool {

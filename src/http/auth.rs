@@ -110,8 +110,8 @@ async fn lookup_by_address(
 ) -> Result<LookupAuth, ApiError> {
     let ip = ip.ok_or(TOKEN_REQUIRED)?;
     let found = match state.directory.tenant_by_ip(ip) {
-        Ok(found) => found,
-        Err(()) => {
+        Some(found) => found,
+        None => {
             let check = state.directory.tenant_by_ip_in_database(&state.pool, ip);
             match within_deadline(req, state, check).await {
                 Some(Ok(found)) => found,

@@ -5,4 +5,5 @@ mod helpers;
 mod lookup;
 mod proxy;
 mod resilience;
+mod security;
 mod sync;

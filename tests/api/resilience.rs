@@ -4,7 +4,8 @@
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    PROPAGATION, UNKNOWN_ANSWER, eventually, spawn_app, spawn_app_with, spawn_instance,
+    PROPAGATION, UNKNOWN_ANSWER, WITHIN_A_SECOND, eventually, spawn_app, spawn_app_with,
+    spawn_instance,
 };
 use crate::proxy::{DbProxy, Mode};
 
@@ -31,7 +32,7 @@ async fn a_write_through_one_instance_is_seen_by_a_lookup_on_the_other_within_a_
     assert_eq!(put.status(), 201);
 
     eventually(
-        PROPAGATION,
+        WITHIN_A_SECOND,
         "the other instance finds the new contact",
         || async {
             let answer: Value = app
