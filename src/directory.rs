@@ -86,11 +86,13 @@ impl Directory {
     /// means the directory is not loaded and the database must be asked.
     pub fn tenant_by_ip(&self, ip: IpAddr) -> Option<Option<Arc<TenantEntry>>> {
         let snapshot = self.current()?;
-        Some(snapshot
-            .ip_tenants
-            .iter()
-            .find(|(network, _)| network.contains(ip))
-            .map(|(_, entry)| entry.clone()))
+        Some(
+            snapshot
+                .ip_tenants
+                .iter()
+                .find(|(network, _)| network.contains(ip))
+                .map(|(_, entry)| entry.clone()),
+        )
     }
 
     fn current(&self) -> Option<Arc<Snapshot>> {
