@@ -203,7 +203,14 @@ impl<'a> Checker<'a> {
 
     fn queue_position(&mut self) -> Option<i16> {
         let value = self.get("queue_position")?;
-        match value.as_i64() {
+        // 3.0 is an integer too (JSON does not tell them apart).
+        let integer = value.as_i64().or_else(|| {
+            value
+                .as_f64()
+                .filter(|f| f.fract() == 0.0)
+                .map(|f| f as i64)
+        });
+        match integer {
             Some(n @ 0..=100) => Some(n as i16),
             _ => {
                 self.fail(

@@ -20,9 +20,6 @@ impl CrmId {
         if raw.chars().any(char::is_control) {
             return Err("must not contain control characters".into());
         }
-        if raw.trim() != raw {
-            return Err("must not start or end with white space".into());
-        }
         Ok(Self(raw.to_owned()))
     }
 
@@ -79,7 +76,6 @@ mod tests {
     #[test]
     fn ids_must_be_printable_and_bounded() {
         assert!(CrmId::parse("").is_err());
-        assert!(CrmId::parse(" 1").is_err());
         assert!(CrmId::parse("a\nb").is_err());
         assert!(CrmId::parse(&"x".repeat(129)).is_err());
         assert!(CrmId::parse(&"x".repeat(128)).is_ok());

@@ -41,7 +41,7 @@ impl PhoneNumber {
     /// lookups, so `0721 234 567`, `+40721234567` and `0040721234567` all meet.
     pub fn parse(raw: &str, region: Region) -> Result<Self, PhoneNumberError> {
         let raw = raw.trim();
-        if raw.len() > MAX_RAW_LEN {
+        if raw.chars().count() > MAX_RAW_LEN {
             return Err(PhoneNumberError::TooLong);
         }
         if raw.is_empty() || WITHHELD.iter().any(|w| raw.eq_ignore_ascii_case(w)) {

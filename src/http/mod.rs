@@ -76,36 +76,62 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource(["/api/lookup", "/api/while1voice"])
             .route(web::get().to(lookup::lookup))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(not_allowed("GET")),
     )
     .service(
         web::resource("/api/v1/contacts/batch")
             .route(web::post().to(contacts::batch))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(not_allowed("POST")),
     )
     .service(
         web::resource("/api/v1/contacts/{id}")
             .route(web::put().to(contacts::put_contact))
             .route(web::get().to(contacts::get_contact))
             .route(web::delete().to(contacts::delete_contact))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(not_allowed("GET, PUT, DELETE")),
     );
     for (path, handler) in [
         ("/healthz", web::get().to(health::healthz)),
         ("/readyz", web::get().to(health::readyz)),
         ("/metrics", web::get().to(health::metrics)),
+        ("/openapi.json", web::get().to(openapi)),
     ] {
         cfg.service(
             web::resource(path)
                 .route(handler)
-                .default_service(web::to(method_not_allowed)),
+                .default_service(not_allowed("GET")),
         );
     }
     cfg.default_service(web::to(not_found));
 }
 
-async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::MethodNotAllowed)
+/// The OpenAPI description of every operation above.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// Every operation the route table serves; the OpenAPI description lists exactly these
+/// (a test keeps the two in step).
+pub const OPERATIONS: &[(&str, &str)] = &[
+    ("GET", "/api/lookup"),
+    ("GET", "/api/while1voice"),
+    ("POST", "/api/v1/contacts/batch"),
+    ("PUT", "/api/v1/contacts/{id}"),
+    ("GET", "/api/v1/contacts/{id}"),
+    ("DELETE", "/api/v1/contacts/{id}"),
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+    ("GET", "/openapi.json"),
+];
+
+async fn openapi() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(OPENAPI)
+}
+
+/// The answer to a method a path does not serve: 405 naming the ones it does.
+fn not_allowed(allow: &'static str) -> actix_web::Route {
+    web::to(move || async move { Err::<HttpResponse, _>(ApiError::MethodNotAllowed(allow)) })
 }
 
 async fn not_found() -> Result<HttpResponse, ApiError> {
@@ -216,5 +242,34 @@ where
             "request"
         );
         Ok(response)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_openapi_description_lists_exactly_the_served_operations() {
+        let spec: serde_json::Value = serde_json::from_str(OPENAPI).unwrap();
+        let mut documented: Vec<(String, String)> = spec["paths"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .flat_map(|(path, item)| {
+                item.as_object()
+                    .unwrap()
+                    .keys()
+                    .filter(|k| *k != "parameters")
+                    .map(move |method| (method.to_uppercase(), path.clone()))
+            })
+            .collect();
+        let mut served: Vec<(String, String)> = OPERATIONS
+            .iter()
+            .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+            .collect();
+        documented.sort();
+        served.sort();
+        assert_eq!(documented, served);
     }
 }

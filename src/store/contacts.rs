@@ -124,7 +124,9 @@ pub async fn get(
             language: r.get("language"),
             external_id: r.get("external_id"),
             crm_url: r.get("crm_url"),
-            attributes: r.get("attributes"),
+            attributes: r
+                .try_get("attributes")
+                .context("stored attributes are not readable JSON")?,
             updated_at: r.get("source_updated_at"),
         })
     })
@@ -336,7 +338,7 @@ async fn upsert_contacts(
                     attributes, source_updated_at)
              SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::text[], $5::int2[],
                     $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
-                    $11::jsonb[], $12::timestamptz[])
+                    $11::json[], $12::timestamptz[])
              ON CONFLICT (tenant_id, crm_id) DO UPDATE SET
                 name = EXCLUDED.name, direct_line = EXCLUDED.direct_line,
                 queue_position = EXCLUDED.queue_position,

@@ -49,13 +49,29 @@ pub fn connect_pool(database_url: &str, max_size: usize, wait: Duration) -> anyh
         .context("building the database pool")
 }
 
-/// Applies pending migrations from `sql/`; a no-op when all are applied.
+/// Applies pending migrations from `sql/`; a no-op when all are applied. Instances
+/// starting together take turns (an advisory lock), so none fails on another's work.
 pub async fn migrate(pool: &Pool) -> anyhow::Result<()> {
     let mut client = pool.get().await.context("connecting to the database")?;
+    client
+        .execute(
+            "SELECT pg_advisory_lock(hashtext('cidgate_migrations'))",
+            &[],
+        )
+        .await
+        .context("waiting for the migration lock")?;
     let report = embedded::migrations::runner()
         .run_async(&mut **client)
         .await
-        .context("running migrations")?;
+        .context("running migrations");
+    let unlocked = client
+        .execute(
+            "SELECT pg_advisory_unlock(hashtext('cidgate_migrations'))",
+            &[],
+        )
+        .await;
+    let report = report?;
+    unlocked.context("releasing the migration lock")?;
     for migration in report.applied_migrations() {
         tracing::info!(migration = %migration, "applied migration");
     }

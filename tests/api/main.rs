@@ -3,6 +3,7 @@
 mod cli;
 mod helpers;
 mod lookup;
+mod openapi;
 mod proxy;
 mod resilience;
 mod security;

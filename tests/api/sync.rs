@@ -356,3 +356,42 @@ async fn an_oversized_batch_body_is_refused_with_413() {
 
     assert_eq!(response.status(), 413);
 }
+
+#[tokio::test]
+async fn attributes_round_trip_exactly_even_with_extreme_numbers() {
+    let app = spawn_app().await;
+    let acme = app.create_tenant("acme", "RO").await;
+    let attributes = json!({"big": -1.7976931348623157e308, "tiny": 2.394940500239107e-231, "n": 2551429566297654272u64, "s": "ü\u{1}"});
+    let body = json!({"name": "A", "phones": [], "attributes": attributes});
+
+    assert_eq!(
+        app.put_contact(&acme.sync_token, "1", &body).await.status(),
+        201
+    );
+
+    let read = app.get_contact(&acme.sync_token, "1").await;
+    assert_eq!(read.status(), 200);
+    assert_eq!(
+        read.json::<Value>().await.unwrap()["attributes"],
+        attributes
+    );
+}
+
+#[tokio::test]
+async fn a_batch_id_must_be_a_string_or_an_integer() {
+    let app = spawn_app().await;
+    let acme = app.create_tenant("acme", "RO").await;
+    let batch = json!([{"op": "delete", "id": 2.5}, {"op": "delete", "id": true}, {"op": "delete", "id": 7}]);
+
+    let response = app.batch(&acme.sync_token, &batch).await;
+
+    assert_eq!(response.status(), 422);
+    let body: Value = response.json().await.unwrap();
+    let indexes: Vec<u64> = body["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["index"].as_u64().unwrap())
+        .collect();
+    assert_eq!(indexes, [0, 1]);
+}

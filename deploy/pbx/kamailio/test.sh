@@ -8,7 +8,7 @@
 # Cases: a known caller gets the CRM name (From display name, X-Caller-Name) and X-Direct-Line;
 # an unknown caller connects without them; with cidgate stalled (SIGSTOP: connections are
 # accepted, nothing answers) and with cidgate stopped, calls still connect, without caller
-# data, within the HTTP timeout. Ends with `kamailio e2e: N passed, M failed`; exits non-zero
+# data, within the HTTP timeout. Ends with `kamailio-e2e: N passed, M failed`; exits non-zero
 # on any failure or setup error.
 #
 # Needs Debian's kamailio, kamailio-utils-modules (http_client), kamailio-extra-modules
@@ -32,7 +32,7 @@ limit=${CIDGATE_KAMAILIO_E2E_TIMEOUT:-300}
 http_timeout=1 # seconds; http_client's resolution is whole seconds
 packages=(kamailio kamailio-utils-modules kamailio-extra-modules sip-tester)
 
-say() { printf 'kamailio e2e: %s\n' "$*" >&2; }
+say() { printf 'kamailio-e2e: %s\n' "$*" >&2; }
 die() {
 	say "error: $*"
 	exit 1
@@ -128,7 +128,7 @@ fi
 	sleep "$limit" &
 	sp=$!
 	wait "$sp"
-	printf 'kamailio e2e: error: timed out after %ss\n' "$limit" >&2
+	printf 'kamailio-e2e: error: timed out after %ss\n' "$limit" >&2
 	kill -TERM $$
 ) &
 watchdog_pid=$!
@@ -372,5 +372,5 @@ case_unknown
 case_stalled
 case_stopped
 
-echo "kamailio e2e: $passed passed, $failed failed"
+echo "kamailio-e2e: $passed passed, $failed failed"
 ((failed == 0))

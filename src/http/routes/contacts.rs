@@ -216,7 +216,7 @@ fn parse_item(item: Value, region: Region) -> Result<WriteOp, Vec<FieldError>> {
     };
     let id = match map.get("id") {
         Some(Value::String(s)) => CrmId::parse(s).map_err(|e| FieldError::new("id", e)),
-        Some(Value::Number(n)) => {
+        Some(Value::Number(n)) if n.is_i64() || n.is_u64() => {
             CrmId::parse(&n.to_string()).map_err(|e| FieldError::new("id", e))
         }
         Some(_) => Err(FieldError::new("id", "must be a string or an integer")),

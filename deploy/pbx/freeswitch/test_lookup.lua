@@ -1,0 +1,62 @@
+-- Unit test of cidgate_lookup.lua without FreeSWITCH: lua5.3 test_lookup.lua
+-- (run by deploy/validate.sh when a Lua interpreter is installed).
+package.path = (arg[0]:match("(.*/)") or "./") .. "?.lua;" .. package.path
+local M = require("cidgate_lookup")
+
+local failures, count = 0, 0
+local function check(name, cond)
+	count = count + 1
+	if not cond then
+		failures = failures + 1
+		print("FAIL " .. name)
+	end
+end
+
+local function json_string(s)
+	return '"' .. s:gsub('[\\"]', "\\%0") .. '"'
+end
+
+local function run(reply)
+	local vars = { cidgate_url = "http://127.0.0.1:8080/api/lookup", cidgate_token = "cgl_x",
+		caller_id_number = "+40 722 000 007", destination_number = "0210000000" }
+	local seen
+	local status = M.lookup(function(n) return vars[n] end,
+		function(args) seen = args; return reply end,
+		function(n, v) vars[n] = v end,
+		function() end)
+	return status, vars, seen
+end
+
+local found_body = '{"id":12345,"name":"Ion Popescu","queue_position":null,"direct_line":"SIP/ion-popescu",' ..
+	'"backend_link":"https://crm.example.com/c/12345","route_identifier":null,"outbound_number":null,' ..
+	'"language":"ro","external_id":null}'
+local s, v, args = run('{"status_code":"200","body":' .. json_string(found_body) .. ',"headers":[]}')
+check("found: status", s == "found" and v.cidgate_status == "found")
+check("found: name", v.effective_caller_id_name == "Ion Popescu" and v.cidgate_name == "Ion Popescu")
+check("found: id kept as text", v.cidgate_id == "12345")
+check("found: direct line", v.cidgate_direct_line == "SIP/ion-popescu" and v.cidgate_transfer_to == "ion-popescu")
+check("found: null fields unset", v.cidgate_queue_position == nil and v.cidgate_language == "ro")
+check("request: encoded caller, timeouts", args:find("telephone=%%2B40%%20722%%20000%%20007&dnid=0210000000", 1) ~= nil
+	and args:find(" json connect%-timeout 1 timeout 2$") ~= nil)
+
+local unknown = '{"id":null,"name":null,"queue_position":null,"direct_line":null,"backend_link":null,' ..
+	'"route_identifier":null,"outbound_number":null,"language":null,"external_id":null}'
+s, v = run('{"status_code":"200","body":' .. json_string(unknown) .. '}')
+check("unknown", s == "unknown" and v.effective_caller_id_name == nil and v.cidgate_transfer_to == "support")
+
+s, v = run('{"status_code":"401","body":' .. json_string('{"error":"unauthorized","message":"x"}') .. '}')
+check("401 -> failed", s == "failed" and v.cidgate_transfer_to == "support")
+s, v = run("-ERR connect failed")
+check("refused -> failed", s == "failed" and v.effective_caller_id_name == nil)
+s, v = run(nil)
+check("no reply -> failed", s == "failed")
+s, v = run('{"status_code":"200","body":"<html>bad gateway</html>"}')
+check("not JSON -> failed", s == "failed")
+
+local weird = '{"name":"\\u0218tefan \\"Popa\\"\\nX","direct_line":"SIP/a b;c","id":"A-7"}'
+s, v = run('{"status_code":"200","body":' .. json_string(weird) .. '}')
+check("escapes: unicode, quotes and control chars", v.effective_caller_id_name == "Ștefan Popa X")
+check("unsafe direct line ignored", v.cidgate_transfer_to == "support" and v.cidgate_id == "A-7")
+
+print(string.format("freeswitch lua: %d passed, %d failed", count - failures, failures))
+os.exit(failures == 0 and 0 or 1)

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Offline checks of everything under deploy/ that has a checker; exits non-zero on any error.
+#
+#   kubernetes/   deploy/kubernetes/validate.sh (schemas, kustomization, policy)
+#   compose.yaml  the Compose Specification schema (check-jsonschema's bundled copy)
+#   haproxy/      haproxy -c                      when haproxy is installed
+#   systemd/      systemd-analyze verify          when systemd-analyze is installed
+#   pbx/kamailio  kamailio -c                     when kamailio is installed
+#   scripts       shellcheck                      when shellcheck is installed
+#   pbx/*/        XML well-formedness (3CX template, FreeSWITCH dialplan, sipp scenarios)
+#   pbx/freeswitch the Lua script's unit test   when a Lua interpreter is installed
+#
+# A missing optional tool is reported as skipped, not as a failure. The tools the required
+# checks need are installed into target/deploy-tools (PyPI) on first use.
+set -uo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/.." && pwd)
+cd "$root" || exit 2
+
+# shellcheck source=SCRIPTDIR/tools.sh
+. "$here/tools.sh"
+export PYTHONDONTWRITEBYTECODE=1
+
+passed=0
+failed=0
+skipped=0
+check() { # NAME COMMAND...
+	local name=$1 out
+	shift
+	if out=$("$@" 2>&1); then
+		passed=$((passed + 1))
+		printf 'ok      %s\n' "$name"
+	else
+		failed=$((failed + 1))
+		printf 'FAILED  %s\n' "$name"
+		printf '%s\n' "$out" | sed 's/^/        /'
+	fi
+}
+skip() {
+	skipped=$((skipped + 1))
+	printf 'skipped %s (%s)\n' "$1" "$2"
+}
+
+py=$(deploy_tools_python) || exit 2
+venv_bin=$(dirname "$py")
+
+check "kubernetes manifests" "$here/kubernetes/validate.sh"
+check "compose.yaml (Compose Specification)" \
+	"$venv_bin/check-jsonschema" --builtin-schema vendor.compose-spec "$here/compose.yaml"
+
+if command -v haproxy >/dev/null 2>&1; then
+	check "haproxy/haproxy.cfg" haproxy -c -q -f "$here/haproxy/haproxy.cfg"
+else
+	skip "haproxy/haproxy.cfg" "haproxy not installed"
+fi
+
+systemd_verify() {
+	local tmp rc=0 exe=/bin/true
+	tmp=$(mktemp -d)
+	# verify insists that ExecStart exists: point it at a binary that does.
+	[[ -x $root/target/release/cidgate ]] && exe=$root/target/release/cidgate
+	sed -e "s|/usr/local/bin/cidgate|$exe|g" \
+		-e 's|^EnvironmentFile=/|EnvironmentFile=-/|' \
+		"$here/systemd/cidgate.service" >"$tmp/cidgate.service"
+	systemd-analyze verify "$tmp/cidgate.service" || rc=$?
+	rm -rf "$tmp"
+	return "$rc"
+}
+if command -v systemd-analyze >/dev/null 2>&1; then
+	check "systemd/cidgate.service" systemd_verify
+else
+	skip "systemd/cidgate.service" "systemd-analyze not installed"
+fi
+
+if command -v kamailio >/dev/null 2>&1; then
+	check "pbx/kamailio/kamailio.cfg" kamailio -c -f "$here/pbx/kamailio/kamailio.cfg"
+else
+	skip "pbx/kamailio/kamailio.cfg" "kamailio not installed"
+fi
+
+xml_files=()
+while IFS= read -r f; do xml_files+=("$f"); done < <(find "$here/pbx" -name '*.xml' | sort)
+xml_wellformed() {
+	"$py" - "$@" <<'PY'
+import sys
+import xml.dom.minidom
+for path in sys.argv[1:]:
+    xml.dom.minidom.parse(path)
+PY
+}
+check "pbx XML (${#xml_files[@]} files well-formed)" xml_wellformed "${xml_files[@]}"
+
+lua=
+for candidate in lua5.4 lua5.3 lua5.2 lua5.1 lua luajit; do
+	if command -v "$candidate" >/dev/null 2>&1; then
+		lua=$candidate
+		break
+	fi
+done
+if [[ -n $lua ]]; then
+	check "pbx/freeswitch/cidgate_lookup.lua (unit test, $lua)" "$lua" "$here/pbx/freeswitch/test_lookup.lua"
+else
+	skip "pbx/freeswitch/cidgate_lookup.lua" "no Lua interpreter (apt-get install lua5.4)"
+fi
+
+if command -v shellcheck >/dev/null 2>&1; then
+	# The scripts this file's checks cover (local/, bench/ and others have their owners).
+	scripts=("$here/validate.sh" "$here/tools.sh" "$here/kubernetes/validate.sh" "$here/pbx/kamailio/test.sh")
+	check "shellcheck (${#scripts[@]} scripts)" shellcheck -x "${scripts[@]}"
+else
+	skip "shellcheck" "shellcheck not installed"
+fi
+
+echo "deploy-checks: $passed passed, $failed failed, $skipped skipped"
+((failed == 0))
