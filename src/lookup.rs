@@ -14,7 +14,7 @@ use serde::{Serialize, Serializer};
 
 use crate::cache::AnswerCache;
 use crate::domain::{
-    HitField, LookupHit, PhoneNumber, PhoneNumberError, Region, TenantId, integer_id,
+    HitField, LookupHit, MAX_RAW_LEN, PhoneNumber, PhoneNumberError, Region, TenantId, integer_id,
 };
 use crate::known_numbers::{KnownNumbers, Membership};
 use crate::metrics::Metrics;
@@ -65,6 +65,41 @@ impl<'a> LookupAnswer<'a> {
             language: hit.get(HitField::Language),
             external_id: hit.get(HitField::ExternalId),
         }
+    }
+}
+
+/// The parameters of a lookup. Unknown parameters are ignored (PBXs add their own);
+/// a repeated parameter counts once, first wins.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct LookupQuery {
+    pub telephone: Option<String>,
+    pub dnid: Option<String>,
+}
+
+impl LookupQuery {
+    /// Reads a query string; the error says what was wrong.
+    pub fn parse(query: &str) -> Result<Self, String> {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
+            .map_err(|_| "the query string is not valid URL encoding".to_owned())?;
+        let mut parsed = Self::default();
+        for (name, value) in pairs {
+            let slot = match name.as_str() {
+                "telephone" => &mut parsed.telephone,
+                "dnid" => &mut parsed.dnid,
+                _ => continue,
+            };
+            if slot.is_none() {
+                *slot = Some(value);
+            }
+        }
+        if parsed
+            .dnid
+            .as_ref()
+            .is_some_and(|d| d.chars().count() > MAX_RAW_LEN)
+        {
+            return Err(format!("dnid is longer than {MAX_RAW_LEN} characters"));
+        }
+        Ok(parsed)
     }
 }
 
@@ -287,6 +322,30 @@ mod tests {
             json,
             r#"{"id":null,"name":null,"queue_position":null,"direct_line":null,"backend_link":null,"route_identifier":null,"outbound_number":null,"language":null,"external_id":null}"#
         );
+    }
+
+    #[test]
+    fn query_parameters_are_read_leniently_but_bounded() {
+        let q = LookupQuery::parse("telephone=0700+000+000&dnid=021&telephone=x&extra=1").unwrap();
+        assert_eq!(q.telephone.as_deref(), Some("0700 000 000"));
+        assert_eq!(q.dnid.as_deref(), Some("021"));
+        assert_eq!(LookupQuery::parse("").unwrap(), LookupQuery::default());
+        // Broken escapes and invalid UTF-8 stay text (and are then no phone number).
+        assert_eq!(
+            LookupQuery::parse("telephone=%ZZ")
+                .unwrap()
+                .telephone
+                .as_deref(),
+            Some("%ZZ")
+        );
+        assert!(
+            LookupQuery::parse("telephone=%FF")
+                .unwrap()
+                .telephone
+                .is_some()
+        );
+        let long = format!("dnid={}", "1".repeat(65));
+        assert!(LookupQuery::parse(&long).unwrap_err().contains("dnid"));
     }
 
     #[test]

@@ -2,48 +2,14 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use crate::domain::MAX_RAW_LEN;
 use crate::error::ApiError;
 use crate::http::AppState;
 use crate::http::auth::{LookupAuth, request_start};
-use crate::lookup::{Caller, Degraded, LookupAnswer};
+use crate::lookup::{Caller, Degraded, LookupAnswer, LookupQuery};
 
 /// Marks an answer that is not the database's current word (value: stale, unknown,
 /// unverified), so PBX logs and monitoring can tell.
 pub const DEGRADED_HEADER: &str = "x-cidgate-degraded";
-
-/// The parameters of a lookup. Unknown parameters are ignored (PBXs add their own);
-/// a repeated parameter counts once, first wins.
-#[derive(Debug, Default)]
-struct LookupQuery {
-    telephone: Option<String>,
-    dnid: Option<String>,
-}
-
-impl LookupQuery {
-    fn parse(query: &str) -> Result<Self, ApiError> {
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).map_err(|_| {
-            ApiError::BadRequest("the query string is not valid URL encoding".into())
-        })?;
-        let mut parsed = Self::default();
-        for (name, value) in pairs {
-            let slot = match name.as_str() {
-                "telephone" => &mut parsed.telephone,
-                "dnid" => &mut parsed.dnid,
-                _ => continue,
-            };
-            if slot.is_none() {
-                *slot = Some(value);
-            }
-        }
-        if parsed.dnid.as_ref().is_some_and(|d| d.len() > MAX_RAW_LEN) {
-            return Err(ApiError::BadRequest(format!(
-                "dnid is longer than {MAX_RAW_LEN} characters"
-            )));
-        }
-        Ok(parsed)
-    }
-}
 
 pub async fn lookup(
     req: HttpRequest,
@@ -51,7 +17,7 @@ pub async fn lookup(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let started = request_start(&req);
-    let query = LookupQuery::parse(req.query_string())?;
+    let query = LookupQuery::parse(req.query_string()).map_err(ApiError::BadRequest)?;
     let LookupAuth::Tenant(entry) = auth else {
         return Ok(answer(&LookupAnswer::unknown(), Some(Degraded::Unverified)));
     };
