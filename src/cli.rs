@@ -12,6 +12,7 @@ use ipnetwork::IpNetwork;
 use crate::config::{self, DatabaseArgs, ServeSettings};
 use crate::domain::{AuthPolicy, ContactInput, CrmId, PhoneNumber, Region, TenantSlug, TokenScope};
 use crate::import::{self, ImportCounts};
+use crate::popup::PopupSettings;
 use crate::startup::Application;
 use crate::store::{self, contacts::WriteOp, tenants::Tenant};
 use crate::telemetry::LogFormat;
@@ -56,6 +57,21 @@ pub enum Command {
     Import(ImportArgs),
     /// Create or refresh the `demo` tenant and print a lookup to try
     Demo(DemoArgs),
+    /// Screen-pop signing keys
+    #[command(subcommand)]
+    Popup(PopupCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PopupCommand {
+    /// Start signing screen-pop links with a new key; links signed with older keys keep
+    /// working until they expire
+    RotateKey {
+        #[arg(long)]
+        tenant: String,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -87,8 +103,88 @@ pub enum TenantCommand {
         #[arg(long)]
         lookup_rate: Option<String>,
         #[command(flatten)]
+        popup: PopupArgs,
+        #[command(flatten)]
         db: DatabaseArgs,
     },
+}
+
+/// Screen-pop settings of a tenant; only the ones given change.
+#[derive(Debug, Args)]
+pub struct PopupArgs {
+    /// How long screen-pop links stay valid, e.g. 12h
+    #[arg(long, value_parser = humantime::parse_duration)]
+    popup_ttl: Option<std::time::Duration>,
+    /// CRM record URL for contacts without their own, with {id}, {number}, {national}
+    #[arg(long)]
+    crm_url_template: Option<String>,
+    /// "Create in CRM" URL for unknown callers, with {number} or {national}
+    #[arg(long)]
+    create_url_template: Option<String>,
+    /// Send agents straight to the CRM record instead of the page
+    #[arg(long)]
+    redirect_to_crm: Option<bool>,
+    /// Give unknown callers a backend_link too
+    #[arg(long)]
+    popup_for_unknown: Option<bool>,
+    /// Origins allowed to frame the page (comma-separated), or `none`
+    #[arg(long)]
+    frame_ancestors: Option<String>,
+}
+
+impl PopupArgs {
+    fn is_empty(&self) -> bool {
+        self.popup_ttl.is_none()
+            && self.crm_url_template.is_none()
+            && self.create_url_template.is_none()
+            && self.redirect_to_crm.is_none()
+            && self.popup_for_unknown.is_none()
+            && self.frame_ancestors.is_none()
+    }
+
+    /// Applies the given options to `settings`, checking each.
+    fn apply(self, settings: &mut PopupSettings) -> anyhow::Result<()> {
+        if let Some(ttl) = self.popup_ttl {
+            anyhow::ensure!(ttl.as_secs() >= 60, "--popup-ttl: at least one minute");
+            settings.ttl_secs = ttl.as_secs();
+        }
+        if let Some(t) = self.crm_url_template {
+            settings.crm_url_template = url_template("--crm-url-template", t)?;
+        }
+        if let Some(t) = self.create_url_template {
+            settings.create_url_template = url_template("--create-url-template", t)?;
+        }
+        if let Some(redirect) = self.redirect_to_crm {
+            settings.redirect_to_crm = redirect;
+        }
+        if let Some(for_unknown) = self.popup_for_unknown {
+            settings.for_unknown = for_unknown;
+        }
+        if let Some(list) = self.frame_ancestors {
+            settings.frame_ancestors = if list == "none" {
+                Vec::new()
+            } else {
+                list.split(',')
+                    .map(|o| {
+                        config::parse_origin(o)
+                            .map_err(|e| anyhow::anyhow!("--frame-ancestors: {e}"))
+                    })
+                    .collect::<anyhow::Result<_>>()?
+            };
+        }
+        Ok(())
+    }
+}
+
+/// An http(s) URL template (empty clears it).
+fn url_template(flag: &str, template: String) -> anyhow::Result<Option<String>> {
+    if template.is_empty() {
+        return Ok(None);
+    }
+    let sample = crate::popup::fill_template(&template, Some("1"), "+40700000000", "0700000000");
+    config::parse_base_url(sample.split('?').next().unwrap_or_default())
+        .map_err(|e| anyhow::anyhow!("{flag}: {e}"))?;
+    Ok(Some(template))
 }
 
 #[derive(Debug, Subcommand)]
@@ -203,6 +299,15 @@ pub async fn run(command: Command) -> anyhow::Result<Exit> {
         Command::Allow(cmd) => allow(cmd).await?,
         Command::Import(args) => return import(args).await,
         Command::Demo(args) => demo(args).await?,
+        Command::Popup(PopupCommand::RotateKey { tenant, db }) => {
+            let pool = migrated_pool(&db).await?;
+            let tenant = find_tenant(&pool, &tenant).await?;
+            let key_id = store::popup::rotate_key(&pool.get().await?, tenant.id).await?;
+            eprintln!(
+                "`{}` now signs screen-pop links with key {key_id}",
+                tenant.slug
+            );
+        }
     }
     Ok(Exit::Success)
 }
@@ -255,14 +360,17 @@ async fn tenant(cmd: TenantCommand) -> anyhow::Result<()> {
             slug,
             auth,
             lookup_rate,
+            popup,
             db,
         } => {
             let policy = auth
                 .map(|a| AuthPolicy::parse(&a).map_err(|e| anyhow::anyhow!("--auth: {e}")))
                 .transpose()?;
             let rate = lookup_rate.map(|r| parse_rate(&r)).transpose()?;
-            if policy.is_none() && rate.is_none() {
-                bail!("nothing to change: give --auth and/or --lookup-rate");
+            if policy.is_none() && rate.is_none() && popup.is_empty() {
+                bail!(
+                    "nothing to change: give --auth, --lookup-rate or a screen-pop option (see --help)"
+                );
             }
             let pool = migrated_pool(&db).await?;
             let tenant = find_tenant(&pool, &slug).await?;
@@ -277,6 +385,11 @@ async fn tenant(cmd: TenantCommand) -> anyhow::Result<()> {
             }
             if let Some(rate) = rate {
                 store::tenants::set_lookup_rate(&tx, tenant.id, rate).await?;
+            }
+            if !popup.is_empty() {
+                let mut settings = tenant.popup.clone();
+                popup.apply(&mut settings)?;
+                store::tenants::set_popup_settings(&tx, tenant.id, &settings).await?;
             }
             tx.commit().await?;
             eprintln!("updated tenant `{slug}`");

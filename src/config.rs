@@ -31,6 +31,8 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "CIDGATE_SYNC_RATE",
     "CIDGATE_AUTH_FAILURES_PER_MIN",
     "CIDGATE_CORS_ORIGINS",
+    "CIDGATE_LOOKUP_LOG_RETENTION_DAYS",
+    "CIDGATE_LOOKUP_LOG_BUFFER",
     // Used by the local scripts and the test suite, not by the binary.
     "CIDGATE_PG_ROOT",
     "CIDGATE_PG_PORT",
@@ -149,6 +151,16 @@ pub struct ServeSettings {
     /// Browser origins (comma-separated) allowed to call the API; none by default
     #[arg(long, env = "CIDGATE_CORS_ORIGINS", value_delimiter = ',', value_parser = parse_origin)]
     pub cors_origins: Vec<String>,
+
+    /// Days the lookup log (the screen pop's recent calls) is kept
+    #[arg(long, env = "CIDGATE_LOOKUP_LOG_RETENTION_DAYS", default_value_t = 90,
+          value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub lookup_log_retention_days: u32,
+
+    /// Lookup log entries buffered for writing; beyond that they are dropped (and counted)
+    #[arg(long, env = "CIDGATE_LOOKUP_LOG_BUFFER", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub lookup_log_buffer: u32,
 }
 
 impl ServeSettings {
@@ -174,6 +186,8 @@ impl ServeSettings {
             sync_rate: 20,
             auth_failures_per_min: 30,
             cors_origins: Vec::new(),
+            lookup_log_retention_days: 90,
+            lookup_log_buffer: 10_000,
         }
     }
 
@@ -209,7 +223,7 @@ pub fn parse_network(raw: &str) -> Result<IpNetwork, String> {
 }
 
 /// A browser origin: scheme, host and optional port, nothing else.
-fn parse_origin(raw: &str) -> Result<String, String> {
+pub fn parse_origin(raw: &str) -> Result<String, String> {
     let url = parse_base_url(raw.trim())?;
     if url.path() != "/" || raw.trim().ends_with('/') {
         return Err(format!(

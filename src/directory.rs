@@ -12,6 +12,7 @@ use deadpool_postgres::Pool;
 use ipnetwork::IpNetwork;
 
 use crate::domain::{AuthPolicy, TenantId, TokenHash, TokenScope};
+use crate::store::popup::PopupKey;
 use crate::store::{self, tenants::Tenant};
 
 /// A tenant with what its authentication needs.
@@ -19,6 +20,8 @@ use crate::store::{self, tenants::Tenant};
 pub struct TenantEntry {
     pub tenant: Tenant,
     pub allowlist: Vec<IpNetwork>,
+    /// The newest screen-pop key: it signs new links.
+    pub signing_key: Option<PopupKey>,
 }
 
 impl TenantEntry {
@@ -110,12 +113,21 @@ impl Directory {
         for (tenant, network) in rows.allowlist {
             allowlists.entry(tenant).or_default().push(network);
         }
+        // Keys come ordered by id, so the last one per tenant is the newest.
+        let mut newest_keys: HashMap<TenantId, PopupKey> = HashMap::new();
+        for key in rows.popup_keys {
+            newest_keys.insert(key.tenant, key);
+        }
         let tenants: HashMap<TenantId, Arc<TenantEntry>> = rows
             .tenants
             .into_iter()
             .map(|tenant| {
-                let allowlist = allowlists.remove(&tenant.id).unwrap_or_default();
-                (tenant.id, Arc::new(TenantEntry { tenant, allowlist }))
+                let entry = TenantEntry {
+                    allowlist: allowlists.remove(&tenant.id).unwrap_or_default(),
+                    signing_key: newest_keys.remove(&tenant.id),
+                    tenant,
+                };
+                (entry.tenant.id, Arc::new(entry))
             })
             .collect();
         let ip_tenants = tenants
@@ -165,10 +177,9 @@ impl Directory {
         else {
             return Ok(None);
         };
-        let allowlist = store::allowlist::list(&client, tenant.id).await?;
         Ok(Some((
             token_id,
-            Arc::new(TenantEntry { tenant, allowlist }),
+            entry_from_database(&client, tenant).await?,
         )))
     }
 
@@ -182,8 +193,7 @@ impl Directory {
         let Some(tenant) = store::directory::tenant_by_ip(&client, ip).await? else {
             return Ok(None);
         };
-        let allowlist = store::allowlist::list(&client, tenant.id).await?;
-        Ok(Some(Arc::new(TenantEntry { tenant, allowlist })))
+        Ok(Some(entry_from_database(&client, tenant).await?))
     }
 
     /// Writes `last_used_at` for tokens used since the previous call.
@@ -192,6 +202,19 @@ impl Directory {
             record_uses(pool, &snapshot).await;
         }
     }
+}
+
+async fn entry_from_database(
+    client: &deadpool_postgres::Client,
+    tenant: Tenant,
+) -> anyhow::Result<Arc<TenantEntry>> {
+    let allowlist = store::allowlist::list(client, tenant.id).await?;
+    let signing_key = store::popup::newest_key(client, tenant.id).await?;
+    Ok(Arc::new(TenantEntry {
+        tenant,
+        allowlist,
+        signing_key,
+    }))
 }
 
 async fn record_uses(pool: &Pool, snapshot: &Snapshot) {

@@ -58,8 +58,8 @@ impl<'a> LookupAnswer<'a> {
             name: Some(hit.name()),
             queue_position: hit.queue_position(),
             direct_line: hit.get(HitField::DirectLine),
-            // Until cidgate renders its own screen pop, the CRM record is the popup.
-            backend_link: hit.get(HitField::CrmUrl).map(Cow::Borrowed),
+            // The handler sets the signed screen-pop link.
+            backend_link: None,
             route_identifier: hit.get(HitField::RouteIdentifier),
             outbound_number: hit.get(HitField::OutboundNumber),
             language: hit.get(HitField::Language),

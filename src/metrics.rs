@@ -76,6 +76,9 @@ pub struct Metrics {
     pub listener_reconnects: Counter,
     /// Requests refused by a rate limit, by limit.
     pub rate_limited: Family<LimitLabels, Counter>,
+    pub lookup_log_written: Counter,
+    /// Lookup log entries dropped (buffer full or write failed).
+    pub lookup_log_dropped: Counter,
     pub gauges: Gauges,
 }
 
@@ -95,6 +98,8 @@ impl Metrics {
         let listener_reconnects = Counter::default();
         let gauges = Gauges::default();
         let rate_limited = Family::default();
+        let lookup_log_written = Counter::default();
+        let lookup_log_dropped = Counter::default();
 
         registry.register(
             "http_requests",
@@ -140,6 +145,16 @@ impl Metrics {
             "listener_reconnects",
             "Times the notification listener reconnected",
             listener_reconnects.clone(),
+        );
+        registry.register(
+            "lookup_log_written",
+            "Lookup log entries written",
+            lookup_log_written.clone(),
+        );
+        registry.register(
+            "lookup_log_dropped",
+            "Lookup log entries dropped because the buffer was full or a write failed",
+            lookup_log_dropped.clone(),
         );
         registry.register(
             "rate_limited",
@@ -194,6 +209,8 @@ impl Metrics {
             notifications,
             listener_reconnects,
             rate_limited,
+            lookup_log_written,
+            lookup_log_dropped,
             gauges,
         })
     }

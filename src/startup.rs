@@ -16,6 +16,7 @@ use crate::http::{self, AppState};
 use crate::known_numbers::KnownNumbers;
 use crate::listener::Listener;
 use crate::lookup::LookupService;
+use crate::lookup_log::LookupLog;
 use crate::metrics::Metrics;
 use crate::rate_limit::RateLimits;
 use crate::store;
@@ -39,6 +40,9 @@ impl Application {
         let primary_url = settings.database.database_url.expose();
         let pool = store::connect_pool(primary_url, pool_size, PRIMARY_POOL_WAIT)?;
         store::migrate(&pool).await?;
+        store::popup::ensure_keys(&pool.get().await?)
+            .await
+            .context("creating screen-pop signing keys")?;
         let lookup_pool = match &settings.database_read_url {
             Some(url) => store::connect_pool(url.expose(), pool_size, settings.lookup_deadline())
                 .context("DATABASE_READ_URL")?,
@@ -83,6 +87,12 @@ impl Application {
             Duration::from_millis(settings.db_timeout_ms),
             metrics.clone(),
         );
+        let lookup_log = LookupLog::spawn(
+            pool.clone(),
+            settings.lookup_log_buffer as usize,
+            settings.lookup_log_retention_days,
+            metrics.clone(),
+        );
         let state = web::Data::new(AppState {
             pool,
             lookup,
@@ -93,6 +103,7 @@ impl Application {
             listening,
             public_url,
             limits: RateLimits::new(settings.rate_settings()),
+            lookup_log,
             trusted_proxies: settings.trusted_proxies.clone().into(),
         });
         let cors_origins = settings.cors_origins.clone();

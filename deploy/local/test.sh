@@ -14,6 +14,17 @@ trap 'deploy/local/pg.sh stop test >&2 || true' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# The screen pop's browser test drives Debian's Chromium; install it when missing.
+if ! command -v chromium >/dev/null 2>&1; then
+	if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+		echo "test.sh: installing chromium for the browser test" >&2
+		apt-get update -qq >&2
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >&2
+	else
+		echo "test.sh: the browser test needs Chromium: sudo apt-get install chromium" >&2
+	fi
+fi
+
 CIDGATE_TEST_DATABASE_URL=$(deploy/local/pg.sh start test "$port" --fast)
 export CIDGATE_TEST_DATABASE_URL
 

@@ -154,6 +154,11 @@ impl Region {
     pub fn code(&self) -> &str {
         self.0.as_ref()
     }
+
+    /// The phone-number library's id of the region.
+    pub fn id(&self) -> country::Id {
+        self.0
+    }
 }
 
 #[cfg(test)]

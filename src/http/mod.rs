@@ -25,6 +25,7 @@ use crate::domain::TenantId;
 use crate::error::ApiError;
 use crate::known_numbers::KnownNumbers;
 use crate::lookup::LookupService;
+use crate::lookup_log::LookupLog;
 use crate::metrics::{HttpLabels, Metrics, RouteLabels};
 use crate::rate_limit::RateLimits;
 use crate::telemetry::redact_query;
@@ -43,6 +44,7 @@ pub struct AppState {
     pub listening: watch::Receiver<bool>,
     pub public_url: Url,
     pub limits: RateLimits,
+    pub lookup_log: LookupLog,
     /// Peers whose forwarding headers are believed.
     pub trusted_proxies: Arc<[IpNetwork]>,
 }
@@ -95,6 +97,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         ("/readyz", web::get().to(health::readyz)),
         ("/metrics", web::get().to(health::metrics)),
         ("/openapi.json", web::get().to(openapi)),
+        ("/pop/style.css", web::get().to(routes::pop::style)),
+        ("/pop/{link}", web::get().to(routes::pop::pop)),
     ] {
         cfg.service(
             web::resource(path)
@@ -121,6 +125,8 @@ pub const OPERATIONS: &[(&str, &str)] = &[
     ("GET", "/readyz"),
     ("GET", "/metrics"),
     ("GET", "/openapi.json"),
+    ("GET", "/pop/style.css"),
+    ("GET", "/pop/{link}"),
 ];
 
 async fn openapi() -> HttpResponse {

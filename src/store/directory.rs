@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use ipnetwork::IpNetwork;
 
+use super::popup::PopupKey;
 use super::tenants::{self, Tenant};
 use crate::domain::{TenantId, TokenHash, TokenScope};
 
@@ -24,6 +25,7 @@ pub struct DirectoryRows {
     pub tenants: Vec<Tenant>,
     pub tokens: Vec<LiveToken>,
     pub allowlist: Vec<(TenantId, IpNetwork)>,
+    pub popup_keys: Vec<PopupKey>,
 }
 
 /// Loads all tenants, live tokens and allowlist entries in one repeatable-read snapshot.
@@ -67,11 +69,13 @@ pub async fn load(client: &mut deadpool_postgres::Client) -> anyhow::Result<Dire
             Some((TenantId(r.get(0)), network.parse().ok()?))
         })
         .collect();
+    let popup_keys = super::popup::all_keys(&tx).await?;
     tx.commit().await.context("ending the directory snapshot")?;
     Ok(DirectoryRows {
         tenants,
         tokens,
         allowlist,
+        popup_keys,
     })
 }
 

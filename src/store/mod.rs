@@ -5,6 +5,7 @@ pub mod allowlist;
 pub mod contacts;
 pub mod directory;
 pub mod notify;
+pub mod popup;
 pub mod tenants;
 pub mod tokens;
 

@@ -5,6 +5,7 @@ use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
 
 use crate::domain::{AuthPolicy, Region, TenantId, TenantSlug};
+use crate::popup::PopupSettings;
 
 /// A tenant as the rest of the application sees it.
 #[derive(Debug, Clone)]
@@ -17,6 +18,7 @@ pub struct Tenant {
     pub auth_policy: AuthPolicy,
     /// Lookups per second allowed; `None` means the gateway's default.
     pub lookup_rate: Option<u32>,
+    pub popup: PopupSettings,
 }
 
 pub(crate) const COLUMNS: &str =
@@ -29,6 +31,7 @@ pub(crate) fn from_row(row: &Row) -> anyhow::Result<Tenant> {
         slug: row.get("slug"),
         name: row.get("name"),
         region: Region::parse(&region).map_err(anyhow::Error::msg)?,
+        popup: PopupSettings::from_tenant_settings(&row.get::<_, Value>("settings")),
         settings: row.get("settings"),
         auth_policy: AuthPolicy::parse(row.get("auth_policy")).map_err(anyhow::Error::msg)?,
         lookup_rate: row
@@ -59,8 +62,9 @@ pub async fn create(
         .await
     {
         Ok(row) => {
-            super::notify::config_changed(client).await?;
-            Ok(from_row(&row)?)
+            let tenant = from_row(&row)?;
+            super::popup::rotate_key(client, tenant.id).await?;
+            Ok(tenant)
         }
         Err(e) if super::sql_state(&e) == Some(&SqlState::UNIQUE_VIOLATION) => {
             Err(CreateTenantError::Exists(slug.to_string()))
@@ -137,4 +141,34 @@ pub async fn set_lookup_rate(
         .await
         .context("setting lookup rate")?;
     super::notify::config_changed(client).await
+}
+
+/// Replaces a tenant's screen-pop settings.
+pub async fn set_popup_settings(
+    client: &impl GenericClient,
+    tenant: TenantId,
+    popup: &PopupSettings,
+) -> anyhow::Result<()> {
+    let value = serde_json::to_value(popup).context("encoding popup settings")?;
+    client
+        .execute(
+            "UPDATE tenants SET settings = jsonb_set(settings, '{popup}', $2) WHERE id = $1",
+            &[&tenant.0, &value],
+        )
+        .await
+        .context("setting popup settings")?;
+    super::notify::config_changed(client).await
+}
+
+/// A tenant by id.
+pub async fn by_id(
+    client: &impl GenericClient,
+    tenant: TenantId,
+) -> anyhow::Result<Option<Tenant>> {
+    let sql = format!("SELECT {COLUMNS} FROM tenants t WHERE t.id = $1");
+    let row = client
+        .query_opt(&sql, &[&tenant.0])
+        .await
+        .context("finding tenant")?;
+    row.as_ref().map(from_row).transpose()
 }

@@ -1,9 +1,11 @@
 //! One integration-test binary: the gateway over HTTP against real PostgreSQL.
 
+mod browser;
 mod cli;
 mod helpers;
 mod lookup;
 mod openapi;
+mod popup;
 mod proxy;
 mod resilience;
 mod security;

@@ -372,3 +372,56 @@ fn sample(text: &str, series: &str) -> Option<f64> {
             .ok()
     })
 }
+
+#[tokio::test]
+async fn lookups_read_from_the_replica_and_a_hanging_one_still_answers_and_is_logged() {
+    let app = spawn_app().await;
+    let proxy = DbProxy::start(&app.db.url).await;
+    let replica_url = proxy.url(&app.db.url);
+    let gateway = spawn_instance(&app.db.url, |s| {
+        s.database_read_url = Some(replica_url.into());
+        s.lookup_deadline_ms = 100;
+    })
+    .await;
+    let acme = app.create_tenant("acme", "RO").await;
+    app.put_contact(&acme.sync_token, "1", &contact("Ana", "0721000001"))
+        .await;
+    eventually(
+        PROPAGATION,
+        "the gateway's index holds the number",
+        || async { metric(&app.http, &gateway, "cidgate_known_numbers").await == Some(1.0) },
+    )
+    .await;
+
+    // Only the replica hangs: the primary (writes, the lookup log) is fine.
+    proxy.set(Mode::Stalled);
+    let answer = app
+        .lookup_at(&gateway, &acme.lookup_token, "0721000001")
+        .await;
+
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.headers()[DEGRADED], "unknown");
+    eventually(PROPAGATION, "the degraded lookup is logged", || async {
+        let client = app.pool.get().await.unwrap();
+        let row = client
+            .query_one(
+                "SELECT count(*) FROM lookup_log WHERE outcome = 'degraded'",
+                &[],
+            )
+            .await
+            .unwrap();
+        row.get::<_, i64>(0) == 1
+    })
+    .await;
+    proxy.set(Mode::Open);
+    eventually(PROPAGATION, "the replica answers again", || async {
+        let answer: Value = app
+            .lookup_at(&gateway, &acme.lookup_token, "0721000001")
+            .await
+            .json()
+            .await
+            .unwrap();
+        answer["name"] == "Ana"
+    })
+    .await;
+}

@@ -1,11 +1,19 @@
 //! `GET /api/lookup` (and `/api/while1voice`): the PBX asks who is calling.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use std::borrow::Cow;
 
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::Utc;
+
+use crate::config::join_url;
+use crate::directory::TenantEntry;
+use crate::domain::LookupHit;
 use crate::error::ApiError;
 use crate::http::AppState;
 use crate::http::auth::{LookupAuth, request_start};
 use crate::lookup::{Caller, Degraded, LookupAnswer, LookupQuery};
+use crate::popup::{self, LinkClaims};
+use crate::store::popup::{LogEntry, LookupOutcomeKind};
 
 /// Marks an answer that is not the database's current word (value: stale, unknown,
 /// unverified), so PBX logs and monitoring can tell.
@@ -25,11 +33,68 @@ pub async fn lookup(
     let caller = Caller::from_param(query.telephone.as_deref(), tenant.region)
         .map_err(|e| ApiError::BadRequest(format!("telephone {e}")))?;
     let outcome = state.lookup.lookup(tenant.id, &caller, started).await;
-    let body = match &outcome.hit {
-        Some(hit) => LookupAnswer::found(hit),
-        None => LookupAnswer::unknown(),
+    let number = match &caller {
+        Caller::Number(n) => Some(n.as_str()),
+        Caller::Unidentified => None,
     };
+    let hit = outcome.hit.as_deref();
+    let link = number.and_then(|n| backend_link(&state, &entry, hit, n, query.dnid.as_deref()));
+    let body = match hit {
+        Some(hit) => LookupAnswer {
+            backend_link: link.map(Cow::Owned),
+            ..LookupAnswer::found(hit)
+        },
+        None => LookupAnswer {
+            backend_link: link.map(Cow::Owned),
+            ..LookupAnswer::unknown()
+        },
+    };
+    state.lookup_log.record(LogEntry {
+        tenant: tenant.id,
+        at: Utc::now(),
+        number: number.map(str::to_owned),
+        dnid: query.dnid.clone(),
+        crm_id: hit.map(|h| h.id().to_owned()),
+        outcome: match (outcome.degraded, hit) {
+            (Some(_), _) => LookupOutcomeKind::Degraded,
+            (None, Some(_)) => LookupOutcomeKind::Found,
+            (None, None) => LookupOutcomeKind::Unknown,
+        },
+        latency_us: i32::try_from(started.elapsed().as_micros()).unwrap_or(i32::MAX),
+    });
     Ok(answer(&body, outcome.degraded))
+}
+
+/// The screen pop for this call: a signed link to the contact's page, or for an unknown
+/// caller (when the tenant wants one) to the unknown-caller page.
+fn backend_link(
+    state: &AppState,
+    entry: &TenantEntry,
+    hit: Option<&LookupHit>,
+    number: &str,
+    dnid: Option<&str>,
+) -> Option<String> {
+    let settings = &entry.tenant.popup;
+    if hit.is_none() && !settings.for_unknown {
+        return None;
+    }
+    let Some(key) = &entry.signing_key else {
+        // No key yet (a tenant created a moment ago on another instance): the CRM
+        // record is better than nothing.
+        return hit
+            .and_then(|h| h.get(crate::domain::HitField::CrmUrl))
+            .map(str::to_owned);
+    };
+    let ttl = i64::try_from(settings.ttl_secs).unwrap_or(i64::MAX);
+    let claims = LinkClaims {
+        tenant: entry.tenant.id.0,
+        crm_id: hit.map(|h| h.id().to_owned()),
+        number: number.to_owned(),
+        dnid: dnid.filter(|d| !d.is_empty()).map(str::to_owned),
+        expires: Utc::now().timestamp().saturating_add(ttl),
+    };
+    let token = popup::sign(key, &claims);
+    Some(join_url(&state.public_url, &format!("pop/{token}")))
 }
 
 fn answer(body: &LookupAnswer<'_>, degraded: Option<Degraded>) -> HttpResponse {

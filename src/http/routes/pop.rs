@@ -1,0 +1,192 @@
+//! `GET /pop/{link}`: the agent's screen pop, opened from the `backend_link` of a
+//! lookup. The link is the only credential: it must verify and be unexpired, and the
+//! page shows exactly the call it names.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{CustomizeResponder, HttpRequest, HttpResponse, Responder, web};
+
+use crate::domain::{CrmId, TenantId};
+use crate::http::AppState;
+use crate::popup::{self, LinkError, PopupSettings};
+use crate::store::{self, tenants::Tenant};
+use crate::views::{self, ContactPage, EN, ErrorPage, NumberView, UnknownPage};
+
+/// Relative, so the page works under any path prefix of the public URL.
+const CSS_HREF: &str = "style.css";
+pub const POP_CSS: &str = include_str!("../../../templates/pop.css");
+/// Recent calls shown on a page.
+const RECENT_CALLS: i64 = 10;
+
+/// `GET /pop/style.css`: the pages' only asset, served by the gateway itself.
+pub async fn style() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/css; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "public, max-age=86400"))
+        .body(POP_CSS)
+}
+
+pub async fn pop(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    match render(&req, &path, &state).await {
+        Ok(response) => response,
+        Err(failure) => failure.page(&req),
+    }
+}
+
+/// Why no page can be shown; none of these carries contact data.
+enum Failure {
+    Invalid,
+    Expired,
+    Gone(PopupSettings),
+    Unavailable(anyhow::Error),
+}
+
+impl Failure {
+    fn page(self, req: &HttpRequest) -> HttpResponse {
+        let (status, heading, message, settings) = match self {
+            Self::Invalid => (
+                StatusCode::FORBIDDEN,
+                EN.link_invalid,
+                EN.link_invalid_message,
+                None,
+            ),
+            Self::Expired => (
+                StatusCode::GONE,
+                EN.link_expired,
+                EN.link_expired_message,
+                None,
+            ),
+            Self::Gone(settings) => (
+                StatusCode::GONE,
+                EN.contact_gone,
+                EN.contact_gone_message,
+                Some(settings),
+            ),
+            Self::Unavailable(e) => {
+                tracing::error!(error = format!("{e:#}"), "screen pop failed");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    EN.unavailable,
+                    EN.unavailable_message,
+                    None,
+                )
+            }
+        };
+        let page = ErrorPage {
+            s: &EN,
+            css_href: CSS_HREF,
+            heading,
+            message,
+        };
+        respond(req, page.customize().with_status(status), settings.as_ref())
+    }
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Self::Unavailable(e)
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for Failure {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        Self::Unavailable(e.into())
+    }
+}
+
+async fn render(req: &HttpRequest, token: &str, state: &AppState) -> Result<HttpResponse, Failure> {
+    let link = popup::parse(token).map_err(|_| Failure::Invalid)?;
+    let client = state.pool.get().await?;
+    let key = store::popup::key(&client, link.tenant(), link.key_id)
+        .await?
+        .ok_or(Failure::Invalid)?;
+    let claims = link.verify(&key).map_err(|e| match e {
+        LinkError::Expired => Failure::Expired,
+        LinkError::Malformed | LinkError::BadSignature => Failure::Invalid,
+    })?;
+    let tenant: Tenant = store::tenants::by_id(&client, TenantId(claims.tenant))
+        .await?
+        .ok_or(Failure::Invalid)?;
+    let number = NumberView::new(&claims.number, tenant.region);
+    let calls =
+        store::popup::recent_calls(&client, tenant.id, &claims.number, RECENT_CALLS).await?;
+    let recent = views::recent_views(&EN, &calls);
+    let settings = &tenant.popup;
+
+    let Some(crm_id) = claims.crm_id.as_deref() else {
+        let create_link = settings
+            .create_url_template
+            .as_deref()
+            .map(|t| popup::fill_template(t, None, &claims.number, &number.national));
+        let page = UnknownPage {
+            s: &EN,
+            css_href: CSS_HREF,
+            number,
+            dnid: claims.dnid.as_deref(),
+            create_link,
+            recent,
+        };
+        return Ok(respond(req, page.customize(), Some(settings)));
+    };
+
+    let id = CrmId::parse(crm_id).map_err(|_| Failure::Invalid)?;
+    let contact = store::contacts::get(&client, tenant.id, &id)
+        .await?
+        .ok_or_else(|| Failure::Gone(settings.clone()))?;
+    let crm_link = contact.crm_url.clone().or_else(|| {
+        settings
+            .crm_url_template
+            .as_deref()
+            .map(|t| popup::fill_template(t, Some(crm_id), &claims.number, &number.national))
+    });
+    if let Some(target) = crm_link.as_ref().filter(|_| settings.redirect_to_crm) {
+        return Ok(HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, target.as_str()))
+            .finish());
+    }
+    let page = ContactPage {
+        s: &EN,
+        css_href: CSS_HREF,
+        name: &contact.name,
+        crm_id,
+        number,
+        dnid: claims.dnid.as_deref(),
+        crm_link,
+        routing: views::routing_items(&EN, &contact),
+        attributes: views::attribute_rows(&contact.attributes),
+        recent,
+    };
+    Ok(respond(req, page.customize(), Some(settings)))
+}
+
+/// Adds the page headers: a strict Content-Security-Policy (no script, styles only from
+/// here) and the tenant's framing rule (softphones embed the page in an iframe).
+fn respond<R: Responder>(
+    req: &HttpRequest,
+    page: CustomizeResponder<R>,
+    settings: Option<&PopupSettings>,
+) -> HttpResponse
+where
+    R::Body: 'static,
+{
+    let ancestors = settings
+        .map(|s| s.frame_ancestors.as_slice())
+        .unwrap_or_default();
+    let frame_ancestors = if ancestors.is_empty() {
+        "'none'".to_owned()
+    } else {
+        ancestors.join(" ")
+    };
+    let csp = format!(
+        "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors {frame_ancestors}"
+    );
+    let mut page = page.insert_header((header::CONTENT_SECURITY_POLICY, csp));
+    if ancestors.is_empty() {
+        page = page.insert_header((header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")));
+    }
+    page.respond_to(req).map_into_boxed_body()
+}

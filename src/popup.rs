@@ -1,0 +1,271 @@
+//! Screen-pop links: HMAC-SHA256-signed, expiring capabilities naming the tenant, the
+//! contact, the caller's number and the dialled line. A changed, truncated or expired
+//! link opens nothing.
+//!
+//! Form: `1.<key id>.<claims, base64url JSON>.<HMAC-SHA256 of what precedes, base64url>`.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::Utc;
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+use crate::domain::TenantId;
+use crate::store::popup::PopupKey;
+
+const VERSION: &str = "1";
+/// Longest link token accepted before any decoding work.
+const MAX_TOKEN_LEN: usize = 2048;
+
+/// What a link grants: the screen pop of one call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkClaims {
+    #[serde(rename = "t")]
+    pub tenant: i64,
+    /// The contact; `None` for an unknown caller's page.
+    #[serde(rename = "c", skip_serializing_if = "Option::is_none", default)]
+    pub crm_id: Option<String>,
+    /// The caller's normalized number.
+    #[serde(rename = "n")]
+    pub number: String,
+    #[serde(rename = "d", skip_serializing_if = "Option::is_none", default)]
+    pub dnid: Option<String>,
+    /// Unix time after which the link is dead.
+    #[serde(rename = "e")]
+    pub expires: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum LinkError {
+    #[error("the link is incomplete or altered")]
+    Malformed,
+    #[error("the link is not genuine")]
+    BadSignature,
+    #[error("the link has expired")]
+    Expired,
+}
+
+/// A link split into its parts, before the signature is checked.
+pub struct UnverifiedLink<'a> {
+    pub key_id: i32,
+    pub claims: LinkClaims,
+    signed: &'a str,
+    mac: Vec<u8>,
+}
+
+type HmacSha256 = Hmac<Sha256>;
+
+fn mac_for(secret: &[u8; 32], signed: &str) -> HmacSha256 {
+    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length");
+    mac.update(signed.as_bytes());
+    mac
+}
+
+/// Signs `claims` with the tenant's key.
+pub fn sign(key: &PopupKey, claims: &LinkClaims) -> String {
+    let payload = serde_json::to_vec(claims).expect("claims serialize");
+    let signed = format!(
+        "{VERSION}.{}.{}",
+        key.key_id,
+        URL_SAFE_NO_PAD.encode(payload)
+    );
+    let tag = mac_for(&key.secret, &signed).finalize().into_bytes();
+    format!("{signed}.{}", URL_SAFE_NO_PAD.encode(tag))
+}
+
+/// Splits a link; says which tenant and key claim to have signed it.
+pub fn parse(token: &str) -> Result<UnverifiedLink<'_>, LinkError> {
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(LinkError::Malformed);
+    }
+    let (signed, mac) = token.rsplit_once('.').ok_or(LinkError::Malformed)?;
+    let mut parts = signed.split('.');
+    let (Some(VERSION), Some(key_id), Some(payload), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(LinkError::Malformed);
+    };
+    let key_id = key_id.parse().map_err(|_| LinkError::Malformed)?;
+    let payload = URL_SAFE_NO_PAD
+        .decode(payload)
+        .map_err(|_| LinkError::Malformed)?;
+    let claims = serde_json::from_slice(&payload).map_err(|_| LinkError::Malformed)?;
+    let mac = URL_SAFE_NO_PAD
+        .decode(mac)
+        .map_err(|_| LinkError::Malformed)?;
+    Ok(UnverifiedLink {
+        key_id,
+        claims,
+        signed,
+        mac,
+    })
+}
+
+impl UnverifiedLink<'_> {
+    pub fn tenant(&self) -> TenantId {
+        TenantId(self.claims.tenant)
+    }
+
+    /// Checks the signature (constant time) with the key it names, then the expiry.
+    pub fn verify(self, key: &PopupKey) -> Result<LinkClaims, LinkError> {
+        if key.tenant.0 != self.claims.tenant || key.key_id != self.key_id {
+            return Err(LinkError::BadSignature);
+        }
+        mac_for(&key.secret, self.signed)
+            .verify_slice(&self.mac)
+            .map_err(|_| LinkError::BadSignature)?;
+        if self.claims.expires <= Utc::now().timestamp() {
+            return Err(LinkError::Expired);
+        }
+        Ok(self.claims)
+    }
+}
+
+/// A tenant's screen-pop settings (in `tenants.settings`, key `popup`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PopupSettings {
+    /// How long a link stays valid.
+    pub ttl_secs: u64,
+    /// CRM record URL when the contact has no `crm_url`, e.g.
+    /// `https://crm.example.com/contacts/{id}`.
+    pub crm_url_template: Option<String>,
+    /// "Create in CRM" for unknown callers, e.g. `https://crm.example.com/new?phone={number}`.
+    pub create_url_template: Option<String>,
+    /// Send the agent straight to the CRM record instead of rendering the page.
+    pub redirect_to_crm: bool,
+    /// Give unknown callers a `backend_link` too (off: the reference's all-null answer).
+    pub for_unknown: bool,
+    /// Origins allowed to frame the page (softphones); none means no framing.
+    pub frame_ancestors: Vec<String>,
+}
+
+impl Default for PopupSettings {
+    fn default() -> Self {
+        Self {
+            ttl_secs: 12 * 3600,
+            crm_url_template: None,
+            create_url_template: None,
+            redirect_to_crm: false,
+            for_unknown: false,
+            frame_ancestors: Vec::new(),
+        }
+    }
+}
+
+impl PopupSettings {
+    /// Reads the settings from a tenant's settings document (defaults where absent).
+    pub fn from_tenant_settings(settings: &serde_json::Value) -> Self {
+        settings
+            .get("popup")
+            .and_then(|p| serde_json::from_value(p.clone()).ok())
+            .unwrap_or_default()
+    }
+}
+
+/// Fills `{id}`, `{number}` (E.164) and `{national}` into a URL template, each value
+/// percent-encoded so it cannot change the URL's structure.
+pub fn fill_template(template: &str, id: Option<&str>, number: &str, national: &str) -> String {
+    let encode = |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
+    template
+        .replace("{id}", &encode(id.unwrap_or_default()))
+        .replace("{number}", &encode(number))
+        .replace("{national}", &encode(national))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(tenant: i64, key_id: i32, byte: u8) -> PopupKey {
+        PopupKey {
+            tenant: TenantId(tenant),
+            key_id,
+            secret: [byte; 32],
+        }
+    }
+
+    fn claims(expires_in: i64) -> LinkClaims {
+        LinkClaims {
+            tenant: 1,
+            crm_id: Some("12345".into()),
+            number: "+40721234567".into(),
+            dnid: Some("0210000000".into()),
+            expires: Utc::now().timestamp() + expires_in,
+        }
+    }
+
+    #[test]
+    fn a_signed_link_verifies_with_its_key_and_reveals_its_claims() {
+        let k = key(1, 1, 7);
+        let token = sign(&k, &claims(60));
+        let link = parse(&token).unwrap();
+        assert_eq!(link.key_id, 1);
+        assert_eq!(link.tenant(), TenantId(1));
+        assert_eq!(link.verify(&k).unwrap().crm_id.as_deref(), Some("12345"));
+    }
+
+    #[test]
+    fn changed_truncated_foreign_and_expired_links_are_refused() {
+        let k = key(1, 1, 7);
+        let token = sign(&k, &claims(60));
+        // Another contact in the claims, same signature.
+        let mut other = claims(60);
+        other.crm_id = Some("99999".into());
+        let forged_payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&other).unwrap());
+        let parts: Vec<&str> = token.split('.').collect();
+        let forged = format!("1.1.{forged_payload}.{}", parts[3]);
+        assert_eq!(
+            parse(&forged).unwrap().verify(&k),
+            Err(LinkError::BadSignature)
+        );
+        // Truncated anywhere.
+        for cut in [5, token.len() / 2, token.len() - 1] {
+            let result = parse(&token[..cut]).and_then(|l| l.verify(&k));
+            assert!(result.is_err(), "cut at {cut}");
+        }
+        // Another tenant's key, or a key id that does not match.
+        assert_eq!(
+            parse(&token).unwrap().verify(&key(2, 1, 7)),
+            Err(LinkError::BadSignature)
+        );
+        assert_eq!(
+            parse(&token).unwrap().verify(&key(1, 1, 8)),
+            Err(LinkError::BadSignature)
+        );
+        assert_eq!(
+            parse(&token).unwrap().verify(&key(1, 2, 7)),
+            Err(LinkError::BadSignature)
+        );
+        // Expired.
+        let old = sign(&k, &claims(-1));
+        assert_eq!(parse(&old).unwrap().verify(&k), Err(LinkError::Expired));
+        assert_eq!(parse("").err(), Some(LinkError::Malformed));
+        assert_eq!(parse(&"a".repeat(5000)).err(), Some(LinkError::Malformed));
+    }
+
+    #[test]
+    fn templates_are_filled_with_encoded_values() {
+        let url = fill_template(
+            "https://crm.example.com/c/{id}?p={number}",
+            Some("a/b&c"),
+            "+40721",
+            "0721",
+        );
+        assert_eq!(url, "https://crm.example.com/c/a%2Fb%26c?p=%2B40721");
+    }
+
+    #[test]
+    fn settings_default_when_absent_or_malformed() {
+        let none = serde_json::json!({});
+        assert_eq!(
+            PopupSettings::from_tenant_settings(&none),
+            PopupSettings::default()
+        );
+        let set = serde_json::json!({"popup": {"for_unknown": true, "ttl_secs": 60}});
+        let parsed = PopupSettings::from_tenant_settings(&set);
+        assert!(parsed.for_unknown);
+        assert_eq!(parsed.ttl_secs, 60);
+    }
+}

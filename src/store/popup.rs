@@ -1,0 +1,202 @@
+//! Screen-pop signing keys and the lookup log.
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
+use rand::RngCore;
+
+use crate::domain::TenantId;
+
+/// A tenant's signing key.
+#[derive(Clone)]
+pub struct PopupKey {
+    pub tenant: TenantId,
+    pub key_id: i32,
+    pub secret: [u8; 32],
+}
+
+impl std::fmt::Debug for PopupKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PopupKey({}, {}, <secret>)", self.tenant, self.key_id)
+    }
+}
+
+fn key_from_row(row: &tokio_postgres::Row) -> Option<PopupKey> {
+    let secret: &[u8] = row.get("secret");
+    Some(PopupKey {
+        tenant: TenantId(row.get("tenant_id")),
+        key_id: row.get("key_id"),
+        secret: secret.try_into().ok()?,
+    })
+}
+
+/// Adds a new signing key for the tenant (the one that signs from now on).
+pub async fn rotate_key(client: &impl GenericClient, tenant: TenantId) -> anyhow::Result<i32> {
+    let mut secret = [0u8; 32];
+    rand::rng().fill_bytes(&mut secret);
+    let row = client
+        .query_one(
+            "INSERT INTO popup_keys (tenant_id, key_id, secret)
+             SELECT $1, coalesce(max(key_id), 0) + 1, $2 FROM popup_keys WHERE tenant_id = $1
+             RETURNING key_id",
+            &[&tenant.0, &secret.as_slice()],
+        )
+        .await
+        .context("adding a popup key")?;
+    super::notify::config_changed(client).await?;
+    Ok(row.get(0))
+}
+
+/// Gives every tenant without a signing key its first one.
+pub async fn ensure_keys(client: &impl GenericClient) -> anyhow::Result<()> {
+    let rows = client
+        .query(
+            "SELECT id FROM tenants t WHERE NOT EXISTS (SELECT 1 FROM popup_keys k WHERE k.tenant_id = t.id)",
+            &[],
+        )
+        .await
+        .context("finding tenants without popup keys")?;
+    for row in rows {
+        rotate_key(client, TenantId(row.get(0))).await?;
+    }
+    Ok(())
+}
+
+/// Every signing key of every tenant (for the in-memory directory).
+pub async fn all_keys(client: &impl GenericClient) -> anyhow::Result<Vec<PopupKey>> {
+    let rows = client
+        .query(
+            "SELECT tenant_id, key_id, secret FROM popup_keys ORDER BY tenant_id, key_id",
+            &[],
+        )
+        .await
+        .context("loading popup keys")?;
+    Ok(rows.iter().filter_map(key_from_row).collect())
+}
+
+/// One key, to verify a link.
+pub async fn key(
+    client: &impl GenericClient,
+    tenant: TenantId,
+    key_id: i32,
+) -> anyhow::Result<Option<PopupKey>> {
+    let row = client
+        .query_opt(
+            "SELECT tenant_id, key_id, secret FROM popup_keys WHERE tenant_id = $1 AND key_id = $2",
+            &[&tenant.0, &key_id],
+        )
+        .await
+        .context("reading a popup key")?;
+    Ok(row.as_ref().and_then(key_from_row))
+}
+
+/// The newest key of a tenant (signs new links).
+pub async fn newest_key(
+    client: &impl GenericClient,
+    tenant: TenantId,
+) -> anyhow::Result<Option<PopupKey>> {
+    let row = client
+        .query_opt(
+            "SELECT tenant_id, key_id, secret FROM popup_keys WHERE tenant_id = $1 ORDER BY key_id DESC LIMIT 1",
+            &[&tenant.0],
+        )
+        .await
+        .context("reading a popup key")?;
+    Ok(row.as_ref().and_then(key_from_row))
+}
+
+/// How a lookup went, as the log records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LookupOutcomeKind {
+    Found,
+    Unknown,
+    Degraded,
+}
+
+impl LookupOutcomeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Found => "found",
+            Self::Unknown => "unknown",
+            Self::Degraded => "degraded",
+        }
+    }
+}
+
+/// One logged lookup.
+#[derive(Debug, Clone)]
+pub struct LogEntry {
+    pub tenant: TenantId,
+    pub at: DateTime<Utc>,
+    pub number: Option<String>,
+    pub dnid: Option<String>,
+    pub crm_id: Option<String>,
+    pub outcome: LookupOutcomeKind,
+    pub latency_us: i32,
+}
+
+/// Writes a batch of log entries in one statement.
+pub async fn write_log(client: &impl GenericClient, entries: &[LogEntry]) -> anyhow::Result<()> {
+    let tenants: Vec<i64> = entries.iter().map(|e| e.tenant.0).collect();
+    let ats: Vec<DateTime<Utc>> = entries.iter().map(|e| e.at).collect();
+    let numbers: Vec<Option<&str>> = entries.iter().map(|e| e.number.as_deref()).collect();
+    let dnids: Vec<Option<&str>> = entries.iter().map(|e| e.dnid.as_deref()).collect();
+    let crm_ids: Vec<Option<&str>> = entries.iter().map(|e| e.crm_id.as_deref()).collect();
+    let outcomes: Vec<&str> = entries.iter().map(|e| e.outcome.as_str()).collect();
+    let latencies: Vec<i32> = entries.iter().map(|e| e.latency_us).collect();
+    client
+        .execute(
+            "INSERT INTO lookup_log (tenant_id, at, number, dnid, crm_id, outcome, latency_us)
+             SELECT * FROM UNNEST($1::int8[], $2::timestamptz[], $3::text[], $4::text[], $5::text[],
+                                  $6::text[], $7::int4[])",
+            &[
+                &tenants, &ats, &numbers, &dnids, &crm_ids, &outcomes, &latencies,
+            ],
+        )
+        .await
+        .context("writing the lookup log")?;
+    Ok(())
+}
+
+/// A past lookup of one number, for the screen pop.
+#[derive(Debug, Clone)]
+pub struct RecentCall {
+    pub at: DateTime<Utc>,
+    pub dnid: Option<String>,
+    pub outcome: String,
+}
+
+pub async fn recent_calls(
+    client: &impl GenericClient,
+    tenant: TenantId,
+    number: &str,
+    limit: i64,
+) -> anyhow::Result<Vec<RecentCall>> {
+    let rows = client
+        .query(
+            "SELECT at, dnid, outcome FROM lookup_log
+             WHERE tenant_id = $1 AND number = $2 ORDER BY at DESC LIMIT $3",
+            &[&tenant.0, &number, &limit],
+        )
+        .await
+        .context("reading recent calls")?;
+    Ok(rows
+        .iter()
+        .map(|r| RecentCall {
+            at: r.get(0),
+            dnid: r.get(1),
+            outcome: r.get(2),
+        })
+        .collect())
+}
+
+/// Deletes log entries older than `days`; returns how many.
+pub async fn prune_log(client: &impl GenericClient, days: u32) -> anyhow::Result<u64> {
+    client
+        .execute(
+            "DELETE FROM lookup_log WHERE at < now() - make_interval(days => $1)",
+            &[&(days as i32)],
+        )
+        .await
+        .context("pruning the lookup log")
+}

@@ -1,0 +1,412 @@
+//! The agent's screen pop: signed links, the page, unknown callers, the lookup log.
+
+use cidgate::domain::TenantId;
+use cidgate::popup::{self, LinkClaims};
+use serde_json::{Value, json};
+
+use crate::helpers::{PROPAGATION, TestApp, eventually, spawn_app};
+
+async fn link_for(app: &TestApp, token: &str, telephone: &str) -> String {
+    let answer = app.lookup_json(token, telephone).await;
+    answer["backend_link"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no backend_link in {answer}"))
+        .to_owned()
+}
+
+async fn open(app: &TestApp, link: &str) -> (u16, reqwest::header::HeaderMap, String) {
+    let response = app.http.get(link).send().await.unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    (status, headers, response.text().await.unwrap())
+}
+
+fn cli_ok(app: &TestApp, args: &[&str]) {
+    let output = app.cli(args);
+    assert!(
+        output.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+async fn tenant_id(app: &TestApp, slug: &str) -> TenantId {
+    let client = app.pool.get().await.unwrap();
+    let row = client
+        .query_one("SELECT id FROM tenants WHERE slug = $1", &[&slug])
+        .await
+        .unwrap();
+    TenantId(row.get(0))
+}
+
+fn ana() -> Value {
+    json!({
+        "name": "Ana Popescu",
+        "phones": ["0721 234 567"],
+        "direct_line": "SIP/ana",
+        "queue_position": 3,
+        "language": "ro",
+        "route_identifier": "vip-route",
+        "crm_url": "https://crm.example.com/contacts/12345",
+        "attributes": {"tier": "gold", "open_tickets": 2}
+    })
+}
+
+#[tokio::test]
+async fn a_known_callers_link_opens_a_page_with_who_is_calling_and_why_they_matter() {
+    let app = spawn_app().await;
+    let acme = app.create_tenant("acme", "RO").await;
+    app.put_contact(&acme.sync_token, "12345", &ana()).await;
+
+    let link = link_for(&app, &acme.lookup_token, "+40721234567").await;
+    assert!(link.starts_with(&format!("{}/pop/", app.address)), "{link}");
+    let (status, headers, page) = open(&app, &link).await;
+
+    assert_eq!(status, 200);
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    for expected in [
+        "Ana Popescu",
+        "0721 234 567",
+        "+40 721 234 567",
+        "12345",
+        "href=\"https://crm.example.com/contacts/12345\"",
+        "Open in CRM",
+        "SIP/ana",
+        "Queue position",
+        "Romanian (ro)",
+        "vip-route",
+        "tier",
+        "gold",
+        "on line 0210000000",
+    ] {
+        assert!(
+            page.contains(expected),
+            "{expected:?} missing from the page"
+        );
+    }
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("style-src 'self'"),
+        "{csp}"
+    );
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(headers["x-frame-options"], "DENY");
+    assert_eq!(headers["referrer-policy"], "no-referrer");
+    assert!(!page.contains("<script"), "no JavaScript");
+
+    // The call itself shows up in the recent calls once the log is written.
+    eventually(
+        PROPAGATION,
+        "the call appears under recent calls",
+        || async {
+            open(&app, &link)
+                .await
+                .2
+                .contains("<td>0210000000</td><td>Yes</td>")
+        },
+    )
+    .await;
+    let css = app
+        .http
+        .get(format!("{}/pop/style.css", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(css.status(), 200);
+    assert!(
+        css.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/css")
+    );
+}
+
+#[tokio::test]
+async fn unknown_callers_get_a_page_only_when_the_tenant_wants_one() {
+    let app = spawn_app().await;
+    let acme = app.create_tenant("acme", "RO").await;
+    let answer = app.lookup_json(&acme.lookup_token, "0722000000").await;
+    assert!(
+        answer["backend_link"].is_null(),
+        "the reference's all-null answer by default"
+    );
+
+    cli_ok(
+        &app,
+        &[
+            "tenant",
+            "set",
+            "acme",
+            "--popup-for-unknown",
+            "true",
+            "--create-url-template",
+            "https://crm.example.com/contacts/new?phone={number}",
+        ],
+    );
+    eventually(PROPAGATION, "the setting reaches the gateway", || async {
+        app.lookup_json(&acme.lookup_token, "0722000000").await["backend_link"].is_string()
+    })
+    .await;
+    let link = link_for(&app, &acme.lookup_token, "0722000000").await;
+    let answer = app.lookup_json(&acme.lookup_token, "0722000000").await;
+    assert!(answer["id"].is_null() && answer["name"].is_null());
+    let (status, _, page) = open(&app, &link).await;
+
+    assert_eq!(status, 200);
+    assert!(page.contains("Unknown caller"));
+    assert!(page.contains("0722 000 000") && page.contains("+40 722 000 000"));
+    assert!(
+        page.contains("href=\"https://crm.example.com/contacts/new?phone=%2B40722000000\""),
+        "{page}"
+    );
+    eventually(
+        PROPAGATION,
+        "the calls appear under recent calls",
+        || async { open(&app, &link).await.2.contains("<td>No</td>") },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn changed_truncated_expired_and_foreign_links_show_no_contact_data() {
+    let app = spawn_app().await;
+    let acme = app.create_tenant("acme", "RO").await;
+    let globex = app.create_tenant("globex", "RO").await;
+    app.put_contact(&acme.sync_token, "12345", &ana()).await;
+    app.put_contact(
+        &globex.sync_token,
+        "777",
+        &json!({"name": "Globex Person", "phones": ["0733000000"]}),
+    )
+    .await;
+    let link = link_for(&app, &acme.lookup_token, "0721234567").await;
+    let globex_link = link_for(&app, &globex.lookup_token, "0733000000").await;
+    let token = link.rsplit('/').next().unwrap().to_owned();
+    let parts: Vec<&str> = token.split('.').collect();
+
+    // Globex's genuine link with Acme's claims in it (tenant and contact swapped).
+    let globex_token = globex_link.rsplit('/').next().unwrap();
+    let globex_parts: Vec<&str> = globex_token.split('.').collect();
+    let swapped = format!(
+        "{}.{}.{}.{}",
+        globex_parts[0], globex_parts[1], parts[2], globex_parts[3]
+    );
+    // A link whose claims were edited to name another contact.
+    let claims: LinkClaims = popup::parse(&token).unwrap().claims.clone();
+    let edited = LinkClaims {
+        crm_id: Some("99999".into()),
+        ..claims.clone()
+    };
+    let edited_payload = base64_url(&serde_json::to_vec(&edited).unwrap());
+    let tampered = format!("{}.{}.{}.{}", parts[0], parts[1], edited_payload, parts[3]);
+    // A genuine signature over an expired link.
+    let client = app.pool.get().await.unwrap();
+    let key = cidgate::store::popup::newest_key(&client, tenant_id(&app, "acme").await)
+        .await
+        .unwrap()
+        .unwrap();
+    let expired = popup::sign(
+        &key,
+        &LinkClaims {
+            expires: chrono::Utc::now().timestamp() - 1,
+            ..claims
+        },
+    );
+
+    let base = format!("{}/pop", app.address);
+    let cases = [
+        ("tampered", format!("{base}/{tampered}"), 403),
+        (
+            "truncated",
+            format!("{base}/{}", &token[..token.len() - 3]),
+            403,
+        ),
+        (
+            "signature cut off",
+            format!("{base}/{}", parts[..3].join(".")),
+            403,
+        ),
+        ("garbage", format!("{base}/not-a-link"), 403),
+        (
+            "another tenant's signature",
+            format!("{base}/{swapped}"),
+            403,
+        ),
+        ("expired", format!("{base}/{expired}"), 410),
+    ];
+    for (case, url, expected) in cases {
+        let (status, headers, page) = open(&app, &url).await;
+        assert_eq!(status, expected, "{case}");
+        assert!(
+            !page.contains("Ana") && !page.contains("12345") && !page.contains("Globex"),
+            "{case}: {page}"
+        );
+        assert!(
+            headers["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .contains("default-src 'none'"),
+            "{case}"
+        );
+    }
+    // The genuine link still works.
+    assert_eq!(open(&app, &link).await.0, 200);
+}
+
+fn base64_url(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+#[tokio::test]
+async fn a_contact_name_full_of_html_and_script_is_rendered_inert() {
+    let app = spawn_app().await;
+    let acme = app.create_tenant("acme", "RO").await;
+    let hostile = "<script>alert(1)</script><img src=x onerror=alert(2)>\"'&";
+    let body = json!({
+        "name": hostile,
+        "phones": ["0721234567"],
+        "direct_line": "<b>bold</b>",
+        "attributes": {"<i>key</i>": "<iframe src=//evil>"}
+    });
+    app.put_contact(&acme.sync_token, "x", &body).await;
+
+    let link = link_for(&app, &acme.lookup_token, "0721234567").await;
+    let (status, _, page) = open(&app, &link).await;
+
+    assert_eq!(status, 200);
+    for raw in ["<script>alert", "<img", "<b>bold", "<i>key", "<iframe"] {
+        assert!(!page.contains(raw), "{raw} rendered as markup");
+    }
+    assert!(
+        page.contains("&#60;script&#62;alert(1)&#60;/script&#62;"),
+        "shown as text"
+    );
+}
+
+#[tokio::test]
+async fn a_tenant_can_send_agents_straight_to_the_crm_or_allow_framing() {
+    let app = spawn_app().await;
+    let acme = app.create_tenant("acme", "RO").await;
+    app.put_contact(&acme.sync_token, "12345", &ana()).await;
+    cli_ok(
+        &app,
+        &[
+            "tenant",
+            "set",
+            "acme",
+            "--frame-ancestors",
+            "https://softphone.example.com",
+        ],
+    );
+    eventually(PROPAGATION, "framing reaches the page", || async {
+        let link = link_for(&app, &acme.lookup_token, "0721234567").await;
+        let (_, headers, _) = open(&app, &link).await;
+        headers["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("frame-ancestors https://softphone.example.com")
+            && headers.get("x-frame-options").is_none()
+    })
+    .await;
+
+    cli_ok(
+        &app,
+        &["tenant", "set", "acme", "--redirect-to-crm", "true"],
+    );
+    let no_redirect = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    eventually(
+        PROPAGATION,
+        "the page redirects to the CRM record",
+        || async {
+            let link = link_for(&app, &acme.lookup_token, "0721234567").await;
+            let response = no_redirect.get(&link).send().await.unwrap();
+            response.status() == 303
+                && response.headers()["location"] == "https://crm.example.com/contacts/12345"
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn links_signed_before_a_key_rotation_keep_working() {
+    let app = spawn_app().await;
+    let acme = app.create_tenant("acme", "RO").await;
+    app.put_contact(&acme.sync_token, "12345", &ana()).await;
+    let old_link = link_for(&app, &acme.lookup_token, "0721234567").await;
+    let key_of = |link: &str| {
+        link.rsplit('/')
+            .next()
+            .unwrap()
+            .split('.')
+            .nth(1)
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(key_of(&old_link), "1");
+
+    cli_ok(&app, &["popup", "rotate-key", "--tenant", "acme"]);
+
+    eventually(PROPAGATION, "new links use the new key", || async {
+        key_of(&link_for(&app, &acme.lookup_token, "0721234567").await) == "2"
+    })
+    .await;
+    assert_eq!(open(&app, &old_link).await.0, 200);
+    let new_link = link_for(&app, &acme.lookup_token, "0721234567").await;
+    assert_eq!(open(&app, &new_link).await.0, 200);
+}
+
+#[tokio::test]
+async fn every_lookup_is_logged_with_its_outcome() {
+    let app = spawn_app().await;
+    let acme = app.create_tenant("acme", "RO").await;
+    app.put_contact(&acme.sync_token, "12345", &ana()).await;
+    app.lookup(&acme.lookup_token, "0721234567").await;
+    app.lookup(&acme.lookup_token, "0799999999").await;
+    app.lookup(&acme.lookup_token, "anonymous").await;
+
+    let rows = || async {
+        let client = app.pool.get().await.unwrap();
+        client
+            .query(
+                "SELECT outcome, number, dnid, crm_id, latency_us FROM lookup_log ORDER BY at",
+                &[],
+            )
+            .await
+            .unwrap()
+    };
+    eventually(PROPAGATION, "the log is written", || async {
+        rows().await.len() == 3
+    })
+    .await;
+    let rows = rows().await;
+    let summary: Vec<(String, Option<String>, Option<String>)> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(3)))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (
+                "found".into(),
+                Some("+40721234567".into()),
+                Some("12345".into())
+            ),
+            ("unknown".into(), Some("+40799999999".into()), None),
+            ("unknown".into(), None, None),
+        ]
+    );
+    assert!(
+        rows.iter()
+            .all(|r| r.get::<_, Option<String>>(2).as_deref() == Some("0210000000"))
+    );
+    assert!(rows.iter().all(|r| r.get::<_, i32>(4) >= 0));
+}
