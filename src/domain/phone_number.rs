@@ -59,8 +59,10 @@ impl PhoneNumber {
             return Err(PhoneNumberError::NotANumber);
         }
         if let Ok(parsed) = phonenumber::parse(Some(region.0), body) {
+            // Length first: validation against the metadata costs ten times the parse,
+            // and only short numbers need it to tell a real number from an extension.
             let national_len = parsed.national().to_string().len();
-            if parsed.is_valid() || national_len >= MIN_NATIONAL_DIGITS {
+            if national_len >= MIN_NATIONAL_DIGITS || parsed.is_valid() {
                 return Ok(Self(parsed.format().mode(Mode::E164).to_string()));
             }
         }

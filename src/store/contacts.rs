@@ -1,6 +1,6 @@
 //! The contact mirror: lookups by number and idempotent, ordered bulk writes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
@@ -214,9 +214,14 @@ async fn apply_chunk(
         )
         .await
         .context("locking contacts")?;
+    // Keys borrow from `ops`, so the map outlives the rows it was read from.
+    let known: HashSet<&str> = ids.iter().copied().collect();
     let mut state: HashMap<&str, Stored> = rows
         .iter()
-        .map(|r| (ids_entry(&ids, r.get(0)), Stored::Present(r.get(1))))
+        .filter_map(|r| {
+            let id = known.get(r.get::<_, &str>(0))?;
+            Some((*id, Stored::Present(r.get(1))))
+        })
         .collect();
 
     // Replay in memory; the last effective op per id is what gets written.
@@ -291,14 +296,6 @@ async fn apply_chunk(
         insert_phones(client, tenant, &upserts, outcome).await?;
     }
     Ok(())
-}
-
-/// Returns the id slice entry equal to `found`, so the map borrows from `ids`.
-fn ids_entry<'a>(ids: &[&'a str], found: &str) -> &'a str {
-    ids.iter()
-        .copied()
-        .find(|id| *id == found)
-        .unwrap_or_default()
 }
 
 /// True when an incoming source time is older than the stored one. Without both times
