@@ -20,7 +20,7 @@ const ENTRY_OVERHEAD: usize = 160;
 #[derive(Debug, Clone)]
 pub struct Cached {
     /// `None`: the number belongs to no contact.
-    pub hit: Option<Arc<LookupHit>>,
+    pub hit: Option<LookupHit>,
     /// Milliseconds since the cache was built until which the entry is fresh.
     fresh_until_ms: u64,
     /// The flush generation the entry was loaded in; older generations are stale.
@@ -75,7 +75,7 @@ impl AnswerCache {
             .weigher(|_: &CacheKey, value: &Cached| {
                 let size = ENTRY_OVERHEAD
                     + std::mem::size_of::<(CacheKey, Cached)>()
-                    + value.hit.as_ref().map_or(0, |h| h.size_bytes());
+                    + value.hit.as_ref().map_or(0, |h| h.heap_bytes());
                 u32::try_from(size).unwrap_or(u32::MAX)
             })
             .expire_after(Lifetimes(settings))
@@ -99,7 +99,7 @@ impl AnswerCache {
     }
 
     /// A fresh answer, if the cache has one.
-    pub async fn fresh(&self, key: &CacheKey) -> Option<Option<Arc<LookupHit>>> {
+    pub async fn fresh(&self, key: &CacheKey) -> Option<Option<LookupHit>> {
         self.entries
             .get(key)
             .await
@@ -108,7 +108,7 @@ impl AnswerCache {
     }
 
     /// The last known answer, fresh or not: the fallback when the database is slow or down.
-    pub async fn last_known(&self, key: &CacheKey) -> Option<Option<Arc<LookupHit>>> {
+    pub async fn last_known(&self, key: &CacheKey) -> Option<Option<LookupHit>> {
         self.entries.get(key).await.map(|c| c.hit)
     }
 
@@ -119,7 +119,7 @@ impl AnswerCache {
         &self,
         key: CacheKey,
         load: F,
-    ) -> anyhow::Result<Option<Arc<LookupHit>>>
+    ) -> anyhow::Result<Option<LookupHit>>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = anyhow::Result<Option<LookupHit>>>,
@@ -133,7 +133,7 @@ impl AnswerCache {
                 }
                 let invalidations = self.invalidations.load(Ordering::Acquire);
                 let generation = self.generation.load(Ordering::Acquire);
-                let hit = load().await?.map(Arc::new);
+                let hit = load().await?;
                 let ttl = if hit.is_some() {
                     self.settings.found_ttl
                 } else {

@@ -12,6 +12,7 @@ use deadpool_postgres::Pool;
 use ipnetwork::IpNetwork;
 
 use crate::domain::{AuthPolicy, TenantId, TokenHash, TokenScope};
+use crate::popup::Signer;
 use crate::store::popup::PopupKey;
 use crate::store::{self, tenants::Tenant};
 
@@ -20,8 +21,8 @@ use crate::store::{self, tenants::Tenant};
 pub struct TenantEntry {
     pub tenant: Tenant,
     pub allowlist: Vec<IpNetwork>,
-    /// The newest screen-pop key: it signs new links.
-    pub signing_key: Option<PopupKey>,
+    /// Signs new screen-pop links with the tenant's newest key.
+    pub signer: Option<Signer>,
 }
 
 impl TenantEntry {
@@ -124,7 +125,7 @@ impl Directory {
             .map(|tenant| {
                 let entry = TenantEntry {
                     allowlist: allowlists.remove(&tenant.id).unwrap_or_default(),
-                    signing_key: newest_keys.remove(&tenant.id),
+                    signer: newest_keys.remove(&tenant.id).as_ref().map(Signer::new),
                     tenant,
                 };
                 (entry.tenant.id, Arc::new(entry))
@@ -209,11 +210,14 @@ async fn entry_from_database(
     tenant: Tenant,
 ) -> anyhow::Result<Arc<TenantEntry>> {
     let allowlist = store::allowlist::list(client, tenant.id).await?;
-    let signing_key = store::popup::newest_key(client, tenant.id).await?;
+    let signer = store::popup::newest_key(client, tenant.id)
+        .await?
+        .as_ref()
+        .map(Signer::new);
     Ok(Arc::new(TenantEntry {
         tenant,
         allowlist,
-        signing_key,
+        signer,
     }))
 }
 

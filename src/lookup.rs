@@ -146,12 +146,12 @@ impl Degraded {
 
 #[derive(Debug, Clone)]
 pub struct LookupOutcome {
-    pub hit: Option<Arc<LookupHit>>,
+    pub hit: Option<LookupHit>,
     pub degraded: Option<Degraded>,
 }
 
 impl LookupOutcome {
-    fn answered(hit: Option<Arc<LookupHit>>) -> Self {
+    fn answered(hit: Option<LookupHit>) -> Self {
         Self {
             hit,
             degraded: None,
@@ -263,13 +263,13 @@ impl LookupService {
         match tokio::time::timeout(remaining, self.query(tenant, number)).await {
             Ok(Ok(hit)) => {
                 self.inner.metrics.lookup_outcome("database");
-                LookupOutcome::answered(hit.map(Arc::new))
+                LookupOutcome::answered(hit)
             }
             _ => self.degraded(None),
         }
     }
 
-    fn degraded(&self, last_known: Option<Option<Arc<LookupHit>>>) -> LookupOutcome {
+    fn degraded(&self, last_known: Option<Option<LookupHit>>) -> LookupOutcome {
         self.inner.metrics.degraded.inc();
         let (hit, degraded, outcome) = match last_known {
             Some(hit) => (hit, Degraded::Stale, "degraded_stale"),

@@ -62,16 +62,44 @@ fn mac_for(secret: &[u8; 32], signed: &str) -> HmacSha256 {
     mac
 }
 
+/// Signs links with one key; keyed once, so each link costs only its own hashing.
+#[derive(Clone)]
+pub struct Signer {
+    key_id: i32,
+    keyed: HmacSha256,
+}
+
+impl Signer {
+    pub fn new(key: &PopupKey) -> Self {
+        Self {
+            key_id: key.key_id,
+            keyed: HmacSha256::new_from_slice(&key.secret).expect("HMAC takes keys of any length"),
+        }
+    }
+
+    pub fn sign(&self, claims: &LinkClaims) -> String {
+        let payload = serde_json::to_vec(claims).expect("claims serialize");
+        let signed = format!(
+            "{VERSION}.{}.{}",
+            self.key_id,
+            URL_SAFE_NO_PAD.encode(payload)
+        );
+        let mut mac = self.keyed.clone();
+        mac.update(signed.as_bytes());
+        let tag = mac.finalize().into_bytes();
+        format!("{signed}.{}", URL_SAFE_NO_PAD.encode(tag))
+    }
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Signer(key {})", self.key_id)
+    }
+}
+
 /// Signs `claims` with the tenant's key.
 pub fn sign(key: &PopupKey, claims: &LinkClaims) -> String {
-    let payload = serde_json::to_vec(claims).expect("claims serialize");
-    let signed = format!(
-        "{VERSION}.{}.{}",
-        key.key_id,
-        URL_SAFE_NO_PAD.encode(payload)
-    );
-    let tag = mac_for(&key.secret, &signed).finalize().into_bytes();
-    format!("{signed}.{}", URL_SAFE_NO_PAD.encode(tag))
+    Signer::new(key).sign(claims)
 }
 
 /// Splits a link; says which tenant and key claim to have signed it.

@@ -49,6 +49,9 @@ impl Application {
             None => pool.clone(),
         };
 
+        // The phone-number metadata loads on first use (about half a second): load it now,
+        // not during the first call's lookup.
+        crate::domain::PhoneNumber::warm_up();
         let metrics = Metrics::new();
         let cache = AnswerCache::new(settings.cache_settings());
         let index = KnownNumbers::default();

@@ -16,11 +16,12 @@ pub enum HitField {
 
 const FIELDS: usize = 8;
 
-/// A found contact as the lookup needs it. All text lives in one `Box<str>`;
+/// A found contact as the lookup needs it. All text lives in one shared `Arc<str>`
+/// (cloning a hit out of the cache costs a reference count, not a copy);
 /// `ends[i]` is where field `i` stops, `present` has bit `i` set when field `i` is set.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LookupHit {
-    text: Box<str>,
+    text: std::sync::Arc<str>,
     ends: [u32; FIELDS],
     present: u8,
     queue_position: i16,
@@ -64,7 +65,7 @@ impl LookupHit {
             ends[i] = u32::try_from(text.len()).unwrap_or(u32::MAX);
         }
         Self {
-            text: text.into_boxed_str(),
+            text: text.into(),
             ends,
             present,
             queue_position: queue_position.unwrap_or(-1),
@@ -92,9 +93,10 @@ impl LookupHit {
         (self.queue_position >= 0).then_some(self.queue_position)
     }
 
-    /// Bytes this hit occupies, for the cache's weigher.
-    pub fn size_bytes(&self) -> usize {
-        std::mem::size_of::<Self>() + self.text.len()
+    /// Heap bytes this hit holds beyond its own size (the shared text and its counts),
+    /// for the cache's weigher.
+    pub fn heap_bytes(&self) -> usize {
+        2 * std::mem::size_of::<usize>() + self.text.len()
     }
 }
 

@@ -69,6 +69,12 @@ impl PhoneNumber {
         Ok(Self(digits))
     }
 
+    /// Loads the phone-number library's metadata, which it otherwise does lazily on the
+    /// first parse.
+    pub fn warm_up() {
+        let _ = phonenumber::parse(None, "+40721234567").map(|n| n.is_valid());
+    }
+
     /// Rebuilds a number read back from the database, where it is already normalized.
     pub fn from_stored(stored: String) -> Self {
         Self(stored)

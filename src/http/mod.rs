@@ -75,12 +75,16 @@ pub struct RequestStart(pub Instant);
 /// everything else is a JSON 404.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     use routes::{contacts, health, lookup};
+    // One resource per path: a resource with several paths is matched by regex, which
+    // costs more than the rest of a cached lookup.
+    for path in ["/api/lookup", "/api/while1voice"] {
+        cfg.service(
+            web::resource(path)
+                .route(web::get().to(lookup::lookup))
+                .default_service(not_allowed("GET")),
+        );
+    }
     cfg.service(
-        web::resource(["/api/lookup", "/api/while1voice"])
-            .route(web::get().to(lookup::lookup))
-            .default_service(not_allowed("GET")),
-    )
-    .service(
         web::resource("/api/v1/contacts/batch")
             .route(web::post().to(contacts::batch))
             .default_service(not_allowed("POST")),

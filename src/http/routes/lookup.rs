@@ -12,7 +12,7 @@ use crate::error::ApiError;
 use crate::http::AppState;
 use crate::http::auth::{LookupAuth, request_start};
 use crate::lookup::{Caller, Degraded, LookupAnswer, LookupQuery};
-use crate::popup::{self, LinkClaims};
+use crate::popup::LinkClaims;
 use crate::store::popup::{LogEntry, LookupOutcomeKind};
 
 /// Marks an answer that is not the database's current word (value: stale, unknown,
@@ -37,7 +37,7 @@ pub async fn lookup(
         Caller::Number(n) => Some(n.as_str()),
         Caller::Unidentified => None,
     };
-    let hit = outcome.hit.as_deref();
+    let hit = outcome.hit.as_ref();
     let link = number.and_then(|n| backend_link(&state, &entry, hit, n, query.dnid.as_deref()));
     let body = match hit {
         Some(hit) => LookupAnswer {
@@ -78,7 +78,7 @@ fn backend_link(
     if hit.is_none() && !settings.for_unknown {
         return None;
     }
-    let Some(key) = &entry.signing_key else {
+    let Some(signer) = &entry.signer else {
         // No key yet (a tenant created a moment ago on another instance): the CRM
         // record is better than nothing.
         return hit
@@ -93,7 +93,7 @@ fn backend_link(
         dnid: dnid.filter(|d| !d.is_empty()).map(str::to_owned),
         expires: Utc::now().timestamp().saturating_add(ttl),
     };
-    let token = popup::sign(key, &claims);
+    let token = signer.sign(&claims);
     Some(join_url(&state.public_url, &format!("pop/{token}")))
 }
 
