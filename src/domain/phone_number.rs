@@ -147,7 +147,7 @@ impl NumberKey {
 }
 
 /// A tenant's default region (ISO 3166 alpha-2), used to read national numbers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Region(country::Id);
 
 impl Region {
