@@ -159,18 +159,12 @@ impl LookupOutcome {
     }
 }
 
-/// How many distinct `telephone` values stay normalized in memory.
-const NORMALIZED_CALLERS: u64 = 100_000;
-
 #[derive(Clone)]
 pub struct LookupService {
     inner: Arc<Inner>,
 }
 
 struct Inner {
-    /// Recent `telephone` values already normalized: parsing costs more than a whole
-    /// cached lookup, and PBXs send the same callers again and again.
-    callers: moka::sync::Cache<(Region, String), Caller>,
     pool: Pool,
     cache: AnswerCache,
     index: KnownNumbers,
@@ -190,7 +184,6 @@ impl LookupService {
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
-                callers: moka::sync::Cache::new(NORMALIZED_CALLERS),
                 pool,
                 cache,
                 index,
@@ -203,18 +196,6 @@ impl LookupService {
 
     pub fn deadline(&self) -> Duration {
         self.inner.deadline
-    }
-
-    /// The caller named by a `telephone` parameter, normalized once per distinct value.
-    pub fn caller(&self, raw: Option<&str>, region: Region) -> Result<Caller, PhoneNumberError> {
-        let raw = raw.unwrap_or_default();
-        let key = (region, raw.to_owned());
-        if let Some(caller) = self.inner.callers.get(&key) {
-            return Ok(caller);
-        }
-        let caller = Caller::from_param(Some(raw), region)?;
-        self.inner.callers.insert(key, caller.clone());
-        Ok(caller)
     }
 
     #[tracing::instrument(skip_all, fields(tenant = %tenant))]

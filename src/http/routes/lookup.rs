@@ -30,9 +30,7 @@ pub async fn lookup(
         return Ok(answer(&LookupAnswer::unknown(), Some(Degraded::Unverified)));
     };
     let tenant = &entry.tenant;
-    let caller = state
-        .lookup
-        .caller(query.telephone.as_deref(), tenant.region)
+    let caller = Caller::from_param(query.telephone.as_deref(), tenant.region)
         .map_err(|e| ApiError::BadRequest(format!("telephone {e}")))?;
     let outcome = state.lookup.lookup(tenant.id, &caller, started).await;
     let number = match &caller {
