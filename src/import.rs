@@ -110,14 +110,7 @@ fn parse_row(row: &Map<String, Value>, region: Region) -> Result<WriteOp, Vec<Fi
         Some(Value::String(raw)) => CrmId::parse(raw).map_err(|e| FieldError::new("id", e)),
         _ => Err(FieldError::new("id", "is required")),
     };
-    match (id, ContactInput::from_json(row, region, &["id"])) {
-        (Ok(id), Ok(input)) => Ok(WriteOp::Upsert(id, Box::new(input))),
-        (id, input) => Err(id
-            .err()
-            .into_iter()
-            .chain(input.err().unwrap_or_default())
-            .collect()),
-    }
+    WriteOp::upsert(id, ContactInput::from_json(row, region, &["id"]))
 }
 
 /// Counts of what an import did, for its report.

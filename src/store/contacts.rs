@@ -12,7 +12,8 @@ use tokio_postgres::Row;
 use super::notify;
 
 use crate::domain::{
-    ContactInput, ContactRecord, CrmId, LookupHit, OptionalFields, PhoneNumber, TenantId,
+    ContactInput, ContactRecord, CrmId, FieldError, LookupHit, OptionalFields, PhoneNumber,
+    TenantId,
 };
 
 /// Finds the contact for a number. When several contacts share it, the most recently
@@ -143,6 +144,21 @@ pub enum WriteOp {
 }
 
 impl WriteOp {
+    /// An upsert from a separately validated id and body, with every problem of both.
+    pub fn upsert(
+        id: Result<CrmId, FieldError>,
+        input: Result<ContactInput, Vec<FieldError>>,
+    ) -> Result<Self, Vec<FieldError>> {
+        match (id, input) {
+            (Ok(id), Ok(input)) => Ok(Self::Upsert(id, Box::new(input))),
+            (id, input) => Err(id
+                .err()
+                .into_iter()
+                .chain(input.err().unwrap_or_default())
+                .collect()),
+        }
+    }
+
     fn id(&self) -> &CrmId {
         match self {
             Self::Upsert(id, _) | Self::Delete(id, _) => id,

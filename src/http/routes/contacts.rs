@@ -223,17 +223,7 @@ fn parse_item(item: Value, region: Region) -> Result<WriteOp, Vec<FieldError>> {
         None => Err(FieldError::new("id", "is required")),
     };
     match map.get("op").and_then(Value::as_str) {
-        Some("upsert") => {
-            let input = ContactInput::from_json(&map, region, &["op", "id"]);
-            match (id, input) {
-                (Ok(id), Ok(input)) => Ok(WriteOp::Upsert(id, Box::new(input))),
-                (id, input) => Err(id
-                    .err()
-                    .into_iter()
-                    .chain(input.err().unwrap_or_default())
-                    .collect()),
-            }
-        }
+        Some("upsert") => WriteOp::upsert(id, ContactInput::from_json(&map, region, &["op", "id"])),
         Some("delete") => {
             let mut errors: Vec<FieldError> = map
                 .keys()
