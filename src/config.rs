@@ -11,6 +11,7 @@ use url::Url;
 use ipnetwork::IpNetwork;
 
 use crate::cache::CacheSettings;
+use crate::http::client_ip::ForwardedHeader;
 use crate::rate_limit::RateSettings;
 
 /// Every `CIDGATE_*` variable cidgate reads; others are warned about as likely typos.
@@ -27,6 +28,7 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "CIDGATE_CACHE_TTL_UNKNOWN_SECS",
     "CIDGATE_CACHE_KEEP_STALE_SECS",
     "CIDGATE_TRUSTED_PROXIES",
+    "CIDGATE_FORWARDED_HEADER",
     "CIDGATE_LOOKUP_RATE",
     "CIDGATE_SYNC_RATE",
     "CIDGATE_AUTH_FAILURES_PER_MIN",
@@ -133,6 +135,16 @@ pub struct ServeSettings {
     #[arg(long, env = "CIDGATE_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_network)]
     pub trusted_proxies: Vec<IpNetwork>,
 
+    /// The header the trusted proxies write: x-forwarded-for or forwarded (the other is
+    /// ignored, since a proxy passes it through from the client)
+    #[arg(
+        long,
+        env = "CIDGATE_FORWARDED_HEADER",
+        value_enum,
+        default_value = "x-forwarded-for"
+    )]
+    pub forwarded_header: ForwardedHeader,
+
     /// Lookups per second per tenant, unless the tenant has its own (`tenant set --lookup-rate`)
     #[arg(long, env = "CIDGATE_LOOKUP_RATE", default_value_t = 100,
           value_parser = clap::value_parser!(u32).range(1..))]
@@ -182,6 +194,7 @@ impl ServeSettings {
             cache_ttl_unknown_secs: 60,
             cache_keep_stale_secs: 86_400,
             trusted_proxies: Vec::new(),
+            forwarded_header: ForwardedHeader::XForwardedFor,
             lookup_rate: 100,
             sync_rate: 20,
             auth_failures_per_min: 30,

@@ -108,6 +108,7 @@ impl Application {
             limits: RateLimits::new(settings.rate_settings()),
             lookup_log,
             trusted_proxies: settings.trusted_proxies.clone().into(),
+            forwarded_header: settings.forwarded_header,
         });
         let cors_origins = settings.cors_origins.clone();
         let mut server = HttpServer::new(move || {

@@ -43,9 +43,10 @@ impl FromRequest for LookupAuth {
         Box::pin(async move {
             let state = state(&req);
             let ip = client_ip(&req);
+            let guesser = ip.or_else(|| peer_ip(&req));
             state
                 .limits
-                .refuse_guessing(ip)
+                .refuse_guessing(guesser)
                 .map_err(|over| limited(&state, over))?;
             let identified = match bearer_token(&req) {
                 Ok(Some(token)) => lookup_by_token(&req, &state, Some(token)).await,
@@ -58,7 +59,7 @@ impl FromRequest for LookupAuth {
             let entry = match identified {
                 Ok(Self::Tenant(entry)) => entry,
                 Ok(Self::Unverifiable) => return Ok(Self::Unverifiable),
-                Err(e) => return Err(failed(&state, ip, e)),
+                Err(e) => return Err(failed(&state, guesser, e)),
             };
             if !entry.allows(ip) {
                 let shown = ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
@@ -143,14 +144,14 @@ impl FromRequest for SyncAuth {
         let req = req.clone();
         Box::pin(async move {
             let state = state(&req);
-            let ip = client_ip(&req);
+            let guesser = client_ip(&req).or_else(|| peer_ip(&req));
             state
                 .limits
-                .refuse_guessing(ip)
+                .refuse_guessing(guesser)
                 .map_err(|over| limited(&state, over))?;
             let (token_id, entry) = match sync_token(&state, bearer_token(&req)).await {
                 Ok(found) => found,
-                Err(e) => return Err(failed(&state, ip, e)),
+                Err(e) => return Err(failed(&state, guesser, e)),
             };
             state
                 .limits
@@ -175,6 +176,12 @@ async fn sync_token(
             .await?
             .ok_or(INVALID_TOKEN),
     }
+}
+
+/// The TCP peer: who to count failed attempts against when a proxy's header names no
+/// usable address.
+fn peer_ip(req: &HttpRequest) -> Option<IpAddr> {
+    req.peer_addr().map(|a| a.ip().to_canonical())
 }
 
 /// Counts a failed authentication; past the limit the answer becomes a 429.

@@ -1,6 +1,8 @@
 //! The client's address: the TCP peer, unless the peer is a trusted proxy, in which
-//! case the right-most untrusted address of `Forwarded` or `X-Forwarded-For`. A header
-//! from an untrusted peer is ignored, so it cannot be forged from outside.
+//! case the right-most untrusted address of the forwarding header that proxy writes
+//! (`X-Forwarded-For`, or `Forwarded` when configured). Only that one header is read:
+//! a proxy passes the other through untouched, so a client could forge it. A header from
+//! an untrusted peer is ignored.
 
 use std::net::IpAddr;
 
@@ -9,13 +11,21 @@ use ipnetwork::IpNetwork;
 
 /// Resolves the client address. `None` when a trusted proxy forwarded something that
 /// is not an address (`unknown`, an obfuscated name): better no address than a wrong one.
-pub fn resolve(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &[IpNetwork]) -> Option<IpAddr> {
+pub fn resolve(
+    peer: Option<IpAddr>,
+    headers: &HeaderMap,
+    trusted: &[IpNetwork],
+    header: ForwardedHeader,
+) -> Option<IpAddr> {
     let peer = peer?.to_canonical();
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(*ip));
     if !is_trusted(&peer) {
         return Some(peer);
     }
-    let chain = forwarded_chain(headers);
+    let chain = match header {
+        ForwardedHeader::XForwardedFor => x_forwarded_for(headers),
+        ForwardedHeader::Forwarded => forwarded(headers),
+    };
     let mut client = peer;
     for hop in chain.iter().rev() {
         let ip = parse_node(hop)?;
@@ -27,10 +37,16 @@ pub fn resolve(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &[IpNetwork])
     Some(client)
 }
 
-/// The forwarding chain, left (origin) to right (nearest): `Forwarded` `for=` values if
-/// that header is present, else `X-Forwarded-For`.
-fn forwarded_chain(headers: &HeaderMap) -> Vec<String> {
-    let forwarded: Vec<String> = headers
+/// Which header the trusted proxies write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ForwardedHeader {
+    XForwardedFor,
+    Forwarded,
+}
+
+/// `Forwarded` `for=` values, left (origin) to right (nearest).
+fn forwarded(headers: &HeaderMap) -> Vec<String> {
+    headers
         .get_all("forwarded")
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
@@ -42,10 +58,11 @@ fn forwarded_chain(headers: &HeaderMap) -> Vec<String> {
                     .then(|| value.trim().trim_matches('"').to_owned())
             })
         })
-        .collect();
-    if !forwarded.is_empty() {
-        return forwarded;
-    }
+        .collect()
+}
+
+/// `X-Forwarded-For` entries, left (origin) to right (nearest).
+fn x_forwarded_for(headers: &HeaderMap) -> Vec<String> {
     headers
         .get_all("x-forwarded-for")
         .filter_map(|v| v.to_str().ok())
@@ -95,6 +112,10 @@ mod tests {
         s.parse().unwrap()
     }
 
+    fn resolve(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &[IpNetwork]) -> Option<IpAddr> {
+        super::resolve(peer, headers, trusted, ForwardedHeader::XForwardedFor)
+    }
+
     fn trusted() -> Vec<IpNetwork> {
         vec!["10.0.0.0/8".parse().unwrap(), "fd00::/8".parse().unwrap()]
     }
@@ -130,7 +151,7 @@ mod tests {
     }
 
     #[test]
-    fn forwarded_wins_over_x_forwarded_for_and_its_forms_parse() {
+    fn only_the_configured_header_counts_and_its_forms_parse() {
         let h = headers(&[
             (
                 "forwarded",
@@ -138,15 +159,13 @@ mod tests {
             ),
             ("x-forwarded-for", "198.51.100.77"),
         ]);
-        assert_eq!(
-            resolve(Some(ip("10.0.0.1")), &h, &trusted()),
-            Some(ip("2001:db8::7"))
-        );
-        let h = headers(&[("forwarded", "For=192.0.2.60:8080")]);
-        assert_eq!(
-            resolve(Some(ip("10.0.0.1")), &h, &trusted()),
-            Some(ip("192.0.2.60"))
-        );
+        let peer = Some(ip("10.0.0.1"));
+        // A client-made `Forwarded` passed through by an X-Forwarded-For proxy is ignored.
+        assert_eq!(resolve(peer, &h, &trusted()), Some(ip("198.51.100.77")));
+        let fwd = |h: &HeaderMap| super::resolve(peer, h, &trusted(), ForwardedHeader::Forwarded);
+        assert_eq!(fwd(&h), Some(ip("2001:db8::7")));
+        let port = headers(&[("forwarded", "For=192.0.2.60:8080")]);
+        assert_eq!(fwd(&port), Some(ip("192.0.2.60")));
     }
 
     #[test]
@@ -158,7 +177,13 @@ mod tests {
         let h = headers(&[("x-forwarded-for", "unknown")]);
         assert_eq!(resolve(Some(ip("10.0.0.1")), &h, &trusted()), None);
         let h = headers(&[("forwarded", "for=_hidden")]);
-        assert_eq!(resolve(Some(ip("10.0.0.1")), &h, &trusted()), None);
+        let hidden = super::resolve(
+            Some(ip("10.0.0.1")),
+            &h,
+            &trusted(),
+            ForwardedHeader::Forwarded,
+        );
+        assert_eq!(hidden, None);
     }
 
     #[test]

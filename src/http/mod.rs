@@ -2,7 +2,7 @@
 
 pub mod auth;
 mod body;
-mod client_ip;
+pub mod client_ip;
 pub mod routes;
 
 use std::sync::Arc;
@@ -45,8 +45,9 @@ pub struct AppState {
     pub public_url: Url,
     pub limits: RateLimits,
     pub lookup_log: LookupLog,
-    /// Peers whose forwarding headers are believed.
+    /// Peers whose forwarding header is believed, and which header that is.
     pub trusted_proxies: Arc<[IpNetwork]>,
+    pub forwarded_header: client_ip::ForwardedHeader,
 }
 
 impl AppState {
@@ -60,11 +61,16 @@ impl AppState {
 
 /// The client's address: the TCP peer, or what trusted proxies say it is.
 pub fn client_ip(req: &actix_web::HttpRequest) -> Option<std::net::IpAddr> {
-    let trusted = req
-        .app_data::<web::Data<AppState>>()
-        .map(|state| state.trusted_proxies.clone())
-        .unwrap_or_else(|| Arc::from([]));
-    client_ip::resolve(req.peer_addr().map(|a| a.ip()), req.headers(), &trusted)
+    let peer = req.peer_addr().map(|a| a.ip());
+    match req.app_data::<web::Data<AppState>>() {
+        Some(state) => client_ip::resolve(
+            peer,
+            req.headers(),
+            &state.trusted_proxies,
+            state.forwarded_header,
+        ),
+        None => peer,
+    }
 }
 
 /// When the request arrived; the lookup deadline counts from here.

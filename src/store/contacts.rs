@@ -242,6 +242,7 @@ async fn apply_chunk(
 
     // Replay in memory; the last effective op per id is what gets written.
     let mut last_effective: HashMap<&str, &WriteOp> = HashMap::new();
+    let mut result_index: HashMap<&str, usize> = HashMap::new();
     for op in ops {
         let id = op.id().as_str();
         let stored = *state.get(id).unwrap_or(&Stored::Absent);
@@ -268,29 +269,28 @@ async fn apply_chunk(
         };
         if result != WriteResult::Stale {
             last_effective.insert(id, op);
+            result_index.insert(id, outcome.results.len());
         }
         outcome.results.push(result);
     }
 
     let mut touched_ids: Vec<&str> = last_effective.keys().copied().collect();
     touched_ids.sort_unstable();
-    let old = client
-        .query(
-            "DELETE FROM contact_phones WHERE tenant_id = $1 AND crm_id = ANY($2) RETURNING number",
-            &[&tenant.0, &touched_ids],
-        )
-        .await
-        .context("removing old phone numbers")?;
-    outcome
-        .touched_numbers
-        .extend(old.iter().map(|r| r.get::<_, String>(0)));
-
     let deletes: Vec<&str> = touched_ids
         .iter()
         .copied()
         .filter(|id| matches!(last_effective[id], WriteOp::Delete(..)))
         .collect();
+    let upserts: Vec<(&str, &ContactInput)> = touched_ids
+        .iter()
+        .filter_map(|id| match last_effective[id] {
+            WriteOp::Upsert(_, c) => Some((*id, c.as_ref())),
+            WriteOp::Delete(..) => None,
+        })
+        .collect();
+
     if !deletes.is_empty() {
+        remove_phones(client, tenant, &deletes, outcome).await?;
         client
             .execute(
                 "DELETE FROM contacts WHERE tenant_id = $1 AND crm_id = ANY($2)",
@@ -299,18 +299,40 @@ async fn apply_chunk(
             .await
             .context("deleting contacts")?;
     }
-
-    let upserts: Vec<(&str, &ContactInput)> = touched_ids
-        .iter()
-        .filter_map(|id| match last_effective[id] {
-            WriteOp::Upsert(_, c) => Some((*id, c.as_ref())),
-            WriteOp::Delete(..) => None,
-        })
-        .collect();
     if !upserts.is_empty() {
-        upsert_contacts(client, tenant, &upserts).await?;
-        insert_phones(client, tenant, &upserts, outcome).await?;
+        // A contact that did not exist when we looked may have been created meanwhile
+        // with a newer time: the upsert then writes nothing, and its numbers stay.
+        let written = upsert_contacts(client, tenant, &upserts).await?;
+        let (kept, refused): (Vec<_>, Vec<_>) = upserts
+            .into_iter()
+            .partition(|(id, _)| written.contains(*id));
+        for (id, _) in &refused {
+            outcome.results[result_index[id]] = WriteResult::Stale;
+        }
+        let kept_ids: Vec<&str> = kept.iter().map(|(id, _)| *id).collect();
+        remove_phones(client, tenant, &kept_ids, outcome).await?;
+        insert_phones(client, tenant, &kept, outcome).await?;
     }
+    Ok(())
+}
+
+/// Deletes the numbers of these contacts, noting them as touched.
+async fn remove_phones(
+    client: &impl GenericClient,
+    tenant: TenantId,
+    ids: &[&str],
+    outcome: &mut WriteOutcome,
+) -> anyhow::Result<()> {
+    let old = client
+        .query(
+            "DELETE FROM contact_phones WHERE tenant_id = $1 AND crm_id = ANY($2) RETURNING number",
+            &[&tenant.0, &ids],
+        )
+        .await
+        .context("removing old phone numbers")?;
+    outcome
+        .touched_numbers
+        .extend(old.iter().map(|r| r.get::<_, String>(0)));
     Ok(())
 }
 
@@ -320,11 +342,13 @@ fn is_older(incoming: Option<DateTime<Utc>>, stored: Option<DateTime<Utc>>) -> b
     matches!((incoming, stored), (Some(i), Some(s)) if i < s)
 }
 
+/// Upserts the contacts; returns the ids actually written (the SQL ordering guard may
+/// refuse some).
 async fn upsert_contacts(
     client: &impl GenericClient,
     tenant: TenantId,
     rows: &[(&str, &ContactInput)],
-) -> anyhow::Result<()> {
+) -> anyhow::Result<HashSet<String>> {
     let ids: Vec<&str> = rows.iter().map(|(id, _)| *id).collect();
     let column = |f: fn(&ContactInput) -> Option<&str>| -> Vec<Option<&str>> {
         rows.iter().map(|(_, c)| f(c)).collect()
@@ -344,8 +368,8 @@ async fn upsert_contacts(
     let updated_ats: Vec<Option<DateTime<Utc>>> = rows.iter().map(|(_, c)| c.updated_at).collect();
     // The WHERE repeats the ordering rule in SQL, so a concurrent newer insert of a
     // contact that did not exist when the batch started is not overwritten.
-    client
-        .execute(
+    let written = client
+        .query(
             "INSERT INTO contacts AS c (tenant_id, crm_id, name, direct_line, queue_position,
                     route_identifier, outbound_number, language, external_id, crm_url,
                     attributes, source_updated_at)
@@ -361,7 +385,8 @@ async fn upsert_contacts(
                 attributes = EXCLUDED.attributes,
                 source_updated_at = EXCLUDED.source_updated_at, written_at = now()
              WHERE c.source_updated_at IS NULL OR EXCLUDED.source_updated_at IS NULL
-                OR EXCLUDED.source_updated_at >= c.source_updated_at",
+                OR EXCLUDED.source_updated_at >= c.source_updated_at
+             RETURNING crm_id",
             &[
                 &tenant.0,
                 &ids,
@@ -379,7 +404,7 @@ async fn upsert_contacts(
         )
         .await
         .context("upserting contacts")?;
-    Ok(())
+    Ok(written.iter().map(|r| r.get(0)).collect())
 }
 
 async fn insert_phones(

@@ -210,6 +210,16 @@ async fn behind_a_trusted_proxy_the_forwarded_client_address_counts() {
             .status(),
         200
     );
+    // A `Forwarded` header the client wrote, passed through by an X-Forwarded-For proxy,
+    // is not believed.
+    let forged = proxy
+        .get(&url)
+        .header("x-forwarded-for", "198.51.100.1")
+        .header("forwarded", "for=203.0.113.5")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
     // A peer that is not the trusted proxy cannot claim an address.
     assert_eq!(
         send(&client_from("127.0.0.2"), "203.0.113.5")
