@@ -9,7 +9,10 @@ use deadpool_postgres::Pool;
 use tokio::sync::mpsc;
 
 use crate::metrics::Metrics;
-use crate::store::popup::{self, LogEntry};
+use crate::store::{
+    self,
+    popup::{self, LogEntry},
+};
 
 /// Most entries written in one statement.
 const BATCH: usize = 1_000;
@@ -67,9 +70,11 @@ async fn prune(pool: Pool, retention_days: u32) {
     let mut every = tokio::time::interval(PRUNE_EVERY);
     loop {
         every.tick().await;
+        // Deletion times go with the log: no sync job is later than its retention.
         let pruned = async {
             let client = pool.get().await?;
-            popup::prune_log(&client, retention_days).await
+            let tombstones = store::contacts::prune_tombstones(&client, retention_days).await?;
+            Ok::<_, anyhow::Error>(popup::prune_log(&client, retention_days).await? + tombstones)
         }
         .await;
         match pruned {

@@ -208,10 +208,11 @@ pub async fn apply(
     Ok(outcome)
 }
 
-/// The state of one contact while a batch is replayed in memory.
+/// The state of one contact while a batch is replayed in memory: absent (with the source
+/// time of its deletion, if one is remembered) or present (with its source time).
 #[derive(Clone, Copy)]
 enum Stored {
-    Absent,
+    Absent(Option<DateTime<Utc>>),
     Present(Option<DateTime<Utc>>),
 }
 
@@ -230,40 +231,63 @@ async fn apply_chunk(
         )
         .await
         .context("locking contacts")?;
+    let tombstones = client
+        .query(
+            "SELECT crm_id, deleted_at FROM contact_tombstones
+             WHERE tenant_id = $1 AND crm_id = ANY($2) ORDER BY crm_id FOR UPDATE",
+            &[&tenant.0, &ids],
+        )
+        .await
+        .context("reading deletions")?;
     // Keys borrow from `ops`, so the map outlives the rows it was read from.
     let known: HashSet<&str> = ids.iter().copied().collect();
-    let mut state: HashMap<&str, Stored> = rows
-        .iter()
-        .filter_map(|r| {
-            let id = known.get(r.get::<_, &str>(0))?;
-            Some((*id, Stored::Present(r.get(1))))
-        })
-        .collect();
+    let mut state: HashMap<&str, Stored> = HashMap::new();
+    for (rows, present) in [(&tombstones, false), (&rows, true)] {
+        for r in rows.iter() {
+            if let Some(id) = known.get(r.get::<_, &str>(0)) {
+                let at: Option<DateTime<Utc>> = r.get(1);
+                state.insert(
+                    id,
+                    if present {
+                        Stored::Present(at)
+                    } else {
+                        Stored::Absent(at)
+                    },
+                );
+            }
+        }
+    }
 
     // Replay in memory; the last effective op per id is what gets written.
     let mut last_effective: HashMap<&str, &WriteOp> = HashMap::new();
     let mut result_index: HashMap<&str, usize> = HashMap::new();
     for op in ops {
         let id = op.id().as_str();
-        let stored = *state.get(id).unwrap_or(&Stored::Absent);
+        let stored = *state.get(id).unwrap_or(&Stored::Absent(None));
         let result = match (op, stored) {
-            (WriteOp::Upsert(_, c), Stored::Present(at)) if is_older(c.updated_at, at) => {
+            (WriteOp::Upsert(_, c), Stored::Present(at) | Stored::Absent(at))
+                if is_older(c.updated_at, at) =>
+            {
                 WriteResult::Stale
             }
             (WriteOp::Upsert(_, c), Stored::Present(_)) => {
                 state.insert(id, Stored::Present(c.updated_at));
                 WriteResult::Updated
             }
-            (WriteOp::Upsert(_, c), Stored::Absent) => {
+            (WriteOp::Upsert(_, c), Stored::Absent(_)) => {
                 state.insert(id, Stored::Present(c.updated_at));
                 WriteResult::Created
             }
-            (WriteOp::Delete(_, _), Stored::Absent) => WriteResult::Absent,
+            (WriteOp::Delete(_, when), Stored::Absent(at)) => {
+                // Nothing to delete; a later deletion time is still worth remembering.
+                state.insert(id, Stored::Absent(at.max(*when)));
+                WriteResult::Absent
+            }
             (WriteOp::Delete(_, when), Stored::Present(at)) if is_older(*when, at) => {
                 WriteResult::Stale
             }
-            (WriteOp::Delete(_, _), Stored::Present(_)) => {
-                state.insert(id, Stored::Absent);
+            (WriteOp::Delete(_, when), Stored::Present(_)) => {
+                state.insert(id, Stored::Absent(*when));
                 WriteResult::Deleted
             }
         };
@@ -298,6 +322,7 @@ async fn apply_chunk(
             )
             .await
             .context("deleting contacts")?;
+        remember_deletions(client, tenant, &deletes, &state).await?;
     }
     if !upserts.is_empty() {
         // A contact that did not exist when we looked may have been created meanwhile
@@ -310,10 +335,58 @@ async fn apply_chunk(
             outcome.results[result_index[id]] = WriteResult::Stale;
         }
         let kept_ids: Vec<&str> = kept.iter().map(|(id, _)| *id).collect();
+        client
+            .execute(
+                "DELETE FROM contact_tombstones WHERE tenant_id = $1 AND crm_id = ANY($2)",
+                &[&tenant.0, &kept_ids],
+            )
+            .await
+            .context("forgetting deletions")?;
         remove_phones(client, tenant, &kept_ids, outcome).await?;
         insert_phones(client, tenant, &kept, outcome).await?;
     }
     Ok(())
+}
+
+/// Records the source time of deletions that carry one (the later time wins).
+async fn remember_deletions(
+    client: &impl GenericClient,
+    tenant: TenantId,
+    deletes: &[&str],
+    state: &HashMap<&str, Stored>,
+) -> anyhow::Result<()> {
+    let (ids, times): (Vec<&str>, Vec<DateTime<Utc>>) = deletes
+        .iter()
+        .filter_map(|id| match state.get(id) {
+            Some(Stored::Absent(Some(at))) => Some((*id, *at)),
+            _ => None,
+        })
+        .unzip();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    client
+        .execute(
+            "INSERT INTO contact_tombstones AS t (tenant_id, crm_id, deleted_at)
+             SELECT $1, * FROM UNNEST($2::text[], $3::timestamptz[])
+             ON CONFLICT (tenant_id, crm_id)
+             DO UPDATE SET deleted_at = greatest(t.deleted_at, EXCLUDED.deleted_at)",
+            &[&tenant.0, &ids, &times],
+        )
+        .await
+        .context("remembering deletions")?;
+    Ok(())
+}
+
+/// Forgets deletion times older than `days` (no sync is that late).
+pub async fn prune_tombstones(client: &impl GenericClient, days: u32) -> anyhow::Result<u64> {
+    client
+        .execute(
+            "DELETE FROM contact_tombstones WHERE deleted_at < now() - make_interval(days => $1)",
+            &[&(days as i32)],
+        )
+        .await
+        .context("pruning deletion times")
 }
 
 /// Deletes the numbers of these contacts, noting them as touched.

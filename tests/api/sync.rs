@@ -395,3 +395,49 @@ async fn a_batch_id_must_be_a_string_or_an_integer() {
         .collect();
     assert_eq!(indexes, [0, 1]);
 }
+
+#[tokio::test]
+async fn an_older_write_arriving_after_a_delete_does_not_bring_the_contact_back() {
+    let app = spawn_app().await;
+    let acme = app.create_tenant("acme", "RO").await;
+    let contact = |name: &str, at: &str| json!({"op": "upsert", "id": "7", "name": name, "phones": ["0721000007"], "updated_at": at});
+    app.batch(
+        &acme.sync_token,
+        &json!([contact("First", "2026-01-01T00:00:00Z")]),
+    )
+    .await;
+    let deleted = app
+        .batch(
+            &acme.sync_token,
+            &json!([{"op": "delete", "id": "7", "updated_at": "2026-03-01T00:00:00Z"}]),
+        )
+        .await;
+    assert_eq!(deleted.json::<Value>().await.unwrap()["deleted"], 1);
+
+    let late = app
+        .batch(
+            &acme.sync_token,
+            &json!([contact("Late", "2026-02-01T00:00:00Z")]),
+        )
+        .await;
+
+    assert_eq!(
+        late.json::<Value>().await.unwrap()["stale"],
+        json!([{"index": 0, "id": 7}])
+    );
+    assert_eq!(app.get_contact(&acme.sync_token, "7").await.status(), 404);
+    let lookup = app.lookup(&acme.lookup_token, "0721000007").await;
+    assert_eq!(lookup.text().await.unwrap(), UNKNOWN_ANSWER);
+    // A newer write does re-create it.
+    let newer = app
+        .batch(
+            &acme.sync_token,
+            &json!([contact("Back", "2026-04-01T00:00:00Z")]),
+        )
+        .await;
+    assert_eq!(newer.json::<Value>().await.unwrap()["created"], 1);
+    assert_eq!(
+        app.lookup_json(&acme.lookup_token, "0721000007").await["name"],
+        "Back"
+    );
+}
