@@ -10,14 +10,14 @@
 # query. See deploy/bench/README.md for what each figure means.
 #
 # Uses the private PostgreSQL cluster `bench` (deploy/local/pg.sh, port
-# BENCH_PG_PORT, default 54331) and recreates the database cidgate_bench in it on
+# BENCH_PG_PORT, default 25435) and recreates the database cidgate_bench in it on
 # every run. Everything it starts is stopped on exit. Installs wrk (apt-get, as root),
 # oha (cargo install) and jq (apt-get) when they are missing.
 #
 # Knobs (environment): BENCH_CONNS (64), BENCH_DURATION seconds (10),
 # BENCH_WRK_THREADS (1), BENCH_RATE for the fixed-rate runs (20000),
 # BENCH_MEM_ENTRIES (250000), BENCH_BULK_BATCHES of 10,000 (20),
-# BENCH_GW_PORT (18080), BENCH_FIXED_PORT (18081), BENCH_PG_PORT (54331),
+# BENCH_GW_PORT (18080), BENCH_FIXED_PORT (18081), BENCH_PG_PORT (25435),
 # BENCH_SERVER_CPU (0), BENCH_LOAD_CPU (1), CIDGATE_DB_POOL_SIZE (server default).
 set -euo pipefail
 
@@ -34,7 +34,7 @@ mem_entries=${BENCH_MEM_ENTRIES:-250000} # at most 999,900 (seeded numbers 0..99
 bulk_batches=${BENCH_BULK_BATCHES:-20}
 batch_size=10000
 contacts=1000000 # known numbers are 0720 + 6 digits: at most 999,999 + 1
-pg_port=${BENCH_PG_PORT:-54331}
+pg_port=${BENCH_PG_PORT:-25435}
 gw_addr=127.0.0.1:${BENCH_GW_PORT:-18080}
 fixed_addr=127.0.0.1:${BENCH_FIXED_PORT:-18081}
 server_cpu=${BENCH_SERVER_CPU:-0}

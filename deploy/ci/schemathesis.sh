@@ -8,7 +8,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
 
-port=${CIDGATE_ST_PG_PORT:-54332}
+port=${CIDGATE_ST_PG_PORT:-25434}
 max_examples=${MAX_EXAMPLES:-40}
 venv=target/schemathesis-venv
 version=4.32.5

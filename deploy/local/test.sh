@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run the test suite against a throw-away PostgreSQL cluster `test` (fsync off)
-# on port CIDGATE_TEST_PG_PORT (default 54330), exported to the tests as
+# on port CIDGATE_TEST_PG_PORT (default 25433), exported to the tests as
 # CIDGATE_TEST_DATABASE_URL. Extra arguments go to the test runner
 # (cargo nextest run if installed, else cargo test). The cluster is stopped on exit.
 set -euo pipefail
@@ -8,7 +8,9 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
 
-port=${CIDGATE_TEST_PG_PORT:-54330}
+# Below Linux's ephemeral range (32768-60999): the tests open many outgoing connections,
+# and one of them could otherwise hold a cluster's port at the moment it starts.
+port=${CIDGATE_TEST_PG_PORT:-25433}
 
 trap 'deploy/local/pg.sh stop test >&2 || true' EXIT
 trap 'exit 130' INT

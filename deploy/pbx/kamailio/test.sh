@@ -17,7 +17,7 @@
 # Environment:
 #   CIDGATE_BIN                    cidgate binary to use (default: cargo build --bin cidgate,
 #                                  then target/debug/cidgate)
-#   CIDGATE_KAMAILIO_PG_PORT       port of the private PostgreSQL cluster (default 54340)
+#   CIDGATE_KAMAILIO_PG_PORT       port of the private PostgreSQL cluster (default 25440)
 #   CIDGATE_KAMAILIO_E2E_TIMEOUT   seconds the run may take once set up (default 300)
 #   CIDGATE_KEEP_WORKDIR=1         keep the temp dir with configs and logs (kept on failure)
 set -euo pipefail
@@ -27,7 +27,7 @@ here=$root/deploy/pbx/kamailio
 cd "$root"
 
 pg_name=kamailio
-pg_port=${CIDGATE_KAMAILIO_PG_PORT:-54340}
+pg_port=${CIDGATE_KAMAILIO_PG_PORT:-25440}
 limit=${CIDGATE_KAMAILIO_E2E_TIMEOUT:-300}
 http_timeout=1 # seconds; http_client's resolution is whole seconds
 packages=(kamailio kamailio-utils-modules kamailio-extra-modules sip-tester)
