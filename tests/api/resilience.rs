@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    PROPAGATION, UNKNOWN_ANSWER, WITHIN_A_SECOND, eventually, spawn_app, spawn_app_with,
+    PROPAGATION, TestApp, UNKNOWN_ANSWER, WITHIN_A_SECOND, eventually, spawn_app, spawn_app_with,
     spawn_instance,
 };
 use crate::proxy::{DbProxy, Mode};
@@ -137,12 +137,7 @@ async fn lookups_keep_answering_while_the_database_is_down_and_everything_recove
     })
     .await;
     // The second number is never looked up: only the index knows it.
-    eventually(
-        PROPAGATION,
-        "the gateway's index holds both numbers",
-        || async { metric(&db_app.http, &gateway, "cidgate_known_numbers").await == Some(2.0) },
-    )
-    .await;
+    index_holds(&db_app, &gateway, 2).await;
 
     proxy.set(Mode::Down);
     let http = &db_app.http;
@@ -230,12 +225,7 @@ async fn a_hanging_database_still_gets_an_answer_by_the_deadline() {
         .put_contact(&acme.sync_token, "1", &contact("Ana", "0721000001"))
         .await;
     // The gateway learns of the number without ever looking it up, so nothing is cached.
-    eventually(
-        PROPAGATION,
-        "the gateway's index holds the number",
-        || async { metric(&db_app.http, &gateway, "cidgate_known_numbers").await == Some(1.0) },
-    )
-    .await;
+    index_holds(&db_app, &gateway, 1).await;
 
     proxy.set(Mode::Stalled);
 
@@ -349,6 +339,19 @@ async fn metrics_count_requests_cache_hits_and_index_answers() {
     assert!(text.contains("cidgate_degraded_answers_total 0"), "{text}");
 }
 
+/// Waits until the gateway's number index holds `count` numbers: it learned of them
+/// through notifications, without a lookup that would have cached them.
+async fn index_holds(app: &TestApp, gateway: &str, count: u32) {
+    eventually(
+        PROPAGATION,
+        "the gateway's index holds the numbers",
+        || async {
+            metric(&app.http, gateway, "cidgate_known_numbers").await == Some(f64::from(count))
+        },
+    )
+    .await;
+}
+
 /// One sample of a gateway's metrics.
 async fn metric(http: &reqwest::Client, address: &str, series: &str) -> Option<f64> {
     let text = http
@@ -386,12 +389,7 @@ async fn lookups_read_from_the_replica_and_a_hanging_one_still_answers_and_is_lo
     let acme = app.create_tenant("acme", "RO").await;
     app.put_contact(&acme.sync_token, "1", &contact("Ana", "0721000001"))
         .await;
-    eventually(
-        PROPAGATION,
-        "the gateway's index holds the number",
-        || async { metric(&app.http, &gateway, "cidgate_known_numbers").await == Some(1.0) },
-    )
-    .await;
+    index_holds(&app, &gateway, 1).await;
 
     // Only the replica hangs: the primary (writes, the lookup log) is fine.
     proxy.set(Mode::Stalled);
