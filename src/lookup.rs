@@ -69,21 +69,21 @@ impl<'a> LookupAnswer<'a> {
 }
 
 /// The parameters of a lookup. Unknown parameters are ignored (PBXs add their own);
-/// a repeated parameter counts once, first wins.
+/// a repeated parameter counts once, first wins. Values borrow from the query string
+/// unless they had to be decoded.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct LookupQuery {
-    pub telephone: Option<String>,
-    pub dnid: Option<String>,
+pub struct LookupQuery<'a> {
+    pub telephone: Option<Cow<'a, str>>,
+    pub dnid: Option<Cow<'a, str>>,
 }
 
-impl LookupQuery {
-    /// Reads a query string; the error says what was wrong.
-    pub fn parse(query: &str) -> Result<Self, String> {
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
-            .map_err(|_| "the query string is not valid URL encoding".to_owned())?;
+impl<'a> LookupQuery<'a> {
+    /// Reads a query string; the error says what was wrong. Broken escapes and invalid
+    /// UTF-8 are kept as text (they are then no phone number), as browsers do.
+    pub fn parse(query: &'a str) -> Result<Self, String> {
         let mut parsed = Self::default();
-        for (name, value) in pairs {
-            let slot = match name.as_str() {
+        for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+            let slot = match name.as_ref() {
                 "telephone" => &mut parsed.telephone,
                 "dnid" => &mut parsed.dnid,
                 _ => continue,
@@ -115,7 +115,7 @@ impl Caller {
     /// Reads the `telephone` parameter. Only an absurdly long value is an error; anything
     /// else that is not a number is an unidentified caller, so the PBX can still route.
     pub fn from_param(raw: Option<&str>, region: Region) -> Result<Self, PhoneNumberError> {
-        match PhoneNumber::parse(raw.unwrap_or_default(), region) {
+        match PhoneNumber::parse_remembered(raw.unwrap_or_default(), region) {
             Ok(number) => Ok(Self::Number(number)),
             Err(PhoneNumberError::TooLong) => Err(PhoneNumberError::TooLong),
             Err(_) => Ok(Self::Unidentified),

@@ -4,6 +4,9 @@
 //!
 //! Form: `1.<key id>.<claims, base64url JSON>.<HMAC-SHA256 of what precedes, base64url>`.
 
+use std::borrow::Cow;
+use std::fmt::Write;
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Utc;
@@ -20,17 +23,17 @@ const MAX_TOKEN_LEN: usize = 2048;
 
 /// What a link grants: the screen pop of one call.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LinkClaims {
+pub struct LinkClaims<'a> {
     #[serde(rename = "t")]
     pub tenant: i64,
     /// The contact; `None` for an unknown caller's page.
     #[serde(rename = "c", skip_serializing_if = "Option::is_none", default)]
-    pub crm_id: Option<String>,
+    pub crm_id: Option<Cow<'a, str>>,
     /// The caller's normalized number.
     #[serde(rename = "n")]
-    pub number: String,
+    pub number: Cow<'a, str>,
     #[serde(rename = "d", skip_serializing_if = "Option::is_none", default)]
-    pub dnid: Option<String>,
+    pub dnid: Option<Cow<'a, str>>,
     /// Unix time after which the link is dead.
     #[serde(rename = "e")]
     pub expires: i64,
@@ -49,7 +52,7 @@ pub enum LinkError {
 /// A link split into its parts, before the signature is checked.
 pub struct UnverifiedLink<'a> {
     pub key_id: i32,
-    pub claims: LinkClaims,
+    pub claims: LinkClaims<'static>,
     signed: &'a str,
     mac: Vec<u8>,
 }
@@ -77,17 +80,23 @@ impl Signer {
         }
     }
 
-    pub fn sign(&self, claims: &LinkClaims) -> String {
+    pub fn sign(&self, claims: &LinkClaims<'_>) -> String {
+        let mut token = String::new();
+        self.sign_into(claims, &mut token);
+        token
+    }
+
+    /// Appends the signed token to `out`: a lookup builds its whole link in one buffer.
+    pub fn sign_into(&self, claims: &LinkClaims<'_>, out: &mut String) {
         let payload = serde_json::to_vec(claims).expect("claims serialize");
-        let signed = format!(
-            "{VERSION}.{}.{}",
-            self.key_id,
-            URL_SAFE_NO_PAD.encode(payload)
-        );
+        let start = out.len();
+        let _ = write!(out, "{VERSION}.{}.", self.key_id);
+        URL_SAFE_NO_PAD.encode_string(payload, out);
         let mut mac = self.keyed.clone();
-        mac.update(signed.as_bytes());
+        mac.update(&out.as_bytes()[start..]);
         let tag = mac.finalize().into_bytes();
-        format!("{signed}.{}", URL_SAFE_NO_PAD.encode(tag))
+        out.push('.');
+        URL_SAFE_NO_PAD.encode_string(tag, out);
     }
 }
 
@@ -98,7 +107,7 @@ impl std::fmt::Debug for Signer {
 }
 
 /// Signs `claims` with the tenant's key.
-pub fn sign(key: &PopupKey, claims: &LinkClaims) -> String {
+pub fn sign(key: &PopupKey, claims: &LinkClaims<'_>) -> String {
     Signer::new(key).sign(claims)
 }
 
@@ -136,7 +145,7 @@ impl UnverifiedLink<'_> {
     }
 
     /// Checks the signature (constant time) with the key it names, then the expiry.
-    pub fn verify(self, key: &PopupKey) -> Result<LinkClaims, LinkError> {
+    pub fn verify(self, key: &PopupKey) -> Result<LinkClaims<'static>, LinkError> {
         if key.tenant.0 != self.claims.tenant || key.key_id != self.key_id {
             return Err(LinkError::BadSignature);
         }
@@ -214,7 +223,7 @@ mod tests {
         }
     }
 
-    fn claims(expires_in: i64) -> LinkClaims {
+    fn claims(expires_in: i64) -> LinkClaims<'static> {
         LinkClaims {
             tenant: 1,
             crm_id: Some("12345".into()),

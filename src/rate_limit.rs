@@ -4,12 +4,14 @@
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use moka::sync::Cache;
+use rustc_hash::FxHashMap;
 
 use crate::domain::TenantId;
 
@@ -60,16 +62,29 @@ type Shared = Arc<DefaultDirectRateLimiter>;
 #[derive(Clone)]
 pub struct RateLimits {
     settings: RateSettings,
-    /// Keyed by tenant and its quota, so a changed quota takes a fresh limiter.
-    lookups: Cache<(TenantId, u32), Shared>,
+    /// Per authenticated tenant (so bounded by the tenants there are), with the rate it
+    /// was made for: a changed quota takes a fresh limiter. Asked on every lookup, so a
+    /// plain map under a read lock rather than a cache.
+    lookups: Arc<RwLock<FxHashMap<TenantId, (u32, Shared)>>>,
     sync: Cache<i64, Shared>,
     failures: Cache<IpAddr, Shared>,
     blocked: Cache<IpAddr, Instant>,
+    /// When the last block ends (ms after `epoch`): until then, addresses are checked
+    /// against `blocked`; after it, nobody is blocked and the check costs nothing.
+    blocks_end_ms: Arc<AtomicU64>,
+    epoch: Instant,
     clock: DefaultClock,
 }
 
 fn nonzero(n: u32) -> NonZeroU32 {
     NonZeroU32::new(n.max(1)).unwrap_or(NonZeroU32::MIN)
+}
+
+/// A limiter for `rate` per second; a burst of twice the rate absorbs the start of a
+/// busy hour.
+fn per_second(rate: u32) -> Shared {
+    let quota = Quota::per_second(nonzero(rate)).allow_burst(nonzero(rate.saturating_mul(2)));
+    Arc::new(RateLimiter::direct(quota))
 }
 
 fn cache<K: std::hash::Hash + Eq + Send + Sync + 'static>(capacity: u64) -> Cache<K, Shared> {
@@ -83,13 +98,15 @@ impl RateLimits {
     pub fn new(settings: RateSettings) -> Self {
         Self {
             settings,
-            lookups: cache(MAX_TRACKED_KEYS),
+            lookups: Arc::default(),
             sync: cache(MAX_TRACKED_KEYS),
             failures: cache(MAX_TRACKED_ADDRESSES),
             blocked: Cache::builder()
                 .max_capacity(MAX_TRACKED_ADDRESSES)
                 .time_to_live(Duration::from_secs(3600))
                 .build(),
+            blocks_end_ms: Arc::default(),
+            epoch: Instant::now(),
             clock: DefaultClock::default(),
         }
     }
@@ -104,23 +121,33 @@ impl RateLimits {
     /// One lookup for `tenant`; `own_rate` is the tenant's override, if any.
     pub fn lookup(&self, tenant: TenantId, own_rate: Option<u32>) -> Result<(), Limited> {
         let rate = own_rate.unwrap_or(self.settings.lookups_per_sec);
-        // A burst of twice the rate absorbs the start of a busy hour.
-        let limiter = self.lookups.get_with((tenant, rate), || {
-            let quota =
-                Quota::per_second(nonzero(rate)).allow_burst(nonzero(rate.saturating_mul(2)));
-            Arc::new(RateLimiter::direct(quota))
+        let known = self.lookups.read().ok().and_then(|limiters| {
+            limiters
+                .get(&tenant)
+                .filter(|(made_for, _)| *made_for == rate)
+                .map(|(_, limiter)| limiter.clone())
         });
+        let limiter = match known {
+            Some(limiter) => limiter,
+            None => {
+                let mut limiters = self.lookups.write().unwrap_or_else(|e| e.into_inner());
+                let (made_for, limiter) = limiters
+                    .entry(tenant)
+                    .or_insert_with(|| (rate, per_second(rate)));
+                if *made_for != rate {
+                    *made_for = rate;
+                    *limiter = per_second(rate);
+                }
+                limiter.clone()
+            }
+        };
         self.check(&limiter, Limit::Lookups)
     }
 
     /// One sync request with token `token_id`.
     pub fn sync(&self, token_id: i64) -> Result<(), Limited> {
         let rate = self.settings.sync_per_sec;
-        let limiter = self.sync.get_with(token_id, || {
-            let quota =
-                Quota::per_second(nonzero(rate)).allow_burst(nonzero(rate.saturating_mul(2)));
-            Arc::new(RateLimiter::direct(quota))
-        });
+        let limiter = self.sync.get_with(token_id, || per_second(rate));
         self.check(&limiter, Limit::Sync)
     }
 
@@ -134,6 +161,9 @@ impl RateLimits {
     /// Before authenticating: an address that failed too often is turned away even with
     /// a valid token, so guessing gains nothing.
     pub fn refuse_guessing(&self, ip: Option<IpAddr>) -> Result<(), Limited> {
+        if self.ms_since_epoch(Instant::now()) >= self.blocks_end_ms.load(Ordering::Acquire) {
+            return Ok(());
+        }
         let Some(until) = ip.and_then(|ip| self.blocked.get(&ip)) else {
             return Ok(());
         };
@@ -152,9 +182,16 @@ impl RateLimits {
         let Some(ip) = ip else { return Ok(()) };
         let limited = self.check(&self.failure_limiter(ip), Limit::AuthFailures);
         if let Err(over) = &limited {
-            self.blocked.insert(ip, Instant::now() + over.retry_after);
+            let until = Instant::now() + over.retry_after;
+            self.blocked.insert(ip, until);
+            self.blocks_end_ms
+                .fetch_max(self.ms_since_epoch(until) + 1, Ordering::AcqRel);
         }
         limited
+    }
+
+    fn ms_since_epoch(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.epoch).as_millis()).unwrap_or(u64::MAX)
     }
 
     /// Addresses currently tracked for failed authentications (for tests and metrics).

@@ -3,6 +3,7 @@
 mod contact;
 mod crm_id;
 mod lookup_hit;
+mod number_memo;
 mod phone_number;
 mod tenant;
 mod token;

@@ -244,9 +244,7 @@ fn bearer_token(req: &HttpRequest) -> Result<Option<String>, ApiError> {
 }
 
 fn query_token(req: &HttpRequest) -> Option<String> {
-    serde_urlencoded::from_str::<Vec<(String, String)>>(req.query_string())
-        .ok()?
-        .into_iter()
+    form_urlencoded::parse(req.query_string().as_bytes())
         .find(|(name, _)| name == "token")
-        .map(|(_, value)| value)
+        .map(|(_, value)| value.into_owned())
 }

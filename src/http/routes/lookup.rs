@@ -5,7 +5,6 @@ use std::borrow::Cow;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
 
-use crate::config::join_url;
 use crate::directory::TenantEntry;
 use crate::domain::LookupHit;
 use crate::error::ApiError;
@@ -53,7 +52,7 @@ pub async fn lookup(
         tenant: tenant.id,
         at: Utc::now(),
         number: number.map(str::to_owned),
-        dnid: query.dnid.clone(),
+        dnid: query.dnid.as_deref().map(str::to_owned),
         crm_id: hit.map(|h| h.id().to_owned()),
         outcome: match (outcome.degraded, hit) {
             (Some(_), _) => LookupOutcomeKind::Degraded,
@@ -88,13 +87,17 @@ fn backend_link(
     let ttl = i64::try_from(settings.ttl_secs).unwrap_or(i64::MAX);
     let claims = LinkClaims {
         tenant: entry.tenant.id.0,
-        crm_id: hit.map(|h| h.id().to_owned()),
-        number: number.to_owned(),
-        dnid: dnid.filter(|d| !d.is_empty()).map(str::to_owned),
+        crm_id: hit.map(|h| h.id().into()),
+        number: number.into(),
+        dnid: dnid.filter(|d| !d.is_empty()).map(Cow::Borrowed),
         expires: Utc::now().timestamp().saturating_add(ttl),
     };
-    let token = signer.sign(&claims);
-    Some(join_url(&state.public_url, &format!("pop/{token}")))
+    let base = state.public_url.as_str().trim_end_matches('/');
+    let mut link = String::with_capacity(base.len() + 256);
+    link.push_str(base);
+    link.push_str("/pop/");
+    signer.sign_into(&claims, &mut link);
+    Some(link)
 }
 
 fn answer(body: &LookupAnswer<'_>, degraded: Option<Degraded>) -> HttpResponse {
