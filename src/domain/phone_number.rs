@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use phonenumber::{Mode, country};
+use phonenumber::country;
 
 /// Longest raw number accepted; anything longer is not a phone number.
 pub const MAX_RAW_LEN: usize = 64;
@@ -61,9 +61,8 @@ impl PhoneNumber {
         if let Ok(parsed) = phonenumber::parse(Some(region.0), body) {
             // Length first: validation against the metadata costs ten times the parse,
             // and only short numbers need it to tell a real number from an extension.
-            let national_len = parsed.national().to_string().len();
-            if national_len >= MIN_NATIONAL_DIGITS || parsed.is_valid() {
-                return Ok(Self(parsed.format().mode(Mode::E164).to_string()));
+            if national_digits(parsed.national()) >= MIN_NATIONAL_DIGITS || parsed.is_valid() {
+                return Ok(Self(e164(&parsed)));
             }
         }
         Ok(Self(digits))
@@ -109,6 +108,21 @@ impl PhoneNumber {
             })
             .collect()
     }
+}
+
+/// Digits of a national number, its leading zeros (Italy) included.
+fn national_digits(national: &phonenumber::NationalNumber) -> usize {
+    usize::from(national.zeros())
+        + national
+            .value()
+            .checked_ilog10()
+            .map_or(1, |d| d as usize + 1)
+}
+
+/// The E.164 form: what the library's E.164 formatter writes, without the regex
+/// matching it also does for the other formats (a third of a lookup's parse).
+fn e164(parsed: &phonenumber::PhoneNumber) -> String {
+    format!("+{}{}", parsed.country().code(), parsed.national())
 }
 
 impl fmt::Display for PhoneNumber {
@@ -206,6 +220,28 @@ mod tests {
     fn foreign_numbers_keep_their_country() {
         assert_eq!(ro("+1 650 253 0000").as_deref(), Ok("+16502530000"));
         assert_eq!(ro("001 650 253 0000").as_deref(), Ok("+16502530000"));
+    }
+
+    #[test]
+    fn the_e164_form_is_the_librarys() {
+        for (raw, region) in [
+            ("0721234567", "RO"),
+            ("06 6982 0000", "IT"), // Italian fixed lines keep their leading zero
+            ("+39 06 6982 0000", "RO"),
+            ("650 253 0000", "US"),
+            ("030 1234567", "DE"),
+            ("+44 20 7946 0958", "RO"),
+            ("112", "RO"),
+        ] {
+            let parsed = phonenumber::parse(Some(Region::parse(region).unwrap().0), raw).unwrap();
+            let library = parsed.format().mode(phonenumber::Mode::E164).to_string();
+            assert_eq!(e164(&parsed), library, "{raw}");
+            assert_eq!(
+                national_digits(parsed.national()),
+                parsed.national().to_string().len(),
+                "{raw}"
+            );
+        }
     }
 
     #[test]
