@@ -1,5 +1,6 @@
 //! Caller numbers, normalized once so that every format a PBX or CRM sends matches.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use phonenumber::country;
@@ -44,10 +45,11 @@ impl PhoneNumber {
         if raw.chars().count() > MAX_RAW_LEN {
             return Err(PhoneNumberError::TooLong);
         }
-        if raw.is_empty() || WITHHELD.iter().any(|w| raw.eq_ignore_ascii_case(w)) {
+        let text = ascii_equivalent(raw);
+        let body = uri_user(text.trim()).trim();
+        if body.is_empty() || WITHHELD.iter().any(|w| body.eq_ignore_ascii_case(w)) {
             return Err(PhoneNumberError::Withheld);
         }
-        let body = raw.strip_prefix("tel:").unwrap_or(raw);
         // Drop an extension (`;ext=12`, `x12`): the caller is the main number.
         let body = body.split([';', 'x', 'X']).next().unwrap_or_default();
         let allowed = |c: char| c.is_ascii_digit() || " +-().//\t".contains(c);
@@ -107,6 +109,51 @@ impl PhoneNumber {
                 }
             })
             .collect()
+    }
+}
+
+/// The text with what address books and CRMs paste into numbers made plain: invisible
+/// direction marks and zero-width characters dropped, Unicode spaces and dashes and
+/// full-width digits and plus read as their ASCII selves.
+fn ascii_equivalent(raw: &str) -> Cow<'_, str> {
+    if raw.is_ascii() {
+        return Cow::Borrowed(raw);
+    }
+    raw.chars()
+        .filter_map(|c| match c {
+            '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{FEFF}' => None,
+            '\u{FF10}'..='\u{FF19}' => char::from_u32(u32::from(c) - 0xFF10 + u32::from('0')),
+            '\u{FF0B}' => Some('+'),
+            '\u{2010}'..='\u{2015}' | '\u{2212}' | '\u{FE63}' | '\u{FF0D}' => Some('-'),
+            c if c.is_whitespace() => Some(' '),
+            c => Some(c),
+        })
+        .collect::<String>()
+        .into()
+}
+
+/// The user part of a SIP or tel URI (`"Ann" <sip:+40721234567@pbx;user=phone>`), which
+/// some PBXs send as the caller; any other text as it is. A withheld caller's URI
+/// (`sip:anonymous@anonymous.invalid`) yields `anonymous`.
+fn uri_user(text: &str) -> &str {
+    if !text.contains(':') {
+        return text;
+    }
+    let lower = text.to_ascii_lowercase();
+    let Some(start) = ["sips:", "sip:", "tel:"]
+        .iter()
+        .find_map(|scheme| lower.find(scheme).map(|at| at + scheme.len()))
+    else {
+        return text;
+    };
+    let rest = &text[start..];
+    match rest.find(['@', '>']) {
+        Some(end) => &rest[..end],
+        None => rest,
     }
 }
 
@@ -242,6 +289,36 @@ mod tests {
                 "{raw}"
             );
         }
+    }
+
+    #[test]
+    fn uris_and_pasted_unicode_read_as_the_number() {
+        for raw in [
+            "sip:+40721234567@pbx.example.com",
+            "<sip:0721234567@10.0.0.1;transport=udp>",
+            "\"Ann\" <sips:+40721234567@pbx.example.com>",
+            "SIP:0040721234567@pbx",
+            "sip:+40721234567;user=phone@pbx",
+            "TEL:+40-721-234-567",
+            "\u{202D}0721 234 567\u{202C}",
+            "0721\u{00A0}234\u{00A0}567",
+            "\u{FF10}\u{FF17}\u{FF12}\u{FF11}\u{FF12}\u{FF13}\u{FF14}\u{FF15}\u{FF16}\u{FF17}",
+            "0721\u{2011}234\u{2013}567",
+            "\u{FEFF}+40721234567",
+        ] {
+            assert_eq!(ro(raw).as_deref(), Ok("+40721234567"), "{raw:?}");
+        }
+        for raw in [
+            "sip:anonymous@anonymous.invalid",
+            "\"Anonymous\" <sip:anonymous@anonymous.invalid>",
+            "sip:@pbx",
+        ] {
+            assert_eq!(ro(raw), Err(PhoneNumberError::Withheld), "{raw:?}");
+        }
+        assert_eq!(
+            ro("sip:alice@example.com"),
+            Err(PhoneNumberError::NotANumber)
+        );
     }
 
     #[test]

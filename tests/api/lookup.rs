@@ -95,6 +95,9 @@ async fn every_number_format_a_pbx_may_send_finds_the_same_contact() {
         "+40 (0) 721-234-567",
         "40721234567",
         "tel:+40721234567",
+        "sip:+40721234567@pbx.example.com",
+        "<sip:0721234567@10.0.0.1;transport=udp>",
+        "\u{202D}0721\u{00A0}234\u{2011}567\u{202C}",
     ] {
         let answer = app.lookup_json(&acme.lookup_token, telephone).await;
         assert_eq!(answer["name"], "Ion Popescu", "telephone {telephone:?}");
@@ -117,6 +120,7 @@ async fn withheld_empty_and_unparseable_callers_get_the_unknown_answer() {
         "",
         "anonymous",
         "Anonymous",
+        "sip:anonymous@anonymous.invalid",
         "unknown",
         "private",
         "abc123",
