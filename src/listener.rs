@@ -5,7 +5,6 @@
 //! is flushed — notifications may have been missed — and everything reloads once it is
 //! back.
 
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,11 +13,13 @@ use deadpool_postgres::Pool;
 use futures_util::StreamExt;
 use tokio::sync::{mpsc, watch};
 use tokio_postgres::{AsyncMessage, Notification};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::cache::AnswerCache;
 use crate::directory::Directory;
 use crate::known_numbers::KnownNumbers;
 use crate::metrics::{ChannelLabels, Metrics};
+use crate::store::tls::DatabaseTarget;
 use crate::store::{self, notify};
 
 const HEARTBEAT: Duration = Duration::from_secs(10);
@@ -29,6 +30,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 #[derive(Clone)]
 pub struct Listener {
     pub config: tokio_postgres::Config,
+    pub tls: MakeRustlsConnect,
     pub pool: Pool,
     pub cache: AnswerCache,
     pub index: KnownNumbers,
@@ -45,7 +47,8 @@ impl Listener {
         directory: Directory,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Self> {
-        let mut config = tokio_postgres::Config::from_str(database_url).context("DATABASE_URL")?;
+        let DatabaseTarget { mut config, tls } =
+            DatabaseTarget::parse(database_url).context("DATABASE_URL")?;
         config
             .application_name("cidgate-listener")
             .connect_timeout(Duration::from_secs(5))
@@ -53,6 +56,7 @@ impl Listener {
             .keepalives_idle(Duration::from_secs(10));
         Ok(Self {
             config,
+            tls,
             pool,
             cache,
             index,
@@ -94,7 +98,7 @@ impl Listener {
     async fn session(&self, connected: &watch::Sender<bool>) -> anyhow::Result<()> {
         let (client, mut connection) = self
             .config
-            .connect(tokio_postgres::NoTls)
+            .connect(self.tls.clone())
             .await
             .context("connecting the listener")?;
         let (sender, mut notifications) = mpsc::unbounded_channel::<Notification>();

@@ -2,7 +2,11 @@
 # Manage a private PostgreSQL cluster built from the machine's own PostgreSQL
 # binaries (no Docker, no system service).
 #
-#   deploy/local/pg.sh start NAME PORT [--fast]   start (initdb on first use); prints the URL
+#   deploy/local/pg.sh start NAME PORT [--fast] [--tls]
+#                                                 start (initdb on first use); prints the URL.
+#                                                 --tls: serve TLS too, with a certificate for
+#                                                 localhost/127.0.0.1 from a private CA whose
+#                                                 certificate is DATADIR/tls-ca.crt
 #   deploy/local/pg.sh stop  NAME                 stop it (no error if not running / never created)
 #   deploy/local/pg.sh url   NAME PORT            print the URL without touching anything
 #
@@ -24,7 +28,7 @@ die() {
 
 usage() {
 	cat >&2 <<USAGE
-usage: $prog start NAME PORT [--fast]
+usage: $prog start NAME PORT [--fast] [--tls]
        $prog stop NAME
        $prog url NAME PORT
 USAGE
@@ -111,7 +115,7 @@ ensure_postgres_user() {
 # Settings live in DATADIR/cidgate.conf, included from postgresql.conf and
 # rewritten on every start, so new settings apply at the next (re)start.
 desired_conf() {
-	local port=$1 fast=$2 sockdir=${3//\'/\'\'}
+	local port=$1 fast=$2 sockdir=${3//\'/\'\'} tls=$4
 	cat <<CONF
 # Written by deploy/local/pg.sh on every start; edits here are overwritten.
 listen_addresses = '127.0.0.1'
@@ -124,6 +128,32 @@ CONF
 	else
 		printf '%s\n' 'fsync = on' 'synchronous_commit = on' 'full_page_writes = on'
 	fi
+	if [[ $tls == 1 ]]; then
+		printf '%s\n' 'ssl = on' "ssl_cert_file = 'server.crt'" "ssl_key_file = 'server.key'"
+	fi
+}
+
+# A private CA (DATADIR/tls-ca.crt) and a server certificate it signed for localhost and
+# 127.0.0.1, made once per cluster: clients can verify the server against the CA.
+make_tls_files() {
+	local data=$1
+	[[ -f $data/server.crt && -f $data/server.key && -f $data/tls-ca.crt ]] && return 0
+	command -v openssl >/dev/null 2>&1 || die "--tls needs openssl (sudo apt-get install openssl)"
+	say "creating a private CA and a server certificate in $data"
+	as_pg bash -euc '
+		cd "$1"
+		umask 077
+		openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=cidgate local CA" \
+			-addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+			-keyout tls-ca.key -out tls-ca.crt 2>/dev/null
+		openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout server.key -out server.csr 2>/dev/null
+		printf "%s\n" "subjectAltName=DNS:localhost,IP:127.0.0.1" "basicConstraints=critical,CA:FALSE" \
+			"keyUsage=critical,digitalSignature,keyEncipherment" "extendedKeyUsage=serverAuth" >server.ext
+		openssl x509 -req -in server.csr -CA tls-ca.crt -CAkey tls-ca.key -CAcreateserial -days 3650 \
+			-extfile server.ext -out server.crt 2>/dev/null
+		rm -f server.csr server.ext tls-ca.srl
+		chmod 644 tls-ca.crt
+	' _ "$data" || die "could not create TLS certificates in $data"
 }
 
 is_running() {
@@ -183,7 +213,7 @@ run_initdb() {
 }
 
 cmd_start() {
-	local name=$1 port=$2 fast=$3
+	local name=$1 port=$2 fast=$3 tls=$4
 	local root data conf want
 	root=${CIDGATE_PG_ROOT:-/tmp/cidgate-pg-$(id -u)}
 	[[ $root == /* ]] || root=$PWD/$root
@@ -203,7 +233,10 @@ cmd_start() {
 		printf '\n%s\n' "include_if_exists = 'cidgate.conf'" | as_pg tee -a "$data/postgresql.conf" >/dev/null
 	fi
 
-	want=$(desired_conf "$port" "$fast" "$data")
+	if [[ $tls == 1 ]]; then
+		make_tls_files "$data"
+	fi
+	want=$(desired_conf "$port" "$fast" "$data" "$tls")
 	if is_running "$data"; then
 		if [[ -f $conf && "$(cat "$conf")" == "$want" ]]; then
 			say "cluster '$name' already running ($data)"
@@ -256,10 +289,11 @@ main() {
 	shift
 	case $cmd in
 	start)
-		local fast=0 args=() a
+		local fast=0 tls=0 args=() a
 		for a in "$@"; do
 			case $a in
 			--fast) fast=1 ;;
+			--tls) tls=1 ;;
 			-*) usage ;;
 			*) args+=("$a") ;;
 			esac
@@ -267,7 +301,7 @@ main() {
 		((${#args[@]} == 2)) || usage
 		check_name "${args[0]}"
 		check_port "${args[1]}"
-		cmd_start "${args[0]}" "${args[1]}" "$fast"
+		cmd_start "${args[0]}" "${args[1]}" "$fast" "$tls"
 		;;
 	stop)
 		(($# == 1)) || usage

@@ -27,8 +27,13 @@ if ! command -v chromium >/dev/null 2>&1; then
 	fi
 fi
 
-CIDGATE_TEST_DATABASE_URL=$(deploy/local/pg.sh start test "$port" --fast)
-export CIDGATE_TEST_DATABASE_URL
+# TLS on, as on a managed database: the tests connect through it (and verify the
+# server against the cluster's private CA where they say so).
+CIDGATE_TEST_DATABASE_URL=$(deploy/local/pg.sh start test "$port" --fast --tls)
+pg_root=${CIDGATE_PG_ROOT:-/tmp/cidgate-pg-$(id -u)}
+[[ $pg_root == /* ]] || pg_root=$PWD/$pg_root
+CIDGATE_TEST_DATABASE_CA=$pg_root/test/tls-ca.crt
+export CIDGATE_TEST_DATABASE_URL CIDGATE_TEST_DATABASE_CA
 
 if cargo nextest --version >/dev/null 2>&1; then
 	runner=(cargo nextest run --no-fail-fast)

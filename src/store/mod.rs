@@ -7,14 +7,15 @@ pub mod directory;
 pub mod notify;
 pub mod popup;
 pub mod tenants;
+pub mod tls;
 pub mod tokens;
 
-use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use tokio_postgres::NoTls;
+
+use tls::DatabaseTarget;
 
 mod embedded {
     refinery::embed_migrations!("sql");
@@ -24,8 +25,7 @@ mod embedded {
 /// when the database is down. `wait` bounds how long a caller waits for a free
 /// connection: an exhausted pool fails fast rather than queueing requests.
 pub fn connect_pool(database_url: &str, max_size: usize, wait: Duration) -> anyhow::Result<Pool> {
-    let mut config = tokio_postgres::Config::from_str(database_url)
-        .context("DATABASE_URL is not a valid PostgreSQL connection string")?;
+    let DatabaseTarget { mut config, tls } = DatabaseTarget::parse(database_url)?;
     if config.get_application_name().is_none() {
         config.application_name("cidgate");
     }
@@ -35,7 +35,7 @@ pub fn connect_pool(database_url: &str, max_size: usize, wait: Duration) -> anyh
         .keepalives_idle(Duration::from_secs(30));
     let manager = Manager::from_config(
         config,
-        NoTls,
+        tls,
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         },

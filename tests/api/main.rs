@@ -10,3 +10,4 @@ mod proxy;
 mod resilience;
 mod security;
 mod sync;
+mod tls;
