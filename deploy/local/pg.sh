@@ -138,6 +138,11 @@ CONF
 make_tls_files() {
 	local data=$1
 	[[ -f $data/server.crt && -f $data/server.key && -f $data/tls-ca.crt ]] && return 0
+	if ! command -v openssl >/dev/null 2>&1 && is_root && command -v apt-get >/dev/null 2>&1; then
+		say "installing openssl (--tls makes certificates with it)"
+		apt-get update >&2
+		DEBIAN_FRONTEND=noninteractive apt-get install -y openssl >&2
+	fi
 	command -v openssl >/dev/null 2>&1 || die "--tls needs openssl (sudo apt-get install openssl)"
 	say "creating a private CA and a server certificate in $data"
 	as_pg bash -euc '
