@@ -34,6 +34,11 @@ pub struct Cli {
     )]
     pub log_format: LogFormat,
 
+    /// Configuration file: `NAME=value` lines with the variables below (as systemd's
+    /// EnvironmentFile); the environment and flags override it
+    #[arg(long, env = "CIDGATE_CONFIG", value_name = "FILE", global = true)]
+    pub config: Option<std::path::PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }

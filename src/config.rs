@@ -16,6 +16,7 @@ use crate::rate_limit::RateSettings;
 
 /// Every `CIDGATE_*` variable cidgate reads; others are warned about as likely typos.
 pub const KNOWN_VARIABLES: &[&str] = &[
+    "CIDGATE_CONFIG",
     "CIDGATE_LISTEN",
     "CIDGATE_PUBLIC_URL",
     "CIDGATE_DB_POOL_SIZE",

@@ -4,6 +4,7 @@
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod config_file;
 pub mod directory;
 pub mod domain;
 pub mod error;

@@ -1,13 +1,33 @@
+use std::ffi::OsString;
 use std::process::ExitCode;
 
 use clap::Parser;
 
 use cidgate::cli::{self, Cli, Command, Exit};
-use cidgate::telemetry;
+use cidgate::{config_file, telemetry};
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    let cli = Cli::parse();
+fn main() -> ExitCode {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    // The file fills in environment variables, so it is read before any thread starts
+    // and before the command line (whose defaults come from the environment) is parsed.
+    if let Some(path) = config_file::requested(&args)
+        && let Err(e) = config_file::load(&path)
+    {
+        eprintln!("error: {e:#}");
+        return ExitCode::FAILURE;
+    }
+    let cli = Cli::parse_from(args);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: starting the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> ExitCode {
     // One-shot commands stay quiet unless something is wrong.
     let level = match cli.command {
         Command::Serve(_) => "info",

@@ -2,6 +2,7 @@
 
 mod browser;
 mod cli;
+mod config_file;
 mod helpers;
 mod lookup;
 mod openapi;
