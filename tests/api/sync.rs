@@ -121,6 +121,52 @@ async fn delete_is_idempotent_and_the_contact_stops_resolving() {
 }
 
 #[tokio::test]
+async fn a_delete_with_its_time_is_ordered_like_any_other_write() {
+    let app = spawn_app().await;
+    let acme = app.create_tenant("acme", "RO").await;
+    let delete = |query: &'static str| {
+        app.http
+            .delete(format!("{}/api/v1/contacts/1?{query}", app.address))
+            .bearer_auth(&acme.sync_token)
+            .send()
+    };
+    let at = |name: &str, time: &str| json!({"name": name, "phones": ["0721000001"], "updated_at": time});
+    app.put_contact(&acme.sync_token, "1", &at("First", "2026-11-20T10:00:00Z"))
+        .await;
+
+    // Older than the stored contact: ignored, and the contact is still there.
+    let stale = delete("updated_at=2026-11-19T10:00:00Z").await.unwrap();
+    assert_eq!(stale.status(), 200);
+    let stale: Value = stale.json().await.unwrap();
+    assert_eq!(stale["result"], "stale");
+    assert_eq!(stale["contact"]["name"], "First");
+
+    // Newer: deleted and remembered, so an upsert from before the deletion stays out.
+    let deleted = delete("updated_at=2026-11-21T10:00%2B02:00").await.unwrap();
+    assert_eq!(
+        deleted.status(),
+        422,
+        "a time without seconds is not RFC 3339"
+    );
+    let deleted = delete("updated_at=2026-11-21T10:00:00%2B02:00")
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
+    let late = app
+        .put_contact(&acme.sync_token, "1", &at("Late", "2026-11-21T07:00:00Z"))
+        .await;
+    assert_eq!(late.status(), 200);
+    assert_eq!(late.json::<Value>().await.unwrap()["result"], "stale");
+    let lookup = app.lookup(&acme.lookup_token, "0721000001").await;
+    assert_eq!(lookup.text().await.unwrap(), UNKNOWN_ANSWER);
+    // A write from after the deletion brings it back.
+    let back = app
+        .put_contact(&acme.sync_token, "1", &at("Back", "2026-11-22T10:00:00Z"))
+        .await;
+    assert_eq!(back.status(), 201);
+}
+
+#[tokio::test]
 async fn a_batch_applies_upserts_and_deletes_in_order_in_one_go() {
     let app = spawn_app().await;
     let acme = app.create_tenant("acme", "RO").await;

@@ -118,16 +118,49 @@ pub async fn get_contact(
     }
 }
 
-/// `DELETE /api/v1/contacts/{id}`: 204 whether or not it existed.
+/// `DELETE /api/v1/contacts/{id}[?updated_at=…]`: 204 whether or not the contact existed.
+/// With the source's deletion time the deletion is remembered, so an older upsert that
+/// arrives later is stale; a deletion older than the stored contact is itself ignored
+/// (200, `"result":"stale"` with the stored contact).
 pub async fn delete_contact(
+    req: HttpRequest,
     auth: SyncAuth,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = &auth.0.tenant;
     let id = crm_id_from_path(&path)?;
-    write(&state, tenant.id, vec![WriteOp::Delete(id, None)]).await?;
+    let deleted_at = deletion_time(req.query_string())?;
+    let outcome = write(
+        &state,
+        tenant.id,
+        vec![WriteOp::Delete(id.clone(), deleted_at)],
+    )
+    .await?;
+    if outcome.results[0] == WriteResult::Stale {
+        let stored = contacts::get(&state.pool.get().await?, tenant.id, &id).await?;
+        return Ok(
+            HttpResponse::Ok().json(json!({"result": WriteResult::Stale, "contact": stored}))
+        );
+    }
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// The `updated_at` query parameter of a delete, if given.
+fn deletion_time(query: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
+    let Some((_, value)) =
+        form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "updated_at")
+    else {
+        return Ok(None);
+    };
+    DateTime::parse_from_rfc3339(&value)
+        .map(|t| Some(t.with_timezone(&Utc)))
+        .map_err(|_| {
+            ApiError::invalid_fields(vec![FieldError::new(
+                "updated_at",
+                "must be an RFC 3339 timestamp such as 2026-11-20T10:00:00Z",
+            )])
+        })
 }
 
 #[derive(Debug, Default, Serialize)]
