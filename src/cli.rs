@@ -546,7 +546,7 @@ async fn import(args: ImportArgs) -> anyhow::Result<Exit> {
 
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
-    let outcome = store::contacts::apply(&tx, tenant.id, parsed.ops).await?;
+    let outcome = store::contacts::apply(&tx, tenant.id, &parsed.ops).await?;
     tx.commit().await?;
 
     let counts = ImportCounts::from_results(&outcome.results);
@@ -612,7 +612,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     let ops = (1..=DEMO_CONTACTS)
         .map(|n| demo_contact(n, tenant.region))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    store::contacts::apply(&tx, tenant.id, ops).await?;
+    store::contacts::apply(&tx, tenant.id, &ops).await?;
     store::tokens::revoke_labelled(&tx, tenant.id, "demo").await?;
     let (_, token) = store::tokens::create(&tx, tenant.id, TokenScope::Lookup, "demo").await?;
     tx.commit().await?;
