@@ -246,11 +246,6 @@ impl<'a, C: GenericClient> BatchWriter<'a, C> {
         Ok(())
     }
 
-    /// The results so far, one per op.
-    pub fn results(&self) -> &[WriteResult] {
-        &self.outcome.results
-    }
-
     /// Notifies the changed numbers; the outcome is final once the transaction commits.
     pub async fn finish(mut self) -> anyhow::Result<WriteOutcome> {
         let outcome = &mut self.outcome;
