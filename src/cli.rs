@@ -541,21 +541,27 @@ async fn allow(cmd: AllowCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Rows parsed and written at a time: the file is parsed a piece ahead of the writes.
+const IMPORT_PIECE: usize = store::contacts::CHUNK;
+
 async fn import(args: ImportArgs) -> anyhow::Result<Exit> {
     let pool = migrated_pool(&args.db).await?;
     let tenant = find_tenant(&pool, &args.tenant).await?;
-    let file =
-        File::open(&args.file).with_context(|| format!("opening {}", args.file.display()))?;
-    let parsed = import::parse_csv(BufReader::new(file), tenant.region)
-        .with_context(|| format!("{} is malformed; nothing was imported", args.file.display()))?;
-
-    let mut client = pool.get().await?;
-    let tx = client.transaction().await?;
-    let outcome = store::contacts::apply(&tx, tenant.id, parsed.ops).await?;
-    tx.commit().await?;
+    let mut attempt = 1;
+    let (outcome, rejected) = loop {
+        match import_once(&pool, &tenant, &args.file).await {
+            // Another writer created a contact the file creates: nothing was written,
+            // and the next attempt sees that contact.
+            Err(e) if attempt < 3 && store::contacts::lost_creation_race(&e) => {
+                eprintln!("a contact of the file was created meanwhile; importing again");
+                attempt += 1;
+            }
+            result => break result?,
+        }
+    };
 
     let counts = ImportCounts::from_results(&outcome.results);
-    for row in &parsed.rejected {
+    for row in &rejected {
         for e in &row.errors {
             eprintln!("line {}: rejected: {} {}", row.line, e.field, e.message);
         }
@@ -566,13 +572,51 @@ async fn import(args: ImportArgs) -> anyhow::Result<Exit> {
         counts.created,
         counts.updated,
         counts.stale,
-        parsed.rejected.len()
+        rejected.len()
     );
-    Ok(if parsed.rejected.is_empty() {
+    Ok(if rejected.is_empty() {
         Exit::Success
     } else {
         Exit::Partial
     })
+}
+
+/// One attempt at an import: the writes and the rejected rows, committed.
+async fn import_once(
+    pool: &Pool,
+    tenant: &Tenant,
+    path: &std::path::Path,
+) -> anyhow::Result<(store::contacts::WriteOutcome, Vec<import::RejectedRow>)> {
+    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+
+    // The parser runs on its own thread, one piece ahead: a bounded channel keeps it
+    // from running further ahead of the writes.
+    let (pieces, mut parsed) = tokio::sync::mpsc::channel::<import::ParsedImport>(1);
+    let region = tenant.region;
+    let parser = tokio::task::spawn_blocking(move || {
+        import::read_csv(BufReader::new(file), region, IMPORT_PIECE, |piece| {
+            pieces
+                .blocking_send(piece)
+                .map_err(|_| anyhow::anyhow!("the import stopped writing"))
+        })
+    });
+
+    // All or nothing: one transaction, dropped (rolled back) on any error.
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    let mut writer = store::contacts::BatchWriter::begin(&tx, tenant.id).await?;
+    let mut rejected = Vec::new();
+    while let Some(piece) = parsed.recv().await {
+        writer.write(&piece.ops).await?;
+        rejected.extend(piece.rejected);
+    }
+    parser
+        .await
+        .context("the CSV parser failed")?
+        .with_context(|| format!("{} is malformed; nothing was imported", path.display()))?;
+    let outcome = writer.finish().await?;
+    tx.commit().await?;
+    Ok((outcome, rejected))
 }
 
 /// A rate in lookups per second, or `default` for the gateway's.
@@ -617,7 +661,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     let ops = (1..=DEMO_CONTACTS)
         .map(|n| demo_contact(n, tenant.region))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    store::contacts::apply(&tx, tenant.id, ops).await?;
+    store::contacts::apply(&tx, tenant.id, &ops).await?;
     store::tokens::revoke_labelled(&tx, tenant.id, "demo").await?;
     let (_, token) = store::tokens::create(&tx, tenant.id, TokenScope::Lookup, "demo").await?;
     tx.commit().await?;

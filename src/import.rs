@@ -31,8 +31,8 @@ pub struct RejectedRow {
     pub errors: Vec<FieldError>,
 }
 
-/// The parsed file: the writes to apply and the rows left out.
-#[derive(Debug)]
+/// A piece of the parsed file: the writes to apply and the rows left out.
+#[derive(Debug, Default)]
 pub struct ParsedImport {
     pub ops: Vec<WriteOp>,
     pub rejected: Vec<RejectedRow>,
@@ -42,6 +42,27 @@ pub struct ParsedImport {
 /// broken quoting, wrong number of fields, not UTF-8) is an error; rows with invalid
 /// values are rejected one by one.
 pub fn parse_csv(reader: impl Read, region: Region) -> anyhow::Result<ParsedImport> {
+    let mut parsed = ParsedImport::default();
+    read_csv(reader, region, 1_000, |mut piece| {
+        parsed.ops.append(&mut piece.ops);
+        parsed.rejected.append(&mut piece.rejected);
+        Ok(())
+    })?;
+    Ok(parsed)
+}
+
+/// Reads the file in pieces of `rows` rows, handing each piece, in file order, to
+/// `each` (which may write it while the next is parsed). Validating a row (above all
+/// its phone numbers) costs more than reading it, so each piece is validated on every
+/// core. A malformed file is an error at the first malformed line, after the pieces
+/// before it were handed over: callers that must write all or nothing write in one
+/// transaction and drop it then.
+pub fn read_csv(
+    reader: impl Read,
+    region: Region,
+    rows: usize,
+    mut each: impl FnMut(ParsedImport) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     let mut csv = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .from_reader(reader);
@@ -63,15 +84,63 @@ pub fn parse_csv(reader: impl Read, region: Region) -> anyhow::Result<ParsedImpo
         bail!("line 1: the required column `{missing}` is missing");
     }
 
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let rows = rows.max(1);
+    let mut records = csv.records();
+    loop {
+        let mut piece = Vec::with_capacity(rows);
+        for record in records.by_ref().take(rows) {
+            piece.push(record.map_err(|e| match e.position() {
+                Some(p) => anyhow::anyhow!("line {}: {}", p.line(), e),
+                None => anyhow::anyhow!("{e}"),
+            })?);
+        }
+        if piece.is_empty() {
+            return Ok(());
+        }
+        each(validate(&columns, &piece, region, threads))?;
+    }
+}
+
+/// Validates records on up to `threads` threads; the result keeps their order.
+fn validate(
+    columns: &[&str],
+    records: &[csv::StringRecord],
+    region: Region,
+    threads: usize,
+) -> ParsedImport {
+    let part = records.len().div_ceil(threads.max(1)).max(256);
+    let mut parts = std::thread::scope(|scope| {
+        let workers: Vec<_> = records
+            .chunks(part)
+            .skip(1)
+            .map(|records| scope.spawn(move || validate_part(columns, records, region)))
+            .collect();
+        let first = validate_part(columns, records.chunks(part).next().unwrap_or(&[]), region);
+        let mut parts = vec![first];
+        for worker in workers {
+            match worker.join() {
+                Ok(part) => parts.push(part),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        parts
+    })
+    .into_iter();
+    let mut parsed = parts.next().unwrap_or_default();
+    for mut part in parts {
+        parsed.ops.append(&mut part.ops);
+        parsed.rejected.append(&mut part.rejected);
+    }
+    parsed
+}
+
+fn validate_part(columns: &[&str], records: &[csv::StringRecord], region: Region) -> ParsedImport {
     let mut parsed = ParsedImport {
-        ops: Vec::new(),
+        ops: Vec::with_capacity(records.len()),
         rejected: Vec::new(),
     };
-    for record in csv.records() {
-        let record = record.map_err(|e| match e.position() {
-            Some(p) => anyhow::anyhow!("line {}: {}", p.line(), e),
-            None => anyhow::anyhow!("{e}"),
-        })?;
+    for record in records {
         let line = record.position().map_or(0, |p| p.line());
         let row: Map<String, Value> = columns
             .iter()
@@ -83,7 +152,7 @@ pub fn parse_csv(reader: impl Read, region: Region) -> anyhow::Result<ParsedImpo
             Err(errors) => parsed.rejected.push(RejectedRow { line, errors }),
         }
     }
-    Ok(parsed)
+    parsed
 }
 
 /// A CSV cell as the JSON value the sync API would have received.

@@ -6,8 +6,10 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use tokio_postgres::Row;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::{Json, ToSql};
 
 use super::notify;
 
@@ -187,25 +189,71 @@ pub struct WriteOutcome {
     pub touched_numbers: Vec<String>,
 }
 
-/// Rows per statement when writing large batches.
-const CHUNK: usize = 5_000;
+/// Rows per statement when writing large batches. Past about 0.5% of a table, the
+/// planner prefers scanning all of it to looking up `crm_id = ANY(ids)` by index.
+pub const CHUNK: usize = 5_000;
 
 /// Applies `ops` in order, as if one by one, with the ordering rule: an upsert or
 /// delete older (by source `updated_at`) than the stored record is stale and ignored.
-/// Run it inside a transaction: it locks the touched rows, then writes in bulk.
+/// Run it inside a transaction: it locks the touched rows, then writes in bulk. When
+/// it fails with [`lost_creation_race`], run it again in a new transaction.
 pub async fn apply(
     client: &impl GenericClient,
     tenant: TenantId,
-    ops: Vec<WriteOp>,
+    ops: &[WriteOp],
 ) -> anyhow::Result<WriteOutcome> {
-    let mut outcome = WriteOutcome::default();
-    for chunk in ops.chunks(CHUNK) {
-        apply_chunk(client, tenant, chunk, &mut outcome).await?;
+    let mut writer = BatchWriter::begin(client, tenant).await?;
+    writer.write(ops).await?;
+    writer.finish().await
+}
+
+/// Writes one batch in pieces, for callers that produce the ops as they go (the
+/// import parses the next piece of its file while this one is written). Everything runs
+/// in the caller's transaction; `finish` sends the change notification.
+pub struct BatchWriter<'a, C> {
+    client: &'a C,
+    tenant: TenantId,
+    outcome: WriteOutcome,
+}
+
+impl<'a, C: GenericClient> BatchWriter<'a, C> {
+    /// Locks the tenant against deletion until the transaction ends (what a foreign key
+    /// check did for every row, done once), so no contact is written for a tenant that is
+    /// being removed.
+    pub async fn begin(client: &'a C, tenant: TenantId) -> anyhow::Result<Self> {
+        let found = client
+            .query_opt(
+                "SELECT 1 FROM tenants WHERE id = $1 FOR KEY SHARE",
+                &[&tenant.0],
+            )
+            .await
+            .context("locking the tenant")?;
+        if found.is_none() {
+            anyhow::bail!("tenant {} does not exist", tenant.0);
+        }
+        Ok(Self {
+            client,
+            tenant,
+            outcome: WriteOutcome::default(),
+        })
     }
-    outcome.touched_numbers.sort_unstable();
-    outcome.touched_numbers.dedup();
-    notify::contacts_changed(client, tenant, &outcome.touched_numbers).await?;
-    Ok(outcome)
+
+    /// Applies the next ops, after every op given before.
+    pub async fn write(&mut self, ops: &[WriteOp]) -> anyhow::Result<()> {
+        for chunk in ops.chunks(CHUNK) {
+            apply_chunk(self.client, self.tenant, chunk, &mut self.outcome).await?;
+        }
+        Ok(())
+    }
+
+    /// Notifies the changed numbers; the outcome is final once the transaction commits.
+    pub async fn finish(mut self) -> anyhow::Result<WriteOutcome> {
+        let outcome = &mut self.outcome;
+        outcome.touched_numbers.sort_unstable();
+        outcome.touched_numbers.dedup();
+        notify::contacts_changed(self.client, self.tenant, &outcome.touched_numbers).await?;
+        Ok(self.outcome)
+    }
 }
 
 /// The state of one contact while a batch is replayed in memory: absent (with the source
@@ -222,45 +270,56 @@ async fn apply_chunk(
     ops: &[WriteOp],
     outcome: &mut WriteOutcome,
 ) -> anyhow::Result<()> {
-    let ids: Vec<&str> = ops.iter().map(|op| op.id().as_str()).collect();
+    let mut ids: Vec<&str> = ops.iter().map(|op| op.id().as_str()).collect();
+    // Locks are taken in id order, so concurrent batches cannot deadlock.
+    ids.sort_unstable();
+    ids.dedup();
+    // One index lookup per id, whatever the statistics say: `crm_id = ANY(ids)` is
+    // planned as a scan of the whole table once the ids are more than a sliver of it,
+    // and during a first import the statistics do not know of the rows written so far
+    // in the same transaction (such scans of a growing table made imports quadratic).
     let rows = client
         .query(
-            "SELECT crm_id, source_updated_at FROM contacts
-             WHERE tenant_id = $1 AND crm_id = ANY($2) ORDER BY crm_id FOR UPDATE",
+            "SELECT i.id, c.source_updated_at FROM unnest($2::text[]) AS i (id)
+             CROSS JOIN LATERAL (SELECT source_updated_at FROM contacts
+                                 WHERE tenant_id = $1 AND crm_id = i.id FOR UPDATE) AS c",
             &[&tenant.0, &ids],
         )
         .await
         .context("locking contacts")?;
     let tombstones = client
         .query(
-            "SELECT crm_id, deleted_at FROM contact_tombstones
-             WHERE tenant_id = $1 AND crm_id = ANY($2) ORDER BY crm_id FOR UPDATE",
+            "SELECT i.id, t.deleted_at FROM unnest($2::text[]) AS i (id)
+             CROSS JOIN LATERAL (SELECT deleted_at FROM contact_tombstones
+                                 WHERE tenant_id = $1 AND crm_id = i.id FOR UPDATE) AS t",
             &[&tenant.0, &ids],
         )
         .await
         .context("reading deletions")?;
     // Keys borrow from `ops`, so the map outlives the rows it was read from.
     let known: HashSet<&str> = ids.iter().copied().collect();
-    let mut state: HashMap<&str, Stored> = HashMap::new();
+    let mut state: HashMap<&str, Stored> = HashMap::with_capacity(rows.len() + tombstones.len());
+    // Contacts that exist now (locked by us) and ids with a remembered deletion.
+    let mut existing: HashSet<&str> = HashSet::with_capacity(rows.len());
+    let mut tombstoned: HashSet<&str> = HashSet::with_capacity(tombstones.len());
     for (rows, present) in [(&tombstones, false), (&rows, true)] {
         for r in rows.iter() {
             if let Some(id) = known.get(r.get::<_, &str>(0)) {
                 let at: Option<DateTime<Utc>> = r.get(1);
-                state.insert(
-                    id,
-                    if present {
-                        Stored::Present(at)
-                    } else {
-                        Stored::Absent(at)
-                    },
-                );
+                if present {
+                    existing.insert(id);
+                    state.insert(id, Stored::Present(at));
+                } else {
+                    tombstoned.insert(id);
+                    state.insert(id, Stored::Absent(at));
+                }
             }
         }
     }
 
     // Replay in memory; the last effective op per id is what gets written.
-    let mut last_effective: HashMap<&str, &WriteOp> = HashMap::new();
-    let mut result_index: HashMap<&str, usize> = HashMap::new();
+    let mut last_effective: HashMap<&str, &WriteOp> = HashMap::with_capacity(ops.len());
+    let mut result_index: HashMap<&str, usize> = HashMap::with_capacity(ops.len());
     for op in ops {
         let id = op.id().as_str();
         let stored = *state.get(id).unwrap_or(&Stored::Absent(None));
@@ -305,13 +364,14 @@ async fn apply_chunk(
         .copied()
         .filter(|id| matches!(last_effective[id], WriteOp::Delete(..)))
         .collect();
-    let upserts: Vec<(&str, &ContactInput)> = touched_ids
+    // Upserts of contacts that exist (and are locked) replace them; the others are new.
+    let (updates, creates): (Vec<_>, Vec<_>) = touched_ids
         .iter()
         .filter_map(|id| match last_effective[id] {
             WriteOp::Upsert(_, c) => Some((*id, c.as_ref())),
             WriteOp::Delete(..) => None,
         })
-        .collect();
+        .partition(|(id, _)| existing.contains(id));
 
     if !deletes.is_empty() {
         remove_phones(client, tenant, &deletes, outcome).await?;
@@ -324,28 +384,49 @@ async fn apply_chunk(
             .context("deleting contacts")?;
         remember_deletions(client, tenant, &deletes, &state).await?;
     }
-    if !upserts.is_empty() {
-        // A contact that did not exist when we looked may have been created meanwhile
-        // with a newer time: the upsert then writes nothing, and its numbers stay.
-        let written = upsert_contacts(client, tenant, &upserts).await?;
-        let (kept, refused): (Vec<_>, Vec<_>) = upserts
+    if !creates.is_empty() {
+        // New contacts go in plainly: the upsert's conflict handling costs as much
+        // again per row, and nothing of theirs exists, so there are no old numbers to
+        // remove either. Should another writer create one of them after we looked, the
+        // insert fails on the key and the caller runs the batch again (see
+        // `lost_creation_race`), when the ordering rule applies to it.
+        insert_contacts(client, tenant, &creates).await?;
+        let revived: Vec<&str> = creates
+            .iter()
+            .map(|(id, _)| *id)
+            .filter(|id| tombstoned.contains(id))
+            .collect();
+        forget_deletions(client, tenant, &revived).await?;
+        insert_phones(client, tenant, &creates, Conflicts::Fail, outcome).await?;
+    }
+    if !updates.is_empty() {
+        // The rows are locked and their times checked; the SQL guard is a second line.
+        let written = upsert_contacts(client, tenant, &updates).await?;
+        let (kept, refused): (Vec<_>, Vec<_>) = updates
             .into_iter()
             .partition(|(id, _)| written.contains(*id));
         for (id, _) in &refused {
             outcome.results[result_index[id]] = WriteResult::Stale;
         }
         let kept_ids: Vec<&str> = kept.iter().map(|(id, _)| *id).collect();
-        client
-            .execute(
-                "DELETE FROM contact_tombstones WHERE tenant_id = $1 AND crm_id = ANY($2)",
-                &[&tenant.0, &kept_ids],
-            )
-            .await
-            .context("forgetting deletions")?;
+        forget_deletions(client, tenant, &kept_ids).await?;
         remove_phones(client, tenant, &kept_ids, outcome).await?;
-        insert_phones(client, tenant, &kept, outcome).await?;
+        insert_phones(client, tenant, &kept, Conflicts::Ignore, outcome).await?;
     }
     Ok(())
+}
+
+/// True when a write failed because another writer created a contact that the batch
+/// was creating, after the batch looked (a unique violation). The transaction is lost
+/// and nothing of the batch was written; running it again finds that contact and
+/// applies the ordering rule to it.
+pub fn lost_creation_race(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<tokio_postgres::Error>()
+            .and_then(tokio_postgres::Error::code)
+            .is_some_and(|code| *code == SqlState::UNIQUE_VIOLATION)
+    })
 }
 
 /// Records the source time of deletions that carry one (the later time wins).
@@ -378,6 +459,25 @@ async fn remember_deletions(
     Ok(())
 }
 
+/// Drops the deletion times of contacts written again.
+async fn forget_deletions(
+    client: &impl GenericClient,
+    tenant: TenantId,
+    ids: &[&str],
+) -> anyhow::Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    client
+        .execute(
+            "DELETE FROM contact_tombstones WHERE tenant_id = $1 AND crm_id = ANY($2)",
+            &[&tenant.0, &ids],
+        )
+        .await
+        .context("forgetting deletions")?;
+    Ok(())
+}
+
 /// Forgets deletion times older than `days` (no sync is that late).
 pub async fn prune_tombstones(client: &impl GenericClient, days: u32) -> anyhow::Result<u64> {
     client
@@ -396,6 +496,9 @@ async fn remove_phones(
     ids: &[&str],
     outcome: &mut WriteOutcome,
 ) -> anyhow::Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
     let old = client
         .query(
             "DELETE FROM contact_phones WHERE tenant_id = $1 AND crm_id = ANY($2) RETURNING number",
@@ -415,6 +518,79 @@ fn is_older(incoming: Option<DateTime<Utc>>, stored: Option<DateTime<Utc>>) -> b
     matches!((incoming, stored), (Some(i), Some(s)) if i < s)
 }
 
+/// The contact columns as arrays, one element per row, for `UNNEST`.
+struct Columns<'a> {
+    ids: Vec<&'a str>,
+    names: Vec<&'a str>,
+    direct_lines: Vec<Option<&'a str>>,
+    queue_positions: Vec<Option<i16>>,
+    route_identifiers: Vec<Option<&'a str>>,
+    outbound_numbers: Vec<Option<&'a str>>,
+    languages: Vec<Option<&'a str>>,
+    external_ids: Vec<Option<&'a str>>,
+    crm_urls: Vec<Option<&'a str>>,
+    attributes: Vec<Json<&'a Map<String, Value>>>,
+    updated_ats: Vec<Option<DateTime<Utc>>>,
+}
+
+impl<'a> Columns<'a> {
+    fn new(rows: &[(&'a str, &'a ContactInput)]) -> Self {
+        let column = |f: fn(&'a ContactInput) -> Option<&'a str>| -> Vec<Option<&'a str>> {
+            rows.iter().map(|(_, c)| f(c)).collect()
+        };
+        Self {
+            ids: rows.iter().map(|(id, _)| *id).collect(),
+            names: rows.iter().map(|(_, c)| c.name.as_str()).collect(),
+            direct_lines: column(|c| c.direct_line.as_deref()),
+            queue_positions: rows.iter().map(|(_, c)| c.queue_position).collect(),
+            route_identifiers: column(|c| c.route_identifier.as_deref()),
+            outbound_numbers: column(|c| c.outbound_number.as_deref()),
+            languages: column(|c| c.language.as_deref()),
+            external_ids: column(|c| c.external_id.as_deref()),
+            crm_urls: column(|c| c.crm_url.as_deref()),
+            attributes: rows.iter().map(|(_, c)| Json(&c.attributes)).collect(),
+            updated_ats: rows.iter().map(|(_, c)| c.updated_at).collect(),
+        }
+    }
+
+    fn params<'p>(&'p self, tenant: &'p i64) -> [&'p (dyn ToSql + Sync); 12] {
+        [
+            tenant,
+            &self.ids,
+            &self.names,
+            &self.direct_lines,
+            &self.queue_positions,
+            &self.route_identifiers,
+            &self.outbound_numbers,
+            &self.languages,
+            &self.external_ids,
+            &self.crm_urls,
+            &self.attributes,
+            &self.updated_ats,
+        ]
+    }
+}
+
+const CONTACT_ROWS: &str = "INSERT INTO contacts AS c (tenant_id, crm_id, name, direct_line,
+        queue_position, route_identifier, outbound_number, language, external_id, crm_url,
+        attributes, source_updated_at)
+     SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::text[], $5::int2[], $6::text[],
+        $7::text[], $8::text[], $9::text[], $10::text[], $11::json[], $12::timestamptz[])";
+
+/// Inserts contacts that did not exist when the batch looked.
+async fn insert_contacts(
+    client: &impl GenericClient,
+    tenant: TenantId,
+    rows: &[(&str, &ContactInput)],
+) -> anyhow::Result<()> {
+    let columns = Columns::new(rows);
+    client
+        .execute(CONTACT_ROWS, &columns.params(&tenant.0))
+        .await
+        .context("inserting contacts")?;
+    Ok(())
+}
+
 /// Upserts the contacts; returns the ids actually written (the SQL ordering guard may
 /// refuse some).
 async fn upsert_contacts(
@@ -422,80 +598,66 @@ async fn upsert_contacts(
     tenant: TenantId,
     rows: &[(&str, &ContactInput)],
 ) -> anyhow::Result<HashSet<String>> {
-    let ids: Vec<&str> = rows.iter().map(|(id, _)| *id).collect();
-    let column = |f: fn(&ContactInput) -> Option<&str>| -> Vec<Option<&str>> {
-        rows.iter().map(|(_, c)| f(c)).collect()
-    };
-    let names = column(|c| Some(&c.name));
-    let direct_lines = column(|c| c.direct_line.as_deref());
-    let route_identifiers = column(|c| c.route_identifier.as_deref());
-    let outbound_numbers = column(|c| c.outbound_number.as_deref());
-    let languages = column(|c| c.language.as_deref());
-    let external_ids = column(|c| c.external_id.as_deref());
-    let crm_urls = column(|c| c.crm_url.as_deref());
-    let queue_positions: Vec<Option<i16>> = rows.iter().map(|(_, c)| c.queue_position).collect();
-    let attributes: Vec<Value> = rows
-        .iter()
-        .map(|(_, c)| Value::Object(c.attributes.clone()))
-        .collect();
-    let updated_ats: Vec<Option<DateTime<Utc>>> = rows.iter().map(|(_, c)| c.updated_at).collect();
+    let columns = Columns::new(rows);
     // The WHERE repeats the ordering rule in SQL, so a concurrent newer insert of a
     // contact that did not exist when the batch started is not overwritten.
     let written = client
         .query(
-            "INSERT INTO contacts AS c (tenant_id, crm_id, name, direct_line, queue_position,
-                    route_identifier, outbound_number, language, external_id, crm_url,
-                    attributes, source_updated_at)
-             SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::text[], $5::int2[],
-                    $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
-                    $11::json[], $12::timestamptz[])
-             ON CONFLICT (tenant_id, crm_id) DO UPDATE SET
-                name = EXCLUDED.name, direct_line = EXCLUDED.direct_line,
-                queue_position = EXCLUDED.queue_position,
-                route_identifier = EXCLUDED.route_identifier,
-                outbound_number = EXCLUDED.outbound_number, language = EXCLUDED.language,
-                external_id = EXCLUDED.external_id, crm_url = EXCLUDED.crm_url,
-                attributes = EXCLUDED.attributes,
-                source_updated_at = EXCLUDED.source_updated_at, written_at = now()
-             WHERE c.source_updated_at IS NULL OR EXCLUDED.source_updated_at IS NULL
-                OR EXCLUDED.source_updated_at >= c.source_updated_at
-             RETURNING crm_id",
-            &[
-                &tenant.0,
-                &ids,
-                &names,
-                &direct_lines,
-                &queue_positions,
-                &route_identifiers,
-                &outbound_numbers,
-                &languages,
-                &external_ids,
-                &crm_urls,
-                &attributes,
-                &updated_ats,
-            ],
+            &format!(
+                "{CONTACT_ROWS}
+                 ON CONFLICT (tenant_id, crm_id) DO UPDATE SET
+                    name = EXCLUDED.name, direct_line = EXCLUDED.direct_line,
+                    queue_position = EXCLUDED.queue_position,
+                    route_identifier = EXCLUDED.route_identifier,
+                    outbound_number = EXCLUDED.outbound_number, language = EXCLUDED.language,
+                    external_id = EXCLUDED.external_id, crm_url = EXCLUDED.crm_url,
+                    attributes = EXCLUDED.attributes,
+                    source_updated_at = EXCLUDED.source_updated_at, written_at = now()
+                 WHERE c.source_updated_at IS NULL OR EXCLUDED.source_updated_at IS NULL
+                    OR EXCLUDED.source_updated_at >= c.source_updated_at
+                 RETURNING crm_id"
+            ),
+            &columns.params(&tenant.0),
         )
         .await
         .context("upserting contacts")?;
     Ok(written.iter().map(|r| r.get(0)).collect())
 }
 
+/// What inserting a number that a contact already has does.
+#[derive(Clone, Copy)]
+enum Conflicts {
+    /// Fails: the contacts are new, so they have no numbers yet.
+    Fail,
+    Ignore,
+}
+
 async fn insert_phones(
     client: &impl GenericClient,
     tenant: TenantId,
     rows: &[(&str, &ContactInput)],
+    conflicts: Conflicts,
     outcome: &mut WriteOutcome,
 ) -> anyhow::Result<()> {
     let (ids, numbers): (Vec<&str>, Vec<&str>) = rows
         .iter()
         .flat_map(|(id, c)| c.phones.iter().map(move |p| (*id, p.as_str())))
         .unzip();
-    client
-        .execute(
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let statement = match conflicts {
+        Conflicts::Fail => {
             "INSERT INTO contact_phones (tenant_id, crm_id, number)
-             SELECT $1, * FROM UNNEST($2::text[], $3::text[]) ON CONFLICT DO NOTHING",
-            &[&tenant.0, &ids, &numbers],
-        )
+             SELECT $1, * FROM UNNEST($2::text[], $3::text[])"
+        }
+        Conflicts::Ignore => {
+            "INSERT INTO contact_phones (tenant_id, crm_id, number)
+             SELECT $1, * FROM UNNEST($2::text[], $3::text[]) ON CONFLICT DO NOTHING"
+        }
+    };
+    client
+        .execute(statement, &[&tenant.0, &ids, &numbers])
         .await
         .context("inserting phone numbers")?;
     outcome

@@ -19,11 +19,27 @@ pub async fn contacts_changed(
     tenant: TenantId,
     numbers: &[String],
 ) -> anyhow::Result<()> {
-    for payload in contact_payloads(tenant, numbers) {
-        client
-            .execute("SELECT pg_notify($1, $2)", &[&CONTACTS_CHANNEL, &payload])
-            .await
-            .context("notifying contact changes")?;
+    let payloads = contact_payloads(tenant, numbers);
+    match payloads.as_slice() {
+        [] => {}
+        [payload] => {
+            client
+                .execute("SELECT pg_notify($1, $2)", &[&CONTACTS_CHANNEL, payload])
+                .await
+                .context("notifying contact changes")?;
+        }
+        // A large batch changes many numbers: one round trip for all its payloads,
+        // queued in order.
+        _ => {
+            client
+                .execute(
+                    "SELECT pg_notify($1, p) FROM unnest($2::text[]) WITH ORDINALITY AS u (p, i)
+                     ORDER BY i",
+                    &[&CONTACTS_CHANNEL, &payloads],
+                )
+                .await
+                .context("notifying contact changes")?;
+        }
     }
     Ok(())
 }

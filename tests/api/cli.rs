@@ -267,3 +267,78 @@ async fn the_demo_prints_a_curl_line_that_finds_a_contact() {
     let tenants = stdout(&app.cli(&["tenant", "list"]));
     assert!(tenants.contains("1000"), "{tenants}");
 }
+
+#[tokio::test]
+async fn a_large_import_is_written_in_pieces_but_counted_and_ordered_as_one() {
+    let app = spawn_app().await;
+    let acme = app.create_tenant("acme", "RO").await;
+    // 12,000 rows, more than two pieces: ids 1..=10000, then ids 1..=2000 again with new
+    // numbers (updates in a later piece), one bad row among them.
+    let mut text = String::from("id,name,phones,queue_position\n");
+    for i in 1..=10_000 {
+        text.push_str(&format!("{i},First {i},0721{i:06},\n"));
+    }
+    for i in 1..=2_000 {
+        let queue = if i == 1_500 { "200" } else { "" };
+        text.push_str(&format!("{i},Second {i},0722{i:06},{queue}\n"));
+    }
+    let file = csv_file(&text);
+
+    let output = app.cli(&["import", "--tenant", "acme", file.path().to_str().unwrap()]);
+
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert_eq!(
+        stdout(&output).trim(),
+        "imported 11999 rows (10000 created, 1999 updated, 0 stale), rejected 1 rows"
+    );
+    let err = stderr(&output);
+    assert!(
+        err.contains("line 11501") && err.contains("queue_position"),
+        "{err}"
+    );
+    eventually(PROPAGATION, "the import reaches the gateway", || async {
+        app.lookup_json(&acme.lookup_token, "0722000002").await["name"] == "Second 2"
+    })
+    .await;
+    let moved = app.lookup(&acme.lookup_token, "0721000002").await;
+    assert_eq!(moved.text().await.unwrap(), UNKNOWN_ANSWER);
+    assert_eq!(
+        app.lookup_json(&acme.lookup_token, "0721001500").await["name"],
+        "First 1500",
+        "the rejected row changed nothing"
+    );
+    assert_eq!(
+        app.lookup_json(&acme.lookup_token, "0721010000").await["name"],
+        "First 10000"
+    );
+}
+
+#[tokio::test]
+async fn a_file_malformed_after_its_first_pieces_writes_nothing() {
+    let app = spawn_app().await;
+    let acme = app.create_tenant("acme", "RO").await;
+    let mut text = String::from("id,name,phones\n");
+    for i in 1..=12_000 {
+        text.push_str(&format!("{i},C {i},0721{i:06}\n"));
+    }
+    text.push_str("12001,Short\n");
+    let file = csv_file(&text);
+
+    let output = app.cli(&["import", "--tenant", "acme", file.path().to_str().unwrap()]);
+
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(
+        err.contains("line 12002") && err.contains("nothing was imported"),
+        "{err}"
+    );
+    let lookup = app.lookup(&acme.lookup_token, "0721000001").await;
+    assert_eq!(lookup.text().await.unwrap(), UNKNOWN_ANSWER);
+    let client = app.pool.get().await.unwrap();
+    let stored: i64 = client
+        .query_one("SELECT count(*) FROM contacts", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, 0);
+}

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{UNKNOWN_ANSWER, spawn_app};
+use crate::helpers::{PROPAGATION, UNKNOWN_ANSWER, eventually, spawn_app};
 
 #[tokio::test]
 async fn put_creates_then_replaces_and_get_reads_it_back() {
@@ -486,4 +486,195 @@ async fn an_older_write_arriving_after_a_delete_does_not_bring_the_contact_back(
         app.lookup_json(&acme.lookup_token, "0721000007").await["name"],
         "Back"
     );
+}
+
+#[tokio::test]
+async fn a_batch_larger_than_one_write_chunk_replays_repeated_ids_in_order() {
+    let app = spawn_app().await;
+    let acme = app.create_tenant("acme", "RO").await;
+    // Items 0..6000 create ids 0..6000; items 6000..10000 write ids 0..4000 again, in
+    // a later internal chunk (5,000 items), where they exist already: odd ids newer
+    // (updated), even ids older (stale). Items 9998 and 9999 repeat an id within a chunk.
+    let item = |i: usize, id: usize, at: &str| {
+        json!({"op": "upsert", "id": id.to_string(), "name": format!("C{id} from {i}"),
+               "phones": [format!("0721{i:06}")], "updated_at": at})
+    };
+    let mut items: Vec<Value> = (0..6_000)
+        .map(|i| item(i, i, "2026-06-01T00:00:00Z"))
+        .collect();
+    for i in 6_000..9_998 {
+        let id = i - 6_000;
+        let at = if id % 2 == 1 {
+            "2026-07-01T00:00:00Z"
+        } else {
+            "2026-05-01T00:00:00Z"
+        };
+        items.push(item(i, id, at));
+    }
+    items.push(item(9_998, 7_000, "2026-06-01T00:00:00Z"));
+    items.push(item(9_999, 7_000, "2026-06-02T00:00:00Z"));
+
+    let response = app.batch(&acme.sync_token, &Value::Array(items)).await;
+
+    assert_eq!(response.status(), 200);
+    let summary: Value = response.json().await.unwrap();
+    assert_eq!(summary["created"], 6_001);
+    assert_eq!(summary["updated"], 1_999 + 1);
+    let stale = summary["stale"].as_array().unwrap();
+    assert_eq!(stale.len(), 1_999);
+    assert_eq!(stale[0], json!({"index": 6_000, "id": 0}));
+    // Odd ids moved to their second number; even ids kept their first.
+    assert_eq!(
+        app.lookup_json(&acme.lookup_token, "0721006001").await["name"],
+        "C1 from 6001"
+    );
+    let moved_from = app.lookup(&acme.lookup_token, "0721000001").await;
+    assert_eq!(moved_from.text().await.unwrap(), UNKNOWN_ANSWER);
+    assert_eq!(
+        app.lookup_json(&acme.lookup_token, "0721000002").await["name"],
+        "C2 from 2"
+    );
+    let stale_number = app.lookup(&acme.lookup_token, "0721006002").await;
+    assert_eq!(stale_number.text().await.unwrap(), UNKNOWN_ANSWER);
+    let twice = app.get_contact(&acme.sync_token, "7000").await;
+    let twice: Value = twice.json().await.unwrap();
+    assert_eq!(twice["name"], "C7000 from 9999");
+    assert_eq!(twice["phones"], json!(["+40721009999"]));
+}
+
+#[tokio::test]
+async fn a_contact_created_by_another_writer_meanwhile_is_ordered_not_lost() {
+    let app = spawn_app().await;
+    let acme = app.create_tenant("acme", "RO").await;
+    // Another writer has inserted contact 9 but not committed: the batch does not see it,
+    // finds 9 absent, and its insert waits on the other writer's key.
+    let mut other_client = app.pool.get().await.unwrap();
+    let other = other_client.transaction().await.unwrap();
+    other
+        .batch_execute(
+            "INSERT INTO contacts (tenant_id, crm_id, name, source_updated_at)
+             SELECT id, '9', 'Other', '2026-06-01T00:00:00Z' FROM tenants WHERE slug = 'acme';
+             INSERT INTO contact_phones (tenant_id, crm_id, number)
+             SELECT id, '9', '+40721000099' FROM tenants WHERE slug = 'acme'",
+        )
+        .await
+        .unwrap();
+    let batch = json!([
+        {"op": "upsert", "id": "8", "name": "Eight", "phones": ["0721000008"]},
+        {"op": "upsert", "id": "9", "name": "Batch", "phones": ["0721000009"], "updated_at": "2026-07-01T00:00:00Z"}
+    ]);
+    let sent = tokio::spawn({
+        let (http, url, token) = (
+            app.http.clone(),
+            format!("{}/api/v1/contacts/batch", app.address),
+            acme.sync_token.clone(),
+        );
+        async move {
+            http.post(url)
+                .bearer_auth(token)
+                .json(&batch)
+                .send()
+                .await
+                .unwrap()
+        }
+    });
+    let watcher = app.pool.get().await.unwrap();
+    eventually(
+        PROPAGATION,
+        "the batch waits on the other writer",
+        || async {
+            let waiting: i64 = watcher
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            waiting > 0
+        },
+    )
+    .await;
+
+    other.commit().await.unwrap();
+    let response = sent.await.unwrap();
+
+    // The batch ran again and found 9: newer, so it replaced it.
+    assert_eq!(response.status(), 200);
+    let summary: Value = response.json().await.unwrap();
+    assert_eq!(summary["created"], 1);
+    assert_eq!(summary["updated"], 1);
+    assert_eq!(
+        app.lookup_json(&acme.lookup_token, "0721000009").await["name"],
+        "Batch"
+    );
+    let replaced = app.lookup(&acme.lookup_token, "0721000099").await;
+    assert_eq!(replaced.text().await.unwrap(), UNKNOWN_ANSWER);
+    assert_eq!(
+        app.lookup_json(&acme.lookup_token, "0721000008").await["name"],
+        "Eight"
+    );
+}
+
+#[tokio::test]
+async fn removing_a_tenant_or_a_contact_removes_their_numbers() {
+    let app = spawn_app().await;
+    let acme = app.create_tenant("acme", "RO").await;
+    let other = app.create_tenant("other", "RO").await;
+    for (tenant, id) in [(&acme, "1"), (&acme, "2"), (&other, "1")] {
+        let body = json!({"name": "A", "phones": [format!("072100000{id}")]});
+        assert_eq!(
+            app.put_contact(&tenant.sync_token, id, &body)
+                .await
+                .status(),
+            201
+        );
+    }
+    let client = app.pool.get().await.unwrap();
+    let numbers = |slug: &'static str| {
+        let client = &client;
+        async move {
+            client
+                .query_one(
+                    "SELECT count(*) FROM contact_phones p JOIN tenants t ON t.id = p.tenant_id
+                     WHERE t.slug = $1",
+                    &[&slug],
+                )
+                .await
+                .unwrap()
+                .get::<_, i64>(0)
+        }
+    };
+    assert_eq!(numbers("acme").await, 2);
+
+    client
+        .execute(
+            "DELETE FROM contacts WHERE crm_id = '1' AND tenant_id = (SELECT id FROM tenants WHERE slug = 'acme')",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(numbers("acme").await, 1);
+    let tenant_id: i64 = client
+        .query_one("SELECT id FROM tenants WHERE slug = 'acme'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    client
+        .execute("DELETE FROM tenants WHERE slug = 'acme'", &[])
+        .await
+        .unwrap();
+
+    let left: i64 = client
+        .query_one(
+            "SELECT (SELECT count(*) FROM contacts WHERE tenant_id = $1)
+                  + (SELECT count(*) FROM contact_phones WHERE tenant_id = $1)",
+            &[&tenant_id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0);
+    assert_eq!(numbers("other").await, 1);
 }

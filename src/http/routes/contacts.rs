@@ -84,13 +84,34 @@ async fn write(
     tenant: TenantId,
     ops: Vec<WriteOp>,
 ) -> Result<WriteOutcome, ApiError> {
+    let mut attempt = 1;
+    let outcome = loop {
+        match write_once(state, tenant, &ops).await {
+            // Another writer created a contact this batch was creating: nothing was
+            // written, and the next attempt sees that contact.
+            Err(e) if attempt < WRITE_ATTEMPTS && contacts::lost_creation_race(&e) => {
+                attempt += 1;
+            }
+            result => break result?,
+        }
+    };
+    state
+        .contacts_written(tenant, &outcome.touched_numbers)
+        .await;
+    Ok(outcome)
+}
+
+const WRITE_ATTEMPTS: u32 = 3;
+
+async fn write_once(
+    state: &AppState,
+    tenant: TenantId,
+    ops: &[WriteOp],
+) -> anyhow::Result<WriteOutcome> {
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     let outcome = contacts::apply(&tx, tenant, ops).await?;
     tx.commit().await?;
-    state
-        .contacts_written(tenant, &outcome.touched_numbers)
-        .await;
     Ok(outcome)
 }
 
