@@ -1,6 +1,8 @@
 //! Screen-pop signing keys and the lookup log.
 
 use anyhow::Context;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::Type;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use rand::RngCore;
@@ -135,26 +137,45 @@ pub struct LogEntry {
     pub latency_us: i32,
 }
 
-/// Writes a batch of log entries in one statement.
-pub async fn write_log(client: &impl GenericClient, entries: &[LogEntry]) -> anyhow::Result<()> {
-    let tenants: Vec<i64> = entries.iter().map(|e| e.tenant.0).collect();
-    let ats: Vec<DateTime<Utc>> = entries.iter().map(|e| e.at).collect();
-    let numbers: Vec<Option<&str>> = entries.iter().map(|e| e.number.as_deref()).collect();
-    let dnids: Vec<Option<&str>> = entries.iter().map(|e| e.dnid.as_deref()).collect();
-    let crm_ids: Vec<Option<&str>> = entries.iter().map(|e| e.crm_id.as_deref()).collect();
-    let outcomes: Vec<&str> = entries.iter().map(|e| e.outcome.as_str()).collect();
-    let latencies: Vec<i32> = entries.iter().map(|e| e.latency_us).collect();
-    client
-        .execute(
-            "INSERT INTO lookup_log (tenant_id, at, number, dnid, crm_id, outcome, latency_us)
-             SELECT * FROM UNNEST($1::int8[], $2::timestamptz[], $3::text[], $4::text[], $5::text[],
-                                  $6::text[], $7::int4[])",
-            &[
-                &tenants, &ats, &numbers, &dnids, &crm_ids, &outcomes, &latencies,
-            ],
+/// Writes a batch of log entries with one binary `COPY`: the log takes a row per call,
+/// and COPY costs PostgreSQL about half of what an `INSERT … UNNEST` of the same rows does.
+pub async fn write_log(client: &tokio_postgres::Client, entries: &[LogEntry]) -> anyhow::Result<()> {
+    let sink = client
+        .copy_in(
+            "COPY lookup_log (tenant_id, at, number, dnid, crm_id, outcome, latency_us)
+             FROM STDIN (FORMAT binary)",
         )
         .await
-        .context("writing the lookup log")?;
+        .context("starting the lookup log copy")?;
+    let writer = BinaryCopyInWriter::new(
+        sink,
+        &[
+            Type::INT8,
+            Type::TIMESTAMPTZ,
+            Type::TEXT,
+            Type::TEXT,
+            Type::TEXT,
+            Type::TEXT,
+            Type::INT4,
+        ],
+    );
+    let mut writer = std::pin::pin!(writer);
+    for e in entries {
+        writer
+            .as_mut()
+            .write(&[
+                &e.tenant.0,
+                &e.at,
+                &e.number,
+                &e.dnid,
+                &e.crm_id,
+                &e.outcome.as_str(),
+                &e.latency_us,
+            ])
+            .await
+            .context("writing the lookup log")?;
+    }
+    writer.finish().await.context("writing the lookup log")?;
     Ok(())
 }
 
