@@ -1,11 +1,11 @@
 //! Screen-pop signing keys and the lookup log.
 
 use anyhow::Context;
-use tokio_postgres::binary_copy::BinaryCopyInWriter;
-use tokio_postgres::types::Type;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use rand::RngCore;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::Type;
 
 use crate::domain::TenantId;
 
@@ -139,7 +139,10 @@ pub struct LogEntry {
 
 /// Writes a batch of log entries with one binary `COPY`: the log takes a row per call,
 /// and COPY costs PostgreSQL about half of what an `INSERT … UNNEST` of the same rows does.
-pub async fn write_log(client: &tokio_postgres::Client, entries: &[LogEntry]) -> anyhow::Result<()> {
+pub async fn write_log(
+    client: &tokio_postgres::Client,
+    entries: &[LogEntry],
+) -> anyhow::Result<()> {
     let sink = client
         .copy_in(
             "COPY lookup_log (tenant_id, at, number, dnid, crm_id, outcome, latency_us)
