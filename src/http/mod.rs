@@ -78,8 +78,8 @@ pub fn client_ip(req: &actix_web::HttpRequest) -> Option<std::net::IpAddr> {
 pub struct RequestStart(pub Instant);
 
 /// The route table. Each resource is named by its path (metrics label requests by it
-/// without formatting the pattern anew). Every resource answers 405 for methods it does not serve and
-/// everything else is a JSON 404.
+/// without formatting the pattern anew). Every resource answers 405 for methods it does
+/// not serve, and everything else is a JSON 404.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     use routes::{contacts, health, lookup};
     // One resource per path: a resource with several paths is matched by regex, which
