@@ -1,10 +1,8 @@
 //! The command line as an operator uses it: tenants, tokens, allowlists, imports, demo.
 
-use std::io::Write;
-
 use serde_json::Value;
 
-use crate::helpers::{PROPAGATION, UNKNOWN_ANSWER, eventually, spawn_app};
+use crate::helpers::{PROPAGATION, UNKNOWN_ANSWER, eventually, spawn_app, text_file};
 
 fn stdout(output: &std::process::Output) -> String {
     String::from_utf8(output.stdout.clone()).unwrap()
@@ -12,12 +10,6 @@ fn stdout(output: &std::process::Output) -> String {
 
 fn stderr(output: &std::process::Output) -> String {
     String::from_utf8(output.stderr.clone()).unwrap()
-}
-
-fn csv_file(text: &str) -> tempfile::NamedTempFile {
-    let mut file = tempfile::NamedTempFile::new().unwrap();
-    file.write_all(text.as_bytes()).unwrap();
-    file
 }
 
 #[tokio::test]
@@ -127,7 +119,7 @@ async fn allowlist_entries_are_added_listed_and_removed() {
 async fn importing_a_good_csv_makes_every_row_answer_lookups() {
     let app = spawn_app().await;
     let acme = app.create_tenant("acme", "RO").await;
-    let file = csv_file(
+    let file = text_file(
         "id,name,phones,direct_line,queue_position,route_identifier,outbound_number,language,external_id,crm_url\n\
          12345,John Doe,0700000000;+40 721 234 567,SIP/john,5,,,en,X1,https://crm.example.com/c/12345\n\
          A-7,\"Popescu, Ion\",0722 000 007,,,vip,,,,\n",
@@ -160,7 +152,7 @@ async fn importing_a_good_csv_makes_every_row_answer_lookups() {
 async fn an_import_reports_rejected_rows_by_line_and_imports_the_rest() {
     let app = spawn_app().await;
     let acme = app.create_tenant("acme", "RO").await;
-    let file = csv_file(
+    let file = text_file(
         "id,name,phones,queue_position\n\
          1,Good,0721000001,\n\
          2,,0721000002,\n\
@@ -200,7 +192,7 @@ async fn an_import_reports_rejected_rows_by_line_and_imports_the_rest() {
 async fn a_malformed_csv_is_refused_and_nothing_is_written() {
     let app = spawn_app().await;
     let acme = app.create_tenant("acme", "RO").await;
-    let file = csv_file(
+    let file = text_file(
         "id,name,phones\n\
          1,Good,0721000001\n\
          2,\"Unclosed,0721000002\n\
@@ -282,7 +274,7 @@ async fn a_large_import_is_written_in_pieces_but_counted_and_ordered_as_one() {
         let queue = if i == 1_500 { "200" } else { "" };
         text.push_str(&format!("{i},Second {i},0722{i:06},{queue}\n"));
     }
-    let file = csv_file(&text);
+    let file = text_file(&text);
 
     let output = app.cli(&["import", "--tenant", "acme", file.path().to_str().unwrap()]);
 
@@ -322,7 +314,7 @@ async fn a_file_malformed_after_its_first_pieces_writes_nothing() {
         text.push_str(&format!("{i},C {i},0721{i:06}\n"));
     }
     text.push_str("12001,Short\n");
-    let file = csv_file(&text);
+    let file = text_file(&text);
 
     let output = app.cli(&["import", "--tenant", "acme", file.path().to_str().unwrap()]);
 

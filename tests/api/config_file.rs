@@ -1,10 +1,9 @@
 //! The configuration file (`--config FILE` / `CIDGATE_CONFIG`) as an operator uses it:
 //! the file fills in what the environment does not say; flags and environment win.
 
-use std::io::Write;
 use std::process::{Command, Output};
 
-use crate::helpers::spawn_app;
+use crate::helpers::{spawn_app, text_file};
 
 fn cidgate(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_cidgate"));
@@ -19,18 +18,12 @@ fn cidgate(args: &[&str], env: &[(&str, &str)]) -> Output {
     command.output().expect("running cidgate")
 }
 
-fn config_file(text: &str) -> tempfile::NamedTempFile {
-    let mut file = tempfile::NamedTempFile::new().unwrap();
-    file.write_all(text.as_bytes()).unwrap();
-    file
-}
-
 #[tokio::test]
 async fn the_file_supplies_settings_and_the_environment_overrides_them() {
     let app = spawn_app().await;
     let created = app.cli(&["tenant", "create", "acme", "--region", "RO"]);
     assert!(created.status.success());
-    let file = config_file(&format!(
+    let file = text_file(&format!(
         "# cidgate settings\nDATABASE_URL={}\nCIDGATE_LOG_FORMAT=json\n",
         app.db.url
     ));
@@ -70,7 +63,7 @@ fn a_missing_or_unreadable_file_is_one_clear_error() {
         stderr.contains("configuration file /nonexistent/cidgate.env"),
         "{stderr}"
     );
-    let broken = config_file("DATABASE_URL='unterminated\n");
+    let broken = text_file("DATABASE_URL='unterminated\n");
     let failed = cidgate(
         &["--config", broken.path().to_str().unwrap(), "migrate"],
         &[],

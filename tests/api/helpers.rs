@@ -246,3 +246,11 @@ pub const PROPAGATION: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The reference's all-null answer for an unknown caller, byte for byte.
 pub const UNKNOWN_ANSWER: &str = r#"{"id":null,"name":null,"queue_position":null,"direct_line":null,"backend_link":null,"route_identifier":null,"outbound_number":null,"language":null,"external_id":null}"#;
+
+/// A temporary file holding `text` (a CSV export, a configuration file), removed on drop.
+pub fn text_file(text: &str) -> tempfile::NamedTempFile {
+    use std::io::Write;
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    file.write_all(text.as_bytes()).unwrap();
+    file
+}
