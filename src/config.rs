@@ -36,6 +36,7 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "CIDGATE_CORS_ORIGINS",
     "CIDGATE_LOOKUP_LOG_RETENTION_DAYS",
     "CIDGATE_LOOKUP_LOG_BUFFER",
+    "CIDGATE_LOOKUP_LOG_GATHER_MS",
     // Used by the local scripts and the test suite, not by the binary.
     "CIDGATE_PG_ROOT",
     "CIDGATE_PG_PORT",
@@ -174,6 +175,11 @@ pub struct ServeSettings {
     #[arg(long, env = "CIDGATE_LOOKUP_LOG_BUFFER", default_value_t = 10_000,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub lookup_log_buffer: u32,
+
+    /// Milliseconds a lookup log entry waits for others to share its database write
+    #[arg(long, env = "CIDGATE_LOOKUP_LOG_GATHER_MS", default_value_t = 50,
+          value_parser = clap::value_parser!(u32).range(0..=60_000))]
+    pub lookup_log_gather_ms: u32,
 }
 
 impl ServeSettings {
@@ -202,6 +208,7 @@ impl ServeSettings {
             cors_origins: Vec::new(),
             lookup_log_retention_days: 90,
             lookup_log_buffer: 10_000,
+            lookup_log_gather_ms: 50,
         }
     }
 

@@ -16,7 +16,7 @@ use crate::http::{self, AppState};
 use crate::known_numbers::KnownNumbers;
 use crate::listener::Listener;
 use crate::lookup::LookupService;
-use crate::lookup_log::LookupLog;
+use crate::lookup_log::{LogWriter, LookupLog};
 use crate::metrics::Metrics;
 use crate::rate_limit::RateLimits;
 use crate::store;
@@ -26,10 +26,13 @@ use crate::store;
 const INITIAL_LOAD_WAIT: Duration = Duration::from_secs(30);
 /// Writes and administrative reads may wait this long for a connection.
 const PRIMARY_POOL_WAIT: Duration = Duration::from_secs(1);
+/// How long a stopping gateway waits for the lookup log's last entries to be written.
+const LOG_FLUSH_WAIT: Duration = Duration::from_secs(10);
 
 pub struct Application {
     server: Server,
     port: u16,
+    log_writer: LogWriter,
 }
 
 impl Application {
@@ -90,9 +93,10 @@ impl Application {
             Duration::from_millis(settings.db_timeout_ms),
             metrics.clone(),
         );
-        let lookup_log = LookupLog::spawn(
+        let (lookup_log, log_writer) = LookupLog::spawn(
             pool.clone(),
             settings.lookup_log_buffer as usize,
+            Duration::from_millis(settings.lookup_log_gather_ms.into()),
             settings.lookup_log_retention_days,
             metrics.clone(),
         );
@@ -128,6 +132,7 @@ impl Application {
         Ok(Self {
             server: server.run(),
             port,
+            log_writer,
         })
     }
 
@@ -135,8 +140,11 @@ impl Application {
         self.port
     }
 
-    /// Serves until SIGINT/SIGTERM; in-flight requests finish first.
+    /// Serves until SIGINT/SIGTERM; in-flight requests finish first, then the lookup
+    /// log's buffered entries are written.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        self.log_writer.stop(LOG_FLUSH_WAIT).await;
+        served
     }
 }

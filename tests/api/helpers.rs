@@ -217,6 +217,33 @@ impl TestApp {
             .output()
             .expect("running cidgate")
     }
+
+    /// Starts `cidgate serve` as its own process against this test's database, after
+    /// `configure` sets its environment and output, and waits until it is ready.
+    /// Answers the child and its base URL.
+    pub async fn serve_process(
+        &self,
+        configure: impl FnOnce(&mut std::process::Command),
+    ) -> (std::process::Child, String) {
+        let port = {
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            probe.local_addr().unwrap().port()
+        };
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_cidgate"));
+        command
+            .arg("serve")
+            .env("DATABASE_URL", &self.db.url)
+            .env("CIDGATE_LISTEN", format!("127.0.0.1:{port}"))
+            .stdout(std::process::Stdio::null());
+        configure(&mut command);
+        let server = command.spawn().expect("starting cidgate serve");
+        let base = format!("http://127.0.0.1:{port}");
+        eventually(std::time::Duration::from_secs(30), "the gateway starts", || async {
+            matches!(self.http.get(format!("{base}/readyz")).send().await, Ok(r) if r.status() == 200)
+        })
+        .await;
+        (server, base)
+    }
 }
 
 /// Waits for an effect that reaches the gateway asynchronously — a change made by

@@ -410,3 +410,45 @@ async fn every_lookup_is_logged_with_its_outcome() {
     );
     assert!(rows.iter().all(|r| r.get::<_, i32>(4) >= 0));
 }
+
+#[tokio::test]
+async fn a_stopping_gateway_writes_the_lookups_it_has_buffered() {
+    let app = spawn_app().await;
+    let acme = app.create_tenant("acme", "RO").await;
+    let (mut server, base) = app
+        .serve_process(|command| {
+            // Nothing is written while the gateway runs: only the stop can write the entries.
+            command.env("CIDGATE_LOOKUP_LOG_GATHER_MS", "60000");
+        })
+        .await;
+    for number in ["0799000001", "0799000002"] {
+        let answer = app
+            .http
+            .get(format!(
+                "{base}/api/lookup?telephone={number}&token={}",
+                acme.lookup_token
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+    }
+
+    let stopped = std::process::Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    assert!(server.wait().unwrap().success(), "SIGTERM is a clean stop");
+
+    let client = app.pool.get().await.unwrap();
+    let logged: i64 = client
+        .query_one("SELECT count(*) FROM lookup_log", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        logged, 2,
+        "both lookups were written before the gateway exited"
+    );
+}

@@ -2,7 +2,6 @@
 //! rotation, request limits, headers, CORS, and tokens kept out of logs.
 
 use std::net::IpAddr;
-use std::process::Stdio;
 
 use serde_json::{Value, json};
 
@@ -449,25 +448,14 @@ async fn tokens_never_appear_in_logs_error_bodies_or_metrics() {
     let app = spawn_app().await;
     let acme = app.create_tenant("acme", "RO").await;
     let log = tempfile::NamedTempFile::new().unwrap();
-    let port = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        probe.local_addr().unwrap().port()
-    };
-    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_cidgate"))
-        .arg("serve")
-        .env("DATABASE_URL", &app.db.url)
-        .env("CIDGATE_LISTEN", format!("127.0.0.1:{port}"))
-        .env("CIDGATE_LOG_FORMAT", "json")
-        .env("RUST_LOG", "debug")
-        .stdout(Stdio::null())
-        .stderr(log.reopen().unwrap())
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    eventually(std::time::Duration::from_secs(30), "the gateway starts", || async {
-        matches!(app.http.get(format!("{base}/readyz")).send().await, Ok(r) if r.status() == 200)
-    })
-    .await;
+    let (mut server, base) = app
+        .serve_process(|command| {
+            command
+                .env("CIDGATE_LOG_FORMAT", "json")
+                .env("RUST_LOG", "debug")
+                .stderr(log.reopen().unwrap());
+        })
+        .await;
 
     let wrong = "cgl_WrongTokenThatMustNotBeLogged0";
     let mut bodies = Vec::new();
