@@ -6,6 +6,9 @@ use clap::Parser;
 use cidgate::cli::{self, Cli, Command, Exit};
 use cidgate::{config_file, telemetry};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().collect();
     // The file fills in environment variables, so it is read before any thread starts
