@@ -350,14 +350,7 @@ mod tests {
 
     #[test]
     fn integer_ids_are_numbers_and_other_ids_strings() {
-        let none = || OptionalFields {
-            direct_line: None,
-            route_identifier: None,
-            outbound_number: None,
-            language: None,
-            external_id: None,
-            crm_url: None,
-        };
+        let none = OptionalFields::default;
         let numeric = LookupHit::new("12345", "A", none(), None);
         let text = LookupHit::new("012345", "B", none(), None);
         let json = |hit: &LookupHit| serde_json::to_value(LookupAnswer::found(hit)).unwrap();

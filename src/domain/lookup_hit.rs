@@ -28,6 +28,7 @@ pub struct LookupHit {
 }
 
 /// The optional text fields, in `HitField` order after id and name.
+#[derive(Default)]
 pub struct OptionalFields<'a> {
     pub direct_line: Option<&'a str>,
     pub route_identifier: Option<&'a str>,
@@ -139,14 +140,7 @@ mod tests {
 
     #[test]
     fn a_missing_queue_position_is_none_and_multibyte_text_survives() {
-        let none = OptionalFields {
-            direct_line: None,
-            route_identifier: None,
-            outbound_number: None,
-            language: None,
-            external_id: None,
-            crm_url: None,
-        };
+        let none = OptionalFields::default();
         let hit = LookupHit::new("ö-1", "Ștefan Îonescu 日本", none, None);
         assert_eq!(hit.id(), "ö-1");
         assert_eq!(hit.name(), "Ștefan Îonescu 日本");
