@@ -160,7 +160,11 @@ impl AnswerCache {
     }
 
     /// Drops the answers for these numbers of a tenant (after a write changed them).
-    pub async fn invalidate(&self, tenant: TenantId, numbers: &[String]) {
+    pub async fn invalidate<'a>(
+        &self,
+        tenant: TenantId,
+        numbers: impl IntoIterator<Item = &'a String>,
+    ) {
         self.invalidations.fetch_add(1, Ordering::AcqRel);
         for number in numbers {
             if let Some(key) = NumberKey::encode(number) {

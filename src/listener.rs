@@ -185,11 +185,17 @@ impl Listener {
                     tracing::warn!("ignoring a malformed contact notification");
                     return Ok(());
                 };
-                self.cache.invalidate(tenant, &numbers).await;
-                // Ask what is true now rather than trusting the payload's order: the last
-                // check after the last change always wins.
-                let present = store::contacts::present_numbers(client, tenant, &numbers).await?;
-                self.index.reconcile(tenant, &numbers, &present);
+                self.cache.invalidate(tenant, numbers.all()).await;
+                self.index.add(tenant, &numbers.claimed);
+                // A released number may still be another contact's: ask what is true now
+                // rather than trusting the payload's order, so the last check after the
+                // last change always wins.
+                if !numbers.released.is_empty() {
+                    let released = &numbers.released;
+                    let present =
+                        store::contacts::present_numbers(client, tenant, released).await?;
+                    self.index.reconcile(tenant, released, &present);
+                }
             }
             notify::CONFIG_CHANNEL => self.directory.reload(&self.pool).await?,
             other => tracing::debug!(channel = other, "ignoring notification"),

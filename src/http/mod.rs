@@ -28,6 +28,7 @@ use crate::lookup::LookupService;
 use crate::lookup_log::LookupLog;
 use crate::metrics::{HttpLabels, Metrics, RouteLabels};
 use crate::rate_limit::RateLimits;
+use crate::store::notify::ChangedNumbers;
 use crate::telemetry::redact_query;
 
 /// What every handler may use; cheap to clone (pools and services are handles).
@@ -53,9 +54,12 @@ pub struct AppState {
 impl AppState {
     /// After a committed write: this instance forgets the affected answers at once and
     /// learns of new numbers; the NOTIFY sent in the transaction tells the others.
-    pub async fn contacts_written(&self, tenant: TenantId, numbers: &[String]) {
-        self.cache.invalidate(tenant, numbers).await;
-        self.index.add(tenant, numbers);
+    /// Applies a committed write here at once; other instances hear of it by NOTIFY.
+    /// Released numbers stay in the index until the listener has asked the database
+    /// whether another contact still has them.
+    pub async fn contacts_written(&self, tenant: TenantId, numbers: &ChangedNumbers) {
+        self.cache.invalidate(tenant, numbers.all()).await;
+        self.index.add(tenant, &numbers.claimed);
     }
 }
 

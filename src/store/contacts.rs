@@ -186,7 +186,7 @@ pub enum WriteResult {
 #[derive(Debug, Default)]
 pub struct WriteOutcome {
     pub results: Vec<WriteResult>,
-    pub touched_numbers: Vec<String>,
+    pub numbers: notify::ChangedNumbers,
 }
 
 /// Rows per statement when writing large batches. Past about 0.5% of a table, the
@@ -248,10 +248,8 @@ impl<'a, C: GenericClient> BatchWriter<'a, C> {
 
     /// Notifies the changed numbers; the outcome is final once the transaction commits.
     pub async fn finish(mut self) -> anyhow::Result<WriteOutcome> {
-        let outcome = &mut self.outcome;
-        outcome.touched_numbers.sort_unstable();
-        outcome.touched_numbers.dedup();
-        notify::contacts_changed(self.client, self.tenant, &outcome.touched_numbers).await?;
+        self.outcome.numbers.settle();
+        notify::contacts_changed(self.client, self.tenant, &self.outcome.numbers).await?;
         Ok(self.outcome)
     }
 }
@@ -507,7 +505,8 @@ async fn remove_phones(
         .await
         .context("removing old phone numbers")?;
     outcome
-        .touched_numbers
+        .numbers
+        .released
         .extend(old.iter().map(|r| r.get::<_, String>(0)));
     Ok(())
 }
@@ -661,7 +660,8 @@ async fn insert_phones(
         .await
         .context("inserting phone numbers")?;
     outcome
-        .touched_numbers
+        .numbers
+        .claimed
         .extend(numbers.iter().map(|n| (*n).to_owned()));
     Ok(())
 }

@@ -6,18 +6,53 @@ use deadpool_postgres::GenericClient;
 
 use crate::domain::TenantId;
 
-/// Payload: `<tenant id> <number> <number> …` (the numbers whose answer may change).
+/// Payload: `<tenant id> <number> … [| <number> …]`. Numbers before the `|` were taken
+/// off a contact and may belong to nobody now: a listener asks the database. Numbers
+/// after it belong to a contact at the commit: no question needed (a later change comes
+/// with a later notification). Older versions read `|` as a number that never matches,
+/// and ask about every number.
 pub const CONTACTS_CHANNEL: &str = "cidgate_contacts";
 /// Tenants, tokens or allowlists changed; payload empty.
 pub const CONFIG_CHANNEL: &str = "cidgate_config";
 
 /// PostgreSQL caps a payload at 8000 bytes; stay well below.
 const MAX_PAYLOAD: usize = 7_000;
+const CLAIMED_MARK: &str = "|";
+
+/// The numbers a write changed the answer for.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ChangedNumbers {
+    /// Taken off a contact: they may belong to nobody now.
+    pub released: Vec<String>,
+    /// Written to a contact: they belong to one when the write commits.
+    pub claimed: Vec<String>,
+}
+
+impl ChangedNumbers {
+    /// Sorts and deduplicates; a number both released and claimed is claimed.
+    pub fn settle(&mut self) {
+        self.claimed.sort_unstable();
+        self.claimed.dedup();
+        self.released.sort_unstable();
+        self.released.dedup();
+        self.released
+            .retain(|n| self.claimed.binary_search(n).is_err());
+    }
+
+    /// Every changed number, for cache invalidation.
+    pub fn all(&self) -> impl Iterator<Item = &String> {
+        self.released.iter().chain(&self.claimed)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.released.is_empty() && self.claimed.is_empty()
+    }
+}
 
 pub async fn contacts_changed(
     client: &impl GenericClient,
     tenant: TenantId,
-    numbers: &[String],
+    numbers: &ChangedNumbers,
 ) -> anyhow::Result<()> {
     let payloads = contact_payloads(tenant, numbers);
     match payloads.as_slice() {
@@ -44,30 +79,49 @@ pub async fn contacts_changed(
     Ok(())
 }
 
-fn contact_payloads(tenant: TenantId, numbers: &[String]) -> Vec<String> {
+fn contact_payloads(tenant: TenantId, numbers: &ChangedNumbers) -> Vec<String> {
+    let prefix = tenant.to_string();
     let mut payloads = Vec::new();
-    let mut current = tenant.to_string();
-    for number in numbers {
-        if current.len() + 1 + number.len() > MAX_PAYLOAD {
-            payloads.push(std::mem::replace(&mut current, tenant.to_string()));
+    for (mark, list) in [
+        (None, &numbers.released),
+        (Some(CLAIMED_MARK), &numbers.claimed),
+    ] {
+        let start = |mark: Option<&str>| match mark {
+            Some(mark) => format!("{prefix} {mark}"),
+            None => prefix.clone(),
+        };
+        let mut current = start(mark);
+        let empty = current.len();
+        for number in list {
+            if current.len() + 1 + number.len() > MAX_PAYLOAD {
+                payloads.push(std::mem::replace(&mut current, start(mark)));
+            }
+            current.push(' ');
+            current.push_str(number);
         }
-        current.push(' ');
-        current.push_str(number);
-    }
-    if current.len() > tenant.to_string().len() {
-        payloads.push(current);
+        if current.len() > empty {
+            payloads.push(current);
+        }
     }
     payloads
 }
 
 /// Reads a contacts payload back; `None` for anything malformed.
-pub fn parse_contacts_payload(payload: &str) -> Option<(TenantId, Vec<String>)> {
+pub fn parse_contacts_payload(payload: &str) -> Option<(TenantId, ChangedNumbers)> {
     let mut parts = payload.split(' ');
     let tenant = TenantId(parts.next()?.parse().ok()?);
-    Some((
-        tenant,
-        parts.filter(|p| !p.is_empty()).map(str::to_owned).collect(),
-    ))
+    let mut numbers = ChangedNumbers::default();
+    let mut claimed = false;
+    for part in parts.filter(|p| !p.is_empty()) {
+        if part == CLAIMED_MARK {
+            claimed = true;
+        } else if claimed {
+            numbers.claimed.push(part.to_owned());
+        } else {
+            numbers.released.push(part.to_owned());
+        }
+    }
+    Some((tenant, numbers))
 }
 
 pub async fn config_changed(client: &impl GenericClient) -> anyhow::Result<()> {
@@ -82,24 +136,51 @@ pub async fn config_changed(client: &impl GenericClient) -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
+    fn numbers(prefix: &str, count: usize) -> Vec<String> {
+        (0..count).map(|i| format!("{prefix}{i:07}")).collect()
+    }
+
     #[test]
     fn large_changes_are_split_into_payloads_postgres_accepts() {
-        let numbers: Vec<String> = (0..2_000).map(|i| format!("+4072{i:07}")).collect();
-        let payloads = contact_payloads(TenantId(7), &numbers);
-        assert!(payloads.len() > 1);
-        let mut seen = Vec::new();
+        let changed = ChangedNumbers {
+            released: numbers("+4072", 2_000),
+            claimed: numbers("+4073", 2_000),
+        };
+        let payloads = contact_payloads(TenantId(7), &changed);
+        assert!(payloads.len() > 2);
+        let mut seen = ChangedNumbers::default();
         for payload in &payloads {
             assert!(payload.len() <= MAX_PAYLOAD);
-            let (tenant, mut chunk) = parse_contacts_payload(payload).unwrap();
+            let (tenant, chunk) = parse_contacts_payload(payload).unwrap();
             assert_eq!(tenant, TenantId(7));
-            seen.append(&mut chunk);
+            seen.released.extend(chunk.released);
+            seen.claimed.extend(chunk.claimed);
         }
-        assert_eq!(seen, numbers);
+        assert_eq!(seen, changed);
+    }
+
+    #[test]
+    fn a_number_released_and_claimed_in_one_write_is_claimed() {
+        let mut changed = ChangedNumbers {
+            released: vec!["+402".into(), "+401".into(), "+402".into()],
+            claimed: vec!["+402".into(), "+403".into()],
+        };
+        changed.settle();
+        assert_eq!(changed.released, ["+401"]);
+        assert_eq!(changed.claimed, ["+402", "+403"]);
+    }
+
+    #[test]
+    fn a_payload_without_the_mark_releases_every_number() {
+        // What versions before the mark send: every number is asked about.
+        let (_, changed) = parse_contacts_payload("3 +401 +402").unwrap();
+        assert_eq!(changed.released, ["+401", "+402"]);
+        assert!(changed.claimed.is_empty());
     }
 
     #[test]
     fn no_numbers_means_no_notification_and_junk_is_ignored() {
-        assert!(contact_payloads(TenantId(1), &[]).is_empty());
+        assert!(contact_payloads(TenantId(1), &ChangedNumbers::default()).is_empty());
         assert_eq!(parse_contacts_payload("x +40"), None);
         assert_eq!(parse_contacts_payload(""), None);
     }

@@ -95,9 +95,7 @@ async fn write(
             result => break result?,
         }
     };
-    state
-        .contacts_written(tenant, &outcome.touched_numbers)
-        .await;
+    state.contacts_written(tenant, &outcome.numbers).await;
     Ok(outcome)
 }
 
