@@ -60,9 +60,17 @@ impl CacheSettings {
     /// How long an answer may stand in as the last known one.
     fn kept_for(&self, hit: &Option<LookupHit>) -> Duration {
         match hit {
-            Some(_) => self.found_ttl + self.keep_stale,
+            Some(_) => self.found_ttl.saturating_add(self.keep_stale),
             None => self.unknown_ttl,
         }
+    }
+
+    /// The longest any entry is of use, within what moka accepts (under 1000 years).
+    fn longest_life(&self) -> Duration {
+        const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+        (self.found_ttl.saturating_add(self.keep_stale))
+            .max(self.unknown_ttl)
+            .min(CENTURY)
     }
 }
 
@@ -79,7 +87,7 @@ impl AnswerCache {
             // Lifetimes are checked when an entry is read; moka only drops entries nobody
             // asked for in the longest of them. Per-entry expiry would cost ~60 bytes per
             // entry (measured: 450 -> 385 bytes of resident memory).
-            .time_to_idle((settings.found_ttl + settings.keep_stale).max(settings.unknown_ttl))
+            .time_to_idle(settings.longest_life())
             .build();
         Self {
             entries,
@@ -251,6 +259,14 @@ mod tests {
         load(&expired, None).await;
         assert_eq!(expired.fresh(&key()).await, None);
         assert_eq!(expired.last_known(&key()).await, None);
+    }
+
+    #[tokio::test]
+    async fn absurdly_long_lifetimes_are_accepted() {
+        let forever = Duration::from_secs(u64::MAX);
+        let cache = cache(forever, forever, forever);
+        load(&cache, ana()).await;
+        assert_eq!(cache.fresh(&key()).await, Some(ana()));
     }
 
     #[tokio::test]
