@@ -25,7 +25,8 @@ pub struct LookupLog {
     metrics: Arc<Metrics>,
 }
 
-/// The background writer, to be stopped once nothing records any more.
+/// The background writer, to be stopped once nothing records any more (dropping it
+/// stops the writer too).
 pub struct LogWriter {
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,

@@ -54,7 +54,6 @@ pub struct AppState {
 impl AppState {
     /// After a committed write: this instance forgets the affected answers at once and
     /// learns of new numbers; the NOTIFY sent in the transaction tells the others.
-    /// Applies a committed write here at once; other instances hear of it by NOTIFY.
     /// Released numbers stay in the index until the listener has asked the database
     /// whether another contact still has them.
     pub async fn contacts_written(&self, tenant: TenantId, numbers: &ChangedNumbers) {

@@ -43,10 +43,6 @@ impl ChangedNumbers {
     pub fn all(&self) -> impl Iterator<Item = &String> {
         self.released.iter().chain(&self.claimed)
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.released.is_empty() && self.claimed.is_empty()
-    }
 }
 
 pub async fn contacts_changed(
