@@ -130,12 +130,31 @@ pub async fn spawn_instance(
 
 impl TestApp {
     pub async fn create_tenant(&self, slug: &str, region: &str) -> TestTenant {
+        self.create_tenant_allowing(slug, region, &[]).await
+    }
+
+    /// A tenant whose allowlist holds `networks` before its tokens exist. The gateway
+    /// learns of changes eventually: a token it has not loaded yet is checked in the
+    /// database, and a reload already under way can briefly bring back the state from
+    /// before an allowlist change. With the allowlist first, no state the gateway can
+    /// see has the token without it.
+    pub async fn create_tenant_allowing(
+        &self,
+        slug: &str,
+        region: &str,
+        networks: &[&str],
+    ) -> TestTenant {
         let client = self.pool.get().await.unwrap();
         let slug_parsed = TenantSlug::parse(slug).unwrap();
         let tenant =
             store::tenants::create(&client, &slug_parsed, slug, Region::parse(region).unwrap())
                 .await
                 .unwrap();
+        for network in networks {
+            store::allowlist::add(&client, tenant.id, network.parse().unwrap())
+                .await
+                .unwrap();
+        }
         let (_, lookup) = store::tokens::create(&client, tenant.id, TokenScope::Lookup, "test")
             .await
             .unwrap();

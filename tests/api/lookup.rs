@@ -341,14 +341,11 @@ async fn every_authentication_failure_is_a_401_without_contact_data() {
 #[tokio::test]
 async fn a_source_address_outside_the_allowlist_is_refused_with_403() {
     let app = spawn_app().await;
-    let acme = app.create_tenant("acme", "RO").await;
+    let acme = app
+        .create_tenant_allowing("acme", "RO", &["203.0.113.0/24"])
+        .await;
     app.put_contact(&acme.sync_token, "12345", &john_doe())
         .await;
-    assert!(
-        app.cli(&["allow", "add", "--tenant", "acme", "203.0.113.0/24"])
-            .status
-            .success()
-    );
 
     eventually(PROPAGATION, "the allowlist reaches the gateway", || async {
         app.lookup(&acme.lookup_token, "0700000000").await.status() == 403

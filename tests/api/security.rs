@@ -40,9 +40,10 @@ fn cli_ok(app: &TestApp, args: &[&str]) {
 #[tokio::test]
 async fn a_pbx_outside_the_allowlist_is_refused_even_with_a_valid_token() {
     let app = spawn_app().await;
-    let acme = app.create_tenant("acme", "RO").await;
+    let acme = app
+        .create_tenant_allowing("acme", "RO", &["127.0.0.1/32"])
+        .await;
     app.put_contact(&acme.sync_token, "1", &john()).await;
-    cli_ok(&app, &["allow", "add", "--tenant", "acme", "127.0.0.1/32"]);
     let query = format!("telephone=0700000000&token={}", acme.lookup_token);
     let outsider = client_from("127.0.0.2");
 
@@ -149,11 +150,9 @@ async fn token_and_ip_policy_needs_both() {
 #[tokio::test]
 async fn a_forged_forwarded_header_from_an_untrusted_peer_changes_nothing() {
     let app = spawn_app().await;
-    let acme = app.create_tenant("acme", "RO").await;
-    cli_ok(
-        &app,
-        &["allow", "add", "--tenant", "acme", "203.0.113.0/24"],
-    );
+    let acme = app
+        .create_tenant_allowing("acme", "RO", &["203.0.113.0/24"])
+        .await;
     let url = format!(
         "{}/api/lookup?telephone=0700000000&token={}",
         app.address, acme.lookup_token
@@ -175,11 +174,9 @@ async fn a_forged_forwarded_header_from_an_untrusted_peer_changes_nothing() {
 #[tokio::test]
 async fn behind_a_trusted_proxy_the_forwarded_client_address_counts() {
     let app = spawn_app_with(|s| s.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()]).await;
-    let acme = app.create_tenant("acme", "RO").await;
-    cli_ok(
-        &app,
-        &["allow", "add", "--tenant", "acme", "203.0.113.0/24"],
-    );
+    let acme = app
+        .create_tenant_allowing("acme", "RO", &["203.0.113.0/24"])
+        .await;
     let url = format!(
         "{}/api/lookup?telephone=0700000000&token={}",
         app.address, acme.lookup_token
