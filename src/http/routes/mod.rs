@@ -1,3 +1,4 @@
+pub mod batch;
 pub mod contacts;
 pub mod health;
 pub mod lookup;
