@@ -9,21 +9,12 @@ use serde_json::Value;
 use crate::error::ApiError;
 
 /// Reads at most `limit` bytes and parses them as JSON: 413 when larger (refused from
-/// `Content-Length` before reading when possible), 400 when empty or not JSON.
+/// `Content-Length` before reading when possible), 400 when not JSON.
 pub async fn read_json(
-    req: &HttpRequest,
-    payload: web::Payload,
-    limit: usize,
-) -> Result<Value, ApiError> {
-    parse_json(&read_body(req, payload, limit).await?)
-}
-
-/// Reads at most `limit` bytes (413 when larger); 400 when there are none.
-pub async fn read_body(
     req: &HttpRequest,
     mut payload: web::Payload,
     limit: usize,
-) -> Result<Vec<u8>, ApiError> {
+) -> Result<Value, ApiError> {
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -46,10 +37,6 @@ pub async fn read_body(
             "the body is empty; JSON expected".into(),
         ));
     }
-    Ok(body)
-}
-
-pub fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
-    serde_json::from_slice(body)
+    serde_json::from_slice(&body)
         .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))
 }

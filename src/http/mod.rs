@@ -84,7 +84,7 @@ pub struct RequestStart(pub Instant);
 /// without formatting the pattern anew). Every resource answers 405 for methods it does
 /// not serve, and everything else is a JSON 404.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    use routes::{batch, contacts, health, lookup};
+    use routes::{contacts, health, lookup};
     // One resource per path: a resource with several paths is matched by regex, which
     // costs more than the rest of a cached lookup.
     for path in ["/api/lookup", "/api/while1voice"] {
@@ -98,7 +98,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/api/v1/contacts/batch")
             .name("/api/v1/contacts/batch")
-            .route(web::post().to(batch::batch))
+            .route(web::post().to(contacts::batch))
             .default_service(not_allowed("POST")),
     )
     .service(

@@ -223,7 +223,7 @@ impl<'a, C: GenericClient> BatchWriter<'a, C> {
     pub async fn begin(client: &'a C, tenant: TenantId) -> anyhow::Result<Self> {
         let found = client
             .query_opt(
-                &prepared(client, "SELECT 1 FROM tenants WHERE id = $1 FOR KEY SHARE").await?,
+                "SELECT 1 FROM tenants WHERE id = $1 FOR KEY SHARE",
                 &[&tenant.0],
             )
             .await
@@ -276,44 +276,42 @@ async fn apply_chunk(
     // planned as a scan of the whole table once the ids are more than a sliver of it,
     // and during a first import the statistics do not know of the rows written so far
     // in the same transaction (such scans of a growing table made imports quadratic).
-    // Contacts that exist now (locked by us) and ids with a remembered deletion.
     let rows = client
         .query(
-            &prepared(
-                client,
-                "SELECT i.id, c.source_updated_at, c.present, t.deleted_at, t.tombstoned
-                 FROM unnest($2::text[]) AS i (id)
-                 LEFT JOIN LATERAL (SELECT source_updated_at, true AS present FROM contacts
-                                    WHERE tenant_id = $1 AND crm_id = i.id FOR UPDATE) AS c
-                        ON true
-                 LEFT JOIN LATERAL (SELECT deleted_at, true AS tombstoned
-                                    FROM contact_tombstones
-                                    WHERE tenant_id = $1 AND crm_id = i.id FOR UPDATE) AS t
-                        ON true
-                 WHERE c.present OR t.tombstoned",
-            )
-            .await?,
+            "SELECT i.id, c.source_updated_at FROM unnest($2::text[]) AS i (id)
+             CROSS JOIN LATERAL (SELECT source_updated_at FROM contacts
+                                 WHERE tenant_id = $1 AND crm_id = i.id FOR UPDATE) AS c",
             &[&tenant.0, &ids],
         )
         .await
         .context("locking contacts")?;
+    let tombstones = client
+        .query(
+            "SELECT i.id, t.deleted_at FROM unnest($2::text[]) AS i (id)
+             CROSS JOIN LATERAL (SELECT deleted_at FROM contact_tombstones
+                                 WHERE tenant_id = $1 AND crm_id = i.id FOR UPDATE) AS t",
+            &[&tenant.0, &ids],
+        )
+        .await
+        .context("reading deletions")?;
     // Keys borrow from `ops`, so the map outlives the rows it was read from.
     let known: HashSet<&str> = ids.iter().copied().collect();
-    let mut state: HashMap<&str, Stored> = HashMap::with_capacity(rows.len());
+    let mut state: HashMap<&str, Stored> = HashMap::with_capacity(rows.len() + tombstones.len());
+    // Contacts that exist now (locked by us) and ids with a remembered deletion.
     let mut existing: HashSet<&str> = HashSet::with_capacity(rows.len());
-    let mut tombstoned: HashSet<&str> = HashSet::new();
-    for r in &rows {
-        let Some(id) = known.get(r.get::<_, &str>(0)) else {
-            continue;
-        };
-        if r.get::<_, Option<bool>>(4).is_some() {
-            tombstoned.insert(id);
-        }
-        if r.get::<_, Option<bool>>(2).is_some() {
-            existing.insert(id);
-            state.insert(id, Stored::Present(r.get(1)));
-        } else {
-            state.insert(id, Stored::Absent(r.get(3)));
+    let mut tombstoned: HashSet<&str> = HashSet::with_capacity(tombstones.len());
+    for (rows, present) in [(&tombstones, false), (&rows, true)] {
+        for r in rows.iter() {
+            if let Some(id) = known.get(r.get::<_, &str>(0)) {
+                let at: Option<DateTime<Utc>> = r.get(1);
+                if present {
+                    existing.insert(id);
+                    state.insert(id, Stored::Present(at));
+                } else {
+                    tombstoned.insert(id);
+                    state.insert(id, Stored::Absent(at));
+                }
+            }
         }
     }
 
@@ -377,11 +375,7 @@ async fn apply_chunk(
         remove_phones(client, tenant, &deletes, outcome).await?;
         client
             .execute(
-                &prepared(
-                    client,
-                    "DELETE FROM contacts WHERE tenant_id = $1 AND crm_id = ANY($2)",
-                )
-                .await?,
+                "DELETE FROM contacts WHERE tenant_id = $1 AND crm_id = ANY($2)",
                 &[&tenant.0, &deletes],
             )
             .await
@@ -393,19 +387,15 @@ async fn apply_chunk(
         // again per row, and nothing of theirs exists, so there are no old numbers to
         // remove either. Should another writer create one of them after we looked, the
         // insert fails on the key and the caller runs the batch again (see
-        // `lost_creation_race`), when the ordering rule applies to it. The three writes
-        // touch different tables and do not depend on one another, so they go out
-        // together instead of one round trip after the other.
+        // `lost_creation_race`), when the ordering rule applies to it.
+        insert_contacts(client, tenant, &creates).await?;
         let revived: Vec<&str> = creates
             .iter()
             .map(|(id, _)| *id)
             .filter(|id| tombstoned.contains(id))
             .collect();
-        futures_util::try_join!(
-            insert_contacts(client, tenant, &creates),
-            forget_deletions(client, tenant, &revived),
-            insert_phones(client, tenant, &creates, Conflicts::Fail, outcome),
-        )?;
+        forget_deletions(client, tenant, &revived).await?;
+        insert_phones(client, tenant, &creates, Conflicts::Fail, outcome).await?;
     }
     if !updates.is_empty() {
         // The rows are locked and their times checked; the SQL guard is a second line.
@@ -456,14 +446,10 @@ async fn remember_deletions(
     }
     client
         .execute(
-            &prepared(
-                client,
-                "INSERT INTO contact_tombstones AS t (tenant_id, crm_id, deleted_at)
+            "INSERT INTO contact_tombstones AS t (tenant_id, crm_id, deleted_at)
              SELECT $1, * FROM UNNEST($2::text[], $3::timestamptz[])
              ON CONFLICT (tenant_id, crm_id)
              DO UPDATE SET deleted_at = greatest(t.deleted_at, EXCLUDED.deleted_at)",
-            )
-            .await?,
             &[&tenant.0, &ids, &times],
         )
         .await
@@ -482,11 +468,7 @@ async fn forget_deletions(
     }
     client
         .execute(
-            &prepared(
-                client,
-                "DELETE FROM contact_tombstones WHERE tenant_id = $1 AND crm_id = ANY($2)",
-            )
-            .await?,
+            "DELETE FROM contact_tombstones WHERE tenant_id = $1 AND crm_id = ANY($2)",
             &[&tenant.0, &ids],
         )
         .await
@@ -517,7 +499,7 @@ async fn remove_phones(
     }
     let old = client
         .query(
-            &prepared(client, "DELETE FROM contact_phones WHERE tenant_id = $1 AND crm_id = ANY($2) RETURNING number").await?,
+            "DELETE FROM contact_phones WHERE tenant_id = $1 AND crm_id = ANY($2) RETURNING number",
             &[&tenant.0, &ids],
         )
         .await
@@ -527,18 +509,6 @@ async fn remove_phones(
         .released
         .extend(old.iter().map(|r| r.get::<_, String>(0)));
     Ok(())
-}
-
-/// A statement parsed once per connection: bulk writes repeat a few statements per
-/// chunk, and parsing each anew cost a round trip and a fraction of a millisecond.
-async fn prepared(
-    client: &impl GenericClient,
-    sql: &str,
-) -> anyhow::Result<tokio_postgres::Statement> {
-    client
-        .prepare_cached(sql)
-        .await
-        .context("preparing a statement")
 }
 
 /// True when an incoming source time is older than the stored one. Without both times
@@ -614,10 +584,7 @@ async fn insert_contacts(
 ) -> anyhow::Result<()> {
     let columns = Columns::new(rows);
     client
-        .execute(
-            &prepared(client, CONTACT_ROWS).await?,
-            &columns.params(&tenant.0),
-        )
+        .execute(CONTACT_ROWS, &columns.params(&tenant.0))
         .await
         .context("inserting contacts")?;
     Ok(())
@@ -635,10 +602,8 @@ async fn upsert_contacts(
     // contact that did not exist when the batch started is not overwritten.
     let written = client
         .query(
-            &prepared(
-                client,
-                &format!(
-                    "{CONTACT_ROWS}
+            &format!(
+                "{CONTACT_ROWS}
                  ON CONFLICT (tenant_id, crm_id) DO UPDATE SET
                     name = EXCLUDED.name, direct_line = EXCLUDED.direct_line,
                     queue_position = EXCLUDED.queue_position,
@@ -650,9 +615,7 @@ async fn upsert_contacts(
                  WHERE c.source_updated_at IS NULL OR EXCLUDED.source_updated_at IS NULL
                     OR EXCLUDED.source_updated_at >= c.source_updated_at
                  RETURNING crm_id"
-                ),
-            )
-            .await?,
+            ),
             &columns.params(&tenant.0),
         )
         .await
@@ -693,10 +656,7 @@ async fn insert_phones(
         }
     };
     client
-        .execute(
-            &prepared(client, statement).await?,
-            &[&tenant.0, &ids, &numbers],
-        )
+        .execute(statement, &[&tenant.0, &ids, &numbers])
         .await
         .context("inserting phone numbers")?;
     outcome

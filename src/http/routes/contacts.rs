@@ -2,15 +2,18 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use crate::domain::{ContactInput, CrmId, FieldError, TenantId};
+use crate::domain::{ContactInput, CrmId, FieldError, Region, TenantId};
 use crate::error::ApiError;
 use crate::http::{AppState, auth::SyncAuth, body::read_json};
 use crate::store::contacts::{self, WriteOp, WriteOutcome, WriteResult};
 
-/// One contact body stays small.
+/// One contact body stays small; a batch of 10,000 with attributes needs room.
 const CONTACT_BODY_LIMIT: usize = 64 * 1024;
+const BATCH_BODY_LIMIT: usize = 32 * 1024 * 1024;
+pub const MAX_BATCH_ITEMS: usize = 10_000;
 
 fn crm_id_from_path(raw: &str) -> Result<CrmId, ApiError> {
     CrmId::parse(raw).map_err(|e| ApiError::invalid_fields(vec![FieldError::new("id", e)]))
@@ -76,7 +79,7 @@ pub async fn put_contact(
 
 /// Applies writes in one transaction, then drops this instance's cached answers for
 /// every number they touched (other instances hear of it through NOTIFY).
-pub(super) async fn write(
+async fn write(
     state: &AppState,
     tenant: TenantId,
     ops: Vec<WriteOp>,
@@ -177,4 +180,212 @@ fn deletion_time(query: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
                 "must be an RFC 3339 timestamp such as 2026-11-20T10:00:00Z",
             )])
         })
+}
+
+#[derive(Debug, Default, Serialize)]
+struct BatchSummary {
+    created: usize,
+    updated: usize,
+    deleted: usize,
+    /// Deletes of contacts that were not there.
+    absent: usize,
+    stale: Vec<StaleItem>,
+}
+
+#[derive(Debug, Serialize)]
+struct StaleItem {
+    index: usize,
+    id: CrmId,
+}
+
+/// `POST /api/v1/contacts/batch`: up to 10,000 upserts and deletes applied in order in
+/// one transaction. Any invalid item rejects the whole batch with every problem listed.
+pub async fn batch(
+    req: HttpRequest,
+    auth: SyncAuth,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = &auth.0.tenant;
+    let Value::Array(items) = read_json(&req, payload, BATCH_BODY_LIMIT).await? else {
+        return Err(ApiError::invalid_fields(vec![FieldError::new(
+            "",
+            "the body must be a JSON array of operations",
+        )]));
+    };
+    if items.len() > MAX_BATCH_ITEMS {
+        return Err(ApiError::invalid_fields(vec![FieldError::new(
+            "",
+            format!(
+                "a batch holds at most {MAX_BATCH_ITEMS} operations; this one has {}",
+                items.len()
+            ),
+        )]));
+    }
+    // Validation (normalizing every number) takes milliseconds for a full batch: on the
+    // blocking pool and every core, not on the worker that also answers lookups.
+    let region = tenant.region;
+    let ops = web::block(move || parse_batch(items, region))
+        .await
+        .map_err(|e| ApiError::Unexpected(anyhow::anyhow!("validating a batch: {e}")))?
+        .map_err(ApiError::invalid_fields)?;
+    let ids: Vec<CrmId> = ops
+        .iter()
+        .map(|op| match op {
+            WriteOp::Upsert(id, _) | WriteOp::Delete(id, _) => id.clone(),
+        })
+        .collect();
+
+    let outcome = write(&state, tenant.id, ops).await?;
+
+    let mut summary = BatchSummary::default();
+    for (index, (result, id)) in outcome.results.into_iter().zip(ids).enumerate() {
+        match result {
+            WriteResult::Created => summary.created += 1,
+            WriteResult::Updated => summary.updated += 1,
+            WriteResult::Deleted => summary.deleted += 1,
+            WriteResult::Absent => summary.absent += 1,
+            WriteResult::Stale => summary.stale.push(StaleItem { index, id }),
+        }
+    }
+    Ok(HttpResponse::Ok().json(summary))
+}
+
+/// Validates every item, collecting each problem with its index.
+fn parse_batch(items: Vec<Value>, region: Region) -> Result<Vec<WriteOp>, Vec<FieldError>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let part = items.len().div_ceil(threads).max(256);
+    let mut items = items;
+    let mut parts = Vec::new();
+    while items.len() > part {
+        let rest = items.split_off(part);
+        parts.push(std::mem::replace(&mut items, rest));
+    }
+    parts.push(items);
+    let parsed = std::thread::scope(|scope| {
+        let workers: Vec<_> = parts
+            .into_iter()
+            .enumerate()
+            .map(|(n, items)| scope.spawn(move || parse_part(items, n * part, region)))
+            .collect();
+        workers
+            .into_iter()
+            .map(|worker| {
+                worker
+                    .join()
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p))
+            })
+            .collect::<Vec<_>>()
+    });
+    let mut ops = Vec::new();
+    let mut errors = Vec::new();
+    for (part_ops, part_errors) in parsed {
+        ops.extend(part_ops);
+        errors.extend(part_errors);
+    }
+    if errors.is_empty() {
+        Ok(ops)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Parses consecutive items, the first of which is item `first` of the batch.
+fn parse_part(items: Vec<Value>, first: usize, region: Region) -> (Vec<WriteOp>, Vec<FieldError>) {
+    let mut ops = Vec::with_capacity(items.len());
+    let mut errors = Vec::new();
+    for (index, item) in items.into_iter().enumerate() {
+        match parse_item(item, region) {
+            Ok(op) => ops.push(op),
+            Err(found) => errors.extend(found.into_iter().map(|e| e.at(first + index))),
+        }
+    }
+    (ops, errors)
+}
+
+fn parse_item(item: Value, region: Region) -> Result<WriteOp, Vec<FieldError>> {
+    let Value::Object(map) = item else {
+        return Err(vec![FieldError::new("", "must be a JSON object")]);
+    };
+    let id = match map.get("id") {
+        Some(Value::String(s)) => CrmId::parse(s).map_err(|e| FieldError::new("id", e)),
+        Some(Value::Number(n)) if n.is_i64() || n.is_u64() => {
+            CrmId::parse(&n.to_string()).map_err(|e| FieldError::new("id", e))
+        }
+        Some(_) => Err(FieldError::new("id", "must be a string or an integer")),
+        None => Err(FieldError::new("id", "is required")),
+    };
+    match map.get("op").and_then(Value::as_str) {
+        Some("upsert") => WriteOp::upsert(id, ContactInput::from_json(&map, region, &["op", "id"])),
+        Some("delete") => {
+            let mut errors: Vec<FieldError> = map
+                .keys()
+                .filter(|k| !["op", "id", "updated_at"].contains(&k.as_str()))
+                .map(|k| FieldError::new(k, "is not a field of a delete"))
+                .collect();
+            let when = match map.get("updated_at").filter(|v| !v.is_null()) {
+                None => None,
+                Some(v) => match v.as_str().map(DateTime::parse_from_rfc3339) {
+                    Some(Ok(t)) => Some(t.with_timezone(&Utc)),
+                    _ => {
+                        errors.push(FieldError::new(
+                            "updated_at",
+                            "must be an RFC 3339 timestamp",
+                        ));
+                        None
+                    }
+                },
+            };
+            match id {
+                Ok(id) if errors.is_empty() => Ok(WriteOp::Delete(id, when)),
+                Ok(_) => Err(errors),
+                Err(e) => {
+                    errors.insert(0, e);
+                    Err(errors)
+                }
+            }
+        }
+        _ => Err(vec![FieldError::new(
+            "op",
+            "must be \"upsert\" or \"delete\"",
+        )]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_parsed_in_parts_keeps_its_order_and_item_numbers() {
+        let region = Region::parse("RO").unwrap();
+        let items: Vec<Value> = (0..2_000)
+            .map(|i| match i {
+                5 | 1_700 => json!({"op": "upsert", "id": i.to_string(), "phones": []}),
+                _ => json!({"op": "upsert", "id": i.to_string(), "name": "A", "phones": []}),
+            })
+            .collect();
+        let errors = parse_batch(items.clone(), region).unwrap_err();
+        let at: Vec<Option<usize>> = errors.iter().map(|e| e.index).collect();
+        assert_eq!(at, [Some(5), Some(1_700)]);
+
+        let valid: Vec<Value> = items
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| ![5, 1_700].contains(i))
+            .map(|(_, item)| item)
+            .collect();
+        let ids: Vec<String> = parse_batch(valid, region)
+            .unwrap()
+            .iter()
+            .map(|op| match op {
+                WriteOp::Upsert(id, _) | WriteOp::Delete(id, _) => id.as_str().to_owned(),
+            })
+            .collect();
+        let expected: Vec<String> = (0..2_000)
+            .filter(|i| ![5, 1_700].contains(i))
+            .map(|i: i32| i.to_string())
+            .collect();
+        assert_eq!(ids, expected);
+    }
 }

@@ -1,4 +1,3 @@
-pub mod batch;
 pub mod contacts;
 pub mod health;
 pub mod lookup;
