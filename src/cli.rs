@@ -550,10 +550,11 @@ async fn import(args: ImportArgs) -> anyhow::Result<Exit> {
     let mut attempt = 1;
     let (outcome, rejected) = loop {
         match import_once(&pool, &tenant, &args.file).await {
-            // Another writer created a contact the file creates: nothing was written,
-            // and the next attempt sees that contact.
-            Err(e) if attempt < 3 && store::contacts::lost_creation_race(&e) => {
-                eprintln!("a contact of the file was created meanwhile; importing again");
+            // Lost a race with another writer (a contact of the file created meanwhile,
+            // or a deadlock with a concurrent batch): nothing was written, and the next
+            // attempt sees what that writer did.
+            Err(e) if attempt < 3 && store::contacts::worth_retrying(&e) => {
+                eprintln!("a concurrent write got in the way; importing again");
                 attempt += 1;
             }
             result => break result?,

@@ -6,6 +6,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
+use tokio_postgres::error::SqlState;
 
 use crate::domain::FieldError;
 
@@ -91,16 +92,23 @@ impl ApiError {
         Self::Unprocessable { message, fields }
     }
 
-    /// Sorts an unexpected error: a database that cannot be reached is a 503 the client
-    /// can retry; anything else stays a 500.
+    /// Sorts an unexpected error: a database that cannot be reached, or a transaction it
+    /// aborted to break a deadlock or a serialization conflict, is a 503 the client can
+    /// retry; anything else stays a 500.
     pub fn from_store(error: anyhow::Error) -> Self {
+        let transient = [
+            SqlState::T_R_DEADLOCK_DETECTED,
+            SqlState::T_R_SERIALIZATION_FAILURE,
+        ];
         let unreachable = error.chain().any(|cause| {
             cause
                 .downcast_ref::<deadpool_postgres::PoolError>()
                 .is_some()
                 || cause
                     .downcast_ref::<tokio_postgres::Error>()
-                    .is_some_and(|e| e.as_db_error().is_none())
+                    .is_some_and(|e| {
+                        e.as_db_error().is_none() || e.code().is_some_and(|c| transient.contains(c))
+                    })
         });
         if unreachable {
             Self::Unavailable(error)

@@ -196,7 +196,7 @@ pub const CHUNK: usize = 5_000;
 /// Applies `ops` in order, as if one by one, with the ordering rule: an upsert or
 /// delete older (by source `updated_at`) than the stored record is stale and ignored.
 /// Run it inside a transaction: it locks the touched rows, then writes in bulk. When
-/// it fails with [`lost_creation_race`], run it again in a new transaction.
+/// it fails with [`worth_retrying`], run it again in a new transaction.
 pub async fn apply(
     client: &impl GenericClient,
     tenant: TenantId,
@@ -269,7 +269,8 @@ async fn apply_chunk(
     outcome: &mut WriteOutcome,
 ) -> anyhow::Result<()> {
     let mut ids: Vec<&str> = ops.iter().map(|op| op.id().as_str()).collect();
-    // Locks are taken in id order, so concurrent batches cannot deadlock.
+    // Locks are taken in id order, so concurrent batches of one chunk cannot deadlock
+    // (larger ones can, across chunks: see `worth_retrying`).
     ids.sort_unstable();
     ids.dedup();
     // One index lookup per id, whatever the statistics say: `crm_id = ANY(ids)` is
@@ -387,7 +388,7 @@ async fn apply_chunk(
         // again per row, and nothing of theirs exists, so there are no old numbers to
         // remove either. Should another writer create one of them after we looked, the
         // insert fails on the key and the caller runs the batch again (see
-        // `lost_creation_race`), when the ordering rule applies to it.
+        // `worth_retrying`), when the ordering rule applies to it.
         insert_contacts(client, tenant, &creates).await?;
         let revived: Vec<&str> = creates
             .iter()
@@ -414,16 +415,26 @@ async fn apply_chunk(
     Ok(())
 }
 
-/// True when a write failed because another writer created a contact that the batch
-/// was creating, after the batch looked (a unique violation). The transaction is lost
-/// and nothing of the batch was written; running it again finds that contact and
-/// applies the ordering rule to it.
-pub fn lost_creation_race(error: &anyhow::Error) -> bool {
+/// True when a write lost a race with another writer and nothing of it was written, so
+/// running it again in a new transaction is the answer: another writer created a
+/// contact this batch was creating after the batch looked (a unique violation; the
+/// next attempt finds it and applies the ordering rule), or PostgreSQL aborted it to
+/// break a deadlock with a concurrent batch over the same contacts (batches of more
+/// than one chunk lock each chunk in id order, not the whole batch) or a serialization
+/// conflict.
+pub fn worth_retrying(error: &anyhow::Error) -> bool {
     error.chain().any(|cause| {
         cause
             .downcast_ref::<tokio_postgres::Error>()
             .and_then(tokio_postgres::Error::code)
-            .is_some_and(|code| *code == SqlState::UNIQUE_VIOLATION)
+            .is_some_and(|code| {
+                [
+                    SqlState::UNIQUE_VIOLATION,
+                    SqlState::T_R_DEADLOCK_DETECTED,
+                    SqlState::T_R_SERIALIZATION_FAILURE,
+                ]
+                .contains(code)
+            })
     })
 }
 

@@ -87,9 +87,9 @@ async fn write(
     let mut attempt = 1;
     let outcome = loop {
         match write_once(state, tenant, &ops).await {
-            // Another writer created a contact this batch was creating: nothing was
-            // written, and the next attempt sees that contact.
-            Err(e) if attempt < WRITE_ATTEMPTS && contacts::lost_creation_race(&e) => {
+            // Lost a race with another writer: nothing was written, and the next
+            // attempt sees what that writer did. Past the last attempt, a 503.
+            Err(e) if attempt < WRITE_ATTEMPTS && contacts::worth_retrying(&e) => {
                 attempt += 1;
             }
             result => break result?,
