@@ -70,7 +70,8 @@ impl<'a> LookupAnswer<'a> {
 
 /// The parameters of a lookup. Unknown parameters are ignored (PBXs add their own);
 /// a repeated parameter counts once, first wins. Values borrow from the query string
-/// unless they had to be decoded.
+/// unless they had to be decoded. A `+` that starts a value is a plus sign, not a space:
+/// PBXs put `+40721…` into the URL unencoded, and no number starts with a space.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct LookupQuery<'a> {
     pub telephone: Option<Cow<'a, str>>,
@@ -82,22 +83,31 @@ impl<'a> LookupQuery<'a> {
     /// UTF-8 are kept as text (they are then no phone number), as browsers do.
     pub fn parse(query: &'a str) -> Result<Self, String> {
         let mut parsed = Self::default();
-        for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+        for pair in query.split('&') {
+            let Some((name, mut value)) = form_urlencoded::parse(pair.as_bytes()).next() else {
+                continue;
+            };
             let slot = match name.as_ref() {
                 "telephone" => &mut parsed.telephone,
                 "dnid" => &mut parsed.dnid,
                 _ => continue,
             };
-            if slot.is_none() {
-                *slot = Some(value);
+            if slot.is_some() {
+                continue;
             }
+            let raw_value = pair.split_once('=').map_or("", |(_, v)| v);
+            if raw_value.starts_with('+') {
+                value.to_mut().replace_range(..1, "+");
+            }
+            *slot = Some(value);
         }
-        if parsed
-            .dnid
-            .as_ref()
-            .is_some_and(|d| d.chars().count() > MAX_RAW_LEN)
-        {
-            return Err(format!("dnid is longer than {MAX_RAW_LEN} characters"));
+        if let Some(dnid) = &parsed.dnid {
+            if dnid.chars().count() > MAX_RAW_LEN {
+                return Err(format!("dnid is longer than {MAX_RAW_LEN} characters"));
+            }
+            if dnid.chars().any(char::is_control) {
+                return Err("dnid must not contain control characters".into());
+            }
         }
         Ok(parsed)
     }
@@ -346,6 +356,22 @@ mod tests {
         );
         let long = format!("dnid={}", "1".repeat(65));
         assert!(LookupQuery::parse(&long).unwrap_err().contains("dnid"));
+        assert!(
+            LookupQuery::parse("dnid=021%00")
+                .unwrap_err()
+                .contains("control characters")
+        );
+    }
+
+    #[test]
+    fn a_leading_plus_is_a_plus_sign_even_unencoded() {
+        let q = LookupQuery::parse("telephone=+40+721+234+567&dnid=+4021").unwrap();
+        assert_eq!(q.telephone.as_deref(), Some("+40 721 234 567"));
+        assert_eq!(q.dnid.as_deref(), Some("+4021"));
+        let encoded = LookupQuery::parse("telephone=%2B40721234567").unwrap();
+        assert_eq!(encoded.telephone.as_deref(), Some("+40721234567"));
+        let spaced = LookupQuery::parse("telephone=%20+0721").unwrap();
+        assert_eq!(spaced.telephone.as_deref(), Some("  0721"));
     }
 
     #[test]

@@ -46,12 +46,11 @@ impl PhoneNumber {
             return Err(PhoneNumberError::TooLong);
         }
         let text = ascii_equivalent(raw);
-        let body = uri_user(text.trim()).trim();
+        let body = uri_user(bracketed(text.trim())).trim();
         if body.is_empty() || WITHHELD.iter().any(|w| body.eq_ignore_ascii_case(w)) {
             return Err(PhoneNumberError::Withheld);
         }
-        // Drop an extension (`;ext=12`, `x12`): the caller is the main number.
-        let body = body.split([';', 'x', 'X']).next().unwrap_or_default();
+        let body = without_extension(body);
         let allowed = |c: char| c.is_ascii_digit() || " +-().//\t".contains(c);
         if !body.chars().all(allowed) {
             return Err(PhoneNumberError::NotANumber);
@@ -126,7 +125,7 @@ fn ascii_equivalent(raw: &str) -> Cow<'_, str> {
             | '\u{2060}'..='\u{2064}'
             | '\u{2066}'..='\u{2069}'
             | '\u{FEFF}' => None,
-            '\u{FF10}'..='\u{FF19}' => char::from_u32(u32::from(c) - 0xFF10 + u32::from('0')),
+            c if decimal_digit(c).is_some() => decimal_digit(c),
             '\u{FF0B}' => Some('+'),
             '\u{2010}'..='\u{2015}' | '\u{2212}' | '\u{FE63}' | '\u{FF0D}' => Some('-'),
             c if c.is_whitespace() => Some(' '),
@@ -134,6 +133,44 @@ fn ascii_equivalent(raw: &str) -> Cow<'_, str> {
         })
         .collect::<String>()
         .into()
+}
+
+/// The zero of every block of decimal digits an address book may hold a number in
+/// (Arabic-Indic, Persian, Devanagari and other Indic scripts, Thai, Lao, Tibetan,
+/// Myanmar, Khmer, Mongolian, full-width): libphonenumber reads them all as digits.
+const DIGIT_ZEROS: &[u32] = &[
+    0x0660, 0x06F0, 0x07C0, 0x0966, 0x09E6, 0x0A66, 0x0AE6, 0x0B66, 0x0BE6, 0x0C66, 0x0CE6, 0x0D66,
+    0x0DE6, 0x0E50, 0x0ED0, 0x0F20, 0x1040, 0x1090, 0x17E0, 0x1810, 0xFF10,
+];
+
+/// The ASCII digit a non-ASCII decimal digit stands for.
+fn decimal_digit(c: char) -> Option<char> {
+    let code = u32::from(c);
+    DIGIT_ZEROS
+        .iter()
+        .find(|&&zero| (zero..zero + 10).contains(&code))
+        .and_then(|zero| char::from_digit(code - zero, 10))
+}
+
+/// The part in angle brackets of a caller ID with a display name
+/// (`"Ann Pop" <0721234567>`, `Ann <sip:…>`); any other text as it is.
+fn bracketed(text: &str) -> &str {
+    let Some((_, inner)) = text.rsplit_once('<') else {
+        return text;
+    };
+    inner.split_once('>').map_or(inner, |(inner, _)| inner)
+}
+
+/// The number without an extension (`;ext=12`, `x12`, `ext. 12`, `extension 12`): the
+/// caller is the main number.
+fn without_extension(body: &str) -> &str {
+    let cut = body.char_indices().find(|&(at, c)| {
+        matches!(c, ';' | 'x' | 'X')
+            || body
+                .get(at..at + 3)
+                .is_some_and(|word| word.eq_ignore_ascii_case("ext"))
+    });
+    cut.map_or(body, |(at, _)| &body[..at])
 }
 
 /// The user part of a SIP or tel URI (`"Ann" <sip:+40721234567@pbx;user=phone>`), which
@@ -258,6 +295,10 @@ mod tests {
             "0721.234.567",
             " 0721234567 ",
             "0721234567;ext=12",
+            "0721234567 x12",
+            "0721234567 ext 12",
+            "0721234567 Ext. 12",
+            "0721234567 extension 12",
         ] {
             assert_eq!(ro(raw).as_deref(), Ok("+40721234567"), "{raw}");
         }
@@ -305,6 +346,11 @@ mod tests {
             "\u{FF10}\u{FF17}\u{FF12}\u{FF11}\u{FF12}\u{FF13}\u{FF14}\u{FF15}\u{FF16}\u{FF17}",
             "0721\u{2011}234\u{2013}567",
             "\u{FEFF}+40721234567",
+            "\"Ann Pop\" <0721234567>",
+            "<+40721234567>",
+            "Ann <0721 234 567>",
+            "\u{0660}\u{0667}\u{0662}\u{0661}\u{0662}\u{0663}\u{0664}\u{0665}\u{0666}\u{0667}",
+            "\u{0966}\u{096D}\u{0968}\u{0967}\u{0968}\u{0969}\u{096A}\u{096B}\u{096C}\u{096D}",
         ] {
             assert_eq!(ro(raw).as_deref(), Ok("+40721234567"), "{raw:?}");
         }
@@ -347,6 +393,8 @@ mod tests {
         assert_eq!(ro("abc123"), Err(PhoneNumberError::NotANumber));
         assert_eq!(ro("+-()"), Err(PhoneNumberError::NotANumber));
         assert_eq!(ro("<script>"), Err(PhoneNumberError::NotANumber));
+        assert_eq!(ro("0721234567e"), Err(PhoneNumberError::NotANumber));
+        assert_eq!(ro("\"Ann\" <>"), Err(PhoneNumberError::Withheld));
         assert_eq!(ro(&"1".repeat(65)), Err(PhoneNumberError::TooLong));
     }
 

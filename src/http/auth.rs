@@ -48,12 +48,9 @@ impl FromRequest for LookupAuth {
                 .limits
                 .refuse_guessing(guesser)
                 .map_err(|over| limited(&state, over))?;
-            let identified = match bearer_token(&req) {
+            let identified = match presented_lookup_token(&req) {
                 Ok(Some(token)) => lookup_by_token(&req, &state, Some(token)).await,
-                Ok(None) => match query_token(&req) {
-                    Some(token) => lookup_by_token(&req, &state, Some(token)).await,
-                    None => lookup_by_address(&req, &state, ip).await,
-                },
+                Ok(None) => lookup_by_address(&req, &state, ip).await,
                 Err(e) => Err(e),
             };
             let entry = match identified {
@@ -240,6 +237,18 @@ fn bearer_token(req: &HttpRequest) -> Result<Option<String>, ApiError> {
         _ => Err(ApiError::Unauthorized(
             "the Authorization header must be `Bearer <token>`",
         )),
+    }
+}
+
+/// The lookup token, from the Bearer header or the `token` parameter. Both may be sent,
+/// but naming two different tokens is refused: which one was meant is anybody's guess.
+fn presented_lookup_token(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+    match (bearer_token(req)?, query_token(req)) {
+        (Some(header), Some(query)) if header != query => Err(ApiError::Unauthorized(
+            "the Authorization header and the token parameter name different tokens",
+        )),
+        (Some(token), _) | (None, Some(token)) => Ok(Some(token)),
+        (None, None) => Ok(None),
     }
 }
 

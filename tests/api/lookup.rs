@@ -98,6 +98,10 @@ async fn every_number_format_a_pbx_may_send_finds_the_same_contact() {
         "sip:+40721234567@pbx.example.com",
         "<sip:0721234567@10.0.0.1;transport=udp>",
         "\u{202D}0721\u{00A0}234\u{2011}567\u{202C}",
+        "\"Ion Popescu\" <0721234567>",
+        "<+40721234567>",
+        "0721234567 ext. 12",
+        "\u{0660}\u{0667}\u{0662}\u{0661}\u{0662}\u{0663}\u{0664}\u{0665}\u{0666}\u{0667}",
     ] {
         let answer = app.lookup_json(&acme.lookup_token, telephone).await;
         assert_eq!(answer["name"], "Ion Popescu", "telephone {telephone:?}");
@@ -395,6 +399,92 @@ async fn hostile_lookup_parameters_get_a_clear_400() {
     assert_eq!(response.status(), 400);
     let body: Value = response.json().await.unwrap();
     assert!(body["message"].as_str().unwrap().contains("dnid"), "{body}");
+
+    // PostgreSQL text cannot hold a NUL: such a dnid must not reach the lookup log.
+    let response = app
+        .http
+        .get(format!(
+            "{}/api/lookup?telephone=0700000000&dnid=021%00&token={}",
+            app.address, acme.lookup_token
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("dnid must not contain control characters"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_plus_the_pbx_did_not_encode_still_finds_a_foreign_caller() {
+    let app = spawn_app().await;
+    let acme = app.create_tenant("acme", "RO").await;
+    let body = json!({"name": "New York", "phones": ["+1 212 555 0123"]});
+    app.put_contact(&acme.sync_token, "9", &body).await;
+
+    for raw in ["+12125550123", "%2B12125550123", "+1+212+555+0123"] {
+        let response = app
+            .http
+            .get(format!(
+                "{}/api/lookup?telephone={raw}&token={}",
+                app.address, acme.lookup_token
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let answer: Value = response.json().await.unwrap();
+        assert_eq!(answer["name"], "New York", "telephone={raw}");
+    }
+}
+
+#[tokio::test]
+async fn a_token_in_the_header_and_another_in_the_query_is_refused() {
+    let app = spawn_app().await;
+    let acme = app.create_tenant("acme", "RO").await;
+    let globex = app.create_tenant("globex", "RO").await;
+    app.put_contact(&acme.sync_token, "12345", &john_doe())
+        .await;
+    let url = |token: &str| {
+        format!(
+            "{}/api/lookup?telephone=0700000000&token={token}",
+            app.address
+        )
+    };
+
+    let same = app
+        .http
+        .get(url(&acme.lookup_token))
+        .bearer_auth(&acme.lookup_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(same.status(), 200);
+    assert_eq!(same.json::<Value>().await.unwrap()["name"], "John Doe");
+
+    for (query, header) in [
+        (&globex.lookup_token, &acme.lookup_token),
+        (&acme.lookup_token, &globex.lookup_token),
+        (&"cgl_wrong".to_owned(), &acme.lookup_token),
+    ] {
+        let response = app
+            .http
+            .get(url(query))
+            .bearer_auth(header)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401);
+        let body = response.text().await.unwrap();
+        assert!(body.contains("different tokens"), "{body}");
+        assert!(!body.contains("John"), "{body}");
+    }
 }
 
 #[tokio::test]
