@@ -191,6 +191,16 @@ impl TestApp {
             .expect("lookup request")
     }
 
+    /// A GET of a path with its query string exactly as written (unencoded `+`, `%00`),
+    /// as a PBX that builds URLs by hand sends it.
+    pub async fn get_raw(&self, path_and_query: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path_and_query}", self.address))
+            .send()
+            .await
+            .expect("GET request")
+    }
+
     /// The looked-up answer as JSON, asserting a 200.
     pub async fn lookup_json(&self, token: &str, telephone: &str) -> Value {
         let response = self.lookup(token, telephone).await;
