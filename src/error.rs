@@ -86,6 +86,7 @@ impl From<tokio_postgres::Error> for ApiError {
 impl ApiError {
     pub fn invalid_fields(fields: Vec<FieldError>) -> Self {
         let message = match fields.len() {
+            1 if fields[0].field.is_empty() => fields[0].message.clone(),
             1 => format!("{} {}", fields[0].field, fields[0].message),
             n => format!("{n} fields are invalid"),
         };

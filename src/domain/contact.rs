@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::{CrmId, PhoneNumber, PhoneNumberError, Region};
+use super::{CrmId, PhoneNumber, Region};
 
 const MAX_NAME_CHARS: usize = 256;
 const MAX_TEXT_CHARS: usize = 128;
@@ -161,7 +161,9 @@ impl<'a> Checker<'a> {
                 return Vec::new();
             }
         };
-        if items.len() > MAX_PHONES {
+        // Repeats collapse, so the limit is on distinct numbers; the raw count is
+        // bounded only to bound the work.
+        if items.len() > 4 * MAX_PHONES {
             self.fail("phones", format!("must hold at most {MAX_PHONES} numbers"));
             return Vec::new();
         }
@@ -175,9 +177,11 @@ impl<'a> Checker<'a> {
             match PhoneNumber::parse(raw, region) {
                 Ok(number) if !phones.contains(&number) => phones.push(number),
                 Ok(_) => {}
-                Err(PhoneNumberError::Withheld) => self.fail(field, "must not be empty"),
                 Err(e) => self.fail(field, e.to_string()),
             }
+        }
+        if phones.len() > MAX_PHONES {
+            self.fail("phones", format!("must hold at most {MAX_PHONES} numbers"));
         }
         phones
     }
@@ -319,6 +323,24 @@ mod tests {
         assert_eq!(c.phones[0].as_str(), "+40721234567");
         assert_eq!(c.queue_position, None);
         assert!(c.attributes.is_empty());
+    }
+
+    #[test]
+    fn the_phone_limit_counts_distinct_numbers() {
+        let repeated = vec!["0721234567"; 40];
+        let c = validate(json!({"name": "A", "phones": repeated})).unwrap();
+        assert_eq!(c.phones.len(), 1);
+
+        let distinct: Vec<String> = (0..33).map(|i| format!("07212345{i:02}")).collect();
+        let errors = validate(json!({"name": "A", "phones": distinct})).unwrap_err();
+        assert_eq!(fields(errors), ["phones"]);
+    }
+
+    #[test]
+    fn a_withheld_word_is_no_phone_number() {
+        let errors = validate(json!({"name": "A", "phones": ["anonymous"]})).unwrap_err();
+        assert_eq!(errors[0].field, "phones[0]");
+        assert_eq!(errors[0].message, "is empty or withheld");
     }
 
     #[test]

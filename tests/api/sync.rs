@@ -342,7 +342,7 @@ async fn bad_sync_input_gets_a_clear_json_error_and_writes_nothing() {
             "array instead of object",
             app.http.put(&url).json(&json!([1])),
             422,
-            "JSON object",
+            "\"message\":\"the body must be a JSON object\"",
         ),
         (
             "missing name",
@@ -403,6 +403,14 @@ async fn bad_sync_input_gets_a_clear_json_error_and_writes_nothing() {
             "no such endpoint",
         ),
         ("wrong method", app.http.patch(&url), 405, "not allowed"),
+        (
+            "id that is not UTF-8",
+            app.http
+                .put(format!("{}/api/v1/contacts/%FF", app.address))
+                .json(&json!({"name": "A", "phones": []})),
+            422,
+            "valid UTF-8",
+        ),
     ];
     for (case, request, status, needle) in cases {
         let response = request.bearer_auth(&acme.sync_token).send().await.unwrap();
