@@ -242,13 +242,16 @@ fn bearer_token(req: &HttpRequest) -> Result<Option<String>, ApiError> {
 
 /// The lookup token, from the Bearer header or the `token` parameter. Both may be sent,
 /// but naming two different tokens is refused: which one was meant is anybody's guess.
+/// Another kind of Authorization header (Basic credentials for a proxy on the way) is
+/// not cidgate's to read when the parameter carries the token.
 fn presented_lookup_token(req: &HttpRequest) -> Result<Option<String>, ApiError> {
-    match (bearer_token(req)?, query_token(req)) {
-        (Some(header), Some(query)) if header != query => Err(ApiError::Unauthorized(
+    match (bearer_token(req), query_token(req)) {
+        (Ok(Some(header)), Some(query)) if header != query => Err(ApiError::Unauthorized(
             "the Authorization header and the token parameter name different tokens",
         )),
-        (Some(token), _) | (None, Some(token)) => Ok(Some(token)),
-        (None, None) => Ok(None),
+        (Ok(Some(token)), _) | (Ok(None) | Err(_), Some(token)) => Ok(Some(token)),
+        (Ok(None), None) => Ok(None),
+        (Err(e), None) => Err(e),
     }
 }
 

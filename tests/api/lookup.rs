@@ -461,6 +461,16 @@ async fn a_token_in_the_header_and_another_in_the_query_is_refused() {
         .unwrap();
     assert_eq!(same.status(), 200);
     assert_eq!(same.json::<Value>().await.unwrap()["name"], "John Doe");
+    // Basic credentials are for a proxy on the way; the parameter carries the token.
+    let basic = app
+        .http
+        .get(url(&acme.lookup_token))
+        .basic_auth("pbx", Some("proxy-password"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(basic.status(), 200);
+    assert_eq!(basic.json::<Value>().await.unwrap()["name"], "John Doe");
 
     for (query, header) in [
         (&globex.lookup_token, &acme.lookup_token),
