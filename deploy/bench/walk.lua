@@ -8,6 +8,8 @@
 --   known    every request a different known number from that range
 --   unknown  every request a different never-seeded number (073 + 7 digits) from
 --            UBASE .. UBASE+USPAN-1
+--   ucycle   never-seeded numbers UBASE .. UBASE+USPAN-1, round robin (unknown callers
+--            after their first miss)
 --   mix      KNOWN_PER_10 of every 10 requests known-new, the rest unknown-new
 --   once     walk the known range once (KSPAN numbers in all), then ask /healthz only
 -- Known numbers are 0720 + 6 digits (seeded by the import). Indexes are spread over
@@ -74,6 +76,9 @@ end
 local function unknown_number()
   local i = ui
   ui = ui + nthreads
+  if mode == "ucycle" then
+    return "073" .. pad7(ubase + (i % uspan))
+  end
   if i >= uspan then
     wrapped = wrapped + 1
   end
@@ -85,7 +90,7 @@ function request()
   local number
   if mode == "cycle" or mode == "known" then
     number = known_number()
-  elseif mode == "unknown" then
+  elseif mode == "unknown" or mode == "ucycle" then
     number = unknown_number()
   elseif mode == "mix" then
     if (n % 10) < known_per_10 then
