@@ -247,6 +247,9 @@ impl<'a> Checker<'a> {
                         "attributes",
                         format!("must be at most {MAX_ATTRIBUTES_BYTES} bytes of JSON"),
                     );
+                } else if map.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)) {
+                    // PostgreSQL text cannot hold it, and a page would show it raw.
+                    self.fail("attributes", "must not contain NUL characters (\\u0000)");
                 }
                 map.clone()
             }
@@ -299,6 +302,16 @@ pub struct ContactRecord {
     pub updated_at: Option<DateTime<Utc>>,
 }
 
+/// True when a string anywhere in the JSON value (keys included) holds a NUL.
+fn holds_nul(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(holds_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)),
+        Value::Null | Value::Bool(_) | Value::Number(_) => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -334,6 +347,21 @@ mod tests {
         let distinct: Vec<String> = (0..33).map(|i| format!("07212345{i:02}")).collect();
         let errors = validate(json!({"name": "A", "phones": distinct})).unwrap_err();
         assert_eq!(fields(errors), ["phones"]);
+    }
+
+    #[test]
+    fn attributes_may_not_hide_a_nul_anywhere() {
+        for attributes in [
+            json!({"note": "a\u{0}b"}),
+            json!({"list": [1, {"deep": "\u{0}"}]}),
+            json!({"key\u{0}": 1}),
+        ] {
+            let errors =
+                validate(json!({"name": "A", "phones": [], "attributes": attributes})).unwrap_err();
+            assert_eq!(fields(errors), ["attributes"]);
+        }
+        let fine = json!({"note": "line one\nline two", "n": [1, null, true]});
+        assert!(validate(json!({"name": "A", "phones": [], "attributes": fine})).is_ok());
     }
 
     #[test]
