@@ -88,7 +88,8 @@ async fn write(
     let outcome = loop {
         match write_once(state, tenant, &ops).await {
             // Lost a race with another writer: nothing was written, and the next
-            // attempt sees what that writer did. Past the last attempt, a 503.
+            // attempt sees what that writer did. Past the last attempt the error stands
+            // (a deadlock is then a 503).
             Err(e) if attempt < WRITE_ATTEMPTS && contacts::worth_retrying(&e) => {
                 attempt += 1;
             }
