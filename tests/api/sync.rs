@@ -288,6 +288,88 @@ async fn a_full_batch_of_ten_thousand_contacts_is_written() {
     );
 }
 
+fn upserts(n: usize) -> Vec<Value> {
+    (0..n)
+        .map(|i| json!({"op": "upsert", "id": i.to_string(), "name": format!("C{i}"), "phones": [format!("0721{i:06}")]}))
+        .collect()
+}
+
+/// A problem found anywhere in a batch (an invalid item near its end, JSON cut short)
+/// leaves every item of it unwritten.
+#[tokio::test]
+async fn a_batch_found_bad_late_writes_nothing_of_its_first_items() {
+    let app = spawn_app().await;
+    let acme = app.create_tenant("acme", "RO").await;
+    let mut late_invalid = upserts(9_000);
+    late_invalid[8_500] =
+        json!({"op": "upsert", "id": "8500", "name": "Bad", "phones": ["call me"]});
+    let valid = serde_json::to_string(&upserts(9_000)).unwrap();
+    let cut_short = &valid[..valid.len() - 100];
+
+    let response = app
+        .batch(&acme.sync_token, &Value::Array(late_invalid))
+        .await;
+    assert_eq!(response.status(), 422);
+    let body: Value = response.json().await.unwrap();
+    let fields = body["fields"].as_array().unwrap();
+    assert_eq!(fields.len(), 1, "{body}");
+    assert_eq!(fields[0]["index"], 8_500);
+    assert_eq!(fields[0]["field"], "phones[0]");
+
+    let response = app
+        .http
+        .post(format!("{}/api/v1/contacts/batch", app.address))
+        .bearer_auth(&acme.sync_token)
+        .header("content-type", "application/json")
+        .body(cut_short.to_owned())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert!(response.text().await.unwrap().contains("not valid JSON"));
+
+    for id in ["0", "4000", "8499"] {
+        assert_eq!(
+            app.get_contact(&acme.sync_token, id).await.status(),
+            404,
+            "contact {id} not written"
+        );
+    }
+    let first = app.lookup(&acme.lookup_token, "0721000000").await;
+    assert_eq!(first.text().await.unwrap(), UNKNOWN_ANSWER);
+}
+
+#[tokio::test]
+async fn a_batch_body_that_is_not_an_array_is_refused() {
+    let app = spawn_app().await;
+    let acme = app.create_tenant("acme", "RO").await;
+    let url = format!("{}/api/v1/contacts/batch", app.address);
+    for (case, body, status, needle) in [
+        ("object", r#"{"op": "upsert"}"#, 422, "JSON array"),
+        ("malformed object", r#"{"op": "#, 400, "not valid JSON"),
+        ("text after the array", r#"[] []"#, 400, "not valid JSON"),
+    ] {
+        let response = app
+            .http
+            .post(&url)
+            .bearer_auth(&acme.sync_token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), status, "{case}");
+        let text = response.text().await.unwrap();
+        assert!(text.contains(needle), "{case}: {text}");
+    }
+    let empty = app.batch(&acme.sync_token, &json!([])).await;
+    assert_eq!(empty.status(), 200);
+    assert_eq!(
+        empty.json::<Value>().await.unwrap(),
+        json!({"created": 0, "updated": 0, "deleted": 0, "absent": 0, "stale": []})
+    );
+}
+
 #[tokio::test]
 async fn concurrent_batches_over_the_same_contacts_in_opposite_orders_both_apply() {
     // Batches over one chunk lock chunk by chunk, so these two can deadlock; PostgreSQL
