@@ -491,7 +491,7 @@ async fn bad_sync_input_gets_a_clear_json_error_and_writes_nothing() {
                 .put(format!("{}/api/v1/contacts/%FF", app.address))
                 .json(&json!({"name": "A", "phones": []})),
             422,
-            "valid UTF-8",
+            "must be valid UTF-8 once percent-decoded",
         ),
     ];
     for (case, request, status, needle) in cases {

@@ -15,8 +15,15 @@ const CONTACT_BODY_LIMIT: usize = 64 * 1024;
 const BATCH_BODY_LIMIT: usize = 32 * 1024 * 1024;
 pub const MAX_BATCH_ITEMS: usize = 10_000;
 
-fn crm_id_from_path(raw: &str) -> Result<CrmId, ApiError> {
-    CrmId::parse(raw).map_err(|e| ApiError::invalid_fields(vec![FieldError::new("id", e)]))
+/// The `{id}` of `/api/v1/contacts/{id}`, decoded from the raw URL: actix's own decoding
+/// reads bytes that are not UTF-8 as U+FFFD, so `%FF` and `%FE` would be one contact.
+fn crm_id_from_path(req: &HttpRequest) -> Result<CrmId, ApiError> {
+    let invalid = |message: String| ApiError::invalid_fields(vec![FieldError::new("id", message)]);
+    let raw = req.uri().path().rsplit('/').next().unwrap_or_default();
+    let decoded = percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .map_err(|_| invalid("must be valid UTF-8 once percent-decoded".into()))?;
+    CrmId::parse(&decoded).map_err(invalid)
 }
 
 fn json_object(value: Value, what: &str) -> Result<Map<String, Value>, ApiError> {
@@ -34,12 +41,11 @@ fn json_object(value: Value, what: &str) -> Result<Map<String, Value>, ApiError>
 pub async fn put_contact(
     req: HttpRequest,
     auth: SyncAuth,
-    path: web::Path<String>,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = &auth.0.tenant;
-    let id = crm_id_from_path(&path)?;
+    let id = crm_id_from_path(&req)?;
     let body = json_object(
         read_json(&req, payload, CONTACT_BODY_LIMIT).await?,
         "the body",
@@ -125,12 +131,12 @@ fn id_matches(body_id: &Value, id: &CrmId) -> bool {
 
 /// `GET /api/v1/contacts/{id}`
 pub async fn get_contact(
+    req: HttpRequest,
     auth: SyncAuth,
-    path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = &auth.0.tenant;
-    let id = crm_id_from_path(&path)?;
+    let id = crm_id_from_path(&req)?;
     let client = state.pool.get().await?;
     match contacts::get(&client, tenant.id, &id).await? {
         Some(contact) => Ok(HttpResponse::Ok().json(contact)),
@@ -145,11 +151,10 @@ pub async fn get_contact(
 pub async fn delete_contact(
     req: HttpRequest,
     auth: SyncAuth,
-    path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = &auth.0.tenant;
-    let id = crm_id_from_path(&path)?;
+    let id = crm_id_from_path(&req)?;
     let deleted_at = deletion_time(req.query_string())?;
     let outcome = write(
         &state,
