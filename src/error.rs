@@ -6,7 +6,6 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
-use tokio_postgres::error::SqlState;
 
 use crate::domain::FieldError;
 
@@ -44,6 +43,9 @@ pub enum ApiError {
     },
     #[error("the database is unavailable; retry later")]
     Unavailable(#[source] anyhow::Error),
+    /// A write kept losing races with concurrent writes to the same contacts.
+    #[error("concurrent writes to the same contacts got in the way; retry later")]
+    Contended(#[source] anyhow::Error),
     #[error("internal error")]
     Unexpected(#[source] anyhow::Error),
 }
@@ -93,23 +95,16 @@ impl ApiError {
         Self::Unprocessable { message, fields }
     }
 
-    /// Sorts an unexpected error: a database that cannot be reached, or a transaction it
-    /// aborted to break a deadlock or a serialization conflict, is a 503 the client can
-    /// retry; anything else stays a 500.
+    /// Sorts an unexpected error: a database that cannot be reached is a 503 the client
+    /// can retry; anything else stays a 500.
     pub fn from_store(error: anyhow::Error) -> Self {
-        let transient = [
-            SqlState::T_R_DEADLOCK_DETECTED,
-            SqlState::T_R_SERIALIZATION_FAILURE,
-        ];
         let unreachable = error.chain().any(|cause| {
             cause
                 .downcast_ref::<deadpool_postgres::PoolError>()
                 .is_some()
                 || cause
                     .downcast_ref::<tokio_postgres::Error>()
-                    .is_some_and(|e| {
-                        e.as_db_error().is_none() || e.code().is_some_and(|c| transient.contains(c))
-                    })
+                    .is_some_and(|e| e.as_db_error().is_none())
         });
         if unreachable {
             Self::Unavailable(error)
@@ -131,6 +126,7 @@ impl ApiError {
             Self::Unprocessable { .. } => "invalid_fields",
             Self::TooManyRequests { .. } => "rate_limited",
             Self::Unavailable(_) => "unavailable",
+            Self::Contended(_) => "contended",
             Self::Unexpected(_) => "internal",
         }
     }
@@ -157,7 +153,7 @@ impl ResponseError for ApiError {
             Self::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Contended(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -167,6 +163,7 @@ impl ResponseError for ApiError {
             Self::Unexpected(e) | Self::Unavailable(e) => {
                 tracing::error!(error = format!("{e:#}"), "request failed");
             }
+            Self::Contended(e) => tracing::warn!(error = format!("{e:#}"), "write contended"),
             _ => {}
         }
         let fields = match self {
@@ -175,7 +172,7 @@ impl ResponseError for ApiError {
         };
         let mut response = HttpResponse::build(self.status_code());
         match self {
-            Self::Unavailable(_) => {
+            Self::Unavailable(_) | Self::Contended(_) => {
                 response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS));
             }
             Self::MethodNotAllowed(allow) => {

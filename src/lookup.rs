@@ -70,8 +70,9 @@ impl<'a> LookupAnswer<'a> {
 
 /// The parameters of a lookup. Unknown parameters are ignored (PBXs add their own);
 /// a repeated parameter counts once, first wins. Values borrow from the query string
-/// unless they had to be decoded. A `+` that starts a value is a plus sign, not a space:
-/// PBXs put `+40721…` into the URL unencoded, and no number starts with a space.
+/// unless they had to be decoded. A `+` that starts a value before a digit 1–9 is a plus
+/// sign, not a space: PBXs put `+40721…` into the URL unencoded, and no number starts
+/// with a space (nor a country code with 0).
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct LookupQuery<'a> {
     pub telephone: Option<Cow<'a, str>>,
@@ -96,7 +97,10 @@ impl<'a> LookupQuery<'a> {
                 continue;
             }
             let raw_value = pair.split_once('=').map_or("", |(_, v)| v);
-            if raw_value.starts_with('+') {
+            let mut raw_chars = raw_value.chars();
+            if raw_chars.next() == Some('+')
+                && raw_chars.next().is_some_and(|c| matches!(c, '1'..='9'))
+            {
                 value.to_mut().replace_range(..1, "+");
             }
             *slot = Some(value);
@@ -372,6 +376,9 @@ mod tests {
         assert_eq!(encoded.telephone.as_deref(), Some("+40721234567"));
         let spaced = LookupQuery::parse("telephone=%20+0721").unwrap();
         assert_eq!(spaced.telephone.as_deref(), Some("  0721"));
+        // No country code starts with 0: an encoded space before a national number.
+        let national = LookupQuery::parse("telephone=+0721234567").unwrap();
+        assert_eq!(national.telephone.as_deref(), Some(" 0721234567"));
     }
 
     #[test]

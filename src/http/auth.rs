@@ -243,15 +243,15 @@ fn bearer_token(req: &HttpRequest) -> Result<Option<String>, ApiError> {
 /// The lookup token, from the Bearer header or the `token` parameter. Both may be sent,
 /// but naming two different tokens is refused: which one was meant is anybody's guess.
 /// Another kind of Authorization header (Basic credentials for a proxy on the way) is
-/// not cidgate's to read when the parameter carries the token.
+/// not cidgate's to read: the parameter, or the source address, identifies the PBX.
 fn presented_lookup_token(req: &HttpRequest) -> Result<Option<String>, ApiError> {
-    match (bearer_token(req), query_token(req)) {
-        (Ok(Some(header)), Some(query)) if header != query => Err(ApiError::Unauthorized(
+    let header = bearer_token(req).unwrap_or(None);
+    let query = query_token(req).map(|t| t.trim().to_owned());
+    match (header, query) {
+        (Some(header), Some(query)) if header != query => Err(ApiError::Unauthorized(
             "the Authorization header and the token parameter name different tokens",
         )),
-        (Ok(Some(token)), _) | (Ok(None) | Err(_), Some(token)) => Ok(Some(token)),
-        (Ok(None), None) => Ok(None),
-        (Err(e), None) => Err(e),
+        (header, query) => Ok(header.or(query)),
     }
 }
 

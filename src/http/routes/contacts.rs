@@ -94,9 +94,11 @@ async fn write(
     let outcome = loop {
         match write_once(state, tenant, &ops).await {
             // Lost a race with another writer: nothing was written, and the next
-            // attempt sees what that writer did. Past the last attempt the error stands
-            // (a deadlock is then a 503).
-            Err(e) if attempt < WRITE_ATTEMPTS && contacts::worth_retrying(&e) => {
+            // attempt sees what that writer did.
+            Err(e) if contacts::worth_retrying(&e) => {
+                if attempt == WRITE_ATTEMPTS {
+                    return Err(ApiError::Contended(e));
+                }
                 attempt += 1;
             }
             result => break result?,
