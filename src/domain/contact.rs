@@ -164,7 +164,8 @@ impl<'a> Checker<'a> {
         // Repeats collapse, so the limit is on distinct numbers; the raw count is
         // bounded only to bound the work.
         if items.len() > 4 * MAX_PHONES {
-            self.fail("phones", format!("must hold at most {MAX_PHONES} numbers"));
+            let entries = 4 * MAX_PHONES;
+            self.fail("phones", format!("must hold at most {entries} entries"));
             return Vec::new();
         }
         let mut phones: Vec<PhoneNumber> = Vec::with_capacity(items.len());
@@ -247,7 +248,7 @@ impl<'a> Checker<'a> {
                         "attributes",
                         format!("must be at most {MAX_ATTRIBUTES_BYTES} bytes of JSON"),
                     );
-                } else if map.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)) {
+                } else if object_holds_nul(map) {
                     // PostgreSQL text cannot hold it, and a page would show it raw.
                     self.fail("attributes", "must not contain NUL characters (\\u0000)");
                 }
@@ -302,12 +303,16 @@ pub struct ContactRecord {
     pub updated_at: Option<DateTime<Utc>>,
 }
 
-/// True when a string anywhere in the JSON value (keys included) holds a NUL.
+/// True when a string anywhere in the JSON object (keys included) holds a NUL.
+fn object_holds_nul(map: &Map<String, Value>) -> bool {
+    map.iter().any(|(k, v)| k.contains('\0') || holds_nul(v))
+}
+
 fn holds_nul(value: &Value) -> bool {
     match value {
         Value::String(s) => s.contains('\0'),
         Value::Array(items) => items.iter().any(holds_nul),
-        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)),
+        Value::Object(map) => object_holds_nul(map),
         Value::Null | Value::Bool(_) | Value::Number(_) => false,
     }
 }

@@ -5,8 +5,13 @@ use std::fmt;
 
 use phonenumber::country;
 
-/// Longest raw number accepted; anything longer is not a phone number.
+/// Longest number accepted, without a display name or URI around it; anything longer is
+/// not a phone number.
 pub const MAX_RAW_LEN: usize = 64;
+/// Longest caller ID accepted with its display name or URI (`"Ann" <sip:…@pbx;user=phone>`).
+pub const MAX_CALLER_ID_LEN: usize = 256;
+/// E.164 allows at most 15 digits; bare digit strings longer than that are no number.
+const MAX_DIGITS: usize = 15;
 
 /// National numbers shorter than this are internal extensions, kept as plain digits.
 const MIN_NATIONAL_DIGITS: usize = 7;
@@ -33,6 +38,8 @@ pub enum PhoneNumberError {
     Withheld,
     #[error("is longer than {MAX_RAW_LEN} characters")]
     TooLong,
+    #[error("has more than {MAX_DIGITS} digits")]
+    TooManyDigits,
     #[error("is not a phone number (only digits, spaces and + - ( ) . / are allowed)")]
     NotANumber,
 }
@@ -42,11 +49,14 @@ impl PhoneNumber {
     /// lookups, so `0721 234 567`, `+40721234567` and `0040721234567` all meet.
     pub fn parse(raw: &str, region: Region) -> Result<Self, PhoneNumberError> {
         let raw = raw.trim();
-        if raw.chars().count() > MAX_RAW_LEN {
+        if raw.chars().count() > MAX_CALLER_ID_LEN {
             return Err(PhoneNumberError::TooLong);
         }
         let text = ascii_equivalent(raw);
         let body = uri_user(bracketed(text.trim())).trim();
+        if body.chars().count() > MAX_RAW_LEN {
+            return Err(PhoneNumberError::TooLong);
+        }
         if body.is_empty() || WITHHELD.iter().any(|w| body.eq_ignore_ascii_case(w)) {
             return Err(PhoneNumberError::Withheld);
         }
@@ -59,11 +69,19 @@ impl PhoneNumber {
         if digits.is_empty() {
             return Err(PhoneNumberError::NotANumber);
         }
+        if digits.len() > MAX_DIGITS {
+            return Err(PhoneNumberError::TooManyDigits);
+        }
         if let Ok(parsed) = phonenumber::parse(Some(region.0), body) {
             // Length first: validation against the metadata costs ten times the parse,
             // and only short numbers need it to tell a real number from an extension.
             if national_digits(parsed.national()) >= MIN_NATIONAL_DIGITS || parsed.is_valid() {
-                return Ok(Self(e164(&parsed)));
+                let e164 = e164(&parsed);
+                // Past 15 digits it is no E.164 number (a national reading of a long
+                // digit string): the digits as given, like any unrecognised number.
+                if e164.len() - 1 <= MAX_DIGITS {
+                    return Ok(Self(e164));
+                }
             }
         }
         Ok(Self(digits))
@@ -125,11 +143,10 @@ fn ascii_equivalent(raw: &str) -> Cow<'_, str> {
             | '\u{2060}'..='\u{2064}'
             | '\u{2066}'..='\u{2069}'
             | '\u{FEFF}' => None,
-            c if decimal_digit(c).is_some() => decimal_digit(c),
             '\u{FF0B}' => Some('+'),
             '\u{2010}'..='\u{2015}' | '\u{2212}' | '\u{FE63}' | '\u{FF0D}' => Some('-'),
             c if c.is_whitespace() => Some(' '),
-            c => Some(c),
+            c => Some(decimal_digit(c).unwrap_or(c)),
         })
         .collect::<String>()
         .into()
@@ -396,6 +413,18 @@ mod tests {
         assert_eq!(ro("0721234567e"), Err(PhoneNumberError::NotANumber));
         assert_eq!(ro("\"Ann\" <>"), Err(PhoneNumberError::Withheld));
         assert_eq!(ro(&"1".repeat(65)), Err(PhoneNumberError::TooLong));
+        assert_eq!(
+            ro("0721000073 / 0721000074"),
+            Err(PhoneNumberError::TooManyDigits),
+            "two numbers run together"
+        );
+        assert_eq!(ro(&"1".repeat(16)), Err(PhoneNumberError::TooManyDigits));
+        assert_eq!(ro(&"1".repeat(15)).as_deref(), Ok("111111111111111"));
+        let named = "\"Ion Popescu Firma SRL\" <sip:+40721234567@pbx.example.com;user=phone>";
+        assert!(named.len() > MAX_RAW_LEN);
+        assert_eq!(ro(named).as_deref(), Ok("+40721234567"));
+        let long_name = format!("\"{}\" <0721234567>", "N".repeat(250));
+        assert_eq!(ro(&long_name), Err(PhoneNumberError::TooLong));
     }
 
     #[test]
