@@ -1,7 +1,10 @@
 //! `cidgate import`: a CRM export as CSV into a tenant's mirror, through the same
 //! validation and write path as the sync API.
 
+use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::io::Read;
+use std::rc::Rc;
 
 use anyhow::{Context, bail};
 use serde_json::{Map, Value};
@@ -63,22 +66,31 @@ pub fn read_csv(
     rows: usize,
     mut each: impl FnMut(ParsedImport) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
+    let (reader, lines) = LineIndex::new(reader);
     let mut csv = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .from_reader(reader);
     let headers = csv.headers().context("reading the header row")?.clone();
-    let mut columns = Vec::with_capacity(headers.len());
+    let mut columns: Vec<&str> = Vec::with_capacity(headers.len());
     for name in &headers {
-        if !COLUMNS.contains(&name) {
+        // Exports write `ID` or `Phones` as often as `id`.
+        let Some(column) = COLUMNS.iter().find(|c| c.eq_ignore_ascii_case(name)) else {
+            if headers.len() == 1 && name.contains([';', '\t']) {
+                bail!(
+                    "line 1: the header `{name}` is one column: the file is separated by \
+                     semicolons or tabs; cidgate reads comma-separated files (columns: {})",
+                    COLUMNS.join(",")
+                );
+            }
             bail!(
                 "line 1: unknown column `{name}`; expected columns: {}",
                 COLUMNS.join(",")
             );
+        };
+        if columns.contains(column) {
+            bail!("line 1: column `{column}` appears twice");
         }
-        if columns.contains(&name) {
-            bail!("line 1: column `{name}` appears twice");
-        }
-        columns.push(name);
+        columns.push(column);
     }
     if let Some(missing) = REQUIRED.iter().find(|r| !columns.contains(r)) {
         bail!("line 1: the required column `{missing}` is missing");
@@ -90,10 +102,17 @@ pub fn read_csv(
     loop {
         let mut piece = Vec::with_capacity(rows);
         for record in records.by_ref().take(rows) {
-            piece.push(record.map_err(|e| match e.position() {
-                Some(p) => anyhow::anyhow!("line {}: {}", p.line(), e),
+            let record = record.map_err(|e| match e.position() {
+                Some(p) => anyhow::anyhow!("line {}: {}", lines.line_of(p.byte()), e),
                 None => anyhow::anyhow!("{e}"),
-            })?);
+            })?;
+            let line = record.position().map_or(0, |p| lines.line_of(p.byte()));
+            // None of the columns holds several lines: a cell that does is a quote left
+            // open, which swallowed the rows after it.
+            if record.iter().any(|cell| cell.contains(['\n', '\r'])) {
+                bail!("line {line}: a quoted cell runs over several lines (a quote left open?)");
+            }
+            piece.push((line, record));
         }
         if piece.is_empty() {
             return Ok(());
@@ -102,10 +121,69 @@ pub fn read_csv(
     }
 }
 
+/// Where the lines of the file start, for reporting rows by their line: the CSV
+/// reader's own count skips blank lines and counts a CRLF file's lines one short.
+/// Records are read in order, so offsets behind the last one asked about are dropped.
+#[derive(Clone)]
+struct LineIndex {
+    state: Rc<RefCell<LineState>>,
+}
+
+#[derive(Default)]
+struct LineState {
+    read: u64,
+    /// Byte offsets of the newlines read but not yet passed by a record.
+    newlines: VecDeque<u64>,
+    passed: u64,
+}
+
+struct CountingReader<R> {
+    inner: R,
+    lines: LineIndex,
+}
+
+impl LineIndex {
+    fn new<R: Read>(inner: R) -> (CountingReader<R>, Self) {
+        let lines = Self {
+            state: Rc::default(),
+        };
+        let reader = CountingReader {
+            inner,
+            lines: lines.clone(),
+        };
+        (reader, lines)
+    }
+
+    /// The 1-based line of a record the CSV reader says starts at `offset`. That may be
+    /// the newline before it (the LF of a CRLF, a blank line the reader skipped), which
+    /// still belongs to the line above.
+    fn line_of(&self, offset: u64) -> u64 {
+        let mut state = self.state.borrow_mut();
+        while state.newlines.front().is_some_and(|&at| at <= offset) {
+            state.newlines.pop_front();
+            state.passed += 1;
+        }
+        state.passed + 1
+    }
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut state = self.lines.state.borrow_mut();
+        let start = state.read;
+        let found = buf[..n].iter().enumerate().filter(|(_, b)| **b == b'\n');
+        let offsets: Vec<u64> = found.map(|(i, _)| start + i as u64).collect();
+        state.newlines.extend(offsets);
+        state.read += n as u64;
+        Ok(n)
+    }
+}
+
 /// Validates records on up to `threads` threads; the result keeps their order.
 fn validate(
     columns: &[&str],
-    records: &[csv::StringRecord],
+    records: &[(u64, csv::StringRecord)],
     region: Region,
     threads: usize,
 ) -> ParsedImport {
@@ -135,13 +213,17 @@ fn validate(
     parsed
 }
 
-fn validate_part(columns: &[&str], records: &[csv::StringRecord], region: Region) -> ParsedImport {
+fn validate_part(
+    columns: &[&str],
+    records: &[(u64, csv::StringRecord)],
+    region: Region,
+) -> ParsedImport {
     let mut parsed = ParsedImport {
         ops: Vec::with_capacity(records.len()),
         rejected: Vec::new(),
     };
-    for record in records {
-        let line = record.position().map_or(0, |p| p.line());
+    for (line, record) in records {
+        let line = *line;
         let row: Map<String, Value> = columns
             .iter()
             .zip(record.iter())
@@ -237,5 +319,36 @@ mod tests {
         assert!(parse("id,name,phones,name\n").is_err(), "duplicate column");
         let err = parse("id,name,phones\n1,Ana,0721234567\n2,Bob\n").unwrap_err();
         assert!(err.to_string().contains("line 3"), "{err}");
+        let open = parse("id,name,phones\n1,Ana,\"0721234567\n2,Bob,0721234568\n").unwrap_err();
+        assert!(
+            open.to_string().contains("line 2: a quoted cell runs over"),
+            "{open}"
+        );
+        let semicolons = parse("id;name;phones\n1;Ana;0721234567\n").unwrap_err();
+        assert!(
+            semicolons.to_string().contains("semicolons"),
+            "{semicolons}"
+        );
+    }
+
+    #[test]
+    fn rows_are_reported_by_their_line_whatever_the_line_ends() {
+        for text in [
+            "id,name,phones\r\n1,Ok,0721000050\r\n2,Bad,qq\r\n",
+            "id,name,phones\n1,Ok,0721000050\n2,Bad,qq\n",
+            "id,name,phones\n\n1,Ok,0721000050\n2,Bad,qq\n",
+        ] {
+            let blank = usize::from(text.contains("\n\n"));
+            let parsed = parse(text).unwrap();
+            let lines: Vec<u64> = parsed.rejected.iter().map(|r| r.line).collect();
+            assert_eq!(lines, [3 + blank as u64], "{text:?}");
+        }
+    }
+
+    #[test]
+    fn header_names_are_read_whatever_their_case() {
+        let parsed = parse("ID,Name,PHONES\n1,Ana,0721234567\n").unwrap();
+        assert_eq!(parsed.ops.len(), 1);
+        assert!(parsed.rejected.is_empty());
     }
 }
