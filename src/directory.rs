@@ -99,6 +99,15 @@ impl Directory {
         )
     }
 
+    /// A tenant as last loaded, if it has a live token (for what a page needs of its
+    /// settings when the database cannot be asked).
+    pub fn tenant(&self, id: TenantId) -> Option<Arc<TenantEntry>> {
+        let snapshot = self.current()?;
+        let by_token = snapshot.tokens.values().map(|t| &t.tenant);
+        let by_ip = snapshot.ip_tenants.iter().map(|(_, t)| t);
+        by_token.chain(by_ip).find(|t| t.tenant.id == id).cloned()
+    }
+
     fn current(&self) -> Option<Arc<Snapshot>> {
         self.snapshot
             .read()

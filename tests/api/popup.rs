@@ -39,6 +39,17 @@ async fn tenant_id(app: &TestApp, slug: &str) -> TenantId {
     TenantId(row.get(0))
 }
 
+/// A genuine signature over `claims` made to have expired a second ago.
+async fn expired_link(app: &TestApp, slug: &str, claims: LinkClaims<'_>) -> String {
+    let client = app.pool.get().await.unwrap();
+    let key = cidgate::store::popup::newest_key(&client, tenant_id(app, slug).await)
+        .await
+        .unwrap()
+        .unwrap();
+    let expires = chrono::Utc::now().timestamp() - 1;
+    popup::sign(&key, &LinkClaims { expires, ..claims })
+}
+
 fn ana() -> Value {
     json!({
         "name": "Ana Popescu",
@@ -204,19 +215,7 @@ async fn changed_truncated_expired_and_foreign_links_show_no_contact_data() {
     };
     let edited_payload = base64_url(&serde_json::to_vec(&edited).unwrap());
     let tampered = format!("{}.{}.{}.{}", parts[0], parts[1], edited_payload, parts[3]);
-    // A genuine signature over an expired link.
-    let client = app.pool.get().await.unwrap();
-    let key = cidgate::store::popup::newest_key(&client, tenant_id(&app, "acme").await)
-        .await
-        .unwrap()
-        .unwrap();
-    let expired = popup::sign(
-        &key,
-        &LinkClaims {
-            expires: chrono::Utc::now().timestamp() - 1,
-            ..claims
-        },
-    );
+    let expired = expired_link(&app, "acme", claims).await;
 
     let base = format!("{}/pop", app.address);
     let cases = [
@@ -314,6 +313,21 @@ async fn a_tenant_can_send_agents_straight_to_the_crm_or_allow_framing() {
             && headers.get("x-frame-options").is_none()
     })
     .await;
+    // An expired link's page shows in the softphone's frame too.
+    let link = link_for(&app, &acme.lookup_token, "0721234567").await;
+    let claims = popup::parse(link.rsplit('/').next().unwrap())
+        .unwrap()
+        .claims
+        .clone();
+    let expired = expired_link(&app, "acme", claims).await;
+    let (status, headers, _) = open(&app, &format!("{}/pop/{expired}", app.address)).await;
+    assert_eq!(status, 410);
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("frame-ancestors https://softphone.example.com"),
+        "{csp}"
+    );
+    assert!(headers.get("x-frame-options").is_none());
 
     cli_ok(
         &app,

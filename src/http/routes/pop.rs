@@ -33,7 +33,15 @@ pub async fn pop(
 ) -> HttpResponse {
     match render(&req, &path, &state).await {
         Ok(response) => response,
-        Err(failure) => failure.page(&req),
+        Err(failure) => {
+            // An expired link or an outage: the page still goes into the softphone's
+            // frame, so it takes the framing of the tenant the link names.
+            let tenant = popup::parse(&path).ok().map(|link| link.tenant());
+            let framing = tenant
+                .and_then(|id| state.directory.tenant(id))
+                .map(|entry| entry.tenant.popup.clone());
+            failure.page(&req, framing)
+        }
     }
 }
 
@@ -46,7 +54,9 @@ enum Failure {
 }
 
 impl Failure {
-    fn page(self, req: &HttpRequest) -> HttpResponse {
+    /// The error page; `framing` is the settings of the tenant the link names, used
+    /// for an expired link or an outage (not for a link that failed its signature).
+    fn page(self, req: &HttpRequest, framing: Option<PopupSettings>) -> HttpResponse {
         let (status, heading, message, settings) = match self {
             Self::Invalid => (
                 StatusCode::FORBIDDEN,
@@ -58,7 +68,7 @@ impl Failure {
                 StatusCode::GONE,
                 EN.link_expired,
                 EN.link_expired_message,
-                None,
+                framing,
             ),
             Self::Gone(settings) => (
                 StatusCode::GONE,
@@ -72,7 +82,7 @@ impl Failure {
                     StatusCode::SERVICE_UNAVAILABLE,
                     EN.unavailable,
                     EN.unavailable_message,
-                    None,
+                    framing,
                 )
             }
         };
