@@ -19,7 +19,17 @@ fn main() -> ExitCode {
         eprintln!("error: {e:#}");
         return ExitCode::FAILURE;
     }
-    let cli = Cli::parse_from(args);
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        // Usage errors exit 1 like every other error: 2 means "some rows were rejected"
+        // to scripts that run `cidgate import` (clap's own code for them is 2).
+        Err(e) if e.use_stderr() => {
+            // Should stderr itself be gone, there is nobody left to tell.
+            let _ = e.print();
+            return ExitCode::FAILURE;
+        }
+        Err(e) => e.exit(),
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {

@@ -77,11 +77,15 @@ async fn cli_errors_are_one_clear_line_and_a_failure_status() {
     ];
     for (args, needle) in cases {
         let output = app.cli(args);
-        assert!(!output.status.success(), "{args:?}");
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
         let err = stderr(&output);
         assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
         assert!(err.contains(needle), "{args:?}: {err}");
     }
+    // A usage error too: 2 is what a partial import exits with.
+    let usage = app.cli(&["token", "revoke", "abc"]);
+    assert_eq!(usage.status.code(), Some(1));
+    assert!(stderr(&usage).contains("invalid value 'abc'"));
 }
 
 #[tokio::test]
