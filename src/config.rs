@@ -21,6 +21,7 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "CIDGATE_PUBLIC_URL",
     "CIDGATE_DB_POOL_SIZE",
     "CIDGATE_DB_TIMEOUT_MS",
+    "CIDGATE_LOOKUP_STATEMENTS",
     "CIDGATE_LOG_FORMAT",
     "CIDGATE_WORKERS",
     "CIDGATE_LOOKUP_DEADLINE_MS",
@@ -97,6 +98,12 @@ pub struct ServeSettings {
     #[arg(long, env = "CIDGATE_DB_POOL_SIZE", default_value_t = 16,
           value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub db_pool_size: u16,
+
+    /// Lookup statements in flight at once; misses that arrive meanwhile share the next
+    /// (fewer, larger statements cost the database less than one per caller)
+    #[arg(long, env = "CIDGATE_LOOKUP_STATEMENTS", default_value_t = 2,
+          value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub lookup_statements: u16,
 
     /// HTTP worker threads (default: one per core)
     #[arg(long, env = "CIDGATE_WORKERS", value_parser = clap::value_parser!(u16).range(1..=256))]
@@ -192,6 +199,7 @@ impl ServeSettings {
             listen,
             public_url: None,
             db_pool_size: 16,
+            lookup_statements: 2,
             workers: None,
             database_read_url: None,
             lookup_deadline_ms: 250,

@@ -13,6 +13,7 @@ pub mod import;
 pub mod known_numbers;
 pub mod listener;
 pub mod lookup;
+pub mod lookup_batch;
 pub mod lookup_log;
 pub mod metrics;
 pub mod popup;

@@ -9,7 +9,6 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use deadpool_postgres::Pool;
 use serde::{Serialize, Serializer};
 
 use crate::cache::AnswerCache;
@@ -17,8 +16,8 @@ use crate::domain::{
     HitField, LookupHit, MAX_RAW_LEN, PhoneNumber, PhoneNumberError, Region, TenantId, integer_id,
 };
 use crate::known_numbers::{KnownNumbers, Membership};
+use crate::lookup_batch::LookupBatcher;
 use crate::metrics::Metrics;
-use crate::store;
 
 /// The answer a PBX routes on: exactly these nine keys, in this order (the reference's).
 /// An unknown caller gets all of them as `null`.
@@ -186,30 +185,27 @@ pub struct LookupService {
 }
 
 struct Inner {
-    pool: Pool,
+    database: LookupBatcher,
     cache: AnswerCache,
     index: KnownNumbers,
     deadline: Duration,
-    query_timeout: Duration,
     metrics: Arc<Metrics>,
 }
 
 impl LookupService {
     pub fn new(
-        pool: Pool,
+        database: LookupBatcher,
         cache: AnswerCache,
         index: KnownNumbers,
         deadline: Duration,
-        query_timeout: Duration,
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
-                pool,
+                database,
                 cache,
                 index,
                 deadline: waiting_budget(deadline),
-                query_timeout,
                 metrics,
             }),
         }
@@ -304,31 +300,14 @@ impl LookupService {
         }
     }
 
-    /// One database lookup, bounded by the query timeout. A connection whose query timed
-    /// out is taken out of the pool rather than handed to the next caller mid-query.
+    /// One database lookup, shared with the other misses of the moment and bounded by
+    /// the query timeout.
     async fn query(
         &self,
         tenant: TenantId,
         number: &PhoneNumber,
     ) -> anyhow::Result<Option<LookupHit>> {
-        let inner = &self.inner;
-        let started = Instant::now();
-        let client = inner.pool.get().await?;
-        let result = tokio::time::timeout(
-            inner.query_timeout,
-            store::contacts::find_by_number(&client, tenant, number),
-        )
-        .await;
-        inner
-            .metrics
-            .observe_query("lookup", started.elapsed().as_secs_f64());
-        match result {
-            Ok(found) => found,
-            Err(_) => {
-                drop(deadpool_postgres::Object::take(client));
-                anyhow::bail!("lookup query timed out after {:?}", inner.query_timeout)
-            }
-        }
+        self.inner.database.find(tenant, number).await
     }
 }
 

@@ -16,6 +16,7 @@ use crate::http::{self, AppState};
 use crate::known_numbers::KnownNumbers;
 use crate::listener::Listener;
 use crate::lookup::LookupService;
+use crate::lookup_batch::LookupBatcher;
 use crate::lookup_log::{LogWriter, LookupLog};
 use crate::metrics::Metrics;
 use crate::rate_limit::RateLimits;
@@ -85,12 +86,17 @@ impl Application {
             None => Url::parse(&format!("http://{}:{port}", settings.listen.ip()))
                 .context("deriving the public URL from CIDGATE_LISTEN")?,
         };
-        let lookup = LookupService::new(
+        let database = LookupBatcher::spawn(
             lookup_pool,
+            settings.lookup_statements.into(),
+            Duration::from_millis(settings.db_timeout_ms),
+            metrics.clone(),
+        );
+        let lookup = LookupService::new(
+            database,
             cache.clone(),
             index.clone(),
             settings.lookup_deadline(),
-            Duration::from_millis(settings.db_timeout_ms),
             metrics.clone(),
         );
         let (lookup_log, log_writer) = LookupLog::spawn(

@@ -14,36 +14,45 @@ use tokio_postgres::types::{Json, ToSql};
 use super::notify;
 
 use crate::domain::{
-    ContactInput, ContactRecord, CrmId, FieldError, LookupHit, OptionalFields, PhoneNumber,
-    TenantId,
+    ContactInput, ContactRecord, CrmId, FieldError, LookupHit, OptionalFields, TenantId,
 };
 
-/// Finds the contact for a number. When several contacts share it, the most recently
-/// changed one wins (by source time, else write time), then the smallest CRM id, so the
-/// answer is deterministic.
-pub async fn find_by_number(
+/// Finds the contact for each number, in one statement: `wanted` pairs every number
+/// with its tenant, and the answer is aligned with it (`None`: no contact has the
+/// number). When several contacts share a number, the most recently changed one wins
+/// (by source time, else write time), then the smallest CRM id, so the answer is
+/// deterministic.
+pub async fn find_by_numbers(
     client: &impl GenericClient,
-    tenant: TenantId,
-    number: &PhoneNumber,
-) -> anyhow::Result<Option<LookupHit>> {
+    wanted: &[(TenantId, &str)],
+) -> anyhow::Result<Vec<Option<LookupHit>>> {
     let statement = client
         .prepare_cached(
-            "SELECT c.crm_id, c.name, c.queue_position, c.direct_line, c.route_identifier,
+            "SELECT q.i, c.crm_id, c.name, c.queue_position, c.direct_line, c.route_identifier,
                     c.outbound_number, c.language, c.external_id, c.crm_url
-             FROM contact_phones p
-             JOIN contacts c ON c.tenant_id = p.tenant_id AND c.crm_id = p.crm_id
-             WHERE p.tenant_id = $1 AND p.number = $2
-             ORDER BY coalesce(c.source_updated_at, c.written_at) DESC, c.crm_id
-             LIMIT 1",
+             FROM unnest($1::bigint[], $2::text[]) WITH ORDINALITY AS q (tenant_id, number, i)
+             CROSS JOIN LATERAL (
+                 SELECT c.* FROM contact_phones p
+                 JOIN contacts c ON c.tenant_id = p.tenant_id AND c.crm_id = p.crm_id
+                 WHERE p.tenant_id = q.tenant_id AND p.number = q.number
+                 ORDER BY coalesce(c.source_updated_at, c.written_at) DESC, c.crm_id
+                 LIMIT 1) AS c",
         )
         .await
         .context("preparing the lookup")?;
-    let row = client
-        .query_opt(&statement, &[&tenant.0, &number.as_str()])
+    let (tenants, numbers): (Vec<i64>, Vec<&str>) = wanted.iter().map(|(t, n)| (t.0, *n)).unzip();
+    let rows = client
+        .query(&statement, &[&tenants, &numbers])
         .await
-        .context("looking up number")?;
-    Ok(row.map(|r| {
-        LookupHit::new(
+        .context("looking up numbers")?;
+    let mut found = vec![None; wanted.len()];
+    for r in rows {
+        let ordinal: i64 = r.get("i");
+        let slot = usize::try_from(ordinal - 1)
+            .ok()
+            .and_then(|i| found.get_mut(i))
+            .context("the lookup answered for a number it was not asked")?;
+        *slot = Some(LookupHit::new(
             r.get("crm_id"),
             r.get("name"),
             OptionalFields {
@@ -55,8 +64,9 @@ pub async fn find_by_number(
                 crm_url: r.get("crm_url"),
             },
             r.get("queue_position"),
-        )
-    }))
+        ));
+    }
+    Ok(found)
 }
 
 /// Which of `numbers` some contact of the tenant has now.

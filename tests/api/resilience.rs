@@ -423,3 +423,115 @@ async fn lookups_read_from_the_replica_and_a_hanging_one_still_answers_and_is_lo
     })
     .await;
 }
+
+async fn tenant_id(app: &TestApp, slug: &str) -> cidgate::domain::TenantId {
+    let client = app.pool.get().await.unwrap();
+    let row = client
+        .query_one("SELECT id FROM tenants WHERE slug = $1", &[&slug])
+        .await
+        .unwrap();
+    cidgate::domain::TenantId(row.get(0))
+}
+
+#[tokio::test]
+async fn misses_waiting_at_once_share_one_statement_and_each_get_their_own_answer() {
+    use cidgate::domain::{PhoneNumber, Region};
+    use cidgate::lookup_batch::LookupBatcher;
+
+    let app = spawn_app().await;
+    let acme = app.create_tenant("acme", "RO").await;
+    let globex = app.create_tenant("globex", "RO").await;
+    let items: Vec<Value> = (0..40)
+        .map(|i| json!({"op": "upsert", "id": i.to_string(), "name": format!("A{i}"), "phones": [format!("0721{i:06}")]}))
+        .collect();
+    assert_eq!(
+        app.batch(&acme.sync_token, &Value::Array(items))
+            .await
+            .status(),
+        200
+    );
+    // The same number at another tenant, and a newer contact sharing one of acme's.
+    app.put_contact(&globex.sync_token, "g", &contact("G", "0721000007"))
+        .await;
+    let newer =
+        json!({"name": "Newer", "phones": ["0721000003"], "updated_at": "2099-01-01T00:00:00Z"});
+    app.put_contact(&acme.sync_token, "n", &newer).await;
+    let (acme_id, globex_id) = (
+        tenant_id(&app, "acme").await,
+        tenant_id(&app, "globex").await,
+    );
+    let ro = Region::parse("RO").unwrap();
+    let number = |i: u32| PhoneNumber::parse(&format!("0721{i:06}"), ro).unwrap();
+
+    // One statement slot: in this single-threaded test runtime every miss below is
+    // queued before the batcher first runs, so all of them go out together.
+    let metrics = cidgate::metrics::Metrics::new();
+    let batcher = LookupBatcher::spawn(
+        app.pool.clone(),
+        1,
+        std::time::Duration::from_secs(5),
+        metrics.clone(),
+    );
+    let mut asked: Vec<(cidgate::domain::TenantId, PhoneNumber)> =
+        (0..40).map(|i| (acme_id, number(i))).collect();
+    asked.push((globex_id, number(7)));
+    asked.push((globex_id, number(8)));
+    asked.push((acme_id, number(999)));
+    let answers =
+        futures_util::future::join_all(asked.iter().map(|(t, n)| batcher.find(*t, n))).await;
+
+    let names: Vec<Option<String>> = answers
+        .into_iter()
+        .map(|a| a.unwrap().map(|hit| hit.name().to_owned()))
+        .collect();
+    for (i, name) in names.iter().take(40).enumerate() {
+        let expected = if i == 3 {
+            "Newer".to_owned()
+        } else {
+            format!("A{i}")
+        };
+        assert_eq!(name.as_deref(), Some(expected.as_str()), "number {i}");
+    }
+    assert_eq!(names[40].as_deref(), Some("G"), "globex's own contact");
+    assert_eq!(names[41], None, "acme's number is not globex's");
+    assert_eq!(names[42], None, "nobody has this number");
+    assert_eq!(
+        sample(
+            &metrics.render(),
+            "cidgate_db_query_duration_seconds_count{query=\"lookup\"}"
+        ),
+        Some(1.0)
+    );
+}
+
+#[tokio::test]
+async fn a_batch_the_database_cannot_answer_fails_every_miss_in_it() {
+    use cidgate::domain::{PhoneNumber, Region};
+    use cidgate::lookup_batch::LookupBatcher;
+
+    let app = spawn_app().await;
+    let proxy = DbProxy::start(&app.db.url).await;
+    let pool = cidgate::store::connect_pool(
+        &proxy.url(&app.db.url),
+        2,
+        std::time::Duration::from_secs(1),
+    )
+    .expect("pool through the proxy");
+    proxy.set(Mode::Down);
+    let batcher = LookupBatcher::spawn(
+        pool,
+        1,
+        std::time::Duration::from_secs(1),
+        cidgate::metrics::Metrics::new(),
+    );
+    let ro = Region::parse("RO").unwrap();
+    let numbers: Vec<PhoneNumber> = (0..3)
+        .map(|i| PhoneNumber::parse(&format!("0721{i:06}"), ro).unwrap())
+        .collect();
+    let tenant = cidgate::domain::TenantId(1);
+
+    let answers =
+        futures_util::future::join_all(numbers.iter().map(|n| batcher.find(tenant, n))).await;
+
+    assert!(answers.iter().all(Result::is_err), "{answers:?}");
+}

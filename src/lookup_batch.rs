@@ -1,0 +1,134 @@
+//! Database lookups of cache misses, gathered: misses that wait at the same time share
+//! one statement. Most of what a lookup costs PostgreSQL is the statement itself
+//! (protocol, snapshot, executor start), not the two index reads, so a burst of new
+//! callers costs a statement per batch instead of one per caller. Nothing waits to fill
+//! a batch: a miss goes out at once when a statement slot is free, and the misses that
+//! arrive while all slots are busy go out together in the next.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use deadpool_postgres::Pool;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use crate::domain::{LookupHit, PhoneNumber, TenantId};
+use crate::metrics::Metrics;
+use crate::store;
+
+/// Most numbers asked in one statement.
+const MAX_BATCH: usize = 256;
+/// Misses queued for a statement before the next one waits for room.
+const QUEUE: usize = 4 * MAX_BATCH;
+
+type Answer = anyhow::Result<Option<LookupHit>>;
+
+struct Miss {
+    tenant: TenantId,
+    number: PhoneNumber,
+    reply: oneshot::Sender<Answer>,
+}
+
+/// Hands misses to the task that gathers them (cheap to clone).
+#[derive(Clone)]
+pub struct LookupBatcher {
+    misses: mpsc::Sender<Miss>,
+}
+
+impl LookupBatcher {
+    /// Starts the gathering task. At most `statements` batches are in flight at once
+    /// (each holds a pool connection); every statement is bounded by `timeout`.
+    pub fn spawn(pool: Pool, statements: usize, timeout: Duration, metrics: Arc<Metrics>) -> Self {
+        let (misses, queued) = mpsc::channel(QUEUE);
+        let slots = Arc::new(Semaphore::new(statements.max(1)));
+        tokio::spawn(gather(queued, slots, pool, timeout, metrics));
+        Self { misses }
+    }
+
+    /// The contact that has `number` now, if any.
+    pub async fn find(&self, tenant: TenantId, number: &PhoneNumber) -> Answer {
+        let (reply, answer) = oneshot::channel();
+        let miss = Miss {
+            tenant,
+            number: number.clone(),
+            reply,
+        };
+        self.misses
+            .send(miss)
+            .await
+            .map_err(|_| anyhow::anyhow!("the lookup batcher has stopped"))?;
+        answer
+            .await
+            .map_err(|_| anyhow::anyhow!("the lookup batch was dropped"))?
+    }
+}
+
+async fn gather(
+    mut queued: mpsc::Receiver<Miss>,
+    slots: Arc<Semaphore>,
+    pool: Pool,
+    timeout: Duration,
+    metrics: Arc<Metrics>,
+) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while queued.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        // While every slot is busy, later misses queue up to share this statement.
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        while batch.len() < MAX_BATCH {
+            match queued.try_recv() {
+                Ok(miss) => batch.push(miss),
+                Err(_) => break,
+            }
+        }
+        let misses = std::mem::replace(&mut batch, Vec::with_capacity(MAX_BATCH));
+        let (pool, metrics) = (pool.clone(), metrics.clone());
+        tokio::spawn(async move {
+            answer(&pool, misses, timeout, &metrics).await;
+            drop(slot);
+        });
+    }
+}
+
+/// One statement for all `misses`; each gets its own answer, or the statement's error.
+async fn answer(pool: &Pool, misses: Vec<Miss>, timeout: Duration, metrics: &Metrics) {
+    let started = Instant::now();
+    let wanted: Vec<(TenantId, &str)> = misses
+        .iter()
+        .map(|m| (m.tenant, m.number.as_str()))
+        .collect();
+    let found = async {
+        let client = pool.get().await?;
+        match tokio::time::timeout(timeout, store::contacts::find_by_numbers(&client, &wanted))
+            .await
+        {
+            Ok(found) => found,
+            Err(_) => {
+                // Mid-query: not fit to be handed to the next caller.
+                drop(deadpool_postgres::Object::take(client));
+                anyhow::bail!("lookup query timed out after {timeout:?}")
+            }
+        }
+    }
+    .await;
+    metrics.observe_query("lookup", started.elapsed().as_secs_f64());
+    match found {
+        Ok(found) => {
+            for (miss, hit) in misses.into_iter().zip(found) {
+                tell(miss.reply, Ok(hit));
+            }
+        }
+        Err(e) => {
+            let reason = format!("{e:#}");
+            for miss in misses {
+                tell(miss.reply, Err(anyhow::anyhow!(reason.clone())));
+            }
+        }
+    }
+}
+
+fn tell(reply: oneshot::Sender<Answer>, answer: Answer) {
+    if reply.send(answer).is_err() {
+        // The caller stopped waiting (a lookup too long to cache, past its deadline).
+    }
+}
