@@ -4,6 +4,10 @@
 //! callers costs a statement per batch instead of one per caller. Nothing waits to fill
 //! a batch: a miss goes out at once when a statement slot is free, and the misses that
 //! arrive while all slots are busy go out together in the next.
+//!
+//! When the database is slow, work is shed rather than piled up: a full queue refuses
+//! a miss at once, and a miss that waited longer than a statement may take is failed
+//! instead of asked (its caller has had a degraded answer long since).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,7 +21,7 @@ use crate::store;
 
 /// Most numbers asked in one statement.
 const MAX_BATCH: usize = 256;
-/// Misses queued for a statement before the next one waits for room.
+/// Misses waiting for a statement; past this a miss is refused at once.
 const QUEUE: usize = 4 * MAX_BATCH;
 
 type Answer = anyhow::Result<Option<LookupHit>>;
@@ -25,6 +29,7 @@ type Answer = anyhow::Result<Option<LookupHit>>;
 struct Miss {
     tenant: TenantId,
     number: PhoneNumber,
+    queued: Instant,
     reply: oneshot::Sender<Answer>,
 }
 
@@ -36,7 +41,8 @@ pub struct LookupBatcher {
 
 impl LookupBatcher {
     /// Starts the gathering task. At most `statements` batches are in flight at once
-    /// (each holds a pool connection); every statement is bounded by `timeout`.
+    /// (each holds a pool connection); every statement is bounded by `timeout`, and so
+    /// is a miss's wait for one.
     pub fn spawn(pool: Pool, statements: usize, timeout: Duration, metrics: Arc<Metrics>) -> Self {
         let (misses, queued) = mpsc::channel(QUEUE);
         let slots = Arc::new(Semaphore::new(statements.max(1)));
@@ -50,12 +56,13 @@ impl LookupBatcher {
         let miss = Miss {
             tenant,
             number: number.clone(),
+            queued: Instant::now(),
             reply,
         };
-        self.misses
-            .send(miss)
-            .await
-            .map_err(|_| anyhow::anyhow!("the lookup batcher has stopped"))?;
+        self.misses.try_send(miss).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => anyhow::anyhow!("the lookup queue is full"),
+            mpsc::error::TrySendError::Closed(_) => anyhow::anyhow!("the lookup batcher stopped"),
+        })?;
         answer
             .await
             .map_err(|_| anyhow::anyhow!("the lookup batch was dropped"))?
@@ -69,19 +76,30 @@ async fn gather(
     timeout: Duration,
     metrics: Arc<Metrics>,
 ) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while queued.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        // While every slot is busy, later misses queue up to share this statement.
+    loop {
+        // A free slot first: while every slot is busy, misses queue up to share the
+        // next statement, and then all of them (up to a batch) are taken at once.
         let Ok(slot) = slots.clone().acquire_owned().await else {
             return;
         };
-        while batch.len() < MAX_BATCH {
-            match queued.try_recv() {
-                Ok(miss) => batch.push(miss),
-                Err(_) => break,
-            }
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        if queued.recv_many(&mut batch, MAX_BATCH).await == 0 {
+            return;
         }
-        let misses = std::mem::replace(&mut batch, Vec::with_capacity(MAX_BATCH));
+        let (waited_too_long, misses): (Vec<Miss>, Vec<Miss>) = batch
+            .into_iter()
+            .partition(|miss| miss.queued.elapsed() > timeout);
+        for miss in &misses {
+            metrics
+                .lookup_queue_wait
+                .observe(miss.queued.elapsed().as_secs_f64());
+        }
+        for miss in waited_too_long {
+            tell(
+                miss.reply,
+                Err(anyhow::anyhow!("waited too long for a lookup statement")),
+            );
+        }
         let (pool, metrics) = (pool.clone(), metrics.clone());
         tokio::spawn(async move {
             answer(&pool, misses, timeout, &metrics).await;
@@ -92,6 +110,10 @@ async fn gather(
 
 /// One statement for all `misses`; each gets its own answer, or the statement's error.
 async fn answer(pool: &Pool, misses: Vec<Miss>, timeout: Duration, metrics: &Metrics) {
+    if misses.is_empty() {
+        return;
+    }
+    metrics.lookup_batch_numbers.observe(misses.len() as f64);
     let started = Instant::now();
     let wanted: Vec<(TenantId, &str)> = misses
         .iter()

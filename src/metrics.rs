@@ -72,6 +72,10 @@ pub struct Metrics {
     pub cache_misses: Counter,
     pub degraded: Counter,
     pub db_query_duration: HistogramFamily<QueryLabels>,
+    /// Numbers asked per lookup statement (misses that waited together share one).
+    pub lookup_batch_numbers: Histogram,
+    /// How long a miss waited for a lookup statement to take it.
+    pub lookup_queue_wait: Histogram,
     pub notifications: Family<ChannelLabels, Counter>,
     pub listener_reconnects: Counter,
     /// Requests refused by a rate limit, by limit.
@@ -94,6 +98,8 @@ impl Metrics {
         let degraded = Counter::default();
         let db_query_duration: HistogramFamily<QueryLabels> =
             Family::new_with_constructor(latency_histogram);
+        let lookup_batch_numbers = Histogram::new(exponential_buckets(1.0, 2.0, 9));
+        let lookup_queue_wait = latency_histogram();
         let notifications = Family::default();
         let listener_reconnects = Counter::default();
         let gauges = Gauges::default();
@@ -133,8 +139,18 @@ impl Metrics {
         );
         registry.register(
             "db_query_duration_seconds",
-            "Database query latency by query",
+            "Database query latency by query (a lookup statement may answer several misses)",
             db_query_duration.clone(),
+        );
+        registry.register(
+            "lookup_batch_numbers",
+            "Numbers asked per lookup statement (misses waiting at once share one)",
+            lookup_batch_numbers.clone(),
+        );
+        registry.register(
+            "lookup_queue_wait_seconds",
+            "How long a cache miss waited for a lookup statement to take it",
+            lookup_queue_wait.clone(),
         );
         registry.register(
             "notifications",
@@ -206,6 +222,8 @@ impl Metrics {
             cache_misses,
             degraded,
             db_query_duration,
+            lookup_batch_numbers,
+            lookup_queue_wait,
             notifications,
             listener_reconnects,
             rate_limited,

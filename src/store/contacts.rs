@@ -28,15 +28,16 @@ pub async fn find_by_numbers(
 ) -> anyhow::Result<Vec<Option<LookupHit>>> {
     let statement = client
         .prepare_cached(
-            "SELECT q.i, c.crm_id, c.name, c.queue_position, c.direct_line, c.route_identifier,
-                    c.outbound_number, c.language, c.external_id, c.crm_url
+            "SELECT q.i, found.*
              FROM unnest($1::bigint[], $2::text[]) WITH ORDINALITY AS q (tenant_id, number, i)
              CROSS JOIN LATERAL (
-                 SELECT c.* FROM contact_phones p
+                 SELECT c.crm_id, c.name, c.queue_position, c.direct_line, c.route_identifier,
+                        c.outbound_number, c.language, c.external_id, c.crm_url
+                 FROM contact_phones p
                  JOIN contacts c ON c.tenant_id = p.tenant_id AND c.crm_id = p.crm_id
                  WHERE p.tenant_id = q.tenant_id AND p.number = q.number
                  ORDER BY coalesce(c.source_updated_at, c.written_at) DESC, c.crm_id
-                 LIMIT 1) AS c",
+                 LIMIT 1) AS found",
         )
         .await
         .context("preparing the lookup")?;

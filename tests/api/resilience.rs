@@ -282,6 +282,8 @@ async fn concurrent_misses_on_one_number_make_one_database_query() {
         ),
         Some(1.0)
     );
+    // One number asked in all: the misses waited for one load, not for one statement.
+    assert_eq!(sample(&text, "cidgate_lookup_batch_numbers_sum"), Some(1.0));
     assert_eq!(
         sample(&text, "cidgate_lookups_total{outcome=\"database\"}").unwrap_or(0.0)
             + sample(&text, "cidgate_lookups_total{outcome=\"cache\"}").unwrap_or(0.0),
@@ -495,12 +497,17 @@ async fn misses_waiting_at_once_share_one_statement_and_each_get_their_own_answe
     assert_eq!(names[40].as_deref(), Some("G"), "globex's own contact");
     assert_eq!(names[41], None, "acme's number is not globex's");
     assert_eq!(names[42], None, "nobody has this number");
+    let text = metrics.render();
     assert_eq!(
         sample(
-            &metrics.render(),
+            &text,
             "cidgate_db_query_duration_seconds_count{query=\"lookup\"}"
         ),
         Some(1.0)
+    );
+    assert_eq!(
+        sample(&text, "cidgate_lookup_batch_numbers_sum"),
+        Some(43.0)
     );
 }
 
