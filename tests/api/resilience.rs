@@ -542,3 +542,45 @@ async fn a_batch_the_database_cannot_answer_fails_every_miss_in_it() {
 
     assert!(answers.iter().all(Result::is_err), "{answers:?}");
 }
+
+#[tokio::test]
+async fn misses_are_shed_when_the_queue_is_full_or_they_waited_too_long() {
+    use cidgate::domain::{PhoneNumber, Region};
+    use cidgate::lookup_batch::LookupBatcher;
+
+    let app = spawn_app().await;
+    // A statement timeout of zero: by the time the batcher takes a miss, every miss has
+    // waited longer than a statement may take.
+    let metrics = cidgate::metrics::Metrics::new();
+    let batcher = LookupBatcher::spawn(
+        app.pool.clone(),
+        1,
+        std::time::Duration::ZERO,
+        metrics.clone(),
+    );
+    let ro = Region::parse("RO").unwrap();
+    // One more than the queue holds, all queued before the batcher first runs (this
+    // test's runtime has one thread).
+    let numbers: Vec<PhoneNumber> = (0..1025)
+        .map(|i| PhoneNumber::parse(&format!("0721{i:06}"), ro).unwrap())
+        .collect();
+    let tenant = cidgate::domain::TenantId(1);
+
+    let answers =
+        futures_util::future::join_all(numbers.iter().map(|n| batcher.find(tenant, n))).await;
+
+    let errors: Vec<String> = answers
+        .into_iter()
+        .map(|a| format!("{:#}", a.unwrap_err()))
+        .collect();
+    assert!(errors[..1024].iter().all(|e| e.contains("waited too long")));
+    assert!(errors[1024].contains("queue is full"), "{}", errors[1024]);
+    assert_eq!(
+        sample(
+            &metrics.render(),
+            "cidgate_db_query_duration_seconds_count{query=\"lookup\"}"
+        ),
+        None,
+        "nothing was asked of the database"
+    );
+}
