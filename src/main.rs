@@ -24,8 +24,7 @@ fn main() -> ExitCode {
         // Usage errors exit 1 like every other error: 2 means "some rows were rejected"
         // to scripts that run `cidgate import` (clap's own code for them is 2).
         Err(e) if e.use_stderr() => {
-            // Should stderr itself be gone, there is nobody left to tell.
-            let _ = e.print();
+            eprint!("{e}");
             return ExitCode::FAILURE;
         }
         Err(e) => e.exit(),
