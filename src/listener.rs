@@ -186,7 +186,7 @@ impl Listener {
                     return Ok(());
                 };
                 self.cache.invalidate(tenant, numbers.all()).await;
-                self.index.add(tenant, &numbers.claimed);
+                self.index.add(tenant, &numbers.claimed).await;
                 // A released number may still be another contact's: ask what is true now
                 // rather than trusting the payload's order, so the last check after the
                 // last change always wins.
@@ -194,7 +194,7 @@ impl Listener {
                     let released = &numbers.released;
                     let present =
                         store::contacts::present_numbers(client, tenant, released).await?;
-                    self.index.reconcile(tenant, released, &present);
+                    self.index.reconcile(tenant, released, &present).await;
                 }
             }
             notify::CONFIG_CHANNEL => self.directory.reload(&self.pool).await?,

@@ -58,7 +58,7 @@ impl AppState {
     /// whether another contact still has them.
     pub async fn contacts_written(&self, tenant: TenantId, numbers: &ChangedNumbers) {
         self.cache.invalidate(tenant, numbers.all()).await;
-        self.index.add(tenant, &numbers.claimed);
+        self.index.add(tenant, &numbers.claimed).await;
     }
 }
 
