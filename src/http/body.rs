@@ -8,6 +8,10 @@ use serde_json::Value;
 
 use crate::error::ApiError;
 
+/// Larger bodies are parsed on the blocking pool: a full batch takes the parser tens of
+/// milliseconds, and the worker would answer no lookups meanwhile.
+const PARSE_ON_WORKER_MAX: usize = 64 * 1024;
+
 /// Reads at most `limit` bytes and parses them as JSON: 413 when larger (refused from
 /// `Content-Length` before reading when possible), 400 when not JSON.
 pub async fn read_json(
@@ -37,6 +41,14 @@ pub async fn read_json(
             "the body is empty; JSON expected".into(),
         ));
     }
-    serde_json::from_slice(&body)
-        .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))
+    let on_worker = body.len() <= PARSE_ON_WORKER_MAX;
+    let parse = move || serde_json::from_slice::<Value>(&body);
+    let parsed = if on_worker {
+        parse()
+    } else {
+        web::block(parse)
+            .await
+            .map_err(|e| ApiError::Unexpected(anyhow::anyhow!("parsing a body: {e}")))?
+    };
+    parsed.map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))
 }
