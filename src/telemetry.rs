@@ -38,15 +38,18 @@ const SECRET_PARAMS: &[&str] = &["token", "key", "secret", "password", "api_key"
 const PERSONAL_PARAMS: &[&str] = &["telephone"];
 
 /// The query string with secret values replaced by `REDACTED` and callers' numbers masked.
+/// Names are compared decoded, as the handlers read them (`to%6Ben` is `token`), and any
+/// value that holds something shaped like one of our tokens is redacted whatever its name.
 pub fn redact_query(query: &str) -> String {
     query
         .split('&')
         .map(|pair| {
-            let Some((name, value)) = pair.split_once('=') else {
-                return pair.to_owned();
-            };
-            let lower = name.to_ascii_lowercase();
-            if SECRET_PARAMS.contains(&lower.as_str()) {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let lower = decoded_lower(name);
+            if holds_token(&lower) {
+                "REDACTED".to_owned()
+            } else if SECRET_PARAMS.contains(&lower.as_str()) || holds_token(&decoded_lower(value))
+            {
                 format!("{name}=REDACTED")
             } else if PERSONAL_PARAMS.contains(&lower.as_str()) {
                 let keep = value.len().saturating_sub(3);
@@ -63,6 +66,22 @@ pub fn redact_query(query: &str) -> String {
         .join("&")
 }
 
+fn decoded_lower(part: &str) -> String {
+    percent_encoding::percent_decode_str(&part.replace('+', " "))
+        .decode_utf8_lossy()
+        .to_ascii_lowercase()
+}
+
+/// Whether lowercased text contains a token prefix (`cgl_`, `cgs_`, `cgr_`, `cga_`).
+fn holds_token(lower: &str) -> bool {
+    lower.match_indices("cg").any(|(i, _)| {
+        matches!(
+            lower.as_bytes().get(i + 2..i + 4),
+            Some([b'l' | b's' | b'r' | b'a', b'_'])
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,5 +94,15 @@ mod tests {
         );
         assert_eq!(redact_query("TOKEN=x"), "TOKEN=REDACTED");
         assert_eq!(redact_query(""), "");
+    }
+
+    #[test]
+    fn encoded_names_and_token_shaped_values_are_redacted_too() {
+        assert_eq!(
+            redact_query("to%6Ben=cgl_abc&tele%70hone=0700123"),
+            "to%6Ben=REDACTED&tele%70hone=****123"
+        );
+        assert_eq!(redact_query("t=x%20cgs_abc&cga_abc"), "t=REDACTED&REDACTED");
+        assert_eq!(redact_query("dnid=cgx_1&name=cg"), "dnid=cgx_1&name=cg");
     }
 }
