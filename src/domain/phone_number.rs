@@ -72,7 +72,15 @@ impl PhoneNumber {
         if digits.len() > MAX_DIGITS {
             return Err(PhoneNumberError::TooManyDigits);
         }
-        if let Ok(parsed) = phonenumber::parse(Some(region.0), body) {
+        let parsed = match international(body, &digits, region) {
+            // The library strips the *tenant's* trunk prefix from a foreign number
+            // (`+39 06…` lost Italy's 0 for a Romanian tenant, `+44 (0)20…` kept the 0
+            // for an American one); without a default region it applies the number's own.
+            Some(international) => phonenumber::parse(None, international)
+                .or_else(|_| phonenumber::parse(Some(region.0), body)),
+            None => phonenumber::parse(Some(region.0), body),
+        };
+        if let Ok(parsed) = parsed {
             // Length first: validation against the metadata costs ten times the parse,
             // and only short numbers need it to tell a real number from an extension.
             if national_digits(parsed.national()) >= MIN_NATIONAL_DIGITS || parsed.is_valid() {
@@ -211,6 +219,20 @@ fn uri_user(text: &str) -> &str {
     }
 }
 
+/// The number with its country code behind a `+`, when it was written with one (`+…`,
+/// or the region's international prefix: `00…` from Romania, `011…` from the US).
+fn international<'a>(body: &'a str, digits: &str, region: Region) -> Option<Cow<'a, str>> {
+    if body.starts_with('+') {
+        return Some(Cow::Borrowed(body));
+    }
+    let idd = phonenumber::metadata::DATABASE
+        .by_id(region.0.as_ref())?
+        .international_prefix()?;
+    let rest = &digits[idd.find(digits).filter(|m| m.start() == 0)?.end()..];
+    // A country code never starts with 0: `00` then was no international prefix.
+    (!rest.is_empty() && !rest.starts_with('0')).then(|| Cow::Owned(format!("+{rest}")))
+}
+
 /// Digits of a national number, its leading zeros (Italy) included.
 fn national_digits(national: &phonenumber::NationalNumber) -> usize {
     usize::from(national.zeros())
@@ -325,6 +347,31 @@ mod tests {
     fn foreign_numbers_keep_their_country() {
         assert_eq!(ro("+1 650 253 0000").as_deref(), Ok("+16502530000"));
         assert_eq!(ro("001 650 253 0000").as_deref(), Ok("+16502530000"));
+    }
+
+    #[test]
+    fn a_country_code_brings_its_own_trunk_rules_whatever_the_tenants_region() {
+        for (raw, region, expected) in [
+            ("+39 06 1234 5678", "RO", "+390612345678"),
+            ("0039 06 1234 5678", "RO", "+390612345678"),
+            ("011 39 06 1234 5678", "US", "+390612345678"),
+            ("+39 06 1234 5678", "GB", "+390612345678"),
+            ("+225 07 12 34 56 78", "FR", "+2250712345678"),
+            ("+44 (0)20 7946 0111", "US", "+442079460111"),
+            ("+44 (0)20 7946 0111", "IT", "+442079460111"),
+            ("011 44 20 7946 0111", "US", "+442079460111"),
+            ("0044 (0)20 7946 0111", "IT", "+442079460111"),
+            ("+40 0721 234 567", "US", "+40721234567"),
+            ("+40 0721 234 567", "RO", "+40721234567"),
+            ("0040 721 234 567", "DE", "+40721234567"),
+            // National numbers keep the tenant's rules.
+            ("06 1234 5678", "IT", "+390612345678"),
+            ("020 7946 0111", "GB", "+442079460111"),
+            ("(212) 555-0123", "US", "+12125550123"),
+        ] {
+            let parsed = PhoneNumber::parse(raw, Region::parse(region).unwrap()).map(|n| n.0);
+            assert_eq!(parsed.as_deref(), Ok(expected), "{raw} in {region}");
+        }
     }
 
     #[test]

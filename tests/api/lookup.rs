@@ -110,6 +110,36 @@ async fn every_number_format_a_pbx_may_send_finds_the_same_contact() {
 }
 
 #[tokio::test]
+async fn a_foreign_caller_matches_however_its_country_writes_the_trunk_zero() {
+    let app = spawn_app().await;
+    let us = app.create_tenant("acme-us", "US").await;
+    let ro = app.create_tenant("acme-ro", "RO").await;
+    let london = json!({"name": "London office", "phones": ["+44 (0)20 7946 0111"]});
+    let rome = json!({"name": "Rome office", "phones": ["+39 06 1234 5678"]});
+    app.put_contact(&us.sync_token, "1", &london).await;
+    app.put_contact(&ro.sync_token, "2", &rome).await;
+
+    for telephone in ["+442079460111", "011442079460111", "+44 20 7946 0111"] {
+        let answer = app.lookup_json(&us.lookup_token, telephone).await;
+        assert_eq!(answer["name"], "London office", "telephone {telephone:?}");
+    }
+    for telephone in ["+390612345678", "00390612345678"] {
+        let answer = app.lookup_json(&ro.lookup_token, telephone).await;
+        assert_eq!(answer["name"], "Rome office", "telephone {telephone:?}");
+    }
+    // Without Italy's leading 0 it is another (non-existent) number.
+    let answer = app.lookup_json(&ro.lookup_token, "+39612345678").await;
+    assert_eq!(answer["name"], Value::Null);
+    let stored: Value = app
+        .get_contact(&ro.sync_token, "2")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stored["phones"], json!(["+390612345678"]));
+}
+
+#[tokio::test]
 async fn withheld_empty_and_unparseable_callers_get_the_unknown_answer() {
     let app = spawn_app().await;
     let acme = app.create_tenant("acme", "RO").await;
