@@ -92,6 +92,7 @@ pub fn read_csv(
         }
         columns.push(column);
     }
+    lines.check_quoting_up_to(1)?;
     if let Some(missing) = REQUIRED.iter().find(|r| !columns.contains(r)) {
         bail!("line 1: the required column `{missing}` is missing");
     }
@@ -102,11 +103,22 @@ pub fn read_csv(
     loop {
         let mut piece = Vec::with_capacity(rows);
         for record in records.by_ref().take(rows) {
-            let record = record.map_err(|e| match e.position() {
-                Some(p) => anyhow::anyhow!("line {}: {}", lines.line_of(p.byte()), e),
-                None => anyhow::anyhow!("{e}"),
+            let record = record.map_err(|e| {
+                // The reader's own message repeats its (different) line count.
+                let problem = match e.kind() {
+                    csv::ErrorKind::UnequalLengths {
+                        expected_len, len, ..
+                    } => format!("{len} cells where the header has {expected_len}"),
+                    csv::ErrorKind::Utf8 { .. } => "not valid UTF-8".to_owned(),
+                    _ => e.to_string(),
+                };
+                match e.position() {
+                    Some(p) => anyhow::anyhow!("line {}: {problem}", lines.line_of(p.byte())),
+                    None => anyhow::anyhow!("{problem}"),
+                }
             })?;
             let line = record.position().map_or(0, |p| lines.line_of(p.byte()));
+            lines.check_quoting_up_to(line)?;
             // None of the columns holds several lines: a cell that does is a quote left
             // open, which swallowed the rows after it.
             if record.iter().any(|cell| cell.contains(['\n', '\r'])) {
@@ -115,7 +127,7 @@ pub fn read_csv(
             piece.push((line, record));
         }
         if piece.is_empty() {
-            return Ok(());
+            return lines.check_quoting_up_to(u64::MAX);
         }
         each(validate(&columns, &piece, region, threads))?;
     }
@@ -132,9 +144,49 @@ struct LineIndex {
 #[derive(Default)]
 struct LineState {
     read: u64,
-    /// Byte offsets of the newlines read but not yet passed by a record.
-    newlines: VecDeque<u64>,
+    /// Byte offsets of the newlines read but not yet passed by a record, and whether
+    /// the line each one ends is blank (nothing but a CR).
+    newlines: VecDeque<(u64, bool)>,
     passed: u64,
+    /// Bytes other than CR since the last newline.
+    line_len: u64,
+    lines_read: u64,
+    quoting: Quoting,
+    /// The first line with broken quoting, and what is wrong with it.
+    broken: Option<(u64, &'static str)>,
+}
+
+/// Where the reader is in a cell, to refuse what RFC 4180 calls broken quoting: the csv
+/// reader itself takes `"bad"x` as `badx` and `ab"c` as it stands.
+#[derive(Default, Clone, Copy, PartialEq, Eq)]
+enum Quoting {
+    #[default]
+    CellStart,
+    Unquoted,
+    Quoted,
+    /// A quote inside a quoted cell: its end, or the first of a doubled quote.
+    QuoteInQuoted,
+}
+
+impl Quoting {
+    fn next(self, byte: u8) -> Result<Self, &'static str> {
+        let ends_cell = matches!(byte, b',' | b'\n' | b'\r');
+        Ok(match (self, byte) {
+            (Self::CellStart, b'"') => Self::Quoted,
+            (Self::CellStart | Self::Unquoted, _) if ends_cell => Self::CellStart,
+            (Self::Unquoted, b'"') => {
+                return Err(
+                    "a quote inside a cell that does not start with one (quote the cell and double the quote)",
+                );
+            }
+            (Self::CellStart | Self::Unquoted, _) => Self::Unquoted,
+            (Self::Quoted, b'"') => Self::QuoteInQuoted,
+            (Self::Quoted, _) => Self::Quoted,
+            (Self::QuoteInQuoted, b'"') => Self::Quoted,
+            (Self::QuoteInQuoted, _) if ends_cell => Self::CellStart,
+            (Self::QuoteInQuoted, _) => return Err("text after a cell's closing quote"),
+        })
+    }
 }
 
 struct CountingReader<R> {
@@ -155,15 +207,26 @@ impl LineIndex {
     }
 
     /// The 1-based line of a record the CSV reader says starts at `offset`. That may be
-    /// the newline before it (the LF of a CRLF, a blank line the reader skipped), which
-    /// still belongs to the line above.
+    /// the newline before it (the LF of a CRLF), which still belongs to the line above,
+    /// or the start of blank lines the reader skipped, which a record never is on.
     fn line_of(&self, offset: u64) -> u64 {
         let mut state = self.state.borrow_mut();
-        while state.newlines.front().is_some_and(|&at| at <= offset) {
+        while let Some(&(at, blank)) = state.newlines.front() {
+            if at > offset && !blank {
+                break;
+            }
             state.newlines.pop_front();
             state.passed += 1;
         }
         state.passed + 1
+    }
+
+    /// Fails when quoting is broken on `line` or before it.
+    fn check_quoting_up_to(&self, line: u64) -> anyhow::Result<()> {
+        match self.state.borrow().broken {
+            Some((at, problem)) if at <= line => bail!("line {at}: {problem}"),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -172,9 +235,27 @@ impl<R: Read> Read for CountingReader<R> {
         let n = self.inner.read(buf)?;
         let mut state = self.lines.state.borrow_mut();
         let start = state.read;
-        let found = buf[..n].iter().enumerate().filter(|(_, b)| **b == b'\n');
-        let offsets: Vec<u64> = found.map(|(i, _)| start + i as u64).collect();
-        state.newlines.extend(offsets);
+        for (i, &byte) in buf[..n].iter().enumerate() {
+            match state.quoting.next(byte) {
+                Ok(next) => state.quoting = next,
+                Err(problem) => {
+                    // Reported when the reader reaches that line (it reads ahead).
+                    let line = state.lines_read + 1;
+                    state.broken.get_or_insert((line, problem));
+                    state.quoting = Quoting::Unquoted;
+                }
+            }
+            match byte {
+                b'\n' => {
+                    let blank = state.line_len == 0;
+                    state.newlines.push_back((start + i as u64, blank));
+                    state.line_len = 0;
+                    state.lines_read += 1;
+                }
+                b'\r' => {}
+                _ => state.line_len += 1,
+            }
+        }
         state.read += n as u64;
         Ok(n)
     }
@@ -333,16 +414,57 @@ mod tests {
 
     #[test]
     fn rows_are_reported_by_their_line_whatever_the_line_ends() {
-        for text in [
-            "id,name,phones\r\n1,Ok,0721000050\r\n2,Bad,qq\r\n",
-            "id,name,phones\n1,Ok,0721000050\n2,Bad,qq\n",
-            "id,name,phones\n\n1,Ok,0721000050\n2,Bad,qq\n",
+        for (text, line) in [
+            ("id,name,phones\r\n1,Ok,0721000050\r\n2,Bad,qq\r\n", 3),
+            ("id,name,phones\n1,Ok,0721000050\n2,Bad,qq\n", 3),
+            ("id,name,phones\n\n1,Ok,0721000050\n2,Bad,qq\n", 4),
+            ("id,name,phones\n1,Ok,0721000050\n\n\n2,Bad,qq\n", 5),
+            ("id,name,phones\n\n\n\n\n2,Bad,qq\n", 6),
+            ("id,name,phones\r\n\r\n2,Bad,qq\r\n", 3),
+            ("id,name,phones\r\n1,Ok,0721000050\r\n\r\n\r\n2,Bad,qq", 5),
         ] {
-            let blank = usize::from(text.contains("\n\n"));
             let parsed = parse(text).unwrap();
             let lines: Vec<u64> = parsed.rejected.iter().map(|r| r.line).collect();
-            assert_eq!(lines, [3 + blank as u64], "{text:?}");
+            assert_eq!(lines, [line], "{text:?}");
         }
+    }
+
+    #[test]
+    fn a_malformed_row_is_named_by_its_line_in_our_words() {
+        let error = parse("id,name,phones\n402,a,0750111229\n\n\n401,b\n").unwrap_err();
+        assert_eq!(error.to_string(), "line 5: 2 cells where the header has 3");
+        let bytes: &[u8] = b"id,name,phones\r\n\r\n1,b\xff,0750111229\r\n";
+        let error = parse_csv(bytes, Region::parse("RO").unwrap()).unwrap_err();
+        assert_eq!(error.to_string(), "line 3: not valid UTF-8");
+    }
+
+    #[test]
+    fn broken_quoting_is_a_malformed_file_and_proper_quoting_is_read() {
+        for (text, error) in [
+            (
+                "id,name,phones\nm1,ok,0790000001\nm2,\"bad\"x,0790000002\n",
+                "line 3: text after a cell's closing quote",
+            ),
+            (
+                "id,name,phones\r\nm8,ab\"c,0790000008\r\n",
+                "line 2: a quote inside a cell that does not start with one (quote the cell and double the quote)",
+            ),
+        ] {
+            assert_eq!(parse(text).unwrap_err().to_string(), error, "{text:?}");
+        }
+        let parsed = parse(
+            "id,name,phones\nm7,\"Ion \"\"Popescu\"\", Jr\",0790000007\n\"m9\",\"\",\"0790000009\"\n",
+        )
+        .unwrap();
+        assert_eq!(parsed.ops.len(), 1);
+        match &parsed.ops[0] {
+            WriteOp::Upsert(id, contact) => {
+                assert_eq!(id.as_str(), "m7");
+                assert_eq!(contact.name, "Ion \"Popescu\", Jr");
+            }
+            other => panic!("expected an upsert, got {other:?}"),
+        }
+        assert_eq!(parsed.rejected.len(), 1, "m9 has no name");
     }
 
     #[test]
