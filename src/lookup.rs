@@ -111,6 +111,10 @@ impl<'a> LookupQuery<'a> {
             if dnid.chars().any(char::is_control) {
                 return Err("dnid must not contain control characters".into());
             }
+            // What decoding made of bytes that are not UTF-8 (`%FF`).
+            if dnid.contains(char::REPLACEMENT_CHARACTER) {
+                return Err("dnid is not valid UTF-8".into());
+            }
         }
         Ok(parsed)
     }
@@ -130,7 +134,7 @@ impl Caller {
     pub fn from_param(raw: Option<&str>, region: Region) -> Result<Self, PhoneNumberError> {
         match PhoneNumber::parse_remembered(raw.unwrap_or_default(), region) {
             Ok(number) => Ok(Self::Number(number)),
-            Err(PhoneNumberError::TooLong) => Err(PhoneNumberError::TooLong),
+            Err(e @ (PhoneNumberError::TooLong | PhoneNumberError::CallerIdTooLong)) => Err(e),
             Err(_) => Ok(Self::Unidentified),
         }
     }
@@ -351,6 +355,10 @@ mod tests {
             LookupQuery::parse("dnid=021%00")
                 .unwrap_err()
                 .contains("control characters")
+        );
+        assert_eq!(
+            LookupQuery::parse("dnid=021%FF").unwrap_err(),
+            "dnid is not valid UTF-8"
         );
     }
 

@@ -38,6 +38,8 @@ pub enum PhoneNumberError {
     Withheld,
     #[error("is longer than {MAX_RAW_LEN} characters")]
     TooLong,
+    #[error("is longer than {MAX_CALLER_ID_LEN} characters, display name and URI included")]
+    CallerIdTooLong,
     #[error("has more than {MAX_DIGITS} digits")]
     TooManyDigits,
     #[error("is not a phone number (only digits, spaces and + - ( ) . / are allowed)")]
@@ -50,7 +52,7 @@ impl PhoneNumber {
     pub fn parse(raw: &str, region: Region) -> Result<Self, PhoneNumberError> {
         let raw = raw.trim();
         if raw.chars().count() > MAX_CALLER_ID_LEN {
-            return Err(PhoneNumberError::TooLong);
+            return Err(PhoneNumberError::CallerIdTooLong);
         }
         let text = ascii_equivalent(raw);
         let body = uri_user(bracketed(text.trim())).trim();
@@ -471,7 +473,7 @@ mod tests {
         assert!(named.len() > MAX_RAW_LEN);
         assert_eq!(ro(named).as_deref(), Ok("+40721234567"));
         let long_name = format!("\"{}\" <0721234567>", "N".repeat(250));
-        assert_eq!(ro(&long_name), Err(PhoneNumberError::TooLong));
+        assert_eq!(ro(&long_name), Err(PhoneNumberError::CallerIdTooLong));
     }
 
     #[test]
