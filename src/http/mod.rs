@@ -99,7 +99,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::resource("/api/v1/contacts/batch")
             .name("/api/v1/contacts/batch")
             .route(web::post().to(contacts::batch))
-            .default_service(not_allowed("POST")),
+            // A CRM contact may be called `batch` too.
+            .route(web::put().to(contacts::put_contact))
+            .route(web::get().to(contacts::get_contact))
+            .route(web::delete().to(contacts::delete_contact))
+            .default_service(not_allowed("GET, PUT, DELETE, POST")),
     )
     .service(
         web::resource("/api/v1/contacts/{id}")

@@ -121,6 +121,47 @@ async fn delete_is_idempotent_and_the_contact_stops_resolving() {
 }
 
 #[tokio::test]
+async fn a_contact_called_batch_is_read_replaced_and_deleted_like_any_other() {
+    let app = spawn_app().await;
+    let acme = app.create_tenant("acme", "RO").await;
+    let body = json!({"name": "Batch Ltd", "phones": ["0721000009"]});
+    assert_eq!(
+        app.put_contact(&acme.sync_token, "batch", &body)
+            .await
+            .status(),
+        201
+    );
+
+    let stored: Value = app
+        .get_contact(&acme.sync_token, "batch")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stored["name"], "Batch Ltd");
+    let response = app
+        .http
+        .delete(format!("{}/api/v1/contacts/%62atch", app.address))
+        .bearer_auth(&acme.sync_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    assert_eq!(
+        app.get_contact(&acme.sync_token, "batch").await.status(),
+        404
+    );
+    let response = app
+        .http
+        .patch(format!("{}/api/v1/contacts/batch", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 405);
+    assert_eq!(response.headers()["allow"], "GET, PUT, DELETE, POST");
+}
+
+#[tokio::test]
 async fn a_delete_with_its_time_is_ordered_like_any_other_write() {
     let app = spawn_app().await;
     let acme = app.create_tenant("acme", "RO").await;
