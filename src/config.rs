@@ -21,6 +21,7 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "CIDGATE_PUBLIC_URL",
     "CIDGATE_DB_POOL_SIZE",
     "CIDGATE_DB_TIMEOUT_MS",
+    "CIDGATE_WRITE_TIMEOUT_MS",
     "CIDGATE_LOOKUP_STATEMENTS",
     "CIDGATE_LOG_FORMAT",
     "CIDGATE_WORKERS",
@@ -123,6 +124,11 @@ pub struct ServeSettings {
           value_parser = clap::value_parser!(u64).range(10..=600_000))]
     pub db_timeout_ms: u64,
 
+    /// Longest a sync API request may wait for the database before it is answered 503 (ms)
+    #[arg(long, env = "CIDGATE_WRITE_TIMEOUT_MS", default_value_t = 15_000,
+          value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    pub write_timeout_ms: u64,
+
     /// Memory the lookup cache may use (bytes, estimated)
     #[arg(long, env = "CIDGATE_CACHE_MAX_BYTES", default_value_t = 256 * 1024 * 1024)]
     pub cache_max_bytes: u64,
@@ -204,6 +210,7 @@ impl ServeSettings {
             database_read_url: None,
             lookup_deadline_ms: 250,
             db_timeout_ms: 2_000,
+            write_timeout_ms: 15_000,
             cache_max_bytes: 256 * 1024 * 1024,
             cache_ttl_found_secs: 600,
             cache_ttl_unknown_secs: 60,

@@ -102,6 +102,7 @@ impl ApiError {
             cause
                 .downcast_ref::<deadpool_postgres::PoolError>()
                 .is_some()
+                || cause.downcast_ref::<crate::store::TimedOut>().is_some()
                 || cause
                     .downcast_ref::<tokio_postgres::Error>()
                     .is_some_and(|e| e.as_db_error().is_none())

@@ -117,6 +117,7 @@ impl Application {
             public_url,
             limits: RateLimits::new(settings.rate_settings()),
             lookup_log,
+            write_timeout: Duration::from_millis(settings.write_timeout_ms),
             trusted_proxies: settings.trusted_proxies.clone().into(),
             forwarded_header: settings.forwarded_header,
         });

@@ -167,11 +167,15 @@ async fn sync_token(
     match state.directory.check(&hash, TokenScope::Sync) {
         TokenCheck::Valid(id, entry) => Ok((id, entry)),
         TokenCheck::Invalid => Err(INVALID_TOKEN),
-        TokenCheck::Unknown => state
-            .directory
-            .check_in_database(&state.pool, &hash, TokenScope::Sync)
-            .await?
-            .ok_or(INVALID_TOKEN),
+        TokenCheck::Unknown => {
+            let check = state
+                .directory
+                .check_in_database(&state.pool, &hash, TokenScope::Sync);
+            tokio::time::timeout(state.write_timeout, check)
+                .await
+                .map_err(|_| anyhow::Error::new(crate::store::TimedOut(state.write_timeout)))??
+                .ok_or(INVALID_TOKEN)
+        }
     }
 }
 

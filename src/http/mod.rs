@@ -6,7 +6,7 @@ pub mod client_ip;
 pub mod routes;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
@@ -46,6 +46,8 @@ pub struct AppState {
     pub public_url: Url,
     pub limits: RateLimits,
     pub lookup_log: LookupLog,
+    /// How long a sync API request may wait for the database.
+    pub write_timeout: Duration,
     /// Peers whose forwarding header is believed, and which header that is.
     pub trusted_proxies: Arc<[IpNetwork]>,
     pub forwarded_header: client_ip::ForwardedHeader,

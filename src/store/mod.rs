@@ -17,6 +17,29 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 
 use tls::DatabaseTarget;
 
+/// A database operation that did not finish in time: the database is hung or overloaded.
+#[derive(Debug, thiserror::Error)]
+#[error("the database did not answer within {} ms", .0.as_millis())]
+pub struct TimedOut(pub Duration);
+
+/// Runs `work` on a pooled connection within `limit`. A connection whose work timed out
+/// is closed, not handed to the next caller: it may be mid-statement on a hung server.
+pub async fn with_client<T>(
+    pool: &Pool,
+    limit: Duration,
+    work: impl AsyncFnOnce(&mut deadpool_postgres::Object) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let mut client = pool.get().await?;
+    let outcome = tokio::time::timeout(limit, work(&mut client)).await;
+    match outcome {
+        Ok(result) => result,
+        Err(_) => {
+            drop(deadpool_postgres::Object::take(client));
+            Err(TimedOut(limit).into())
+        }
+    }
+}
+
 mod embedded {
     refinery::embed_migrations!("sql");
 }

@@ -173,6 +173,22 @@ async fn lookups_keep_answering_while_the_database_is_down_and_everything_recove
     );
     assert_eq!(stranger.text().await.unwrap(), UNKNOWN_ANSWER);
 
+    // A token created meanwhile cannot be checked: no data, but the call is routed.
+    let globex = db_app.create_tenant("globex", "RO").await;
+    let unverified = db_app
+        .lookup_at(&gateway, &globex.lookup_token, "0721000001")
+        .await;
+    assert_eq!(unverified.status(), 200);
+    assert_eq!(unverified.headers()[DEGRADED], "unverified");
+    assert_eq!(unverified.text().await.unwrap(), UNKNOWN_ANSWER);
+    let unverified_count = metric(
+        http,
+        &gateway,
+        "cidgate_lookups_total{outcome=\"degraded_unverified\"}",
+    )
+    .await;
+    assert_eq!(unverified_count, Some(1.0));
+
     let write = http
         .put(format!("{gateway}/api/v1/contacts/3"))
         .bearer_auth(&acme.sync_token)
@@ -236,6 +252,43 @@ async fn a_hanging_database_still_gets_an_answer_by_the_deadline() {
     assert_eq!(answer.headers()[DEGRADED], "unknown");
     assert_eq!(answer.text().await.unwrap(), UNKNOWN_ANSWER);
     proxy.set(Mode::Open);
+}
+
+#[tokio::test]
+async fn sync_requests_to_a_hanging_database_get_503_by_the_write_timeout_and_recover() {
+    let db_app = spawn_app().await;
+    let proxy = DbProxy::start(&db_app.db.url).await;
+    let gateway = spawn_instance(&proxy.url(&db_app.db.url), |s| s.write_timeout_ms = 300).await;
+    let acme = db_app.create_tenant("acme", "RO").await;
+    let put = |id: &'static str| {
+        db_app
+            .http
+            .put(format!("{gateway}/api/v1/contacts/{id}"))
+            .bearer_auth(&acme.sync_token)
+            .json(&contact("Ana", "0721000001"))
+            .send()
+    };
+    // The pool now holds an open connection, which is what a hang catches mid-request.
+    assert_eq!(put("1").await.unwrap().status(), 201);
+
+    proxy.set(Mode::Stalled);
+    let get = db_app
+        .http
+        .get(format!("{gateway}/api/v1/contacts/1"))
+        .bearer_auth(&acme.sync_token)
+        .send();
+    for response in [put("2").await.unwrap(), get.await.unwrap()] {
+        assert_eq!(response.status(), 503);
+        assert!(response.headers().contains_key("retry-after"));
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "unavailable", "{body}");
+    }
+
+    proxy.set(Mode::Open);
+    eventually(PROPAGATION, "writes succeed again", || async {
+        put("3").await.unwrap().status() == 201
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -8,7 +8,10 @@ use serde_json::{Map, Value, json};
 use crate::domain::{ContactInput, CrmId, FieldError, Region, TenantId};
 use crate::error::ApiError;
 use crate::http::{AppState, auth::SyncAuth, body::read_json};
-use crate::store::contacts::{self, WriteOp, WriteOutcome, WriteResult};
+use crate::store::{
+    self,
+    contacts::{self, WriteOp, WriteOutcome, WriteResult},
+};
 
 /// One contact body stays small; a batch of 10,000 with attributes needs room.
 const CONTACT_BODY_LIMIT: usize = 64 * 1024;
@@ -115,11 +118,24 @@ async fn write_once(
     tenant: TenantId,
     ops: &[WriteOp],
 ) -> anyhow::Result<WriteOutcome> {
-    let mut client = state.pool.get().await?;
-    let tx = client.transaction().await?;
-    let outcome = contacts::apply(&tx, tenant, ops).await?;
-    tx.commit().await?;
-    Ok(outcome)
+    store::with_client(&state.pool, state.write_timeout, async |client| {
+        let tx = client.transaction().await?;
+        let outcome = contacts::apply(&tx, tenant, ops).await?;
+        tx.commit().await?;
+        Ok(outcome)
+    })
+    .await
+}
+
+async fn read_contact(
+    state: &AppState,
+    tenant: TenantId,
+    id: &CrmId,
+) -> anyhow::Result<Option<crate::domain::ContactRecord>> {
+    store::with_client(&state.pool, state.write_timeout, async |client| {
+        contacts::get(&*client, tenant, id).await
+    })
+    .await
 }
 
 /// The body may repeat the id, as a string or a number, but must not contradict the URL.
@@ -139,8 +155,7 @@ pub async fn get_contact(
 ) -> Result<HttpResponse, ApiError> {
     let tenant = &auth.0.tenant;
     let id = crm_id_from_path(&req)?;
-    let client = state.pool.get().await?;
-    match contacts::get(&client, tenant.id, &id).await? {
+    match read_contact(&state, tenant.id, &id).await? {
         Some(contact) => Ok(HttpResponse::Ok().json(contact)),
         None => Err(ApiError::NotFound(format!("no contact with id {id}"))),
     }
@@ -165,7 +180,7 @@ pub async fn delete_contact(
     )
     .await?;
     if outcome.results[0] == WriteResult::Stale {
-        let stored = contacts::get(&state.pool.get().await?, tenant.id, &id).await?;
+        let stored = read_contact(&state, tenant.id, &id).await?;
         return Ok(
             HttpResponse::Ok().json(json!({"result": WriteResult::Stale, "contact": stored}))
         );

@@ -26,6 +26,8 @@ pub async fn lookup(
     let started = request_start(&req);
     let query = LookupQuery::parse(req.query_string()).map_err(ApiError::BadRequest)?;
     let LookupAuth::Tenant(entry) = auth else {
+        state.metrics.degraded.inc();
+        state.metrics.lookup_outcome("degraded_unverified");
         return Ok(answer(&LookupAnswer::unknown(), Some(Degraded::Unverified)));
     };
     let tenant = &entry.tenant;
