@@ -59,6 +59,9 @@ pub struct Gauges {
     pub pool_size: Gauge,
     pub pool_available: Gauge,
     pub pool_waiting: Gauge,
+    pub read_pool_size: Gauge,
+    pub read_pool_available: Gauge,
+    pub read_pool_waiting: Gauge,
     pub listener_connected: Gauge,
 }
 
@@ -206,6 +209,21 @@ impl Metrics {
             "db_pool_waiting",
             "Requests waiting for a database connection",
             gauges.pool_waiting.clone(),
+        );
+        registry.register(
+            "db_read_pool_size",
+            "Open connections to the read replica (DATABASE_READ_URL; 0 without one)",
+            gauges.read_pool_size.clone(),
+        );
+        registry.register(
+            "db_read_pool_available",
+            "Idle connections to the read replica",
+            gauges.read_pool_available.clone(),
+        );
+        registry.register(
+            "db_read_pool_waiting",
+            "Lookup statements waiting for a read replica connection",
+            gauges.read_pool_waiting.clone(),
         );
         registry.register(
             "listener_connected",

@@ -47,11 +47,14 @@ impl Application {
         store::popup::ensure_keys(&pool.get().await?)
             .await
             .context("creating screen-pop signing keys")?;
-        let lookup_pool = match &settings.database_read_url {
-            Some(url) => store::connect_pool(url.expose(), pool_size, settings.lookup_deadline())
-                .context("DATABASE_READ_URL")?,
-            None => pool.clone(),
+        let read_pool = match &settings.database_read_url {
+            Some(url) => Some(
+                store::connect_pool(url.expose(), pool_size, settings.lookup_deadline())
+                    .context("DATABASE_READ_URL")?,
+            ),
+            None => None,
         };
+        let lookup_pool = read_pool.clone().unwrap_or_else(|| pool.clone());
 
         // The phone-number metadata loads on first use (about half a second): load it now,
         // not during the first call's lookup.
@@ -117,6 +120,7 @@ impl Application {
             public_url,
             limits: RateLimits::new(settings.rate_settings()),
             lookup_log,
+            read_pool,
             write_timeout: Duration::from_millis(settings.write_timeout_ms),
             trusted_proxies: settings.trusted_proxies.clone().into(),
             forwarded_header: settings.forwarded_header,

@@ -46,6 +46,8 @@ pub struct AppState {
     pub public_url: Url,
     pub limits: RateLimits,
     pub lookup_log: LookupLog,
+    /// The read replica's pool (`DATABASE_READ_URL`), when lookups have one.
+    pub read_pool: Option<Pool>,
     /// How long a sync API request may wait for the database.
     pub write_timeout: Duration,
     /// Peers whose forwarding header is believed, and which header that is.

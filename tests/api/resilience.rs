@@ -454,6 +454,17 @@ async fn lookups_read_from_the_replica_and_a_hanging_one_still_answers_and_is_lo
 
     assert_eq!(answer.status(), 200);
     assert_eq!(answer.headers()[DEGRADED], "unknown");
+    // Lookups cannot identify anyone: not ready, and the replica named as the cause.
+    let ready = app
+        .http
+        .get(format!("{gateway}/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+    let body: Value = ready.json().await.unwrap();
+    assert_eq!(body["replica"], "unreachable", "{body}");
+    assert_eq!(body["database"], "up", "{body}");
     eventually(PROPAGATION, "the degraded lookup is logged", || async {
         let client = app.pool.get().await.unwrap();
         let row = client
@@ -477,6 +488,8 @@ async fn lookups_read_from_the_replica_and_a_hanging_one_still_answers_and_is_lo
         answer["name"] == "Ana"
     })
     .await;
+    let read_pool = metric(&app.http, &gateway, "cidgate_db_read_pool_size").await;
+    assert!(read_pool.is_some_and(|open| open >= 1.0), "{read_pool:?}");
 }
 
 async fn tenant_id(app: &TestApp, slug: &str) -> cidgate::domain::TenantId {

@@ -1,9 +1,23 @@
 //! Liveness, readiness and metrics for load balancers, orchestrators and Prometheus.
 
+use std::time::Duration;
+
 use actix_web::{HttpResponse, web};
+use deadpool_postgres::Pool;
 use serde_json::json;
 
 use crate::http::AppState;
+
+/// Readiness answers within this even when the database hangs (probes time out at 2 s).
+const CHECK_WITHIN: Duration = Duration::from_secs(1);
+
+async fn answers(pool: &Pool) -> bool {
+    let check = async {
+        let client = pool.get().await.ok()?;
+        client.simple_query("SELECT 1").await.ok()
+    };
+    matches!(tokio::time::timeout(CHECK_WITHIN, check).await, Ok(Some(_)))
+}
 
 /// The process is up and serving HTTP; says nothing about the database on purpose, so
 /// an orchestrator does not restart every instance during a database outage.
@@ -11,19 +25,28 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-/// Ready to take traffic: the database answers and the number index is loaded.
+/// Ready to take traffic: the database (and the read replica, when lookups use one)
+/// answers and the notification listener is connected with the number index loaded.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let database = match state.pool.get().await {
-        Ok(client) => client.simple_query("SELECT 1").await.is_ok(),
-        Err(_) => false,
+    let replica = async {
+        match &state.read_pool {
+            Some(pool) => Some(answers(pool).await),
+            None => None,
+        }
     };
+    let (database, replica) = futures_util::join!(answers(&state.pool), replica);
     let listening = *state.listening.borrow();
-    let body = json!({
-        "status": if database { "ready" } else { "unavailable" },
-        "database": if database { "up" } else { "unreachable" },
+    let ready = database && listening && replica != Some(false);
+    let up = |up: bool| if up { "up" } else { "unreachable" };
+    let mut body = json!({
+        "status": if ready { "ready" } else { "unavailable" },
+        "database": up(database),
         "listener": if listening { "connected" } else { "disconnected" },
     });
-    if database && listening {
+    if let Some(replica) = replica {
+        body["replica"] = up(replica).into();
+    }
+    if ready {
         HttpResponse::Ok().json(body)
     } else {
         HttpResponse::ServiceUnavailable()
@@ -48,6 +71,12 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     m.gauges.pool_size.set(gauge(pool.size));
     m.gauges.pool_available.set(gauge(pool.available));
     m.gauges.pool_waiting.set(gauge(pool.waiting));
+    if let Some(read_pool) = &state.read_pool {
+        let pool = read_pool.status();
+        m.gauges.read_pool_size.set(gauge(pool.size));
+        m.gauges.read_pool_available.set(gauge(pool.available));
+        m.gauges.read_pool_waiting.set(gauge(pool.waiting));
+    }
     HttpResponse::Ok()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
         .body(m.render())
