@@ -98,16 +98,7 @@ impl ApiError {
     /// Sorts an unexpected error: a database that cannot be reached is a 503 the client
     /// can retry; anything else stays a 500.
     pub fn from_store(error: anyhow::Error) -> Self {
-        let unreachable = error.chain().any(|cause| {
-            cause
-                .downcast_ref::<deadpool_postgres::PoolError>()
-                .is_some()
-                || cause.downcast_ref::<crate::store::TimedOut>().is_some()
-                || cause
-                    .downcast_ref::<tokio_postgres::Error>()
-                    .is_some_and(|e| e.as_db_error().is_none())
-        });
-        if unreachable {
+        if crate::store::is_unreachable(&error) {
             Self::Unavailable(error)
         } else {
             Self::Unexpected(error)

@@ -17,6 +17,11 @@ use crate::store::{
 
 /// Most entries written in one statement.
 const BATCH: usize = 10_000;
+/// Longest one write may take before its connection is given up.
+const WRITE_WITHIN: Duration = Duration::from_secs(10);
+/// Waits between attempts to write a batch while the database is unreachable.
+const RETRY_FIRST: Duration = Duration::from_millis(500);
+const RETRY_MAX: Duration = Duration::from_secs(5);
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 #[derive(Clone)]
@@ -81,14 +86,21 @@ async fn write_batches(
     metrics: Arc<Metrics>,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
+    let mut retry_in = RETRY_FIRST;
     loop {
-        tokio::select! {
-            received = receiver.recv_many(&mut batch, BATCH) => if received == 0 { return },
-            _ = stopping.wait_for(|stop| *stop) => {}
-        }
+        // A batch kept for another attempt goes out again without waiting for new entries.
+        let wait = if batch.is_empty() {
+            tokio::select! {
+                received = receiver.recv_many(&mut batch, BATCH) => if received == 0 { return },
+                _ = stopping.wait_for(|stop| *stop) => {}
+            }
+            gather
+        } else {
+            retry_in
+        };
         // A sleep, not a receive per entry, which would wake this task for every lookup.
         tokio::select! {
-            () = tokio::time::sleep(gather) => {}
+            () = tokio::time::sleep(wait) => {}
             _ = stopping.wait_for(|stop| *stop) => {}
         }
         while batch.len() < BATCH {
@@ -101,14 +113,28 @@ async fn write_batches(
             // Only when stopping: everything buffered is written.
             return;
         }
-        let written = async {
-            let client = pool.get().await?;
-            popup::write_log(&client, &batch).await
-        }
+        let written = store::with_client(&pool, WRITE_WITHIN, async |client| {
+            popup::write_log(client, &batch).await
+        })
         .await;
         match written {
             Ok(()) => {
                 metrics.lookup_log_written.inc_by(batch.len() as u64);
+                retry_in = RETRY_FIRST;
+            }
+            // The database is away: keep the batch (new entries wait in the buffer, and
+            // are dropped and counted once it is full) and try again.
+            Err(e) if store::is_unreachable(&e) && !*stopping.borrow() => {
+                metrics.lookup_log_write_failures.inc();
+                if retry_in == RETRY_FIRST {
+                    tracing::warn!(
+                        error = format!("{e:#}"),
+                        entries = batch.len(),
+                        "lookup log unwritable; retrying"
+                    );
+                }
+                retry_in = (retry_in * 2).min(RETRY_MAX);
+                continue;
             }
             Err(e) => {
                 // The log is not worth holding lookups for: the batch is dropped.

@@ -84,8 +84,10 @@ pub struct Metrics {
     /// Requests refused by a rate limit, by limit.
     pub rate_limited: Family<LimitLabels, Counter>,
     pub lookup_log_written: Counter,
-    /// Lookup log entries dropped (buffer full or write failed).
+    /// Lookup log entries dropped (buffer full or write refused).
     pub lookup_log_dropped: Counter,
+    /// Attempts to write a lookup log batch that found the database unreachable.
+    pub lookup_log_write_failures: Counter,
     pub gauges: Gauges,
 }
 
@@ -109,6 +111,7 @@ impl Metrics {
         let rate_limited = Family::default();
         let lookup_log_written = Counter::default();
         let lookup_log_dropped = Counter::default();
+        let lookup_log_write_failures = Counter::default();
 
         registry.register(
             "http_requests",
@@ -172,8 +175,13 @@ impl Metrics {
         );
         registry.register(
             "lookup_log_dropped",
-            "Lookup log entries dropped because the buffer was full or a write failed",
+            "Lookup log entries dropped because the buffer was full or the database refused them",
             lookup_log_dropped.clone(),
+        );
+        registry.register(
+            "lookup_log_write_failures",
+            "Lookup log writes that found the database unreachable (the batch is retried)",
+            lookup_log_write_failures.clone(),
         );
         registry.register(
             "rate_limited",
@@ -247,6 +255,7 @@ impl Metrics {
             rate_limited,
             lookup_log_written,
             lookup_log_dropped,
+            lookup_log_write_failures,
             gauges,
         })
     }

@@ -22,6 +22,20 @@ use tls::DatabaseTarget;
 #[error("the database did not answer within {} ms", .0.as_millis())]
 pub struct TimedOut(pub Duration);
 
+/// Whether `error` says the database could not be reached or did not answer (rather
+/// than refusing what was asked): worth trying again later.
+pub fn is_unreachable(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<deadpool_postgres::PoolError>()
+            .is_some()
+            || cause.downcast_ref::<TimedOut>().is_some()
+            || cause
+                .downcast_ref::<tokio_postgres::Error>()
+                .is_some_and(|e| e.as_db_error().is_none())
+    })
+}
+
 /// Runs `work` on a pooled connection within `limit`. A connection whose work timed out
 /// is closed, not handed to the next caller: it may be mid-statement on a hung server.
 pub async fn with_client<T>(

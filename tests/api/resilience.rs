@@ -198,6 +198,12 @@ async fn lookups_keep_answering_while_the_database_is_down_and_everything_recove
         .unwrap();
     assert_eq!(write.status(), 503);
     assert!(write.headers().contains_key("retry-after"));
+    eventually(PROPAGATION, "the lookup log's write fails", || async {
+        metric(http, &gateway, "cidgate_lookup_log_write_failures_total")
+            .await
+            .is_some_and(|failures| failures >= 1.0)
+    })
+    .await;
     assert_eq!(
         http.get(format!("{gateway}/healthz"))
             .send()
@@ -229,6 +235,25 @@ async fn lookups_keep_answering_while_the_database_is_down_and_everything_recove
         recovered.json::<Value>().await.unwrap()["name"],
         "Never Asked"
     );
+    // The calls answered during the outage reach the lookup log once it can be written.
+    eventually(
+        std::time::Duration::from_secs(10),
+        "the outage's lookups are logged",
+        || async {
+            let client = db_app.pool.get().await.unwrap();
+            let row = client
+                .query_one(
+                    "SELECT count(*) FROM lookup_log WHERE outcome = 'degraded'",
+                    &[],
+                )
+                .await
+                .unwrap();
+            row.get::<_, i64>(0) == 2
+        },
+    )
+    .await;
+    let dropped = metric(http, &gateway, "cidgate_lookup_log_dropped_total").await;
+    assert_eq!(dropped, Some(0.0));
 }
 
 #[tokio::test]
