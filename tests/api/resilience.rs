@@ -239,17 +239,7 @@ async fn lookups_keep_answering_while_the_database_is_down_and_everything_recove
     eventually(
         std::time::Duration::from_secs(10),
         "the outage's lookups are logged",
-        || async {
-            let client = db_app.pool.get().await.unwrap();
-            let row = client
-                .query_one(
-                    "SELECT count(*) FROM lookup_log WHERE outcome = 'degraded'",
-                    &[],
-                )
-                .await
-                .unwrap();
-            row.get::<_, i64>(0) == 2
-        },
+        || async { degraded_log_entries(&db_app).await == 2 },
     )
     .await;
     let dropped = metric(http, &gateway, "cidgate_lookup_log_dropped_total").await;
@@ -491,15 +481,7 @@ async fn lookups_read_from_the_replica_and_a_hanging_one_still_answers_and_is_lo
     assert_eq!(body["replica"], "unreachable", "{body}");
     assert_eq!(body["database"], "up", "{body}");
     eventually(PROPAGATION, "the degraded lookup is logged", || async {
-        let client = app.pool.get().await.unwrap();
-        let row = client
-            .query_one(
-                "SELECT count(*) FROM lookup_log WHERE outcome = 'degraded'",
-                &[],
-            )
-            .await
-            .unwrap();
-        row.get::<_, i64>(0) == 1
+        degraded_log_entries(&app).await == 1
     })
     .await;
     proxy.set(Mode::Open);
@@ -515,6 +497,18 @@ async fn lookups_read_from_the_replica_and_a_hanging_one_still_answers_and_is_lo
     .await;
     let read_pool = metric(&app.http, &gateway, "cidgate_db_read_pool_size").await;
     assert!(read_pool.is_some_and(|open| open >= 1.0), "{read_pool:?}");
+}
+
+async fn degraded_log_entries(app: &TestApp) -> i64 {
+    let client = app.pool.get().await.unwrap();
+    let row = client
+        .query_one(
+            "SELECT count(*) FROM lookup_log WHERE outcome = 'degraded'",
+            &[],
+        )
+        .await
+        .unwrap();
+    row.get(0)
 }
 
 async fn tenant_id(app: &TestApp, slug: &str) -> cidgate::domain::TenantId {
