@@ -2,7 +2,7 @@
 //! `cidgate_config` notification says they changed. A PBX lookup then needs no database
 //! round trip to authenticate, and keeps working while the database is down.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -46,6 +46,9 @@ struct TokenEntry {
     used: AtomicBool,
 }
 
+/// Most refused tokens remembered; past it the memory starts over.
+const MAX_REFUSED: usize = 100_000;
+
 #[derive(Default)]
 struct Snapshot {
     tokens: HashMap<TokenHash, TokenEntry>,
@@ -66,6 +69,10 @@ pub enum TokenCheck {
 #[derive(Clone, Default)]
 pub struct Directory {
     snapshot: Arc<RwLock<Option<Arc<Snapshot>>>>,
+    /// Tokens this instance saw revoked, or the database refused for a scope, so they
+    /// are refused again without the database (which an outage would turn into an
+    /// unverified answer).
+    refused: Arc<RwLock<HashSet<(TokenHash, TokenScope)>>>,
 }
 
 impl Directory {
@@ -82,6 +89,7 @@ impl Directory {
                 entry.used.store(true, Ordering::Relaxed);
                 TokenCheck::Valid(entry.id, entry.tenant.clone())
             }
+            None if self.was_refused(hash, scope) => TokenCheck::Invalid,
             None => TokenCheck::Unknown,
         }
     }
@@ -145,7 +153,7 @@ impl Directory {
             .filter(|e| e.tenant.auth_policy == AuthPolicy::Ip)
             .flat_map(|e| e.allowlist.iter().map(move |n| (*n, e.clone())))
             .collect();
-        let tokens = rows
+        let tokens: HashMap<TokenHash, TokenEntry> = rows
             .tokens
             .into_iter()
             .filter_map(|t| {
@@ -159,12 +167,35 @@ impl Directory {
                 Some((t.hash, entry))
             })
             .collect();
+        if let Some(previous) = self.current() {
+            let revoked = previous
+                .tokens
+                .iter()
+                .filter(|(h, _)| !tokens.contains_key(h));
+            self.refuse(revoked.map(|(hash, entry)| (*hash, entry.scope)));
+        }
         let previous = self.swap(Arc::new(Snapshot { tokens, ip_tenants }));
         // Uses recorded in the old snapshot are written now rather than lost.
         if let Some(previous) = previous {
             record_uses(pool, &previous).await;
         }
         Ok(())
+    }
+
+    fn was_refused(&self, hash: &TokenHash, scope: TokenScope) -> bool {
+        let refused = self.refused.read().unwrap_or_else(|p| p.into_inner());
+        refused.contains(&(*hash, scope))
+    }
+
+    fn refuse(&self, tokens: impl IntoIterator<Item = (TokenHash, TokenScope)>) {
+        let mut refused = self.refused.write().unwrap_or_else(|p| p.into_inner());
+        for token in tokens {
+            // Only ever a memory of recent refusals: the database knows the rest.
+            if refused.len() >= MAX_REFUSED {
+                refused.clear();
+            }
+            refused.insert(token);
+        }
     }
 
     fn swap(&self, next: Arc<Snapshot>) -> Option<Arc<Snapshot>> {
@@ -185,6 +216,7 @@ impl Directory {
         let client = pool.get().await?;
         let Some((token_id, tenant)) = store::tokens::authenticate(&client, hash, scope).await?
         else {
+            self.refuse([(*hash, scope)]);
             return Ok(None);
         };
         Ok(Some((

@@ -9,7 +9,7 @@ const RANDOM_LEN: usize = 32;
 const MAX_LEN: usize = 128;
 
 /// What a token may be used for; a token of one scope opens no other API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TokenScope {
     Lookup,
     Sync,
@@ -76,6 +76,14 @@ impl ApiToken {
         plausible.then(|| Self(raw.to_owned()))
     }
 
+    /// Whether this could be a token cidgate issued for `scope` (its prefix, length and
+    /// alphabet); anything else is refused without asking the database.
+    pub fn is_shaped_for(&self, scope: TokenScope) -> bool {
+        self.0.strip_prefix(scope.prefix()).is_some_and(|random| {
+            random.len() == RANDOM_LEN && random.bytes().all(|b| b.is_ascii_alphanumeric())
+        })
+    }
+
     pub fn hash(&self) -> TokenHash {
         TokenHash(Sha256::digest(self.0.as_bytes()).into())
     }
@@ -126,6 +134,22 @@ mod tests {
                 .expose()
                 .starts_with("cgs_")
         );
+    }
+
+    #[test]
+    fn only_what_cidgate_could_have_issued_is_shaped_like_a_token() {
+        let lookup = ApiToken::generate(TokenScope::Lookup);
+        assert!(lookup.is_shaped_for(TokenScope::Lookup));
+        assert!(!lookup.is_shaped_for(TokenScope::Sync));
+        let shaped = |raw: &str| {
+            ApiToken::from_presented(raw)
+                .unwrap()
+                .is_shaped_for(TokenScope::Lookup)
+        };
+        assert!(!shaped("garbage"));
+        assert!(!shaped(&lookup.expose()[..lookup.expose().len() - 1]));
+        assert!(!shaped(&format!("{}x", lookup.expose())));
+        assert!(!shaped(&format!("cgl_{}-", &lookup.expose()[5..])));
     }
 
     #[test]

@@ -79,7 +79,7 @@ async fn lookup_by_token(
     state: &AppState,
     presented: Option<String>,
 ) -> Result<LookupAuth, ApiError> {
-    let hash = parse_token(presented)?.hash();
+    let hash = parse_token(presented, TokenScope::Lookup)?.hash();
     match state.directory.check(&hash, TokenScope::Lookup) {
         TokenCheck::Valid(_, entry) => Ok(LookupAuth::Tenant(entry)),
         TokenCheck::Invalid => Err(INVALID_TOKEN),
@@ -163,7 +163,7 @@ async fn sync_token(
     state: &AppState,
     presented: Result<Option<String>, ApiError>,
 ) -> Result<(i64, Arc<TenantEntry>), ApiError> {
-    let hash: TokenHash = parse_token(presented?)?.hash();
+    let hash: TokenHash = parse_token(presented?, TokenScope::Sync)?.hash();
     match state.directory.check(&hash, TokenScope::Sync) {
         TokenCheck::Valid(id, entry) => Ok((id, entry)),
         TokenCheck::Invalid => Err(INVALID_TOKEN),
@@ -220,10 +220,12 @@ fn state(req: &HttpRequest) -> web::Data<AppState> {
         .clone()
 }
 
-fn parse_token(presented: Option<String>) -> Result<ApiToken, ApiError> {
+fn parse_token(presented: Option<String>, scope: TokenScope) -> Result<ApiToken, ApiError> {
     let presented = presented.ok_or(TOKEN_REQUIRED)?;
     // Wrong, revoked and other-scope tokens get one answer, so a probe learns nothing.
-    ApiToken::from_presented(&presented).ok_or(INVALID_TOKEN)
+    ApiToken::from_presented(&presented)
+        .filter(|token| token.is_shaped_for(scope))
+        .ok_or(INVALID_TOKEN)
 }
 
 /// The token of an `Authorization: Bearer …` header, if one was sent.

@@ -247,6 +247,23 @@ impl TestApp {
             .expect("running cidgate")
     }
 
+    /// A lookup token of `tenant`, created and then revoked with the CLI.
+    pub fn revoked_lookup_token(&self, tenant: &str) -> String {
+        let created = self.cli(&["token", "create", "--tenant", tenant, "--scope", "lookup"]);
+        let token = String::from_utf8(created.stdout).unwrap().trim().to_owned();
+        let listed = self.cli(&["token", "list", "--tenant", tenant]);
+        let listed = String::from_utf8(listed.stdout).unwrap();
+        let id = listed
+            .lines()
+            .last()
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap();
+        assert!(self.cli(&["token", "revoke", id]).status.success());
+        token
+    }
+
     /// Starts `cidgate serve` as its own process against this test's database, after
     /// `configure` sets its environment and output, and waits until it is ready.
     /// Answers the child and its base URL.

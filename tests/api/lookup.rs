@@ -300,19 +300,7 @@ async fn every_authentication_failure_is_a_401_without_contact_data() {
     let acme = app.create_tenant("acme", "RO").await;
     app.put_contact(&acme.sync_token, "12345", &john_doe())
         .await;
-    let revoked = app.cli(&["token", "create", "--tenant", "acme", "--scope", "lookup"]);
-    let revoked = String::from_utf8(revoked.stdout).unwrap().trim().to_owned();
-    let listed = app.cli(&["token", "list", "--tenant", "acme"]);
-    let listed = String::from_utf8(listed.stdout).unwrap();
-    let revoked_id = listed
-        .lines()
-        .last()
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_owned();
-    assert!(app.cli(&["token", "revoke", &revoked_id]).status.success());
+    let revoked = app.revoked_lookup_token("acme");
     eventually(
         PROPAGATION,
         "the revocation reaches the gateway",

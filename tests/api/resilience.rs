@@ -138,6 +138,16 @@ async fn lookups_keep_answering_while_the_database_is_down_and_everything_recove
     .await;
     // The second number is never looked up: only the index knows it.
     index_holds(&db_app, &gateway, 2).await;
+    let revoked = db_app.revoked_lookup_token("acme");
+    eventually(
+        PROPAGATION,
+        "the gateway refuses the revoked token",
+        || async {
+            let answer = db_app.lookup_at(&gateway, &revoked, "0721000001").await;
+            answer.status() == 401
+        },
+    )
+    .await;
 
     proxy.set(Mode::Down);
     let http = &db_app.http;
@@ -172,6 +182,12 @@ async fn lookups_keep_answering_while_the_database_is_down_and_everything_recove
         "the index knows it is unknown"
     );
     assert_eq!(stranger.text().await.unwrap(), UNKNOWN_ANSWER);
+
+    // Tokens known to be no good stay refused without the database.
+    for token in [revoked.as_str(), "garbage", "cgl_short"] {
+        let refused = db_app.lookup_at(&gateway, token, "0721000001").await;
+        assert_eq!(refused.status(), 401, "token {token:?}");
+    }
 
     // A token created meanwhile cannot be checked: no data, but the call is routed.
     let globex = db_app.create_tenant("globex", "RO").await;
