@@ -22,6 +22,7 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "CIDGATE_DB_POOL_SIZE",
     "CIDGATE_DB_TIMEOUT_MS",
     "CIDGATE_WRITE_TIMEOUT_MS",
+    "CIDGATE_DB_START_WAIT_SECS",
     "CIDGATE_LOOKUP_STATEMENTS",
     "CIDGATE_LOG_FORMAT",
     "CIDGATE_WORKERS",
@@ -129,6 +130,11 @@ pub struct ServeSettings {
           value_parser = clap::value_parser!(u64).range(100..=600_000))]
     pub write_timeout_ms: u64,
 
+    /// How long `serve` waits at start for an unreachable database before giving up (s)
+    #[arg(long, env = "CIDGATE_DB_START_WAIT_SECS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub db_start_wait_secs: u64,
+
     /// Memory the lookup cache may use (bytes, estimated)
     #[arg(long, env = "CIDGATE_CACHE_MAX_BYTES", default_value_t = 256 * 1024 * 1024)]
     pub cache_max_bytes: u64,
@@ -211,6 +217,7 @@ impl ServeSettings {
             lookup_deadline_ms: 250,
             db_timeout_ms: 2_000,
             write_timeout_ms: 15_000,
+            db_start_wait_secs: 60,
             cache_max_bytes: 256 * 1024 * 1024,
             cache_ttl_found_secs: 600,
             cache_ttl_unknown_secs: 60,

@@ -43,7 +43,7 @@ impl Application {
         let pool_size = settings.db_pool_size.into();
         let primary_url = settings.database.database_url.expose();
         let pool = store::connect_pool(primary_url, pool_size, PRIMARY_POOL_WAIT)?;
-        store::migrate(&pool).await?;
+        migrate_when_reachable(&pool, Duration::from_secs(settings.db_start_wait_secs)).await?;
         store::popup::ensure_keys(&pool.get().await?)
             .await
             .context("creating screen-pop signing keys")?;
@@ -157,5 +157,31 @@ impl Application {
         let served = self.server.await;
         self.log_writer.stop(LOG_FLUSH_WAIT).await;
         served
+    }
+}
+
+/// Migrates, waiting up to `wait` for a database that cannot be reached yet (one that
+/// starts after the gateway, or a short outage during a deploy).
+async fn migrate_when_reachable(
+    pool: &deadpool_postgres::Pool,
+    wait: Duration,
+) -> anyhow::Result<()> {
+    let give_up = tokio::time::Instant::now() + wait;
+    let mut pause = Duration::from_millis(250);
+    loop {
+        match store::migrate(pool).await {
+            Err(e)
+                if store::is_unreachable(&e) && tokio::time::Instant::now() + pause < give_up =>
+            {
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    retry_in_ms = pause.as_millis() as u64,
+                    "waiting for the database"
+                );
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+            migrated => return migrated,
+        }
     }
 }

@@ -263,6 +263,44 @@ async fn lookups_keep_answering_while_the_database_is_down_and_everything_recove
 }
 
 #[tokio::test]
+async fn serve_waits_for_a_database_that_is_not_up_yet() {
+    let app = spawn_app().await;
+    let proxy = std::sync::Arc::new(DbProxy::start(&app.db.url).await);
+    proxy.set(Mode::Down);
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let opener = {
+        let (proxy, log) = (proxy.clone(), log.path().to_owned());
+        tokio::spawn(async move {
+            eventually(PROPAGATION, "serve says it waits", || async {
+                std::fs::read_to_string(&log)
+                    .is_ok_and(|text| text.contains("waiting for the database"))
+            })
+            .await;
+            proxy.set(Mode::Open);
+        })
+    };
+    let (mut server, base) = app
+        .serve_process(|command| {
+            command
+                .env("DATABASE_URL", proxy.url(&app.db.url))
+                .stderr(log.reopen().unwrap());
+        })
+        .await;
+    opener.await.unwrap();
+    assert_eq!(
+        app.http
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
+
+#[tokio::test]
 async fn a_hanging_database_still_gets_an_answer_by_the_deadline() {
     let db_app = spawn_app().await;
     let proxy = DbProxy::start(&db_app.db.url).await;
