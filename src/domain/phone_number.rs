@@ -74,13 +74,22 @@ impl PhoneNumber {
         if digits.len() > MAX_DIGITS {
             return Err(PhoneNumberError::TooManyDigits);
         }
-        let parsed = match international(body, &digits, region) {
-            // The library strips the *tenant's* trunk prefix from a foreign number
-            // (`+39 06…` lost Italy's 0 for a Romanian tenant, `+44 (0)20…` kept the 0
-            // for an American one); without a default region it applies the number's own.
-            Some(international) => phonenumber::parse(None, international)
-                .or_else(|_| phonenumber::parse(Some(region.0), body)),
-            None => phonenumber::parse(Some(region.0), body),
+        // The library strips the *tenant's* trunk prefix from a foreign number (`+39 06…`
+        // lost Italy's 0 for a Romanian tenant, `+44 (0)20…` kept the 0 for an American
+        // one); without a default region it applies the number's own.
+        let parsed = if body.starts_with('+') {
+            phonenumber::parse(None, body).or_else(|_| phonenumber::parse(Some(region.0), body))
+        } else {
+            let regional = phonenumber::parse(Some(region.0), body);
+            match &regional {
+                // Another country's code after the region's international prefix.
+                Ok(parsed) if Some(parsed.code().value()) != region.calling_code() => {
+                    after_international_prefix(&digits, region)
+                        .and_then(|international| phonenumber::parse(None, &international).ok())
+                        .map_or(regional, Ok)
+                }
+                _ => regional,
+            }
         };
         if let Ok(parsed) = parsed {
             // Length first: validation against the metadata costs ten times the parse,
@@ -221,18 +230,15 @@ fn uri_user(text: &str) -> &str {
     }
 }
 
-/// The number with its country code behind a `+`, when it was written with one (`+…`,
-/// or the region's international prefix: `00…` from Romania, `011…` from the US).
-fn international<'a>(body: &'a str, digits: &str, region: Region) -> Option<Cow<'a, str>> {
-    if body.starts_with('+') {
-        return Some(Cow::Borrowed(body));
-    }
+/// The number behind a `+`, when its digits start with the region's international prefix
+/// (`00…` from Romania, `011…` from the US).
+fn after_international_prefix(digits: &str, region: Region) -> Option<String> {
     let idd = phonenumber::metadata::DATABASE
         .by_id(region.0.as_ref())?
         .international_prefix()?;
     let rest = &digits[idd.find(digits).filter(|m| m.start() == 0)?.end()..];
     // A country code never starts with 0: `00` then was no international prefix.
-    (!rest.is_empty() && !rest.starts_with('0')).then(|| Cow::Owned(format!("+{rest}")))
+    (!rest.is_empty() && !rest.starts_with('0')).then(|| format!("+{rest}"))
 }
 
 /// Digits of a national number, its leading zeros (Italy) included.
@@ -306,6 +312,13 @@ impl Region {
 
     pub fn code(&self) -> &str {
         self.0.as_ref()
+    }
+
+    /// The region's country calling code (40 for RO).
+    pub fn calling_code(&self) -> Option<u16> {
+        phonenumber::metadata::DATABASE
+            .by_id(self.0.as_ref())
+            .map(|m| m.country_code())
     }
 
     /// The phone-number library's id of the region.
