@@ -117,9 +117,22 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::delete().to(contacts::delete_contact))
             .default_service(not_allowed("GET, PUT, DELETE")),
     );
+    // Load balancers may probe with HEAD.
+    cfg.service(
+        web::resource("/healthz")
+            .name("/healthz")
+            .route(web::get().to(health::healthz))
+            .route(web::head().to(health::healthz))
+            .default_service(not_allowed("GET, HEAD")),
+    )
+    .service(
+        web::resource("/readyz")
+            .name("/readyz")
+            .route(web::get().to(health::readyz))
+            .route(web::head().to(health::readyz))
+            .default_service(not_allowed("GET, HEAD")),
+    );
     for (path, handler) in [
-        ("/healthz", web::get().to(health::healthz)),
-        ("/readyz", web::get().to(health::readyz)),
         ("/metrics", web::get().to(health::metrics)),
         ("/openapi.json", web::get().to(openapi)),
         ("/pop/style.css", web::get().to(routes::pop::style)),

@@ -526,3 +526,17 @@ async fn lookup_answers_only_get() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"], "method_not_allowed");
 }
+
+#[tokio::test]
+async fn health_and_readiness_answer_head_probes_too() {
+    let app = spawn_app().await;
+    for path in ["/healthz", "/readyz"] {
+        let url = format!("{}{path}", app.address);
+        let head = app.http.head(&url).send().await.unwrap();
+        assert_eq!(head.status(), 200, "{path}");
+        assert_eq!(head.text().await.unwrap(), "", "{path}");
+        let post = app.http.post(&url).send().await.unwrap();
+        assert_eq!(post.status(), 405, "{path}");
+        assert_eq!(post.headers()["allow"], "GET, HEAD", "{path}");
+    }
+}
