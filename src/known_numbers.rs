@@ -249,7 +249,7 @@ mod tests {
             );
         }
         assert_eq!(
-            index.membership(t, &number("0720009000")),
+            index.membership(t, &number("0720900000")),
             Membership::Unknown
         );
         assert_eq!(
