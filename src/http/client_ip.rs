@@ -44,19 +44,26 @@ pub enum ForwardedHeader {
     Forwarded,
 }
 
-/// `Forwarded` `for=` values, left (origin) to right (nearest).
+/// `Forwarded` `for=` values, left (origin) to right (nearest). An element without
+/// exactly one `for=` (`proto=https` alone, junk) yields an empty value, which is no
+/// address: skipping it would let the element before it, the client's, count.
 fn forwarded(headers: &HeaderMap) -> Vec<String> {
     headers
         .get_all("forwarded")
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|element| {
-            element.split(';').find_map(|pair| {
+        .filter(|element| !element.trim().is_empty())
+        .map(|element| {
+            let mut fors = element.split(';').filter_map(|pair| {
                 let (name, value) = pair.split_once('=')?;
                 name.trim()
                     .eq_ignore_ascii_case("for")
-                    .then(|| value.trim().trim_matches('"').to_owned())
-            })
+                    .then(|| value.trim().trim_matches('"'))
+            });
+            match (fors.next(), fors.next()) {
+                (Some(value), None) => value.to_owned(),
+                _ => String::new(),
+            }
         })
         .collect()
 }
@@ -184,6 +191,29 @@ mod tests {
             ForwardedHeader::Forwarded,
         );
         assert_eq!(hidden, None);
+    }
+
+    #[test]
+    fn a_forwarded_element_without_one_for_gives_no_address() {
+        let fwd = |value: &str| {
+            let h = headers(&[("forwarded", value)]);
+            super::resolve(
+                Some(ip("10.0.0.1")),
+                &h,
+                &trusted(),
+                ForwardedHeader::Forwarded,
+            )
+        };
+        for value in [
+            "for=198.51.100.7, proto=https",
+            "for=198.51.100.7, by=10.0.0.1",
+            "for=198.51.100.7, garbage",
+            "garbage",
+            "for=198.51.100.7;for=203.0.113.1",
+        ] {
+            assert_eq!(fwd(value), None, "{value}");
+        }
+        assert_eq!(fwd("for=198.51.100.7, "), Some(ip("198.51.100.7")));
     }
 
     #[test]
