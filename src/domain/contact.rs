@@ -229,8 +229,14 @@ impl<'a> Checker<'a> {
 
     fn url(&mut self, field: &str) -> Option<String> {
         let raw = self.text(field, MAX_URL_LEN)?;
+        // The text is what pages link to, so it must say `//` itself: the URL parser
+        // reads `http:alert(1)` as `http://alert(1)/`, a browser as a relative link.
+        let lower = raw.get(..8).unwrap_or(&raw).to_ascii_lowercase();
+        let spelled_out = lower.starts_with("http://") || lower.starts_with("https://");
         match url::Url::parse(&raw) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") && u.has_host() => Some(raw),
+            Ok(u) if spelled_out && matches!(u.scheme(), "http" | "https") && u.has_host() => {
+                Some(raw)
+            }
             _ => {
                 self.fail(field, "must be an absolute http:// or https:// URL");
                 None
@@ -374,6 +380,24 @@ mod tests {
         let errors = validate(json!({"name": "A", "phones": ["anonymous"]})).unwrap_err();
         assert_eq!(errors[0].field, "phones[0]");
         assert_eq!(errors[0].message, "is empty or withheld");
+    }
+
+    #[test]
+    fn a_crm_url_must_spell_out_its_scheme_and_host() {
+        for url in [
+            "http:alert(1)",
+            "https:example.com/x",
+            "javascript:alert(1)",
+            "//example.com",
+        ] {
+            let body = json!({"name": "A", "phones": ["0721234567"], "crm_url": url});
+            let errors = validate(body).unwrap_err();
+            assert_eq!(fields(errors), ["crm_url"], "{url}");
+        }
+        for url in ["https://crm.example.com/c/1", "HTTP://crm.example.com"] {
+            let body = json!({"name": "A", "phones": ["0721234567"], "crm_url": url});
+            assert!(validate(body).is_ok(), "{url}");
+        }
     }
 
     #[test]
