@@ -14,12 +14,18 @@ pub enum LogFormat {
 /// Installs the global subscriber at `default_level` (`RUST_LOG` overrides it).
 /// Logs go to stderr so that command output (a new token) stays alone on stdout.
 pub fn init(format: LogFormat, default_level: &str) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+    let filter = match std::env::var("RUST_LOG") {
+        // The driver logs every statement's parameters (callers' numbers, names) at
+        // debug: only when asked for by name, never through a plain `RUST_LOG=debug`.
+        Ok(directives) if !directives.contains("tokio_postgres") => {
+            EnvFilter::new(format!("{directives},tokio_postgres=info"))
+        }
+        Ok(directives) => EnvFilter::new(directives),
         // The migration library and the driver narrate routine work at info.
-        EnvFilter::new(format!(
+        Err(_) => EnvFilter::new(format!(
             "{default_level},refinery_core=warn,tokio_postgres=warn"
-        ))
-    });
+        )),
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
