@@ -114,6 +114,9 @@ pub enum TenantCommand {
     },
 }
 
+const MAX_POPUP_TTL_SECS: u64 = 7 * 24 * 3600;
+const MAX_GRACE_SECS: u64 = 30 * 24 * 3600;
+
 /// Screen-pop settings of a tenant; only the ones given change.
 #[derive(Debug, Args)]
 pub struct PopupArgs {
@@ -151,6 +154,11 @@ impl PopupArgs {
     fn apply(self, settings: &mut PopupSettings) -> anyhow::Result<()> {
         if let Some(ttl) = self.popup_ttl {
             anyhow::ensure!(ttl.as_secs() >= 60, "--popup-ttl: at least one minute");
+            // A link is a capability to contact data that cannot be revoked one by one.
+            anyhow::ensure!(
+                ttl.as_secs() <= MAX_POPUP_TTL_SECS,
+                "--popup-ttl: at most 7 days (168h)"
+            );
             settings.ttl_secs = ttl.as_secs();
         }
         if let Some(t) = self.crm_url_template {
@@ -467,6 +475,10 @@ async fn token(cmd: TokenCommand) -> anyhow::Result<()> {
             }
         }
         TokenCommand::Rotate { id, grace, db } => {
+            anyhow::ensure!(
+                grace.as_secs() <= MAX_GRACE_SECS,
+                "--grace: at most 30 days (720h); the old token should stop working soon"
+            );
             let pool = migrated_pool(&db).await?;
             let mut client = pool.get().await?;
             let tx = client.transaction().await?;

@@ -355,6 +355,13 @@ async fn a_rotated_token_works_through_its_grace_period_and_then_stops() {
         .next()
         .unwrap()
         .to_owned();
+    // A capability that outlives its purpose is refused: grace and popup TTL are capped.
+    let forever = app.cli(&["token", "rotate", &new_id, "--grace", "1000000h"]);
+    assert_eq!(forever.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&forever.stderr).contains("--grace: at most 30 days"));
+    let forever = app.cli(&["tenant", "set", "acme", "--popup-ttl", "1000000h"]);
+    assert_eq!(forever.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&forever.stderr).contains("--popup-ttl: at most 7 days"));
     let again = app.cli(&["token", "rotate", &new_id, "--grace", "0s"]);
     assert!(again.status.success());
     eventually(PROPAGATION, "the ended token is refused", || async {
