@@ -164,7 +164,7 @@ impl RateLimits {
         if self.ms_since_epoch(Instant::now()) >= self.blocks_end_ms.load(Ordering::Acquire) {
             return Ok(());
         }
-        let Some(until) = ip.and_then(|ip| self.blocked.get(&ip)) else {
+        let Some(until) = ip.and_then(|ip| self.blocked.get(&source(ip))) else {
             return Ok(());
         };
         match until.checked_duration_since(Instant::now()) {
@@ -179,7 +179,9 @@ impl RateLimits {
     /// After a failed authentication from `ip`: over the limit, the address is blocked
     /// until the limiter has room again.
     pub fn failed_auth(&self, ip: Option<IpAddr>) -> Result<(), Limited> {
-        let Some(ip) = ip else { return Ok(()) };
+        let Some(ip) = ip.map(source) else {
+            return Ok(());
+        };
         let limited = self.check(&self.failure_limiter(ip), Limit::AuthFailures);
         if let Err(over) = &limited {
             let until = Instant::now() + over.retry_after;
@@ -198,6 +200,18 @@ impl RateLimits {
     pub fn tracked_addresses(&self) -> u64 {
         self.failures.run_pending_tasks();
         self.failures.entry_count()
+    }
+}
+
+/// Who failed authentications are counted against: an IPv4 address, or an IPv6 /64
+/// (one subscriber's or host's network; counting per address would give anyone with a
+/// /64 unlimited guesses).
+fn source(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => IpAddr::V6(std::net::Ipv6Addr::from(
+            u128::from(v6) & !u128::from(u64::MAX),
+        )),
     }
 }
 
@@ -252,10 +266,26 @@ mod tests {
     }
 
     #[test]
+    fn an_ipv6_network_counts_as_one_source() {
+        let limits = limits(1, 1, 3);
+        let host = |n: u16| IpAddr::from(std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 7, 0, 0, 0, n));
+        let refused = (1..=5)
+            .filter(|&n| limits.failed_auth(Some(host(n))).is_err())
+            .count();
+        assert_eq!(
+            refused, 2,
+            "the fourth and fifth failures of one /64 are over"
+        );
+        assert!(limits.refuse_guessing(Some(host(99))).is_err());
+        let elsewhere = IpAddr::from(std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 8, 0, 0, 0, 1));
+        assert!(limits.refuse_guessing(Some(elsewhere)).is_ok());
+    }
+
+    #[test]
     fn tracked_addresses_stay_bounded_under_a_flood() {
         let limits = limits(1, 1, 10);
         for i in 0..(MAX_TRACKED_ADDRESSES + 20_000) {
-            let ip = IpAddr::from(std::net::Ipv6Addr::from(u128::from(i) + 1));
+            let ip = IpAddr::from(std::net::Ipv6Addr::from((u128::from(i) + 1) << 64));
             let _ = limits.failed_auth(Some(ip));
         }
         assert!(limits.tracked_addresses() <= MAX_TRACKED_ADDRESSES);
