@@ -261,6 +261,14 @@ pub fn parse_network(raw: &str) -> Result<IpNetwork, String> {
     let network: IpNetwork = raw.trim().parse().map_err(|_| {
         format!("`{raw}` is not an IP address or CIDR network such as 203.0.113.0/24")
     })?;
+    // Clients' IPv4-mapped addresses are compared as IPv4, so such a range is one too.
+    let network = match network {
+        IpNetwork::V6(v6) if v6.prefix() >= 96 => match v6.network().to_ipv4_mapped() {
+            Some(v4) => IpNetwork::new(v4.into(), v6.prefix() - 96).map_err(|e| e.to_string())?,
+            None => network,
+        },
+        _ => network,
+    };
     // The network itself: 10.1.2.3/8 means 10.0.0.0/8.
     IpNetwork::new(network.network(), network.prefix()).map_err(|e| e.to_string())
 }
@@ -268,7 +276,14 @@ pub fn parse_network(raw: &str) -> Result<IpNetwork, String> {
 /// A browser origin: scheme, host and optional port, nothing else.
 pub fn parse_origin(raw: &str) -> Result<String, String> {
     let url = parse_base_url(raw.trim())?;
-    if url.path() != "/" || raw.trim().ends_with('/') {
+    // A header carries it verbatim: a host name of letters, digits, dots and dashes, or
+    // an IP address.
+    let plain_host = matches!(url.host(), Some(url::Host::Ipv4(_) | url::Host::Ipv6(_)))
+        || url.host_str().is_some_and(|h| {
+            h.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+        });
+    if url.path() != "/" || raw.trim().ends_with('/') || !plain_host {
         return Err(format!(
             "`{raw}` is not an origin such as https://crm.example.com"
         ));
@@ -321,6 +336,36 @@ mod tests {
         assert!(parse_base_url("gw.example.com").is_err());
         assert!(parse_base_url("ftp://gw.example.com").is_err());
         assert!(parse_base_url("https://gw.example.com/?a=1").is_err());
+    }
+
+    #[test]
+    fn ipv4_mapped_networks_are_stored_as_ipv4() {
+        let parsed = |raw: &str| parse_network(raw).unwrap().to_string();
+        assert_eq!(parsed("::ffff:127.0.0.4/128"), "127.0.0.4/32");
+        assert_eq!(parsed("::ffff:127.0.0.16/124"), "127.0.0.16/28");
+        assert_eq!(parsed("::ffff:0:0/96"), "0.0.0.0/0");
+        assert_eq!(parsed("2001:db8::/32"), "2001:db8::/32");
+        assert_eq!(parsed("10.1.2.3/8"), "10.0.0.0/8");
+    }
+
+    #[test]
+    fn origins_are_plain_scheme_host_and_port() {
+        assert_eq!(
+            parse_origin("https://crm.example.com").unwrap(),
+            "https://crm.example.com"
+        );
+        assert_eq!(
+            parse_origin("http://10.0.0.5:8080").unwrap(),
+            "http://10.0.0.5:8080"
+        );
+        assert!(parse_origin("http://[2001:db8::1]").is_ok());
+        for bad in [
+            "http://x\"",
+            "https://crm.example.com/app",
+            "https://a.example/?q",
+        ] {
+            assert!(parse_origin(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
