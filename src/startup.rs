@@ -86,8 +86,12 @@ impl Application {
         let port = listener.local_addr()?.port();
         let public_url = match &settings.public_url {
             Some(url) => url.clone(),
-            None => Url::parse(&format!("http://{}:{port}", settings.listen.ip()))
-                .context("deriving the public URL from CIDGATE_LISTEN")?,
+            // A socket address brackets an IPv6 host (`http://[::1]:8080`).
+            None => Url::parse(&format!(
+                "http://{}",
+                std::net::SocketAddr::new(settings.listen.ip(), port)
+            ))
+            .context("deriving the public URL from CIDGATE_LISTEN")?,
         };
         let database = LookupBatcher::spawn(
             lookup_pool,
