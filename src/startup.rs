@@ -86,12 +86,7 @@ impl Application {
         let port = listener.local_addr()?.port();
         let public_url = match &settings.public_url {
             Some(url) => url.clone(),
-            // A socket address brackets an IPv6 host (`http://[::1]:8080`).
-            None => Url::parse(&format!(
-                "http://{}",
-                std::net::SocketAddr::new(settings.listen.ip(), port)
-            ))
-            .context("deriving the public URL from CIDGATE_LISTEN")?,
+            None => derived_public_url(settings.listen.ip(), port)?,
         };
         let database = LookupBatcher::spawn(
             lookup_pool,
@@ -187,5 +182,22 @@ async fn migrate_when_reachable(
             }
             migrated => return migrated,
         }
+    }
+}
+
+/// The public URL when none is configured: the listening address itself (a socket
+/// address brackets an IPv6 host, `http://[::1]:8080`).
+fn derived_public_url(ip: std::net::IpAddr, port: u16) -> anyhow::Result<Url> {
+    Url::parse(&format!("http://{}", std::net::SocketAddr::new(ip, port)))
+        .context("deriving the public URL from CIDGATE_LISTEN")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_derived_public_url_brackets_ipv6() {
+        let url = |ip: &str| super::derived_public_url(ip.parse().unwrap(), 8080).unwrap();
+        assert_eq!(url("::1").as_str(), "http://[::1]:8080/");
+        assert_eq!(url("127.0.0.1").as_str(), "http://127.0.0.1:8080/");
     }
 }
