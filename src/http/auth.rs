@@ -228,9 +228,22 @@ fn parse_token(presented: Option<String>, scope: TokenScope) -> Result<ApiToken,
         .ok_or(INVALID_TOKEN)
 }
 
+/// The one `Authorization` header; several that differ are refused (which one counts
+/// would be anybody's guess).
+fn authorization(req: &HttpRequest) -> Result<Option<&header::HeaderValue>, ApiError> {
+    let mut values = req.headers().get_all(header::AUTHORIZATION);
+    let first = values.next();
+    if first.is_some_and(|first| values.any(|other| other != first)) {
+        return Err(ApiError::Unauthorized(
+            "several different Authorization headers were sent",
+        ));
+    }
+    Ok(first)
+}
+
 /// The token of an `Authorization: Bearer …` header, if one was sent.
 fn bearer_token(req: &HttpRequest) -> Result<Option<String>, ApiError> {
-    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+    let Some(value) = authorization(req)? else {
         return Ok(None);
     };
     let value = value
@@ -251,8 +264,9 @@ fn bearer_token(req: &HttpRequest) -> Result<Option<String>, ApiError> {
 /// Another kind of Authorization header (Basic credentials for a proxy on the way) is
 /// not cidgate's to read: the parameter, or the source address, identifies the PBX.
 fn presented_lookup_token(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+    authorization(req)?;
     let header = bearer_token(req).unwrap_or(None);
-    let query = query_token(req).map(|t| t.trim().to_owned());
+    let query = query_token(req)?;
     match (header, query) {
         (Some(header), Some(query)) if header != query => Err(ApiError::Unauthorized(
             "the Authorization header and the token parameter name different tokens",
@@ -261,8 +275,19 @@ fn presented_lookup_token(req: &HttpRequest) -> Result<Option<String>, ApiError>
     }
 }
 
-fn query_token(req: &HttpRequest) -> Option<String> {
-    form_urlencoded::parse(req.query_string().as_bytes())
-        .find(|(name, _)| name == "token")
-        .map(|(_, value)| value.into_owned())
+/// The `token` parameter; given twice, both must name the same token.
+fn query_token(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+    let mut tokens = form_urlencoded::parse(req.query_string().as_bytes())
+        .filter(|(name, _)| name == "token")
+        .map(|(_, value)| value.trim().to_owned());
+    let first = tokens.next();
+    if first
+        .as_ref()
+        .is_some_and(|first| tokens.any(|other| &other != first))
+    {
+        return Err(ApiError::Unauthorized(
+            "the token parameter is given twice with different tokens",
+        ));
+    }
+    Ok(first)
 }

@@ -326,6 +326,20 @@ async fn every_authentication_failure_is_a_401_without_contact_data() {
                 .get(format!("{lookup_url}&token={}", acme.sync_token)),
         ),
         (
+            "two different token parameters",
+            app.http.get(format!(
+                "{lookup_url}&token={}&token={revoked}",
+                acme.lookup_token
+            )),
+        ),
+        (
+            "two different Bearer headers",
+            app.http
+                .get(&lookup_url)
+                .header("Authorization", format!("Bearer {}", acme.lookup_token))
+                .header("Authorization", format!("Bearer {revoked}")),
+        ),
+        (
             "not a bearer header",
             app.http
                 .get(&lookup_url)
