@@ -228,13 +228,17 @@ pub struct BatchWriter<'a, C> {
 }
 
 impl<'a, C: GenericClient> BatchWriter<'a, C> {
-    /// Locks the tenant against deletion until the transaction ends (what a foreign key
-    /// check did for every row, done once), so no contact is written for a tenant that is
-    /// being removed.
+    /// Locks the tenant row until the transaction ends. Against deletion (what a foreign
+    /// key check did for every row, done once), and against the tenant's other writers:
+    /// they take turns. Row locks cannot order writes to contacts that do not exist yet
+    /// (there is no row to lock), so a newer delete and an older create of one new
+    /// contact could both commit, the older write winning. Waiting here, each writer
+    /// reads what the one before it committed. `FOR NO KEY UPDATE` leaves rows that
+    /// merely reference the tenant (new tokens, keys) unblocked.
     pub async fn begin(client: &'a C, tenant: TenantId) -> anyhow::Result<Self> {
         let found = client
             .query_opt(
-                "SELECT 1 FROM tenants WHERE id = $1 FOR KEY SHARE",
+                "SELECT 1 FROM tenants WHERE id = $1 FOR NO KEY UPDATE",
                 &[&tenant.0],
             )
             .await
@@ -426,13 +430,10 @@ async fn apply_chunk(
     Ok(())
 }
 
-/// True when a write lost a race with another writer and nothing of it was written, so
-/// running it again in a new transaction is the answer: another writer created a
-/// contact this batch was creating after the batch looked (a unique violation; the
-/// next attempt finds it and applies the ordering rule), or PostgreSQL aborted it to
-/// break a deadlock with a concurrent batch over the same contacts (batches of more
-/// than one chunk lock each chunk in id order, not the whole batch) or a serialization
-/// conflict.
+/// True when PostgreSQL aborted a write that wrote nothing, so running it again in a
+/// new transaction is the answer: a unique violation, a deadlock or a serialization
+/// conflict. A tenant's writers take turns (`BatchWriter::begin`), so these should not
+/// happen between them; the retry stays for what PostgreSQL may abort regardless.
 pub fn worth_retrying(error: &anyhow::Error) -> bool {
     error.chain().any(|cause| {
         cause

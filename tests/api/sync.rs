@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{PROPAGATION, UNKNOWN_ANSWER, eventually, spawn_app};
+use crate::helpers::{PROPAGATION, UNKNOWN_ANSWER, eventually, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn put_creates_then_replaces_and_get_reads_it_back() {
@@ -159,6 +159,47 @@ async fn a_contact_called_batch_is_read_replaced_and_deleted_like_any_other() {
         .unwrap();
     assert_eq!(response.status(), 405);
     assert_eq!(response.headers()["allow"], "GET, PUT, DELETE, POST");
+}
+
+#[tokio::test]
+async fn a_newer_delete_racing_an_older_create_wins_every_time() {
+    let app = spawn_app_with(|s| s.sync_rate = 10_000).await;
+    let acme = app.create_tenant("acme", "RO").await;
+    // Contacts that do not exist yet: there is no row to lock, so only the writers'
+    // own ordering keeps the older create from landing after the newer delete.
+    let races = (1..=40).map(|i| {
+        let id = format!("race-{i}");
+        let delete = app
+            .http
+            .delete(format!(
+                "{}/api/v1/contacts/{id}?updated_at=2026-11-20T10:00:22Z",
+                app.address
+            ))
+            .bearer_auth(&acme.sync_token)
+            .send();
+        let body = json!({"name": "Older", "phones": [format!("0721{i:06}")],
+                          "updated_at": "2026-11-20T10:00:21Z"});
+        let create = app
+            .http
+            .put(format!("{}/api/v1/contacts/{id}", app.address))
+            .bearer_auth(&acme.sync_token)
+            .json(&body)
+            .send();
+        async move {
+            let (deleted, created) = tokio::join!(delete, create);
+            assert_eq!(deleted.unwrap().status(), 204);
+            assert!([200, 201].contains(&created.unwrap().status().as_u16()));
+            id
+        }
+    });
+    for id in futures_util::future::join_all(races).await {
+        let stored = app.get_contact(&acme.sync_token, &id).await;
+        assert_eq!(
+            stored.status(),
+            404,
+            "{id}: the older create outlived the newer delete"
+        );
+    }
 }
 
 #[tokio::test]
