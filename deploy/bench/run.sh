@@ -484,6 +484,10 @@ run_oha rate_cached "$(lookup_url 0720000001)"
 run_oha rate_unknown "$(lookup_url 0739999999)"
 gw_hwm_kb=$(proc_kb "$gw_pid" VmHWM)
 gw_rss_kb=$(proc_kb "$gw_pid" VmRSS)
+# Lookups the log could not keep up with are dropped and counted, never waited for.
+log_written=$(metric cidgate_lookup_log_written_total)
+log_dropped=$(metric cidgate_lookup_log_dropped_total)
+say "lookup log: $log_written written, $log_dropped dropped"
 say "gateway VmHWM ${gw_hwm_kb} kB, VmRSS ${gw_rss_kb} kB"
 stop_pid "$gw_pid"
 forget_pid "$gw_pid"
@@ -621,6 +625,7 @@ report=$here/results/latest.md
 	printf '| bulk rate, one sender (contacts/s) | %s |\n' "$bulk_rate"
 	printf '| bulk batch API, two concurrent senders: %s contacts (s) | %s |\n' "$bulk_total" "$bulk2_secs"
 	printf '| bulk rate, two senders (contacts/s) | %s |\n' "$bulk2_rate"
+	printf '| lookup log entries written / dropped during runs b-g (the writer may lag) | %s / %s |\n' "$log_written" "$log_dropped"
 	printf '| gateway peak RSS, VmHWM after runs b-g (MiB) | %s |\n' "$(awk -v k="$gw_hwm_kb" 'BEGIN { printf "%.1f", k / 1024 }')"
 	printf '| gateway peak RSS, VmHWM of the memory run (MiB) | %s |\n' "$(awk -v k="$mem_hwm_kb" 'BEGIN { printf "%.1f", k / 1024 }')"
 	printf '| memory run: RSS before -> after (MiB) | %s -> %s |\n' \
