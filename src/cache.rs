@@ -4,7 +4,7 @@
 //! answer for `keep_stale` more, an unknown one not at all.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use moka::future::Cache;
@@ -48,6 +48,10 @@ pub struct AnswerCache {
     generation: Arc<AtomicU32>,
     /// Bumped by every invalidation, so a load that raced with one is not trusted.
     invalidations: Arc<AtomicU64>,
+    /// True while the notification listener is connected. Without it this instance does
+    /// not hear of writes made elsewhere, so no answer counts as fresh: each lookup asks
+    /// the database, and the cache only stands in when the database cannot answer.
+    watched: Arc<AtomicBool>,
 }
 
 impl CacheSettings {
@@ -96,7 +100,13 @@ impl AnswerCache {
             epoch: Instant::now(),
             generation: Arc::new(AtomicU32::new(0)),
             invalidations: Arc::new(AtomicU64::new(0)),
+            watched: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// Whether notifications reach this instance now (the listener's state).
+    pub fn set_watched(&self, watched: bool) {
+        self.watched.store(watched, Ordering::Release);
     }
 
     fn now_ms(&self) -> u64 {
@@ -108,7 +118,8 @@ impl AnswerCache {
     }
 
     fn is_fresh(&self, cached: &Cached) -> bool {
-        cached.trusted
+        self.watched.load(Ordering::Acquire)
+            && cached.trusted
             && cached.generation == self.generation.load(Ordering::Acquire)
             && self.age(cached) < self.settings.fresh_for(&cached.hit)
     }
@@ -210,13 +221,33 @@ mod tests {
 
     const HOUR: Duration = Duration::from_secs(3600);
 
+    /// A cache whose listener is connected.
     fn cache(found_ttl: Duration, unknown_ttl: Duration, keep_stale: Duration) -> AnswerCache {
-        AnswerCache::new(CacheSettings {
+        let cache = AnswerCache::new(CacheSettings {
             max_bytes: 1 << 20,
             found_ttl,
             unknown_ttl,
             keep_stale,
-        })
+        });
+        cache.set_watched(true);
+        cache
+    }
+
+    #[tokio::test]
+    async fn nothing_is_fresh_while_no_listener_reports_writes() {
+        let cache = cache(HOUR, HOUR, HOUR);
+        cache
+            .get_or_load(key(), || async { Ok(None) })
+            .await
+            .unwrap();
+        assert_eq!(cache.fresh(&key()).await, Some(None));
+        cache.set_watched(false);
+        assert_eq!(cache.fresh(&key()).await, None);
+        assert_eq!(
+            cache.last_known(&key()).await,
+            Some(None),
+            "still a fallback"
+        );
     }
 
     fn key() -> CacheKey {

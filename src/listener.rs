@@ -74,6 +74,7 @@ impl Listener {
                 let result = self.session(&connected_tx).await;
                 let was_connected = connected_tx.send_replace(false);
                 self.metrics.gauges.listener_connected.set(0);
+                self.cache.set_watched(false);
                 self.cache.flush();
                 match result {
                     Ok(()) => {
@@ -136,6 +137,7 @@ impl Listener {
             numbers,
             "listening for changes; directory and number index loaded"
         );
+        self.cache.set_watched(true);
         connected.send_replace(true);
         self.metrics.gauges.listener_connected.set(1);
 
