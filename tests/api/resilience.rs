@@ -594,6 +594,12 @@ async fn lookups_read_from_the_replica_and_a_hanging_one_still_answers_and_is_lo
     assert!(read_pool.is_some_and(|open| open >= 1.0), "{read_pool:?}");
 }
 
+/// Romanian mobile number `i` (0721000000 + i), normalized.
+fn ro_number(i: u32) -> cidgate::domain::PhoneNumber {
+    let ro = cidgate::domain::Region::parse("RO").unwrap();
+    cidgate::domain::PhoneNumber::parse(&format!("0721{i:06}"), ro).unwrap()
+}
+
 async fn degraded_log_entries(app: &TestApp) -> i64 {
     let client = app.pool.get().await.unwrap();
     let row = client
@@ -617,7 +623,7 @@ async fn tenant_id(app: &TestApp, slug: &str) -> cidgate::domain::TenantId {
 
 #[tokio::test]
 async fn misses_waiting_at_once_share_one_statement_and_each_get_their_own_answer() {
-    use cidgate::domain::{PhoneNumber, Region};
+    use cidgate::domain::PhoneNumber;
     use cidgate::lookup_batch::LookupBatcher;
 
     let app = spawn_app().await;
@@ -642,8 +648,6 @@ async fn misses_waiting_at_once_share_one_statement_and_each_get_their_own_answe
         tenant_id(&app, "acme").await,
         tenant_id(&app, "globex").await,
     );
-    let ro = Region::parse("RO").unwrap();
-    let number = |i: u32| PhoneNumber::parse(&format!("0721{i:06}"), ro).unwrap();
 
     // One statement slot: in this single-threaded test runtime every miss below is
     // queued before the batcher first runs, so all of them go out together.
@@ -655,10 +659,10 @@ async fn misses_waiting_at_once_share_one_statement_and_each_get_their_own_answe
         metrics.clone(),
     );
     let mut asked: Vec<(cidgate::domain::TenantId, PhoneNumber)> =
-        (0..40).map(|i| (acme_id, number(i))).collect();
-    asked.push((globex_id, number(7)));
-    asked.push((globex_id, number(8)));
-    asked.push((acme_id, number(999)));
+        (0..40).map(|i| (acme_id, ro_number(i))).collect();
+    asked.push((globex_id, ro_number(7)));
+    asked.push((globex_id, ro_number(8)));
+    asked.push((acme_id, ro_number(999)));
     let answers =
         futures_util::future::join_all(asked.iter().map(|(t, n)| batcher.find(*t, n))).await;
 
@@ -693,7 +697,7 @@ async fn misses_waiting_at_once_share_one_statement_and_each_get_their_own_answe
 
 #[tokio::test]
 async fn a_batch_the_database_cannot_answer_fails_every_miss_in_it() {
-    use cidgate::domain::{PhoneNumber, Region};
+    use cidgate::domain::PhoneNumber;
     use cidgate::lookup_batch::LookupBatcher;
 
     let app = spawn_app().await;
@@ -711,10 +715,7 @@ async fn a_batch_the_database_cannot_answer_fails_every_miss_in_it() {
         std::time::Duration::from_secs(1),
         cidgate::metrics::Metrics::new(),
     );
-    let ro = Region::parse("RO").unwrap();
-    let numbers: Vec<PhoneNumber> = (0..3)
-        .map(|i| PhoneNumber::parse(&format!("0721{i:06}"), ro).unwrap())
-        .collect();
+    let numbers: Vec<PhoneNumber> = (0..3).map(ro_number).collect();
     let tenant = cidgate::domain::TenantId(1);
 
     let answers =
@@ -725,7 +726,7 @@ async fn a_batch_the_database_cannot_answer_fails_every_miss_in_it() {
 
 #[tokio::test]
 async fn misses_are_shed_when_the_queue_is_full_or_they_waited_too_long() {
-    use cidgate::domain::{PhoneNumber, Region};
+    use cidgate::domain::PhoneNumber;
     use cidgate::lookup_batch::LookupBatcher;
 
     let app = spawn_app().await;
@@ -738,12 +739,9 @@ async fn misses_are_shed_when_the_queue_is_full_or_they_waited_too_long() {
         std::time::Duration::ZERO,
         metrics.clone(),
     );
-    let ro = Region::parse("RO").unwrap();
     // One more than the queue holds, all queued before the batcher first runs (this
     // test's runtime has one thread).
-    let numbers: Vec<PhoneNumber> = (0..1025)
-        .map(|i| PhoneNumber::parse(&format!("0721{i:06}"), ro).unwrap())
-        .collect();
+    let numbers: Vec<PhoneNumber> = (0..1025).map(ro_number).collect();
     let tenant = cidgate::domain::TenantId(1);
 
     let answers =
