@@ -28,7 +28,8 @@ const WITHHELD: &[&str] = &[
 ];
 
 /// A phone number in its stored form: E.164 (`+40721234567`) when the phone-number
-/// library recognises it, otherwise the bare digits (short internal extensions).
+/// library recognises it, otherwise the digits as given, with their `+` if written with one (bare digits are
+/// internal extensions).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PhoneNumber(String);
 
@@ -91,6 +92,7 @@ impl PhoneNumber {
                 _ => regional,
             }
         };
+        let parsed = parsed.map(|parsed| without_mexican_legacy_prefix(&parsed).unwrap_or(parsed));
         if let Ok(parsed) = parsed {
             // Length first: validation against the metadata costs ten times the parse,
             // and only short numbers need it to tell a real number from an extension.
@@ -102,6 +104,11 @@ impl PhoneNumber {
                     return Ok(Self(e164));
                 }
             }
+        }
+        // Written with a `+`, it is no internal extension even when too short for a real
+        // number: `+40 123` must not meet extension 40123.
+        if body.starts_with('+') {
+            return Ok(Self(format!("+{digits}")));
         }
         Ok(Self(digits))
     }
@@ -239,6 +246,27 @@ fn after_international_prefix(digits: &str, region: Region) -> Option<String> {
     let rest = &digits[idd.find(digits).filter(|m| m.start() == 0)?.end()..];
     // A country code never starts with 0: `00` then was no international prefix.
     (!rest.is_empty() && !rest.starts_with('0')).then(|| format!("+{rest}"))
+}
+
+/// A Mexican number without the prefixes Mexico dropped in 2019 and that old address books,
+/// CRMs and messaging apps still write: the `1` of mobiles after `+52`, the `044`/`045`
+/// mobile and `01` long-distance prefixes. The library's current metadata knows none of
+/// them, so `+52 1 55 1234 5678` would not meet the caller's `+52 55 1234 5678`.
+fn without_mexican_legacy_prefix(
+    parsed: &phonenumber::PhoneNumber,
+) -> Option<phonenumber::PhoneNumber> {
+    const MEXICO: u16 = 52;
+    const NATIONAL_DIGITS: usize = 10;
+    if parsed.code().value() != MEXICO {
+        return None;
+    }
+    let national = parsed.national().to_string();
+    let rest = ["1", "044", "045", "01"]
+        .iter()
+        .find_map(|prefix| national.strip_prefix(prefix))
+        .filter(|rest| rest.len() == NATIONAL_DIGITS)?;
+    let current = phonenumber::parse(None, format!("+{MEXICO}{rest}")).ok()?;
+    (!parsed.is_valid() && current.is_valid()).then_some(current)
 }
 
 /// Digits of a national number, its leading zeros (Italy) included.
@@ -390,6 +418,31 @@ mod tests {
     }
 
     #[test]
+    fn mexicos_legacy_prefixes_meet_the_current_number() {
+        for (raw, region) in [
+            ("+52 55 1234 5678", "MX"),
+            ("55 1234 5678", "MX"),
+            ("+52 1 55 1234 5678", "MX"),
+            ("+5215512345678", "US"),
+            ("00 52 1 55 1234 5678", "RO"),
+            ("044 55 1234 5678", "MX"),
+            ("045 55 1234 5678", "MX"),
+            ("01 55 1234 5678", "MX"),
+        ] {
+            let parsed = PhoneNumber::parse(raw, Region::parse(region).unwrap()).map(|n| n.0);
+            assert_eq!(parsed.as_deref(), Ok("+525512345678"), "{raw} in {region}");
+        }
+        // A prefix only goes when what follows is a Mexican number.
+        let mx = Region::parse("MX").unwrap();
+        assert_ne!(
+            PhoneNumber::parse("+52 1 00 1234 5678", mx).unwrap().0,
+            "+520012345678"
+        );
+        // Other countries' numbers that start alike keep their digits.
+        assert_eq!(ro("+1 555 123 4567").as_deref(), Ok("+15551234567"));
+    }
+
+    #[test]
     fn the_e164_form_is_the_librarys() {
         for (raw, region) in [
             ("0721234567", "RO"),
@@ -450,6 +503,7 @@ mod tests {
     fn short_extensions_are_kept_as_digits() {
         assert_eq!(ro("101").as_deref(), Ok("101"));
         assert_eq!(ro("2 001").as_deref(), Ok("2001"));
+        assert_eq!(ro("+40 123").as_deref(), Ok("+40123"), "a + is no extension");
     }
 
     #[test]
