@@ -77,6 +77,17 @@ pub enum PopupCommand {
         #[command(flatten)]
         db: DatabaseArgs,
     },
+    /// Stop accepting links signed with an older key at once (a key that leaked); the
+    /// newest key cannot be retired: rotate first
+    RetireKey {
+        #[arg(long)]
+        tenant: String,
+        /// The key's number, as in the links it signed (`….<key id>.<signature>`)
+        #[arg(long)]
+        key_id: i32,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -318,6 +329,15 @@ pub async fn run(command: Command) -> anyhow::Result<Exit> {
             let key_id = store::popup::rotate_key(&pool.get().await?, tenant.id).await?;
             eprintln!(
                 "`{}` now signs screen-pop links with key {key_id}",
+                tenant.slug
+            );
+        }
+        Command::Popup(PopupCommand::RetireKey { tenant, key_id, db }) => {
+            let pool = migrated_pool(&db).await?;
+            let tenant = find_tenant(&pool, &tenant).await?;
+            store::popup::retire_key(&pool.get().await?, tenant.id, key_id).await?;
+            eprintln!(
+                "`{}` no longer accepts links signed with key {key_id}",
                 tenant.slug
             );
         }

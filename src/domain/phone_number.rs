@@ -503,7 +503,11 @@ mod tests {
     fn short_extensions_are_kept_as_digits() {
         assert_eq!(ro("101").as_deref(), Ok("101"));
         assert_eq!(ro("2 001").as_deref(), Ok("2001"));
-        assert_eq!(ro("+40 123").as_deref(), Ok("+40123"), "a + is no extension");
+        assert_eq!(
+            ro("+40 123").as_deref(),
+            Ok("+40123"),
+            "a + is no extension"
+        );
     }
 
     #[test]

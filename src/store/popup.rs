@@ -49,6 +49,38 @@ pub async fn rotate_key(client: &impl GenericClient, tenant: TenantId) -> anyhow
     Ok(row.get(0))
 }
 
+/// Removes one of the tenant's older signing keys: links it signed stop verifying at once.
+/// The newest key signs new links, so it stays until another replaces it.
+pub async fn retire_key(
+    client: &impl GenericClient,
+    tenant: TenantId,
+    key_id: i32,
+) -> anyhow::Result<()> {
+    let row = client
+        .query_one(
+            "WITH newest AS (SELECT max(key_id) AS key_id FROM popup_keys WHERE tenant_id = $1),
+                  retired AS (
+                      DELETE FROM popup_keys
+                      WHERE tenant_id = $1 AND key_id = $2 AND key_id < (SELECT key_id FROM newest)
+                      RETURNING key_id)
+             SELECT (SELECT key_id FROM newest), EXISTS (SELECT 1 FROM retired)",
+            &[&tenant.0, &key_id],
+        )
+        .await
+        .context("retiring a popup key")?;
+    let newest: Option<i32> = row.get(0);
+    let retired: bool = row.get(1);
+    if !retired {
+        anyhow::ensure!(
+            Some(key_id) != newest,
+            "key {key_id} is the newest and signs new links: `popup rotate-key` first"
+        );
+        anyhow::bail!("the tenant has no key {key_id}");
+    }
+    super::notify::config_changed(client).await?;
+    Ok(())
+}
+
 /// Gives every tenant without a signing key its first one.
 pub async fn ensure_keys(client: &impl GenericClient) -> anyhow::Result<()> {
     let rows = client

@@ -379,6 +379,45 @@ async fn links_signed_before_a_key_rotation_keep_working() {
 }
 
 #[tokio::test]
+async fn a_retired_key_stops_its_links_at_once_and_the_newest_cannot_be_retired() {
+    let app = spawn_app().await;
+    let acme = app.create_tenant("acme", "RO").await;
+    let other = app.create_tenant("other", "RO").await;
+    app.put_contact(&acme.sync_token, "12345", &ana()).await;
+    app.put_contact(&other.sync_token, "12345", &ana()).await;
+    let old_link = link_for(&app, &acme.lookup_token, "0721234567").await;
+    let others_link = link_for(&app, &other.lookup_token, "0721234567").await;
+
+    let newest = app.cli(&["popup", "retire-key", "--tenant", "acme", "--key-id", "1"]);
+    assert!(!newest.status.success());
+    assert!(String::from_utf8_lossy(&newest.stderr).contains("rotate-key"));
+    assert_eq!(open(&app, &old_link).await.0, 200, "nothing was retired");
+
+    cli_ok(&app, &["popup", "rotate-key", "--tenant", "acme"]);
+    cli_ok(
+        &app,
+        &["popup", "retire-key", "--tenant", "acme", "--key-id", "1"],
+    );
+    let (status, _, body) = open(&app, &old_link).await;
+    assert_eq!(status, 403);
+    assert!(!body.contains("Ana"), "no contact data on the error page");
+    assert_eq!(
+        open(&app, &others_link).await.0,
+        200,
+        "other tenants' keys stay"
+    );
+
+    let missing = app.cli(&["popup", "retire-key", "--tenant", "acme", "--key-id", "1"]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no key 1"));
+    eventually(PROPAGATION, "new links use the remaining key", || async {
+        let link = link_for(&app, &acme.lookup_token, "0721234567").await;
+        open(&app, &link).await.0 == 200
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn every_lookup_is_logged_with_its_outcome() {
     let app = spawn_app().await;
     let acme = app.create_tenant("acme", "RO").await;
