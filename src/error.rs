@@ -31,6 +31,9 @@ pub enum ApiError {
     HeadersTooLarge(usize),
     #[error("request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
+    /// A body not labelled as the type the endpoint reads (the message names it).
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     #[error("{message}")]
     Unprocessable {
         message: String,
@@ -113,6 +116,7 @@ impl ApiError {
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed(_) => "method_not_allowed",
             Self::PayloadTooLarge(_) => "payload_too_large",
+            Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::UriTooLong(_) => "uri_too_long",
             Self::HeadersTooLarge(_) => "headers_too_large",
             Self::Unprocessable { .. } => "invalid_fields",
@@ -141,6 +145,7 @@ impl ResponseError for ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::UriTooLong(_) => StatusCode::URI_TOO_LONG,
             Self::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,

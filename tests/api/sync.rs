@@ -497,7 +497,10 @@ async fn bad_sync_input_gets_a_clear_json_error_and_writes_nothing() {
     let cases: Vec<(&str, reqwest::RequestBuilder, u16, &str)> = vec![
         (
             "malformed JSON",
-            app.http.put(&url).body("{\"name\": "),
+            app.http
+                .put(&url)
+                .header("content-type", "application/json")
+                .body("{\"name\": "),
             400,
             "not valid JSON",
         ),
@@ -591,6 +594,122 @@ async fn bad_sync_input_gets_a_clear_json_error_and_writes_nothing() {
         app.get_contact(&acme.sync_token, "1").await.status(),
         404,
         "nothing written"
+    );
+}
+
+#[tokio::test]
+async fn a_body_not_sent_as_json_is_refused_with_415_and_writes_nothing() {
+    let app = spawn_app().await;
+    let acme = app.create_tenant("acme", "RO").await;
+    let contact = format!("{}/api/v1/contacts/1", app.address);
+    let batch = format!("{}/api/v1/contacts/batch", app.address);
+    let body = json!({"name": "A", "phones": ["0721000001"]}).to_string();
+    let items = json!([{"op": "upsert", "id": "1", "name": "A", "phones": ["0721000001"]}]);
+    let items = items.to_string();
+    for content_type in [
+        None,
+        Some("text/plain"),
+        Some("text/csv"),
+        Some("application/x-www-form-urlencoded"),
+        Some("application/jsonp"),
+        Some("application/json; charset=iso-8859-1"),
+        Some("json"),
+    ] {
+        for (request, text) in [
+            (app.http.put(&contact), &body),
+            (app.http.post(&batch), &items),
+        ] {
+            let mut request = request.bearer_auth(&acme.sync_token).body(text.clone());
+            if let Some(content_type) = content_type {
+                request = request.header("content-type", content_type);
+            }
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 415, "{content_type:?}");
+            let error: Value = response.json().await.unwrap();
+            assert_eq!(error["error"], "unsupported_media_type", "{content_type:?}");
+            let message = error["message"].as_str().unwrap();
+            assert!(message.contains("application/json"), "{message}");
+        }
+    }
+    assert_eq!(app.get_contact(&acme.sync_token, "1").await.status(), 404);
+
+    for (id, content_type) in [
+        ("2", "application/json; charset=UTF-8"),
+        ("3", "Application/JSON"),
+        ("4", "application/vnd.crm+json"),
+    ] {
+        let response = app
+            .http
+            .put(format!("{}/api/v1/contacts/{id}", app.address))
+            .bearer_auth(&acme.sync_token)
+            .header("content-type", content_type)
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201, "{content_type}");
+    }
+}
+
+#[tokio::test]
+async fn a_key_named_twice_is_refused_with_400_naming_it_and_writes_nothing() {
+    let app = spawn_app().await;
+    let acme = app.create_tenant("acme", "RO").await;
+    let put = |id: &str, text: &'static str| {
+        app.http
+            .put(format!("{}/api/v1/contacts/{id}", app.address))
+            .bearer_auth(&acme.sync_token)
+            .header("content-type", "application/json")
+            .body(text)
+    };
+    let cases = [
+        (
+            "1",
+            put("1", r#"{"id":"1","name":"x","phones":[],"name":"y"}"#),
+            "name",
+        ),
+        (
+            "1",
+            put(
+                "1",
+                r#"{"name":"A","phones":[],"attributes":{"tier":"gold","tier":"silver"}}"#,
+            ),
+            "attributes.tier",
+        ),
+        (
+            "2",
+            app.http
+                .post(format!("{}/api/v1/contacts/batch", app.address))
+                .bearer_auth(&acme.sync_token)
+                .header("content-type", "application/json")
+                .body(
+                    r#"[{"op":"upsert","id":"2","name":"A","phones":[]},
+                        {"op":"upsert","id":"3","id":"4","name":"B","phones":[]}]"#,
+                ),
+            "[1].id",
+        ),
+    ];
+    for (id, request, path) in cases {
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 400, "{path}");
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["error"], "bad_request");
+        let message = error["message"].as_str().unwrap();
+        assert!(
+            message.contains(&format!("repeats the key {path}:")),
+            "{message}"
+        );
+        assert_eq!(app.get_contact(&acme.sync_token, id).await.status(), 404);
+    }
+    let same_key_in_two_objects =
+        r#"{"name":"A","phones":[],"attributes":{"a":{"k":1},"b":{"k":1}}}"#;
+    assert_eq!(
+        put("5", same_key_in_two_objects)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        201
     );
 }
 
