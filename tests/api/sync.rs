@@ -714,6 +714,75 @@ async fn a_key_named_twice_is_refused_with_400_naming_it_and_writes_nothing() {
 }
 
 #[tokio::test]
+async fn an_updated_at_more_than_a_day_ahead_is_refused_everywhere_and_writes_nothing() {
+    let app = spawn_app().await;
+    let acme = app.create_tenant("acme", "RO").await;
+    let far = "9999-12-31T23:59:59Z";
+    let stored =
+        json!({"name": "Stored", "phones": ["0721000001"], "updated_at": "2026-11-20T10:00:00Z"});
+    assert_eq!(
+        app.put_contact(&acme.sync_token, "1", &stored)
+            .await
+            .status(),
+        201
+    );
+    let ahead = (chrono::Utc::now() + chrono::TimeDelta::hours(25)).to_rfc3339();
+
+    for when in [far, ahead.as_str()] {
+        let upsert = json!({"name": "Future", "phones": ["0721000002"], "updated_at": when});
+        let put = app.put_contact(&acme.sync_token, "1", &upsert).await;
+        assert_eq!(put.status(), 422, "{when}");
+        let error: Value = put.json().await.unwrap();
+        assert_eq!(error["fields"][0]["field"], "updated_at");
+        let message = error["fields"][0]["message"].as_str().unwrap();
+        assert!(
+            message.contains("24 hours ahead of the server's clock"),
+            "{message}"
+        );
+
+        let mut item = upsert.clone();
+        item["op"] = json!("upsert");
+        item["id"] = json!("2");
+        let ops = json!([item, {"op": "delete", "id": "1", "updated_at": when}]);
+        let batch = app.batch(&acme.sync_token, &ops).await;
+        assert_eq!(batch.status(), 422, "{when}");
+        let error: Value = batch.json().await.unwrap();
+        let named: Vec<(u64, &str)> = error["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| (f["index"].as_u64().unwrap(), f["field"].as_str().unwrap()))
+            .collect();
+        assert_eq!(named, [(0, "updated_at"), (1, "updated_at")], "{error}");
+
+        let delete = app
+            .http
+            .delete(format!("{}/api/v1/contacts/1", app.address))
+            .query(&[("updated_at", when)])
+            .bearer_auth(&acme.sync_token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(delete.status(), 422, "{when}");
+        assert!(delete.text().await.unwrap().contains("updated_at"));
+    }
+
+    let read: Value = app
+        .get_contact(&acme.sync_token, "1")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(read["name"], "Stored");
+    assert_eq!(app.get_contact(&acme.sync_token, "2").await.status(), 404);
+    // Nothing was poisoned, and a time within the bound applies.
+    let soon = (chrono::Utc::now() + chrono::TimeDelta::hours(1)).to_rfc3339();
+    let next = json!({"name": "Next", "phones": ["0721000001"], "updated_at": soon});
+    let put = app.put_contact(&acme.sync_token, "1", &next).await;
+    assert_eq!(put.json::<Value>().await.unwrap()["result"], "updated");
+}
+
+#[tokio::test]
 async fn an_oversized_batch_body_is_refused_with_413() {
     let app = spawn_app().await;
     let acme = app.create_tenant("acme", "RO").await;

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use crate::domain::{ContactInput, CrmId, FieldError, Region, TenantId};
+use crate::domain::{ContactInput, CrmId, FieldError, Region, TenantId, parse_source_time};
 use crate::error::ApiError;
 use crate::http::{AppState, auth::SyncAuth, body::read_json};
 use crate::store::{
@@ -195,14 +195,9 @@ fn deletion_time(query: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
     else {
         return Ok(None);
     };
-    DateTime::parse_from_rfc3339(&value)
-        .map(|t| Some(t.with_timezone(&Utc)))
-        .map_err(|_| {
-            ApiError::invalid_fields(vec![FieldError::new(
-                "updated_at",
-                "must be an RFC 3339 timestamp such as 2026-11-20T10:00:00Z",
-            )])
-        })
+    parse_source_time(&Value::String(value.into_owned()), Utc::now())
+        .map(Some)
+        .map_err(|message| ApiError::invalid_fields(vec![FieldError::new("updated_at", message)]))
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -348,16 +343,9 @@ fn parse_item(item: Value, region: Region) -> Result<WriteOp, Vec<FieldError>> {
                 .collect();
             let when = match map.get("updated_at").filter(|v| !v.is_null()) {
                 None => None,
-                Some(v) => match v.as_str().map(DateTime::parse_from_rfc3339) {
-                    Some(Ok(t)) => Some(t.with_timezone(&Utc)),
-                    _ => {
-                        errors.push(FieldError::new(
-                            "updated_at",
-                            "must be an RFC 3339 timestamp",
-                        ));
-                        None
-                    }
-                },
+                Some(v) => parse_source_time(v, Utc::now())
+                    .map_err(|message| errors.push(FieldError::new("updated_at", message)))
+                    .ok(),
             };
             match id {
                 Ok(id) if errors.is_empty() => Ok(WriteOp::Delete(id, when)),
