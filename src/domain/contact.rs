@@ -4,6 +4,7 @@ use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use super::text::{BIDI_CONTROLS, display_problem, is_bidi_control};
 use super::{CrmId, PhoneNumber, Region};
 
 const MAX_NAME_CHARS: usize = 256;
@@ -262,9 +263,12 @@ impl<'a> Checker<'a> {
                         "attributes",
                         format!("must be at most {MAX_ATTRIBUTES_BYTES} bytes of JSON"),
                     );
-                } else if object_holds_nul(map) {
+                } else if object_holds(map, |c| c == '\0') {
                     // PostgreSQL text cannot hold it, and a page would show it raw.
                     self.fail("attributes", "must not contain NUL characters (\\u0000)");
+                } else if object_holds(map, is_bidi_control) {
+                    // The pop page shows every key and value.
+                    self.fail("attributes", BIDI_CONTROLS);
                 }
                 map.clone()
             }
@@ -304,10 +308,10 @@ fn plain_text(s: &str, max_chars: usize) -> Result<(), String> {
     if s.chars().count() > max_chars {
         return Err(format!("must be at most {max_chars} characters"));
     }
-    if s.chars().any(char::is_control) {
-        return Err("must not contain control characters".into());
+    match display_problem(s) {
+        Some(problem) => Err(problem.into()),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// A contact as stored in the mirror.
@@ -327,16 +331,17 @@ pub struct ContactRecord {
     pub updated_at: Option<DateTime<Utc>>,
 }
 
-/// True when a string anywhere in the JSON object (keys included) holds a NUL.
-fn object_holds_nul(map: &Map<String, Value>) -> bool {
-    map.iter().any(|(k, v)| k.contains('\0') || holds_nul(v))
+/// True when a string anywhere in the JSON object (keys included) holds a `wanted` char.
+fn object_holds(map: &Map<String, Value>, wanted: fn(char) -> bool) -> bool {
+    map.iter()
+        .any(|(k, v)| k.contains(wanted) || holds(v, wanted))
 }
 
-fn holds_nul(value: &Value) -> bool {
+fn holds(value: &Value, wanted: fn(char) -> bool) -> bool {
     match value {
-        Value::String(s) => s.contains('\0'),
-        Value::Array(items) => items.iter().any(holds_nul),
-        Value::Object(map) => object_holds_nul(map),
+        Value::String(s) => s.contains(wanted),
+        Value::Array(items) => items.iter().any(|item| holds(item, wanted)),
+        Value::Object(map) => object_holds(map, wanted),
         Value::Null | Value::Bool(_) | Value::Number(_) => false,
     }
 }
@@ -391,6 +396,45 @@ mod tests {
         }
         let fine = json!({"note": "line one\nline two", "n": [1, null, true]});
         assert!(validate(json!({"name": "A", "phones": [], "attributes": fine})).is_ok());
+    }
+
+    #[test]
+    fn display_text_refuses_bidi_controls_and_keeps_names_in_any_script() {
+        for name in ["Zoë Ștefănescu", "محمد عبد الله", "דוד לוי"] {
+            let c = validate(json!({"name": name, "phones": [], "external_id": name}));
+            assert_eq!(c.unwrap().name, name);
+        }
+        let spoof = "Ana \u{202E}lasreveR";
+        for field in [
+            "name",
+            "direct_line",
+            "route_identifier",
+            "outbound_number",
+            "language",
+            "external_id",
+        ] {
+            let mut body = json!({"name": "A", "phones": []});
+            body[field] = json!(spoof);
+            let errors = validate(body).unwrap_err();
+            assert_eq!(fields(errors.clone()), [field]);
+            assert!(
+                errors[0].message.contains("U+202A"),
+                "{}",
+                errors[0].message
+            );
+        }
+        let url = "https://crm.example.com/\u{2066}x";
+        let errors = validate(json!({"name": "A", "phones": [], "crm_url": url})).unwrap_err();
+        assert_eq!(fields(errors), ["crm_url"]);
+        for attributes in [
+            json!({"note": "a\u{2067}b"}),
+            json!({"list": [{"deep": "\u{202B}"}]}),
+            json!({"key\u{2069}": 1}),
+        ] {
+            let errors =
+                validate(json!({"name": "A", "phones": [], "attributes": attributes})).unwrap_err();
+            assert_eq!(fields(errors), ["attributes"]);
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod lookup_hit;
 mod number_memo;
 mod phone_number;
 mod tenant;
+mod text;
 mod token;
 
 pub use contact::{

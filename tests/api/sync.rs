@@ -783,6 +783,92 @@ async fn an_updated_at_more_than_a_day_ahead_is_refused_everywhere_and_writes_no
 }
 
 #[tokio::test]
+async fn bidi_controls_in_shown_text_are_refused_and_names_in_any_script_are_kept() {
+    let app = spawn_app().await;
+    let acme = app.create_tenant("acme", "RO").await;
+    // U+202E would show "Ana Pop" reversed after it: a spoofed name on the pop page.
+    let cases = [
+        (
+            "1",
+            json!({"name": "Ana \u{202E}poP", "phones": ["0721000001"]}),
+            "name",
+        ),
+        (
+            "1",
+            json!({"name": "A", "phones": [], "direct_line": "SIP/\u{2067}x"}),
+            "direct_line",
+        ),
+        (
+            "1",
+            json!({"name": "A", "phones": [], "attributes": {"note": "\u{202B}x"}}),
+            "attributes",
+        ),
+        (
+            "1\u{2066}",
+            json!({"name": "A", "phones": ["0721000001"]}),
+            "id",
+        ),
+    ];
+    for (id, body, field) in cases {
+        let encoded: String = url::form_urlencoded::byte_serialize(id.as_bytes()).collect();
+        let response = app.put_contact(&acme.sync_token, &encoded, &body).await;
+        assert_eq!(response.status(), 422, "{field}");
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["fields"][0]["field"], field);
+        let message = error["fields"][0]["message"].as_str().unwrap();
+        assert!(
+            message.contains("U+202A–U+202E, U+2066–U+2069"),
+            "{message}"
+        );
+
+        let mut item = body.clone();
+        item["op"] = json!("upsert");
+        item["id"] = json!(id);
+        let batch = app.batch(&acme.sync_token, &json!([item])).await;
+        assert_eq!(batch.status(), 422, "{field}");
+        let error: Value = batch.json().await.unwrap();
+        assert_eq!(error["fields"][0]["index"], 0);
+        assert_eq!(error["fields"][0]["field"], field);
+    }
+    assert_eq!(app.get_contact(&acme.sync_token, "1").await.status(), 404);
+    assert_eq!(
+        app.lookup(&acme.lookup_token, "0721000001")
+            .await
+            .text()
+            .await
+            .unwrap(),
+        UNKNOWN_ANSWER
+    );
+
+    for (id, name) in [
+        ("2", "Zoë Ștefănescu"),
+        ("3", "محمد عبد الله"),
+        ("4", "דוד לוי"),
+    ] {
+        let number = format!("072100000{id}");
+        let body = json!({"name": name, "phones": [number]});
+        assert_eq!(
+            app.put_contact(&acme.sync_token, id, &body).await.status(),
+            201
+        );
+        assert_eq!(
+            app.lookup_json(&acme.lookup_token, &number).await["name"],
+            name
+        );
+    }
+    // Such an id is refused for upserts only: one stored before the rule can be deleted.
+    let old_id = "%E2%81%A6old";
+    let delete = app
+        .http
+        .delete(format!("{}/api/v1/contacts/{old_id}", app.address))
+        .bearer_auth(&acme.sync_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(delete.status(), 204);
+}
+
+#[tokio::test]
 async fn an_oversized_batch_body_is_refused_with_413() {
     let app = spawn_app().await;
     let acme = app.create_tenant("acme", "RO").await;

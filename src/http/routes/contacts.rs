@@ -20,13 +20,17 @@ pub const MAX_BATCH_ITEMS: usize = 10_000;
 
 /// The `{id}` of `/api/v1/contacts/{id}`, decoded from the raw URL: actix's own decoding
 /// reads bytes that are not UTF-8 as U+FFFD, so `%FF` and `%FE` would be one contact.
-fn crm_id_from_path(req: &HttpRequest) -> Result<CrmId, ApiError> {
+/// `parse` is [`CrmId::parse_for_upsert`] for a PUT, [`CrmId::parse`] otherwise.
+fn crm_id_from_path(
+    req: &HttpRequest,
+    parse: fn(&str) -> Result<CrmId, String>,
+) -> Result<CrmId, ApiError> {
     let invalid = |message: String| ApiError::invalid_fields(vec![FieldError::new("id", message)]);
     let raw = req.uri().path().rsplit('/').next().unwrap_or_default();
     let decoded = percent_encoding::percent_decode_str(raw)
         .decode_utf8()
         .map_err(|_| invalid("must be valid UTF-8 once percent-decoded".into()))?;
-    CrmId::parse(&decoded).map_err(invalid)
+    parse(&decoded).map_err(invalid)
 }
 
 fn json_object(value: Value, what: &str) -> Result<Map<String, Value>, ApiError> {
@@ -48,7 +52,7 @@ pub async fn put_contact(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = &auth.0.tenant;
-    let id = crm_id_from_path(&req)?;
+    let id = crm_id_from_path(&req, CrmId::parse_for_upsert)?;
     let body = json_object(
         read_json(&req, payload, CONTACT_BODY_LIMIT).await?,
         "the body",
@@ -154,7 +158,7 @@ pub async fn get_contact(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = &auth.0.tenant;
-    let id = crm_id_from_path(&req)?;
+    let id = crm_id_from_path(&req, CrmId::parse)?;
     match read_contact(&state, tenant.id, &id).await? {
         Some(contact) => Ok(HttpResponse::Ok().json(contact)),
         None => Err(ApiError::NotFound(format!("no contact with id {id}"))),
@@ -171,7 +175,7 @@ pub async fn delete_contact(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = &auth.0.tenant;
-    let id = crm_id_from_path(&req)?;
+    let id = crm_id_from_path(&req, CrmId::parse)?;
     let deleted_at = deletion_time(req.query_string())?;
     let outcome = write(
         &state,
@@ -325,15 +329,20 @@ fn parse_item(item: Value, region: Region) -> Result<WriteOp, Vec<FieldError>> {
     let Value::Object(map) = item else {
         return Err(vec![FieldError::new("", "must be a JSON object")]);
     };
+    let op = map.get("op").and_then(Value::as_str);
+    let parse_id = match op {
+        Some("upsert") => CrmId::parse_for_upsert,
+        _ => CrmId::parse,
+    };
     let id = match map.get("id") {
-        Some(Value::String(s)) => CrmId::parse(s).map_err(|e| FieldError::new("id", e)),
+        Some(Value::String(s)) => parse_id(s).map_err(|e| FieldError::new("id", e)),
         Some(Value::Number(n)) if n.is_i64() || n.is_u64() => {
-            CrmId::parse(&n.to_string()).map_err(|e| FieldError::new("id", e))
+            parse_id(&n.to_string()).map_err(|e| FieldError::new("id", e))
         }
         Some(_) => Err(FieldError::new("id", "must be a string or an integer")),
         None => Err(FieldError::new("id", "is required")),
     };
-    match map.get("op").and_then(Value::as_str) {
+    match op {
         Some("upsert") => WriteOp::upsert(id, ContactInput::from_json(&map, region, &["op", "id"])),
         Some("delete") => {
             let mut errors: Vec<FieldError> = map
