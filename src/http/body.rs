@@ -2,6 +2,7 @@
 
 use std::cell::RefCell;
 use std::fmt;
+use std::time::Duration;
 
 use actix_web::http::header;
 use actix_web::{HttpMessage, HttpRequest, mime, web};
@@ -16,13 +17,15 @@ use crate::error::ApiError;
 /// milliseconds, and the worker would answer no lookups meanwhile.
 const PARSE_ON_WORKER_MAX: usize = 64 * 1024;
 
-/// Reads at most `limit` bytes and parses them as JSON: 415 unless sent as JSON, 413
-/// when larger (refused from `Content-Length` before reading when possible), 400 when
-/// not JSON or when an object repeats a key.
+/// Reads at most `limit` bytes within `timeout` and parses them as JSON: 415 unless
+/// sent as JSON, 413 when larger (refused from `Content-Length` before reading when
+/// possible), 408 when the body is not all there in time, 400 when not JSON or when an
+/// object repeats a key.
 pub async fn read_json(
     req: &HttpRequest,
-    mut payload: web::Payload,
+    payload: web::Payload,
     limit: usize,
+    timeout: Duration,
 ) -> Result<Value, ApiError> {
     let labelled = sent_as_json(req)?;
     let declared = req
@@ -33,21 +36,12 @@ pub async fn read_json(
     if declared.is_some_and(|len| len > limit) {
         return Err(ApiError::PayloadTooLarge(limit));
     }
-    let mut body = Vec::with_capacity(declared.unwrap_or(0));
-    while let Some(chunk) = payload.next().await {
-        let chunk =
-            chunk.map_err(|e| ApiError::BadRequest(format!("the body could not be read: {e}")))?;
-        if !labelled && !chunk.is_empty() {
-            // Refused at the first bytes: no point reading megabytes of something else.
-            return Err(ApiError::UnsupportedMediaType(format!(
-                "{EXPECTED}; this request has no Content-Type"
-            )));
-        }
-        if body.len() + chunk.len() > limit {
-            return Err(ApiError::PayloadTooLarge(limit));
-        }
-        body.extend_from_slice(&chunk);
-    }
+    let body = tokio::time::timeout(
+        timeout,
+        read_body(payload, limit, labelled, declared.unwrap_or(0)),
+    )
+    .await
+    .map_err(|_| ApiError::BodyTimeout(timeout))??;
     if body.is_empty() {
         return Err(ApiError::BadRequest(
             "the body is empty; JSON expected".into(),
@@ -68,6 +62,30 @@ pub async fn read_json(
             "the body repeats the key {path}: each key may appear only once in an object"
         )),
     })
+}
+
+async fn read_body(
+    mut payload: web::Payload,
+    limit: usize,
+    labelled: bool,
+    declared: usize,
+) -> Result<Vec<u8>, ApiError> {
+    let mut body = Vec::with_capacity(declared);
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|e| ApiError::BadRequest(format!("the body could not be read: {e}")))?;
+        if !labelled && !chunk.is_empty() {
+            // Refused at the first bytes: no point reading megabytes of something else.
+            return Err(ApiError::UnsupportedMediaType(format!(
+                "{EXPECTED}; this request has no Content-Type"
+            )));
+        }
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::PayloadTooLarge(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 const EXPECTED: &str = "the body must be sent as Content-Type: application/json";

@@ -869,6 +869,40 @@ async fn bidi_controls_in_shown_text_are_refused_and_names_in_any_script_are_kep
 }
 
 #[tokio::test]
+async fn a_body_trickled_past_the_body_timeout_gets_408_and_a_closed_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let app = spawn_app_with(|s| s.body_timeout_ms = 300).await;
+    let acme = app.create_tenant("acme", "RO").await;
+    let address = app.address.trim_start_matches("http://");
+    let mut client = tokio::net::TcpStream::connect(address).await.unwrap();
+    // The headers and the first bytes of a body that never finishes.
+    let head = format!(
+        "PUT /api/v1/contacts/1 HTTP/1.1\r\nHost: {address}\r\n\
+         Authorization: Bearer {}\r\nContent-Type: application/json\r\n\
+         Content-Length: 1000\r\n\r\n{{\"name\": \"Slow\", ",
+        acme.sync_token
+    );
+    client.write_all(head.as_bytes()).await.unwrap();
+
+    // The gateway answers and closes on its own; the bound only keeps a broken build
+    // from hanging the suite.
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        client.read_to_end(&mut answer),
+    )
+    .await
+    .expect("the gateway answers a trickled body and closes the connection")
+    .unwrap();
+    let answer = String::from_utf8(answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("\"error\":\"request_timeout\""), "{answer}");
+    assert!(answer.contains("within 300 ms"), "{answer}");
+    assert_eq!(app.get_contact(&acme.sync_token, "1").await.status(), 404);
+}
+
+#[tokio::test]
 async fn an_oversized_batch_body_is_refused_with_413() {
     let app = spawn_app().await;
     let acme = app.create_tenant("acme", "RO").await;

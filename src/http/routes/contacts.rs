@@ -54,7 +54,7 @@ pub async fn put_contact(
     let tenant = &auth.0.tenant;
     let id = crm_id_from_path(&req, CrmId::parse_for_upsert)?;
     let body = json_object(
-        read_json(&req, payload, CONTACT_BODY_LIMIT).await?,
+        read_json(&req, payload, CONTACT_BODY_LIMIT, state.body_timeout).await?,
         "the body",
     )?;
     let mut errors = Vec::new();
@@ -229,7 +229,9 @@ pub async fn batch(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = &auth.0.tenant;
-    let Value::Array(items) = read_json(&req, payload, BATCH_BODY_LIMIT).await? else {
+    let Value::Array(items) =
+        read_json(&req, payload, BATCH_BODY_LIMIT, state.body_timeout).await?
+    else {
         return Err(ApiError::invalid_fields(vec![FieldError::new(
             "",
             "the body must be a JSON array of operations",
