@@ -22,6 +22,7 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "CIDGATE_DB_POOL_SIZE",
     "CIDGATE_DB_TIMEOUT_MS",
     "CIDGATE_WRITE_TIMEOUT_MS",
+    "CIDGATE_BODY_TIMEOUT_MS",
     "CIDGATE_DB_START_WAIT_SECS",
     "CIDGATE_LOOKUP_STATEMENTS",
     "CIDGATE_LOG_FORMAT",
@@ -130,6 +131,11 @@ pub struct ServeSettings {
           value_parser = clap::value_parser!(u64).range(100..=600_000))]
     pub write_timeout_ms: u64,
 
+    /// Longest a sync API request may take to send its body before it is answered 408 (ms)
+    #[arg(long, env = "CIDGATE_BODY_TIMEOUT_MS", default_value_t = 60_000,
+          value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    pub body_timeout_ms: u64,
+
     /// How long `serve` waits at start for an unreachable database before giving up (s)
     #[arg(long, env = "CIDGATE_DB_START_WAIT_SECS", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(0..=3600))]
@@ -217,6 +223,7 @@ impl ServeSettings {
             lookup_deadline_ms: 250,
             db_timeout_ms: 2_000,
             write_timeout_ms: 15_000,
+            body_timeout_ms: 60_000,
             db_start_wait_secs: 60,
             cache_max_bytes: 256 * 1024 * 1024,
             cache_ttl_found_secs: 600,

@@ -31,6 +31,12 @@ pub enum ApiError {
     HeadersTooLarge(usize),
     #[error("request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
+    /// The body did not arrive in time (a client trickling it holds a connection).
+    #[error("the request body did not arrive within {} ms", .0.as_millis())]
+    BodyTimeout(std::time::Duration),
+    /// A body not labelled as the type the endpoint reads (the message names it).
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     #[error("{message}")]
     Unprocessable {
         message: String,
@@ -113,6 +119,8 @@ impl ApiError {
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed(_) => "method_not_allowed",
             Self::PayloadTooLarge(_) => "payload_too_large",
+            Self::BodyTimeout(_) => "request_timeout",
+            Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::UriTooLong(_) => "uri_too_long",
             Self::HeadersTooLarge(_) => "headers_too_large",
             Self::Unprocessable { .. } => "invalid_fields",
@@ -141,6 +149,8 @@ impl ResponseError for ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::UriTooLong(_) => StatusCode::URI_TOO_LONG,
             Self::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -169,6 +179,10 @@ impl ResponseError for ApiError {
             }
             Self::MethodNotAllowed(allow) => {
                 response.insert_header((header::ALLOW, *allow));
+            }
+            // The rest of the body may still come: the connection cannot be reused.
+            Self::BodyTimeout(_) => {
+                response.force_close();
             }
             Self::TooManyRequests { retry_after, .. } => {
                 // Whole seconds, rounded up: never tell a client to retry too early.

@@ -339,7 +339,9 @@ fn cell(column: &str, value: &str) -> Value {
 
 fn parse_row(row: &Map<String, Value>, region: Region) -> Result<WriteOp, Vec<FieldError>> {
     let id = match row.get("id") {
-        Some(Value::String(raw)) => CrmId::parse(raw).map_err(|e| FieldError::new("id", e)),
+        Some(Value::String(raw)) => {
+            CrmId::parse_for_upsert(raw).map_err(|e| FieldError::new("id", e))
+        }
         _ => Err(FieldError::new("id", "is required")),
     };
     WriteOp::upsert(id, ContactInput::from_json(row, region, &["id"]))
@@ -391,6 +393,25 @@ mod tests {
         assert_eq!(lines, [3, 4]);
         assert_eq!(parsed.rejected[0].errors[0].field, "name");
         assert_eq!(parsed.rejected[1].errors[0].field, "queue_position");
+    }
+
+    #[test]
+    fn rows_with_bidi_controls_in_shown_text_are_rejected() {
+        let parsed = parse(
+            "id,name,phones\n\
+             1,Zoë Ștefănescu,0721234567\n\
+             2,Ana \u{202E}poP,0721234568\n\
+             3\u{2066},Bob,0721234569\n\
+             4,דוד לוי,0721234570\n",
+        )
+        .unwrap();
+        assert_eq!(parsed.ops.len(), 2);
+        let rejected: Vec<(u64, &str)> = parsed
+            .rejected
+            .iter()
+            .map(|r| (r.line, r.errors[0].field.as_str()))
+            .collect();
+        assert_eq!(rejected, [(3, "name"), (4, "id")]);
     }
 
     #[test]

@@ -121,6 +121,7 @@ impl Application {
             lookup_log,
             read_pool,
             write_timeout: Duration::from_millis(settings.write_timeout_ms),
+            body_timeout: Duration::from_millis(settings.body_timeout_ms),
             trusted_proxies: settings.trusted_proxies.clone().into(),
             forwarded_header: settings.forwarded_header,
         });

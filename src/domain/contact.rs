@@ -1,9 +1,10 @@
 //! A contact as the CRM sends it (`ContactInput`) and as cidgate stores it (`ContactRecord`).
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use super::text::{BIDI_CONTROLS, display_problem, is_bidi_control};
 use super::{CrmId, PhoneNumber, Region};
 
 const MAX_NAME_CHARS: usize = 256;
@@ -11,6 +12,12 @@ const MAX_TEXT_CHARS: usize = 128;
 const MAX_URL_LEN: usize = 2048;
 const MAX_PHONES: usize = 32;
 const MAX_ATTRIBUTES_BYTES: usize = 16 * 1024;
+
+/// How far ahead of this server's clock a source's `updated_at` may be. Writes are
+/// ordered by it, so one far in the future (a year 9999 from a broken export) would
+/// make every later write of that contact stale, for good. A day is more than any
+/// clock skew or time-zone slip of a sync job, and still bounds the damage.
+pub const MAX_UPDATED_AT_AHEAD: TimeDelta = TimeDelta::hours(24);
 
 /// Fields a contact body may carry; anything else is refused so typos do not vanish.
 pub const CONTACT_FIELDS: &[&str] = &[
@@ -85,6 +92,7 @@ impl ContactInput {
         let mut check = Checker {
             body,
             errors: &mut errors,
+            now: Utc::now(),
         };
         let name = check.name();
         let phones = check.phones(region);
@@ -119,6 +127,7 @@ impl ContactInput {
 struct Checker<'a> {
     body: &'a Map<String, Value>,
     errors: &'a mut Vec<FieldError>,
+    now: DateTime<Utc>,
 }
 
 impl<'a> Checker<'a> {
@@ -254,9 +263,12 @@ impl<'a> Checker<'a> {
                         "attributes",
                         format!("must be at most {MAX_ATTRIBUTES_BYTES} bytes of JSON"),
                     );
-                } else if object_holds_nul(map) {
+                } else if object_holds(map, |c| c == '\0') {
                     // PostgreSQL text cannot hold it, and a page would show it raw.
                     self.fail("attributes", "must not contain NUL characters (\\u0000)");
+                } else if object_holds(map, is_bidi_control) {
+                    // The pop page shows every key and value.
+                    self.fail("attributes", BIDI_CONTROLS);
                 }
                 map.clone()
             }
@@ -269,27 +281,37 @@ impl<'a> Checker<'a> {
 
     fn timestamp(&mut self, field: &str) -> Option<DateTime<Utc>> {
         let value = self.get(field)?;
-        match value.as_str().map(DateTime::parse_from_rfc3339) {
-            Some(Ok(t)) => Some(t.with_timezone(&Utc)),
-            _ => {
-                self.fail(
-                    field,
-                    "must be an RFC 3339 timestamp such as 2026-11-20T10:00:00Z",
-                );
-                None
-            }
-        }
+        parse_source_time(value, self.now)
+            .map_err(|message| self.fail(field, message))
+            .ok()
     }
+}
+
+/// The source's time of a change (the `updated_at` of an upsert or a delete): an RFC
+/// 3339 string at most [`MAX_UPDATED_AT_AHEAD`] ahead of `now`.
+pub fn parse_source_time(value: &Value, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+    let Some(Ok(time)) = value.as_str().map(DateTime::parse_from_rfc3339) else {
+        return Err("must be an RFC 3339 timestamp such as 2026-11-20T10:00:00Z".into());
+    };
+    let time = time.with_timezone(&Utc);
+    if time > now + MAX_UPDATED_AT_AHEAD {
+        return Err(format!(
+            "must not be more than {} hours ahead of the server's clock (now {})",
+            MAX_UPDATED_AT_AHEAD.num_hours(),
+            now.to_rfc3339_opts(SecondsFormat::Secs, true)
+        ));
+    }
+    Ok(time)
 }
 
 fn plain_text(s: &str, max_chars: usize) -> Result<(), String> {
     if s.chars().count() > max_chars {
         return Err(format!("must be at most {max_chars} characters"));
     }
-    if s.chars().any(char::is_control) {
-        return Err("must not contain control characters".into());
+    match display_problem(s) {
+        Some(problem) => Err(problem.into()),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// A contact as stored in the mirror.
@@ -309,16 +331,17 @@ pub struct ContactRecord {
     pub updated_at: Option<DateTime<Utc>>,
 }
 
-/// True when a string anywhere in the JSON object (keys included) holds a NUL.
-fn object_holds_nul(map: &Map<String, Value>) -> bool {
-    map.iter().any(|(k, v)| k.contains('\0') || holds_nul(v))
+/// True when a string anywhere in the JSON object (keys included) holds a `wanted` char.
+fn object_holds(map: &Map<String, Value>, wanted: fn(char) -> bool) -> bool {
+    map.iter()
+        .any(|(k, v)| k.contains(wanted) || holds(v, wanted))
 }
 
-fn holds_nul(value: &Value) -> bool {
+fn holds(value: &Value, wanted: fn(char) -> bool) -> bool {
     match value {
-        Value::String(s) => s.contains('\0'),
-        Value::Array(items) => items.iter().any(holds_nul),
-        Value::Object(map) => object_holds_nul(map),
+        Value::String(s) => s.contains(wanted),
+        Value::Array(items) => items.iter().any(|item| holds(item, wanted)),
+        Value::Object(map) => object_holds(map, wanted),
         Value::Null | Value::Bool(_) | Value::Number(_) => false,
     }
 }
@@ -373,6 +396,45 @@ mod tests {
         }
         let fine = json!({"note": "line one\nline two", "n": [1, null, true]});
         assert!(validate(json!({"name": "A", "phones": [], "attributes": fine})).is_ok());
+    }
+
+    #[test]
+    fn display_text_refuses_bidi_controls_and_keeps_names_in_any_script() {
+        for name in ["Zoë Ștefănescu", "محمد عبد الله", "דוד לוי"] {
+            let c = validate(json!({"name": name, "phones": [], "external_id": name}));
+            assert_eq!(c.unwrap().name, name);
+        }
+        let spoof = "Ana \u{202E}lasreveR";
+        for field in [
+            "name",
+            "direct_line",
+            "route_identifier",
+            "outbound_number",
+            "language",
+            "external_id",
+        ] {
+            let mut body = json!({"name": "A", "phones": []});
+            body[field] = json!(spoof);
+            let errors = validate(body).unwrap_err();
+            assert_eq!(fields(errors.clone()), [field]);
+            assert!(
+                errors[0].message.contains("U+202A"),
+                "{}",
+                errors[0].message
+            );
+        }
+        let url = "https://crm.example.com/\u{2066}x";
+        let errors = validate(json!({"name": "A", "phones": [], "crm_url": url})).unwrap_err();
+        assert_eq!(fields(errors), ["crm_url"]);
+        for attributes in [
+            json!({"note": "a\u{2067}b"}),
+            json!({"list": [{"deep": "\u{202B}"}]}),
+            json!({"key\u{2069}": 1}),
+        ] {
+            let errors =
+                validate(json!({"name": "A", "phones": [], "attributes": attributes})).unwrap_err();
+            assert_eq!(fields(errors), ["attributes"]);
+        }
     }
 
     #[test]
@@ -450,6 +512,36 @@ mod tests {
             let r = validate(json!({"name": "A", "phones": [], "queue_position": value}));
             assert_eq!(r.is_ok(), ok, "{value}");
         }
+    }
+
+    #[test]
+    fn updated_at_may_be_at_most_a_day_ahead_of_the_clock() {
+        let now = DateTime::parse_from_rfc3339("2026-11-20T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let at = |raw: &str| parse_source_time(&json!(raw), now);
+        assert!(at("2026-11-21T10:00:00Z").is_ok(), "exactly a day ahead");
+        assert!(
+            at("2026-11-21T12:00:00+02:00").is_ok(),
+            "the same, with an offset"
+        );
+        assert!(
+            at("1970-01-01T00:00:00Z").is_ok(),
+            "the past is not bounded"
+        );
+        for ahead in ["2026-11-21T10:00:01Z", "9999-12-31T23:59:59Z"] {
+            let message = at(ahead).unwrap_err();
+            assert_eq!(
+                message,
+                "must not be more than 24 hours ahead of the server's clock (now 2026-11-20T10:00:00Z)"
+            );
+        }
+        assert!(parse_source_time(&json!(1), now).is_err());
+
+        let errors =
+            validate(json!({"name": "A", "phones": [], "updated_at": "9999-12-31T23:59:59Z"}))
+                .unwrap_err();
+        assert_eq!(fields(errors), ["updated_at"]);
     }
 
     #[test]

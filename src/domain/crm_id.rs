@@ -2,6 +2,8 @@ use std::fmt;
 
 use serde::{Serialize, Serializer};
 
+use super::text::{BIDI_CONTROLS, is_bidi_control};
+
 const MAX_LEN: usize = 128;
 
 /// The CRM's own id for a contact. Answered as a JSON number when it is an integer
@@ -21,6 +23,18 @@ impl CrmId {
             return Err("must not contain control characters".into());
         }
         Ok(Self(raw.to_owned()))
+    }
+
+    /// The id of a contact being created or replaced: shown on the pop page and
+    /// answered to PBXs, so no bidi controls either. Reads and deletes use [`parse`]
+    /// alone, so a contact stored before this rule can still be read and removed.
+    ///
+    /// [`parse`]: Self::parse
+    pub fn parse_for_upsert(raw: &str) -> Result<Self, String> {
+        if raw.chars().any(is_bidi_control) {
+            return Err(BIDI_CONTROLS.into());
+        }
+        Self::parse(raw)
     }
 
     pub fn as_str(&self) -> &str {
@@ -79,5 +93,13 @@ mod tests {
         assert!(CrmId::parse("a\nb").is_err());
         assert!(CrmId::parse(&"x".repeat(129)).is_err());
         assert!(CrmId::parse(&"x".repeat(128)).is_ok());
+    }
+
+    #[test]
+    fn an_upserted_id_has_no_bidi_controls_but_an_old_one_can_still_be_addressed() {
+        assert!(CrmId::parse_for_upsert("12\u{202E}34").is_err());
+        assert!(CrmId::parse_for_upsert("a\nb").is_err());
+        assert!(CrmId::parse_for_upsert("רשומה-7").is_ok());
+        assert!(CrmId::parse("12\u{202E}34").is_ok());
     }
 }

@@ -6,9 +6,12 @@ mod lookup_hit;
 mod number_memo;
 mod phone_number;
 mod tenant;
+mod text;
 mod token;
 
-pub use contact::{ContactInput, ContactRecord, FieldError};
+pub use contact::{
+    ContactInput, ContactRecord, FieldError, MAX_UPDATED_AT_AHEAD, parse_source_time,
+};
 pub use crm_id::{CrmId, integer_id};
 pub use lookup_hit::{HitField, LookupHit, OptionalFields};
 pub use phone_number::{MAX_RAW_LEN, NumberKey, PhoneNumber, PhoneNumberError, Region};

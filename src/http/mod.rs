@@ -50,6 +50,8 @@ pub struct AppState {
     pub read_pool: Option<Pool>,
     /// How long a sync API request may wait for the database.
     pub write_timeout: Duration,
+    /// How long a sync API request may take to send its body.
+    pub body_timeout: Duration,
     /// Peers whose forwarding header is believed, and which header that is.
     pub trusted_proxies: Arc<[IpNetwork]>,
     pub forwarded_header: client_ip::ForwardedHeader,

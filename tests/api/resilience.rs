@@ -641,8 +641,9 @@ async fn misses_waiting_at_once_share_one_statement_and_each_get_their_own_answe
     // The same number at another tenant, and a newer contact sharing one of acme's.
     app.put_contact(&globex.sync_token, "g", &contact("G", "0721000007"))
         .await;
-    let newer =
-        json!({"name": "Newer", "phones": ["0721000003"], "updated_at": "2099-01-01T00:00:00Z"});
+    // Newer than the batch's writes (an hour ahead: the gateway takes up to a day).
+    let soon = (chrono::Utc::now() + chrono::TimeDelta::hours(1)).to_rfc3339();
+    let newer = json!({"name": "Newer", "phones": ["0721000003"], "updated_at": soon});
     app.put_contact(&acme.sync_token, "n", &newer).await;
     let (acme_id, globex_id) = (
         tenant_id(&app, "acme").await,

@@ -497,7 +497,10 @@ async fn bad_sync_input_gets_a_clear_json_error_and_writes_nothing() {
     let cases: Vec<(&str, reqwest::RequestBuilder, u16, &str)> = vec![
         (
             "malformed JSON",
-            app.http.put(&url).body("{\"name\": "),
+            app.http
+                .put(&url)
+                .header("content-type", "application/json")
+                .body("{\"name\": "),
             400,
             "not valid JSON",
         ),
@@ -592,6 +595,311 @@ async fn bad_sync_input_gets_a_clear_json_error_and_writes_nothing() {
         404,
         "nothing written"
     );
+}
+
+#[tokio::test]
+async fn a_body_not_sent_as_json_is_refused_with_415_and_writes_nothing() {
+    let app = spawn_app().await;
+    let acme = app.create_tenant("acme", "RO").await;
+    let contact = format!("{}/api/v1/contacts/1", app.address);
+    let batch = format!("{}/api/v1/contacts/batch", app.address);
+    let body = json!({"name": "A", "phones": ["0721000001"]}).to_string();
+    let items = json!([{"op": "upsert", "id": "1", "name": "A", "phones": ["0721000001"]}]);
+    let items = items.to_string();
+    for content_type in [
+        None,
+        Some("text/plain"),
+        Some("text/csv"),
+        Some("application/x-www-form-urlencoded"),
+        Some("application/jsonp"),
+        Some("application/json; charset=iso-8859-1"),
+        Some("json"),
+    ] {
+        for (request, text) in [
+            (app.http.put(&contact), &body),
+            (app.http.post(&batch), &items),
+        ] {
+            let mut request = request.bearer_auth(&acme.sync_token).body(text.clone());
+            if let Some(content_type) = content_type {
+                request = request.header("content-type", content_type);
+            }
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 415, "{content_type:?}");
+            let error: Value = response.json().await.unwrap();
+            assert_eq!(error["error"], "unsupported_media_type", "{content_type:?}");
+            let message = error["message"].as_str().unwrap();
+            assert!(message.contains("application/json"), "{message}");
+        }
+    }
+    assert_eq!(app.get_contact(&acme.sync_token, "1").await.status(), 404);
+
+    for (id, content_type) in [
+        ("2", "application/json; charset=UTF-8"),
+        ("3", "Application/JSON"),
+        ("4", "application/vnd.crm+json"),
+    ] {
+        let response = app
+            .http
+            .put(format!("{}/api/v1/contacts/{id}", app.address))
+            .bearer_auth(&acme.sync_token)
+            .header("content-type", content_type)
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201, "{content_type}");
+    }
+}
+
+#[tokio::test]
+async fn a_key_named_twice_is_refused_with_400_naming_it_and_writes_nothing() {
+    let app = spawn_app().await;
+    let acme = app.create_tenant("acme", "RO").await;
+    let put = |id: &str, text: &'static str| {
+        app.http
+            .put(format!("{}/api/v1/contacts/{id}", app.address))
+            .bearer_auth(&acme.sync_token)
+            .header("content-type", "application/json")
+            .body(text)
+    };
+    let cases = [
+        (
+            "1",
+            put("1", r#"{"id":"1","name":"x","phones":[],"name":"y"}"#),
+            "name",
+        ),
+        (
+            "1",
+            put(
+                "1",
+                r#"{"name":"A","phones":[],"attributes":{"tier":"gold","tier":"silver"}}"#,
+            ),
+            "attributes.tier",
+        ),
+        (
+            "2",
+            app.http
+                .post(format!("{}/api/v1/contacts/batch", app.address))
+                .bearer_auth(&acme.sync_token)
+                .header("content-type", "application/json")
+                .body(
+                    r#"[{"op":"upsert","id":"2","name":"A","phones":[]},
+                        {"op":"upsert","id":"3","id":"4","name":"B","phones":[]}]"#,
+                ),
+            "[1].id",
+        ),
+    ];
+    for (id, request, path) in cases {
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 400, "{path}");
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["error"], "bad_request");
+        let message = error["message"].as_str().unwrap();
+        assert!(
+            message.contains(&format!("repeats the key {path}:")),
+            "{message}"
+        );
+        assert_eq!(app.get_contact(&acme.sync_token, id).await.status(), 404);
+    }
+    let same_key_in_two_objects =
+        r#"{"name":"A","phones":[],"attributes":{"a":{"k":1},"b":{"k":1}}}"#;
+    assert_eq!(
+        put("5", same_key_in_two_objects)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        201
+    );
+}
+
+#[tokio::test]
+async fn an_updated_at_more_than_a_day_ahead_is_refused_everywhere_and_writes_nothing() {
+    let app = spawn_app().await;
+    let acme = app.create_tenant("acme", "RO").await;
+    let far = "9999-12-31T23:59:59Z";
+    let stored =
+        json!({"name": "Stored", "phones": ["0721000001"], "updated_at": "2026-11-20T10:00:00Z"});
+    assert_eq!(
+        app.put_contact(&acme.sync_token, "1", &stored)
+            .await
+            .status(),
+        201
+    );
+    let ahead = (chrono::Utc::now() + chrono::TimeDelta::hours(25)).to_rfc3339();
+
+    for when in [far, ahead.as_str()] {
+        let upsert = json!({"name": "Future", "phones": ["0721000002"], "updated_at": when});
+        let put = app.put_contact(&acme.sync_token, "1", &upsert).await;
+        assert_eq!(put.status(), 422, "{when}");
+        let error: Value = put.json().await.unwrap();
+        assert_eq!(error["fields"][0]["field"], "updated_at");
+        let message = error["fields"][0]["message"].as_str().unwrap();
+        assert!(
+            message.contains("24 hours ahead of the server's clock"),
+            "{message}"
+        );
+
+        let mut item = upsert.clone();
+        item["op"] = json!("upsert");
+        item["id"] = json!("2");
+        let ops = json!([item, {"op": "delete", "id": "1", "updated_at": when}]);
+        let batch = app.batch(&acme.sync_token, &ops).await;
+        assert_eq!(batch.status(), 422, "{when}");
+        let error: Value = batch.json().await.unwrap();
+        let named: Vec<(u64, &str)> = error["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| (f["index"].as_u64().unwrap(), f["field"].as_str().unwrap()))
+            .collect();
+        assert_eq!(named, [(0, "updated_at"), (1, "updated_at")], "{error}");
+
+        let delete = app
+            .http
+            .delete(format!("{}/api/v1/contacts/1", app.address))
+            .query(&[("updated_at", when)])
+            .bearer_auth(&acme.sync_token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(delete.status(), 422, "{when}");
+        assert!(delete.text().await.unwrap().contains("updated_at"));
+    }
+
+    let read: Value = app
+        .get_contact(&acme.sync_token, "1")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(read["name"], "Stored");
+    assert_eq!(app.get_contact(&acme.sync_token, "2").await.status(), 404);
+    // Nothing was poisoned, and a time within the bound applies.
+    let soon = (chrono::Utc::now() + chrono::TimeDelta::hours(1)).to_rfc3339();
+    let next = json!({"name": "Next", "phones": ["0721000001"], "updated_at": soon});
+    let put = app.put_contact(&acme.sync_token, "1", &next).await;
+    assert_eq!(put.json::<Value>().await.unwrap()["result"], "updated");
+}
+
+#[tokio::test]
+async fn bidi_controls_in_shown_text_are_refused_and_names_in_any_script_are_kept() {
+    let app = spawn_app().await;
+    let acme = app.create_tenant("acme", "RO").await;
+    // U+202E would show "Ana Pop" reversed after it: a spoofed name on the pop page.
+    let cases = [
+        (
+            "1",
+            json!({"name": "Ana \u{202E}poP", "phones": ["0721000001"]}),
+            "name",
+        ),
+        (
+            "1",
+            json!({"name": "A", "phones": [], "direct_line": "SIP/\u{2067}x"}),
+            "direct_line",
+        ),
+        (
+            "1",
+            json!({"name": "A", "phones": [], "attributes": {"note": "\u{202B}x"}}),
+            "attributes",
+        ),
+        (
+            "1\u{2066}",
+            json!({"name": "A", "phones": ["0721000001"]}),
+            "id",
+        ),
+    ];
+    for (id, body, field) in cases {
+        let encoded: String = url::form_urlencoded::byte_serialize(id.as_bytes()).collect();
+        let response = app.put_contact(&acme.sync_token, &encoded, &body).await;
+        assert_eq!(response.status(), 422, "{field}");
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["fields"][0]["field"], field);
+        let message = error["fields"][0]["message"].as_str().unwrap();
+        assert!(
+            message.contains("U+202A–U+202E, U+2066–U+2069"),
+            "{message}"
+        );
+
+        let mut item = body.clone();
+        item["op"] = json!("upsert");
+        item["id"] = json!(id);
+        let batch = app.batch(&acme.sync_token, &json!([item])).await;
+        assert_eq!(batch.status(), 422, "{field}");
+        let error: Value = batch.json().await.unwrap();
+        assert_eq!(error["fields"][0]["index"], 0);
+        assert_eq!(error["fields"][0]["field"], field);
+    }
+    assert_eq!(app.get_contact(&acme.sync_token, "1").await.status(), 404);
+    assert_eq!(
+        app.lookup(&acme.lookup_token, "0721000001")
+            .await
+            .text()
+            .await
+            .unwrap(),
+        UNKNOWN_ANSWER
+    );
+
+    for (id, name) in [
+        ("2", "Zoë Ștefănescu"),
+        ("3", "محمد عبد الله"),
+        ("4", "דוד לוי"),
+    ] {
+        let number = format!("072100000{id}");
+        let body = json!({"name": name, "phones": [number]});
+        assert_eq!(
+            app.put_contact(&acme.sync_token, id, &body).await.status(),
+            201
+        );
+        assert_eq!(
+            app.lookup_json(&acme.lookup_token, &number).await["name"],
+            name
+        );
+    }
+    // Such an id is refused for upserts only: one stored before the rule can be deleted.
+    let old_id = "%E2%81%A6old";
+    let delete = app
+        .http
+        .delete(format!("{}/api/v1/contacts/{old_id}", app.address))
+        .bearer_auth(&acme.sync_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(delete.status(), 204);
+}
+
+#[tokio::test]
+async fn a_body_trickled_past_the_body_timeout_gets_408_and_a_closed_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let app = spawn_app_with(|s| s.body_timeout_ms = 300).await;
+    let acme = app.create_tenant("acme", "RO").await;
+    let address = app.address.trim_start_matches("http://");
+    let mut client = tokio::net::TcpStream::connect(address).await.unwrap();
+    // The headers and the first bytes of a body that never finishes.
+    let head = format!(
+        "PUT /api/v1/contacts/1 HTTP/1.1\r\nHost: {address}\r\n\
+         Authorization: Bearer {}\r\nContent-Type: application/json\r\n\
+         Content-Length: 1000\r\n\r\n{{\"name\": \"Slow\", ",
+        acme.sync_token
+    );
+    client.write_all(head.as_bytes()).await.unwrap();
+
+    // The gateway answers and closes on its own; the bound only keeps a broken build
+    // from hanging the suite.
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        client.read_to_end(&mut answer),
+    )
+    .await
+    .expect("the gateway answers a trickled body and closes the connection")
+    .unwrap();
+    let answer = String::from_utf8(answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("\"error\":\"request_timeout\""), "{answer}");
+    assert!(answer.contains("within 300 ms"), "{answer}");
+    assert_eq!(app.get_contact(&acme.sync_token, "1").await.status(), 404);
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use crate::domain::{ContactInput, CrmId, FieldError, Region, TenantId};
+use crate::domain::{ContactInput, CrmId, FieldError, Region, TenantId, parse_source_time};
 use crate::error::ApiError;
 use crate::http::{AppState, auth::SyncAuth, body::read_json};
 use crate::store::{
@@ -20,13 +20,17 @@ pub const MAX_BATCH_ITEMS: usize = 10_000;
 
 /// The `{id}` of `/api/v1/contacts/{id}`, decoded from the raw URL: actix's own decoding
 /// reads bytes that are not UTF-8 as U+FFFD, so `%FF` and `%FE` would be one contact.
-fn crm_id_from_path(req: &HttpRequest) -> Result<CrmId, ApiError> {
+/// `parse` is [`CrmId::parse_for_upsert`] for a PUT, [`CrmId::parse`] otherwise.
+fn crm_id_from_path(
+    req: &HttpRequest,
+    parse: fn(&str) -> Result<CrmId, String>,
+) -> Result<CrmId, ApiError> {
     let invalid = |message: String| ApiError::invalid_fields(vec![FieldError::new("id", message)]);
     let raw = req.uri().path().rsplit('/').next().unwrap_or_default();
     let decoded = percent_encoding::percent_decode_str(raw)
         .decode_utf8()
         .map_err(|_| invalid("must be valid UTF-8 once percent-decoded".into()))?;
-    CrmId::parse(&decoded).map_err(invalid)
+    parse(&decoded).map_err(invalid)
 }
 
 fn json_object(value: Value, what: &str) -> Result<Map<String, Value>, ApiError> {
@@ -48,9 +52,9 @@ pub async fn put_contact(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = &auth.0.tenant;
-    let id = crm_id_from_path(&req)?;
+    let id = crm_id_from_path(&req, CrmId::parse_for_upsert)?;
     let body = json_object(
-        read_json(&req, payload, CONTACT_BODY_LIMIT).await?,
+        read_json(&req, payload, CONTACT_BODY_LIMIT, state.body_timeout).await?,
         "the body",
     )?;
     let mut errors = Vec::new();
@@ -154,7 +158,7 @@ pub async fn get_contact(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = &auth.0.tenant;
-    let id = crm_id_from_path(&req)?;
+    let id = crm_id_from_path(&req, CrmId::parse)?;
     match read_contact(&state, tenant.id, &id).await? {
         Some(contact) => Ok(HttpResponse::Ok().json(contact)),
         None => Err(ApiError::NotFound(format!("no contact with id {id}"))),
@@ -171,7 +175,7 @@ pub async fn delete_contact(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = &auth.0.tenant;
-    let id = crm_id_from_path(&req)?;
+    let id = crm_id_from_path(&req, CrmId::parse)?;
     let deleted_at = deletion_time(req.query_string())?;
     let outcome = write(
         &state,
@@ -195,14 +199,9 @@ fn deletion_time(query: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
     else {
         return Ok(None);
     };
-    DateTime::parse_from_rfc3339(&value)
-        .map(|t| Some(t.with_timezone(&Utc)))
-        .map_err(|_| {
-            ApiError::invalid_fields(vec![FieldError::new(
-                "updated_at",
-                "must be an RFC 3339 timestamp such as 2026-11-20T10:00:00Z",
-            )])
-        })
+    parse_source_time(&Value::String(value.into_owned()), Utc::now())
+        .map(Some)
+        .map_err(|message| ApiError::invalid_fields(vec![FieldError::new("updated_at", message)]))
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -230,7 +229,9 @@ pub async fn batch(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = &auth.0.tenant;
-    let Value::Array(items) = read_json(&req, payload, BATCH_BODY_LIMIT).await? else {
+    let Value::Array(items) =
+        read_json(&req, payload, BATCH_BODY_LIMIT, state.body_timeout).await?
+    else {
         return Err(ApiError::invalid_fields(vec![FieldError::new(
             "",
             "the body must be a JSON array of operations",
@@ -330,15 +331,20 @@ fn parse_item(item: Value, region: Region) -> Result<WriteOp, Vec<FieldError>> {
     let Value::Object(map) = item else {
         return Err(vec![FieldError::new("", "must be a JSON object")]);
     };
+    let op = map.get("op").and_then(Value::as_str);
+    let parse_id = match op {
+        Some("upsert") => CrmId::parse_for_upsert,
+        _ => CrmId::parse,
+    };
     let id = match map.get("id") {
-        Some(Value::String(s)) => CrmId::parse(s).map_err(|e| FieldError::new("id", e)),
+        Some(Value::String(s)) => parse_id(s).map_err(|e| FieldError::new("id", e)),
         Some(Value::Number(n)) if n.is_i64() || n.is_u64() => {
-            CrmId::parse(&n.to_string()).map_err(|e| FieldError::new("id", e))
+            parse_id(&n.to_string()).map_err(|e| FieldError::new("id", e))
         }
         Some(_) => Err(FieldError::new("id", "must be a string or an integer")),
         None => Err(FieldError::new("id", "is required")),
     };
-    match map.get("op").and_then(Value::as_str) {
+    match op {
         Some("upsert") => WriteOp::upsert(id, ContactInput::from_json(&map, region, &["op", "id"])),
         Some("delete") => {
             let mut errors: Vec<FieldError> = map
@@ -348,16 +354,9 @@ fn parse_item(item: Value, region: Region) -> Result<WriteOp, Vec<FieldError>> {
                 .collect();
             let when = match map.get("updated_at").filter(|v| !v.is_null()) {
                 None => None,
-                Some(v) => match v.as_str().map(DateTime::parse_from_rfc3339) {
-                    Some(Ok(t)) => Some(t.with_timezone(&Utc)),
-                    _ => {
-                        errors.push(FieldError::new(
-                            "updated_at",
-                            "must be an RFC 3339 timestamp",
-                        ));
-                        None
-                    }
-                },
+                Some(v) => parse_source_time(v, Utc::now())
+                    .map_err(|message| errors.push(FieldError::new("updated_at", message)))
+                    .ok(),
             };
             match id {
                 Ok(id) if errors.is_empty() => Ok(WriteOp::Delete(id, when)),
