@@ -201,7 +201,7 @@ pub struct ServeSettings {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub lookup_log_buffer: u32,
 
-    /// Milliseconds a lookup log entry waits for others to share its database write
+    /// Milliseconds one lookup log statement stays open, taking in the entries that arrive
     #[arg(long, env = "CIDGATE_LOOKUP_LOG_GATHER_MS", default_value_t = 50,
           value_parser = clap::value_parser!(u32).range(0..=60_000))]
     pub lookup_log_gather_ms: u32,

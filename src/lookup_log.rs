@@ -3,7 +3,7 @@
 //! entry is dropped and counted, never waited for.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use deadpool_postgres::Pool;
 use tokio::sync::{mpsc, watch};
@@ -23,6 +23,10 @@ const WRITE_WITHIN: Duration = Duration::from_secs(10);
 const RETRY_FIRST: Duration = Duration::from_millis(500);
 const RETRY_MAX: Duration = Duration::from_secs(5);
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// How often an open statement takes in the entries that arrived meanwhile: often enough
+/// that no wake-up has a burst of work (the gateway's and PostgreSQL's), seldom enough not
+/// to wake for every lookup.
+const TRICKLE: Duration = Duration::from_millis(5);
 
 #[derive(Clone)]
 pub struct LookupLog {
@@ -38,9 +42,9 @@ pub struct LogWriter {
 }
 
 impl LookupLog {
-    /// Starts the writer and the daily-retention pruner. Entries wait up to `gather`
-    /// for others to share their statement: every statement and commit has a fixed cost
-    /// in PostgreSQL, so fuller batches take much less of its CPU.
+    /// Starts the writer and the daily-retention pruner. One statement takes the entries
+    /// of `gather`: every statement and commit has a fixed cost in PostgreSQL, so fuller
+    /// statements take much less of its CPU.
     pub fn spawn(
         pool: Pool,
         buffer: usize,
@@ -88,33 +92,42 @@ async fn write_batches(
     let mut batch = Vec::with_capacity(BATCH);
     let mut retry_in = RETRY_FIRST;
     loop {
-        // A batch kept for another attempt goes out again without waiting for new entries.
-        let wait = if batch.is_empty() {
+        if batch.is_empty() {
             tokio::select! {
                 received = receiver.recv_many(&mut batch, BATCH) => if received == 0 { return },
                 _ = stopping.wait_for(|stop| *stop) => {}
             }
-            gather
         } else {
-            retry_in
-        };
-        // A sleep, not a receive per entry, which would wake this task for every lookup.
-        tokio::select! {
-            () = tokio::time::sleep(wait) => {}
-            _ = stopping.wait_for(|stop| *stop) => {}
-        }
-        while batch.len() < BATCH {
-            match receiver.try_recv() {
-                Ok(entry) => batch.push(entry),
-                Err(_) => break,
+            // A batch kept for another attempt goes out again after a pause.
+            tokio::select! {
+                () = tokio::time::sleep(retry_in) => {}
+                _ = stopping.wait_for(|stop| *stop) => {}
             }
         }
+        take_waiting(&mut receiver, &mut batch);
         if batch.is_empty() {
             // Only when stopping: everything buffered is written.
             return;
         }
+        // One statement takes the entries of `gather`, streamed in as they arrive.
         let written = store::with_client(&pool, WRITE_WITHIN, async |client| {
-            popup::write_log(client, &batch).await
+            let mut copy = popup::LogCopy::start(client).await?;
+            copy.write(&batch).await?;
+            let until = Instant::now() + gather;
+            while batch.len() < BATCH && !*stopping.borrow() {
+                let left = until.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(TRICKLE.min(left)) => {}
+                    _ = stopping.wait_for(|stop| *stop) => {}
+                }
+                let from = batch.len();
+                take_waiting(&mut receiver, &mut batch);
+                copy.write(&batch[from..]).await?;
+            }
+            copy.finish().await
         })
         .await;
         match written {
@@ -147,6 +160,16 @@ async fn write_batches(
             }
         }
         batch.clear();
+    }
+}
+
+/// Moves the entries waiting in the buffer into the batch, up to its size.
+fn take_waiting(receiver: &mut mpsc::Receiver<LogEntry>, batch: &mut Vec<LogEntry>) {
+    while batch.len() < BATCH {
+        match receiver.try_recv() {
+            Ok(entry) => batch.push(entry),
+            Err(_) => break,
+        }
     }
 }
 

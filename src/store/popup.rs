@@ -169,49 +169,68 @@ pub struct LogEntry {
     pub latency_us: i32,
 }
 
-/// Writes a batch of log entries with one binary `COPY`: the log takes a row per call,
-/// and COPY costs PostgreSQL about half of what an `INSERT … UNNEST` of the same rows does.
-pub async fn write_log(
-    client: &tokio_postgres::Client,
-    entries: &[LogEntry],
-) -> anyhow::Result<()> {
-    let sink = client
-        .copy_in(
-            "COPY lookup_log (tenant_id, at, number, dnid, crm_id, outcome, latency_us)
-             FROM STDIN (FORMAT binary)",
-        )
-        .await
-        .context("starting the lookup log copy")?;
-    let writer = BinaryCopyInWriter::new(
-        sink,
-        &[
-            Type::INT8,
-            Type::TIMESTAMPTZ,
-            Type::TEXT,
-            Type::TEXT,
-            Type::TEXT,
-            Type::TEXT,
-            Type::INT4,
-        ],
-    );
-    let mut writer = std::pin::pin!(writer);
-    for e in entries {
-        writer
+/// One binary `COPY` into the lookup log, open while entries stream in: the log takes a
+/// row per call, and COPY costs PostgreSQL about half of what an `INSERT … UNNEST` of the
+/// same rows does. Rows reach the server in small chunks as they are written, so neither
+/// side does a whole batch's work in one burst; they become visible at `finish`.
+pub struct LogCopy {
+    writer: std::pin::Pin<Box<BinaryCopyInWriter>>,
+}
+
+impl LogCopy {
+    pub async fn start(client: &tokio_postgres::Client) -> anyhow::Result<Self> {
+        let sink = client
+            .copy_in(
+                "COPY lookup_log (tenant_id, at, number, dnid, crm_id, outcome, latency_us)
+                 FROM STDIN (FORMAT binary)",
+            )
+            .await
+            .context("starting the lookup log copy")?;
+        let writer = BinaryCopyInWriter::new(
+            sink,
+            &[
+                Type::INT8,
+                Type::TIMESTAMPTZ,
+                Type::TEXT,
+                Type::TEXT,
+                Type::TEXT,
+                Type::TEXT,
+                Type::INT4,
+            ],
+        );
+        Ok(Self {
+            writer: Box::pin(writer),
+        })
+    }
+
+    pub async fn write(&mut self, entries: &[LogEntry]) -> anyhow::Result<()> {
+        for e in entries {
+            self.writer
+                .as_mut()
+                .write(&[
+                    &e.tenant.0,
+                    &e.at,
+                    &e.number,
+                    &e.dnid,
+                    &e.crm_id,
+                    &e.outcome.as_str(),
+                    &e.latency_us,
+                ])
+                .await
+                .context("writing the lookup log")?;
+        }
+        Ok(())
+    }
+
+    /// Ends the statement: every row written is stored, or none.
+    pub async fn finish(mut self) -> anyhow::Result<()> {
+        self.writer
             .as_mut()
-            .write(&[
-                &e.tenant.0,
-                &e.at,
-                &e.number,
-                &e.dnid,
-                &e.crm_id,
-                &e.outcome.as_str(),
-                &e.latency_us,
-            ])
+            .finish()
             .await
             .context("writing the lookup log")?;
+        Ok(())
     }
-    writer.finish().await.context("writing the lookup log")?;
-    Ok(())
 }
 
 /// A past lookup of one number, for the screen pop.
