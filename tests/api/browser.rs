@@ -86,7 +86,7 @@ async fn a_real_browser_shows_the_callers_name_without_csp_violations() {
     );
     let rendered = String::from_utf8_lossy(&dom.stdout);
     assert!(
-        rendered.contains("<h1>Ileana Cosânzeana</h1>"),
+        rendered.contains("<h1><bdi>Ileana Cosânzeana</bdi></h1>"),
         "{rendered}"
     );
     for output in [&shot, &dom] {

@@ -93,7 +93,7 @@ async fn a_known_callers_link_opens_a_page_with_who_is_calling_and_why_they_matt
         "vip-route",
         "tier",
         "gold",
-        "on line 0210000000",
+        "on line <bdi>0210000000</bdi>",
     ] {
         assert!(
             page.contains(expected),
@@ -118,7 +118,7 @@ async fn a_known_callers_link_opens_a_page_with_who_is_calling_and_why_they_matt
             open(&app, &link)
                 .await
                 .2
-                .contains("<td>0210000000</td><td>Yes</td>")
+                .contains("<td><bdi>0210000000</bdi></td><td>Yes</td>")
         },
     )
     .await;
@@ -286,6 +286,28 @@ async fn a_contact_name_full_of_html_and_script_is_rendered_inert() {
         page.contains("&#60;script&#62;alert(1)&#60;/script&#62;"),
         "shown as text"
     );
+}
+
+#[tokio::test]
+async fn text_from_outside_is_isolated_so_direction_controls_cannot_reorder_the_page() {
+    let app = spawn_app().await;
+    let acme = app.create_tenant("acme", "RO").await;
+    app.put_contact(&acme.sync_token, "12345", &ana()).await;
+    // A PBX's dialled line is not checked for direction controls; U+202E reverses what
+    // follows it unless the text is isolated.
+    let answer: Value = app
+        .get_raw(&format!(
+            "/api/lookup?telephone=0721234567&dnid=%E2%80%AE0210000000&token={}",
+            acme.lookup_token
+        ))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let (status, _, page) = open(&app, answer["backend_link"].as_str().unwrap()).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("<bdi>\u{202E}0210000000</bdi>"), "{page}");
+    assert!(page.contains("<h1><bdi>Ana Popescu</bdi></h1>"), "{page}");
 }
 
 #[tokio::test]
