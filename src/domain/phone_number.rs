@@ -28,8 +28,7 @@ const WITHHELD: &[&str] = &[
 ];
 
 /// A phone number in its stored form: E.164 (`+40721234567`) when the phone-number
-/// library recognises it, otherwise the digits as given, with their `+` if written with one (bare digits are
-/// internal extensions).
+/// library recognises it, otherwise the bare digits (short internal extensions).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PhoneNumber(String);
 
@@ -104,11 +103,6 @@ impl PhoneNumber {
                     return Ok(Self(e164));
                 }
             }
-        }
-        // Written with a `+`, it is no internal extension even when too short for a real
-        // number: `+40 123` must not meet extension 40123.
-        if body.starts_with('+') {
-            return Ok(Self(format!("+{digits}")));
         }
         Ok(Self(digits))
     }
@@ -503,11 +497,6 @@ mod tests {
     fn short_extensions_are_kept_as_digits() {
         assert_eq!(ro("101").as_deref(), Ok("101"));
         assert_eq!(ro("2 001").as_deref(), Ok("2001"));
-        assert_eq!(
-            ro("+40 123").as_deref(),
-            Ok("+40123"),
-            "a + is no extension"
-        );
     }
 
     #[test]
