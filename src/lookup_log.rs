@@ -17,7 +17,7 @@ use crate::store::{
 
 /// Most entries written in one statement.
 const BATCH: usize = 10_000;
-/// Longest one write may take before its connection is given up.
+/// Longest one write may take, beyond its gather window, before its connection is given up.
 const WRITE_WITHIN: Duration = Duration::from_secs(10);
 /// Waits between attempts to write a batch while the database is unreachable.
 const RETRY_FIRST: Duration = Duration::from_millis(500);
@@ -110,7 +110,7 @@ async fn write_batches(
             return;
         }
         // One statement takes the entries of `gather`, streamed in as they arrive.
-        let written = store::with_client(&pool, WRITE_WITHIN, async |client| {
+        let written = store::with_client(&pool, gather + WRITE_WITHIN, async |client| {
             let mut copy = popup::LogCopy::start(client).await?;
             copy.write(&batch).await?;
             let until = Instant::now() + gather;

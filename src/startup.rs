@@ -101,8 +101,12 @@ impl Application {
             settings.lookup_deadline(),
             metrics.clone(),
         );
+        // Its own connections: the writer keeps a statement open most of the time under
+        // traffic, which would otherwise take one of the connections lookups and sync
+        // writes share (one for the writer, one for the hourly pruning).
+        let log_pool = store::connect_pool(primary_url, 2, PRIMARY_POOL_WAIT)?;
         let (lookup_log, log_writer) = LookupLog::spawn(
-            pool.clone(),
+            log_pool,
             settings.lookup_log_buffer as usize,
             Duration::from_millis(settings.lookup_log_gather_ms.into()),
             settings.lookup_log_retention_days,

@@ -4,7 +4,7 @@ use cidgate::domain::TenantId;
 use cidgate::popup::{self, LinkClaims};
 use serde_json::{Value, json};
 
-use crate::helpers::{PROPAGATION, TestApp, eventually, spawn_app};
+use crate::helpers::{PROPAGATION, TestApp, eventually, spawn_app, spawn_app_with};
 
 async fn link_for(app: &TestApp, token: &str, telephone: &str) -> String {
     let answer = app.lookup_json(token, telephone).await;
@@ -484,6 +484,30 @@ async fn every_lookup_is_logged_with_its_outcome() {
             .all(|r| r.get::<_, Option<String>>(2).as_deref() == Some("0210000000"))
     );
     assert!(rows.iter().all(|r| r.get::<_, i32>(4) >= 0));
+}
+
+#[tokio::test]
+async fn a_gather_window_longer_than_a_writes_time_limit_still_writes_the_log_once() {
+    // The write's time limit (10 s) once counted from the statement's start, so a longer
+    // window timed out every statement and the log was never written.
+    let app = spawn_app_with(|s| s.lookup_log_gather_ms = 10_500).await;
+    let acme = app.create_tenant("acme", "RO").await;
+    app.lookup(&acme.lookup_token, "0799999999").await;
+    let logged = || async {
+        let client = app.pool.get().await.unwrap();
+        let row = client
+            .query_one("SELECT count(*) FROM lookup_log", &[])
+            .await
+            .unwrap();
+        row.get::<_, i64>(0)
+    };
+    eventually(
+        std::time::Duration::from_secs(30),
+        "the window's statement commits",
+        || async { logged().await > 0 },
+    )
+    .await;
+    assert_eq!(logged().await, 1);
 }
 
 #[tokio::test]
