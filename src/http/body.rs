@@ -5,7 +5,7 @@ use std::fmt;
 use std::time::Duration;
 
 use actix_web::http::header;
-use actix_web::{HttpMessage, HttpRequest, mime, web};
+use actix_web::{HttpRequest, web};
 use futures_util::StreamExt;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::map::Entry;
@@ -92,25 +92,40 @@ const EXPECTED: &str = "the body must be sent as Content-Type: application/json"
 
 /// Whether the request says its body is JSON (`application/json` or `application/…+json`,
 /// in UTF-8 if it names a charset). `false` when it says nothing: an empty body needs no
-/// type. Any other type is refused with 415 before the body is read.
+/// type. Any other type is refused with 415 before the body is read. Read by hand, as
+/// leniently as RFC 9110 allows (spaces around `;`, quoted values, any case) and taking
+/// the common `utf8` for UTF-8.
 fn sent_as_json(req: &HttpRequest) -> Result<bool, ApiError> {
     let refuse = |said: String| ApiError::UnsupportedMediaType(format!("{EXPECTED}; {said}"));
-    let media = match req.mime_type() {
-        Ok(Some(media)) => media,
-        Ok(None) => return Ok(false),
-        Err(_) => return Err(refuse("this request's Content-Type is malformed".into())),
+    let malformed = || refuse("this request's Content-Type is malformed".into());
+    let Some(value) = req.headers().get(header::CONTENT_TYPE) else {
+        return Ok(false);
     };
-    let json = media.type_() == mime::APPLICATION
-        && (media.subtype() == mime::JSON || media.suffix() == Some(mime::JSON));
-    if !json {
-        return Err(refuse(format!("this request says {}", media.essence_str())));
+    let value = value.to_str().map_err(|_| malformed())?;
+    let mut parts = value.split(';');
+    let essence = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+    let (kind, subtype) = essence.split_once('/').ok_or_else(malformed)?;
+    if kind.is_empty() || subtype.is_empty() {
+        return Err(malformed());
     }
-    match media.get_param(mime::CHARSET) {
-        Some(charset) if charset != mime::UTF_8 => Err(refuse(format!(
-            "JSON is read as UTF-8 only, and this request says charset={charset}"
-        ))),
-        _ => Ok(true),
+    if kind != "application" || (subtype != "json" && !subtype.ends_with("+json")) {
+        return Err(refuse(format!("this request says {essence}")));
     }
+    for parameter in parts {
+        let Some((name, charset)) = parameter.split_once('=') else {
+            continue;
+        };
+        if !name.trim().eq_ignore_ascii_case("charset") {
+            continue;
+        }
+        let charset = charset.trim().trim_matches('"');
+        if !charset.eq_ignore_ascii_case("utf-8") && !charset.eq_ignore_ascii_case("utf8") {
+            return Err(refuse(format!(
+                "JSON is read as UTF-8 only, and this request says charset={charset}"
+            )));
+        }
+    }
+    Ok(true)
 }
 
 #[derive(Debug)]

@@ -614,6 +614,8 @@ async fn a_body_not_sent_as_json_is_refused_with_415_and_writes_nothing() {
         Some("application/jsonp"),
         Some("application/json; charset=iso-8859-1"),
         Some("json"),
+        Some("/json"),
+        Some("application/json; charset=latin1"),
     ] {
         for (request, text) in [
             (app.http.put(&contact), &body),
@@ -637,6 +639,8 @@ async fn a_body_not_sent_as_json_is_refused_with_415_and_writes_nothing() {
         ("2", "application/json; charset=UTF-8"),
         ("3", "Application/JSON"),
         ("4", "application/vnd.crm+json"),
+        ("5", "application/json ; charset=utf-8"),
+        ("6", "application/json; charset=\"utf8\""),
     ] {
         let response = app
             .http
