@@ -326,7 +326,11 @@ pub async fn run(command: Command) -> anyhow::Result<Exit> {
         Command::Popup(PopupCommand::RotateKey { tenant, db }) => {
             let pool = migrated_pool(&db).await?;
             let tenant = find_tenant(&pool, &tenant).await?;
-            let key_id = store::popup::rotate_key(&pool.get().await?, tenant.id).await?;
+            // The key and its notification commit together, or neither does.
+            let mut client = pool.get().await?;
+            let tx = client.transaction().await?;
+            let key_id = store::popup::rotate_key(&tx, tenant.id).await?;
+            tx.commit().await?;
             eprintln!(
                 "`{}` now signs screen-pop links with key {key_id}",
                 tenant.slug
@@ -335,7 +339,10 @@ pub async fn run(command: Command) -> anyhow::Result<Exit> {
         Command::Popup(PopupCommand::RetireKey { tenant, key_id, db }) => {
             let pool = migrated_pool(&db).await?;
             let tenant = find_tenant(&pool, &tenant).await?;
-            store::popup::retire_key(&pool.get().await?, tenant.id, key_id).await?;
+            let mut client = pool.get().await?;
+            let tx = client.transaction().await?;
+            store::popup::retire_key(&tx, tenant.id, key_id).await?;
+            tx.commit().await?;
             eprintln!(
                 "`{}` no longer accepts links signed with key {key_id}",
                 tenant.slug

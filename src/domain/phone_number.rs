@@ -300,9 +300,11 @@ impl NumberKey {
             None => (false, normalized),
         };
         let max_len = if e164 { 18 } else { 17 };
+        // No country code starts with 0, and as an integer `+0721` would be `+721`.
         if digits.is_empty()
             || digits.len() > max_len
             || !digits.bytes().all(|b| b.is_ascii_digit())
+            || (e164 && digits.starts_with('0'))
         {
             return None;
         }
@@ -566,6 +568,7 @@ mod tests {
         assert!(key(&"9".repeat(17)).is_some(), "17 bare digits fit");
         assert_eq!(key(&"9".repeat(18)), None);
         assert_eq!(key(""), None);
+        assert_eq!(key("+0721234567"), None, "would meet +721234567");
         assert_eq!(key("+"), None);
     }
 
