@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use moka::future::Cache;
 use moka::ops::compute::Op;
 
-use crate::domain::{LookupHit, NumberKey, TenantId};
+use crate::domain::{LookupHit, NumberKey, TenantId, alternate_form};
 
 pub type CacheKey = (TenantId, NumberKey);
 
@@ -187,8 +187,12 @@ impl AnswerCache {
     ) {
         self.invalidations.fetch_add(1, Ordering::AcqRel);
         for number in numbers {
-            if let Some(key) = NumberKey::encode(number) {
-                self.entries.invalidate(&(tenant, key)).await;
+            // A caller who wrote the other form of the number may hold its answer.
+            let alternate = alternate_form(number);
+            for form in std::iter::once(number.as_str()).chain(alternate.as_deref()) {
+                if let Some(key) = NumberKey::encode(form) {
+                    self.entries.invalidate(&(tenant, key)).await;
+                }
             }
         }
     }

@@ -241,7 +241,8 @@ impl LookupService {
             inner.metrics.lookup_outcome("cache");
             return LookupOutcome::answered(hit);
         }
-        if inner.index.membership(tenant, number) == Membership::Unknown {
+        let unknown = |n: &PhoneNumber| inner.index.membership(tenant, n) == Membership::Unknown;
+        if unknown(number) && number.alternate().is_none_or(|other| unknown(&other)) {
             inner.metrics.lookup_outcome("index_unknown");
             return LookupOutcome::answered(None);
         }

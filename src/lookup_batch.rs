@@ -115,9 +115,21 @@ async fn answer(pool: &Pool, misses: Vec<Miss>, timeout: Duration, metrics: &Met
     }
     metrics.lookup_batch_numbers.observe(misses.len() as f64);
     let started = Instant::now();
+    // Each number, then the other form of those that have one (asked for when the
+    // number's own form belongs to no contact).
+    let alternates: Vec<(usize, PhoneNumber)> = misses
+        .iter()
+        .enumerate()
+        .filter_map(|(i, m)| m.number.alternate().map(|other| (i, other)))
+        .collect();
     let wanted: Vec<(TenantId, &str)> = misses
         .iter()
         .map(|m| (m.tenant, m.number.as_str()))
+        .chain(
+            alternates
+                .iter()
+                .map(|(i, n)| (misses[*i].tenant, n.as_str())),
+        )
         .collect();
     let found = async {
         let client = pool.get().await?;
@@ -135,7 +147,13 @@ async fn answer(pool: &Pool, misses: Vec<Miss>, timeout: Duration, metrics: &Met
     .await;
     metrics.observe_query("lookup", started.elapsed().as_secs_f64());
     match found {
-        Ok(found) => {
+        Ok(mut found) => {
+            let own_forms = misses.len();
+            for (k, (i, _)) in alternates.iter().enumerate() {
+                if found[*i].is_none() {
+                    found[*i] = found[own_forms + k].take();
+                }
+            }
             for (miss, hit) in misses.into_iter().zip(found) {
                 tell(miss.reply, Ok(hit));
             }

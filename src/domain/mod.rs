@@ -14,6 +14,8 @@ pub use contact::{
 };
 pub use crm_id::{CrmId, integer_id};
 pub use lookup_hit::{HitField, LookupHit, OptionalFields};
-pub use phone_number::{MAX_RAW_LEN, NumberKey, PhoneNumber, PhoneNumberError, Region};
+pub use phone_number::{
+    MAX_RAW_LEN, NumberKey, PhoneNumber, PhoneNumberError, Region, alternate_form,
+};
 pub use tenant::{AuthPolicy, TenantId, TenantSlug};
 pub use token::{ApiToken, TokenHash, TokenScope};

@@ -128,6 +128,16 @@ impl PhoneNumber {
         &self.0
     }
 
+    /// The other way the same line may be written, where a country has two: Argentina's
+    /// mobiles are `+54 9` and ten digits when dialled from abroad (and read so from the
+    /// national `15` form), but CRMs and carriers also write them without the 9. Fixed
+    /// lines and mobiles share the ten-digit numbers (no area code starts with 9), so both
+    /// forms name one line. Stored numbers keep the form they were written in; a lookup
+    /// tries the other form when its own belongs to no contact.
+    pub fn alternate(&self) -> Option<Self> {
+        alternate_form(&self.0).map(Self)
+    }
+
     /// The number packed into 8 bytes for in-memory indexes, when it fits.
     pub fn key(&self) -> Option<NumberKey> {
         NumberKey::encode(&self.0)
@@ -240,6 +250,21 @@ fn after_international_prefix(digits: &str, region: Region) -> Option<String> {
     let rest = &digits[idd.find(digits).filter(|m| m.start() == 0)?.end()..];
     // A country code never starts with 0: `00` then was no international prefix.
     (!rest.is_empty() && !rest.starts_with('0')).then(|| format!("+{rest}"))
+}
+
+/// `PhoneNumber::alternate` of a normalized number.
+pub fn alternate_form(normalized: &str) -> Option<String> {
+    const ARGENTINA: &str = "+54";
+    const NATIONAL_DIGITS: usize = 10;
+    let national = normalized.strip_prefix(ARGENTINA)?;
+    let ten_digits = |d: &str| d.len() == NATIONAL_DIGITS && d.bytes().all(|b| b.is_ascii_digit());
+    match national.strip_prefix('9') {
+        Some(rest) if ten_digits(rest) => Some(format!("{ARGENTINA}{rest}")),
+        _ if ten_digits(national) && !national.starts_with('9') => {
+            Some(format!("{ARGENTINA}9{national}"))
+        }
+        _ => None,
+    }
 }
 
 /// A Mexican number without the prefixes Mexico dropped in 2019 and that old address books,
@@ -436,6 +461,29 @@ mod tests {
         );
         // Other countries' numbers that start alike keep their digits.
         assert_eq!(ro("+1 555 123 4567").as_deref(), Ok("+15551234567"));
+    }
+
+    #[test]
+    fn an_argentine_line_has_a_form_with_and_without_the_mobile_9() {
+        let ar = Region::parse("AR").unwrap();
+        let mobile = PhoneNumber::parse("011 15 1234-5678", ar).unwrap();
+        assert_eq!(mobile.as_str(), "+5491112345678");
+        assert_eq!(
+            PhoneNumber::parse("+54 9 11 1234 5678", ar).unwrap(),
+            mobile
+        );
+        let plain = PhoneNumber::parse("+54 11 1234-5678", ar).unwrap();
+        assert_eq!(mobile.alternate(), Some(plain.clone()));
+        assert_eq!(plain.alternate(), Some(mobile));
+        for other in [
+            "+40721234567",
+            "+5491112345",
+            "+54800123456",
+            "+1112345678",
+            "101",
+        ] {
+            assert_eq!(alternate_form(other), None, "{other}");
+        }
     }
 
     #[test]

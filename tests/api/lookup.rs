@@ -554,3 +554,75 @@ async fn health_and_readiness_answer_head_probes_too() {
         assert_eq!(post.headers()["allow"], "GET, HEAD", "{path}");
     }
 }
+
+#[tokio::test]
+async fn an_argentine_mobile_meets_its_contact_with_or_without_the_9_and_changes_follow() {
+    let app = spawn_app().await;
+    let other = crate::helpers::spawn_instance(&app.db.url, |_| {}).await;
+    let ba = app.create_tenant("ba", "AR").await;
+    let contact = |name: &str, phone: &str| json!({"name": name, "phones": [phone]});
+    for (id, name, phone) in [
+        ("1", "Sin Nueve", "+54 11 1234-5678"),
+        ("2", "Con Nueve", "+54 9 11 8765 4321"),
+        ("3", "Fijo", "+54 11 5555 0000"),
+        ("4", "Movil", "+54 9 11 5555 0000"),
+    ] {
+        let put = app
+            .put_contact(&ba.sync_token, id, &contact(name, phone))
+            .await;
+        assert_eq!(put.status(), 201);
+    }
+    let name_at = |address: String, telephone: &'static str| {
+        let (app, token) = (&app, &ba.lookup_token);
+        async move {
+            let answer: Value = app
+                .lookup_at(&address, token, telephone)
+                .await
+                .json()
+                .await
+                .unwrap();
+            answer["name"].clone()
+        }
+    };
+    let name = |telephone| name_at(app.address.clone(), telephone);
+
+    // The caller's mobile form (+54 9, or the national 15) meets the contact stored
+    // without the 9, and the other way round.
+    assert_eq!(name("+54 9 11 1234 5678").await, "Sin Nueve");
+    assert_eq!(name("011 15 1234-5678").await, "Sin Nueve");
+    assert_eq!(name("+54 11 8765 4321").await, "Con Nueve");
+    // A number's own form wins over its other form.
+    assert_eq!(name("+54 11 5555 0000").await, "Fijo");
+    assert_eq!(name("+54 9 11 5555 0000").await, "Movil");
+
+    // The answers just cached under the caller's form follow changes to the contact,
+    // on this instance and on another.
+    assert_eq!(
+        name_at(other.clone(), "+54 9 11 1234 5678").await,
+        "Sin Nueve"
+    );
+    let renamed = app
+        .put_contact(
+            &ba.sync_token,
+            "1",
+            &contact("Renombrado", "+54 11 1234-5678"),
+        )
+        .await;
+    assert_eq!(renamed.status(), 200);
+    assert_eq!(name("+54 9 11 1234 5678").await, "Renombrado");
+    eventually(
+        PROPAGATION,
+        "the other instance sees the rename",
+        || async { name_at(other.clone(), "+54 9 11 1234 5678").await == "Renombrado" },
+    )
+    .await;
+    let deleted = app
+        .http
+        .delete(format!("{}/api/v1/contacts/2", app.address))
+        .bearer_auth(&ba.sync_token)
+        .send()
+        .await
+        .unwrap();
+    assert!(deleted.status().is_success());
+    assert_eq!(name("+54 11 8765 4321").await, Value::Null);
+}
