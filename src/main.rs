@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use cidgate::cli::{self, Cli, Command, Exit};
-use cidgate::{config_file, telemetry};
+use cidgate::{config, telemetry};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -13,8 +13,8 @@ fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().collect();
     // The file fills in environment variables, so it is read before any thread starts
     // and before the command line (whose defaults come from the environment) is parsed.
-    if let Some(path) = config_file::requested(&args)
-        && let Err(e) = config_file::load(&path)
+    if let Some(path) = config::file::requested(&args)
+        && let Err(e) = config::file::load(&path)
     {
         eprintln!("error: {e:#}");
         return ExitCode::FAILURE;

@@ -9,17 +9,18 @@ use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use url::Url;
 
-use crate::cache::AnswerCache;
 use crate::config::ServeSettings;
-use crate::directory::Directory;
-use crate::http::{self, AppState};
-use crate::known_numbers::KnownNumbers;
-use crate::listener::Listener;
+use crate::http::rate_limit::RateLimits;
+use crate::http::state::AppState;
+use crate::http::{self, middleware};
+use crate::live::directory::Directory;
+use crate::live::listener::Listener;
 use crate::lookup::LookupService;
-use crate::lookup_batch::LookupBatcher;
-use crate::lookup_log::{LogWriter, LookupLog};
+use crate::lookup::batcher::LookupBatcher;
+use crate::lookup::cache::AnswerCache;
+use crate::lookup::known_numbers::KnownNumbers;
+use crate::lookup::log::{LogWriter, LookupLog};
 use crate::metrics::Metrics;
-use crate::rate_limit::RateLimits;
 use crate::store;
 
 /// How long start-up waits for the directory and number index before serving anyway
@@ -134,10 +135,12 @@ impl Application {
             App::new()
                 .app_data(state.clone())
                 .configure(http::configure)
-                .wrap(http::cors(&cors_origins))
-                .wrap(actix_web::middleware::from_fn(http::enforce_request_limits))
-                .wrap(http::security_headers())
-                .wrap_fn(http::observe)
+                .wrap(middleware::cors(&cors_origins))
+                .wrap(actix_web::middleware::from_fn(
+                    middleware::enforce_request_limits,
+                ))
+                .wrap(middleware::security_headers())
+                .wrap_fn(middleware::observe)
         })
         .listen(listener)?;
         if let Some(workers) = settings.workers {

@@ -13,12 +13,13 @@ use actix_web::http::header;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use futures_util::future::LocalBoxFuture;
 
-use super::{AppState, RequestStart, client_ip};
-use crate::directory::{TenantEntry, TokenCheck};
+use super::error::ApiError;
+use super::middleware::RequestStart;
+use super::rate_limit::Limited;
+use super::state::AppState;
 use crate::domain::{ApiToken, TokenHash, TokenScope};
-use crate::error::ApiError;
+use crate::live::directory::{TenantEntry, TokenCheck};
 use crate::metrics::LimitLabels;
-use crate::rate_limit::Limited;
 
 const INVALID_TOKEN: ApiError = ApiError::Unauthorized("the token is not valid for this API");
 const TOKEN_REQUIRED: ApiError = ApiError::Unauthorized("a token is required");
@@ -42,7 +43,7 @@ impl FromRequest for LookupAuth {
         let req = req.clone();
         Box::pin(async move {
             let state = state(&req);
-            let ip = client_ip(&req);
+            let ip = state.client_ip(&req);
             let guesser = ip.or_else(|| peer_ip(&req));
             state
                 .limits
@@ -141,7 +142,7 @@ impl FromRequest for SyncAuth {
         let req = req.clone();
         Box::pin(async move {
             let state = state(&req);
-            let guesser = client_ip(&req).or_else(|| peer_ip(&req));
+            let guesser = state.client_ip(&req).or_else(|| peer_ip(&req));
             state
                 .limits
                 .refuse_guessing(guesser)

@@ -11,7 +11,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visit
 use serde_json::map::Entry;
 use serde_json::{Map, Number, Value};
 
-use crate::error::ApiError;
+use super::error::ApiError;
 
 /// Larger bodies are parsed on the blocking pool: a full batch takes the parser tens of
 /// milliseconds, and the worker would answer no lookups meanwhile.

@@ -624,7 +624,7 @@ async fn tenant_id(app: &TestApp, slug: &str) -> cidgate::domain::TenantId {
 #[tokio::test]
 async fn misses_waiting_at_once_share_one_statement_and_each_get_their_own_answer() {
     use cidgate::domain::PhoneNumber;
-    use cidgate::lookup_batch::LookupBatcher;
+    use cidgate::lookup::batcher::LookupBatcher;
 
     let app = spawn_app().await;
     let acme = app.create_tenant("acme", "RO").await;
@@ -699,7 +699,7 @@ async fn misses_waiting_at_once_share_one_statement_and_each_get_their_own_answe
 #[tokio::test]
 async fn a_batch_the_database_cannot_answer_fails_every_miss_in_it() {
     use cidgate::domain::PhoneNumber;
-    use cidgate::lookup_batch::LookupBatcher;
+    use cidgate::lookup::batcher::LookupBatcher;
 
     let app = spawn_app().await;
     let proxy = DbProxy::start(&app.db.url).await;
@@ -728,7 +728,7 @@ async fn a_batch_the_database_cannot_answer_fails_every_miss_in_it() {
 #[tokio::test]
 async fn misses_are_shed_when_the_queue_is_full_or_they_waited_too_long() {
     use cidgate::domain::PhoneNumber;
-    use cidgate::lookup_batch::LookupBatcher;
+    use cidgate::lookup::batcher::LookupBatcher;
 
     let app = spawn_app().await;
     // A statement timeout of zero: by the time the batcher takes a miss, every miss has

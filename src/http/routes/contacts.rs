@@ -6,8 +6,8 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use crate::domain::{ContactInput, CrmId, FieldError, Region, TenantId, parse_source_time};
-use crate::error::ApiError;
-use crate::http::{AppState, auth::SyncAuth, body::read_json};
+use crate::http::error::ApiError;
+use crate::http::{auth::SyncAuth, body::read_json, state::AppState};
 use crate::store::{
     self,
     contacts::{self, WriteOp, WriteOutcome, WriteResult},

@@ -6,7 +6,7 @@ use actix_web::{HttpResponse, web};
 use deadpool_postgres::Pool;
 use serde_json::json;
 
-use crate::http::AppState;
+use crate::http::state::AppState;
 
 /// Readiness answers within this even when the database hangs (probes time out at 2 s).
 const CHECK_WITHIN: Duration = Duration::from_secs(1);

@@ -5,11 +5,11 @@ use std::borrow::Cow;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
 
-use crate::directory::TenantEntry;
 use crate::domain::LookupHit;
-use crate::error::ApiError;
-use crate::http::AppState;
 use crate::http::auth::{LookupAuth, request_start};
+use crate::http::error::ApiError;
+use crate::http::state::AppState;
+use crate::live::directory::TenantEntry;
 use crate::lookup::{Caller, Degraded, LookupAnswer, LookupQuery};
 use crate::popup::LinkClaims;
 use crate::store::popup::{LogEntry, LookupOutcomeKind};

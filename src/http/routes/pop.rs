@@ -7,10 +7,10 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{CustomizeResponder, HttpRequest, HttpResponse, Responder, web};
 
 use crate::domain::{CrmId, TenantId};
-use crate::http::AppState;
+use crate::http::state::AppState;
+use crate::popup::views::{self, ContactPage, EN, ErrorPage, NumberView, UnknownPage};
 use crate::popup::{self, LinkError, PopupSettings};
 use crate::store::{self, tenants::Tenant};
-use crate::views::{self, ContactPage, EN, ErrorPage, NumberView, UnknownPage};
 
 /// Relative, so the page works under any path prefix of the public URL.
 const CSS_HREF: &str = "style.css";

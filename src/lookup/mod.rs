@@ -5,18 +5,23 @@
 //! fails, the last known answer for the number, else the unknown answer — marked degraded.
 //! No actix and no SQL here.
 
+pub mod batcher;
+pub mod cache;
+pub mod known_numbers;
+pub mod log;
+
 use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{Serialize, Serializer};
 
-use crate::cache::AnswerCache;
+use self::batcher::LookupBatcher;
+use self::cache::AnswerCache;
+use self::known_numbers::{KnownNumbers, Membership};
 use crate::domain::{
     HitField, LookupHit, MAX_RAW_LEN, PhoneNumber, PhoneNumberError, Region, TenantId, integer_id,
 };
-use crate::known_numbers::{KnownNumbers, Membership};
-use crate::lookup_batch::LookupBatcher;
 use crate::metrics::Metrics;
 
 /// The answer a PBX routes on: exactly these nine keys, in this order (the reference's).

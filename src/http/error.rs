@@ -56,9 +56,9 @@ pub enum ApiError {
     Unexpected(#[source] anyhow::Error),
 }
 
-impl From<crate::rate_limit::Limited> for ApiError {
-    fn from(over: crate::rate_limit::Limited) -> Self {
-        use crate::rate_limit::Limit;
+impl From<super::rate_limit::Limited> for ApiError {
+    fn from(over: super::rate_limit::Limited) -> Self {
+        use super::rate_limit::Limit;
         let message = match over.limit {
             Limit::Lookups => {
                 "too many lookups for this tenant; retry after the Retry-After seconds"

@@ -4,6 +4,8 @@
 //!
 //! Form: `1.<key id>.<claims, base64url JSON>.<HMAC-SHA256 of what precedes, base64url>`.
 
+pub mod views;
+
 use std::borrow::Cow;
 use std::fmt::Write;
 

@@ -15,9 +15,9 @@ use tokio::sync::{mpsc, watch};
 use tokio_postgres::{AsyncMessage, Notification};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use crate::cache::AnswerCache;
-use crate::directory::Directory;
-use crate::known_numbers::KnownNumbers;
+use super::directory::Directory;
+use crate::lookup::cache::AnswerCache;
+use crate::lookup::known_numbers::KnownNumbers;
 use crate::metrics::{ChannelLabels, Metrics};
 use crate::store::tls::DatabaseTarget;
 use crate::store::{self, notify};

@@ -1,6 +1,8 @@
 //! Typed settings for `serve`, read once at start from flags or `CIDGATE_*` variables.
 //! A wrong value fails at start with the name of the setting.
 
+pub mod file;
+
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -10,9 +12,9 @@ use url::Url;
 
 use ipnetwork::IpNetwork;
 
-use crate::cache::CacheSettings;
 use crate::http::client_ip::ForwardedHeader;
-use crate::rate_limit::RateSettings;
+use crate::http::rate_limit::RateSettings;
+use crate::lookup::cache::CacheSettings;
 
 /// Every `CIDGATE_*` variable cidgate reads; others are warned about as likely typos.
 pub const KNOWN_VARIABLES: &[&str] = &[

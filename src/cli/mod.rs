@@ -1,0 +1,121 @@
+//! The `cidgate` command line: serving, migrations and administration.
+
+mod allow;
+mod demo;
+mod import;
+mod popup;
+mod tenant;
+mod token;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use deadpool_postgres::Pool;
+
+use crate::config::{self, DatabaseArgs, ServeSettings};
+use crate::domain::TenantSlug;
+use crate::startup::Application;
+use crate::store::{self, tenants::Tenant};
+use crate::telemetry::LogFormat;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cidgate",
+    version,
+    about = "Caller-lookup and screen-pop gateway"
+)]
+pub struct Cli {
+    /// Log format on stderr
+    #[arg(
+        long,
+        env = "CIDGATE_LOG_FORMAT",
+        value_enum,
+        default_value = "pretty",
+        global = true
+    )]
+    pub log_format: LogFormat,
+
+    /// Configuration file: `NAME=value` lines with the variables below (as systemd's
+    /// EnvironmentFile); the environment and flags override it
+    #[arg(long, env = "CIDGATE_CONFIG", value_name = "FILE", global = true)]
+    pub config: Option<std::path::PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the HTTP API (migrates first)
+    Serve(ServeSettings),
+    /// Apply pending database migrations
+    Migrate(DatabaseArgs),
+    /// Manage tenants
+    #[command(subcommand)]
+    Tenant(tenant::TenantCommand),
+    /// Manage API tokens
+    #[command(subcommand)]
+    Token(token::TokenCommand),
+    /// Manage a tenant's IP allowlist for lookups
+    #[command(subcommand)]
+    Allow(allow::AllowCommand),
+    /// Import contacts from a CSV file
+    Import(import::ImportArgs),
+    /// Create or refresh the `demo` tenant and print a lookup to try
+    Demo(demo::DemoArgs),
+    /// Screen-pop signing keys
+    #[command(subcommand)]
+    Popup(popup::PopupCommand),
+}
+
+/// How a finished command ends the process.
+pub enum Exit {
+    Success,
+    /// The command did its work but some input was left out (import's rejected rows).
+    Partial,
+}
+
+pub async fn run(command: Command) -> anyhow::Result<Exit> {
+    match command {
+        Command::Serve(settings) => {
+            config::warn_unknown_variables();
+            Application::build(&settings)
+                .await?
+                .run_until_stopped()
+                .await?;
+        }
+        Command::Migrate(db) => {
+            store::migrate(&admin_pool(&db)?).await?;
+            eprintln!("migrations are up to date");
+        }
+        Command::Tenant(cmd) => tenant::run(cmd).await?,
+        Command::Token(cmd) => token::run(cmd).await?,
+        Command::Allow(cmd) => allow::run(cmd).await?,
+        Command::Import(args) => return import::run(args).await,
+        Command::Demo(args) => demo::run(args).await?,
+        Command::Popup(cmd) => popup::run(cmd).await?,
+    }
+    Ok(Exit::Success)
+}
+
+/// A small pool for one-shot commands; runs migrations so a fresh database works.
+fn admin_pool(db: &DatabaseArgs) -> anyhow::Result<Pool> {
+    store::connect_pool(
+        db.database_url.expose(),
+        2,
+        std::time::Duration::from_secs(30),
+    )
+}
+
+async fn migrated_pool(db: &DatabaseArgs) -> anyhow::Result<Pool> {
+    let pool = admin_pool(db)?;
+    store::migrate(&pool).await?;
+    Ok(pool)
+}
+
+async fn find_tenant(pool: &Pool, slug: &str) -> anyhow::Result<Tenant> {
+    let slug = TenantSlug::parse(slug).map_err(anyhow::Error::msg)?;
+    let client = pool.get().await.context("connecting to the database")?;
+    store::tenants::find_by_slug(&client, &slug)
+        .await?
+        .with_context(|| format!("no tenant `{slug}` (see `cidgate tenant list`)"))
+}

@@ -1,0 +1,221 @@
+//! `cidgate tenant`: create, list and configure tenants.
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+
+use super::{find_tenant, migrated_pool};
+use crate::config::{self, DatabaseArgs};
+use crate::domain::{AuthPolicy, Region, TenantSlug};
+use crate::popup::PopupSettings;
+use crate::store;
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant
+    Create {
+        slug: String,
+        /// Default region for national numbers (ISO 3166 alpha-2, e.g. RO)
+        #[arg(long)]
+        region: String,
+        /// Display name (defaults to the slug)
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+    /// List tenants
+    List {
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+    /// Change a tenant's lookup authentication or rate limit
+    Set {
+        slug: String,
+        /// token, ip (source address alone, by allowlist) or token+ip
+        #[arg(long)]
+        auth: Option<String>,
+        /// Lookups per second for this tenant, or `default`
+        #[arg(long)]
+        lookup_rate: Option<String>,
+        #[command(flatten)]
+        popup: PopupArgs,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+}
+
+const MAX_POPUP_TTL_SECS: u64 = 7 * 24 * 3600;
+
+/// Screen-pop settings of a tenant; only the ones given change.
+#[derive(Debug, Args)]
+pub struct PopupArgs {
+    /// How long screen-pop links stay valid, e.g. 12h
+    #[arg(long, value_parser = humantime::parse_duration)]
+    popup_ttl: Option<std::time::Duration>,
+    /// CRM record URL for contacts without their own, with {id}, {number}, {national}
+    #[arg(long)]
+    crm_url_template: Option<String>,
+    /// "Create in CRM" URL for unknown callers, with {number} or {national}
+    #[arg(long)]
+    create_url_template: Option<String>,
+    /// Send agents straight to the CRM record instead of the page
+    #[arg(long)]
+    redirect_to_crm: Option<bool>,
+    /// Give unknown callers a backend_link too
+    #[arg(long)]
+    popup_for_unknown: Option<bool>,
+    /// Origins allowed to frame the page (comma-separated), or `none`
+    #[arg(long)]
+    frame_ancestors: Option<String>,
+}
+
+impl PopupArgs {
+    fn is_empty(&self) -> bool {
+        self.popup_ttl.is_none()
+            && self.crm_url_template.is_none()
+            && self.create_url_template.is_none()
+            && self.redirect_to_crm.is_none()
+            && self.popup_for_unknown.is_none()
+            && self.frame_ancestors.is_none()
+    }
+
+    /// Applies the given options to `settings`, checking each.
+    fn apply(self, settings: &mut PopupSettings) -> anyhow::Result<()> {
+        if let Some(ttl) = self.popup_ttl {
+            anyhow::ensure!(ttl.as_secs() >= 60, "--popup-ttl: at least one minute");
+            // A link is a capability to contact data that cannot be revoked one by one.
+            anyhow::ensure!(
+                ttl.as_secs() <= MAX_POPUP_TTL_SECS,
+                "--popup-ttl: at most 7 days (168h)"
+            );
+            settings.ttl_secs = ttl.as_secs();
+        }
+        if let Some(t) = self.crm_url_template {
+            settings.crm_url_template = url_template("--crm-url-template", t)?;
+        }
+        if let Some(t) = self.create_url_template {
+            settings.create_url_template = url_template("--create-url-template", t)?;
+        }
+        if let Some(redirect) = self.redirect_to_crm {
+            settings.redirect_to_crm = redirect;
+        }
+        if let Some(for_unknown) = self.popup_for_unknown {
+            settings.for_unknown = for_unknown;
+        }
+        if let Some(list) = self.frame_ancestors {
+            settings.frame_ancestors = if list == "none" {
+                Vec::new()
+            } else {
+                list.split(',')
+                    .map(|o| {
+                        config::parse_origin(o)
+                            .map_err(|e| anyhow::anyhow!("--frame-ancestors: {e}"))
+                    })
+                    .collect::<anyhow::Result<_>>()?
+            };
+        }
+        Ok(())
+    }
+}
+
+/// An http(s) URL template (empty clears it).
+fn url_template(flag: &str, template: String) -> anyhow::Result<Option<String>> {
+    if template.is_empty() {
+        return Ok(None);
+    }
+    let sample = crate::popup::fill_template(&template, Some("1"), "+40700000000", "0700000000");
+    config::parse_base_url(sample.split('?').next().unwrap_or_default())
+        .map_err(|e| anyhow::anyhow!("{flag}: {e}"))?;
+    Ok(Some(template))
+}
+
+pub async fn run(cmd: TenantCommand) -> anyhow::Result<()> {
+    match cmd {
+        TenantCommand::Create {
+            slug,
+            region,
+            name,
+            db,
+        } => {
+            let slug = TenantSlug::parse(&slug).map_err(anyhow::Error::msg)?;
+            let region = Region::parse(&region).map_err(|e| anyhow::anyhow!("--region: {e}"))?;
+            let name = name.unwrap_or_else(|| slug.to_string());
+            let pool = migrated_pool(&db).await?;
+            let client = pool.get().await?;
+            let tenant = store::tenants::create(&client, &slug, &name, region).await?;
+            println!("{}", tenant.slug);
+            eprintln!(
+                "created tenant `{}` (region {})",
+                tenant.slug,
+                region.code()
+            );
+        }
+        TenantCommand::Set {
+            slug,
+            auth,
+            lookup_rate,
+            popup,
+            db,
+        } => {
+            let policy = auth
+                .map(|a| AuthPolicy::parse(&a).map_err(|e| anyhow::anyhow!("--auth: {e}")))
+                .transpose()?;
+            let rate = lookup_rate.map(|r| parse_rate(&r)).transpose()?;
+            if policy.is_none() && rate.is_none() && popup.is_empty() {
+                bail!(
+                    "nothing to change: give --auth, --lookup-rate or a screen-pop option (see --help)"
+                );
+            }
+            let pool = migrated_pool(&db).await?;
+            let tenant = find_tenant(&pool, &slug).await?;
+            let mut client = pool.get().await?;
+            let tx = client.transaction().await?;
+            if let Some(policy) = policy {
+                store::tenants::set_auth_policy(&tx, tenant.id, policy)
+                    .await
+                    .with_context(|| {
+                        format!("cannot switch `{slug}` to --auth {}", policy.as_str())
+                    })?;
+            }
+            if let Some(rate) = rate {
+                store::tenants::set_lookup_rate(&tx, tenant.id, rate).await?;
+            }
+            if !popup.is_empty() {
+                let mut settings = tenant.popup.clone();
+                popup.apply(&mut settings)?;
+                store::tenants::set_popup_settings(&tx, tenant.id, &settings).await?;
+            }
+            tx.commit().await?;
+            eprintln!("updated tenant `{slug}`");
+        }
+        TenantCommand::List { db } => {
+            let pool = migrated_pool(&db).await?;
+            let client = pool.get().await?;
+            println!("{:<24} {:<6} {:>10}  NAME", "SLUG", "REGION", "CONTACTS");
+            for t in store::tenants::list(&client).await? {
+                let count = store::tenants::contact_count(&client, t.id).await?;
+                println!(
+                    "{:<24} {:<6} {:>10}  {}",
+                    t.slug,
+                    t.region.code(),
+                    count,
+                    t.name
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A rate in lookups per second, or `default` for the gateway's.
+fn parse_rate(raw: &str) -> anyhow::Result<Option<u32>> {
+    if raw == "default" {
+        return Ok(None);
+    }
+    match raw.parse::<u32>() {
+        Ok(n) if n > 0 => Ok(Some(n)),
+        _ => bail!(
+            "--lookup-rate: `{raw}` is not a positive number of lookups per second or `default`"
+        ),
+    }
+}

@@ -1,0 +1,69 @@
+//! What every handler may use: pools, services and the settings handlers read.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::HttpRequest;
+use deadpool_postgres::Pool;
+use ipnetwork::IpNetwork;
+use tokio::sync::watch;
+use url::Url;
+
+use super::client_ip::{self, ForwardedHeader};
+use super::rate_limit::RateLimits;
+use crate::domain::TenantId;
+use crate::live::directory::Directory;
+use crate::lookup::LookupService;
+use crate::lookup::cache::AnswerCache;
+use crate::lookup::known_numbers::KnownNumbers;
+use crate::lookup::log::LookupLog;
+use crate::metrics::Metrics;
+use crate::store::notify::ChangedNumbers;
+
+/// What every handler may use; cheap to clone (pools and services are handles).
+#[derive(Clone)]
+pub struct AppState {
+    /// The primary: writes, and reads that must see them.
+    pub pool: Pool,
+    pub lookup: LookupService,
+    pub cache: AnswerCache,
+    pub index: KnownNumbers,
+    pub directory: Directory,
+    pub metrics: Arc<Metrics>,
+    /// True while the notification listener is connected with its state loaded.
+    pub listening: watch::Receiver<bool>,
+    pub public_url: Url,
+    pub limits: RateLimits,
+    pub lookup_log: LookupLog,
+    /// The read replica's pool (`DATABASE_READ_URL`), when lookups have one.
+    pub read_pool: Option<Pool>,
+    /// How long a sync API request may wait for the database.
+    pub write_timeout: Duration,
+    /// How long a sync API request may take to send its body.
+    pub body_timeout: Duration,
+    /// Peers whose forwarding header is believed, and which header that is.
+    pub trusted_proxies: Arc<[IpNetwork]>,
+    pub forwarded_header: ForwardedHeader,
+}
+
+impl AppState {
+    /// After a committed write: this instance forgets the affected answers at once and
+    /// learns of new numbers; the NOTIFY sent in the transaction tells the others.
+    /// Released numbers stay in the index until the listener has asked the database
+    /// whether another contact still has them.
+    pub async fn contacts_written(&self, tenant: TenantId, numbers: &ChangedNumbers) {
+        self.cache.invalidate(tenant, numbers.all()).await;
+        self.index.add(tenant, &numbers.claimed).await;
+    }
+
+    /// The client's address: the TCP peer, or what trusted proxies say it is.
+    pub fn client_ip(&self, req: &HttpRequest) -> Option<IpAddr> {
+        client_ip::resolve(
+            req.peer_addr().map(|a| a.ip()),
+            req.headers(),
+            &self.trusted_proxies,
+            self.forwarded_header,
+        )
+    }
+}
