@@ -45,7 +45,7 @@ impl Application {
         let primary_url = settings.database.database_url.expose();
         let pool = store::connect_pool(primary_url, pool_size, PRIMARY_POOL_WAIT)?;
         migrate_when_reachable(&pool, Duration::from_secs(settings.db_start_wait_secs)).await?;
-        store::popup::ensure_keys(&pool.get().await?)
+        store::signing_keys::ensure(&pool.get().await?)
             .await
             .context("creating screen-pop signing keys")?;
         let read_pool = match &settings.database_read_url {

@@ -4,7 +4,7 @@ use anyhow::{Context, bail};
 use clap::Subcommand;
 use ipnetwork::IpNetwork;
 
-use super::{find_tenant, migrated_pool};
+use super::db::{find_tenant, migrated_pool};
 use crate::config::{self, DatabaseArgs};
 use crate::store;
 

@@ -2,10 +2,10 @@
 
 use clap::Args;
 
-use super::migrated_pool;
+use super::db::migrated_pool;
 use crate::config::{self, DatabaseArgs};
-use crate::domain::{ContactInput, CrmId, PhoneNumber, Region, TenantSlug, TokenScope};
-use crate::store::{self, contacts::WriteOp};
+use crate::domain::{ContactInput, CrmId, PhoneNumber, Region, TenantSlug, TokenScope, WriteOp};
+use crate::store;
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {

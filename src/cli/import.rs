@@ -8,10 +8,11 @@ use anyhow::Context;
 use clap::Args;
 use deadpool_postgres::Pool;
 
-use super::{Exit, find_tenant, migrated_pool};
+use super::db::{find_tenant, migrated_pool};
 use crate::config::DatabaseArgs;
 use crate::contacts::import::{self, ImportCounts};
-use crate::store::{self, tenants::Tenant};
+use crate::domain::{Tenant, WriteOutcome};
+use crate::store;
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {
@@ -26,7 +27,8 @@ pub struct ImportArgs {
 /// Rows parsed and written at a time: the file is parsed a piece ahead of the writes.
 const IMPORT_PIECE: usize = store::contacts::CHUNK;
 
-pub async fn run(args: ImportArgs) -> anyhow::Result<Exit> {
+/// Imports the file; returns how many rows were rejected (the rest are written).
+pub async fn run(args: ImportArgs) -> anyhow::Result<usize> {
     let pool = migrated_pool(&args.db).await?;
     let tenant = find_tenant(&pool, &args.tenant).await?;
     let mut attempt = 1;
@@ -57,11 +59,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Exit> {
         counts.stale,
         rejected.len()
     );
-    Ok(if rejected.is_empty() {
-        Exit::Success
-    } else {
-        Exit::Partial
-    })
+    Ok(rejected.len())
 }
 
 /// One attempt at an import: the writes and the rejected rows, committed.
@@ -69,7 +67,7 @@ async fn import_once(
     pool: &Pool,
     tenant: &Tenant,
     path: &std::path::Path,
-) -> anyhow::Result<(store::contacts::WriteOutcome, Vec<import::RejectedRow>)> {
+) -> anyhow::Result<(WriteOutcome, Vec<import::RejectedRow>)> {
     let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
 
     // The parser runs on its own thread, one piece ahead: a bounded channel keeps it

@@ -1,20 +1,18 @@
 //! The `cidgate` command line: serving, migrations and administration.
 
 mod allow;
+mod db;
 mod demo;
 mod import;
 mod popup;
 mod tenant;
 mod token;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
-use deadpool_postgres::Pool;
 
 use crate::config::{self, DatabaseArgs, ServeSettings};
-use crate::domain::TenantSlug;
 use crate::startup::Application;
-use crate::store::{self, tenants::Tenant};
+use crate::store;
 use crate::telemetry::LogFormat;
 
 #[derive(Debug, Parser)]
@@ -84,38 +82,19 @@ pub async fn run(command: Command) -> anyhow::Result<Exit> {
                 .await?;
         }
         Command::Migrate(db) => {
-            store::migrate(&admin_pool(&db)?).await?;
+            store::migrate(&db::admin_pool(&db)?).await?;
             eprintln!("migrations are up to date");
         }
         Command::Tenant(cmd) => tenant::run(cmd).await?,
         Command::Token(cmd) => token::run(cmd).await?,
         Command::Allow(cmd) => allow::run(cmd).await?,
-        Command::Import(args) => return import::run(args).await,
+        Command::Import(args) => {
+            if import::run(args).await? > 0 {
+                return Ok(Exit::Partial);
+            }
+        }
         Command::Demo(args) => demo::run(args).await?,
         Command::Popup(cmd) => popup::run(cmd).await?,
     }
     Ok(Exit::Success)
-}
-
-/// A small pool for one-shot commands; runs migrations so a fresh database works.
-fn admin_pool(db: &DatabaseArgs) -> anyhow::Result<Pool> {
-    store::connect_pool(
-        db.database_url.expose(),
-        2,
-        std::time::Duration::from_secs(30),
-    )
-}
-
-async fn migrated_pool(db: &DatabaseArgs) -> anyhow::Result<Pool> {
-    let pool = admin_pool(db)?;
-    store::migrate(&pool).await?;
-    Ok(pool)
-}
-
-async fn find_tenant(pool: &Pool, slug: &str) -> anyhow::Result<Tenant> {
-    let slug = TenantSlug::parse(slug).map_err(anyhow::Error::msg)?;
-    let client = pool.get().await.context("connecting to the database")?;
-    store::tenants::find_by_slug(&client, &slug)
-        .await?
-        .with_context(|| format!("no tenant `{slug}` (see `cidgate tenant list`)"))
 }

@@ -2,7 +2,7 @@
 
 use clap::Subcommand;
 
-use super::{find_tenant, migrated_pool};
+use super::db::{find_tenant, migrated_pool};
 use crate::config::DatabaseArgs;
 use crate::store;
 
@@ -37,7 +37,7 @@ pub async fn run(cmd: PopupCommand) -> anyhow::Result<()> {
             // The key and its notification commit together, or neither does.
             let mut client = pool.get().await?;
             let tx = client.transaction().await?;
-            let key_id = store::popup::rotate_key(&tx, tenant.id).await?;
+            let key_id = store::signing_keys::rotate(&tx, tenant.id).await?;
             tx.commit().await?;
             eprintln!(
                 "`{}` now signs screen-pop links with key {key_id}",
@@ -49,7 +49,7 @@ pub async fn run(cmd: PopupCommand) -> anyhow::Result<()> {
             let tenant = find_tenant(&pool, &tenant).await?;
             let mut client = pool.get().await?;
             let tx = client.transaction().await?;
-            store::popup::retire_key(&tx, tenant.id, key_id).await?;
+            store::signing_keys::retire(&tx, tenant.id, key_id).await?;
             tx.commit().await?;
             eprintln!(
                 "`{}` no longer accepts links signed with key {key_id}",

@@ -3,10 +3,9 @@
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 
-use super::{find_tenant, migrated_pool};
+use super::db::{find_tenant, migrated_pool};
 use crate::config::{self, DatabaseArgs};
-use crate::domain::{AuthPolicy, Region, TenantSlug};
-use crate::popup::PopupSettings;
+use crate::domain::{AuthPolicy, PopupSettings, Region, TenantSlug};
 use crate::store;
 
 #[derive(Debug, Subcommand)]

@@ -3,7 +3,7 @@
 use anyhow::bail;
 use clap::Subcommand;
 
-use super::{find_tenant, migrated_pool};
+use super::db::{find_tenant, migrated_pool};
 use crate::config::DatabaseArgs;
 use crate::domain::TokenScope;
 use crate::store;

@@ -9,8 +9,7 @@ use std::rc::Rc;
 use anyhow::{Context, bail};
 use serde_json::{Map, Value};
 
-use crate::domain::{ContactInput, CrmId, FieldError, Region};
-use crate::store::contacts::{WriteOp, WriteResult};
+use crate::domain::{ContactInput, CrmId, FieldError, Region, WriteOp, WriteResult};
 
 /// Columns the file may have; `id`, `name` and `phones` are required.
 pub const COLUMNS: &[&str] = &[

@@ -4,8 +4,9 @@ use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use super::crm_id::CrmId;
+use super::phone_number::{PhoneNumber, Region};
 use super::text::{BIDI_CONTROLS, display_problem, is_bidi_control};
-use super::{CrmId, PhoneNumber, Region};
 
 const MAX_NAME_CHARS: usize = 256;
 const MAX_TEXT_CHARS: usize = 128;

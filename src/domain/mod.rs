@@ -3,19 +3,25 @@
 mod contact;
 mod crm_id;
 mod lookup_hit;
+mod lookup_log;
 mod number_memo;
 mod phone_number;
+mod signing_key;
 mod tenant;
 mod text;
 mod token;
+mod write;
 
 pub use contact::{
     ContactInput, ContactRecord, FieldError, MAX_UPDATED_AT_AHEAD, parse_source_time,
 };
 pub use crm_id::{CrmId, integer_id};
 pub use lookup_hit::{HitField, LookupHit, OptionalFields};
+pub use lookup_log::{LogEntry, LookupOutcomeKind, RecentCall};
 pub use phone_number::{
     MAX_RAW_LEN, NumberKey, PhoneNumber, PhoneNumberError, Region, alternate_form,
 };
-pub use tenant::{AuthPolicy, TenantId, TenantSlug};
+pub use signing_key::PopupKey;
+pub use tenant::{AuthPolicy, PopupSettings, Tenant, TenantId, TenantSlug};
 pub use token::{ApiToken, TokenHash, TokenScope};
+pub use write::{ChangedNumbers, WriteOp, WriteOutcome, WriteResult};

@@ -9,7 +9,7 @@ use std::hash::{BuildHasher, Hash, Hasher};
 
 use rustc_hash::FxBuildHasher;
 
-use super::{PhoneNumber, PhoneNumberError, Region};
+use super::phone_number::{MAX_RAW_LEN, PhoneNumber, PhoneNumberError, Region};
 
 /// Buckets per thread, of two slots each: two texts that hash alike both stay; a third
 /// replaces the older.
@@ -31,7 +31,7 @@ thread_local! {
 /// `PhoneNumber::parse(raw, region)`, remembered.
 pub fn parse(raw: &str, region: Region) -> Normalized {
     // Absurdly long texts are refused by the parse at once; not worth a slot.
-    if raw.len() > super::MAX_RAW_LEN * 4 {
+    if raw.len() > MAX_RAW_LEN * 4 {
         return PhoneNumber::parse(raw, region);
     }
     let first = bucket(raw, region) * 2;

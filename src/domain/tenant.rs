@@ -1,5 +1,10 @@
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::phone_number::Region;
+
 /// Database id of a tenant; every store function takes one so no query forgets it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TenantId(pub i64);
@@ -8,6 +13,20 @@ impl fmt::Display for TenantId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.fmt(f)
     }
+}
+
+/// A tenant as the rest of the application sees it.
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    pub id: TenantId,
+    pub slug: String,
+    pub name: String,
+    pub region: Region,
+    pub settings: Value,
+    pub auth_policy: AuthPolicy,
+    /// Lookups per second allowed; `None` means the gateway's default.
+    pub lookup_rate: Option<u32>,
+    pub popup: PopupSettings,
 }
 
 /// A tenant's short name as used on the command line: `acme`, `acme-ro`.
@@ -74,6 +93,48 @@ impl AuthPolicy {
     }
 }
 
+/// A tenant's screen-pop settings (in `tenants.settings`, key `popup`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PopupSettings {
+    /// How long a link stays valid.
+    pub ttl_secs: u64,
+    /// CRM record URL when the contact has no `crm_url`, e.g.
+    /// `https://crm.example.com/contacts/{id}`.
+    pub crm_url_template: Option<String>,
+    /// "Create in CRM" for unknown callers, e.g. `https://crm.example.com/new?phone={number}`.
+    pub create_url_template: Option<String>,
+    /// Send the agent straight to the CRM record instead of rendering the page.
+    pub redirect_to_crm: bool,
+    /// Give unknown callers a `backend_link` too (off: the reference's all-null answer).
+    pub for_unknown: bool,
+    /// Origins allowed to frame the page (softphones); none means no framing.
+    pub frame_ancestors: Vec<String>,
+}
+
+impl Default for PopupSettings {
+    fn default() -> Self {
+        Self {
+            ttl_secs: 12 * 3600,
+            crm_url_template: None,
+            create_url_template: None,
+            redirect_to_crm: false,
+            for_unknown: false,
+            frame_ancestors: Vec::new(),
+        }
+    }
+}
+
+impl PopupSettings {
+    /// Reads the settings from a tenant's settings document (defaults where absent).
+    pub fn from_tenant_settings(settings: &serde_json::Value) -> Self {
+        settings
+            .get("popup")
+            .and_then(|p| serde_json::from_value(p.clone()).ok())
+            .unwrap_or_default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,5 +154,18 @@ mod tests {
         for bad in ["", "-acme", "Acme", "acme ro", "acme_ro", &"a".repeat(64)] {
             assert!(TenantSlug::parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn settings_default_when_absent_or_malformed() {
+        let none = serde_json::json!({});
+        assert_eq!(
+            PopupSettings::from_tenant_settings(&none),
+            PopupSettings::default()
+        );
+        let set = serde_json::json!({"popup": {"for_unknown": true, "ttl_secs": 60}});
+        let parsed = PopupSettings::from_tenant_settings(&set);
+        assert!(parsed.for_unknown);
+        assert_eq!(parsed.ttl_secs, 60);
     }
 }

@@ -14,7 +14,6 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use futures_util::future::LocalBoxFuture;
 
 use super::error::ApiError;
-use super::middleware::RequestStart;
 use super::rate_limit::Limited;
 use super::state::AppState;
 use crate::domain::{ApiToken, TokenHash, TokenScope};
@@ -207,6 +206,11 @@ fn limited(state: &AppState, over: Limited) -> ApiError {
         .inc();
     over.into()
 }
+
+/// When the request arrived; the lookup deadline counts from here. The `observe`
+/// middleware sets it.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestStart(pub Instant);
 
 /// When the request arrived (set by the `observe` middleware; now, without it).
 pub fn request_start(req: &HttpRequest) -> Instant {

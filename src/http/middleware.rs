@@ -9,15 +9,12 @@ use actix_web::http::header;
 use actix_web::middleware::{DefaultHeaders, Next};
 use actix_web::{HttpMessage, web};
 
-use super::error::ApiError;
 use super::OPERATIONS;
+use super::auth::RequestStart;
+use super::error::ApiError;
 use super::state::AppState;
 use crate::metrics::{HttpLabels, RouteLabels};
 use crate::telemetry::redact_query;
-
-/// When the request arrived; the lookup deadline counts from here.
-#[derive(Debug, Clone, Copy)]
-pub struct RequestStart(pub Instant);
 
 /// Longest request target (path and query) accepted; PBX lookups are a few hundred bytes.
 const MAX_TARGET_BYTES: usize = 8 * 1024;

@@ -12,14 +12,13 @@ use url::Url;
 
 use super::client_ip::{self, ForwardedHeader};
 use super::rate_limit::RateLimits;
-use crate::domain::TenantId;
+use crate::domain::{ChangedNumbers, TenantId};
 use crate::live::directory::Directory;
 use crate::lookup::LookupService;
 use crate::lookup::cache::AnswerCache;
 use crate::lookup::known_numbers::KnownNumbers;
 use crate::lookup::log::LookupLog;
 use crate::metrics::Metrics;
-use crate::store::notify::ChangedNumbers;
 
 /// What every handler may use; cheap to clone (pools and services are handles).
 #[derive(Clone)]

@@ -11,10 +11,9 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 use ipnetwork::IpNetwork;
 
-use crate::domain::{AuthPolicy, TenantId, TokenHash, TokenScope};
+use crate::domain::{AuthPolicy, PopupKey, Tenant, TenantId, TokenHash, TokenScope};
 use crate::popup::Signer;
-use crate::store::popup::PopupKey;
-use crate::store::{self, tenants::Tenant};
+use crate::store;
 
 /// A tenant with what its authentication needs.
 #[derive(Debug)]
@@ -251,7 +250,7 @@ async fn entry_from_database(
     tenant: Tenant,
 ) -> anyhow::Result<Arc<TenantEntry>> {
     let allowlist = store::allowlist::list(client, tenant.id).await?;
-    let signer = store::popup::newest_key(client, tenant.id)
+    let signer = store::signing_keys::newest(client, tenant.id)
         .await?
         .as_ref()
         .map(Signer::new);

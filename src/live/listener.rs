@@ -114,14 +114,7 @@ impl Listener {
             Ok::<_, tokio_postgres::Error>(())
         });
 
-        client
-            .batch_execute(&format!(
-                "LISTEN {}; LISTEN {}",
-                notify::CONTACTS_CHANNEL,
-                notify::CONFIG_CHANNEL
-            ))
-            .await
-            .context("LISTEN")?;
+        notify::listen(&client).await?;
         // Listening now; whatever changed before may have been missed, so start clean.
         self.cache.flush();
         self.directory
@@ -150,7 +143,7 @@ impl Listener {
                     None => break,
                 },
                 _ = heartbeat.tick() => {
-                    tokio::time::timeout(HEARTBEAT_TIMEOUT, client.simple_query("SELECT 1"))
+                    tokio::time::timeout(HEARTBEAT_TIMEOUT, store::ping(&client))
                         .await
                         .context("listener heartbeat timed out")?
                         .context("listener heartbeat")?;

@@ -9,11 +9,9 @@ use deadpool_postgres::Pool;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use crate::domain::LogEntry;
 use crate::metrics::Metrics;
-use crate::store::{
-    self,
-    popup::{self, LogEntry},
-};
+use crate::store::{self, lookup_log};
 
 /// Most entries written in one statement.
 const BATCH: usize = 10_000;
@@ -111,7 +109,7 @@ async fn write_batches(
         }
         // One statement takes the entries of `gather`, streamed in as they arrive.
         let written = store::with_client(&pool, gather + WRITE_WITHIN, async |client| {
-            let mut copy = popup::LogCopy::start(client).await?;
+            let mut copy = lookup_log::LogCopy::start(client).await?;
             copy.write(&batch).await?;
             let until = Instant::now() + gather;
             while batch.len() < BATCH && !*stopping.borrow() {
@@ -181,7 +179,7 @@ async fn prune(pool: Pool, retention_days: u32) {
         let pruned = async {
             let client = pool.get().await?;
             let tombstones = store::contacts::prune_tombstones(&client, retention_days).await?;
-            Ok::<_, anyhow::Error>(popup::prune_log(&client, retention_days).await? + tombstones)
+            Ok::<_, anyhow::Error>(lookup_log::prune(&client, retention_days).await? + tombstones)
         }
         .await;
         match pruned {

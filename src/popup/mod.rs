@@ -16,8 +16,7 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use crate::domain::TenantId;
-use crate::store::popup::PopupKey;
+use crate::domain::{PopupKey, TenantId};
 
 const VERSION: &str = "1";
 /// Longest link token accepted before any decoding work.
@@ -161,48 +160,6 @@ impl UnverifiedLink<'_> {
     }
 }
 
-/// A tenant's screen-pop settings (in `tenants.settings`, key `popup`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct PopupSettings {
-    /// How long a link stays valid.
-    pub ttl_secs: u64,
-    /// CRM record URL when the contact has no `crm_url`, e.g.
-    /// `https://crm.example.com/contacts/{id}`.
-    pub crm_url_template: Option<String>,
-    /// "Create in CRM" for unknown callers, e.g. `https://crm.example.com/new?phone={number}`.
-    pub create_url_template: Option<String>,
-    /// Send the agent straight to the CRM record instead of rendering the page.
-    pub redirect_to_crm: bool,
-    /// Give unknown callers a `backend_link` too (off: the reference's all-null answer).
-    pub for_unknown: bool,
-    /// Origins allowed to frame the page (softphones); none means no framing.
-    pub frame_ancestors: Vec<String>,
-}
-
-impl Default for PopupSettings {
-    fn default() -> Self {
-        Self {
-            ttl_secs: 12 * 3600,
-            crm_url_template: None,
-            create_url_template: None,
-            redirect_to_crm: false,
-            for_unknown: false,
-            frame_ancestors: Vec::new(),
-        }
-    }
-}
-
-impl PopupSettings {
-    /// Reads the settings from a tenant's settings document (defaults where absent).
-    pub fn from_tenant_settings(settings: &serde_json::Value) -> Self {
-        settings
-            .get("popup")
-            .and_then(|p| serde_json::from_value(p.clone()).ok())
-            .unwrap_or_default()
-    }
-}
-
 /// What a filled-in value keeps unencoded: RFC 3986's unreserved characters, which
 /// mean the same in a path and in a query (a space becomes `%20`, not a `+` that a path
 /// would read as a plus).
@@ -305,18 +262,5 @@ mod tests {
             url,
             "https://crm.example.com/c/a%20b%2Fc%26d%3Fe%23f%22%3C%C3%B6?p=%2B40721&n=0721%20234"
         );
-    }
-
-    #[test]
-    fn settings_default_when_absent_or_malformed() {
-        let none = serde_json::json!({});
-        assert_eq!(
-            PopupSettings::from_tenant_settings(&none),
-            PopupSettings::default()
-        );
-        let set = serde_json::json!({"popup": {"for_unknown": true, "ttl_secs": 60}});
-        let parsed = PopupSettings::from_tenant_settings(&set);
-        assert!(parsed.for_unknown);
-        assert_eq!(parsed.ttl_secs, 60);
     }
 }

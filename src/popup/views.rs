@@ -7,8 +7,7 @@ use chrono::{DateTime, Utc};
 use phonenumber::Mode;
 use serde_json::Value;
 
-use crate::domain::{ContactRecord, Region};
-use crate::store::popup::RecentCall;
+use crate::domain::{ContactRecord, RecentCall, Region};
 
 /// Every text a page shows. English first; a translation is another `Strings`.
 pub struct Strings {

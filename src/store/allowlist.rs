@@ -1,3 +1,5 @@
+//! A tenant's IP allowlist for lookups.
+
 use anyhow::{Context, bail};
 use deadpool_postgres::GenericClient;
 use ipnetwork::IpNetwork;

@@ -5,7 +5,6 @@ use std::collections::{HashMap, HashSet};
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
-use serde::Serialize;
 use serde_json::{Map, Value};
 use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
@@ -14,7 +13,8 @@ use tokio_postgres::types::{Json, ToSql};
 use super::notify;
 
 use crate::domain::{
-    ContactInput, ContactRecord, CrmId, FieldError, LookupHit, OptionalFields, TenantId,
+    ContactInput, ContactRecord, CrmId, LookupHit, OptionalFields, TenantId, WriteOp, WriteOutcome,
+    WriteResult,
 };
 
 /// Finds the contact for each number, in one statement: `wanted` pairs every number
@@ -145,59 +145,6 @@ pub async fn get(
         })
     })
     .transpose()
-}
-
-/// One write in a batch.
-#[derive(Debug, Clone)]
-pub enum WriteOp {
-    Upsert(CrmId, Box<ContactInput>),
-    /// A delete may carry the source time of the deletion, so an older delete cannot
-    /// remove a newer record.
-    Delete(CrmId, Option<DateTime<Utc>>),
-}
-
-impl WriteOp {
-    /// An upsert from a separately validated id and body, with every problem of both.
-    pub fn upsert(
-        id: Result<CrmId, FieldError>,
-        input: Result<ContactInput, Vec<FieldError>>,
-    ) -> Result<Self, Vec<FieldError>> {
-        match (id, input) {
-            (Ok(id), Ok(input)) => Ok(Self::Upsert(id, Box::new(input))),
-            (id, input) => Err(id
-                .err()
-                .into_iter()
-                .chain(input.err().unwrap_or_default())
-                .collect()),
-        }
-    }
-
-    fn id(&self) -> &CrmId {
-        match self {
-            Self::Upsert(id, _) | Self::Delete(id, _) => id,
-        }
-    }
-}
-
-/// What happened to one write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WriteResult {
-    Created,
-    Updated,
-    Deleted,
-    /// A delete of a contact that was not there: fine, deletes are idempotent.
-    Absent,
-    /// Older than what is stored: ignored.
-    Stale,
-}
-
-/// The outcome of a batch: one result per op, and every number whose answer changed
-/// (old and new numbers of each touched contact) for cache invalidation.
-#[derive(Debug, Default)]
-pub struct WriteOutcome {
-    pub results: Vec<WriteResult>,
-    pub numbers: notify::ChangedNumbers,
 }
 
 /// Rows per statement when writing large batches. Past about 0.5% of a table, the

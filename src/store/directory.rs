@@ -6,9 +6,8 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use ipnetwork::IpNetwork;
 
-use super::popup::PopupKey;
-use super::tenants::{self, Tenant};
-use crate::domain::{TenantId, TokenHash, TokenScope};
+use super::tenants;
+use crate::domain::{PopupKey, Tenant, TenantId, TokenHash, TokenScope};
 
 /// A live token as the directory keeps it.
 #[derive(Debug, Clone)]
@@ -69,7 +68,7 @@ pub async fn load(client: &mut deadpool_postgres::Client) -> anyhow::Result<Dire
             Some((TenantId(r.get(0)), network.parse().ok()?))
         })
         .collect();
-    let popup_keys = super::popup::all_keys(&tx).await?;
+    let popup_keys = super::signing_keys::all(&tx).await?;
     tx.commit().await.context("ending the directory snapshot")?;
     Ok(DirectoryRows {
         tenants,

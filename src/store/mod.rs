@@ -4,8 +4,9 @@
 pub mod allowlist;
 pub mod contacts;
 pub mod directory;
+pub mod lookup_log;
 pub mod notify;
-pub mod popup;
+pub mod signing_keys;
 pub mod tenants;
 pub mod tls;
 pub mod tokens;
@@ -52,6 +53,11 @@ pub async fn with_client<T>(
             Err(TimedOut(limit).into())
         }
     }
+}
+
+/// The cheapest question the database can answer: whether it answers at all.
+pub async fn ping(client: &tokio_postgres::Client) -> Result<(), tokio_postgres::Error> {
+    client.simple_query("SELECT 1").await.map(drop)
 }
 
 mod embedded {

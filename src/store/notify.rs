@@ -1,10 +1,11 @@
-//! Change notifications through PostgreSQL `NOTIFY`. Sent inside the writing
-//! transaction, so listeners hear of a change exactly when it commits.
+//! Change notifications through PostgreSQL `NOTIFY`, and the `LISTEN` that receives them.
+//! Sent inside the writing transaction, so listeners hear of a change exactly when it
+//! commits.
 
 use anyhow::Context;
 use deadpool_postgres::GenericClient;
 
-use crate::domain::TenantId;
+use crate::domain::{ChangedNumbers, TenantId};
 
 /// Payload: `<tenant id> <number> … [| <number> …]`. Numbers before the `|` were taken
 /// off a contact and may belong to nobody now: a listener asks the database. Numbers
@@ -18,32 +19,6 @@ pub const CONFIG_CHANNEL: &str = "cidgate_config";
 /// PostgreSQL caps a payload at 8000 bytes; stay well below.
 const MAX_PAYLOAD: usize = 7_000;
 const CLAIMED_MARK: &str = "|";
-
-/// The numbers a write changed the answer for.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct ChangedNumbers {
-    /// Taken off a contact: they may belong to nobody now.
-    pub released: Vec<String>,
-    /// Written to a contact: they belong to one when the write commits.
-    pub claimed: Vec<String>,
-}
-
-impl ChangedNumbers {
-    /// Sorts and deduplicates; a number both released and claimed is claimed.
-    pub fn settle(&mut self) {
-        self.claimed.sort_unstable();
-        self.claimed.dedup();
-        self.released.sort_unstable();
-        self.released.dedup();
-        self.released
-            .retain(|n| self.claimed.binary_search(n).is_err());
-    }
-
-    /// Every changed number, for cache invalidation.
-    pub fn all(&self) -> impl Iterator<Item = &String> {
-        self.released.iter().chain(&self.claimed)
-    }
-}
 
 pub async fn contacts_changed(
     client: &impl GenericClient,
@@ -128,6 +103,17 @@ pub async fn config_changed(client: &impl GenericClient) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Subscribes this connection to both channels. A session-level `LISTEN`: run it on a
+/// dedicated connection, not a pooled one, and not through a transaction-pooling PgBouncer.
+pub async fn listen(client: &tokio_postgres::Client) -> anyhow::Result<()> {
+    client
+        .batch_execute(&format!(
+            "LISTEN {CONTACTS_CHANNEL}; LISTEN {CONFIG_CHANNEL}"
+        ))
+        .await
+        .context("LISTEN")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,17 +139,6 @@ mod tests {
             seen.claimed.extend(chunk.claimed);
         }
         assert_eq!(seen, changed);
-    }
-
-    #[test]
-    fn a_number_released_and_claimed_in_one_write_is_claimed() {
-        let mut changed = ChangedNumbers {
-            released: vec!["+402".into(), "+401".into(), "+402".into()],
-            claimed: vec!["+402".into(), "+403".into()],
-        };
-        changed.settle();
-        assert_eq!(changed.released, ["+401"]);
-        assert_eq!(changed.claimed, ["+402", "+403"]);
     }
 
     #[test]

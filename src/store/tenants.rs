@@ -1,25 +1,12 @@
+//! Tenants: created, listed, found and configured.
+
 use anyhow::Context;
 use deadpool_postgres::GenericClient;
 use serde_json::Value;
 use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
 
-use crate::domain::{AuthPolicy, Region, TenantId, TenantSlug};
-use crate::popup::PopupSettings;
-
-/// A tenant as the rest of the application sees it.
-#[derive(Debug, Clone)]
-pub struct Tenant {
-    pub id: TenantId,
-    pub slug: String,
-    pub name: String,
-    pub region: Region,
-    pub settings: Value,
-    pub auth_policy: AuthPolicy,
-    /// Lookups per second allowed; `None` means the gateway's default.
-    pub lookup_rate: Option<u32>,
-    pub popup: PopupSettings,
-}
+use crate::domain::{AuthPolicy, PopupSettings, Region, Tenant, TenantId, TenantSlug};
 
 pub(crate) const COLUMNS: &str =
     "t.id, t.slug, t.name, t.default_region, t.settings, t.auth_policy, t.lookup_rate_per_sec";
@@ -63,7 +50,7 @@ pub async fn create(
     {
         Ok(row) => {
             let tenant = from_row(&row)?;
-            super::popup::rotate_key(client, tenant.id).await?;
+            super::signing_keys::rotate(client, tenant.id).await?;
             Ok(tenant)
         }
         Err(e) if super::sql_state(&e) == Some(&SqlState::UNIQUE_VIOLATION) => {

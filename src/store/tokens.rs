@@ -1,9 +1,11 @@
+//! API tokens: created, listed, rotated and revoked; only a token's hash is stored.
+
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 
-use super::tenants::{self, Tenant};
-use crate::domain::{ApiToken, TenantId, TokenHash, TokenScope};
+use super::tenants;
+use crate::domain::{ApiToken, Tenant, TenantId, TokenHash, TokenScope};
 
 /// A token's metadata; the secret itself is never stored.
 #[derive(Debug, Clone)]

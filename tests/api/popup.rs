@@ -42,7 +42,7 @@ async fn tenant_id(app: &TestApp, slug: &str) -> TenantId {
 /// A genuine signature over `claims` made to have expired a second ago.
 async fn expired_link(app: &TestApp, slug: &str, claims: LinkClaims<'_>) -> String {
     let client = app.pool.get().await.unwrap();
-    let key = cidgate::store::popup::newest_key(&client, tenant_id(app, slug).await)
+    let key = cidgate::store::signing_keys::newest(&client, tenant_id(app, slug).await)
         .await
         .unwrap()
         .unwrap();

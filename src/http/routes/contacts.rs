@@ -5,13 +5,13 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use crate::domain::{ContactInput, CrmId, FieldError, Region, TenantId, parse_source_time};
+use crate::domain::{
+    ContactInput, ContactRecord, CrmId, FieldError, Region, TenantId, WriteOp, WriteOutcome,
+    WriteResult, parse_source_time,
+};
 use crate::http::error::ApiError;
 use crate::http::{auth::SyncAuth, body::read_json, state::AppState};
-use crate::store::{
-    self,
-    contacts::{self, WriteOp, WriteOutcome, WriteResult},
-};
+use crate::store::{self, contacts};
 
 /// One contact body stays small; a batch of 10,000 with attributes needs room.
 const CONTACT_BODY_LIMIT: usize = 64 * 1024;
@@ -79,7 +79,7 @@ pub async fn put_contact(
         vec![WriteOp::Upsert(id.clone(), Box::new(input))],
     )
     .await?;
-    let stored = contacts::get(&state.pool.get().await?, tenant.id, &id).await?;
+    let stored = read_contact(&state, tenant.id, &id).await?;
 
     let result = outcome.results[0];
     let status = if result == WriteResult::Created {
@@ -135,7 +135,7 @@ async fn read_contact(
     state: &AppState,
     tenant: TenantId,
     id: &CrmId,
-) -> anyhow::Result<Option<crate::domain::ContactRecord>> {
+) -> anyhow::Result<Option<ContactRecord>> {
     store::with_client(&state.pool, state.write_timeout, async |client| {
         contacts::get(&*client, tenant, id).await
     })
@@ -253,12 +253,7 @@ pub async fn batch(
         .await
         .map_err(|e| ApiError::Unexpected(anyhow::anyhow!("validating a batch: {e}")))?
         .map_err(ApiError::invalid_fields)?;
-    let ids: Vec<CrmId> = ops
-        .iter()
-        .map(|op| match op {
-            WriteOp::Upsert(id, _) | WriteOp::Delete(id, _) => id.clone(),
-        })
-        .collect();
+    let ids: Vec<CrmId> = ops.iter().map(|op| op.id().clone()).collect();
 
     let outcome = write(&state, tenant.id, ops).await?;
 

@@ -7,6 +7,7 @@ use deadpool_postgres::Pool;
 use serde_json::json;
 
 use crate::http::state::AppState;
+use crate::store;
 
 /// Readiness answers within this even when the database hangs (probes time out at 2 s).
 const CHECK_WITHIN: Duration = Duration::from_secs(1);
@@ -14,7 +15,7 @@ const CHECK_WITHIN: Duration = Duration::from_secs(1);
 async fn answers(pool: &Pool) -> bool {
     let check = async {
         let client = pool.get().await.ok()?;
-        client.simple_query("SELECT 1").await.ok()
+        store::ping(&client).await.ok()
     };
     matches!(tokio::time::timeout(CHECK_WITHIN, check).await, Ok(Some(_)))
 }

@@ -5,14 +5,13 @@ use std::borrow::Cow;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
 
-use crate::domain::LookupHit;
+use crate::domain::{LogEntry, LookupHit, LookupOutcomeKind};
 use crate::http::auth::{LookupAuth, request_start};
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
 use crate::live::directory::TenantEntry;
 use crate::lookup::{Caller, Degraded, LookupAnswer, LookupQuery};
 use crate::popup::LinkClaims;
-use crate::store::popup::{LogEntry, LookupOutcomeKind};
 
 /// Marks an answer that is not the database's current word (value: stale, unknown,
 /// unverified), so PBX logs and monitoring can tell.

@@ -5,12 +5,13 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{CustomizeResponder, HttpRequest, HttpResponse, Responder, web};
+use deadpool_postgres::GenericClient;
 
-use crate::domain::{CrmId, TenantId};
+use crate::domain::{ContactRecord, CrmId, PopupSettings, RecentCall, Tenant, TenantId};
 use crate::http::state::AppState;
 use crate::popup::views::{self, ContactPage, EN, ErrorPage, NumberView, UnknownPage};
-use crate::popup::{self, LinkError, PopupSettings};
-use crate::store::{self, tenants::Tenant};
+use crate::popup::{self, LinkClaims, LinkError, UnverifiedLink};
+use crate::store;
 
 /// Relative, so the page works under any path prefix of the public URL.
 const CSS_HREF: &str = "style.css";
@@ -102,32 +103,62 @@ impl From<anyhow::Error> for Failure {
     }
 }
 
-impl From<deadpool_postgres::PoolError> for Failure {
-    fn from(e: deadpool_postgres::PoolError) -> Self {
-        Self::Unavailable(e.into())
-    }
+/// What a verified link shows, read on one connection.
+struct Shown {
+    claims: LinkClaims<'static>,
+    tenant: Tenant,
+    recent: Vec<RecentCall>,
+    /// The contact the link names; `None` on an unknown caller's page.
+    contact: Option<ContactRecord>,
 }
 
-async fn render(req: &HttpRequest, token: &str, state: &AppState) -> Result<HttpResponse, Failure> {
-    let link = popup::parse(token).map_err(|_| Failure::Invalid)?;
-    let client = state.pool.get().await?;
-    let key = store::popup::key(&client, link.tenant(), link.key_id)
+/// Checks the link against its key, then reads what it shows: the tenant, the number's
+/// recent calls and the contact it names.
+async fn read(client: &impl GenericClient, link: UnverifiedLink<'_>) -> Result<Shown, Failure> {
+    let key = store::signing_keys::find(client, link.tenant(), link.key_id)
         .await?
         .ok_or(Failure::Invalid)?;
     let claims = link.verify(&key).map_err(|e| match e {
         LinkError::Expired => Failure::Expired,
         LinkError::Malformed | LinkError::BadSignature => Failure::Invalid,
     })?;
-    let tenant: Tenant = store::tenants::by_id(&client, TenantId(claims.tenant))
+    let tenant = store::tenants::by_id(client, TenantId(claims.tenant))
         .await?
         .ok_or(Failure::Invalid)?;
+    let recent =
+        store::lookup_log::recent_calls(client, tenant.id, &claims.number, RECENT_CALLS).await?;
+    let contact = match claims.crm_id.as_deref() {
+        None => None,
+        Some(crm_id) => {
+            let id = CrmId::parse(crm_id).map_err(|_| Failure::Invalid)?;
+            let contact = store::contacts::get(client, tenant.id, &id).await?;
+            Some(contact.ok_or_else(|| Failure::Gone(tenant.popup.clone()))?)
+        }
+    };
+    Ok(Shown {
+        claims,
+        tenant,
+        recent,
+        contact,
+    })
+}
+
+async fn render(req: &HttpRequest, token: &str, state: &AppState) -> Result<HttpResponse, Failure> {
+    let link = popup::parse(token).map_err(|_| Failure::Invalid)?;
+    let Shown {
+        claims,
+        tenant,
+        recent,
+        contact,
+    } = store::with_client(&state.pool, state.write_timeout, async |client| {
+        Ok(read(&*client, link).await)
+    })
+    .await??;
     let number = NumberView::new(&claims.number, tenant.region);
-    let calls =
-        store::popup::recent_calls(&client, tenant.id, &claims.number, RECENT_CALLS).await?;
-    let recent = views::recent_views(&EN, &calls);
+    let recent = views::recent_views(&EN, &recent);
     let settings = &tenant.popup;
 
-    let Some(crm_id) = claims.crm_id.as_deref() else {
+    let (Some(crm_id), Some(contact)) = (claims.crm_id.as_deref(), contact) else {
         let create_link = settings
             .create_url_template
             .as_deref()
@@ -143,10 +174,6 @@ async fn render(req: &HttpRequest, token: &str, state: &AppState) -> Result<Http
         return Ok(respond(req, page.customize(), Some(settings)));
     };
 
-    let id = CrmId::parse(crm_id).map_err(|_| Failure::Invalid)?;
-    let contact = store::contacts::get(&client, tenant.id, &id)
-        .await?
-        .ok_or_else(|| Failure::Gone(settings.clone()))?;
     let crm_link = contact.crm_url.clone().or_else(|| {
         settings
             .crm_url_template
