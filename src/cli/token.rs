@@ -2,10 +2,11 @@
 
 use anyhow::bail;
 use clap::Subcommand;
+use deadpool_postgres::Pool;
 
 use super::db::{find_tenant, migrated_pool};
 use crate::config::DatabaseArgs;
-use crate::domain::TokenScope;
+use crate::domain::{TenantId, TokenScope};
 use crate::store;
 
 #[derive(Debug, Subcommand)]
@@ -32,12 +33,18 @@ pub enum TokenCommand {
     /// Revoke a token by its id
     Revoke {
         id: i64,
+        /// The tenant the token must belong to (default: whichever it does)
+        #[arg(long)]
+        tenant: Option<String>,
         #[command(flatten)]
         db: DatabaseArgs,
     },
     /// Issue a new token in place of ID and print it; ID keeps working for the grace period
     Rotate {
         id: i64,
+        /// The tenant the token must belong to (default: whichever it does)
+        #[arg(long)]
+        tenant: Option<String>,
         /// How long the old token stays valid, e.g. 30m, 24h, 7d
         #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
         grace: std::time::Duration,
@@ -96,17 +103,26 @@ pub async fn run(cmd: TokenCommand) -> anyhow::Result<()> {
                 );
             }
         }
-        TokenCommand::Rotate { id, grace, db } => {
+        TokenCommand::Rotate {
+            id,
+            tenant,
+            grace,
+            db,
+        } => {
             anyhow::ensure!(
                 grace.as_secs() <= MAX_GRACE_SECS,
                 "--grace: at most 30 days (720h); the old token should stop working soon"
             );
             let pool = migrated_pool(&db).await?;
+            let owner = owner(&pool, tenant.as_deref(), id).await?;
             let mut client = pool.get().await?;
             let tx = client.transaction().await?;
-            let Some((new_id, token, old_expires)) = store::tokens::rotate(&tx, id, grace).await?
-            else {
-                bail!("no active token with id {id}");
+            let rotated = match owner {
+                Some(owner) => store::tokens::rotate(&tx, owner, id, grace).await?,
+                None => None,
+            };
+            let Some((new_id, token, old_expires)) = rotated else {
+                bail!("no active token with id {id}{}", of(tenant.as_deref()));
             };
             tx.commit().await?;
             println!("{}", token.expose());
@@ -115,14 +131,33 @@ pub async fn run(cmd: TokenCommand) -> anyhow::Result<()> {
                 old_expires.to_rfc3339()
             );
         }
-        TokenCommand::Revoke { id, db } => {
+        TokenCommand::Revoke { id, tenant, db } => {
             let pool = migrated_pool(&db).await?;
+            let owner = owner(&pool, tenant.as_deref(), id).await?;
             let client = pool.get().await?;
-            if !store::tokens::revoke(&client, id).await? {
-                bail!("no active token with id {id}");
+            let revoked = match owner {
+                Some(owner) => store::tokens::revoke(&client, owner, id).await?,
+                None => false,
+            };
+            if !revoked {
+                bail!("no active token with id {id}{}", of(tenant.as_deref()));
             }
             eprintln!("revoked token {id}");
         }
     }
     Ok(())
+}
+
+/// Whose token `id` is to be: the tenant `--tenant` names, else the token's own (`None`:
+/// no token has that id).
+async fn owner(pool: &Pool, tenant: Option<&str>, id: i64) -> anyhow::Result<Option<TenantId>> {
+    match tenant {
+        Some(slug) => Ok(Some(find_tenant(pool, slug).await?.id)),
+        None => store::tokens::tenant_of(&pool.get().await?, id).await,
+    }
+}
+
+/// Names the tenant in a message, when `--tenant` named one.
+fn of(tenant: Option<&str>) -> String {
+    tenant.map_or_else(String::new, |slug| format!(" for `{slug}`"))
 }

@@ -262,11 +262,11 @@ async fn entry_from_database(
 }
 
 async fn record_uses(pool: &Pool, snapshot: &Snapshot) {
-    let used: Vec<i64> = snapshot
+    let used: Vec<(TenantId, i64)> = snapshot
         .tokens
         .values()
         .filter(|t| t.used.swap(false, Ordering::Relaxed))
-        .map(|t| t.id)
+        .map(|t| (t.tenant.tenant.id, t.id))
         .collect();
     if used.is_empty() {
         return;

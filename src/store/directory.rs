@@ -84,12 +84,19 @@ async fn load_tenants(client: &impl GenericClient) -> anyhow::Result<Vec<Tenant>
     rows.iter().map(tenants::from_row).collect()
 }
 
-/// Records when tokens were last used; called in batches, not per request.
-pub async fn touch_tokens(client: &impl GenericClient, ids: &[i64]) -> anyhow::Result<()> {
+/// Records when tokens were last used, each named by its tenant and id; called in
+/// batches, not per request.
+pub async fn touch_tokens(
+    client: &impl GenericClient,
+    tokens: &[(TenantId, i64)],
+) -> anyhow::Result<()> {
+    let (tenants, ids): (Vec<i64>, Vec<i64>) = tokens.iter().map(|(t, id)| (t.0, *id)).unzip();
     client
         .execute(
-            "UPDATE api_tokens SET last_used_at = now() WHERE id = ANY($1)",
-            &[&ids],
+            "UPDATE api_tokens k SET last_used_at = now()
+             FROM unnest($1::bigint[], $2::bigint[]) AS u (tenant_id, id)
+             WHERE k.tenant_id = u.tenant_id AND k.id = u.id",
+            &[&tenants, &ids],
         )
         .await
         .context("recording token use")?;

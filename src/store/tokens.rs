@@ -67,12 +67,28 @@ pub async fn list(client: &impl GenericClient, tenant: TenantId) -> anyhow::Resu
         .collect())
 }
 
-/// Revokes a token by id; false when no live token has that id.
-pub async fn revoke(client: &impl GenericClient, id: i64) -> anyhow::Result<bool> {
+/// The tenant a token belongs to, live or not: how a command given only a token's id
+/// finds the tenant to scope the rest by.
+pub async fn tenant_of(client: &impl GenericClient, id: i64) -> anyhow::Result<Option<TenantId>> {
+    let row = client
+        .query_opt("SELECT tenant_id FROM api_tokens WHERE id = $1", &[&id])
+        .await
+        .context("finding the token's tenant")?;
+    Ok(row.map(|r| TenantId(r.get(0))))
+}
+
+/// Revokes one of the tenant's tokens by id; false when the tenant has no live token
+/// with that id.
+pub async fn revoke(
+    client: &impl GenericClient,
+    tenant: TenantId,
+    id: i64,
+) -> anyhow::Result<bool> {
     let n = client
         .execute(
-            "UPDATE api_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL",
-            &[&id],
+            "UPDATE api_tokens SET revoked_at = now()
+             WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL",
+            &[&tenant.0, &id],
         )
         .await
         .context("revoking token")?;
@@ -119,10 +135,12 @@ pub async fn authenticate(
         .transpose()
 }
 
-/// Replaces a live token with a new one of the same tenant, scope and label; the old
-/// one keeps working for `grace`, then expires. Run inside a transaction.
+/// Replaces a live token of the tenant with a new one of the same scope and label; the
+/// old one keeps working for `grace`, then expires. `None` when the tenant has no live
+/// token with that id. Run inside a transaction.
 pub async fn rotate(
     client: &impl GenericClient,
+    tenant: TenantId,
     id: i64,
     grace: std::time::Duration,
 ) -> anyhow::Result<Option<(i64, ApiToken, DateTime<Utc>)>> {
@@ -130,16 +148,17 @@ pub async fn rotate(
     let old = client
         .query_opt(
             "UPDATE api_tokens
-             SET expires_at = least(coalesce(expires_at, 'infinity'), now() + make_interval(secs => $2))
-             WHERE id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
-             RETURNING tenant_id, scope, label, expires_at",
-            &[&id, &(grace_secs as f64)],
+             SET expires_at = least(coalesce(expires_at, 'infinity'), now() + make_interval(secs => $3))
+             WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL
+               AND (expires_at IS NULL OR expires_at > now())
+             RETURNING scope, label, expires_at",
+            &[&tenant.0, &id, &(grace_secs as f64)],
         )
         .await
         .context("expiring the old token")?;
     let Some(old) = old else { return Ok(None) };
     let scope = TokenScope::parse(old.get("scope")).map_err(anyhow::Error::msg)?;
     let label: String = old.get("label");
-    let (new_id, token) = create(client, TenantId(old.get("tenant_id")), scope, &label).await?;
+    let (new_id, token) = create(client, tenant, scope, &label).await?;
     Ok(Some((new_id, token, old.get("expires_at"))))
 }

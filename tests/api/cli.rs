@@ -89,6 +89,77 @@ async fn cli_errors_are_one_clear_line_and_a_failure_status() {
 }
 
 #[tokio::test]
+async fn a_token_is_revoked_or_rotated_only_under_its_own_tenant() {
+    let app = spawn_app().await;
+    let acme = app.create_tenant("acme", "RO").await;
+    app.create_tenant("globex", "RO").await;
+    let listed = stdout(&app.cli(&["token", "list", "--tenant", "acme"]));
+    let id = listed
+        .lines()
+        .find(|l| l.contains(" lookup "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+
+    let verbs: [&[&str]; 2] = [
+        &["token", "revoke", &id, "--tenant", "globex"],
+        &["token", "rotate", &id, "--tenant", "globex"],
+    ];
+    for args in verbs {
+        let output = app.cli(args);
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        let err = stderr(&output);
+        assert!(
+            err.contains(&format!("no active token with id {id} for `globex`")),
+            "{args:?}: {err}"
+        );
+    }
+    let unknown = app.cli(&["token", "revoke", "999999"]);
+    assert!(stderr(&unknown).contains("no active token with id 999999"));
+    let listed = stdout(&app.cli(&["token", "list", "--tenant", "acme"]));
+    assert!(
+        !listed.contains("revoked") && !listed.contains("expiring"),
+        "{listed}"
+    );
+    assert_eq!(
+        app.lookup(&acme.lookup_token, "0700000000").await.status(),
+        200
+    );
+
+    // Named with its own tenant, or with none, the token is the operator's to end.
+    let revoked = app.cli(&["token", "revoke", &id, "--tenant", "acme"]);
+    assert!(revoked.status.success(), "{}", stderr(&revoked));
+    eventually(PROPAGATION, "the revoked token is refused", || async {
+        app.lookup(&acme.lookup_token, "0700000000").await.status() == 401
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn token_list_shows_when_a_token_was_last_used() {
+    let app = spawn_app().await;
+    // Another tenant first, so that no id of acme's equals another of its ids.
+    app.create_tenant("globex", "RO").await;
+    let acme = app.create_tenant("acme", "RO").await;
+    let last_used = || {
+        let listed = stdout(&app.cli(&["token", "list", "--tenant", "acme"]));
+        let row = listed.lines().find(|l| l.contains(" lookup ")).unwrap();
+        row.split_whitespace().nth(3).unwrap().to_owned()
+    };
+    assert_eq!(last_used(), "-");
+    eventually(PROPAGATION, "the token's use is recorded", || async {
+        assert_eq!(
+            app.lookup(&acme.lookup_token, "0700000000").await.status(),
+            200
+        );
+        // A configuration change reloads the directory, which writes the uses it saw.
+        app.cli(&["tenant", "set", "acme", "--lookup-rate", "default"]);
+        last_used() != "-"
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn allowlist_entries_are_added_listed_and_removed() {
     let app = spawn_app().await;
     app.create_tenant("acme", "RO").await;
