@@ -93,13 +93,7 @@ async fn a_token_is_revoked_or_rotated_only_under_its_own_tenant() {
     let app = spawn_app().await;
     let acme = app.create_tenant("acme", "RO").await;
     app.create_tenant("globex", "RO").await;
-    let listed = stdout(&app.cli(&["token", "list", "--tenant", "acme"]));
-    let id = listed
-        .lines()
-        .find(|l| l.contains(" lookup "))
-        .and_then(|l| l.split_whitespace().next())
-        .unwrap()
-        .to_owned();
+    let id = app.token_id("acme", "lookup");
 
     let verbs: [&[&str]; 2] = [
         &["token", "revoke", &id, "--tenant", "globex"],

@@ -247,6 +247,18 @@ impl TestApp {
             .expect("running cidgate")
     }
 
+    /// The id of `tenant`'s first token of `scope`, as `token list` shows it.
+    pub fn token_id(&self, tenant: &str, scope: &str) -> String {
+        let listed = self.cli(&["token", "list", "--tenant", tenant]);
+        let listed = String::from_utf8(listed.stdout).unwrap();
+        listed
+            .lines()
+            .find(|l| l.contains(&format!(" {scope} ")))
+            .and_then(|l| l.split_whitespace().next())
+            .unwrap()
+            .to_owned()
+    }
+
     /// A lookup token of `tenant`, created and then revoked with the CLI.
     pub fn revoked_lookup_token(&self, tenant: &str) -> String {
         let created = self.cli(&["token", "create", "--tenant", tenant, "--scope", "lookup"]);

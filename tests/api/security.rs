@@ -324,14 +324,7 @@ async fn an_address_guessing_tokens_is_refused_even_with_a_valid_one_afterwards(
 async fn a_rotated_token_works_through_its_grace_period_and_then_stops() {
     let app = spawn_app().await;
     let acme = app.create_tenant("acme", "RO").await;
-    let listed = app.cli(&["token", "list", "--tenant", "acme"]);
-    let listed = String::from_utf8(listed.stdout).unwrap();
-    let lookup_id = listed
-        .lines()
-        .find(|l| l.contains(" lookup "))
-        .and_then(|l| l.split_whitespace().next())
-        .unwrap()
-        .to_owned();
+    let lookup_id = app.token_id("acme", "lookup");
 
     let rotated = app.cli(&["token", "rotate", &lookup_id, "--grace", "1h"]);
     assert!(rotated.status.success());
