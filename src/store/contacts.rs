@@ -446,7 +446,7 @@ async fn forget_deletions(
     Ok(())
 }
 
-/// Forgets deletion times older than `days` (no sync is that late).
+/// Forgets deletion times older than `days`, of every tenant (no sync is that late).
 pub async fn prune_tombstones(client: &impl GenericClient, days: u32) -> anyhow::Result<u64> {
     client
         .execute(

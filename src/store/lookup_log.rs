@@ -99,7 +99,7 @@ pub async fn recent_calls(
         .collect())
 }
 
-/// Deletes log entries older than `days`; returns how many.
+/// Deletes log entries older than `days`, of every tenant; returns how many.
 pub async fn prune(client: &impl GenericClient, days: u32) -> anyhow::Result<u64> {
     client
         .execute(
