@@ -18,6 +18,7 @@ pub use contact::{
 pub use crm_id::{CrmId, integer_id};
 pub use lookup_hit::{HitField, LookupHit, OptionalFields};
 pub use lookup_log::{LogEntry, LookupOutcomeKind, RecentCall};
+pub use number_memo::parse_remembered;
 pub use phone_number::{
     MAX_RAW_LEN, NumberKey, PhoneNumber, PhoneNumberError, Region, alternate_form,
 };

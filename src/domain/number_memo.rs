@@ -28,8 +28,9 @@ thread_local! {
     static MEMO: RefCell<Vec<Option<Slot>>> = RefCell::new((0..SLOTS).map(|_| None).collect());
 }
 
-/// `PhoneNumber::parse(raw, region)`, remembered.
-pub fn parse(raw: &str, region: Region) -> Normalized {
+/// `PhoneNumber::parse(raw, region)`, with recent results remembered per thread: for
+/// lookups, where the same callers come back again and again.
+pub fn parse_remembered(raw: &str, region: Region) -> Normalized {
     // Absurdly long texts are refused by the parse at once; not worth a slot.
     if raw.len() > MAX_RAW_LEN * 4 {
         return PhoneNumber::parse(raw, region);
@@ -84,7 +85,11 @@ mod tests {
             "",
         ] {
             for region in [ro, us, ro] {
-                assert_eq!(parse(raw, region), PhoneNumber::parse(raw, region), "{raw}");
+                assert_eq!(
+                    parse_remembered(raw, region),
+                    PhoneNumber::parse(raw, region),
+                    "{raw}"
+                );
             }
         }
     }
@@ -97,7 +102,7 @@ mod tests {
             for i in 0..(SLOTS as u32 * 3) {
                 let raw = format!("07{:08}", i);
                 assert_eq!(
-                    parse(&raw, ro),
+                    parse_remembered(&raw, ro),
                     PhoneNumber::parse(&raw, ro),
                     "round {round}"
                 );

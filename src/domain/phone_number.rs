@@ -107,12 +107,6 @@ impl PhoneNumber {
         Ok(Self(digits))
     }
 
-    /// `parse`, with recent results remembered per thread: for lookups, where the same
-    /// callers come back again and again.
-    pub fn parse_remembered(raw: &str, region: Region) -> Result<Self, PhoneNumberError> {
-        super::number_memo::parse(raw, region)
-    }
-
     /// Loads the phone-number library's metadata, which it otherwise does lazily on the
     /// first parse.
     pub fn warm_up() {

@@ -21,6 +21,7 @@ use self::cache::AnswerCache;
 use self::known_numbers::{KnownNumbers, Membership};
 use crate::domain::{
     HitField, LookupHit, MAX_RAW_LEN, PhoneNumber, PhoneNumberError, Region, TenantId, integer_id,
+    parse_remembered,
 };
 use crate::metrics::Metrics;
 
@@ -137,7 +138,7 @@ impl Caller {
     /// Reads the `telephone` parameter. Only an absurdly long value is an error; anything
     /// else that is not a number is an unidentified caller, so the PBX can still route.
     pub fn from_param(raw: Option<&str>, region: Region) -> Result<Self, PhoneNumberError> {
-        match PhoneNumber::parse_remembered(raw.unwrap_or_default(), region) {
+        match parse_remembered(raw.unwrap_or_default(), region) {
             Ok(number) => Ok(Self::Number(number)),
             Err(e @ (PhoneNumberError::TooLong | PhoneNumberError::CallerIdTooLong)) => Err(e),
             Err(_) => Ok(Self::Unidentified),
