@@ -9,8 +9,8 @@ use actix_web::http::header;
 use actix_web::middleware::{DefaultHeaders, Next};
 use actix_web::{HttpMessage, web};
 
-use super::error::ApiError;
 use super::OPERATIONS;
+use super::error::ApiError;
 use super::state::AppState;
 use crate::metrics::{HttpLabels, RouteLabels};
 use crate::telemetry::redact_query;
