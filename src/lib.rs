@@ -6,6 +6,7 @@ pub mod config;
 pub mod contacts;
 pub mod domain;
 pub mod http;
+pub mod jobs;
 pub mod live;
 pub mod lookup;
 pub mod metrics;

@@ -43,6 +43,16 @@ pub struct QueryLabels {
     pub query: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TaskLabels {
+    pub task: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StepLabels {
+    pub step: &'static str,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
@@ -88,6 +98,10 @@ pub struct Metrics {
     pub lookup_log_dropped: Counter,
     /// Attempts to write a lookup log batch that found the database unreachable.
     pub lookup_log_write_failures: Counter,
+    /// Background tasks that failed and were run again, by task.
+    pub task_restarts: Family<TaskLabels, Counter>,
+    /// Retention steps that failed, by step.
+    pub retention_failures: Family<StepLabels, Counter>,
     pub gauges: Gauges,
 }
 
@@ -112,6 +126,8 @@ impl Metrics {
         let lookup_log_written = Counter::default();
         let lookup_log_dropped = Counter::default();
         let lookup_log_write_failures = Counter::default();
+        let task_restarts = Family::default();
+        let retention_failures = Family::default();
 
         registry.register(
             "http_requests",
@@ -182,6 +198,16 @@ impl Metrics {
             "lookup_log_write_failures",
             "Lookup log writes that found the database unreachable (the batch is retried)",
             lookup_log_write_failures.clone(),
+        );
+        registry.register(
+            "task_restarts",
+            "Background tasks that failed and were run again, by task",
+            task_restarts.clone(),
+        );
+        registry.register(
+            "retention_step_failures",
+            "Retention steps that failed, by step (the others still ran)",
+            retention_failures.clone(),
         );
         registry.register(
             "rate_limited",
@@ -256,6 +282,8 @@ impl Metrics {
             lookup_log_written,
             lookup_log_dropped,
             lookup_log_write_failures,
+            task_restarts,
+            retention_failures,
             gauges,
         })
     }

@@ -1,5 +1,6 @@
 //! Builds the application the same way for production and tests: pools, migrations,
-//! in-memory state and its listener, route table and listener socket.
+//! in-memory state and its listener, supervised background tasks, route table and
+//! listener socket.
 
 use std::net::TcpListener;
 use std::time::Duration;
@@ -13,6 +14,7 @@ use crate::config::ServeSettings;
 use crate::http::rate_limit::RateLimits;
 use crate::http::state::AppState;
 use crate::http::{self, middleware};
+use crate::jobs::{Supervisor, retention};
 use crate::live::directory::Directory;
 use crate::live::listener::Listener;
 use crate::lookup::LookupService;
@@ -35,6 +37,7 @@ pub struct Application {
     server: Server,
     port: u16,
     log_writer: LogWriter,
+    jobs: Supervisor,
 }
 
 impl Application {
@@ -61,6 +64,7 @@ impl Application {
         // not during the first call's lookup.
         crate::domain::PhoneNumber::warm_up();
         let metrics = Metrics::new();
+        let jobs = Supervisor::new(metrics.clone());
         let cache = AnswerCache::new(settings.cache_settings());
         let index = KnownNumbers::default();
         let directory = Directory::default();
@@ -72,7 +76,7 @@ impl Application {
             directory.clone(),
             metrics.clone(),
         )?
-        .spawn();
+        .spawn(&jobs);
         if tokio::time::timeout(INITIAL_LOAD_WAIT, listening.wait_for(|ready| *ready))
             .await
             .is_err()
@@ -90,6 +94,7 @@ impl Application {
             None => derived_public_url(settings.listen.ip(), port)?,
         };
         let database = LookupBatcher::spawn(
+            &jobs,
             lookup_pool,
             settings.lookup_statements.into(),
             Duration::from_millis(settings.db_timeout_ms),
@@ -104,13 +109,19 @@ impl Application {
         );
         // Its own connections: the writer keeps a statement open most of the time under
         // traffic, which would otherwise take one of the connections lookups and sync
-        // writes share (one for the writer, one for the hourly pruning).
+        // writes share (one for the writer, one for the retention job).
         let log_pool = store::connect_pool(primary_url, 2, PRIMARY_POOL_WAIT)?;
         let (lookup_log, log_writer) = LookupLog::spawn(
-            log_pool,
+            &jobs,
+            log_pool.clone(),
             settings.lookup_log_buffer as usize,
             Duration::from_millis(settings.lookup_log_gather_ms.into()),
-            settings.lookup_log_retention_days,
+            metrics.clone(),
+        );
+        retention::spawn(
+            &jobs,
+            retention::Schedule::HOURLY,
+            retention::standard_steps(&log_pool, settings.lookup_log_retention_days),
             metrics.clone(),
         );
         let state = web::Data::new(AppState {
@@ -124,6 +135,7 @@ impl Application {
             public_url,
             limits: RateLimits::new(settings.rate_settings()),
             lookup_log,
+            jobs: jobs.clone(),
             read_pool,
             write_timeout: Duration::from_millis(settings.write_timeout_ms),
             body_timeout: Duration::from_millis(settings.body_timeout_ms),
@@ -151,6 +163,7 @@ impl Application {
             server: server.run(),
             port,
             log_writer,
+            jobs,
         })
     }
 
@@ -158,11 +171,17 @@ impl Application {
         self.port
     }
 
+    /// The background tasks: their statuses, and (for tests) a way to kill one.
+    pub fn jobs(&self) -> Supervisor {
+        self.jobs.clone()
+    }
+
     /// Serves until SIGINT/SIGTERM; in-flight requests finish first, then the lookup
-    /// log's buffered entries are written.
+    /// log's buffered entries are written and the other background tasks end.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let served = self.server.await;
         self.log_writer.stop(LOG_FLUSH_WAIT).await;
+        self.jobs.shutdown();
         served
     }
 }

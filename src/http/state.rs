@@ -13,6 +13,7 @@ use url::Url;
 use super::client_ip::{self, ForwardedHeader};
 use super::rate_limit::RateLimits;
 use crate::domain::{ChangedNumbers, TenantId};
+use crate::jobs::Supervisor;
 use crate::live::directory::Directory;
 use crate::lookup::LookupService;
 use crate::lookup::cache::AnswerCache;
@@ -35,6 +36,8 @@ pub struct AppState {
     pub public_url: Url,
     pub limits: RateLimits,
     pub lookup_log: LookupLog,
+    /// The background tasks, whose states readiness reports.
+    pub jobs: Supervisor,
     /// The read replica's pool (`DATABASE_READ_URL`), when lookups have one.
     pub read_pool: Option<Pool>,
     /// How long a sync API request may wait for the database.

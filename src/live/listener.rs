@@ -16,6 +16,7 @@ use tokio_postgres::{AsyncMessage, Notification};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::directory::Directory;
+use crate::jobs::{Readiness, Supervisor};
 use crate::lookup::cache::AnswerCache;
 use crate::lookup::known_numbers::KnownNumbers;
 use crate::metrics::{ChannelLabels, Metrics};
@@ -26,6 +27,8 @@ const HEARTBEAT: Duration = Duration::from_secs(10);
 const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(5);
 const TOKEN_USE_FLUSH: Duration = Duration::from_secs(30);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// The listener's name in `/readyz` and the logs.
+pub const TASK: &str = "listener";
 
 #[derive(Clone)]
 pub struct Listener {
@@ -65,35 +68,56 @@ impl Listener {
         })
     }
 
-    /// Runs until the process ends. `connected` is true while listening with state loaded.
-    pub fn spawn(self) -> watch::Receiver<bool> {
+    /// Runs under `jobs` until the process ends. `connected` is true while listening
+    /// with state loaded.
+    pub fn spawn(self, jobs: &Supervisor) -> watch::Receiver<bool> {
         let (connected_tx, connected) = watch::channel(false);
-        tokio::spawn(async move {
-            let mut backoff = Duration::from_millis(100);
-            loop {
-                let result = self.session(&connected_tx).await;
-                let was_connected = connected_tx.send_replace(false);
-                self.metrics.gauges.listener_connected.set(0);
-                self.cache.set_watched(false);
-                self.cache.flush();
-                match result {
-                    Ok(()) => {
-                        tracing::warn!("notification listener connection closed; cache flushed")
-                    }
-                    Err(e) => tracing::warn!(
-                        error = format!("{e:#}"),
-                        "notification listener failed; cache flushed"
-                    ),
-                }
-                if was_connected {
-                    backoff = Duration::from_millis(100);
-                }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-                self.metrics.listener_reconnects.inc();
-            }
+        let (listener, connected_tx) = (Arc::new(self), Arc::new(connected_tx));
+        jobs.spawn(TASK, Readiness::Required, move || {
+            listener.clone().run(connected_tx.clone())
         });
         connected
+    }
+
+    /// Listens, and after each lost connection reconnects with backoff. Only a panic
+    /// ends it (the supervisor then runs it again).
+    async fn run(self: Arc<Self>, connected: Arc<watch::Sender<bool>>) -> anyhow::Result<()> {
+        // However this run ends, even by a panic or an abort, nothing stays marked as
+        // listening: the cache stops trusting its entries, and readiness says so.
+        let _unwatched = Unwatched {
+            listener: &self,
+            connected: &connected,
+        };
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let result = self.session(&connected).await;
+            let was_connected = self.stopped_listening(&connected);
+            match result {
+                Ok(()) => {
+                    tracing::warn!("notification listener connection closed; cache flushed")
+                }
+                Err(e) => tracing::warn!(
+                    error = format!("{e:#}"),
+                    "notification listener failed; cache flushed"
+                ),
+            }
+            if was_connected {
+                backoff = Duration::from_millis(100);
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+            self.metrics.listener_reconnects.inc();
+        }
+    }
+
+    /// Notifications may be missed from now on: flushes the cache and stops trusting
+    /// it. Answers whether it was listening.
+    fn stopped_listening(&self, connected: &watch::Sender<bool>) -> bool {
+        let was_connected = connected.send_replace(false);
+        self.metrics.gauges.listener_connected.set(0);
+        self.cache.set_watched(false);
+        self.cache.flush();
+        was_connected
     }
 
     async fn session(&self, connected: &watch::Sender<bool>) -> anyhow::Result<()> {
@@ -196,5 +220,17 @@ impl Listener {
             other => tracing::debug!(channel = other, "ignoring notification"),
         }
         Ok(())
+    }
+}
+
+/// Marks the listener stopped when a run ends.
+struct Unwatched<'a> {
+    listener: &'a Listener,
+    connected: &'a watch::Sender<bool>,
+}
+
+impl Drop for Unwatched<'_> {
+    fn drop(&mut self) {
+        self.listener.stopped_listening(self.connected);
     }
 }

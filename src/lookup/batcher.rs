@@ -13,9 +13,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use deadpool_postgres::Pool;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Mutex, Semaphore, mpsc, oneshot};
 
 use crate::domain::{LookupHit, PhoneNumber, TenantId};
+use crate::jobs::{Readiness, Supervisor};
 use crate::metrics::Metrics;
 use crate::store;
 
@@ -23,6 +24,8 @@ use crate::store;
 const MAX_BATCH: usize = 256;
 /// Misses waiting for a statement; past this a miss is refused at once.
 const QUEUE: usize = 4 * MAX_BATCH;
+/// The gathering task's name in `/readyz` and the logs.
+pub const TASK: &str = "lookup_batcher";
 
 type Answer = anyhow::Result<Option<LookupHit>>;
 
@@ -40,13 +43,32 @@ pub struct LookupBatcher {
 }
 
 impl LookupBatcher {
-    /// Starts the gathering task. At most `statements` batches are in flight at once
-    /// (each holds a pool connection); every statement is bounded by `timeout`, and so
-    /// is a miss's wait for one.
-    pub fn spawn(pool: Pool, statements: usize, timeout: Duration, metrics: Arc<Metrics>) -> Self {
+    /// Starts the gathering task under `jobs`. At most `statements` batches are in
+    /// flight at once (each holds a pool connection); every statement is bounded by
+    /// `timeout`, and so is a miss's wait for one.
+    pub fn spawn(
+        jobs: &Supervisor,
+        pool: Pool,
+        statements: usize,
+        timeout: Duration,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let (misses, queued) = mpsc::channel(QUEUE);
+        // The queue and the slots outlive any one run of the task: a run that panics
+        // or is aborted gives up its lock, not the receiver, so the restarted run takes
+        // the misses queued meanwhile and the senders handlers hold stay valid (only
+        // the batch it held is lost: those callers get an error and a degraded answer).
+        let queued = Arc::new(Mutex::new(queued));
         let slots = Arc::new(Semaphore::new(statements.max(1)));
-        tokio::spawn(gather(queued, slots, pool, timeout, metrics));
+        jobs.spawn(TASK, Readiness::Required, move || {
+            gather(
+                queued.clone(),
+                slots.clone(),
+                pool.clone(),
+                timeout,
+                metrics.clone(),
+            )
+        });
         Self { misses }
     }
 
@@ -69,22 +91,22 @@ impl LookupBatcher {
     }
 }
 
+/// Ends (`Ok`) once every sender is gone: the gateway is stopping.
 async fn gather(
-    mut queued: mpsc::Receiver<Miss>,
+    queued: Arc<Mutex<mpsc::Receiver<Miss>>>,
     slots: Arc<Semaphore>,
     pool: Pool,
     timeout: Duration,
     metrics: Arc<Metrics>,
-) {
+) -> anyhow::Result<()> {
+    let mut queued = queued.lock().await;
     loop {
         // A free slot first: while every slot is busy, misses queue up to share the
         // next statement, and then all of them (up to a batch) are taken at once.
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            return;
-        };
+        let slot = slots.clone().acquire_owned().await?;
         let mut batch = Vec::with_capacity(MAX_BATCH);
         if queued.recv_many(&mut batch, MAX_BATCH).await == 0 {
-            return;
+            return Ok(());
         }
         let (waited_too_long, misses): (Vec<Miss>, Vec<Miss>) = batch
             .into_iter()

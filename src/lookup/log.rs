@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use deadpool_postgres::Pool;
-use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
+use tokio::sync::{Mutex, mpsc, watch};
 
 use crate::domain::LogEntry;
+use crate::jobs::{Readiness, Supervisor, TaskState};
 use crate::metrics::Metrics;
 use crate::store::{self, lookup_log};
 
@@ -20,11 +20,12 @@ const WRITE_WITHIN: Duration = Duration::from_secs(10);
 /// Waits between attempts to write a batch while the database is unreachable.
 const RETRY_FIRST: Duration = Duration::from_millis(500);
 const RETRY_MAX: Duration = Duration::from_secs(5);
-const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// How often an open statement takes in the entries that arrived meanwhile: often enough
 /// that no wake-up has a burst of work (the gateway's and PostgreSQL's), seldom enough not
 /// to wake for every lookup.
 const TRICKLE: Duration = Duration::from_millis(5);
+/// The writer's name in `/readyz` and the logs.
+pub const TASK: &str = "lookup_log_writer";
 
 #[derive(Clone)]
 pub struct LookupLog {
@@ -33,34 +34,46 @@ pub struct LookupLog {
 }
 
 /// The background writer, to be stopped once nothing records any more (dropping it
-/// stops the writer too).
+/// stops the writer too). Pruning is a step of `jobs::retention`.
 pub struct LogWriter {
     stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
+    jobs: Supervisor,
 }
 
 impl LookupLog {
-    /// Starts the writer and the daily-retention pruner. One statement takes the entries
-    /// of `gather`: every statement and commit has a fixed cost in PostgreSQL, so fuller
-    /// statements take much less of its CPU.
+    /// Starts the writer under `jobs`. One statement takes the entries of `gather`:
+    /// every statement and commit has a fixed cost in PostgreSQL, so fuller statements
+    /// take much less of its CPU.
     pub fn spawn(
+        jobs: &Supervisor,
         pool: Pool,
         buffer: usize,
         gather: Duration,
-        retention_days: u32,
         metrics: Arc<Metrics>,
     ) -> (Self, LogWriter) {
         let (sender, receiver) = mpsc::channel(buffer.max(1));
+        // The buffer outlives any one run of the writer: a run that panics or is aborted
+        // gives up its lock, not the receiver, so recording goes on meanwhile and the
+        // restarted run writes what was buffered (only the batch in hand is lost).
+        let receiver = Arc::new(Mutex::new(receiver));
         let (stop, stopping) = watch::channel(false);
-        let task = tokio::spawn(write_batches(
-            pool.clone(),
-            receiver,
-            gather,
-            stopping,
-            metrics.clone(),
-        ));
-        tokio::spawn(prune(pool, retention_days));
-        (Self { sender, metrics }, LogWriter { stop, task })
+        let written = metrics.clone();
+        // Not needed for readiness: lookups answer without it, and what they record
+        // waits in the buffer (dropped and counted once it is full).
+        jobs.spawn(TASK, Readiness::Reported, move || {
+            write_batches(
+                pool.clone(),
+                receiver.clone(),
+                gather,
+                stopping.clone(),
+                written.clone(),
+            )
+        });
+        let writer = LogWriter {
+            stop,
+            jobs: jobs.clone(),
+        };
+        (Self { sender, metrics }, writer)
     }
 
     pub fn record(&self, entry: LogEntry) {
@@ -73,26 +86,34 @@ impl LookupLog {
 impl LogWriter {
     /// Writes what is buffered without waiting to gather more, then ends.
     pub async fn stop(self, within: Duration) {
-        let _ = self.stop.send(true);
-        if tokio::time::timeout(within, self.task).await.is_err() {
+        self.stop.send_replace(true);
+        let stopped = |tasks: &crate::jobs::Statuses| {
+            tasks
+                .get(TASK)
+                .is_none_or(|task| task.state == TaskState::Stopped)
+        };
+        if !self.jobs.wait_until(within, stopped).await {
             tracing::warn!("stopped before the lookup log's last entries were written");
         }
     }
 }
 
+/// Ends (`Ok`) once stopped with everything buffered written, or when every sender is
+/// gone.
 async fn write_batches(
     pool: Pool,
-    mut receiver: mpsc::Receiver<LogEntry>,
+    receiver: Arc<Mutex<mpsc::Receiver<LogEntry>>>,
     gather: Duration,
     mut stopping: watch::Receiver<bool>,
     metrics: Arc<Metrics>,
-) {
+) -> anyhow::Result<()> {
+    let mut receiver = receiver.lock().await;
     let mut batch = Vec::with_capacity(BATCH);
     let mut retry_in = RETRY_FIRST;
     loop {
         if batch.is_empty() {
             tokio::select! {
-                received = receiver.recv_many(&mut batch, BATCH) => if received == 0 { return },
+                received = receiver.recv_many(&mut batch, BATCH) => if received == 0 { return Ok(()) },
                 _ = stopping.wait_for(|stop| *stop) => {}
             }
         } else {
@@ -105,7 +126,7 @@ async fn write_batches(
         take_waiting(&mut receiver, &mut batch);
         if batch.is_empty() {
             // Only when stopping: everything buffered is written.
-            return;
+            return Ok(());
         }
         // One statement takes the entries of `gather`, streamed in as they arrive.
         let written = store::with_client(&pool, gather + WRITE_WITHIN, async |client| {
@@ -167,25 +188,6 @@ fn take_waiting(receiver: &mut mpsc::Receiver<LogEntry>, batch: &mut Vec<LogEntr
         match receiver.try_recv() {
             Ok(entry) => batch.push(entry),
             Err(_) => break,
-        }
-    }
-}
-
-async fn prune(pool: Pool, retention_days: u32) {
-    let mut every = tokio::time::interval(PRUNE_EVERY);
-    loop {
-        every.tick().await;
-        // Deletion times go with the log: no sync job is later than its retention.
-        let pruned = async {
-            let client = pool.get().await?;
-            let tombstones = store::contacts::prune_tombstones(&client, retention_days).await?;
-            Ok::<_, anyhow::Error>(lookup_log::prune(&client, retention_days).await? + tombstones)
-        }
-        .await;
-        match pruned {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(deleted = n, retention_days, "pruned the lookup log"),
-            Err(e) => tracing::warn!(error = format!("{e:#}"), "could not prune the lookup log"),
         }
     }
 }

@@ -6,6 +6,7 @@ use std::process::Output;
 
 use cidgate::config::ServeSettings;
 use cidgate::domain::{Region, TenantSlug, TokenScope};
+use cidgate::jobs::Supervisor;
 use cidgate::startup::Application;
 use cidgate::store;
 use deadpool_postgres::Pool;
@@ -96,16 +97,24 @@ pub async fn spawn_app() -> TestApp {
 
 /// A gateway on a fresh database, with settings adjusted by `configure`.
 pub async fn spawn_app_with(configure: impl FnOnce(&mut ServeSettings)) -> TestApp {
+    spawn_app_and_jobs(configure).await.0
+}
+
+/// A gateway on a fresh database, and its background tasks (to watch or kill one).
+pub async fn spawn_app_and_jobs(
+    configure: impl FnOnce(&mut ServeSettings),
+) -> (TestApp, Supervisor) {
     let db = TestDb::create().await;
-    let address = spawn_instance(&db.url, configure).await;
+    let (address, jobs) = start_instance(&db.url, configure).await;
     let pool =
         store::connect_pool(&db.url, 2, std::time::Duration::from_secs(5)).expect("test pool");
-    TestApp {
+    let app = TestApp {
         address,
         pool,
         http: reqwest::Client::new(),
         db,
-    }
+    };
+    (app, jobs)
 }
 
 /// Starts a gateway on an existing database (a second instance, or one reaching the
@@ -114,6 +123,13 @@ pub async fn spawn_instance(
     database_url: &str,
     configure: impl FnOnce(&mut ServeSettings),
 ) -> String {
+    start_instance(database_url, configure).await.0
+}
+
+async fn start_instance(
+    database_url: &str,
+    configure: impl FnOnce(&mut ServeSettings),
+) -> (String, Supervisor) {
     // Warnings and errors show in the output of a failing test.
     cidgate::telemetry::init(cidgate::telemetry::LogFormat::Pretty, "warn");
     let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
@@ -124,8 +140,9 @@ pub async fn spawn_instance(
         .await
         .expect("building the app");
     let address = format!("http://127.0.0.1:{}", app.port());
+    let jobs = app.jobs();
     tokio::spawn(app.run_until_stopped());
-    address
+    (address, jobs)
 }
 
 impl TestApp {

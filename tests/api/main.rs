@@ -4,6 +4,7 @@ mod browser;
 mod cli;
 mod config_file;
 mod helpers;
+mod jobs;
 mod lookup;
 mod openapi;
 mod popup;

@@ -1,6 +1,7 @@
 //! The lookup path under change and failure: cache invalidation across instances,
 //! the deadline, a database outage and recovery, and the metrics that show it.
 
+use cidgate::jobs::Supervisor;
 use serde_json::{Value, json};
 
 use crate::helpers::{
@@ -654,6 +655,7 @@ async fn misses_waiting_at_once_share_one_statement_and_each_get_their_own_answe
     // queued before the batcher first runs, so all of them go out together.
     let metrics = cidgate::metrics::Metrics::new();
     let batcher = LookupBatcher::spawn(
+        &Supervisor::new(metrics.clone()),
         app.pool.clone(),
         1,
         std::time::Duration::from_secs(5),
@@ -710,11 +712,13 @@ async fn a_batch_the_database_cannot_answer_fails_every_miss_in_it() {
     )
     .expect("pool through the proxy");
     proxy.set(Mode::Down);
+    let metrics = cidgate::metrics::Metrics::new();
     let batcher = LookupBatcher::spawn(
+        &Supervisor::new(metrics.clone()),
         pool,
         1,
         std::time::Duration::from_secs(1),
-        cidgate::metrics::Metrics::new(),
+        metrics,
     );
     let numbers: Vec<PhoneNumber> = (0..3).map(ro_number).collect();
     let tenant = cidgate::domain::TenantId(1);
@@ -735,6 +739,7 @@ async fn misses_are_shed_when_the_queue_is_full_or_they_waited_too_long() {
     // waited longer than a statement may take.
     let metrics = cidgate::metrics::Metrics::new();
     let batcher = LookupBatcher::spawn(
+        &Supervisor::new(metrics.clone()),
         app.pool.clone(),
         1,
         std::time::Duration::ZERO,

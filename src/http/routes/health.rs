@@ -27,7 +27,9 @@ pub async fn healthz() -> HttpResponse {
 }
 
 /// Ready to take traffic: the database (and the read replica, when lookups use one)
-/// answers and the notification listener is connected with the number index loaded.
+/// answers, the notification listener is connected with the number index loaded, and
+/// the background tasks lookups need are running. Every background task is named with
+/// its state; why one failed is logged, not shown here.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let replica = async {
         match &state.read_pool {
@@ -37,12 +39,21 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     };
     let (database, replica) = futures_util::join!(answers(&state.pool), replica);
     let listening = *state.listening.borrow();
-    let ready = database && listening && replica != Some(false);
+    let tasks = state.jobs.statuses();
+    let tasks_up = !tasks.values().any(|task| task.holds_up_readiness());
+    let ready = database && listening && replica != Some(false) && tasks_up;
     let up = |up: bool| if up { "up" } else { "unreachable" };
     let mut body = json!({
         "status": if ready { "ready" } else { "unavailable" },
         "database": up(database),
         "listener": if listening { "connected" } else { "disconnected" },
+        "tasks": tasks
+            .iter()
+            .map(|(name, task)| {
+                let status = json!({"state": task.state.as_str(), "restarts": task.restarts});
+                ((*name).to_owned(), status)
+            })
+            .collect::<serde_json::Map<_, _>>(),
     });
     if let Some(replica) = replica {
         body["replica"] = up(replica).into();
