@@ -10,6 +10,7 @@ use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use url::Url;
 
+use crate::calls::ingest::EventWriter;
 use crate::config::ServeSettings;
 use crate::http::rate_limit::RateLimits;
 use crate::http::state::AppState;
@@ -124,6 +125,11 @@ impl Application {
             retention::standard_steps(&log_pool, settings.lookup_log_retention_days),
             metrics.clone(),
         );
+        maintain_call_partitions(&pool, settings.call_retention_days).await?;
+        let events = EventWriter::spawn(
+            pool.clone(),
+            Duration::from_millis(settings.write_timeout_ms),
+        );
         let state = web::Data::new(AppState {
             pool,
             lookup,
@@ -136,6 +142,7 @@ impl Application {
             limits: RateLimits::new(settings.rate_settings()),
             lookup_log,
             jobs: jobs.clone(),
+            events,
             read_pool,
             write_timeout: Duration::from_millis(settings.write_timeout_ms),
             body_timeout: Duration::from_millis(settings.body_timeout_ms),
@@ -184,6 +191,27 @@ impl Application {
         self.jobs.shutdown();
         served
     }
+}
+
+/// Creates the call tables' partitions ahead and drops expired ones; the retention job
+/// repeats it daily.
+pub async fn maintain_call_partitions(
+    pool: &deadpool_postgres::Pool,
+    retention_days: u32,
+) -> anyhow::Result<()> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    let today = chrono::Utc::now().date_naive();
+    let changes = store::call_partitions::maintain(&tx, today, retention_days).await?;
+    tx.commit().await.context("committing call partitions")?;
+    if changes.created + changes.dropped > 0 {
+        tracing::info!(
+            created = changes.created,
+            dropped = changes.dropped,
+            "call partitions maintained"
+        );
+    }
+    Ok(())
 }
 
 /// Migrates, waiting up to `wait` for a database that cannot be reached yet (one that

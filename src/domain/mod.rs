@@ -32,5 +32,5 @@ pub use phone_number::{
 };
 pub use signing_key::PopupKey;
 pub use tenant::{AuthPolicy, PopupSettings, Tenant, TenantId, TenantSlug};
-pub use token::{ApiToken, TokenHash, TokenScope};
+pub use token::{ApiToken, TokenHash, TokenScope, TokenScopes};
 pub use write::{ChangedNumbers, WriteOp, WriteOutcome, WriteResult};
