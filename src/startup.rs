@@ -143,6 +143,7 @@ impl Application {
             lookup_log,
             jobs: jobs.clone(),
             events,
+            call_retention_days: settings.call_retention_days,
             read_pool,
             write_timeout: Duration::from_millis(settings.write_timeout_ms),
             body_timeout: Duration::from_millis(settings.body_timeout_ms),

@@ -41,6 +41,8 @@ pub struct AppState {
     pub jobs: Supervisor,
     /// Writes PBX call events in batches.
     pub events: EventWriter,
+    /// Events older than this are refused: their month is no longer kept.
+    pub call_retention_days: u32,
     /// The read replica's pool (`DATABASE_READ_URL`), when lookups have one.
     pub read_pool: Option<Pool>,
     /// How long a sync API request may wait for the database.

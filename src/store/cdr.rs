@@ -148,12 +148,14 @@ pub async fn page(
         let wanted = limit - calls.len() as i64;
         let (rows, exhausted) = match &position {
             Position::ByStart { watermark, after } => {
-                let (after_at, after_id) = after.unwrap_or((DateTime::<Utc>::MIN_UTC, Uuid::nil()));
+                // Before the range's first moment: every call of the range is after it.
+                let before_range = filter.from - chrono::Duration::microseconds(1);
+                let (after_at, after_id) = after.unwrap_or((before_range, Uuid::nil()));
                 let rows = query(
                     client,
                     tenant,
                     filter,
-                    "changed_xid < $9::xid8 AND (started_at, id) > ($10, $11)",
+                    "changed_xid < $9::text::xid8 AND (started_at, id) > ($10, $11)",
                     "started_at, id",
                     &[watermark, &after_at, &after_id],
                     wanted,
@@ -169,9 +171,9 @@ pub async fn page(
                     client,
                     tenant,
                     filter,
-                    "changed_xid >= $9::xid8
+                    "changed_xid >= $9::text::xid8
                      AND changed_xid < pg_snapshot_xmin(pg_current_snapshot())
-                     AND (changed_xid, id) > ($10::xid8, $11)",
+                     AND (changed_xid, id) > ($10::text::xid8, $11)",
                     "changed_xid, id",
                     &[watermark, &after_xid, &after_id],
                     wanted,

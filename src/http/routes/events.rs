@@ -122,6 +122,23 @@ async fn record(
     entry: &TenantEntry,
     events: Vec<IncomingEvent>,
 ) -> Result<HttpResponse, ApiError> {
+    let oldest = Utc::now() - chrono::Duration::days(state.call_retention_days.into());
+    let too_old: Vec<FieldError> = events
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.event.at.is_some_and(|at| at < oldest))
+        .map(|(i, _)| {
+            let message = format!(
+                "is older than the call retention ({} days)",
+                state.call_retention_days
+            );
+            let error = FieldError::new("at", message);
+            if events.len() > 1 { error.at(i) } else { error }
+        })
+        .collect();
+    if !too_old.is_empty() {
+        return Err(ApiError::invalid_fields(too_old));
+    }
     let tenant = &entry.tenant;
     let received = events.len();
     let written = state
