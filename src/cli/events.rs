@@ -2,7 +2,7 @@
 
 use clap::Subcommand;
 
-use super::{find_tenant, migrated_pool};
+use super::db::{find_tenant, migrated_pool};
 use crate::calls::cdr::{RangeEnd, csv_header, csv_rows, parse_date, tenant_zone};
 use crate::config::DatabaseArgs;
 use crate::domain::{CallEndMapping, TokenScope};
