@@ -119,14 +119,18 @@ impl Application {
             Duration::from_millis(settings.lookup_log_gather_ms.into()),
             metrics.clone(),
         );
-        retention::spawn(
-            &jobs,
-            retention::Schedule::HOURLY,
-            retention::standard_steps(&log_pool, settings.lookup_log_retention_days),
-            metrics.clone(),
-        );
-        maintain_call_partitions(&pool, settings.call_retention_days).await?;
+        // The partitions for calls arriving now exist before the first request.
+        retention::maintain_call_partitions(&pool, settings.call_retention_days)
+            .await
+            .context("creating call partitions")?;
+        let mut steps = retention::standard_steps(&log_pool, settings.lookup_log_retention_days);
+        steps.push(retention::call_partitions_step(
+            &pool,
+            settings.call_retention_days,
+        ));
+        retention::spawn(&jobs, retention::Schedule::HOURLY, steps, metrics.clone());
         let events = EventWriter::spawn(
+            &jobs,
             pool.clone(),
             Duration::from_millis(settings.write_timeout_ms),
         );
@@ -192,27 +196,6 @@ impl Application {
         self.jobs.shutdown();
         served
     }
-}
-
-/// Creates the call tables' partitions ahead and drops expired ones; the retention job
-/// repeats it daily.
-pub async fn maintain_call_partitions(
-    pool: &deadpool_postgres::Pool,
-    retention_days: u32,
-) -> anyhow::Result<()> {
-    let mut client = pool.get().await?;
-    let tx = client.transaction().await?;
-    let today = chrono::Utc::now().date_naive();
-    let changes = store::call_partitions::maintain(&tx, today, retention_days).await?;
-    tx.commit().await.context("committing call partitions")?;
-    if changes.created + changes.dropped > 0 {
-        tracing::info!(
-            created = changes.created,
-            dropped = changes.dropped,
-            "call partitions maintained"
-        );
-    }
-    Ok(())
 }
 
 /// Migrates, waiting up to `wait` for a database that cannot be reached yet (one that

@@ -2,14 +2,18 @@
 //! written share the next transaction, so a busy PBX costs a transaction per batch, not
 //! per event, and each request is answered once its events are committed.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Mutex, Semaphore, mpsc, oneshot};
 
 use crate::domain::{Region, TenantId};
+use crate::jobs::{Readiness, Supervisor};
 use crate::store::{self, calls::IncomingEvent};
 
+/// The task's name in `/readyz` and the logs.
+pub const TASK: &str = "call_event_writer";
 /// Most requests written in one transaction (each holds up to 1,000 events).
 const MAX_REQUESTS: usize = 64;
 /// Requests waiting for a transaction; past this a request is refused at once (503).
@@ -45,10 +49,16 @@ pub enum QueueError {
 }
 
 impl EventWriter {
-    /// Starts the writing task; each transaction is bounded by `timeout`.
-    pub fn spawn(pool: Pool, timeout: Duration) -> Self {
+    /// Starts the writing task under `jobs`; each transaction is bounded by `timeout`.
+    /// The queue outlives a run of the task (as the lookup batcher's does): a restarted
+    /// run takes the requests queued meanwhile.
+    pub fn spawn(jobs: &Supervisor, pool: Pool, timeout: Duration) -> Self {
         let (requests, queued) = mpsc::channel(QUEUE);
-        tokio::spawn(gather(queued, pool, timeout));
+        let queued = Arc::new(Mutex::new(queued));
+        let slots = Arc::new(Semaphore::new(WRITERS));
+        jobs.spawn(TASK, Readiness::Reported, move || {
+            gather(queued.clone(), slots.clone(), pool.clone(), timeout)
+        });
         Self { requests }
     }
 
@@ -92,15 +102,18 @@ impl EventWriter {
     }
 }
 
-async fn gather(mut queued: mpsc::Receiver<Request>, pool: Pool, timeout: Duration) {
-    let slots = std::sync::Arc::new(Semaphore::new(WRITERS));
+async fn gather(
+    queued: Arc<Mutex<mpsc::Receiver<Request>>>,
+    slots: Arc<Semaphore>,
+    pool: Pool,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let mut queued = queued.lock().await;
     loop {
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            return;
-        };
+        let slot = slots.clone().acquire_owned().await?;
         let mut batch = Vec::with_capacity(MAX_REQUESTS);
         if queued.recv_many(&mut batch, MAX_REQUESTS).await == 0 {
-            return;
+            return Ok(());
         }
         let pool = pool.clone();
         tokio::spawn(async move {
