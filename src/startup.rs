@@ -10,6 +10,7 @@ use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use url::Url;
 
+use crate::calls::ingest::EventWriter;
 use crate::config::ServeSettings;
 use crate::http::rate_limit::RateLimits;
 use crate::http::state::AppState;
@@ -118,11 +119,20 @@ impl Application {
             Duration::from_millis(settings.lookup_log_gather_ms.into()),
             metrics.clone(),
         );
-        retention::spawn(
+        // The partitions for calls arriving now exist before the first request.
+        retention::maintain_call_partitions(&pool, settings.call_retention_days)
+            .await
+            .context("creating call partitions")?;
+        let mut steps = retention::standard_steps(&log_pool, settings.lookup_log_retention_days);
+        steps.push(retention::call_partitions_step(
+            &pool,
+            settings.call_retention_days,
+        ));
+        retention::spawn(&jobs, retention::Schedule::HOURLY, steps, metrics.clone());
+        let events = EventWriter::spawn(
             &jobs,
-            retention::Schedule::HOURLY,
-            retention::standard_steps(&log_pool, settings.lookup_log_retention_days),
-            metrics.clone(),
+            pool.clone(),
+            Duration::from_millis(settings.write_timeout_ms),
         );
         let state = web::Data::new(AppState {
             pool,
@@ -136,6 +146,8 @@ impl Application {
             limits: RateLimits::new(settings.rate_settings()),
             lookup_log,
             jobs: jobs.clone(),
+            events,
+            call_retention_days: settings.call_retention_days,
             read_pool,
             write_timeout: Duration::from_millis(settings.write_timeout_ms),
             body_timeout: Duration::from_millis(settings.body_timeout_ms),

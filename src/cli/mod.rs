@@ -3,6 +3,7 @@
 mod allow;
 mod db;
 mod demo;
+mod events;
 mod import;
 mod popup;
 mod tenant;
@@ -63,6 +64,12 @@ pub enum Command {
     /// Screen-pop signing keys
     #[command(subcommand)]
     Popup(popup::PopupCommand),
+    /// How PBXs report call events (call-end mapping, adapter URL)
+    #[command(subcommand)]
+    Events(events::EventsCommand),
+    /// Call records
+    #[command(subcommand)]
+    Calls(events::CallsCommand),
 }
 
 /// How a finished command ends the process.
@@ -95,6 +102,8 @@ pub async fn run(command: Command) -> anyhow::Result<Exit> {
         }
         Command::Demo(args) => demo::run(args).await?,
         Command::Popup(cmd) => popup::run(cmd).await?,
+        Command::Events(cmd) => events::run(cmd).await?,
+        Command::Calls(cmd) => events::run_calls(cmd).await?,
     }
     Ok(Exit::Success)
 }

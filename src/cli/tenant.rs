@@ -19,6 +19,9 @@ pub enum TenantCommand {
         /// Display name (defaults to the slug)
         #[arg(long)]
         name: Option<String>,
+        /// IANA time zone for dates people read and write (e.g. Europe/Bucharest)
+        #[arg(long, default_value = "UTC", value_parser = parse_time_zone)]
+        time_zone: chrono_tz::Tz,
         #[command(flatten)]
         db: DatabaseArgs,
     },
@@ -36,6 +39,9 @@ pub enum TenantCommand {
         /// Lookups per second for this tenant, or `default`
         #[arg(long)]
         lookup_rate: Option<String>,
+        /// IANA time zone for dates people read and write (e.g. Europe/Bucharest)
+        #[arg(long, value_parser = parse_time_zone)]
+        time_zone: Option<chrono_tz::Tz>,
         #[command(flatten)]
         popup: PopupArgs,
         #[command(flatten)]
@@ -44,6 +50,14 @@ pub enum TenantCommand {
 }
 
 const MAX_POPUP_TTL_SECS: u64 = 7 * 24 * 3600;
+
+/// The tenant setting holding its IANA time zone.
+pub const TIME_ZONE: &str = "time_zone";
+
+fn parse_time_zone(raw: &str) -> Result<chrono_tz::Tz, String> {
+    raw.parse()
+        .map_err(|_| format!("`{raw}` is not an IANA time zone name such as Europe/Bucharest"))
+}
 
 /// Screen-pop settings of a tenant; only the ones given change.
 #[derive(Debug, Args)]
@@ -134,6 +148,7 @@ pub async fn run(cmd: TenantCommand) -> anyhow::Result<()> {
             slug,
             region,
             name,
+            time_zone,
             db,
         } => {
             let slug = TenantSlug::parse(&slug).map_err(anyhow::Error::msg)?;
@@ -142,6 +157,8 @@ pub async fn run(cmd: TenantCommand) -> anyhow::Result<()> {
             let pool = migrated_pool(&db).await?;
             let client = pool.get().await?;
             let tenant = store::tenants::create(&client, &slug, &name, region).await?;
+            let zone = serde_json::Value::String(time_zone.name().to_owned());
+            store::tenants::set_setting(&client, tenant.id, TIME_ZONE, &zone).await?;
             println!("{}", tenant.slug);
             eprintln!(
                 "created tenant `{}` (region {})",
@@ -153,6 +170,7 @@ pub async fn run(cmd: TenantCommand) -> anyhow::Result<()> {
             slug,
             auth,
             lookup_rate,
+            time_zone,
             popup,
             db,
         } => {
@@ -160,9 +178,9 @@ pub async fn run(cmd: TenantCommand) -> anyhow::Result<()> {
                 .map(|a| AuthPolicy::parse(&a).map_err(|e| anyhow::anyhow!("--auth: {e}")))
                 .transpose()?;
             let rate = lookup_rate.map(|r| parse_rate(&r)).transpose()?;
-            if policy.is_none() && rate.is_none() && popup.is_empty() {
+            if policy.is_none() && rate.is_none() && time_zone.is_none() && popup.is_empty() {
                 bail!(
-                    "nothing to change: give --auth, --lookup-rate or a screen-pop option (see --help)"
+                    "nothing to change: give --auth, --lookup-rate, --time-zone or a screen-pop option (see --help)"
                 );
             }
             let pool = migrated_pool(&db).await?;
@@ -178,6 +196,10 @@ pub async fn run(cmd: TenantCommand) -> anyhow::Result<()> {
             }
             if let Some(rate) = rate {
                 store::tenants::set_lookup_rate(&tx, tenant.id, rate).await?;
+            }
+            if let Some(zone) = time_zone {
+                let zone = serde_json::Value::String(zone.name().to_owned());
+                store::tenants::set_setting(&tx, tenant.id, TIME_ZONE, &zone).await?;
             }
             if !popup.is_empty() {
                 let mut settings = tenant.popup.clone();

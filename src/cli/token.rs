@@ -6,7 +6,7 @@ use deadpool_postgres::Pool;
 
 use super::db::{find_tenant, migrated_pool};
 use crate::config::DatabaseArgs;
-use crate::domain::{TenantId, TokenScope};
+use crate::domain::{TenantId, TokenScopes};
 use crate::store;
 
 #[derive(Debug, Subcommand)]
@@ -63,11 +63,12 @@ pub async fn run(cmd: TokenCommand) -> anyhow::Result<()> {
             label,
             db,
         } => {
-            let scope = TokenScope::parse(&scope).map_err(|e| anyhow::anyhow!("--scope: {e}"))?;
+            let scope = TokenScopes::parse(&scope).map_err(|e| anyhow::anyhow!("--scope: {e}"))?;
             let pool = migrated_pool(&db).await?;
             let tenant = find_tenant(&pool, &tenant).await?;
             let client = pool.get().await?;
-            let (id, token) = store::tokens::create(&client, tenant.id, scope, &label).await?;
+            let (id, token) =
+                store::tokens::create(&client, tenant.id, scope.clone(), &label).await?;
             println!("{}", token.expose());
             eprintln!(
                 "created {scope} token {id} for `{}`; it is shown only this once",

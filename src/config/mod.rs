@@ -41,6 +41,7 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "CIDGATE_AUTH_FAILURES_PER_MIN",
     "CIDGATE_CORS_ORIGINS",
     "CIDGATE_LOOKUP_LOG_RETENTION_DAYS",
+    "CIDGATE_CALL_RETENTION_DAYS",
     "CIDGATE_LOOKUP_LOG_BUFFER",
     "CIDGATE_LOOKUP_LOG_GATHER_MS",
     // Used by the local scripts and the test suite, not by the binary.
@@ -198,6 +199,12 @@ pub struct ServeSettings {
           value_parser = clap::value_parser!(u32).range(1..=3650))]
     pub lookup_log_retention_days: u32,
 
+    /// Days call records and their events are kept (whole months are dropped once
+    /// every call in them is older)
+    #[arg(long, env = "CIDGATE_CALL_RETENTION_DAYS", default_value_t = 400,
+          value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub call_retention_days: u32,
+
     /// Lookup log entries buffered for writing; beyond that they are dropped (and counted)
     #[arg(long, env = "CIDGATE_LOOKUP_LOG_BUFFER", default_value_t = 10_000,
           value_parser = clap::value_parser!(u32).range(1..))]
@@ -238,6 +245,7 @@ impl ServeSettings {
             auth_failures_per_min: 30,
             cors_origins: Vec::new(),
             lookup_log_retention_days: 90,
+            call_retention_days: 400,
             lookup_log_buffer: 10_000,
             lookup_log_gather_ms: 50,
         }

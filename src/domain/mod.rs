@@ -1,5 +1,8 @@
 //! Validated domain types: once built, a value is known to be well-formed.
 
+mod call;
+mod call_end;
+mod call_event;
 mod contact;
 mod crm_id;
 mod lookup_hit;
@@ -12,6 +15,11 @@ mod text;
 mod token;
 mod write;
 
+pub use call::{CallSummary, Leg, Outcome, StoredEvent};
+pub use call_end::{CALL_END_TIMES, CallEndMapping};
+pub use call_event::{
+    CallEvent, Direction, EVENT_FIELDS, EventKind, LegRole, LookupLink, MAX_EVENT_AHEAD, event_time,
+};
 pub use contact::{
     ContactInput, ContactRecord, FieldError, MAX_UPDATED_AT_AHEAD, parse_source_time,
 };
@@ -24,5 +32,5 @@ pub use phone_number::{
 };
 pub use signing_key::PopupKey;
 pub use tenant::{AuthPolicy, PopupSettings, Tenant, TenantId, TenantSlug};
-pub use token::{ApiToken, TokenHash, TokenScope};
+pub use token::{ApiToken, TokenHash, TokenScope, TokenScopes};
 pub use write::{ChangedNumbers, WriteOp, WriteOutcome, WriteResult};

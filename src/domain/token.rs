@@ -15,10 +15,18 @@ pub enum TokenScope {
     Sync,
     Report,
     Admin,
+    /// A PBX reporting call events (often together with `lookup` on one token).
+    Events,
 }
 
 impl TokenScope {
-    pub const ALL: [TokenScope; 4] = [Self::Lookup, Self::Sync, Self::Report, Self::Admin];
+    pub const ALL: [TokenScope; 5] = [
+        Self::Lookup,
+        Self::Sync,
+        Self::Report,
+        Self::Admin,
+        Self::Events,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -26,6 +34,7 @@ impl TokenScope {
             Self::Sync => "sync",
             Self::Report => "report",
             Self::Admin => "admin",
+            Self::Events => "events",
         }
     }
 
@@ -33,7 +42,9 @@ impl TokenScope {
         Self::ALL
             .into_iter()
             .find(|s| s.as_str() == raw)
-            .ok_or_else(|| format!("`{raw}` is not a scope: use lookup, sync, report or admin"))
+            .ok_or_else(|| {
+                format!("`{raw}` is not a scope: use lookup, sync, report, admin or events")
+            })
     }
 
     /// A recognisable prefix, so a leaked token's purpose is obvious to a scanner.
@@ -43,7 +54,59 @@ impl TokenScope {
             Self::Sync => "cgs_",
             Self::Report => "cgr_",
             Self::Admin => "cga_",
+            Self::Events => "cge_",
         }
+    }
+}
+
+/// The scopes of one token, the first naming its prefix (`lookup,events`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenScopes(Vec<TokenScope>);
+
+impl TokenScopes {
+    /// Comma-separated scope names, each at most once.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let mut scopes = Vec::new();
+        for name in raw.split(',').map(str::trim) {
+            let scope = TokenScope::parse(name)?;
+            if scopes.contains(&scope) {
+                return Err(format!("`{name}` is given twice"));
+            }
+            scopes.push(scope);
+        }
+        Ok(Self(scopes))
+    }
+
+    pub fn from_stored(first: TokenScope, rest: impl IntoIterator<Item = TokenScope>) -> Self {
+        let mut scopes = vec![first];
+        scopes.extend(rest.into_iter().filter(|s| *s != first));
+        Self(scopes)
+    }
+
+    pub fn first(&self) -> TokenScope {
+        self.0[0]
+    }
+
+    /// The scopes after the first.
+    pub fn rest(&self) -> &[TokenScope] {
+        &self.0[1..]
+    }
+
+    pub fn contains(&self, scope: TokenScope) -> bool {
+        self.0.contains(&scope)
+    }
+}
+
+impl From<TokenScope> for TokenScopes {
+    fn from(scope: TokenScope) -> Self {
+        Self(vec![scope])
+    }
+}
+
+impl fmt::Display for TokenScopes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.0.iter().map(|s| s.as_str()).collect();
+        f.write_str(&names.join(","))
     }
 }
 
@@ -76,11 +139,15 @@ impl ApiToken {
         plausible.then(|| Self(raw.to_owned()))
     }
 
-    /// Whether this could be a token cidgate issued for `scope` (its prefix, length and
-    /// alphabet); anything else is refused without asking the database.
-    pub fn is_shaped_for(&self, scope: TokenScope) -> bool {
-        self.0.strip_prefix(scope.prefix()).is_some_and(|random| {
-            random.len() == RANDOM_LEN && random.bytes().all(|b| b.is_ascii_alphanumeric())
+    /// Whether this could be a token cidgate issued (a scope's prefix, length and
+    /// alphabet); anything else is refused without asking the database. The prefix
+    /// names a token's first scope: a `lookup,events` token starts `cgl_`, so any
+    /// scope's prefix may stand before a token of `scope`.
+    pub fn is_shaped(&self) -> bool {
+        TokenScope::ALL.iter().any(|scope| {
+            self.0.strip_prefix(scope.prefix()).is_some_and(|random| {
+                random.len() == RANDOM_LEN && random.bytes().all(|b| b.is_ascii_alphanumeric())
+            })
         })
     }
 
@@ -136,16 +203,28 @@ mod tests {
         );
     }
 
+    fn shaped_raw(raw: &str) -> bool {
+        ApiToken::from_presented(raw).unwrap().is_shaped()
+    }
+
+    #[test]
+    fn several_scopes_parse_in_order_each_once() {
+        let scopes = TokenScopes::parse("lookup, events").unwrap();
+        assert_eq!(scopes.first(), TokenScope::Lookup);
+        assert_eq!(scopes.rest(), [TokenScope::Events]);
+        assert!(scopes.contains(TokenScope::Events) && !scopes.contains(TokenScope::Sync));
+        assert_eq!(scopes.to_string(), "lookup,events");
+        assert!(TokenScopes::parse("lookup,lookup").is_err());
+        assert!(TokenScopes::parse("lookup,root").is_err());
+    }
+
     #[test]
     fn only_what_cidgate_could_have_issued_is_shaped_like_a_token() {
         let lookup = ApiToken::generate(TokenScope::Lookup);
-        assert!(lookup.is_shaped_for(TokenScope::Lookup));
-        assert!(!lookup.is_shaped_for(TokenScope::Sync));
-        let shaped = |raw: &str| {
-            ApiToken::from_presented(raw)
-                .unwrap()
-                .is_shaped_for(TokenScope::Lookup)
-        };
+        assert!(lookup.is_shaped());
+        assert!(ApiToken::generate(TokenScope::Events).is_shaped());
+        assert!(!shaped_raw(&format!("cgx_{}", &lookup.expose()[4..])));
+        let shaped = |raw: &str| ApiToken::from_presented(raw).unwrap().is_shaped();
         assert!(!shaped("garbage"));
         assert!(!shaped(&lookup.expose()[..lookup.expose().len() - 1]));
         assert!(!shaped(&format!("{}x", lookup.expose())));

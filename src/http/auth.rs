@@ -49,7 +49,9 @@ impl FromRequest for LookupAuth {
                 .refuse_guessing(guesser)
                 .map_err(|over| limited(&state, over))?;
             let identified = match presented_lookup_token(&req) {
-                Ok(Some(token)) => lookup_by_token(&req, &state, Some(token)).await,
+                Ok(Some(token)) => {
+                    lookup_by_token(&req, &state, Some(token), TokenScope::Lookup).await
+                }
                 Ok(None) => lookup_by_address(&req, &state, ip).await,
                 Err(e) => Err(e),
             };
@@ -78,15 +80,14 @@ async fn lookup_by_token(
     req: &HttpRequest,
     state: &AppState,
     presented: Option<String>,
+    scope: TokenScope,
 ) -> Result<LookupAuth, ApiError> {
-    let hash = parse_token(presented, TokenScope::Lookup)?.hash();
-    match state.directory.check(&hash, TokenScope::Lookup) {
+    let hash = parse_token(presented, scope)?.hash();
+    match state.directory.check(&hash, scope) {
         TokenCheck::Valid(_, entry) => Ok(LookupAuth::Tenant(entry)),
         TokenCheck::Invalid => Err(INVALID_TOKEN),
         TokenCheck::Unknown => {
-            let check = state
-                .directory
-                .check_in_database(&state.pool, &hash, TokenScope::Lookup);
+            let check = state.directory.check_in_database(&state.pool, &hash, scope);
             match within_deadline(req, state, check).await {
                 Some(Ok(Some((_, entry)))) => Ok(LookupAuth::Tenant(entry)),
                 Some(Ok(None)) => Err(INVALID_TOKEN),
@@ -163,14 +164,21 @@ async fn sync_token(
     state: &AppState,
     presented: Result<Option<String>, ApiError>,
 ) -> Result<(i64, Arc<TenantEntry>), ApiError> {
-    let hash: TokenHash = parse_token(presented?, TokenScope::Sync)?.hash();
-    match state.directory.check(&hash, TokenScope::Sync) {
+    scoped_token(state, presented, TokenScope::Sync).await
+}
+
+/// A token of `scope`, checked in memory first, then (bounded) in the database.
+async fn scoped_token(
+    state: &AppState,
+    presented: Result<Option<String>, ApiError>,
+    scope: TokenScope,
+) -> Result<(i64, Arc<TenantEntry>), ApiError> {
+    let hash: TokenHash = parse_token(presented?, scope)?.hash();
+    match state.directory.check(&hash, scope) {
         TokenCheck::Valid(id, entry) => Ok((id, entry)),
         TokenCheck::Invalid => Err(INVALID_TOKEN),
         TokenCheck::Unknown => {
-            let check = state
-                .directory
-                .check_in_database(&state.pool, &hash, TokenScope::Sync);
+            let check = state.directory.check_in_database(&state.pool, &hash, scope);
             tokio::time::timeout(state.write_timeout, check)
                 .await
                 .map_err(|_| anyhow::Error::new(crate::store::TimedOut(state.write_timeout)))??
@@ -225,11 +233,11 @@ fn state(req: &HttpRequest) -> web::Data<AppState> {
         .clone()
 }
 
-fn parse_token(presented: Option<String>, scope: TokenScope) -> Result<ApiToken, ApiError> {
+fn parse_token(presented: Option<String>, _scope: TokenScope) -> Result<ApiToken, ApiError> {
     let presented = presented.ok_or(TOKEN_REQUIRED)?;
     // Wrong, revoked and other-scope tokens get one answer, so a probe learns nothing.
     ApiToken::from_presented(&presented)
-        .filter(|token| token.is_shaped_for(scope))
+        .filter(ApiToken::is_shaped)
         .ok_or(INVALID_TOKEN)
 }
 
@@ -295,4 +303,80 @@ fn query_token(req: &HttpRequest) -> Result<Option<String>, ApiError> {
         ));
     }
     Ok(first)
+}
+
+/// A PBX reporting call events: an `events` token (parameter or Bearer) or, for an
+/// `ip`-policy tenant, its address, under the allowlist, exactly as for lookups.
+pub struct EventsAuth(pub Arc<TenantEntry>);
+
+impl FromRequest for EventsAuth {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let state = state(&req);
+            let ip = state.client_ip(&req);
+            let guesser = ip.or_else(|| peer_ip(&req));
+            state
+                .limits
+                .refuse_guessing(guesser)
+                .map_err(|over| limited(&state, over))?;
+            let identified = match presented_lookup_token(&req) {
+                Ok(Some(token)) => {
+                    lookup_by_token(&req, &state, Some(token), TokenScope::Events).await
+                }
+                Ok(None) => lookup_by_address(&req, &state, ip).await,
+                Err(e) => Err(e),
+            };
+            let entry = match identified {
+                Ok(LookupAuth::Tenant(entry)) => entry,
+                Ok(LookupAuth::Unverifiable) => {
+                    return Err(ApiError::Unavailable(anyhow::anyhow!(
+                        "the token could not be checked in time"
+                    )));
+                }
+                Err(e) => return Err(failed(&state, guesser, e)),
+            };
+            if !entry.allows(ip) {
+                let shown = ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+                return Err(ApiError::Forbidden(format!(
+                    "source address {shown} is not on this tenant's allowlist"
+                )));
+            }
+            Ok(Self(entry))
+        })
+    }
+}
+
+/// A CRM or BI system reading call records: a `report` token, Bearer or parameter.
+pub struct ReportAuth(pub Arc<TenantEntry>);
+
+impl FromRequest for ReportAuth {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let state = state(&req);
+            let guesser = state.client_ip(&req).or_else(|| peer_ip(&req));
+            state
+                .limits
+                .refuse_guessing(guesser)
+                .map_err(|over| limited(&state, over))?;
+            let presented = presented_lookup_token(&req);
+            let (token_id, entry) = match scoped_token(&state, presented, TokenScope::Report).await
+            {
+                Ok(found) => found,
+                Err(e) => return Err(failed(&state, guesser, e)),
+            };
+            state
+                .limits
+                .sync(token_id)
+                .map_err(|over| limited(&state, over))?;
+            Ok(Self(entry))
+        })
+    }
 }

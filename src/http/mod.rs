@@ -62,7 +62,26 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::head().to(health::readyz))
             .default_service(not_allowed("GET, HEAD")),
     );
+    cfg.service(
+        web::resource("/api/v1/events")
+            .name("/api/v1/events")
+            .route(web::post().to(routes::events::post))
+            .route(web::get().to(routes::events::get))
+            .default_service(not_allowed("GET, POST")),
+    );
     for (path, handler) in [
+        (
+            "/api/v1/events/focalscope",
+            web::get().to(routes::events::focalscope),
+        ),
+        (
+            "/api/v1/events/call-end",
+            web::get().to(routes::events::call_end),
+        ),
+        (
+            "/api/v1/reportsCDRLogs",
+            web::get().to(routes::cdr::cdr_logs),
+        ),
         ("/metrics", web::get().to(health::metrics)),
         ("/openapi.json", web::get().to(openapi)),
         ("/pop/style.css", web::get().to(routes::pop::style)),
@@ -90,6 +109,11 @@ pub const OPERATIONS: &[(&str, &str)] = &[
     ("PUT", "/api/v1/contacts/{id}"),
     ("GET", "/api/v1/contacts/{id}"),
     ("DELETE", "/api/v1/contacts/{id}"),
+    ("POST", "/api/v1/events"),
+    ("GET", "/api/v1/events"),
+    ("GET", "/api/v1/events/focalscope"),
+    ("GET", "/api/v1/events/call-end"),
+    ("GET", "/api/v1/reportsCDRLogs"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),

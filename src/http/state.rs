@@ -12,6 +12,7 @@ use url::Url;
 
 use super::client_ip::{self, ForwardedHeader};
 use super::rate_limit::RateLimits;
+use crate::calls::ingest::EventWriter;
 use crate::domain::{ChangedNumbers, TenantId};
 use crate::jobs::Supervisor;
 use crate::live::directory::Directory;
@@ -38,6 +39,10 @@ pub struct AppState {
     pub lookup_log: LookupLog,
     /// The background tasks, whose states readiness reports.
     pub jobs: Supervisor,
+    /// Writes PBX call events in batches.
+    pub events: EventWriter,
+    /// Events older than this are refused: their month is no longer kept.
+    pub call_retention_days: u32,
     /// The read replica's pool (`DATABASE_READ_URL`), when lookups have one.
     pub read_pool: Option<Pool>,
     /// How long a sync API request may wait for the database.

@@ -88,6 +88,27 @@ pub fn standard_steps(pool: &Pool, retention_days: u32) -> Vec<Step> {
     ]
 }
 
+/// The call tables' monthly partitions: made ahead, dropped once past `retention_days`.
+pub fn call_partitions_step(pool: &Pool, retention_days: u32) -> Step {
+    let pool = pool.clone();
+    Step::new("call_partitions", move || {
+        let pool = pool.clone();
+        async move { maintain_call_partitions(&pool, retention_days).await }
+    })
+}
+
+/// Creates the call partitions ahead and drops expired ones; answers how many changed.
+pub async fn maintain_call_partitions(pool: &Pool, retention_days: u32) -> anyhow::Result<u64> {
+    store::with_client(pool, PRUNE_WITHIN, async |client| {
+        let tx = client.transaction().await?;
+        let today = chrono::Utc::now().date_naive();
+        let changes = store::call_partitions::maintain(&tx, today, retention_days).await?;
+        tx.commit().await?;
+        Ok((changes.created + changes.dropped) as u64)
+    })
+    .await
+}
+
 /// Runs `steps` on `schedule` as the supervised task [`TASK`] (the gateway serves
 /// while it is down).
 pub fn spawn(jobs: &Supervisor, schedule: Schedule, steps: Vec<Step>, metrics: Arc<Metrics>) {

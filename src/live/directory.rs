@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 use ipnetwork::IpNetwork;
 
-use crate::domain::{AuthPolicy, PopupKey, Tenant, TenantId, TokenHash, TokenScope};
+use crate::domain::{AuthPolicy, PopupKey, Tenant, TenantId, TokenHash, TokenScope, TokenScopes};
 use crate::popup::Signer;
 use crate::store;
 
@@ -38,7 +38,7 @@ impl TenantEntry {
 
 struct TokenEntry {
     id: i64,
-    scope: TokenScope,
+    scopes: TokenScopes,
     tenant: Arc<TenantEntry>,
     expires_at: Option<DateTime<Utc>>,
     /// Set on use, cleared when `last_used_at` is written: one write per token per flush.
@@ -80,7 +80,7 @@ impl Directory {
             return TokenCheck::Unknown;
         };
         match snapshot.tokens.get(hash) {
-            Some(entry) if entry.scope != scope => TokenCheck::Invalid,
+            Some(entry) if !entry.scopes.contains(scope) => TokenCheck::Invalid,
             Some(entry) if entry.expires_at.is_some_and(|at| at <= Utc::now()) => {
                 TokenCheck::Invalid
             }
@@ -158,7 +158,7 @@ impl Directory {
             .filter_map(|t| {
                 let entry = TokenEntry {
                     id: t.id,
-                    scope: t.scope,
+                    scopes: t.scopes,
                     tenant: tenants.get(&t.tenant)?.clone(),
                     expires_at: t.expires_at,
                     used: AtomicBool::new(false),
@@ -171,7 +171,7 @@ impl Directory {
                 .tokens
                 .iter()
                 .filter(|(h, _)| !tokens.contains_key(h));
-            self.refuse(revoked.map(|(hash, entry)| (*hash, entry.scope)));
+            self.refuse(revoked.flat_map(|(hash, _)| TokenScope::ALL.map(|scope| (*hash, scope))));
         }
         let previous = self.swap(Arc::new(Snapshot { tokens, ip_tenants }));
         // Uses recorded in the old snapshot are written now rather than lost.

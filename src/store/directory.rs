@@ -7,14 +7,14 @@ use deadpool_postgres::GenericClient;
 use ipnetwork::IpNetwork;
 
 use super::tenants;
-use crate::domain::{PopupKey, Tenant, TenantId, TokenHash, TokenScope};
+use crate::domain::{PopupKey, Tenant, TenantId, TokenHash, TokenScopes};
 
 /// A live token as the directory keeps it.
 #[derive(Debug, Clone)]
 pub struct LiveToken {
     pub id: i64,
     pub hash: TokenHash,
-    pub scope: TokenScope,
+    pub scopes: TokenScopes,
     pub tenant: TenantId,
     /// Set on a rotated token: it stops working at this time.
     pub expires_at: Option<DateTime<Utc>>,
@@ -39,7 +39,7 @@ pub async fn load(client: &mut deadpool_postgres::Client) -> anyhow::Result<Dire
     let tenants = load_tenants(&tx).await?;
     let tokens = tx
         .query(
-            "SELECT id, token_hash, scope, tenant_id, expires_at FROM api_tokens
+            "SELECT id, token_hash, scope, extra_scopes, tenant_id, expires_at FROM api_tokens
              WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())",
             &[],
         )
@@ -48,11 +48,11 @@ pub async fn load(client: &mut deadpool_postgres::Client) -> anyhow::Result<Dire
         .iter()
         .filter_map(|r| {
             let hash: &[u8] = r.get("token_hash");
-            let scope: &str = r.get("scope");
+
             Some(LiveToken {
                 id: r.get("id"),
                 hash: TokenHash(hash.try_into().ok()?),
-                scope: TokenScope::parse(scope).ok()?,
+                scopes: super::tokens::stored_scopes(r.get("scope"), r.get("extra_scopes")).ok()?,
                 tenant: TenantId(r.get("tenant_id")),
                 expires_at: r.get("expires_at"),
             })

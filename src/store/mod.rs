@@ -2,6 +2,9 @@
 //! in one transaction, and a `TenantId` first so no query forgets whose data it touches.
 
 pub mod allowlist;
+pub mod call_partitions;
+pub mod calls;
+pub mod cdr;
 pub mod contacts;
 pub mod directory;
 pub mod lookup_log;

@@ -147,6 +147,23 @@ pub async fn set_popup_settings(
     super::notify::config_changed(client).await
 }
 
+/// Sets one top-level key of a tenant's settings (`time_zone`, `call_end_mapping`).
+pub async fn set_setting(
+    client: &impl GenericClient,
+    tenant: TenantId,
+    key: &str,
+    value: &Value,
+) -> anyhow::Result<()> {
+    client
+        .execute(
+            "UPDATE tenants SET settings = jsonb_set(settings, ARRAY[$2], $3) WHERE id = $1",
+            &[&tenant.0, &key, value],
+        )
+        .await
+        .with_context(|| format!("setting {key}"))?;
+    super::notify::config_changed(client).await
+}
+
 /// A tenant by id.
 pub async fn by_id(
     client: &impl GenericClient,

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 
 use super::tenants;
-use crate::domain::{ApiToken, Tenant, TenantId, TokenHash, TokenScope};
+use crate::domain::{ApiToken, Tenant, TenantId, TokenHash, TokenScope, TokenScopes};
 
 /// A token's metadata; the secret itself is never stored.
 #[derive(Debug, Clone)]
@@ -23,17 +23,20 @@ pub struct TokenInfo {
 pub async fn create(
     client: &impl GenericClient,
     tenant: TenantId,
-    scope: TokenScope,
+    scopes: impl Into<TokenScopes>,
     label: &str,
 ) -> anyhow::Result<(i64, ApiToken)> {
-    let token = ApiToken::generate(scope);
+    let scopes = scopes.into();
+    let token = ApiToken::generate(scopes.first());
+    let extra: Vec<&str> = scopes.rest().iter().map(|s| s.as_str()).collect();
     let row = client
         .query_one(
-            "INSERT INTO api_tokens (tenant_id, scope, label, token_hash)
-             VALUES ($1, $2, $3, $4) RETURNING id",
+            "INSERT INTO api_tokens (tenant_id, scope, extra_scopes, label, token_hash)
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
             &[
                 &tenant.0,
-                &scope.as_str(),
+                &scopes.first().as_str(),
+                &extra,
                 &label,
                 &token.hash().0.as_slice(),
             ],
@@ -47,7 +50,8 @@ pub async fn create(
 pub async fn list(client: &impl GenericClient, tenant: TenantId) -> anyhow::Result<Vec<TokenInfo>> {
     let rows = client
         .query(
-            "SELECT id, scope, label, created_at, last_used_at, revoked_at, expires_at
+            "SELECT id, array_to_string(scope || extra_scopes, ',') AS scope, label, created_at,
+                    last_used_at, revoked_at, expires_at
              FROM api_tokens WHERE tenant_id = $1 ORDER BY id",
             &[&tenant.0],
         )
@@ -123,7 +127,8 @@ pub async fn authenticate(
 ) -> anyhow::Result<Option<(i64, Tenant)>> {
     let sql = format!(
         "SELECT k.id AS token_id, {} FROM api_tokens k JOIN tenants t ON t.id = k.tenant_id
-         WHERE k.token_hash = $1 AND k.scope = $2 AND k.revoked_at IS NULL
+         WHERE k.token_hash = $1 AND (k.scope = $2 OR $2 = ANY(k.extra_scopes))
+           AND k.revoked_at IS NULL
            AND (k.expires_at IS NULL OR k.expires_at > now())",
         tenants::COLUMNS
     );
@@ -151,14 +156,25 @@ pub async fn rotate(
              SET expires_at = least(coalesce(expires_at, 'infinity'), now() + make_interval(secs => $3))
              WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL
                AND (expires_at IS NULL OR expires_at > now())
-             RETURNING scope, label, expires_at",
+             RETURNING scope, extra_scopes, label, expires_at",
             &[&tenant.0, &id, &(grace_secs as f64)],
         )
         .await
         .context("expiring the old token")?;
     let Some(old) = old else { return Ok(None) };
-    let scope = TokenScope::parse(old.get("scope")).map_err(anyhow::Error::msg)?;
+    let scopes = stored_scopes(old.get("scope"), old.get("extra_scopes"))?;
     let label: String = old.get("label");
-    let (new_id, token) = create(client, tenant, scope, &label).await?;
+    let (new_id, token) = create(client, tenant, scopes, &label).await?;
     Ok(Some((new_id, token, old.get("expires_at"))))
+}
+
+/// A token's scopes as stored: the first (its prefix's) and the others.
+pub(crate) fn stored_scopes(first: &str, rest: Vec<String>) -> anyhow::Result<TokenScopes> {
+    let first = TokenScope::parse(first).map_err(anyhow::Error::msg)?;
+    let rest = rest
+        .iter()
+        .map(|s| TokenScope::parse(s))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(anyhow::Error::msg)?;
+    Ok(TokenScopes::from_stored(first, rest))
 }

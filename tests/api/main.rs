@@ -1,6 +1,7 @@
 //! One integration-test binary: the gateway over HTTP against real PostgreSQL.
 
 mod browser;
+mod calls;
 mod cli;
 mod config_file;
 mod helpers;

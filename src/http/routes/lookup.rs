@@ -5,13 +5,14 @@ use std::borrow::Cow;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
 
-use crate::domain::{LogEntry, LookupHit, LookupOutcomeKind};
+use crate::domain::{CallEvent, EventKind, LogEntry, LookupHit, LookupLink, LookupOutcomeKind};
 use crate::http::auth::{LookupAuth, request_start};
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
 use crate::live::directory::TenantEntry;
 use crate::lookup::{Caller, Degraded, LookupAnswer, LookupQuery};
 use crate::popup::LinkClaims;
+use crate::store::calls::IncomingEvent;
 
 /// Marks an answer that is not the database's current word (value: stale, unknown,
 /// unverified), so PBX logs and monitoring can tell.
@@ -62,7 +63,50 @@ pub async fn lookup(
         },
         latency_us: i32::try_from(started.elapsed().as_micros()).unwrap_or(i32::MAX),
     });
+    if let Some(call_id) = pbx_call_id(req.query_string()) {
+        let link = LookupLink {
+            identified: hit.is_some(),
+            contact_id: hit.map(|h| h.id().to_owned()),
+            degraded: outcome.degraded.is_some(),
+        };
+        let event = CallEvent {
+            call_id,
+            event: Some(EventKind::Lookup),
+            at: Some(Utc::now()),
+            caller: query.telephone.as_deref().map(str::to_owned),
+            caller_name: hit.map(|h| h.name().to_owned()),
+            dnis: query
+                .dnid
+                .as_deref()
+                .filter(|d| !d.is_empty())
+                .map(str::to_owned),
+            lookup: Some(link),
+            ..CallEvent::default()
+        };
+        let raw = serde_json::json!({"call_id": event.call_id, "lookup": true});
+        let incoming = IncomingEvent {
+            event,
+            raw,
+            received_at: Utc::now(),
+        };
+        // Never waits: the PBX's answer does not depend on it.
+        if let Err(e) = state.events.offer(tenant.id, tenant.region, incoming) {
+            tracing::debug!(error = %e, "a lookup's call link was not recorded");
+        }
+    }
     Ok(answer(&body, outcome.degraded))
+}
+
+/// The PBX's call id, when the lookup carries a usable one (else the link is skipped:
+/// the lookup itself never fails over it).
+fn pbx_call_id(query: &str) -> Option<String> {
+    if !query.contains("call_id=") {
+        return None;
+    }
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "call_id")
+        .map(|(_, v)| v.trim().to_owned())
+        .filter(|v| !v.is_empty() && v.chars().count() <= 128 && !v.chars().any(char::is_control))
 }
 
 /// The screen pop for this call: a signed link to the contact's page, or for an unknown

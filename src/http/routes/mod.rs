@@ -1,4 +1,6 @@
+pub mod cdr;
 pub mod contacts;
+pub mod events;
 pub mod health;
 pub mod lookup;
 pub mod pop;

@@ -1,0 +1,215 @@
+//! The CDR API's pieces that are not HTTP: dates as people write them, the opaque
+//! cursor, and the CSV form (shared with `cidgate calls export`).
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+
+use crate::store::cdr::{CallRecord, CdrFilter, Position};
+
+/// Which end of a range a date is: a day alone means its first or its last moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RangeEnd {
+    Start,
+    Finish,
+}
+
+/// RFC 3339, or `YYYY-MM-DD[ HH:MM:SS]` (also with `T`) in the tenant's time zone.
+pub fn parse_date(raw: &str, zone: Tz, end: RangeEnd) -> Result<DateTime<Utc>, String> {
+    let raw = raw.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(raw) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    let local = if let Ok(day) = NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
+        match end {
+            RangeEnd::Start => day.and_hms_opt(0, 0, 0),
+            RangeEnd::Finish => day.and_hms_micro_opt(23, 59, 59, 999_999),
+        }
+    } else {
+        ["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"]
+            .iter()
+            .find_map(|f| NaiveDateTime::parse_from_str(raw, f).ok())
+    }
+    .ok_or("must be RFC 3339 (2026-12-01T10:00:00Z) or YYYY-MM-DD[ HH:MM:SS] in the tenant's time zone")?;
+    // A time skipped by a clock change is read an hour later; a repeated one, the first.
+    zone.from_local_datetime(&local)
+        .earliest()
+        .or_else(|| {
+            zone.from_local_datetime(&(local + chrono::Duration::hours(1)))
+                .earliest()
+        })
+        .map(|t| t.with_timezone(&Utc))
+        .ok_or_else(|| "is not a time that exists in the tenant's time zone".into())
+}
+
+/// What a cursor carries: the walk's position and the query it belongs to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cursor {
+    pub position: Position,
+    pub filter: CdrFilter,
+}
+
+impl Cursor {
+    pub fn encode(&self) -> String {
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).expect("a cursor serializes"))
+    }
+
+    pub fn decode(raw: &str) -> Result<Self, String> {
+        URL_SAFE_NO_PAD
+            .decode(raw.trim())
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .ok_or_else(|| "is not a cursor this API gave out".into())
+    }
+}
+
+/// The CSV columns, in order.
+pub const CSV_COLUMNS: &[&str] = &[
+    "call_id",
+    "report_call_id",
+    "activecallkey",
+    "request_id",
+    "direction",
+    "caller_number",
+    "caller_name",
+    "contact_id",
+    "dnis",
+    "external_number",
+    "agent",
+    "group",
+    "account_codes",
+    "tags",
+    "started_at",
+    "answered_at",
+    "ended_at",
+    "duration_ms",
+    "talk_ms",
+    "outcome",
+    "recorded",
+    "recording_url",
+];
+
+/// Writes the header line.
+pub fn csv_header<W: std::io::Write>(out: &mut csv::Writer<W>) -> csv::Result<()> {
+    out.write_record(CSV_COLUMNS)
+}
+
+/// Writes one line per call; times in the tenant's zone (RFC 3339 with its offset).
+pub fn csv_rows<W: std::io::Write>(
+    out: &mut csv::Writer<W>,
+    calls: &[CallRecord],
+    zone: Tz,
+) -> csv::Result<()> {
+    let time = |t: Option<DateTime<Utc>>| {
+        t.map(|t| {
+            t.with_timezone(&zone)
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+        })
+        .unwrap_or_default()
+    };
+    let text = |s: &Option<String>| s.clone().unwrap_or_default();
+    let number = |n: Option<i64>| n.map(|n| n.to_string()).unwrap_or_default();
+    for c in calls {
+        out.write_record(
+            [
+                c.call_id.to_string(),
+                c.report_call_id.to_string(),
+                c.activecallkey.clone(),
+                number(c.request_id),
+                text(&c.direction),
+                text(&c.caller_number),
+                text(&c.caller_name),
+                text(&c.contact_id),
+                text(&c.dnis),
+                text(&c.external_number),
+                text(&c.agent),
+                text(&c.group),
+                c.account_codes.join(","),
+                c.tags.join(","),
+                time(Some(c.started_at)),
+                time(c.answered_at),
+                time(c.ended_at),
+                number(c.duration_ms),
+                number(c.talk_ms),
+                c.outcome.clone(),
+                c.recorded.to_string(),
+                text(&c.recording_url),
+            ]
+            .iter()
+            .map(|field| defuse(field)),
+        )?;
+    }
+    Ok(())
+}
+
+/// A field a spreadsheet would run as a formula (`=`, `@`, or `+`/`-` before more than
+/// a number) gets a `'` in front: names and tags come from callers and CRMs. A phone
+/// number such as `+40721234567` stays as it is.
+fn defuse(field: &str) -> String {
+    let number = |rest: &str| rest.bytes().all(|b| b.is_ascii_digit() || b == b' ');
+    match field.chars().next() {
+        Some('=' | '@' | '\t' | '\r') => format!("'{field}"),
+        Some('+' | '-') if !number(&field[1..]) => format!("'{field}"),
+        _ => field.to_owned(),
+    }
+}
+
+/// A tenant's time zone from its settings (`time_zone`, an IANA name; UTC by default).
+pub fn tenant_zone(settings: &serde_json::Value) -> Tz {
+    settings
+        .get("time_zone")
+        .and_then(|z| z.as_str())
+        .and_then(|z| z.parse().ok())
+        .unwrap_or(Tz::UTC)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_read_in_the_tenant_zone() {
+        let zone: Tz = "Europe/Bucharest".parse().unwrap();
+        let at = |raw, end| parse_date(raw, zone, end).unwrap().to_rfc3339();
+        assert_eq!(
+            at("2026-12-01", RangeEnd::Start),
+            "2026-11-30T22:00:00+00:00"
+        );
+        assert_eq!(
+            at("2026-12-01", RangeEnd::Finish),
+            "2026-12-01T21:59:59.999999+00:00"
+        );
+        assert_eq!(
+            at("2026-07-01 10:30:00", RangeEnd::Start),
+            "2026-07-01T07:30:00+00:00"
+        );
+        assert_eq!(
+            at("2026-12-01T10:00:00-06:00", RangeEnd::Start),
+            "2026-12-01T16:00:00+00:00"
+        );
+        assert!(parse_date("yesterday", zone, RangeEnd::Start).is_err());
+    }
+
+    #[test]
+    fn a_cursor_round_trips_and_a_forged_one_is_refused() {
+        let cursor = Cursor {
+            position: Position::ByStart {
+                watermark: "1234".into(),
+                after: None,
+            },
+            filter: CdrFilter::default(),
+        };
+        assert_eq!(Cursor::decode(&cursor.encode()).unwrap(), cursor);
+        assert!(Cursor::decode("bm9wZQ").is_err());
+    }
+
+    #[test]
+    fn formulas_are_defused() {
+        assert_eq!(defuse("=HYPERLINK(1)"), "'=HYPERLINK(1)");
+        assert_eq!(defuse("+40721234567"), "+40721234567");
+        assert_eq!(defuse("+1+cmd|' /C calc'!A0"), "'+1+cmd|' /C calc'!A0");
+        assert_eq!(defuse("Ana"), "Ana");
+    }
+}

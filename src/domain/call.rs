@@ -1,0 +1,369 @@
+//! A call as the set of its events (DESIGN §7): the record is a function of that set,
+//! never of the order the events arrived in, so duplicates and late events are harmless.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::call_event::{CallEvent, Direction, EventKind, LegRole, LookupLink};
+
+/// An event as stored: its effective time (the PBX's, else when cidgate first received
+/// it) and its fingerprint, which breaks ties between events of the same time.
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    pub at: DateTime<Utc>,
+    pub fingerprint: [u8; 32],
+    pub event: CallEvent,
+}
+
+/// What became of a call or of one of its legs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Answered,
+    Missed,
+    InProgress,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Answered => "answered",
+            Self::Missed => "missed",
+            Self::InProgress => "in_progress",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "answered" => Ok(Self::Answered),
+            "missed" => Ok(Self::Missed),
+            "in_progress" => Ok(Self::InProgress),
+            _ => Err("must be answered, missed or in_progress".into()),
+        }
+    }
+}
+
+/// One PBX call id within a call.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Leg {
+    pub call_id: String,
+    pub guid: Option<String>,
+    pub leg: Option<LegRole>,
+    pub answered_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub outcome: Outcome,
+}
+
+/// The call as its events describe it, before the store adds its ids and the contact.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallSummary {
+    /// The first leg's PBX id (the reference's `activecallkey`).
+    pub activecallkey: String,
+    pub request_id: Option<i64>,
+    pub direction: Option<Direction>,
+    pub caller: Option<String>,
+    pub caller_name: Option<String>,
+    pub dnis: Option<String>,
+    pub external_number: Option<String>,
+    pub agent: Option<String>,
+    pub group: Option<String>,
+    pub account_codes: Vec<String>,
+    pub tags: Vec<String>,
+    pub started_at: DateTime<Utc>,
+    pub answered_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub outcome: Outcome,
+    pub recorded: bool,
+    pub recording_url: Option<String>,
+    pub legs: Vec<Leg>,
+    pub lookup: Option<LookupLink>,
+    /// Unknown fields of every event; a later event's value wins.
+    pub extra: BTreeMap<String, String>,
+}
+
+impl CallSummary {
+    /// Folds a call's events, in time order (ties broken by fingerprint), into its record.
+    /// `None` for no events.
+    pub fn from_events(events: &[StoredEvent]) -> Option<Self> {
+        let mut ordered: Vec<&StoredEvent> = events.iter().collect();
+        ordered.sort_by_key(|e| (e.at, e.fingerprint));
+        let first = ordered.first()?;
+
+        let mut legs: Vec<Leg> = Vec::new();
+        let mut call = CallSummary {
+            activecallkey: first.event.call_id.clone(),
+            request_id: None,
+            direction: None,
+            caller: None,
+            caller_name: None,
+            dnis: None,
+            external_number: None,
+            agent: None,
+            group: None,
+            account_codes: Vec::new(),
+            tags: Vec::new(),
+            started_at: first.at,
+            answered_at: None,
+            ended_at: None,
+            outcome: Outcome::InProgress,
+            recorded: false,
+            recording_url: None,
+            legs: Vec::new(),
+            lookup: None,
+            extra: BTreeMap::new(),
+        };
+        for stored in &ordered {
+            let e = &stored.event;
+            let leg = match legs.iter_mut().position(|l| l.call_id == e.call_id) {
+                Some(i) => &mut legs[i],
+                None => {
+                    legs.push(Leg {
+                        call_id: e.call_id.clone(),
+                        guid: None,
+                        leg: None,
+                        answered_at: None,
+                        ended_at: None,
+                        outcome: Outcome::InProgress,
+                    });
+                    legs.last_mut().expect("just pushed")
+                }
+            };
+            keep_last(&mut leg.guid, &e.guid);
+            if e.leg.is_some() {
+                leg.leg = e.leg;
+            }
+            match e.kind() {
+                EventKind::Pickup => {
+                    leg.answered_at.get_or_insert(stored.at);
+                }
+                EventKind::Hangup | EventKind::Missed => leg.ended_at = Some(stored.at),
+                _ => {}
+            }
+            if e.kind() == EventKind::Missed {
+                leg.outcome = Outcome::Missed;
+            }
+
+            if e.request_id.is_some() {
+                call.request_id = e.request_id;
+            }
+            if e.direction.is_some() {
+                call.direction = e.direction;
+            }
+            keep_last(&mut call.caller, &e.caller);
+            keep_last(&mut call.caller_name, &e.caller_name);
+            keep_last(&mut call.dnis, &e.dnis);
+            keep_last(&mut call.external_number, &e.external_number);
+            keep_last(&mut call.agent, &e.agent);
+            keep_last(&mut call.group, &e.group);
+            keep_last(&mut call.recording_url, &e.recording_url);
+            union(&mut call.account_codes, &e.account_codes);
+            union(&mut call.tags, &e.tags);
+            call.recorded |= e.recorded || e.kind() == EventKind::Recorded;
+            if e.lookup.is_some() {
+                call.lookup.clone_from(&e.lookup);
+            }
+            for (k, v) in &e.extra {
+                call.extra.insert(k.clone(), v.clone());
+            }
+        }
+        for leg in &mut legs {
+            leg.outcome = match (leg.answered_at, leg.ended_at) {
+                (Some(_), _) => Outcome::Answered,
+                (None, Some(_)) => Outcome::Missed,
+                (None, None) => Outcome::InProgress,
+            };
+            // A PBX that sends no times: a hangup received before its pickup.
+            if let (Some(answered), Some(ended)) = (leg.answered_at, leg.ended_at)
+                && ended < answered
+            {
+                leg.answered_at = Some(ended);
+            }
+        }
+        if call.request_id.is_some() && call.direction.is_none() {
+            call.direction = Some(Direction::Outbound);
+        }
+        if call.lookup.is_some() && call.direction.is_none() {
+            call.direction = Some(Direction::Inbound);
+        }
+
+        // A click-to-call is answered when the dialled party picks up, not the agent.
+        let answering = |l: &&Leg| call.request_id.is_none() || l.leg != Some(LegRole::Agent);
+        call.answered_at = legs
+            .iter()
+            .filter(answering)
+            .filter_map(|l| l.answered_at)
+            .min();
+        if legs.iter().all(|l| l.ended_at.is_some()) {
+            call.ended_at = legs.iter().filter_map(|l| l.ended_at).max();
+        }
+        call.outcome = match (call.ended_at, call.answered_at) {
+            (None, _) => Outcome::InProgress,
+            (Some(_), Some(_)) => Outcome::Answered,
+            (Some(_), None) => Outcome::Missed,
+        };
+        call.legs = legs;
+        Some(call)
+    }
+
+    pub fn duration_ms(&self) -> Option<i64> {
+        self.ended_at
+            .map(|end| (end - self.started_at).num_milliseconds().max(0))
+    }
+
+    pub fn talk_ms(&self) -> Option<i64> {
+        match (self.answered_at, self.ended_at) {
+            (Some(answered), Some(end)) => Some((end - answered).num_milliseconds().max(0)),
+            (None, Some(_)) => Some(0),
+            _ => None,
+        }
+    }
+
+    /// The other party's number: who called in, or who was called out to.
+    pub fn other_party(&self) -> Option<&str> {
+        match self.direction {
+            Some(Direction::Outbound) => self.external_number.as_deref().or(self.caller.as_deref()),
+            _ => self.caller.as_deref().or(self.external_number.as_deref()),
+        }
+    }
+}
+
+fn keep_last(slot: &mut Option<String>, value: &Option<String>) {
+    if value.is_some() {
+        slot.clone_from(value);
+    }
+}
+
+fn union(into: &mut Vec<String>, items: &[String]) {
+    for item in items {
+        if !into.contains(item) {
+            into.push(item.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        format!("2026-12-01T{s}Z").parse().unwrap()
+    }
+
+    fn focalscope(query: &str, time: &str) -> StoredEvent {
+        let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
+        let event = CallEvent::from_focalscope(&pairs, at("12:00:00")).unwrap();
+        StoredEvent {
+            at: at(time),
+            fingerprint: event.fingerprint(),
+            event,
+        }
+    }
+
+    /// The reference's four callbacks of RequestID 513, each received at its own time.
+    fn reference_callbacks() -> Vec<StoredEvent> {
+        vec![
+            focalscope(
+                "CallType=API&Event=pickup&CallID=1000000087849&RequestID=513&EventCode=2&IsCallRecorded=&Guid=bfa2dbc8-ab8a-34c8-f243-c2aad8c446ff",
+                "10:00:05",
+            ),
+            focalscope(
+                "CallType=Outgoing&Event=pickup&CallID=1000000087850&RequestID=513&EventCode=2&IsCallRecorded=&Guid=923041af-adb5-a8ae-f29c-e60ea5e17448",
+                "10:00:15",
+            ),
+            focalscope(
+                "CallType=Outgoing&Event=hangup&CallID=1000000087850&RequestID=513&EventCode=1&IsCallRecorded=1&Guid=923041af-adb5-a8ae-f29c-e60ea5e17448",
+                "10:02:15",
+            ),
+            focalscope(
+                "CallType=API&Event=hangup&CallID=1000000087849&RequestID=513&EventCode=1&IsCallRecorded=1&Guid=bfa2dbc8-ab8a-34c8-f243-c2aad8c446ff",
+                "10:02:16",
+            ),
+        ]
+    }
+
+    #[test]
+    fn the_reference_callbacks_make_one_answered_recorded_call_with_two_legs() {
+        let call = CallSummary::from_events(&reference_callbacks()).unwrap();
+        assert_eq!(call.request_id, Some(513));
+        assert_eq!(call.activecallkey, "1000000087849");
+        assert_eq!(call.direction, Some(Direction::Outbound));
+        assert_eq!(call.outcome, Outcome::Answered);
+        assert!(call.recorded);
+        assert_eq!(call.legs.len(), 2);
+        assert_eq!(call.legs[0].leg, Some(LegRole::Agent));
+        assert_eq!(call.legs[1].leg, Some(LegRole::External));
+        assert!(call.legs.iter().all(|l| l.outcome == Outcome::Answered));
+        assert_eq!(
+            call.answered_at,
+            Some(at("10:00:15")),
+            "the dialled party's pickup"
+        );
+        assert_eq!(call.ended_at, Some(at("10:02:16")));
+        assert_eq!(call.talk_ms(), Some(121_000));
+        assert_eq!(call.duration_ms(), Some(131_000));
+    }
+
+    #[test]
+    fn the_record_does_not_depend_on_the_order_or_repetition_of_events() {
+        let events = reference_callbacks();
+        let expected = CallSummary::from_events(&events).unwrap();
+        let mut shuffled: Vec<StoredEvent> = events.iter().rev().cloned().collect();
+        shuffled.extend(events.iter().take(2).cloned());
+        shuffled.rotate_left(3);
+        assert_eq!(CallSummary::from_events(&shuffled).unwrap(), expected);
+    }
+
+    #[test]
+    fn a_call_with_a_leg_still_up_is_in_progress() {
+        let events = reference_callbacks();
+        let call = CallSummary::from_events(&events[..3]).unwrap();
+        assert_eq!(call.outcome, Outcome::InProgress);
+        assert_eq!(call.ended_at, None);
+        assert_eq!(call.talk_ms(), None);
+    }
+
+    #[test]
+    fn an_agent_who_misses_the_click_to_call_makes_a_missed_call() {
+        let events = vec![focalscope(
+            "CallType=API&Event=missed&CallID=1&RequestID=7&EventCode=3",
+            "09:00:00",
+        )];
+        let call = CallSummary::from_events(&events).unwrap();
+        assert_eq!(call.outcome, Outcome::Missed);
+        assert_eq!(call.legs[0].outcome, Outcome::Missed);
+        assert_eq!(call.talk_ms(), Some(0));
+    }
+
+    #[test]
+    fn the_last_event_names_the_agent_and_lists_are_merged() {
+        let event = |json: serde_json::Value, time: &str| {
+            let event = CallEvent::from_json(json.as_object().unwrap(), at("12:00:00")).unwrap();
+            StoredEvent {
+                at: at(time),
+                fingerprint: event.fingerprint(),
+                event,
+            }
+        };
+        let events = vec![
+            event(
+                serde_json::json!({"call_id": "a", "event": "hangup", "agent": "Bo(201)",
+                                     "tags": "x,y"}),
+                "10:05:00",
+            ),
+            event(
+                serde_json::json!({"call_id": "a", "event": "started", "direction": "inbound",
+                                     "caller": "0721234567", "agent": "Ana(200)", "tags": "y,z"}),
+                "10:00:00",
+            ),
+        ];
+        let call = CallSummary::from_events(&events).unwrap();
+        assert_eq!(call.agent.as_deref(), Some("Bo(201)"));
+        assert_eq!(call.tags, ["y", "z", "x"]);
+        assert_eq!(call.outcome, Outcome::Missed, "ended without a pickup");
+        assert_eq!(call.other_party(), Some("0721234567"));
+    }
+}

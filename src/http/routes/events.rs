@@ -1,0 +1,193 @@
+//! Call events from PBXs (DESIGN §7): JSON, a query string, the FocalScope URL adapter
+//! and the IVR's call-end notification. Every form is validated whole before anything
+//! is written, and answered once its events are committed.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::Utc;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::calls::ingest::QueueError;
+use crate::domain::{CallEndMapping, CallEvent, FieldError};
+use crate::http::auth::EventsAuth;
+use crate::http::body::read_json;
+use crate::http::error::ApiError;
+use crate::http::state::AppState;
+use crate::live::directory::TenantEntry;
+use crate::store::calls::IncomingEvent;
+
+/// Most events in one request.
+pub const MAX_EVENTS: usize = 1_000;
+/// A thousand events with their unknown fields fit comfortably.
+const EVENTS_BODY_LIMIT: usize = 4 * 1024 * 1024;
+/// The tenant setting that maps the IVR's variables to call fields.
+pub const CALL_END_MAPPING: &str = "call_end_mapping";
+
+#[derive(Serialize)]
+struct Received {
+    received: usize,
+    recorded: usize,
+    duplicates: usize,
+}
+
+/// `POST /api/v1/events`: one event object or an array of up to 1,000.
+pub async fn post(
+    req: HttpRequest,
+    auth: EventsAuth,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let body = read_json(&req, payload, EVENTS_BODY_LIMIT, state.body_timeout).await?;
+    let items = match body {
+        Value::Array(items) => items,
+        Value::Object(_) => vec![body],
+        _ => {
+            return Err(ApiError::invalid_fields(vec![FieldError::new(
+                "",
+                "the body must be an event object or an array of them",
+            )]));
+        }
+    };
+    if items.is_empty() || items.len() > MAX_EVENTS {
+        return Err(ApiError::invalid_fields(vec![FieldError::new(
+            "",
+            format!(
+                "send 1 to {MAX_EVENTS} events; this request has {}",
+                items.len()
+            ),
+        )]));
+    }
+    let now = Utc::now();
+    let mut events = Vec::with_capacity(items.len());
+    let mut errors = Vec::new();
+    for (index, item) in items.into_iter().enumerate() {
+        let Value::Object(map) = item else {
+            errors.push(FieldError::new("", "must be a JSON object").at(index));
+            continue;
+        };
+        match CallEvent::from_json(&map, now) {
+            Ok(event) => events.push(incoming(event, Value::Object(without_credentials(map)))),
+            Err(found) => errors.extend(found.into_iter().map(|e| e.at(index))),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::invalid_fields(errors));
+    }
+    record(&state, &auth.0, events).await
+}
+
+/// `GET /api/v1/events?call_id=…&event=…`: the same fields as a query string.
+pub async fn get(
+    req: HttpRequest,
+    auth: EventsAuth,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let pairs = query_pairs(&req);
+    let event = CallEvent::from_query(&pairs, Utc::now()).map_err(ApiError::invalid_fields)?;
+    record(&state, &auth.0, vec![incoming(event, raw(&pairs))]).await
+}
+
+/// `GET /api/v1/events/focalscope?CallType=&Event=&CallID=&RequestID=&EventCode=&IsCallRecorded=&Guid=`
+pub async fn focalscope(
+    req: HttpRequest,
+    auth: EventsAuth,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let pairs = query_pairs(&req);
+    let event = CallEvent::from_focalscope(&pairs, Utc::now()).map_err(ApiError::invalid_fields)?;
+    record(&state, &auth.0, vec![incoming(event, raw(&pairs))]).await
+}
+
+/// `GET /api/v1/events/call-end?…`: the IVR's variables, named by the tenant's mapping.
+pub async fn call_end(
+    req: HttpRequest,
+    auth: EventsAuth,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let pairs = query_pairs(&req);
+    let mapping = CallEndMapping::from_json(auth.0.tenant.settings.get(CALL_END_MAPPING));
+    let events = mapping
+        .events(&pairs, Utc::now())
+        .map_err(ApiError::invalid_fields)?;
+    let raw = raw(&pairs);
+    let events = events
+        .into_iter()
+        .map(|e| incoming(e, raw.clone()))
+        .collect();
+    record(&state, &auth.0, events).await
+}
+
+async fn record(
+    state: &AppState,
+    entry: &TenantEntry,
+    events: Vec<IncomingEvent>,
+) -> Result<HttpResponse, ApiError> {
+    let oldest = Utc::now() - chrono::Duration::days(state.call_retention_days.into());
+    let too_old: Vec<FieldError> = events
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.event.at.is_some_and(|at| at < oldest))
+        .map(|(i, _)| {
+            let message = format!(
+                "is older than the call retention ({} days)",
+                state.call_retention_days
+            );
+            let error = FieldError::new("at", message);
+            if events.len() > 1 { error.at(i) } else { error }
+        })
+        .collect();
+    if !too_old.is_empty() {
+        return Err(ApiError::invalid_fields(too_old));
+    }
+    let tenant = &entry.tenant;
+    let received = events.len();
+    let written = state
+        .events
+        .record(tenant.id, tenant.region, events)
+        .await
+        .map_err(|e| match e {
+            QueueError::Full => ApiError::TooManyRequests {
+                message: "too many call events are waiting to be written; retry shortly",
+                retry_after: std::time::Duration::from_secs(1),
+            },
+            QueueError::Stopped => ApiError::Unavailable(e.into()),
+        })?
+        .map_err(ApiError::Unavailable)?;
+    let recorded = written.iter().filter(|new| **new).count();
+    Ok(HttpResponse::Ok().json(Received {
+        received,
+        recorded,
+        duplicates: received - recorded,
+    }))
+}
+
+fn incoming(event: CallEvent, raw: Value) -> IncomingEvent {
+    IncomingEvent {
+        event,
+        raw,
+        received_at: Utc::now(),
+    }
+}
+
+/// The query string's pairs in order (a repeated name is the parsers' to refuse).
+fn query_pairs(req: &HttpRequest) -> Vec<(String, String)> {
+    form_urlencoded::parse(req.query_string().as_bytes())
+        .into_owned()
+        .collect()
+}
+
+/// What the PBX sent, as kept with the event: never its token.
+fn raw(pairs: &[(String, String)]) -> Value {
+    Value::Object(
+        pairs
+            .iter()
+            .filter(|(k, _)| k != "token")
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect(),
+    )
+}
+
+fn without_credentials(mut map: Map<String, Value>) -> Map<String, Value> {
+    map.remove("token");
+    map
+}

@@ -1,0 +1,298 @@
+//! Reading call records back (the CDR API, exports, the screen pop).
+//!
+//! A page walks ended calls by start time, but only those last changed by transactions
+//! older than every transaction still running when the walk began (its `watermark`).
+//! Once that walk is done, the pages go on through everything changed since, in the
+//! order the changing transactions began, again only past transactions that have all
+//! finished. A transaction that commits late therefore lands ahead of the cursor, never
+//! behind it: no call is skipped, and a call comes back only when it changed.
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
+use serde::Serialize;
+use serde_json::Value;
+use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
+use uuid::Uuid;
+
+use crate::domain::TenantId;
+
+/// One element of `CallList` (DESIGN §7).
+#[derive(Debug, Clone, Serialize)]
+pub struct CallRecord {
+    pub call_id: Uuid,
+    pub report_call_id: i64,
+    pub activecallkey: String,
+    pub request_id: Option<i64>,
+    pub direction: Option<String>,
+    pub caller_number: Option<String>,
+    pub caller_name: Option<String>,
+    pub contact_id: Option<String>,
+    pub dnis: Option<String>,
+    pub external_number: Option<String>,
+    pub agent: Option<String>,
+    pub group: Option<String>,
+    pub account_codes: Vec<String>,
+    pub tags: Vec<String>,
+    pub started_at: DateTime<Utc>,
+    pub answered_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub duration_ms: Option<i64>,
+    pub talk_ms: Option<i64>,
+    pub outcome: String,
+    pub recorded: bool,
+    pub recording_url: Option<String>,
+    pub legs: Value,
+    /// What the lookup that opened the call found, when one did.
+    pub lookup: Option<Value>,
+    /// Fields the PBX sent that cidgate does not know.
+    pub extra: Value,
+}
+
+const COLUMNS: &str = "id, report_call_id, activecallkey, request_id, direction, caller_number,
+    caller_name, contact_id, dnis, external_number, agent, call_group, account_codes, tags,
+    started_at, answered_at, ended_at, duration_ms, talk_ms, outcome, recorded, recording_url,
+    legs, lookup, extra, changed_xid::text AS changed_xid";
+
+fn record(r: &Row) -> CallRecord {
+    CallRecord {
+        call_id: r.get("id"),
+        report_call_id: r.get("report_call_id"),
+        activecallkey: r.get("activecallkey"),
+        request_id: r.get("request_id"),
+        direction: r.get("direction"),
+        caller_number: r.get("caller_number"),
+        caller_name: r.get("caller_name"),
+        contact_id: r.get("contact_id"),
+        dnis: r.get("dnis"),
+        external_number: r.get("external_number"),
+        agent: r.get("agent"),
+        group: r.get("call_group"),
+        account_codes: r.get("account_codes"),
+        tags: r.get("tags"),
+        started_at: r.get("started_at"),
+        answered_at: r.get("answered_at"),
+        ended_at: r.get("ended_at"),
+        duration_ms: r.get("duration_ms"),
+        talk_ms: r.get("talk_ms"),
+        outcome: r.get("outcome"),
+        recorded: r.get("recorded"),
+        recording_url: r.get("recording_url"),
+        legs: r.get("legs"),
+        lookup: r.get("lookup"),
+        extra: r.get("extra"),
+    }
+}
+
+/// Which calls a page is drawn from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct CdrFilter {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub direction: Option<String>,
+    pub agent: Option<String>,
+    /// A normalized number: the caller's, or the other party's.
+    pub number: Option<String>,
+    pub outcome: Option<String>,
+    /// Only these agents' calls (a service user's access); `None` is every call.
+    pub agents: Option<Vec<String>>,
+}
+
+/// Where a walk stands. Transaction ids are text (PostgreSQL's `xid8`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub enum Position {
+    /// Walking by start time: after this call, among calls changed before `watermark`.
+    ByStart {
+        watermark: String,
+        after: Option<(DateTime<Utc>, Uuid)>,
+    },
+    /// Following changes made from `watermark` on, after this (transaction, call).
+    ByChange {
+        watermark: String,
+        after: Option<(String, Uuid)>,
+    },
+}
+
+/// A page and where the next one starts.
+pub struct Page {
+    pub calls: Vec<CallRecord>,
+    pub next: Position,
+}
+
+/// The position a new walk starts from: every transaction older than the oldest still
+/// running is finished, so what they changed can be walked by start time.
+pub async fn start(client: &impl GenericClient) -> anyhow::Result<Position> {
+    let watermark: String = client
+        .query_one("SELECT pg_snapshot_xmin(pg_current_snapshot())::text", &[])
+        .await
+        .context("reading the transaction horizon")?
+        .get(0);
+    Ok(Position::ByStart {
+        watermark,
+        after: None,
+    })
+}
+
+/// Up to `limit` ended calls from `position` on.
+pub async fn page(
+    client: &impl GenericClient,
+    tenant: TenantId,
+    filter: &CdrFilter,
+    position: Position,
+    limit: i64,
+) -> anyhow::Result<Page> {
+    let mut position = position;
+    let mut calls = Vec::new();
+    loop {
+        let wanted = limit - calls.len() as i64;
+        let (rows, exhausted) = match &position {
+            Position::ByStart { watermark, after } => {
+                // Before the range's first moment: every call of the range is after it.
+                let before_range = filter.from - chrono::Duration::microseconds(1);
+                let (after_at, after_id) = after.unwrap_or((before_range, Uuid::nil()));
+                let rows = query(
+                    client,
+                    tenant,
+                    filter,
+                    "changed_xid < $9::text::xid8 AND (started_at, id) > ($10, $11)",
+                    "started_at, id",
+                    &[watermark, &after_at, &after_id],
+                    wanted,
+                )
+                .await?;
+                let exhausted = (rows.len() as i64) < wanted;
+                (rows, exhausted)
+            }
+            Position::ByChange { watermark, after } => {
+                let (after_xid, after_id) =
+                    after.clone().unwrap_or((watermark.clone(), Uuid::nil()));
+                let rows = query(
+                    client,
+                    tenant,
+                    filter,
+                    "changed_xid >= $9::text::xid8
+                     AND changed_xid < pg_snapshot_xmin(pg_current_snapshot())
+                     AND (changed_xid, id) > ($10::text::xid8, $11)",
+                    "changed_xid, id",
+                    &[watermark, &after_xid, &after_id],
+                    wanted,
+                )
+                .await?;
+                (rows, false)
+            }
+        };
+        if let Some(last) = rows.last() {
+            position = match position {
+                Position::ByStart { watermark, .. } => Position::ByStart {
+                    watermark,
+                    after: Some((last.get("started_at"), last.get("id"))),
+                },
+                Position::ByChange { watermark, .. } => Position::ByChange {
+                    watermark,
+                    after: Some((last.get("changed_xid"), last.get("id"))),
+                },
+            };
+        }
+        calls.extend(rows.iter().map(record));
+        match position {
+            Position::ByStart { watermark, .. } if exhausted => {
+                position = Position::ByChange {
+                    watermark,
+                    after: None,
+                };
+                if (calls.len() as i64) < limit {
+                    continue;
+                }
+            }
+            _ => {}
+        }
+        return Ok(Page {
+            calls,
+            next: position,
+        });
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn query(
+    client: &impl GenericClient,
+    tenant: TenantId,
+    filter: &CdrFilter,
+    condition: &str,
+    order: &str,
+    extra: &[&(dyn ToSql + Sync)],
+    limit: i64,
+) -> anyhow::Result<Vec<Row>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM calls
+         WHERE tenant_id = $1 AND ended_at IS NOT NULL AND started_at >= $2 AND started_at <= $3
+           AND ($4::text IS NULL OR lower(direction) = lower($4))
+           AND ($5::text IS NULL OR agent = $5 OR agent LIKE '%(' || $5 || ')')
+           AND ($6::text IS NULL OR other_number = $6 OR caller_number = $6)
+           AND ($7::text IS NULL OR outcome = $7)
+           AND ($8::text[] IS NULL OR agent = ANY($8))
+           AND {condition}
+         ORDER BY {order} LIMIT $12"
+    );
+    let mut params: Vec<&(dyn ToSql + Sync)> = vec![
+        &tenant.0,
+        &filter.from,
+        &filter.to,
+        &filter.direction,
+        &filter.agent,
+        &filter.number,
+        &filter.outcome,
+        &filter.agents,
+    ];
+    params.extend_from_slice(extra);
+    params.push(&limit);
+    client
+        .query(&sql, &params)
+        .await
+        .context("reading call records")
+}
+
+/// The call whose id, or one of whose legs' PBX call id or GUID, is `key`.
+pub async fn find(
+    client: &impl GenericClient,
+    tenant: TenantId,
+    key: &str,
+    agents: Option<&[String]>,
+) -> anyhow::Result<Option<CallRecord>> {
+    let by_id = Uuid::parse_str(key).ok();
+    let keys = [format!("c:{key}"), format!("g:{key}")];
+    let sql = format!(
+        "SELECT {COLUMNS} FROM calls
+         WHERE tenant_id = $1
+           AND (id = $2 OR (id, month) IN (SELECT call_id, month FROM call_keys
+                                          WHERE tenant_id = $1 AND key = ANY($3)))
+           AND ($4::text[] IS NULL OR agent = ANY($4))
+         ORDER BY started_at DESC LIMIT 1"
+    );
+    let agents: Option<Vec<String>> = agents.map(<[String]>::to_vec);
+    let row = client
+        .query_opt(&sql, &[&tenant.0, &by_id, &keys.as_slice(), &agents])
+        .await
+        .context("finding a call")?;
+    Ok(row.as_ref().map(record))
+}
+
+/// The latest calls with `number` as their other party, for the screen pop.
+pub async fn recent_for_number(
+    client: &impl GenericClient,
+    tenant: TenantId,
+    number: &str,
+    limit: i64,
+) -> anyhow::Result<Vec<CallRecord>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM calls
+         WHERE tenant_id = $1 AND other_number = $2
+         ORDER BY started_at DESC LIMIT $3"
+    );
+    let rows = client
+        .query(&sql, &[&tenant.0, &number, &limit])
+        .await
+        .context("reading recent calls")?;
+    Ok(rows.iter().map(record).collect())
+}
