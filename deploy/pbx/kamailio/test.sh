@@ -196,7 +196,10 @@ done
 
 base=http://127.0.0.1:$cg_port
 start_cidgate() {
-	CIDGATE_LISTEN=127.0.0.1:$cg_port "$bin" serve >>"$work/cidgate.log" 2>&1 &
+	# This script's own CIDGATE_* settings are not cidgate's (it would warn about each).
+	env -u CIDGATE_BIN -u CIDGATE_KAMAILIO_PG_PORT -u CIDGATE_KAMAILIO_E2E_TIMEOUT \
+		-u CIDGATE_KEEP_WORKDIR -u CIDGATE_SKIP_PBX_E2E \
+		CIDGATE_LISTEN="127.0.0.1:$cg_port" "$bin" serve >>"$work/cidgate.log" 2>&1 &
 	cidgate_pid=$!
 	local i
 	for ((i = 0; ; i++)); do
@@ -430,7 +433,8 @@ cdr_fetch() {
 		((page < 50)) || return 1
 		answer=$(cdr_get --data-urlencode "cursor=$cursor") || return 1
 	done
-	jq -s '[.[].CallList[]]' "$work/cdr.pages" >"$work/cdr.json"
+	# A call that changed after it was listed comes back on a later page: its last copy counts.
+	jq -s '[.[].CallList[]] | group_by(.call_id) | map(last)' "$work/cdr.pages" >"$work/cdr.json"
 }
 
 # The CDR record of one Call-ID (its first leg's PBX id), or nothing.
@@ -491,7 +495,7 @@ case_cdr() {
 		rc=1
 	else
 		rec=$(cdr_get --data-urlencode "activecallkey=${call_id[$name]}") || rec='{}'
-		jq -e --arg k "${call_id[$name]}" '(.CallList | length) == 1 and .CallList[0].activecallkey == $k and (.cursor != null)' \
+		jq -e --arg k "${call_id[$name]}" '(.CallList | length) == 1 and .CallList[0].activecallkey == $k and has("cursor")' \
 			<<<"$rec" >/dev/null || {
 			say "cdr_activecallkey: ?activecallkey=${call_id[$name]} answered: $rec"
 			rc=1
