@@ -8,7 +8,7 @@
 #   pbx/kamailio  kamailio -c                     when kamailio is installed
 #   scripts       shellcheck                      when shellcheck is installed
 #   pbx/*/        XML well-formedness (3CX template, FreeSWITCH dialplan, sipp scenarios)
-#   pbx/freeswitch the Lua script's unit test   when a Lua interpreter is installed
+#   pbx/freeswitch the Lua scripts' unit tests  when a Lua interpreter is installed
 #
 # A missing optional tool is reported as skipped, not as a failure. The tools the required
 # checks need are installed into target/deploy-tools (PyPI) on first use.
@@ -100,8 +100,9 @@ for candidate in lua5.4 lua5.3 lua5.2 lua5.1 lua luajit; do
 done
 if [[ -n $lua ]]; then
 	check "pbx/freeswitch/cidgate_lookup.lua (unit test, $lua)" "$lua" "$here/pbx/freeswitch/test_lookup.lua"
+	check "pbx/freeswitch/cidgate_call_end.lua (unit test, $lua)" "$lua" "$here/pbx/freeswitch/test_call_end.lua"
 else
-	skip "pbx/freeswitch/cidgate_lookup.lua" "no Lua interpreter (apt-get install lua5.4)"
+	skip "pbx/freeswitch/cidgate_lookup.lua, cidgate_call_end.lua" "no Lua interpreter (apt-get install lua5.4)"
 fi
 
 if command -v shellcheck >/dev/null 2>&1; then

@@ -3,7 +3,7 @@
 --
 -- Channel variables read:
 --   cidgate_url               lookup endpoint, e.g. https://gw.example.com/api/lookup (required)
---   cidgate_token             the tenant's lookup token, cgl_… (required)
+--   cidgate_token             the tenant's token with scopes lookup,events (required)
 --   cidgate_connect_timeout   seconds to connect (default 1)
 --   cidgate_timeout           seconds for the whole request (default 2)
 --   cidgate_default_target    extension for unknown callers and failures (default "support")
@@ -15,6 +15,8 @@
 --   effective_caller_id_name  the CRM name (only when found)
 --   cidgate_transfer_to       the direct line's extension when set (SIP/ion-popescu ->
 --                             ion-popescu), else cidgate_default_target
+-- The request carries call_id=${uuid}: cidgate links the lookup to the call that
+-- cidgate_call_end.lua reports when the call ends.
 -- The lookup never fails the call: any error leaves the caller ID alone and routes to the
 -- default target. No library beyond mod_lua is needed (a small JSON reader is included).
 
@@ -169,9 +171,9 @@ function M.lookup(get, curl, set, log)
 		log("ERR", "cidgate: set cidgate_url and cidgate_token\n")
 		return "failed"
 	end
-	local request = string.format("%s?telephone=%s&dnid=%s&token=%s json connect-timeout %d timeout %d",
+	local request = string.format("%s?telephone=%s&dnid=%s&call_id=%s&token=%s json connect-timeout %d timeout %d",
 		url, urlencode(var("caller_id_number", "")), urlencode(var("destination_number", "")),
-		urlencode(token), tonumber(var("cidgate_connect_timeout", "1")) or 1,
+		urlencode(var("uuid", "")), urlencode(token), tonumber(var("cidgate_connect_timeout", "1")) or 1,
 		tonumber(var("cidgate_timeout", "2")) or 2)
 
 	-- mod_curl's `json` option wraps the reply: {"status_code":"200","body":"…",…}

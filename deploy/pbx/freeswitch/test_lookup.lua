@@ -18,7 +18,8 @@ end
 
 local function run(reply)
 	local vars = { cidgate_url = "http://127.0.0.1:8080/api/lookup", cidgate_token = "cgl_x",
-		caller_id_number = "+40 722 000 007", destination_number = "0210000000" }
+		caller_id_number = "+40 722 000 007", destination_number = "0210000000",
+		uuid = "4a1b0c2d-0000-4000-8000-00000000abcd" }
 	local seen
 	local status = M.lookup(function(n) return vars[n] end,
 		function(args) seen = args; return reply end,
@@ -36,7 +37,7 @@ check("found: name", v.effective_caller_id_name == "Ion Popescu" and v.cidgate_n
 check("found: id kept as text", v.cidgate_id == "12345")
 check("found: direct line", v.cidgate_direct_line == "SIP/ion-popescu" and v.cidgate_transfer_to == "ion-popescu")
 check("found: null fields unset", v.cidgate_queue_position == nil and v.cidgate_language == "ro")
-check("request: encoded caller, timeouts", args:find("telephone=%%2B40%%20722%%20000%%20007&dnid=0210000000", 1) ~= nil
+check("request: encoded caller, call id, timeouts", args:find("telephone=%%2B40%%20722%%20000%%20007&dnid=0210000000&call_id=4a1b0c2d%-0000%-4000%-8000%-00000000abcd&", 1) ~= nil
 	and args:find(" json connect%-timeout 1 timeout 2$") ~= nil)
 
 local unknown = '{"id":null,"name":null,"queue_position":null,"direct_line":null,"backend_link":null,' ..

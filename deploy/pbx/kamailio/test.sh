@@ -6,13 +6,16 @@
 #                                    +--INVITE + caller data--> sipp UAS (called side)
 #
 # Cases: a known caller gets the CRM name (From display name, X-Caller-Name) and X-Direct-Line;
-# an unknown caller connects without them; with cidgate stalled (SIGSTOP: connections are
-# accepted, nothing answers) and with cidgate stopped, calls still connect, without caller
-# data, within the HTTP timeout. Ends with `kamailio-e2e: N passed, M failed`; exits non-zero
-# on any failure or setup error.
+# an unknown caller connects without them; a call the called side refuses (486) is missed;
+# with cidgate stalled (SIGSTOP: connections are accepted, nothing answers) and with cidgate
+# stopped, calls still connect, without caller data, within the HTTP timeout. Then cidgate is
+# started again and every call placed must be in the CDR API (GET /api/v1/reportsCDRLogs, with
+# a report token), ended, with its caller number and outcome: Kamailio reports each call's end
+# from its timer process, and retries those cidgate missed while it was stalled or stopped.
+# Ends with `kamailio-e2e: N passed, M failed`; exits non-zero on any failure or setup error.
 #
 # Needs Debian's kamailio, kamailio-utils-modules (http_client), kamailio-extra-modules
-# (jansson) and sip-tester (sipp): installed with apt-get when missing and running as root.
+# (jansson), sip-tester (sipp) and jq: installed with apt-get when missing and running as root.
 #
 # Environment:
 #   CIDGATE_BIN                    cidgate binary to use (default: cargo build --bin cidgate,
@@ -30,7 +33,7 @@ pg_name=kamailio
 pg_port=${CIDGATE_KAMAILIO_PG_PORT:-25440}
 limit=${CIDGATE_KAMAILIO_E2E_TIMEOUT:-300}
 http_timeout=1 # seconds; http_client's resolution is whole seconds
-packages=(kamailio kamailio-utils-modules kamailio-extra-modules sip-tester)
+packages=(kamailio kamailio-utils-modules kamailio-extra-modules sip-tester jq)
 
 say() { printf 'kamailio-e2e: %s\n' "$*" >&2; }
 die() {
@@ -109,8 +112,8 @@ if ((${#need[@]})); then
 	apt-get update >&2
 	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need[@]}" >&2
 fi
-for tool in kamailio sipp curl ss psql; do
-	command -v "$tool" >/dev/null 2>&1 || die "'$tool' not found (packages: kamailio, sip-tester, curl, iproute2, postgresql-client)"
+for tool in kamailio sipp curl ss psql jq; do
+	command -v "$tool" >/dev/null 2>&1 || die "'$tool' not found (packages: kamailio, sip-tester, curl, iproute2, postgresql-client, jq)"
 done
 
 if [[ -n ${CIDGATE_BIN:-} ]]; then
@@ -182,24 +185,36 @@ export RUST_LOG=${RUST_LOG:-warn}
 
 "$bin" migrate >&2
 "$bin" tenant create kamailio-e2e --region RO --name "Kamailio e2e" >/dev/null
-lookup_token=$("$bin" token create --tenant kamailio-e2e --scope lookup --label kamailio)
-sync_token=$("$bin" token create --tenant kamailio-e2e --scope sync --label e2e)
-[[ $lookup_token =~ ^[A-Za-z0-9_-]+$ ]] || die "unexpected lookup token format"
-
-CIDGATE_LISTEN=127.0.0.1:$cg_port "$bin" serve >"$work/cidgate.log" 2>&1 &
-cidgate_pid=$!
-base=http://127.0.0.1:$cg_port
-for ((i = 0; ; i++)); do
-	if curl -fsS -o /dev/null --max-time 2 "$base/readyz" 2>/dev/null; then
-		break
-	fi
-	kill -0 "$cidgate_pid" 2>/dev/null || {
-		tail -n 20 "$work/cidgate.log" >&2
-		die "cidgate serve exited"
-	}
-	((i < 300)) || die "cidgate did not become ready in 30 s"
-	sleep 0.1
+# The PBX's token: lookups and call events, nothing else. `token create` prints the token
+# alone on its last line.
+pbx_token=$("$bin" token create --tenant kamailio-e2e --scope lookup,events --label kamailio | tail -n 1)
+sync_token=$("$bin" token create --tenant kamailio-e2e --scope sync --label e2e | tail -n 1)
+report_token=$("$bin" token create --tenant kamailio-e2e --scope report --label e2e-cdr | tail -n 1)
+for t in "$pbx_token" "$sync_token" "$report_token"; do
+	[[ $t =~ ^[A-Za-z0-9_-]+$ ]] || die "unexpected token format"
 done
+
+base=http://127.0.0.1:$cg_port
+start_cidgate() {
+	# This script's own CIDGATE_* settings are not cidgate's (it would warn about each).
+	env -u CIDGATE_BIN -u CIDGATE_KAMAILIO_PG_PORT -u CIDGATE_KAMAILIO_E2E_TIMEOUT \
+		-u CIDGATE_KEEP_WORKDIR -u CIDGATE_SKIP_PBX_E2E \
+		CIDGATE_LISTEN="127.0.0.1:$cg_port" "$bin" serve >>"$work/cidgate.log" 2>&1 &
+	cidgate_pid=$!
+	local i
+	for ((i = 0; ; i++)); do
+		if curl -fsS -o /dev/null --max-time 2 "$base/readyz" 2>/dev/null; then
+			return 0
+		fi
+		kill -0 "$cidgate_pid" 2>/dev/null || {
+			tail -n 20 "$work/cidgate.log" >&2
+			die "cidgate serve exited"
+		}
+		((i < 300)) || die "cidgate did not become ready in 30 s"
+		sleep 0.1
+	done
+}
+start_cidgate
 
 known_number=0722000007
 known_name="Ion Popescu"
@@ -213,18 +228,19 @@ status=$(curl -sS -o "$work/put.json" -w '%{http_code}' --max-time 10 -X PUT \
 	-d "{\"name\":\"$known_name\",\"phones\":[\"$known_number\"],\"direct_line\":\"$known_direct\",\"crm_url\":\"https://crm.example.com/contacts/12345\"}")
 [[ $status == 201 ]] || die "PUT /api/v1/contacts/12345 answered $status: $(cat "$work/put.json")"
 
-answer=$(curl -fsS --max-time 5 -H "Authorization: Bearer $lookup_token" \
+answer=$(curl -fsS --max-time 5 -H "Authorization: Bearer $pbx_token" \
 	"$base/api/lookup?telephone=$known_number&dnid=$dialled")
 [[ $answer == *"\"name\":\"$known_name\""* ]] || die "cidgate lookup does not find the contact: $answer"
 
 # ---------------------------------------------------------------- Kamailio
 sed -e "s|^#!substdef \"!CIDGATE_LOOKUP_URL!.*|#!substdef \"!CIDGATE_LOOKUP_URL!$base/api/lookup!g\"|" \
-	-e "s|^#!substdef \"!CIDGATE_TOKEN!.*|#!substdef \"!CIDGATE_TOKEN!$lookup_token!g\"|" \
+	-e "s|^#!substdef \"!CIDGATE_CALL_END_URL!.*|#!substdef \"!CIDGATE_CALL_END_URL!$base/api/v1/events/call-end!g\"|" \
+	-e "s|^#!substdef \"!CIDGATE_TOKEN!.*|#!substdef \"!CIDGATE_TOKEN!$pbx_token!g\"|" \
 	-e "s|^#!substdef \"!CIDGATE_TIMEOUT!.*|#!substdef \"!CIDGATE_TIMEOUT!$http_timeout!g\"|" \
 	-e "s|^#!substdef \"!SIP_LISTEN!.*|#!substdef \"!SIP_LISTEN!udp:127.0.0.1:$sip_port!g\"|" \
 	-e "s|^#!substdef \"!NEXT_HOP!.*|#!substdef \"!NEXT_HOP!sip:127.0.0.1:$uas_port!g\"|" \
 	"$here/kamailio.cfg" >"$work/kamailio.cfg"
-for key in "$base/api/lookup" "$lookup_token" "udp:127.0.0.1:$sip_port" "sip:127.0.0.1:$uas_port"; do
+for key in "$base/api/lookup" "$base/api/v1/events/call-end" "$pbx_token" "udp:127.0.0.1:$sip_port" "sip:127.0.0.1:$uas_port"; do
 	grep -qF -- "$key" "$work/kamailio.cfg" || die "rendering kamailio.cfg failed (missing $key)"
 done
 mkdir -p "$work/run"
@@ -239,6 +255,8 @@ kamailio -c -A WITH_DIRECT_LINE_RURI -f "$work/kamailio.cfg" >>"$work/kamailio-c
 }
 
 # -DD: the main process stays in the foreground (no systemd, no daemon); -E: log to stderr.
+# `kamailio -c` does not run the modules' fixups (a bad variable name passes it): starting
+# Kamailio is the real check, and it exits at once on such an error.
 kamailio -f "$work/kamailio.cfg" -P "$work/run/kamailio.pid" -Y "$work/run" -w "$work/run" \
 	-DD -E -m 64 -M 8 >"$work/kamailio.log" 2>&1 &
 kamailio_pid=$!
@@ -251,12 +269,22 @@ wait_udp_listen "$sip_port" "$kamailio_pid" || {
 passed=0
 failed=0
 call_ms=0
+# The calls placed, for the CDR check: NAME -> Call-ID, caller number, expected outcome.
+declare -A call_id=() call_caller=() call_outcome=()
+calls=()
+test_started=$(date -u -d '-5 min' +%Y-%m-%dT%H:%M:%SZ)
 
-# place_call NAME CALLER: one call through Kamailio; the INVITE the UAS got is in $work/NAME.uas.msg
+# place_call NAME CALLER [OUTCOME]: one call through Kamailio, answered (uac.xml/uas.xml) or,
+# with OUTCOME missed, refused with 486 (uac_busy.xml/uas_busy.xml). The INVITE the UAS got is
+# in $work/NAME.uas.msg; the call's Call-ID is remembered for the CDR check.
 place_call() {
-	local name=$1 caller=$2 uas_rc=0 uac_rc=0 t0 t1
+	local name=$1 caller=$2 outcome=${3:-answered} uas_rc=0 uac_rc=0 t0 t1 uac=uac.xml uas=uas.xml id
+	if [[ $outcome == missed ]]; then
+		uac=uac_busy.xml
+		uas=uas_busy.xml
+	fi
 	: >"$work/$name.uas.msg"
-	timeout 30 sipp -sf "$here/sipp/uas.xml" -i 127.0.0.1 -p "$uas_port" -m 1 -nostdin \
+	timeout 30 sipp -sf "$here/sipp/$uas" -i 127.0.0.1 -p "$uas_port" -m 1 -nostdin \
 		-timeout 25s -timeout_error -trace_msg -message_file "$work/$name.uas.msg" \
 		>"$work/$name.uas.out" 2>&1 &
 	uas_pid=$!
@@ -265,7 +293,7 @@ place_call() {
 		return 1
 	fi
 	t0=$(date +%s%N)
-	timeout 30 sipp -sf "$here/sipp/uac.xml" -i 127.0.0.1 -p "$uac_port" -m 1 -nostdin \
+	timeout 30 sipp -sf "$here/sipp/$uac" -i 127.0.0.1 -p "$uac_port" -m 1 -nostdin \
 		-key caller "$caller" -s "$dialled" -timeout 25s -timeout_error \
 		-trace_msg -message_file "$work/$name.uac.msg" \
 		"127.0.0.1:$sip_port" >"$work/$name.uac.out" 2>&1 || uac_rc=$?
@@ -277,6 +305,16 @@ place_call() {
 		say "$name: call did not complete (caller sipp exit $uac_rc, called sipp exit $uas_rc)"
 		return 1
 	fi
+	# The caller's sipp logs the messages it sent and received: all carry the Call-ID.
+	id=$(grep -m 1 -i '^Call-ID:' "$work/$name.uac.msg" | sed -e 's/^[^:]*:[[:space:]]*//' -e 's/[[:space:]]*$//') || true
+	if [[ -z $id ]]; then
+		say "$name: no Call-ID in the caller's message log"
+		return 1
+	fi
+	call_id[$name]=$id
+	call_caller[$name]=$caller
+	call_outcome[$name]=$outcome
+	calls+=("$name")
 }
 
 # The INVITE as the called side received it (first message in the UAS log).
@@ -341,7 +379,14 @@ case_unknown() {
 	report "$n" "$rc"
 }
 
-# 3. cidgate accepts connections but never answers: the call waits at most the HTTP timeout.
+# 3. The called side refuses the call (486 Busy Here): it is reported as missed.
+case_missed() {
+	local n=refused_call_is_reported_missed rc=0
+	{ place_call "$n" "$known_number" missed && check_has "$n" "^X-Caller-Name: $known_name\s*\$" "X-Caller-Name: $known_name"; } || rc=1
+	report "$n" "$rc"
+}
+
+# 4. cidgate accepts connections but never answers: the call waits at most the HTTP timeout.
 case_stalled() {
 	local n=stalled_cidgate_call_connects_after_http_timeout rc=0
 	kill -STOP "$cidgate_pid"
@@ -354,7 +399,7 @@ case_stalled() {
 	report "$n" "$rc"
 }
 
-# 4. cidgate stopped: the call connects at once, without caller data.
+# 5. cidgate stopped: the call connects at once, without caller data.
 case_stopped() {
 	local n=stopped_cidgate_call_connects_without_name rc=0
 	stop_pid "$cidgate_pid" 35
@@ -367,10 +412,119 @@ case_stopped() {
 	report "$n" "$rc"
 }
 
+# 6. cidgate back (same database): every call placed above is in the CDR API, ended, with
+# its caller and outcome. The ends of the calls placed while cidgate was stalled or stopped
+# reach it through Kamailio's retries.
+cdr_get() { # QUERY-ARGS... : one CDR API page (curl -G arguments) on stdout
+	curl -fsS --max-time 10 -G -H "Authorization: Bearer $report_token" "$@" "$base/api/v1/reportsCDRLogs"
+}
+
+# All calls of the range, every page, as one JSON array in $work/cdr.json.
+cdr_fetch() {
+	local page=0 cursor='' answer
+	: >"$work/cdr.pages"
+	answer=$(cdr_get --data-urlencode "startdate=$test_started" --data-urlencode "finishdate=$test_finished") || return 1
+	while :; do
+		printf '%s\n' "$answer" >>"$work/cdr.pages"
+		jq -e '.CallList | length > 0' <<<"$answer" >/dev/null || break
+		cursor=$(jq -r '.cursor // empty' <<<"$answer")
+		[[ -n $cursor ]] || break
+		page=$((page + 1))
+		((page < 50)) || return 1
+		answer=$(cdr_get --data-urlencode "cursor=$cursor") || return 1
+	done
+	# A call that changed after it was listed comes back on a later page: its last copy counts.
+	jq -s '[.[].CallList[]] | group_by(.call_id) | map(last)' "$work/cdr.pages" >"$work/cdr.json"
+}
+
+# The CDR record of one Call-ID (its first leg's PBX id), or nothing.
+cdr_record() {
+	jq -c --arg k "$1" '[.[] | select(.activecallkey == $k)] | if length == 1 then .[0] else empty end' "$work/cdr.json"
+}
+
+case_cdr() {
+	local name rec rc digits i
+	stop_pid "$cidgate_pid" 35
+	start_cidgate
+	test_finished=$(date -u -d '+5 min' +%Y-%m-%dT%H:%M:%SZ)
+	# Call ends go out every 0.5 s and cidgate writes events in batches: wait until every
+	# call is there and ended (or 20 s).
+	for ((i = 0; i < 40; i++)); do
+		if cdr_fetch; then
+			rc=0
+			for name in "${calls[@]}"; do
+				rec=$(cdr_record "${call_id[$name]}")
+				if [[ -z $rec ]] || [[ $(jq -r '.ended_at // empty' <<<"$rec") == "" ]]; then
+					rc=1
+					break
+				fi
+			done
+			((rc == 0)) && break
+		fi
+		sleep 0.5
+	done
+	[[ -f $work/cdr.json ]] || echo '[]' >"$work/cdr.json"
+	call_ms=0
+	for name in "${calls[@]}"; do
+		rc=0
+		rec=$(cdr_record "${call_id[$name]}")
+		# The caller's number as cidgate normalizes it (+40722…) ends with its national digits.
+		digits=${call_caller[$name]}
+		digits=${digits#"${digits%%[!0]*}"}
+		if [[ -z $rec ]]; then
+			say "cdr_$name: Call-ID ${call_id[$name]} is not in the CDR API (one record per call expected)"
+			rc=1
+		elif ! jq -e --arg d "$digits" --arg o "${call_outcome[$name]}" --arg dnis "$dialled" '
+				.ended_at != null and .started_at != null
+				and .outcome == $o
+				and ((.caller_number // "") | gsub("[^0-9]"; "") | endswith($d))
+				and ((.dnis // "") | gsub("[^0-9]"; "") | endswith($dnis | ltrimstr("0")))
+				and ((.direction // "") | ascii_downcase) == "inbound"
+				and (if $o == "answered" then .answered_at != null else .answered_at == null end)' \
+				<<<"$rec" >/dev/null; then
+			say "cdr_$name: expected an ended Inbound call from ${call_caller[$name]} to $dialled, outcome ${call_outcome[$name]}; got:"
+			jq . <<<"$rec" | sed 's/^/    /' >&2
+			rc=1
+		fi
+		report_cdr "cdr_$name" "$rc"
+	done
+	# activecallkey finds the one call whose leg has that PBX call id.
+	name=${calls[0]:-}
+	rc=0
+	if [[ -z $name ]]; then
+		rc=1
+	else
+		rec=$(cdr_get --data-urlencode "activecallkey=${call_id[$name]}") || rec='{}'
+		jq -e --arg k "${call_id[$name]}" '(.CallList | length) == 1 and .CallList[0].activecallkey == $k and has("cursor")' \
+			<<<"$rec" >/dev/null || {
+			say "cdr_activecallkey: ?activecallkey=${call_id[$name]} answered: $rec"
+			rc=1
+		}
+	fi
+	report_cdr cdr_activecallkey_finds_the_call "$rc"
+}
+
+report_cdr() { # NAME STATUS
+	if (($2 == 0)); then
+		passed=$((passed + 1))
+		say "PASS $1"
+	else
+		failed=$((failed + 1))
+		failed_any=1
+		say "FAIL $1"
+		say "last kamailio log lines mentioning cidgate:"
+		grep -i 'cidgate' "$work/kamailio.log" | tail -n 10 | sed 's/^/    /' >&2 || true
+		say "last cidgate log lines:"
+		tail -n 10 "$work/cidgate.log" | sed 's/^/    /' >&2 || true
+	fi
+}
+
 case_known
 case_unknown
+case_missed
 case_stalled
 case_stopped
+case_cdr
 
 echo "kamailio-e2e: $passed passed, $failed failed"
 ((failed == 0))
