@@ -7,7 +7,10 @@ use chrono::{DateTime, Utc};
 use phonenumber::Mode;
 use serde_json::Value;
 
+use chrono_tz::Tz;
+
 use crate::domain::{ContactRecord, RecentCall, Region};
+use crate::store::cdr::CallRecord;
 
 /// Every text a page shows. English first; a translation is another `Strings`.
 pub struct Strings {
@@ -32,6 +35,13 @@ pub struct Strings {
     pub when: &'static str,
     pub line_dialled: &'static str,
     pub identified: &'static str,
+    pub what_happened: &'static str,
+    pub answered_by: &'static str,
+    pub answered: &'static str,
+    pub missed: &'static str,
+    pub in_progress: &'static str,
+    pub talked: &'static str,
+    pub recorded: &'static str,
     pub outcome_found: &'static str,
     pub outcome_unknown: &'static str,
     pub outcome_degraded: &'static str,
@@ -71,6 +81,13 @@ pub const EN: Strings = Strings {
     when: "When",
     line_dialled: "Line dialled",
     identified: "Identified",
+    what_happened: "What happened",
+    answered_by: "Answered by",
+    answered: "Answered",
+    missed: "Missed",
+    in_progress: "In progress",
+    talked: "talk",
+    recorded: "recorded",
     outcome_found: "Yes",
     outcome_unknown: "No",
     outcome_degraded: "From memory (database slow or down)",
@@ -119,11 +136,25 @@ pub struct RoutingItem {
     pub explanation: &'static str,
 }
 
+/// The number's recent calls: what became of them when the PBX reports calls, else
+/// whether the lookups identified the caller.
+pub struct RecentCalls {
+    /// The last column's heading.
+    pub result_label: &'static str,
+    pub rows: Vec<RecentView>,
+}
+
+impl RecentCalls {
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+}
+
 pub struct RecentView {
     pub at: String,
     pub iso: String,
     pub line: String,
-    pub identified: &'static str,
+    pub result: String,
 }
 
 #[derive(Template, WebTemplate)]
@@ -138,7 +169,7 @@ pub struct ContactPage<'a> {
     pub crm_link: Option<String>,
     pub routing: Vec<RoutingItem>,
     pub attributes: Vec<(String, String)>,
-    pub recent: Vec<RecentView>,
+    pub recent: RecentCalls,
 }
 
 #[derive(Template, WebTemplate)]
@@ -149,7 +180,7 @@ pub struct UnknownPage<'a> {
     pub number: NumberView,
     pub dnid: Option<&'a str>,
     pub create_link: Option<String>,
-    pub recent: Vec<RecentView>,
+    pub recent: RecentCalls,
 }
 
 #[derive(Template, WebTemplate)]
@@ -237,24 +268,70 @@ pub fn attribute_rows(attributes: &Value) -> Vec<(String, String)> {
     rows
 }
 
-pub fn recent_views(s: &Strings, calls: &[RecentCall]) -> Vec<RecentView> {
-    calls
+/// The lookups of the number (for PBXs that report no calls).
+pub fn recent_lookups(s: &Strings, calls: &[RecentCall], zone: Tz) -> RecentCalls {
+    let rows = calls
         .iter()
         .map(|c| RecentView {
-            at: format_time(c.at),
+            at: format_time(c.at, zone),
             iso: c.at.to_rfc3339(),
             line: c.dnid.clone().unwrap_or_else(|| "—".to_owned()),
-            identified: match c.outcome.as_str() {
+            result: match c.outcome.as_str() {
                 "found" => s.outcome_found,
                 "degraded" => s.outcome_degraded,
                 _ => s.outcome_unknown,
-            },
+            }
+            .to_owned(),
         })
-        .collect()
+        .collect();
+    RecentCalls {
+        result_label: s.identified,
+        rows,
+    }
 }
 
-fn format_time(at: DateTime<Utc>) -> String {
-    at.format("%Y-%m-%d %H:%M UTC").to_string()
+/// The number's calls as the PBX reported them: answered by whom, missed, talk time,
+/// recorded.
+pub fn recent_calls(s: &Strings, calls: &[CallRecord], zone: Tz) -> RecentCalls {
+    let rows = calls
+        .iter()
+        .map(|c| {
+            let mut result = match (c.outcome.as_str(), &c.agent) {
+                ("answered", Some(agent)) => format!("{} {agent}", s.answered_by),
+                ("answered", None) => s.answered.to_owned(),
+                ("missed", _) => s.missed.to_owned(),
+                _ => s.in_progress.to_owned(),
+            };
+            if let Some(talk) = c.talk_ms.filter(|ms| *ms > 0) {
+                result.push_str(&format!(" · {} {}", format_duration(talk), s.talked));
+            }
+            if c.recorded {
+                result.push_str(&format!(" · {}", s.recorded));
+            }
+            RecentView {
+                at: format_time(c.started_at, zone),
+                iso: c.started_at.to_rfc3339(),
+                line: c.dnis.clone().unwrap_or_else(|| "—".to_owned()),
+                result,
+            }
+        })
+        .collect();
+    RecentCalls {
+        result_label: s.what_happened,
+        rows,
+    }
+}
+
+fn format_time(at: DateTime<Utc>, zone: Tz) -> String {
+    at.with_timezone(&zone)
+        .format("%Y-%m-%d %H:%M %Z")
+        .to_string()
+}
+
+/// `H:MM:SS`, as the reports show durations.
+fn format_duration(ms: i64) -> String {
+    let secs = ms / 1000;
+    format!("{}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)
 }
 
 #[cfg(test)]

@@ -497,3 +497,35 @@ async fn a_lookup_with_the_pbx_call_id_opens_the_call() {
     assert_eq!(call["direction"], "Inbound");
     assert_eq!(call["outcome"], "missed");
 }
+
+#[tokio::test]
+async fn the_screen_pop_shows_what_became_of_the_numbers_calls() {
+    let app = spawn_app().await;
+    let t = call_tenant(&app, "acme").await;
+    let put = app
+        .put_contact(&t.sync, "7", &json!({"name": "Ana", "phones": ["0721234567"]}))
+        .await;
+    assert!(put.status().is_success());
+    let earlier = json!([
+        {"call_id": "old-1", "event": "started", "at": "2026-11-30T10:00:00Z",
+         "direction": "inbound", "caller": "0721234567", "dnis": "0210000000"},
+        {"call_id": "old-1", "event": "pickup", "at": "2026-11-30T10:00:05Z", "agent": "Bo(201)"},
+        {"call_id": "old-1", "event": "hangup", "at": "2026-11-30T10:02:10Z", "recorded": true},
+        {"call_id": "old-2", "event": "hangup", "at": "2026-11-30T11:00:00Z",
+         "direction": "inbound", "caller": "+40721234567"},
+    ]);
+    assert_eq!(app.post_events(&t.pbx, &earlier).await.status(), 200);
+    let answer = app.lookup_json(&t.pbx, "0721234567").await;
+    let page = app
+        .http
+        .get(answer["backend_link"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("What happened"), "{page}");
+    assert!(page.contains("Answered by Bo(201) · 0:02:05 talk · recorded"), "{page}");
+    assert!(page.contains("Missed"), "{page}");
+}

@@ -7,11 +7,13 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{CustomizeResponder, HttpRequest, HttpResponse, Responder, web};
 use deadpool_postgres::GenericClient;
 
+use crate::calls::cdr::tenant_zone;
 use crate::domain::{ContactRecord, CrmId, PopupSettings, RecentCall, Tenant, TenantId};
 use crate::http::state::AppState;
 use crate::popup::views::{self, ContactPage, EN, ErrorPage, NumberView, UnknownPage};
 use crate::popup::{self, LinkClaims, LinkError, UnverifiedLink};
-use crate::store;
+
+use crate::store::{self, cdr};
 
 /// Relative, so the page works under any path prefix of the public URL.
 const CSS_HREF: &str = "style.css";
@@ -108,6 +110,8 @@ struct Shown {
     claims: LinkClaims<'static>,
     tenant: Tenant,
     recent: Vec<RecentCall>,
+    /// The number's calls, when the PBX reports them.
+    calls: Vec<cdr::CallRecord>,
     /// The contact the link names; `None` on an unknown caller's page.
     contact: Option<ContactRecord>,
 }
@@ -125,8 +129,14 @@ async fn read(client: &impl GenericClient, link: UnverifiedLink<'_>) -> Result<S
     let tenant = store::tenants::by_id(client, TenantId(claims.tenant))
         .await?
         .ok_or(Failure::Invalid)?;
-    let recent =
-        store::lookup_log::recent_calls(client, tenant.id, &claims.number, RECENT_CALLS).await?;
+    let calls =
+        store::cdr::recent_for_number(client, tenant.id, &claims.number, RECENT_CALLS).await?;
+    let recent = match calls.is_empty() {
+        true => {
+            store::lookup_log::recent_calls(client, tenant.id, &claims.number, RECENT_CALLS).await?
+        }
+        false => Vec::new(),
+    };
     let contact = match claims.crm_id.as_deref() {
         None => None,
         Some(crm_id) => {
@@ -139,6 +149,7 @@ async fn read(client: &impl GenericClient, link: UnverifiedLink<'_>) -> Result<S
         claims,
         tenant,
         recent,
+        calls,
         contact,
     })
 }
@@ -149,13 +160,18 @@ async fn render(req: &HttpRequest, token: &str, state: &AppState) -> Result<Http
         claims,
         tenant,
         recent,
+        calls,
         contact,
     } = store::with_client(&state.pool, state.write_timeout, async |client| {
         Ok(read(&*client, link).await)
     })
     .await??;
     let number = NumberView::new(&claims.number, tenant.region);
-    let recent = views::recent_views(&EN, &recent);
+    let zone = tenant_zone(&tenant.settings);
+    let recent = match calls.is_empty() {
+        true => views::recent_lookups(&EN, &recent, zone),
+        false => views::recent_calls(&EN, &calls, zone),
+    };
     let settings = &tenant.popup;
 
     let (Some(crm_id), Some(contact)) = (claims.crm_id.as_deref(), contact) else {
