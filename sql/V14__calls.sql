@@ -35,16 +35,16 @@ CREATE TABLE calls (
     legs            JSONB NOT NULL,
     lookup          JSONB,
     extra           JSONB NOT NULL DEFAULT '{}',
-    -- The transaction that last changed the row. The CDR API pages through changes in
-    -- this order and only past transactions that have all finished, so a transaction
-    -- that commits late cannot slip behind a cursor (sequences commit out of order).
-    changed_xid     XID8 NOT NULL,
+    -- The tenant's write that last changed the row. A tenant's event writes take turns
+    -- (on its `call_counters` row), so these numbers become visible in order: a cursor
+    -- past one can never have a smaller one commit behind it, as a plain sequence could.
+    change_seq      BIGINT NOT NULL,
     PRIMARY KEY (tenant_id, id, month)
 ) PARTITION BY RANGE (month);
 
 -- CDR pages by start time, and the change feed that follows them.
 CREATE INDEX calls_started_idx ON calls (tenant_id, started_at, id) WHERE ended_at IS NOT NULL;
-CREATE INDEX calls_changed_idx ON calls (tenant_id, changed_xid, id) WHERE ended_at IS NOT NULL;
+CREATE INDEX calls_changed_idx ON calls (tenant_id, change_seq, id) WHERE ended_at IS NOT NULL;
 -- A number's recent calls (the screen pop, the CDR API's `number` filter).
 CREATE INDEX calls_number_idx ON calls (tenant_id, other_number, started_at);
 
@@ -72,11 +72,13 @@ CREATE TABLE call_events (
     PRIMARY KEY (tenant_id, month, call_id, fingerprint)
 ) PARTITION BY RANGE (month);
 
--- Hands out report call ids in blocks, one row per tenant (not the tenant row itself,
--- which contact writes lock).
+-- One row per tenant (not the tenant row itself, which contact writes lock): every event
+-- write of the tenant locks it first, so the tenant's writes take turns and commit in
+-- the order of `last_change_seq`; it also hands out report call ids in blocks.
 CREATE TABLE call_counters (
     tenant_id           BIGINT PRIMARY KEY REFERENCES tenants (id) ON DELETE CASCADE,
-    last_report_call_id BIGINT NOT NULL
+    last_report_call_id BIGINT NOT NULL DEFAULT 0,
+    last_change_seq     BIGINT NOT NULL DEFAULT 0
 );
 
 -- A tenant's calls go with it.

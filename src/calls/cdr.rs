@@ -196,7 +196,7 @@ mod tests {
     fn a_cursor_round_trips_and_a_forged_one_is_refused() {
         let cursor = Cursor {
             position: Position::ByStart {
-                watermark: "1234".into(),
+                watermark: 1234,
                 after: None,
             },
             filter: CdrFilter::default(),

@@ -134,7 +134,7 @@ pub async fn run_calls(cmd: CallsCommand) -> anyhow::Result<()> {
     let client = pool.get().await?;
     let mut out = csv::Writer::from_writer(std::io::stdout().lock());
     csv_header(&mut out)?;
-    let mut position = cdr::start(&client).await?;
+    let mut position = cdr::start(&client, tenant.id).await?;
     // The calls as they stand now: the walk by start time, not the changes after it.
     while matches!(position, cdr::Position::ByStart { .. }) {
         let page = cdr::page(&client, tenant.id, &filter, position, 1_000).await?;

@@ -8,7 +8,6 @@ use anyhow::Context;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use deadpool_postgres::GenericClient;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::contacts;
@@ -45,9 +44,6 @@ pub struct Ingested {
     pub calls: Vec<ChangedCall>,
 }
 
-/// Advisory lock class for call keys (the second key is a hash of tenant and key).
-const KEY_LOCK_CLASS: i32 = 0x6364_6763; // "cdgc"
-
 /// The first day of `at`'s month: the partition a new call goes to.
 pub fn month_of(at: DateTime<Utc>) -> NaiveDate {
     NaiveDate::from_ymd_opt(at.year(), at.month(), 1).expect("the first of a month exists")
@@ -71,15 +67,6 @@ fn all_keys(e: &CallEvent) -> Vec<String> {
     keys
 }
 
-/// A stable 32-bit hash of a tenant's key (every instance and version agrees on it).
-fn lock_id(tenant: TenantId, key: &str) -> i32 {
-    let digest = Sha256::new()
-        .chain_update(tenant.0.to_be_bytes())
-        .chain_update(key.as_bytes())
-        .finalize();
-    i32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]])
-}
-
 /// Records `events` of one tenant; `region` reads the numbers they carry.
 pub async fn ingest(
     client: &impl GenericClient,
@@ -90,22 +77,22 @@ pub async fn ingest(
     if events.is_empty() {
         return Ok(Ingested::default());
     }
-    // Writers of the same call take turns (in one order, so they cannot deadlock):
-    // otherwise two batches could each create the call for a new leg.
+    // The tenant's event writes take turns from here to the commit: two batches cannot
+    // both create the call of a new leg, and change numbers become visible in order.
+    let change_seq: i64 = client
+        .query_one(
+            "INSERT INTO call_counters AS c (tenant_id, last_change_seq) VALUES ($1, 1)
+             ON CONFLICT (tenant_id) DO UPDATE SET last_change_seq = c.last_change_seq + 1
+             RETURNING last_change_seq",
+            &[&tenant.0],
+        )
+        .await
+        .context("taking the tenant's turn to write calls")?
+        .get(0);
     let keys: BTreeSet<String> = events
         .iter()
         .flat_map(|e| grouping_keys(&e.event))
         .collect();
-    let mut locks: Vec<i32> = keys.iter().map(|k| lock_id(tenant, k)).collect();
-    locks.sort_unstable();
-    locks.dedup();
-    client
-        .execute(
-            "SELECT pg_advisory_xact_lock($1, k) FROM unnest($2::int4[]) AS k",
-            &[&KEY_LOCK_CLASS, &locks],
-        )
-        .await
-        .context("locking call keys")?;
     let key_list: Vec<&String> = keys.iter().collect();
     let known: HashMap<String, (Uuid, NaiveDate)> = client
         .query(
@@ -177,7 +164,7 @@ pub async fn ingest(
         .collect();
     changed.sort_unstable();
     changed.dedup();
-    let calls = rewrite_calls(client, tenant, region, &changed, &report_id_of).await?;
+    let calls = rewrite_calls(client, tenant, region, &changed, &report_id_of, change_seq).await?;
     Ok(Ingested { new, calls })
 }
 
@@ -224,11 +211,11 @@ async fn allocate_report_ids(
         return Ok(Vec::new());
     }
     let count = i64::try_from(count)?;
+    // The tenant's row is already locked by this transaction.
     let last: i64 = client
         .query_one(
-            "INSERT INTO call_counters AS c (tenant_id, last_report_call_id) VALUES ($1, $2)
-             ON CONFLICT (tenant_id) DO UPDATE SET last_report_call_id = c.last_report_call_id + $2
-             RETURNING last_report_call_id",
+            "UPDATE call_counters SET last_report_call_id = last_report_call_id + $2
+             WHERE tenant_id = $1 RETURNING last_report_call_id",
             &[&tenant.0, &count],
         )
         .await
@@ -287,6 +274,7 @@ async fn rewrite_calls(
     region: Region,
     calls: &[(Uuid, NaiveDate)],
     report_id_of: &HashMap<Uuid, i64>,
+    change_seq: i64,
 ) -> anyhow::Result<Vec<ChangedCall>> {
     if calls.is_empty() {
         return Ok(Vec::new());
@@ -336,8 +324,8 @@ async fn rewrite_calls(
             "INSERT INTO calls (tenant_id, month, id, report_call_id, activecallkey, request_id,
                  direction, caller_number, caller_name, contact_id, dnis, external_number, other_number, agent,
                  call_group, account_codes, tags, started_at, answered_at, ended_at, duration_ms,
-                 talk_ms, outcome, recorded, recording_url, legs, lookup, extra, changed_xid)
-             SELECT $1, r.*, pg_current_xact_id()
+                 talk_ms, outcome, recorded, recording_url, legs, lookup, extra, change_seq)
+             SELECT $1, r.*, $3
              FROM jsonb_to_recordset($2::jsonb) AS r (month date, id uuid, report_call_id bigint,
                  activecallkey text, request_id bigint, direction text, caller_number text,
                  caller_name text, contact_id text, dnis text, external_number text, other_number text, agent text,
@@ -358,8 +346,8 @@ async fn rewrite_calls(
                  talk_ms = excluded.talk_ms, outcome = excluded.outcome,
                  recorded = excluded.recorded, recording_url = excluded.recording_url,
                  legs = excluded.legs, lookup = excluded.lookup, extra = excluded.extra,
-                 changed_xid = excluded.changed_xid",
-            &[&tenant.0, &Value::Array(records)],
+                 change_seq = excluded.change_seq",
+            &[&tenant.0, &Value::Array(records), &change_seq],
         )
         .await
         .context("writing call records")?;

@@ -1,11 +1,12 @@
 //! Reading call records back (the CDR API, exports, the screen pop).
 //!
-//! A page walks ended calls by start time, but only those last changed by transactions
-//! older than every transaction still running when the walk began (its `watermark`).
-//! Once that walk is done, the pages go on through everything changed since, in the
-//! order the changing transactions began, again only past transactions that have all
-//! finished. A transaction that commits late therefore lands ahead of the cursor, never
-//! behind it: no call is skipped, and a call comes back only when it changed.
+//! Every event write of a tenant takes a change number, and the tenant's writes take
+//! turns (store::calls), so change numbers become visible in order. A walk first goes
+//! through the ended calls by start time, among those last changed at or before the
+//! number current when it began (its `watermark`); then on through everything changed
+//! since, in change order. A write that commits during the walk has a larger number
+//! than any the walk has passed: no call is skipped, and a call comes back only when it
+//! changed.
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
@@ -53,7 +54,7 @@ pub struct CallRecord {
 const COLUMNS: &str = "id, report_call_id, activecallkey, request_id, direction, caller_number,
     caller_name, contact_id, dnis, external_number, agent, call_group, account_codes, tags,
     started_at, answered_at, ended_at, duration_ms, talk_ms, outcome, recorded, recording_url,
-    legs, lookup, extra, changed_xid::text AS changed_xid";
+    legs, lookup, extra, change_seq";
 
 fn record(r: &Row) -> CallRecord {
     CallRecord {
@@ -99,18 +100,18 @@ pub struct CdrFilter {
     pub agents: Option<Vec<String>>,
 }
 
-/// Where a walk stands. Transaction ids are text (PostgreSQL's `xid8`).
+/// Where a walk stands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub enum Position {
-    /// Walking by start time: after this call, among calls changed before `watermark`.
+    /// Walking by start time: after this call, among calls changed up to `watermark`.
     ByStart {
-        watermark: String,
+        watermark: i64,
         after: Option<(DateTime<Utc>, Uuid)>,
     },
-    /// Following changes made from `watermark` on, after this (transaction, call).
+    /// Following changes made after `watermark`, after this (change, call).
     ByChange {
-        watermark: String,
-        after: Option<(String, Uuid)>,
+        watermark: i64,
+        after: Option<(i64, Uuid)>,
     },
 }
 
@@ -120,13 +121,15 @@ pub struct Page {
     pub next: Position,
 }
 
-/// The position a new walk starts from: every transaction older than the oldest still
-/// running is finished, so what they changed can be walked by start time.
-pub async fn start(client: &impl GenericClient) -> anyhow::Result<Position> {
-    let watermark: String = client
-        .query_one("SELECT pg_snapshot_xmin(pg_current_snapshot())::text", &[])
+/// The position a new walk starts from: the tenant's last committed change.
+pub async fn start(client: &impl GenericClient, tenant: TenantId) -> anyhow::Result<Position> {
+    let watermark: i64 = client
+        .query_one(
+            "SELECT coalesce((SELECT last_change_seq FROM call_counters WHERE tenant_id = $1), 0)",
+            &[&tenant.0],
+        )
         .await
-        .context("reading the transaction horizon")?
+        .context("reading the tenant's last change")?
         .get(0);
     Ok(Position::ByStart {
         watermark,
@@ -155,7 +158,7 @@ pub async fn page(
                     client,
                     tenant,
                     filter,
-                    "changed_xid < $9::text::xid8 AND (started_at, id) > ($10, $11)",
+                    "change_seq <= $9 AND (started_at, id) > ($10, $11)",
                     "started_at, id",
                     &[watermark, &after_at, &after_id],
                     wanted,
@@ -165,17 +168,14 @@ pub async fn page(
                 (rows, exhausted)
             }
             Position::ByChange { watermark, after } => {
-                let (after_xid, after_id) =
-                    after.clone().unwrap_or((watermark.clone(), Uuid::nil()));
+                let (after_seq, after_id) = after.unwrap_or((*watermark, Uuid::nil()));
                 let rows = query(
                     client,
                     tenant,
                     filter,
-                    "changed_xid >= $9::text::xid8
-                     AND changed_xid < pg_snapshot_xmin(pg_current_snapshot())
-                     AND (changed_xid, id) > ($10::text::xid8, $11)",
-                    "changed_xid, id",
-                    &[watermark, &after_xid, &after_id],
+                    "change_seq > $9 AND (change_seq, id) > ($10, $11)",
+                    "change_seq, id",
+                    &[watermark, &after_seq, &after_id],
                     wanted,
                 )
                 .await?;
@@ -190,7 +190,7 @@ pub async fn page(
                 },
                 Position::ByChange { watermark, .. } => Position::ByChange {
                     watermark,
-                    after: Some((last.get("changed_xid"), last.get("id"))),
+                    after: Some((last.get("change_seq"), last.get("id"))),
                 },
             };
         }

@@ -503,7 +503,11 @@ async fn the_screen_pop_shows_what_became_of_the_numbers_calls() {
     let app = spawn_app().await;
     let t = call_tenant(&app, "acme").await;
     let put = app
-        .put_contact(&t.sync, "7", &json!({"name": "Ana", "phones": ["0721234567"]}))
+        .put_contact(
+            &t.sync,
+            "7",
+            &json!({"name": "Ana", "phones": ["0721234567"]}),
+        )
         .await;
     assert!(put.status().is_success());
     let earlier = json!([
@@ -526,6 +530,9 @@ async fn the_screen_pop_shows_what_became_of_the_numbers_calls() {
         .await
         .unwrap();
     assert!(page.contains("What happened"), "{page}");
-    assert!(page.contains("Answered by Bo(201) · 0:02:05 talk · recorded"), "{page}");
+    assert!(
+        page.contains("Answered by Bo(201) · 0:02:05 talk · recorded"),
+        "{page}"
+    );
     assert!(page.contains("Missed"), "{page}");
 }

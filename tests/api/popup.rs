@@ -118,7 +118,7 @@ async fn a_known_callers_link_opens_a_page_with_who_is_calling_and_why_they_matt
             open(&app, &link)
                 .await
                 .2
-                .contains("<td><bdi>0210000000</bdi></td><td>Yes</td>")
+                .contains("<td><bdi>0210000000</bdi></td><td><bdi>Yes</bdi></td>")
         },
     )
     .await;
@@ -178,7 +178,7 @@ async fn unknown_callers_get_a_page_only_when_the_tenant_wants_one() {
     eventually(
         PROPAGATION,
         "the calls appear under recent calls",
-        || async { open(&app, &link).await.2.contains("<td>No</td>") },
+        || async { open(&app, &link).await.2.contains("<td><bdi>No</bdi></td>") },
     )
     .await;
 }

@@ -67,7 +67,7 @@ pub async fn cdr_logs(
     let page = store::with_client(&state.pool, state.write_timeout, async |client| {
         let position = match cursor {
             Some(cursor) => cursor.position,
-            None => cdr::start(&*client).await?,
+            None => cdr::start(&*client, tenant.id).await?,
         };
         cdr::page(&*client, tenant.id, &filter, position, limit).await
     })
