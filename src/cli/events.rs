@@ -5,8 +5,7 @@ use clap::Subcommand;
 use super::db::{find_tenant, migrated_pool};
 use crate::calls::cdr::{RangeEnd, csv_header, csv_rows, parse_date, tenant_zone};
 use crate::config::DatabaseArgs;
-use crate::domain::{CallEndMapping, TokenScope};
-use crate::http::routes::events::CALL_END_MAPPING;
+use crate::domain::{CALL_END_MAPPING, CallEndMapping, TokenScope};
 use crate::store::{self, cdr};
 
 #[derive(Debug, Subcommand)]

@@ -14,6 +14,9 @@ use super::call_event::{CallEvent, EVENT_FIELDS, EventKind, event_time};
 /// its own, so the call is answered (or not) as the IVR says.
 pub const CALL_END_TIMES: &[&str] = &["started_at", "answered_at"];
 
+/// The tenant setting that holds the mapping.
+pub const CALL_END_MAPPING: &str = "call_end_mapping";
+
 /// A tenant's names for the call fields: field → the IVR's variable.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CallEndMapping(BTreeMap<String, String>);

@@ -16,7 +16,7 @@ mod token;
 mod write;
 
 pub use call::{CallSummary, Leg, Outcome, StoredEvent};
-pub use call_end::{CALL_END_TIMES, CallEndMapping};
+pub use call_end::{CALL_END_MAPPING, CALL_END_TIMES, CallEndMapping};
 pub use call_event::{
     CallEvent, Direction, EVENT_FIELDS, EventKind, LegRole, LookupLink, MAX_EVENT_AHEAD, event_time,
 };

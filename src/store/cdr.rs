@@ -228,7 +228,7 @@ async fn query(
         "SELECT {COLUMNS} FROM calls
          WHERE tenant_id = $1 AND ended_at IS NOT NULL AND started_at >= $2 AND started_at <= $3
            AND ($4::text IS NULL OR lower(direction) = lower($4))
-           AND ($5::text IS NULL OR agent = $5 OR agent LIKE '%(' || $5 || ')')
+           AND ($5::text IS NULL OR agent = $5 OR right(agent, length($5) + 2) = '(' || $5 || ')')
            AND ($6::text IS NULL OR other_number = $6 OR caller_number = $6)
            AND ($7::text IS NULL OR outcome = $7)
            AND ($8::text[] IS NULL OR agent = ANY($8))

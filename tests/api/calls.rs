@@ -36,6 +36,17 @@ async fn call_tenant(app: &TestApp, slug: &str) -> CallTenant {
     }
 }
 
+/// The fields a 4xx answer names, in order.
+async fn named_fields(response: reqwest::Response) -> Vec<String> {
+    let error: Value = response.json().await.unwrap();
+    error["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["field"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 /// The reference's four callbacks of RequestID 513 (both parties picked up, recorded).
 const FOCALSCOPE: [&str; 4] = [
     "CallType=API&Event=pickup&CallID=1000000087849&RequestID=513&EventCode=2&IsCallRecorded=&Guid=bfa2dbc8-ab8a-34c8-f243-c2aad8c446ff",
@@ -195,14 +206,7 @@ async fn bad_events_are_refused_naming_each_field_and_nothing_is_written() {
     for (body, fields) in cases {
         let response = app.post_events(&t.pbx, &body).await;
         assert_eq!(response.status(), 422, "{body}");
-        let error: Value = response.json().await.unwrap();
-        let named: Vec<&str> = error["fields"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|f| f["field"].as_str().unwrap())
-            .collect();
-        assert_eq!(named, fields, "{body}");
+        assert_eq!(named_fields(response).await, fields, "{body}");
     }
     // One bad item in a batch: nothing of it is written.
     let batch = json!([{"call_id": "good", "event": "started"}, {"call_id": "bad"}]);
@@ -535,4 +539,66 @@ async fn the_screen_pop_shows_what_became_of_the_numbers_calls() {
         "{page}"
     );
     assert!(page.contains("Missed"), "{page}");
+}
+
+#[tokio::test]
+async fn the_cdr_filters_narrow_the_page() {
+    let app = spawn_app().await;
+    let t = call_tenant(&app, "acme").await;
+    let calls = json!([
+        {"call_id": "f-1", "event": "pickup", "at": "2026-11-30T10:00:00Z", "direction": "inbound",
+         "caller": "0721234567", "agent": "Ana(200)"},
+        {"call_id": "f-1", "event": "hangup", "at": "2026-11-30T10:01:00Z"},
+        {"call_id": "f-2", "event": "missed", "at": "2026-11-30T11:00:00Z", "direction": "inbound",
+         "caller": "0722000000", "agent": "Bo(201)"},
+        {"call_id": "f-3", "event": "pickup", "at": "2026-11-30T12:00:00Z", "direction": "outbound",
+         "external_number": "0721234567", "agent": "2000"},
+        {"call_id": "f-3", "event": "hangup", "at": "2026-11-30T12:01:00Z"},
+    ]);
+    assert_eq!(app.post_events(&t.pbx, &calls).await.status(), 200);
+    let keys = |page: Value| -> Vec<String> {
+        page["CallList"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["activecallkey"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let range = [("startdate", "2026-11-30"), ("finishdate", "2026-11-30")];
+    assert_eq!(
+        keys(app.cdr(&t.report, &range).await),
+        ["f-1", "f-2", "f-3"]
+    );
+    let cases: [((&str, &str), &[&str]); 5] = [
+        (("direction", "OUTBOUND"), &["f-3"]),
+        (("outcome", "missed"), &["f-2"]),
+        // An agent by extension or by its full name; 200 is not 2000.
+        (("agent", "200"), &["f-1"]),
+        (("agent", "Bo(201)"), &["f-2"]),
+        // The other party's number in any format: the caller in, the dialled number out.
+        (("number", "+40 721 234 567"), &["f-1", "f-3"]),
+    ];
+    for (filter, expected) in cases {
+        let mut query = range.to_vec();
+        query.push(filter);
+        assert_eq!(
+            keys(app.cdr(&t.report, &query).await),
+            expected,
+            "{filter:?}"
+        );
+    }
+    let bad = app
+        .http
+        .get(format!("{}/api/v1/reportsCDRLogs", app.address))
+        .bearer_auth(&t.report)
+        .query(&[
+            ("startdate", "2026-12-01"),
+            ("finishdate", "2026-11-30"),
+            ("outcome", "maybe"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 422);
+    assert_eq!(named_fields(bad).await, ["outcome", "finishdate"]);
 }

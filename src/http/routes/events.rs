@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::calls::ingest::QueueError;
-use crate::domain::{CallEndMapping, CallEvent, FieldError};
+use crate::domain::{CALL_END_MAPPING, CallEndMapping, CallEvent, FieldError};
 use crate::http::auth::EventsAuth;
 use crate::http::body::read_json;
 use crate::http::error::ApiError;
@@ -20,8 +20,6 @@ use crate::store::calls::IncomingEvent;
 pub const MAX_EVENTS: usize = 1_000;
 /// A thousand events with their unknown fields fit comfortably.
 const EVENTS_BODY_LIMIT: usize = 4 * 1024 * 1024;
-/// The tenant setting that maps the IVR's variables to call fields.
-pub const CALL_END_MAPPING: &str = "call_end_mapping";
 
 #[derive(Serialize)]
 struct Received {
