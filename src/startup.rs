@@ -11,6 +11,7 @@ use anyhow::Context;
 use url::Url;
 
 use crate::config::ServeSettings;
+use crate::contacts::{self, LocalCopies};
 use crate::http::rate_limit::RateLimits;
 use crate::http::state::AppState;
 use crate::http::{self, middleware};
@@ -68,11 +69,14 @@ impl Application {
         let cache = AnswerCache::new(settings.cache_settings());
         let index = KnownNumbers::default();
         let directory = Directory::default();
+        let local = LocalCopies {
+            cache: cache.clone(),
+            index: index.clone(),
+        };
         let mut listening = Listener::new(
             primary_url,
             pool.clone(),
-            cache.clone(),
-            index.clone(),
+            local.clone(),
             directory.clone(),
             metrics.clone(),
         )?
@@ -124,7 +128,9 @@ impl Application {
             retention::standard_steps(&log_pool, settings.lookup_log_retention_days),
             metrics.clone(),
         );
+        let write_timeout = Duration::from_millis(settings.write_timeout_ms);
         let state = web::Data::new(AppState {
+            contacts: contacts::Writer::new(pool.clone(), write_timeout, Some(local)),
             pool,
             lookup,
             cache,
@@ -137,7 +143,7 @@ impl Application {
             lookup_log,
             jobs: jobs.clone(),
             read_pool,
-            write_timeout: Duration::from_millis(settings.write_timeout_ms),
+            write_timeout,
             body_timeout: Duration::from_millis(settings.body_timeout_ms),
             trusted_proxies: settings.trusted_proxies.clone().into(),
             forwarded_header: settings.forwarded_header,
