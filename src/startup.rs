@@ -12,6 +12,7 @@ use url::Url;
 
 use crate::calls::ingest::EventWriter;
 use crate::config::ServeSettings;
+use crate::contacts::{self, LocalCopies};
 use crate::http::rate_limit::RateLimits;
 use crate::http::state::AppState;
 use crate::http::{self, middleware};
@@ -69,11 +70,14 @@ impl Application {
         let cache = AnswerCache::new(settings.cache_settings());
         let index = KnownNumbers::default();
         let directory = Directory::default();
+        let local = LocalCopies {
+            cache: cache.clone(),
+            index: index.clone(),
+        };
         let mut listening = Listener::new(
             primary_url,
             pool.clone(),
-            cache.clone(),
-            index.clone(),
+            local.clone(),
             directory.clone(),
             metrics.clone(),
         )?
@@ -134,7 +138,9 @@ impl Application {
             pool.clone(),
             Duration::from_millis(settings.write_timeout_ms),
         );
+        let write_timeout = Duration::from_millis(settings.write_timeout_ms);
         let state = web::Data::new(AppState {
+            contacts: contacts::Writer::new(pool.clone(), write_timeout, Some(local)),
             pool,
             lookup,
             cache,
@@ -149,7 +155,7 @@ impl Application {
             events,
             call_retention_days: settings.call_retention_days,
             read_pool,
-            write_timeout: Duration::from_millis(settings.write_timeout_ms),
+            write_timeout,
             body_timeout: Duration::from_millis(settings.body_timeout_ms),
             trusted_proxies: settings.trusted_proxies.clone().into(),
             forwarded_header: settings.forwarded_header,

@@ -2,16 +2,17 @@
 
 use std::fs::File;
 use std::io::BufReader;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use deadpool_postgres::Pool;
 
 use super::db::{find_tenant, migrated_pool};
 use crate::config::DatabaseArgs;
 use crate::contacts::import::{self, ImportCounts};
-use crate::domain::{Tenant, WriteOutcome};
+use crate::contacts::{WriteError, WriteTx, Writer};
+use crate::domain::Region;
 use crate::store;
 
 #[derive(Debug, Args)]
@@ -31,19 +32,21 @@ const IMPORT_PIECE: usize = store::contacts::CHUNK;
 pub async fn run(args: ImportArgs) -> anyhow::Result<usize> {
     let pool = migrated_pool(&args.db).await?;
     let tenant = find_tenant(&pool, &args.tenant).await?;
-    let mut attempt = 1;
-    let (outcome, rejected) = loop {
-        match import_once(&pool, &tenant, &args.file).await {
-            // Lost a race with another writer (a contact of the file created meanwhile,
-            // or a deadlock with a concurrent batch): nothing was written, and the next
-            // attempt sees what that writer did.
-            Err(e) if attempt < 3 && store::contacts::worth_retrying(&e) => {
+    // No time limit: an import takes as long as its file. Nothing here to forget: the
+    // gateways hear of the import through its notification.
+    let writer = Writer::new(pool, Duration::MAX, None);
+    let (outcome, rejected) = writer
+        .write_with(tenant.id, async |tx| {
+            // The attempt before lost a race with another writer (a contact of the file
+            // created meanwhile, or a deadlock with a concurrent batch): nothing was
+            // written, and this attempt sees what that writer did.
+            if tx.attempt() > 1 {
                 eprintln!("a concurrent write got in the way; importing again");
-                attempt += 1;
             }
-            result => break result?,
-        }
-    };
+            import_into(tx, tenant.region, &args.file).await
+        })
+        .await
+        .map_err(WriteError::into_cause)?;
 
     let counts = ImportCounts::from_results(&outcome.results);
     for row in &rejected {
@@ -62,18 +65,18 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<usize> {
     Ok(rejected.len())
 }
 
-/// One attempt at an import: the writes and the rejected rows, committed.
-async fn import_once(
-    pool: &Pool,
-    tenant: &Tenant,
-    path: &std::path::Path,
-) -> anyhow::Result<(WriteOutcome, Vec<import::RejectedRow>)> {
+/// One attempt at an import: the file's writes into `tx`, all or nothing (an error drops
+/// the transaction); answers the rejected rows.
+async fn import_into(
+    tx: &mut WriteTx<'_>,
+    region: Region,
+    path: &Path,
+) -> anyhow::Result<Vec<import::RejectedRow>> {
     let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
 
     // The parser runs on its own thread, one piece ahead: a bounded channel keeps it
     // from running further ahead of the writes.
     let (pieces, mut parsed) = tokio::sync::mpsc::channel::<import::ParsedImport>(1);
-    let region = tenant.region;
     let parser = tokio::task::spawn_blocking(move || {
         import::read_csv(BufReader::new(file), region, IMPORT_PIECE, |piece| {
             pieces
@@ -82,20 +85,14 @@ async fn import_once(
         })
     });
 
-    // All or nothing: one transaction, dropped (rolled back) on any error.
-    let mut client = pool.get().await?;
-    let tx = client.transaction().await?;
-    let mut writer = store::contacts::BatchWriter::begin(&tx, tenant.id).await?;
     let mut rejected = Vec::new();
     while let Some(piece) = parsed.recv().await {
-        writer.write(&piece.ops).await?;
+        tx.write(&piece.ops).await?;
         rejected.extend(piece.rejected);
     }
     parser
         .await
         .context("the CSV parser failed")?
         .with_context(|| format!("{} is malformed; nothing was imported", path.display()))?;
-    let outcome = writer.finish().await?;
-    tx.commit().await?;
-    Ok((outcome, rejected))
+    Ok(rejected)
 }

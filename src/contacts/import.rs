@@ -9,6 +9,7 @@ use std::rc::Rc;
 use anyhow::{Context, bail};
 use serde_json::{Map, Value};
 
+use super::validate_in_parallel;
 use crate::domain::{ContactInput, CrmId, FieldError, Region, WriteOp, WriteResult};
 
 /// Columns the file may have; `id`, `name` and `phones` are required.
@@ -96,7 +97,6 @@ pub fn read_csv(
         bail!("line 1: the required column `{missing}` is missing");
     }
 
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let rows = rows.max(1);
     let mut records = csv.records();
     loop {
@@ -128,7 +128,7 @@ pub fn read_csv(
         if piece.is_empty() {
             return lines.check_quoting_up_to(u64::MAX);
         }
-        each(validate(&columns, &piece, region, threads))?;
+        each(validate(&columns, piece, region))?;
     }
 }
 
@@ -260,61 +260,21 @@ impl<R: Read> Read for CountingReader<R> {
     }
 }
 
-/// Validates records on up to `threads` threads; the result keeps their order.
+/// Validates records on every core; the result keeps their order.
 fn validate(
     columns: &[&str],
-    records: &[(u64, csv::StringRecord)],
-    region: Region,
-    threads: usize,
-) -> ParsedImport {
-    let part = records.len().div_ceil(threads.max(1)).max(256);
-    let mut parts = std::thread::scope(|scope| {
-        let workers: Vec<_> = records
-            .chunks(part)
-            .skip(1)
-            .map(|records| scope.spawn(move || validate_part(columns, records, region)))
-            .collect();
-        let first = validate_part(columns, records.chunks(part).next().unwrap_or(&[]), region);
-        let mut parts = vec![first];
-        for worker in workers {
-            match worker.join() {
-                Ok(part) => parts.push(part),
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        }
-        parts
-    })
-    .into_iter();
-    let mut parsed = parts.next().unwrap_or_default();
-    for mut part in parts {
-        parsed.ops.append(&mut part.ops);
-        parsed.rejected.append(&mut part.rejected);
-    }
-    parsed
-}
-
-fn validate_part(
-    columns: &[&str],
-    records: &[(u64, csv::StringRecord)],
+    records: Vec<(u64, csv::StringRecord)>,
     region: Region,
 ) -> ParsedImport {
-    let mut parsed = ParsedImport {
-        ops: Vec::with_capacity(records.len()),
-        rejected: Vec::new(),
-    };
-    for (line, record) in records {
-        let line = *line;
+    let (ops, rejected) = validate_in_parallel(records, |(line, record), _| {
         let row: Map<String, Value> = columns
             .iter()
             .zip(record.iter())
             .map(|(column, value)| (column.to_string(), cell(column, value)))
             .collect();
-        match parse_row(&row, region) {
-            Ok(op) => parsed.ops.push(op),
-            Err(errors) => parsed.rejected.push(RejectedRow { line, errors }),
-        }
-    }
-    parsed
+        parse_row(&row, region).map_err(|errors| RejectedRow { line, errors })
+    });
+    ParsedImport { ops, rejected }
 }
 
 /// A CSV cell as the JSON value the sync API would have received.

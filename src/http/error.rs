@@ -7,6 +7,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
+use crate::contacts::WriteError;
 use crate::domain::FieldError;
 
 /// Seconds a client should wait before retrying while the database is unreachable.
@@ -76,6 +77,17 @@ impl From<super::rate_limit::Limited> for ApiError {
 impl From<anyhow::Error> for ApiError {
     fn from(error: anyhow::Error) -> Self {
         Self::from_store(error)
+    }
+}
+
+/// A write that lost every race is `Contended`; any other failure is sorted like every
+/// database error.
+impl From<WriteError> for ApiError {
+    fn from(error: WriteError) -> Self {
+        match error {
+            WriteError::Contended(cause) => Self::Contended(cause),
+            WriteError::Failed(cause) => Self::from_store(cause),
+        }
     }
 }
 

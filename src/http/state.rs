@@ -13,7 +13,7 @@ use url::Url;
 use super::client_ip::{self, ForwardedHeader};
 use super::rate_limit::RateLimits;
 use crate::calls::ingest::EventWriter;
-use crate::domain::{ChangedNumbers, TenantId};
+use crate::contacts;
 use crate::jobs::Supervisor;
 use crate::live::directory::Directory;
 use crate::lookup::LookupService;
@@ -27,6 +27,9 @@ use crate::metrics::Metrics;
 pub struct AppState {
     /// The primary: writes, and reads that must see them.
     pub pool: Pool,
+    /// Where a contact write commits; it forgets what the write changed in `cache` and
+    /// `index`.
+    pub contacts: contacts::Writer,
     pub lookup: LookupService,
     pub cache: AnswerCache,
     pub index: KnownNumbers,
@@ -55,15 +58,6 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// After a committed write: this instance forgets the affected answers at once and
-    /// learns of new numbers; the NOTIFY sent in the transaction tells the others.
-    /// Released numbers stay in the index until the listener has asked the database
-    /// whether another contact still has them.
-    pub async fn contacts_written(&self, tenant: TenantId, numbers: &ChangedNumbers) {
-        self.cache.invalidate(tenant, numbers.all()).await;
-        self.index.add(tenant, &numbers.claimed).await;
-    }
-
     /// The client's address: the TCP peer, or what trusted proxies say it is.
     pub fn client_ip(&self, req: &HttpRequest) -> Option<IpAddr> {
         client_ip::resolve(

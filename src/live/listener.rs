@@ -16,9 +16,8 @@ use tokio_postgres::{AsyncMessage, Notification};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::directory::Directory;
+use crate::contacts::LocalCopies;
 use crate::jobs::{Readiness, Supervisor};
-use crate::lookup::cache::AnswerCache;
-use crate::lookup::known_numbers::KnownNumbers;
 use crate::metrics::{ChannelLabels, Metrics};
 use crate::store::tls::DatabaseTarget;
 use crate::store::{self, notify};
@@ -35,8 +34,8 @@ pub struct Listener {
     pub config: tokio_postgres::Config,
     pub tls: MakeRustlsConnect,
     pub pool: Pool,
-    pub cache: AnswerCache,
-    pub index: KnownNumbers,
+    /// The cache and number index: what contact notifications make stale.
+    pub local: LocalCopies,
     pub directory: Directory,
     pub metrics: Arc<Metrics>,
 }
@@ -45,8 +44,7 @@ impl Listener {
     pub fn new(
         database_url: &str,
         pool: Pool,
-        cache: AnswerCache,
-        index: KnownNumbers,
+        local: LocalCopies,
         directory: Directory,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Self> {
@@ -61,8 +59,7 @@ impl Listener {
             config,
             tls,
             pool,
-            cache,
-            index,
+            local,
             directory,
             metrics,
         })
@@ -115,8 +112,8 @@ impl Listener {
     fn stopped_listening(&self, connected: &watch::Sender<bool>) -> bool {
         let was_connected = connected.send_replace(false);
         self.metrics.gauges.listener_connected.set(0);
-        self.cache.set_watched(false);
-        self.cache.flush();
+        self.local.cache.set_watched(false);
+        self.local.cache.flush();
         was_connected
     }
 
@@ -140,12 +137,13 @@ impl Listener {
 
         notify::listen(&client).await?;
         // Listening now; whatever changed before may have been missed, so start clean.
-        self.cache.flush();
+        self.local.cache.flush();
         self.directory
             .reload(&self.pool)
             .await
             .context("loading the auth directory")?;
         let numbers = self
+            .local
             .index
             .reload(&self.pool)
             .await
@@ -154,7 +152,7 @@ impl Listener {
             numbers,
             "listening for changes; directory and number index loaded"
         );
-        self.cache.set_watched(true);
+        self.local.cache.set_watched(true);
         connected.send_replace(true);
         self.metrics.gauges.listener_connected.set(1);
 
@@ -204,17 +202,7 @@ impl Listener {
                     tracing::warn!("ignoring a malformed contact notification");
                     return Ok(());
                 };
-                self.cache.invalidate(tenant, numbers.all()).await;
-                self.index.add(tenant, &numbers.claimed).await;
-                // A released number may still be another contact's: ask what is true now
-                // rather than trusting the payload's order, so the last check after the
-                // last change always wins.
-                if !numbers.released.is_empty() {
-                    let released = &numbers.released;
-                    let present =
-                        store::contacts::present_numbers(client, tenant, released).await?;
-                    self.index.reconcile(tenant, released, &present).await;
-                }
+                self.local.heard(client, tenant, &numbers).await?;
             }
             notify::CONFIG_CHANNEL => self.directory.reload(&self.pool).await?,
             other => tracing::debug!(channel = other, "ignoring notification"),

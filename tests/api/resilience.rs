@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{
     PROPAGATION, TestApp, UNKNOWN_ANSWER, WITHIN_A_SECOND, eventually, spawn_app, spawn_app_with,
-    spawn_instance,
+    spawn_instance, text_file,
 };
 use crate::proxy::{DbProxy, Mode};
 
@@ -110,6 +110,37 @@ async fn a_changed_number_stops_resolving_under_the_old_one_on_every_instance() 
                 .lookup_at(&other, &acme.lookup_token, "0721000001")
                 .await;
             there.text().await.unwrap() == UNKNOWN_ANSWER
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_import_makes_a_running_gateway_forget_and_learn_what_a_write_through_it_would() {
+    let app = spawn_app().await;
+    let acme = app.create_tenant("acme", "RO").await;
+    app.put_contact(&acme.sync_token, "1", &contact("Mover", "0721000001"))
+        .await;
+    // The gateway holds an answer for each number: the contact, cached, and unknown.
+    assert_eq!(
+        app.lookup_json(&acme.lookup_token, "0721000001").await["name"],
+        "Mover"
+    );
+    let unknown = app.lookup(&acme.lookup_token, "0721000002").await;
+    assert_eq!(unknown.text().await.unwrap(), UNKNOWN_ANSWER);
+
+    // Another process moves the contact to the other number; only NOTIFY tells the gateway.
+    let file = text_file("id,name,phones\n1,Mover,0721000002\n");
+    let import = app.cli(&["import", "--tenant", "acme", file.path().to_str().unwrap()]);
+    assert!(import.status.success());
+
+    eventually(
+        PROPAGATION,
+        "the gateway forgets the old number and finds the new one",
+        || async {
+            let old = app.lookup(&acme.lookup_token, "0721000001").await;
+            let new = app.lookup_json(&acme.lookup_token, "0721000002").await;
+            old.text().await.unwrap() == UNKNOWN_ANSWER && new["name"] == "Mover"
         },
     )
     .await;

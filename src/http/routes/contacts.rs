@@ -5,13 +5,14 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
+use crate::contacts;
 use crate::domain::{
-    ContactInput, ContactRecord, CrmId, FieldError, Region, TenantId, WriteOp, WriteOutcome,
-    WriteResult, parse_source_time,
+    ContactInput, ContactRecord, CrmId, FieldError, Region, TenantId, WriteOp, WriteResult,
+    parse_source_time,
 };
 use crate::http::error::ApiError;
 use crate::http::{auth::SyncAuth, body::read_json, state::AppState};
-use crate::store::{self, contacts};
+use crate::store;
 
 /// One contact body stays small; a batch of 10,000 with attributes needs room.
 const CONTACT_BODY_LIMIT: usize = 64 * 1024;
@@ -73,12 +74,10 @@ pub async fn put_contact(
         }
     };
 
-    let outcome = write(
-        &state,
-        tenant.id,
-        vec![WriteOp::Upsert(id.clone(), Box::new(input))],
-    )
-    .await?;
+    let outcome = state
+        .contacts
+        .write(tenant.id, &[WriteOp::Upsert(id.clone(), Box::new(input))])
+        .await?;
     let stored = read_contact(&state, tenant.id, &id).await?;
 
     let result = outcome.results[0];
@@ -90,54 +89,13 @@ pub async fn put_contact(
     Ok(HttpResponse::build(status).json(json!({"result": result, "contact": stored})))
 }
 
-/// Applies writes in one transaction, then drops this instance's cached answers for
-/// every number they touched (other instances hear of it through NOTIFY).
-async fn write(
-    state: &AppState,
-    tenant: TenantId,
-    ops: Vec<WriteOp>,
-) -> Result<WriteOutcome, ApiError> {
-    let mut attempt = 1;
-    let outcome = loop {
-        match write_once(state, tenant, &ops).await {
-            // Lost a race with another writer: nothing was written, and the next
-            // attempt sees what that writer did.
-            Err(e) if contacts::worth_retrying(&e) => {
-                if attempt == WRITE_ATTEMPTS {
-                    return Err(ApiError::Contended(e));
-                }
-                attempt += 1;
-            }
-            result => break result?,
-        }
-    };
-    state.contacts_written(tenant, &outcome.numbers).await;
-    Ok(outcome)
-}
-
-const WRITE_ATTEMPTS: u32 = 3;
-
-async fn write_once(
-    state: &AppState,
-    tenant: TenantId,
-    ops: &[WriteOp],
-) -> anyhow::Result<WriteOutcome> {
-    store::with_client(&state.pool, state.write_timeout, async |client| {
-        let tx = client.transaction().await?;
-        let outcome = contacts::apply(&tx, tenant, ops).await?;
-        tx.commit().await?;
-        Ok(outcome)
-    })
-    .await
-}
-
 async fn read_contact(
     state: &AppState,
     tenant: TenantId,
     id: &CrmId,
 ) -> anyhow::Result<Option<ContactRecord>> {
     store::with_client(&state.pool, state.write_timeout, async |client| {
-        contacts::get(&*client, tenant, id).await
+        store::contacts::get(&*client, tenant, id).await
     })
     .await
 }
@@ -177,12 +135,10 @@ pub async fn delete_contact(
     let tenant = &auth.0.tenant;
     let id = crm_id_from_path(&req, CrmId::parse)?;
     let deleted_at = deletion_time(req.query_string())?;
-    let outcome = write(
-        &state,
-        tenant.id,
-        vec![WriteOp::Delete(id.clone(), deleted_at)],
-    )
-    .await?;
+    let outcome = state
+        .contacts
+        .write(tenant.id, &[WriteOp::Delete(id.clone(), deleted_at)])
+        .await?;
     if outcome.results[0] == WriteResult::Stale {
         let stored = read_contact(&state, tenant.id, &id).await?;
         return Ok(
@@ -253,73 +209,36 @@ pub async fn batch(
         .await
         .map_err(|e| ApiError::Unexpected(anyhow::anyhow!("validating a batch: {e}")))?
         .map_err(ApiError::invalid_fields)?;
-    let ids: Vec<CrmId> = ops.iter().map(|op| op.id().clone()).collect();
 
-    let outcome = write(&state, tenant.id, ops).await?;
+    let outcome = state.contacts.write(tenant.id, &ops).await?;
 
     let mut summary = BatchSummary::default();
-    for (index, (result, id)) in outcome.results.into_iter().zip(ids).enumerate() {
+    for (index, (result, op)) in outcome.results.into_iter().zip(&ops).enumerate() {
         match result {
             WriteResult::Created => summary.created += 1,
             WriteResult::Updated => summary.updated += 1,
             WriteResult::Deleted => summary.deleted += 1,
             WriteResult::Absent => summary.absent += 1,
-            WriteResult::Stale => summary.stale.push(StaleItem { index, id }),
+            WriteResult::Stale => summary.stale.push(StaleItem {
+                index,
+                id: op.id().clone(),
+            }),
         }
     }
     Ok(HttpResponse::Ok().json(summary))
 }
 
-/// Validates every item, collecting each problem with its index.
+/// Validates every item on every core, collecting each problem with its index.
 fn parse_batch(items: Vec<Value>, region: Region) -> Result<Vec<WriteOp>, Vec<FieldError>> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let part = items.len().div_ceil(threads).max(256);
-    let mut items = items;
-    let mut parts = Vec::new();
-    while items.len() > part {
-        let rest = items.split_off(part);
-        parts.push(std::mem::replace(&mut items, rest));
-    }
-    parts.push(items);
-    let parsed = std::thread::scope(|scope| {
-        let workers: Vec<_> = parts
-            .into_iter()
-            .enumerate()
-            .map(|(n, items)| scope.spawn(move || parse_part(items, n * part, region)))
-            .collect();
-        workers
-            .into_iter()
-            .map(|worker| {
-                worker
-                    .join()
-                    .unwrap_or_else(|p| std::panic::resume_unwind(p))
-            })
-            .collect::<Vec<_>>()
+    let (ops, errors) = contacts::validate_in_parallel(items, |item, index| {
+        parse_item(item, region)
+            .map_err(|found| found.into_iter().map(|e| e.at(index)).collect::<Vec<_>>())
     });
-    let mut ops = Vec::new();
-    let mut errors = Vec::new();
-    for (part_ops, part_errors) in parsed {
-        ops.extend(part_ops);
-        errors.extend(part_errors);
-    }
     if errors.is_empty() {
         Ok(ops)
     } else {
-        Err(errors)
+        Err(errors.into_iter().flatten().collect())
     }
-}
-
-/// Parses consecutive items, the first of which is item `first` of the batch.
-fn parse_part(items: Vec<Value>, first: usize, region: Region) -> (Vec<WriteOp>, Vec<FieldError>) {
-    let mut ops = Vec::with_capacity(items.len());
-    let mut errors = Vec::new();
-    for (index, item) in items.into_iter().enumerate() {
-        match parse_item(item, region) {
-            Ok(op) => ops.push(op),
-            Err(found) => errors.extend(found.into_iter().map(|e| e.at(first + index))),
-        }
-    }
-    (ops, errors)
 }
 
 fn parse_item(item: Value, region: Region) -> Result<WriteOp, Vec<FieldError>> {
