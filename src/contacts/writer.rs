@@ -1,6 +1,8 @@
 //! Committing contact writes: one transaction each, run again when PostgreSQL aborts it
 //! for a race, and this process's copies of the changed answers forgotten once it commits.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use deadpool_postgres::{Pool, Transaction};
@@ -20,6 +22,24 @@ pub struct Writer {
     pool: Pool,
     limit: Duration,
     local: Option<LocalCopies>,
+    turns: TenantTurns,
+}
+
+/// A tenant's writes take turns on its row in PostgreSQL anyway (see
+/// [`BatchWriter::begin`]); queueing them here first keeps the waiting ones from each
+/// holding a pool connection, so one tenant's burst of writes cannot take every
+/// connection that other tenants' writes, pop pages and readiness need.
+#[derive(Clone, Default)]
+struct TenantTurns(Arc<Mutex<HashMap<TenantId, Arc<tokio::sync::Mutex<()>>>>>);
+
+impl TenantTurns {
+    fn of(&self, tenant: TenantId) -> Arc<tokio::sync::Mutex<()>> {
+        let mut turns = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        turns.entry(tenant).or_default().clone()
+    }
 }
 
 /// Why a write did not commit. Nothing of it was written, unless the database stopped
@@ -67,7 +87,12 @@ impl Writer {
     /// `local` is what a serving process holds in memory; a one-shot command has none,
     /// and the serving processes hear of its writes through NOTIFY.
     pub fn new(pool: Pool, limit: Duration, local: Option<LocalCopies>) -> Self {
-        Self { pool, limit, local }
+        Self {
+            pool,
+            limit,
+            local,
+            turns: TenantTurns::default(),
+        }
     }
 
     /// Applies `ops` in order in one transaction.
@@ -93,6 +118,13 @@ impl Writer {
         tenant: TenantId,
         mut work: impl AsyncFnMut(&mut WriteTx<'_>) -> anyhow::Result<T>,
     ) -> Result<(WriteOutcome, T), WriteError> {
+        let turn = self.turns.of(tenant);
+        let _turn = match self.limit {
+            Duration::MAX => turn.lock().await,
+            limit => tokio::time::timeout(limit, turn.lock())
+                .await
+                .map_err(|_| WriteError::Failed(store::TimedOut(limit).into()))?,
+        };
         let mut attempt = 1;
         let (outcome, gathered) = loop {
             let tried = store::with_client(&self.pool, self.limit, async |client| {

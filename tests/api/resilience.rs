@@ -799,3 +799,65 @@ async fn misses_are_shed_when_the_queue_is_full_or_they_waited_too_long() {
         "nothing was asked of the database"
     );
 }
+
+#[tokio::test]
+async fn one_tenants_waiting_writes_do_not_take_the_connections_other_tenants_need() {
+    let app = crate::helpers::spawn_app_with(|s| {
+        s.db_pool_size = 4;
+        s.sync_rate = 10_000;
+    })
+    .await;
+    let busy = app.create_tenant("busy", "RO").await;
+    let other = app.create_tenant("other", "RO").await;
+    // Someone holds the busy tenant's row (as a long import does): its writes must wait.
+    let mut holder = tokio_postgres::connect(&app.db.url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(holder.1);
+    let tx = holder.0.transaction().await.unwrap();
+    tx.execute(
+        "SELECT 1 FROM tenants WHERE slug = 'busy' FOR NO KEY UPDATE",
+        &[],
+    )
+    .await
+    .unwrap();
+    let waiting: Vec<_> = (0..12)
+        .map(|i| {
+            app.http
+                .put(format!("{}/api/v1/contacts/w-{i}", app.address))
+                .bearer_auth(&busy.sync_token)
+                .json(&contact("Wait", &format!("0721{i:06}")))
+                .send()
+        })
+        .collect();
+    let waiting = tokio::spawn(futures_util::future::join_all(waiting));
+    // The busy tenant's first write is in the database, waiting on the row.
+    crate::helpers::eventually(PROPAGATION, "a busy write waits on the row", || async {
+        let client = app.pool.get().await.unwrap();
+        let row = client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE wait_event_type = 'Lock' AND datname = current_database()",
+                &[],
+            )
+            .await
+            .unwrap();
+        row.get::<_, i64>(0) >= 1
+    })
+    .await;
+    let put = app
+        .put_contact(&other.sync_token, "1", &contact("Free", "0731000001"))
+        .await;
+    assert_eq!(put.status(), 201, "another tenant's write is not starved");
+    let ready = app
+        .http
+        .get(format!("{}/readyz", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    tx.rollback().await.unwrap();
+    for response in waiting.await.unwrap() {
+        assert_eq!(response.unwrap().status(), 201);
+    }
+}
