@@ -2,6 +2,7 @@
 //! in one transaction, and a `TenantId` first so no query forgets whose data it touches.
 
 pub mod allowlist;
+mod contact_columns;
 pub mod contacts;
 pub mod directory;
 pub mod lookup_log;

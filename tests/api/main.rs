@@ -3,6 +3,7 @@
 mod browser;
 mod cli;
 mod config_file;
+mod fields;
 mod helpers;
 mod jobs;
 mod lookup;
