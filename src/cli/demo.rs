@@ -4,7 +4,9 @@ use clap::Args;
 
 use super::db::migrated_pool;
 use crate::config::{self, DatabaseArgs};
-use crate::domain::{ContactInput, CrmId, PhoneNumber, Region, TenantSlug, TokenScope, WriteOp};
+use crate::domain::{
+    ContactInput, CrmId, PhoneNumber, Region, RoutingFields, TenantSlug, TokenScope, WriteOp,
+};
 use crate::store;
 
 #[derive(Debug, Args)]
@@ -77,15 +79,15 @@ fn demo_contact(n: u32, region: Region) -> anyhow::Result<WriteOp> {
     let input = ContactInput {
         name: format!("{first} {last}"),
         phones: vec![phone],
-        direct_line: n
-            .is_multiple_of(5)
-            .then(|| format!("SIP/{}-{}", first.to_lowercase(), last.to_lowercase())),
-        queue_position: n.is_multiple_of(7).then_some((n % 101) as i16),
-        route_identifier: None,
-        outbound_number: None,
-        language: Some(if n.is_multiple_of(3) { "en" } else { "ro" }.to_owned()),
-        external_id: None,
-        crm_url: Some(format!("https://crm.example.com/contacts/{id}")),
+        routing: RoutingFields {
+            direct_line: n
+                .is_multiple_of(5)
+                .then(|| format!("SIP/{}-{}", first.to_lowercase(), last.to_lowercase())),
+            queue_position: n.is_multiple_of(7).then_some((n % 101) as i16),
+            language: Some(if n.is_multiple_of(3) { "en" } else { "ro" }.to_owned()),
+            crm_url: Some(format!("https://crm.example.com/contacts/{id}")),
+            ..RoutingFields::default()
+        },
         attributes: serde_json::Map::new(),
         updated_at: None,
     };

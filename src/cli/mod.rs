@@ -82,7 +82,7 @@ pub enum Exit {
 pub async fn run(command: Command) -> anyhow::Result<Exit> {
     match command {
         Command::Serve(settings) => {
-            config::warn_unknown_variables();
+            config::warn_unknown_variables(&<Cli as clap::CommandFactory>::command());
             Application::build(&settings)
                 .await?
                 .run_until_stopped()

@@ -2,6 +2,7 @@
 //! A wrong value fails at start with the name of the setting.
 
 pub mod file;
+mod variables;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -16,40 +17,7 @@ use crate::http::client_ip::ForwardedHeader;
 use crate::http::rate_limit::RateSettings;
 use crate::lookup::cache::CacheSettings;
 
-/// Every `CIDGATE_*` variable cidgate reads; others are warned about as likely typos.
-pub const KNOWN_VARIABLES: &[&str] = &[
-    "CIDGATE_CONFIG",
-    "CIDGATE_LISTEN",
-    "CIDGATE_PUBLIC_URL",
-    "CIDGATE_DB_POOL_SIZE",
-    "CIDGATE_DB_TIMEOUT_MS",
-    "CIDGATE_WRITE_TIMEOUT_MS",
-    "CIDGATE_BODY_TIMEOUT_MS",
-    "CIDGATE_DB_START_WAIT_SECS",
-    "CIDGATE_LOOKUP_STATEMENTS",
-    "CIDGATE_LOG_FORMAT",
-    "CIDGATE_WORKERS",
-    "CIDGATE_LOOKUP_DEADLINE_MS",
-    "CIDGATE_CACHE_MAX_BYTES",
-    "CIDGATE_CACHE_TTL_FOUND_SECS",
-    "CIDGATE_CACHE_TTL_UNKNOWN_SECS",
-    "CIDGATE_CACHE_KEEP_STALE_SECS",
-    "CIDGATE_TRUSTED_PROXIES",
-    "CIDGATE_FORWARDED_HEADER",
-    "CIDGATE_LOOKUP_RATE",
-    "CIDGATE_SYNC_RATE",
-    "CIDGATE_AUTH_FAILURES_PER_MIN",
-    "CIDGATE_CORS_ORIGINS",
-    "CIDGATE_LOOKUP_LOG_RETENTION_DAYS",
-    "CIDGATE_CALL_RETENTION_DAYS",
-    "CIDGATE_LOOKUP_LOG_BUFFER",
-    "CIDGATE_LOOKUP_LOG_GATHER_MS",
-    // Used by the local scripts and the test suite, not by the binary.
-    "CIDGATE_PG_ROOT",
-    "CIDGATE_PG_PORT",
-    "CIDGATE_TEST_PG_PORT",
-    "CIDGATE_TEST_DATABASE_URL",
-];
+pub use self::variables::{known_variables, warn_unknown_variables};
 
 /// A value that must never be printed: `Debug` shows only that it is set.
 #[derive(Clone)]
@@ -327,19 +295,6 @@ pub fn join_url(base: &Url, path: &str) -> String {
         base.as_str().trim_end_matches('/'),
         path.trim_start_matches('/')
     )
-}
-
-/// Warns about `CIDGATE_*` variables nobody reads: usually a misspelt setting.
-pub fn warn_unknown_variables() {
-    for (name, _) in std::env::vars_os() {
-        let Some(name) = name.to_str() else { continue };
-        if name.starts_with("CIDGATE_") && !KNOWN_VARIABLES.contains(&name) {
-            tracing::warn!(
-                variable = name,
-                "unknown setting ignored; check its spelling"
-            );
-        }
-    }
 }
 
 #[cfg(test)]

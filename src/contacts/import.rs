@@ -10,21 +10,13 @@ use anyhow::{Context, bail};
 use serde_json::{Map, Value};
 
 use super::validate_in_parallel;
-use crate::domain::{ContactInput, CrmId, FieldError, Region, WriteOp, WriteResult};
+use crate::domain::{
+    ContactInput, CrmId, FieldError, FieldKind, Region, RoutingField, WriteOp, WriteResult,
+};
 
 /// Columns the file may have; `id`, `name` and `phones` are required.
-pub const COLUMNS: &[&str] = &[
-    "id",
-    "name",
-    "phones",
-    "direct_line",
-    "queue_position",
-    "route_identifier",
-    "outbound_number",
-    "language",
-    "external_id",
-    "crm_url",
-];
+pub const COLUMNS: [&str; RoutingField::COUNT + 3] =
+    RoutingField::names_between(&["id", "name", "phones"], &[]);
 const REQUIRED: &[&str] = &["id", "name", "phones"];
 
 /// A row that could not be imported, by its line number in the file.
@@ -279,6 +271,9 @@ fn validate(
 
 /// A CSV cell as the JSON value the sync API would have received.
 fn cell(column: &str, value: &str) -> Value {
+    let integer = || {
+        RoutingField::named(column).is_some_and(|f| matches!(f.kind(), FieldKind::Integer { .. }))
+    };
     match column {
         _ if value.is_empty() => Value::Null,
         "phones" => Value::Array(
@@ -289,7 +284,7 @@ fn cell(column: &str, value: &str) -> Value {
                 .map(|p| Value::String(p.to_owned()))
                 .collect(),
         ),
-        "queue_position" => value
+        _ if integer() => value
             .parse::<i64>()
             .map_or_else(|_| Value::String(value.to_owned()), Value::from),
         _ => Value::String(value.to_owned()),

@@ -1,64 +1,85 @@
 //! The fields a PBX lookup answers with, packed into one allocation: millions of these
 //! sit in the cache, so each byte counts.
 
-/// The text fields of a hit, in storage order.
+use super::routing::{FieldKind, FieldValue, RoutingField};
+
+/// Where a hit keeps a routing field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HitField {
-    Id = 0,
-    Name,
-    DirectLine,
-    RouteIdentifier,
-    OutboundNumber,
-    Language,
-    ExternalId,
-    CrmUrl,
+enum Slot {
+    /// The `i`th text: 0 is the id, 1 the name, then the text fields.
+    Text(usize),
+    /// The `i`th integer.
+    Integer(usize),
+    /// Not kept: the lookup does not use the field.
+    None,
 }
 
-const FIELDS: usize = 8;
+/// The slot of each routing field (by its position in [`RoutingField::ALL`]), the
+/// number of texts and the number of integers.
+const LAYOUT: ([Slot; RoutingField::COUNT], usize, usize) = {
+    let mut slots = [Slot::None; RoutingField::COUNT];
+    let (mut texts, mut integers) = (2, 0);
+    let mut i = 0;
+    while i < RoutingField::COUNT {
+        let field = RoutingField::ALL[i];
+        if field.in_lookup() {
+            if let FieldKind::Integer { .. } = field.kind() {
+                slots[i] = Slot::Integer(integers);
+                integers += 1;
+            } else {
+                slots[i] = Slot::Text(texts);
+                texts += 1;
+            }
+        }
+        i += 1;
+    }
+    (slots, texts, integers)
+};
+const SLOTS: [Slot; RoutingField::COUNT] = LAYOUT.0;
+const TEXTS: usize = LAYOUT.1;
+const INTEGERS: usize = LAYOUT.2;
+const _: () = assert!(TEXTS + INTEGERS <= 16, "LookupHit::present has 16 bits");
 
 /// A found contact as the lookup needs it. All text lives in one shared `Arc<str>`
 /// (cloning a hit out of the cache costs a reference count, not a copy);
-/// `ends[i]` is where field `i` stops, `present` has bit `i` set when field `i` is set.
+/// `ends[i]` is where text `i` stops; `present` has bit `i` set when text `i` is set,
+/// bit `TEXTS + i` when integer `i` is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LookupHit {
     text: std::sync::Arc<str>,
-    ends: [u32; FIELDS],
-    present: u8,
-    queue_position: i16,
-}
-
-/// The optional text fields, in `HitField` order after id and name.
-#[derive(Default)]
-pub struct OptionalFields<'a> {
-    pub direct_line: Option<&'a str>,
-    pub route_identifier: Option<&'a str>,
-    pub outbound_number: Option<&'a str>,
-    pub language: Option<&'a str>,
-    pub external_id: Option<&'a str>,
-    pub crm_url: Option<&'a str>,
+    ends: [u32; TEXTS],
+    present: u16,
+    integers: [i16; INTEGERS],
 }
 
 impl LookupHit {
-    pub fn new(
-        id: &str,
-        name: &str,
-        optional: OptionalFields<'_>,
-        queue_position: Option<i16>,
+    /// Asks `routing` for the fields the lookup uses ([`RoutingField::in_lookup`]), and
+    /// for no other.
+    pub fn new<'v>(
+        id: &'v str,
+        name: &'v str,
+        mut routing: impl FnMut(RoutingField) -> Option<FieldValue<'v>>,
     ) -> Self {
-        let values = [
-            Some(id),
-            Some(name),
-            optional.direct_line,
-            optional.route_identifier,
-            optional.outbound_number,
-            optional.language,
-            optional.external_id,
-            optional.crm_url,
-        ];
-        let mut text = String::with_capacity(values.iter().flatten().map(|v| v.len()).sum());
-        let mut ends = [0u32; FIELDS];
-        let mut present = 0u8;
-        for (i, value) in values.iter().enumerate() {
+        let mut texts = [None; TEXTS];
+        texts[0] = Some(id);
+        texts[1] = Some(name);
+        let mut integers = [0; INTEGERS];
+        let mut present = 0u16;
+        for (&field, &slot) in RoutingField::ALL.iter().zip(&SLOTS) {
+            match slot {
+                Slot::Text(i) => texts[i] = routing(field).and_then(FieldValue::as_text),
+                Slot::Integer(i) => {
+                    if let Some(n) = routing(field).and_then(FieldValue::as_integer) {
+                        integers[i] = n;
+                        present |= 1 << (TEXTS + i);
+                    }
+                }
+                Slot::None => {}
+            }
+        }
+        let mut text = String::with_capacity(texts.iter().flatten().map(|v| v.len()).sum());
+        let mut ends = [0u32; TEXTS];
+        for (i, value) in texts.iter().enumerate() {
             if let Some(value) = value {
                 text.push_str(value);
                 present |= 1 << i;
@@ -69,12 +90,11 @@ impl LookupHit {
             text: text.into(),
             ends,
             present,
-            queue_position: queue_position.unwrap_or(-1),
+            integers,
         }
     }
 
-    pub fn get(&self, field: HitField) -> Option<&str> {
-        let i = field as usize;
+    fn text_at(&self, i: usize) -> Option<&str> {
         if self.present & (1 << i) == 0 {
             return None;
         }
@@ -82,16 +102,27 @@ impl LookupHit {
         self.text.get(start..self.ends[i] as usize)
     }
 
+    /// The field's value; `None` also for a field the lookup does not use.
+    pub fn get(&self, field: RoutingField) -> Option<FieldValue<'_>> {
+        match SLOTS[field as usize] {
+            Slot::Text(i) => self.text_at(i).map(FieldValue::Text),
+            Slot::Integer(i) => (self.present & (1 << (TEXTS + i)) != 0)
+                .then(|| FieldValue::Integer(self.integers[i])),
+            Slot::None => None,
+        }
+    }
+
+    /// A text field's value.
+    pub fn text(&self, field: RoutingField) -> Option<&str> {
+        self.get(field).and_then(FieldValue::as_text)
+    }
+
     pub fn id(&self) -> &str {
-        self.get(HitField::Id).unwrap_or_default()
+        self.text_at(0).unwrap_or_default()
     }
 
     pub fn name(&self) -> &str {
-        self.get(HitField::Name).unwrap_or_default()
-    }
-
-    pub fn queue_position(&self) -> Option<i16> {
-        (self.queue_position >= 0).then_some(self.queue_position)
+        self.text_at(1).unwrap_or_default()
     }
 
     /// Heap bytes this hit holds beyond its own size (the shared text and its counts),
@@ -104,46 +135,47 @@ impl LookupHit {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::RoutingFields;
 
     #[test]
     fn every_field_reads_back_and_unset_fields_stay_unset() {
-        let hit = LookupHit::new(
-            "12345",
-            "John Doe",
-            OptionalFields {
-                direct_line: Some("SIP/john"),
-                route_identifier: None,
-                outbound_number: Some(""),
-                language: Some("ro"),
-                external_id: None,
-                crm_url: Some("https://crm.example.com/c/12345"),
-            },
-            Some(0),
-        );
+        let fields = RoutingFields {
+            direct_line: Some("SIP/john".into()),
+            route_identifier: None,
+            outbound_number: Some("".into()),
+            language: Some("ro".into()),
+            external_id: None,
+            crm_url: Some("https://crm.example.com/c/12345".into()),
+            queue_position: Some(0),
+        };
+        let hit = LookupHit::new("12345", "John Doe", |f| fields.get(f));
         assert_eq!(hit.id(), "12345");
         assert_eq!(hit.name(), "John Doe");
-        assert_eq!(hit.get(HitField::DirectLine), Some("SIP/john"));
-        assert_eq!(hit.get(HitField::RouteIdentifier), None);
+        for &field in RoutingField::ALL {
+            assert_eq!(hit.get(field), fields.get(field), "{field:?}");
+        }
         assert_eq!(
-            hit.get(HitField::OutboundNumber),
+            hit.text(RoutingField::OutboundNumber),
             Some(""),
             "empty is not unset"
         );
-        assert_eq!(hit.get(HitField::Language), Some("ro"));
-        assert_eq!(hit.get(HitField::ExternalId), None);
         assert_eq!(
-            hit.get(HitField::CrmUrl),
-            Some("https://crm.example.com/c/12345")
+            hit.get(RoutingField::QueuePosition),
+            Some(FieldValue::Integer(0))
         );
-        assert_eq!(hit.queue_position(), Some(0));
     }
 
     #[test]
     fn a_missing_queue_position_is_none_and_multibyte_text_survives() {
-        let none = OptionalFields::default();
-        let hit = LookupHit::new("ö-1", "Ștefan Îonescu 日本", none, None);
+        let hit = LookupHit::new("ö-1", "Ștefan Îonescu 日本", |_| None);
         assert_eq!(hit.id(), "ö-1");
         assert_eq!(hit.name(), "Ștefan Îonescu 日本");
-        assert_eq!(hit.queue_position(), None);
+        assert_eq!(hit.get(RoutingField::QueuePosition), None);
+    }
+
+    #[test]
+    fn a_hit_is_no_larger_than_before_the_field_list() {
+        // The cache holds millions: 16 (text) + 4 per text + 2 (present) + 2 per integer.
+        assert!(std::mem::size_of::<LookupHit>() <= 56);
     }
 }

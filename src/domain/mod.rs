@@ -9,6 +9,7 @@ mod lookup_hit;
 mod lookup_log;
 mod number_memo;
 mod phone_number;
+mod routing;
 mod signing_key;
 mod tenant;
 mod text;
@@ -24,12 +25,13 @@ pub use contact::{
     ContactInput, ContactRecord, FieldError, MAX_UPDATED_AT_AHEAD, parse_source_time,
 };
 pub use crm_id::{CrmId, integer_id};
-pub use lookup_hit::{HitField, LookupHit, OptionalFields};
+pub use lookup_hit::LookupHit;
 pub use lookup_log::{LogEntry, LookupOutcomeKind, RecentCall};
 pub use number_memo::parse_remembered;
 pub use phone_number::{
     MAX_RAW_LEN, NumberKey, PhoneNumber, PhoneNumberError, Region, alternate_form,
 };
+pub use routing::{FieldKind, FieldType, FieldValue, RoutingField, RoutingFields};
 pub use signing_key::PopupKey;
 pub use tenant::{AuthPolicy, PopupSettings, Tenant, TenantId, TenantSlug};
 pub use token::{ApiToken, TokenHash, TokenScope, TokenScopes};

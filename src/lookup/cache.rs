@@ -221,7 +221,6 @@ impl AnswerCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::OptionalFields;
 
     const HOUR: Duration = Duration::from_secs(3600);
 
@@ -259,7 +258,7 @@ mod tests {
     }
 
     fn ana() -> Option<LookupHit> {
-        Some(LookupHit::new("7", "Ana", OptionalFields::default(), None))
+        Some(LookupHit::new("7", "Ana", |_| None))
     }
 
     async fn load(cache: &AnswerCache, answer: Option<LookupHit>) {

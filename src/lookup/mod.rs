@@ -5,6 +5,7 @@
 //! fails, the last known answer for the number, else the unknown answer — marked degraded.
 //! No actix and no SQL here.
 
+mod answer;
 pub mod batcher;
 pub mod cache;
 pub mod known_numbers;
@@ -14,64 +15,14 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::{Serialize, Serializer};
-
+pub use self::answer::LookupAnswer;
 use self::batcher::LookupBatcher;
 use self::cache::AnswerCache;
 use self::known_numbers::{KnownNumbers, Membership};
 use crate::domain::{
-    HitField, LookupHit, MAX_RAW_LEN, PhoneNumber, PhoneNumberError, Region, TenantId, integer_id,
-    parse_remembered,
+    LookupHit, MAX_RAW_LEN, PhoneNumber, PhoneNumberError, Region, TenantId, parse_remembered,
 };
 use crate::metrics::Metrics;
-
-/// The answer a PBX routes on: exactly these nine keys, in this order (the reference's).
-/// An unknown caller gets all of them as `null`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct LookupAnswer<'a> {
-    #[serde(serialize_with = "crm_id_json")]
-    pub id: Option<&'a str>,
-    pub name: Option<&'a str>,
-    pub queue_position: Option<i16>,
-    pub direct_line: Option<&'a str>,
-    pub backend_link: Option<Cow<'a, str>>,
-    pub route_identifier: Option<&'a str>,
-    pub outbound_number: Option<&'a str>,
-    pub language: Option<&'a str>,
-    pub external_id: Option<&'a str>,
-}
-
-/// A CRM id is a JSON number when it is an integer (as in the reference), else a string.
-fn crm_id_json<S: Serializer>(id: &Option<&str>, serializer: S) -> Result<S::Ok, S::Error> {
-    match id {
-        None => serializer.serialize_none(),
-        Some(id) => match integer_id(id) {
-            Some(n) => serializer.serialize_i64(n),
-            None => serializer.serialize_str(id),
-        },
-    }
-}
-
-impl<'a> LookupAnswer<'a> {
-    pub fn unknown() -> Self {
-        Self::default()
-    }
-
-    pub fn found(hit: &'a LookupHit) -> Self {
-        Self {
-            id: Some(hit.id()),
-            name: Some(hit.name()),
-            queue_position: hit.queue_position(),
-            direct_line: hit.get(HitField::DirectLine),
-            // The handler sets the signed screen-pop link.
-            backend_link: None,
-            route_identifier: hit.get(HitField::RouteIdentifier),
-            outbound_number: hit.get(HitField::OutboundNumber),
-            language: hit.get(HitField::Language),
-            external_id: hit.get(HitField::ExternalId),
-        }
-    }
-}
 
 /// The parameters of a lookup. Unknown parameters are ignored (PBXs add their own);
 /// a repeated parameter counts once, first wins. Values borrow from the query string
@@ -325,16 +276,6 @@ impl LookupService {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::OptionalFields;
-
-    #[test]
-    fn the_unknown_answer_has_nine_null_keys_in_reference_order() {
-        let json = serde_json::to_string(&LookupAnswer::unknown()).unwrap();
-        assert_eq!(
-            json,
-            r#"{"id":null,"name":null,"queue_position":null,"direct_line":null,"backend_link":null,"route_identifier":null,"outbound_number":null,"language":null,"external_id":null}"#
-        );
-    }
 
     #[test]
     fn query_parameters_are_read_leniently_but_bounded() {
@@ -389,15 +330,5 @@ mod tests {
         assert_eq!(waiting_budget(ms(250)), ms(240));
         assert_eq!(waiting_budget(ms(50)), ms(45));
         assert_eq!(waiting_budget(Duration::ZERO), Duration::ZERO);
-    }
-
-    #[test]
-    fn integer_ids_are_numbers_and_other_ids_strings() {
-        let none = OptionalFields::default;
-        let numeric = LookupHit::new("12345", "A", none(), None);
-        let text = LookupHit::new("012345", "B", none(), None);
-        let json = |hit: &LookupHit| serde_json::to_value(LookupAnswer::found(hit)).unwrap();
-        assert_eq!(json(&numeric)["id"], 12345);
-        assert_eq!(json(&text)["id"], "012345");
     }
 }

@@ -9,8 +9,23 @@ use serde_json::Value;
 
 use chrono_tz::Tz;
 
-use crate::domain::{ContactRecord, RecentCall, Region};
+use crate::domain::{ContactRecord, FieldValue, RecentCall, Region, RoutingField};
 use crate::store::cdr::CallRecord;
+
+/// What the page says about a routing field it shows.
+pub struct FieldText {
+    pub field: RoutingField,
+    pub label: &'static str,
+    pub means: &'static str,
+}
+
+/// Routing fields the page leaves out: the PBX's business rather than the agent's, or
+/// (`crm_url`) shown as the "Open in CRM" button.
+pub const NOT_SHOWN: &[RoutingField] = &[
+    RoutingField::OutboundNumber,
+    RoutingField::ExternalId,
+    RoutingField::CrmUrl,
+];
 
 /// Every text a page shows. English first; a translation is another `Strings`.
 pub struct Strings {
@@ -21,14 +36,8 @@ pub struct Strings {
     pub crm_id: &'static str,
     pub open_in_crm: &'static str,
     pub routing: &'static str,
-    pub direct_line: &'static str,
-    pub direct_line_means: &'static str,
-    pub queue_position: &'static str,
-    pub queue_position_means: &'static str,
-    pub language: &'static str,
-    pub language_means: &'static str,
-    pub route_identifier: &'static str,
-    pub route_identifier_means: &'static str,
+    /// The routing fields the page shows, in its order; [`NOT_SHOWN`] names the others.
+    pub routing_fields: &'static [FieldText],
     pub details: &'static str,
     pub recent_calls: &'static str,
     pub no_recent_calls: &'static str,
@@ -67,14 +76,28 @@ pub const EN: Strings = Strings {
     crm_id: "CRM id",
     open_in_crm: "Open in CRM",
     routing: "How this call is routed",
-    direct_line: "Direct line",
-    direct_line_means: "the call goes straight to this agent or queue",
-    queue_position: "Queue position",
-    queue_position_means: "priority in the queue (0 is answered first, 100 last)",
-    language: "Language",
-    language_means: "the language the caller is greeted and served in",
-    route_identifier: "Route",
-    route_identifier_means: "a special route that sets the number shown when calling this customer back",
+    routing_fields: &[
+        FieldText {
+            field: RoutingField::DirectLine,
+            label: "Direct line",
+            means: "the call goes straight to this agent or queue",
+        },
+        FieldText {
+            field: RoutingField::QueuePosition,
+            label: "Queue position",
+            means: "priority in the queue (0 is answered first, 100 last)",
+        },
+        FieldText {
+            field: RoutingField::Language,
+            label: "Language",
+            means: "the language the caller is greeted and served in",
+        },
+        FieldText {
+            field: RoutingField::RouteIdentifier,
+            label: "Route",
+            means: "a special route that sets the number shown when calling this customer back",
+        },
+    ],
     details: "Details",
     recent_calls: "Recent calls from this number",
     no_recent_calls: "No earlier calls from this number.",
@@ -194,37 +217,23 @@ pub struct ErrorPage<'a> {
 
 /// The routing fields that are set, in words an agent understands.
 pub fn routing_items(s: &Strings, contact: &ContactRecord) -> Vec<RoutingItem> {
-    let mut items = Vec::new();
-    let mut push = |label, value: Option<String>, explanation| {
-        if let Some(value) = value {
-            items.push(RoutingItem {
-                label,
+    s.routing_fields
+        .iter()
+        .filter_map(|text| {
+            let value = match contact.routing.get(text.field)? {
+                FieldValue::Text(code) if text.field == RoutingField::Language => {
+                    language_name(code)
+                }
+                FieldValue::Text(value) => value.to_owned(),
+                FieldValue::Integer(n) => n.to_string(),
+            };
+            Some(RoutingItem {
+                label: text.label,
                 value,
-                explanation,
-            });
-        }
-    };
-    push(
-        s.direct_line,
-        contact.direct_line.clone(),
-        s.direct_line_means,
-    );
-    push(
-        s.queue_position,
-        contact.queue_position.map(|q| q.to_string()),
-        s.queue_position_means,
-    );
-    push(
-        s.language,
-        contact.language.as_deref().map(language_name),
-        s.language_means,
-    );
-    push(
-        s.route_identifier,
-        contact.route_identifier.clone(),
-        s.route_identifier_means,
-    );
-    items
+                explanation: text.means,
+            })
+        })
+        .collect()
 }
 
 /// A language code with its English name when it is a common one.
@@ -372,5 +381,73 @@ mod tests {
                 ("tier".into(), "gold".into())
             ]
         );
+    }
+
+    #[test]
+    fn every_routing_field_is_on_the_page_or_said_not_to_be() {
+        for &field in RoutingField::ALL {
+            let shown = EN
+                .routing_fields
+                .iter()
+                .filter(|t| t.field == field)
+                .count();
+            let hidden = NOT_SHOWN.contains(&field);
+            assert_eq!(
+                shown + usize::from(hidden),
+                1,
+                "{field:?}: give it a label in `Strings` or list it in NOT_SHOWN"
+            );
+        }
+    }
+
+    #[test]
+    fn the_page_shows_every_shown_field_in_its_order() {
+        let routing = crate::domain::RoutingFields::from_fn(|field| {
+            Some(match field.kind() {
+                crate::domain::FieldKind::Integer { max, .. } => FieldValue::Integer(max),
+                _ => FieldValue::Text(field.name()),
+            })
+        });
+        let contact = ContactRecord {
+            id: crate::domain::CrmId::parse("1").unwrap(),
+            name: "Ana".into(),
+            phones: vec!["+40721234567".into()],
+            routing,
+            attributes: Value::Null,
+            updated_at: None,
+        };
+        let items = routing_items(&EN, &contact);
+        let labels: Vec<&str> = items.iter().map(|i| i.label).collect();
+        assert_eq!(
+            labels,
+            ["Direct line", "Queue position", "Language", "Route"]
+        );
+        let page = ContactPage {
+            s: &EN,
+            css_href: "/pop/style.css",
+            name: "Ana",
+            crm_id: "1",
+            number: NumberView::new("+40721234567", Region::parse("RO").unwrap()),
+            dnid: None,
+            crm_link: None,
+            routing: items,
+            attributes: Vec::new(),
+            recent: RecentCalls {
+                result_label: EN.identified,
+                rows: Vec::new(),
+            },
+        };
+        let html = page.render().unwrap();
+        for text in EN.routing_fields {
+            let value = match contact.routing.get(text.field).unwrap() {
+                FieldValue::Text(value) => value.to_owned(),
+                FieldValue::Integer(n) => n.to_string(),
+            };
+            assert!(html.contains(text.label), "{}", text.label);
+            assert!(html.contains(&format!("<bdi>{value}</bdi>")), "{value}");
+        }
+        for field in NOT_SHOWN {
+            assert!(!html.contains(field.name()), "{field:?}");
+        }
     }
 }

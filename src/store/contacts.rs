@@ -5,15 +5,14 @@ use std::collections::{HashMap, HashSet};
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
-use serde_json::{Map, Value};
 use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::types::{Json, ToSql};
 
+use super::contact_columns::{self, Columns};
 use super::notify;
 
 use crate::domain::{
-    ContactInput, ContactRecord, CrmId, LookupHit, OptionalFields, TenantId, WriteOp, WriteOutcome,
+    ContactInput, ContactRecord, CrmId, LookupHit, RoutingFields, TenantId, WriteOp, WriteOutcome,
     WriteResult,
 };
 
@@ -27,18 +26,7 @@ pub async fn find_by_numbers(
     wanted: &[(TenantId, &str)],
 ) -> anyhow::Result<Vec<Option<LookupHit>>> {
     let statement = client
-        .prepare_cached(
-            "SELECT q.i, found.*
-             FROM unnest($1::bigint[], $2::text[]) WITH ORDINALITY AS q (tenant_id, number, i)
-             CROSS JOIN LATERAL (
-                 SELECT c.crm_id, c.name, c.queue_position, c.direct_line, c.route_identifier,
-                        c.outbound_number, c.language, c.external_id, c.crm_url
-                 FROM contact_phones p
-                 JOIN contacts c ON c.tenant_id = p.tenant_id AND c.crm_id = p.crm_id
-                 WHERE p.tenant_id = q.tenant_id AND p.number = q.number
-                 ORDER BY coalesce(c.source_updated_at, c.written_at) DESC, c.crm_id
-                 LIMIT 1) AS found",
-        )
+        .prepare_cached(contact_columns::LOOKUP.as_str())
         .await
         .context("preparing the lookup")?;
     let (tenants, numbers): (Vec<i64>, Vec<&str>) = wanted.iter().map(|(t, n)| (t.0, *n)).unzip();
@@ -53,19 +41,9 @@ pub async fn find_by_numbers(
             .ok()
             .and_then(|i| found.get_mut(i))
             .context("the lookup answered for a number it was not asked")?;
-        *slot = Some(LookupHit::new(
-            r.get("crm_id"),
-            r.get("name"),
-            OptionalFields {
-                direct_line: r.get("direct_line"),
-                route_identifier: r.get("route_identifier"),
-                outbound_number: r.get("outbound_number"),
-                language: r.get("language"),
-                external_id: r.get("external_id"),
-                crm_url: r.get("crm_url"),
-            },
-            r.get("queue_position"),
-        ));
+        *slot = Some(LookupHit::new(r.get("crm_id"), r.get("name"), |field| {
+            contact_columns::routing_value(&r, field)
+        }));
     }
     Ok(found)
 }
@@ -131,13 +109,7 @@ pub async fn get(
             id: crm_id(&r)?,
             name: r.get("name"),
             phones: r.get("phones"),
-            direct_line: r.get("direct_line"),
-            queue_position: r.get("queue_position"),
-            route_identifier: r.get("route_identifier"),
-            outbound_number: r.get("outbound_number"),
-            language: r.get("language"),
-            external_id: r.get("external_id"),
-            crm_url: r.get("crm_url"),
+            routing: RoutingFields::from_fn(|field| contact_columns::routing_value(&r, field)),
             attributes: r
                 .try_get("attributes")
                 .context("stored attributes are not readable JSON")?,
@@ -487,65 +459,6 @@ fn is_older(incoming: Option<DateTime<Utc>>, stored: Option<DateTime<Utc>>) -> b
     matches!((incoming, stored), (Some(i), Some(s)) if i < s)
 }
 
-/// The contact columns as arrays, one element per row, for `UNNEST`.
-struct Columns<'a> {
-    ids: Vec<&'a str>,
-    names: Vec<&'a str>,
-    direct_lines: Vec<Option<&'a str>>,
-    queue_positions: Vec<Option<i16>>,
-    route_identifiers: Vec<Option<&'a str>>,
-    outbound_numbers: Vec<Option<&'a str>>,
-    languages: Vec<Option<&'a str>>,
-    external_ids: Vec<Option<&'a str>>,
-    crm_urls: Vec<Option<&'a str>>,
-    attributes: Vec<Json<&'a Map<String, Value>>>,
-    updated_ats: Vec<Option<DateTime<Utc>>>,
-}
-
-impl<'a> Columns<'a> {
-    fn new(rows: &[(&'a str, &'a ContactInput)]) -> Self {
-        let column = |f: fn(&'a ContactInput) -> Option<&'a str>| -> Vec<Option<&'a str>> {
-            rows.iter().map(|(_, c)| f(c)).collect()
-        };
-        Self {
-            ids: rows.iter().map(|(id, _)| *id).collect(),
-            names: rows.iter().map(|(_, c)| c.name.as_str()).collect(),
-            direct_lines: column(|c| c.direct_line.as_deref()),
-            queue_positions: rows.iter().map(|(_, c)| c.queue_position).collect(),
-            route_identifiers: column(|c| c.route_identifier.as_deref()),
-            outbound_numbers: column(|c| c.outbound_number.as_deref()),
-            languages: column(|c| c.language.as_deref()),
-            external_ids: column(|c| c.external_id.as_deref()),
-            crm_urls: column(|c| c.crm_url.as_deref()),
-            attributes: rows.iter().map(|(_, c)| Json(&c.attributes)).collect(),
-            updated_ats: rows.iter().map(|(_, c)| c.updated_at).collect(),
-        }
-    }
-
-    fn params<'p>(&'p self, tenant: &'p i64) -> [&'p (dyn ToSql + Sync); 12] {
-        [
-            tenant,
-            &self.ids,
-            &self.names,
-            &self.direct_lines,
-            &self.queue_positions,
-            &self.route_identifiers,
-            &self.outbound_numbers,
-            &self.languages,
-            &self.external_ids,
-            &self.crm_urls,
-            &self.attributes,
-            &self.updated_ats,
-        ]
-    }
-}
-
-const CONTACT_ROWS: &str = "INSERT INTO contacts AS c (tenant_id, crm_id, name, direct_line,
-        queue_position, route_identifier, outbound_number, language, external_id, crm_url,
-        attributes, source_updated_at)
-     SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::text[], $5::int2[], $6::text[],
-        $7::text[], $8::text[], $9::text[], $10::text[], $11::json[], $12::timestamptz[])";
-
 /// Inserts contacts that did not exist when the batch looked.
 async fn insert_contacts(
     client: &impl GenericClient,
@@ -554,7 +467,7 @@ async fn insert_contacts(
 ) -> anyhow::Result<()> {
     let columns = Columns::new(rows);
     client
-        .execute(CONTACT_ROWS, &columns.params(&tenant.0))
+        .execute(contact_columns::INSERT.as_str(), &columns.params(&tenant.0))
         .await
         .context("inserting contacts")?;
     Ok(())
@@ -568,26 +481,8 @@ async fn upsert_contacts(
     rows: &[(&str, &ContactInput)],
 ) -> anyhow::Result<HashSet<String>> {
     let columns = Columns::new(rows);
-    // The WHERE repeats the ordering rule in SQL, so a concurrent newer insert of a
-    // contact that did not exist when the batch started is not overwritten.
     let written = client
-        .query(
-            &format!(
-                "{CONTACT_ROWS}
-                 ON CONFLICT (tenant_id, crm_id) DO UPDATE SET
-                    name = EXCLUDED.name, direct_line = EXCLUDED.direct_line,
-                    queue_position = EXCLUDED.queue_position,
-                    route_identifier = EXCLUDED.route_identifier,
-                    outbound_number = EXCLUDED.outbound_number, language = EXCLUDED.language,
-                    external_id = EXCLUDED.external_id, crm_url = EXCLUDED.crm_url,
-                    attributes = EXCLUDED.attributes,
-                    source_updated_at = EXCLUDED.source_updated_at, written_at = now()
-                 WHERE c.source_updated_at IS NULL OR EXCLUDED.source_updated_at IS NULL
-                    OR EXCLUDED.source_updated_at >= c.source_updated_at
-                 RETURNING crm_id"
-            ),
-            &columns.params(&tenant.0),
-        )
+        .query(contact_columns::UPSERT.as_str(), &columns.params(&tenant.0))
         .await
         .context("upserting contacts")?;
     Ok(written.iter().map(|r| r.get(0)).collect())

@@ -5,6 +5,7 @@ pub mod allowlist;
 pub mod call_partitions;
 pub mod calls;
 pub mod cdr;
+mod contact_columns;
 pub mod contacts;
 pub mod directory;
 pub mod lookup_log;

@@ -4,6 +4,7 @@ mod browser;
 mod calls;
 mod cli;
 mod config_file;
+mod fields;
 mod helpers;
 mod jobs;
 mod lookup;

@@ -5,7 +5,9 @@ use std::borrow::Cow;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
 
-use crate::domain::{CallEvent, EventKind, LogEntry, LookupHit, LookupLink, LookupOutcomeKind};
+use crate::domain::{
+    CallEvent, EventKind, LogEntry, LookupHit, LookupLink, LookupOutcomeKind, RoutingField,
+};
 use crate::http::auth::{LookupAuth, request_start};
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
@@ -40,16 +42,7 @@ pub async fn lookup(
     };
     let hit = outcome.hit.as_ref();
     let link = number.and_then(|n| backend_link(&state, &entry, hit, n, query.dnid.as_deref()));
-    let body = match hit {
-        Some(hit) => LookupAnswer {
-            backend_link: link.map(Cow::Owned),
-            ..LookupAnswer::found(hit)
-        },
-        None => LookupAnswer {
-            backend_link: link.map(Cow::Owned),
-            ..LookupAnswer::unknown()
-        },
-    };
+    let body = LookupAnswer::new(hit, link.map(Cow::Owned));
     state.lookup_log.record(LogEntry {
         tenant: tenant.id,
         at: Utc::now(),
@@ -126,7 +119,7 @@ fn backend_link(
         // No key yet (a tenant created a moment ago on another instance): the CRM
         // record is better than nothing.
         return hit
-            .and_then(|h| h.get(crate::domain::HitField::CrmUrl))
+            .and_then(|h| h.text(RoutingField::CrmUrl))
             .map(str::to_owned);
     };
     let ttl = i64::try_from(settings.ttl_secs).unwrap_or(i64::MAX);

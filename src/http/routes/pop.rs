@@ -190,7 +190,7 @@ async fn render(req: &HttpRequest, token: &str, state: &AppState) -> Result<Http
         return Ok(respond(req, page.customize(), Some(settings)));
     };
 
-    let crm_link = contact.crm_url.clone().or_else(|| {
+    let crm_link = contact.routing.crm_url.clone().or_else(|| {
         settings
             .crm_url_template
             .as_deref()
