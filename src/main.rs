@@ -46,7 +46,10 @@ async fn run(cli: Cli) -> ExitCode {
         _ => "warn",
     };
     telemetry::init(cli.log_format, level);
-    match cli::run(cli.command).await {
+    let outcome = cli::run(cli.command).await;
+    // The last log lines come before the command's own last word.
+    telemetry::flush();
+    match outcome {
         Ok(Exit::Success) => ExitCode::SUCCESS,
         Ok(Exit::Partial) => ExitCode::from(2),
         Err(e) => {

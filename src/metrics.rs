@@ -96,6 +96,8 @@ pub struct Metrics {
     pub lookup_log_written: Counter,
     /// Lookup log entries dropped (buffer full or write refused).
     pub lookup_log_dropped: Counter,
+    /// Log lines dropped because the log writer thread fell behind.
+    pub log_lines_dropped: Counter,
     /// Attempts to write a lookup log batch that found the database unreachable.
     pub lookup_log_write_failures: Counter,
     /// Background tasks that failed and were run again, by task.
@@ -125,6 +127,7 @@ impl Metrics {
         let rate_limited = Family::default();
         let lookup_log_written = Counter::default();
         let lookup_log_dropped = Counter::default();
+        let log_lines_dropped = Counter::default();
         let lookup_log_write_failures = Counter::default();
         let task_restarts = Family::default();
         let retention_failures = Family::default();
@@ -193,6 +196,11 @@ impl Metrics {
             "lookup_log_dropped",
             "Lookup log entries dropped because the buffer was full or the database refused them",
             lookup_log_dropped.clone(),
+        );
+        registry.register(
+            "log_lines_dropped",
+            "Log lines dropped because the log writer fell behind (requests never wait for it)",
+            log_lines_dropped.clone(),
         );
         registry.register(
             "lookup_log_write_failures",
@@ -281,6 +289,7 @@ impl Metrics {
             rate_limited,
             lookup_log_written,
             lookup_log_dropped,
+            log_lines_dropped,
             lookup_log_write_failures,
             task_restarts,
             retention_failures,

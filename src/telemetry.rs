@@ -1,9 +1,18 @@
 //! Logging: a tracing subscriber (pretty or JSON) and query-string redaction.
 
-use std::io::IsTerminal;
+use std::io::{BufWriter, IsTerminal};
+use std::sync::{Mutex, OnceLock};
 
 use clap::ValueEnum;
+use tracing_appender::non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
+
+/// Log lines waiting for the writer thread; past this, lines are dropped and counted
+/// (`cidgate_log_lines_dropped_total`) rather than making a request wait.
+const LOG_BUFFER_LINES: usize = 64 * 1024;
+
+/// The writer thread's guard (dropping it flushes what is left) and its drop counter.
+static WRITER: OnceLock<(Mutex<Option<WorkerGuard>>, ErrorCounter)> = OnceLock::new();
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -12,7 +21,10 @@ pub enum LogFormat {
 }
 
 /// Installs the global subscriber at `default_level` (`RUST_LOG` overrides it).
-/// Logs go to stderr so that command output (a new token) stays alone on stdout.
+/// Logs go to stderr so that command output (a new token) stays alone on stdout. Lines
+/// are formatted where they happen but written by a thread of their own, in batches (it
+/// flushes once it has written what was waiting): a request never waits for stderr, and
+/// under a flood the lines that do not fit the buffer are dropped and counted.
 pub fn init(format: LogFormat, default_level: &str) {
     let filter = match std::env::var("RUST_LOG") {
         // The driver logs every statement's parameters (callers' numbers, names) at
@@ -26,15 +38,41 @@ pub fn init(format: LogFormat, default_level: &str) {
             "{default_level},refinery_core=warn,tokio_postgres=warn"
         )),
     };
+    // A second init (tests start several apps in one process) keeps the first.
+    if WRITER.get().is_some() {
+        return;
+    }
+    let (writer, guard) = NonBlockingBuilder::default()
+        .lossy(true)
+        .buffered_lines_limit(LOG_BUFFER_LINES)
+        .thread_name("cidgate-log")
+        .finish(BufWriter::new(std::io::stderr()));
+    let dropped = writer.error_counter();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
-    // A second init (tests start several apps in one process) keeps the first.
-    let _already_set = match format {
+        .with_writer(writer);
+    let installed = match format {
         LogFormat::Pretty => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
+    if installed.is_ok() {
+        let _first = WRITER.set((Mutex::new(Some(guard)), dropped));
+    }
+}
+
+/// Log lines dropped so far because the writer thread fell behind.
+pub fn dropped_lines() -> u64 {
+    WRITER
+        .get()
+        .map_or(0, |(_, dropped)| dropped.dropped_lines() as u64)
+}
+
+/// Writes what is still buffered; call before the process exits.
+pub fn flush() {
+    if let Some((guard, _)) = WRITER.get() {
+        drop(guard.lock().unwrap_or_else(|p| p.into_inner()).take());
+    }
 }
 
 /// Query parameters whose values never reach a log line.

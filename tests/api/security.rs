@@ -483,11 +483,20 @@ async fn tokens_never_appear_in_logs_error_bodies_or_metrics() {
     for request in requests {
         bodies.push(request.send().await.unwrap().text().await.unwrap());
     }
-    server.kill().unwrap();
-    server.wait().unwrap();
+    // A graceful stop: the log writer thread writes what it still holds before exit.
+    let stopped = std::process::Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    assert!(server.wait().unwrap().success());
 
     let logged = std::fs::read_to_string(log.path()).unwrap();
     assert!(logged.contains("/api/lookup"), "the requests were logged");
+    assert!(
+        logged.contains("/metrics"),
+        "the last request was logged before exit"
+    );
     for secret in [acme.lookup_token.as_str(), acme.sync_token.as_str(), wrong] {
         assert!(!logged.contains(secret), "a token reached the log");
         for body in &bodies {

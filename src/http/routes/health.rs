@@ -79,6 +79,10 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         .cache_weighted_bytes
         .set(gauge(state.cache.weighted_size() as usize));
     m.gauges.known_numbers.set(gauge(state.index.len()));
+    let dropped = crate::telemetry::dropped_lines();
+    if let Some(new) = dropped.checked_sub(m.log_lines_dropped.get()) {
+        m.log_lines_dropped.inc_by(new);
+    }
     let pool = state.pool.status();
     m.gauges.pool_size.set(gauge(pool.size));
     m.gauges.pool_available.set(gauge(pool.available));
