@@ -247,8 +247,14 @@ async fn query(
     ];
     params.extend_from_slice(extra);
     params.push(&limit);
+    // Prepared once per connection: planning these statements over every monthly
+    // partition cost more than running them (deploy/bench/results/calls.md).
+    let statement = client
+        .prepare_cached(&sql)
+        .await
+        .context("preparing the call records query")?;
     client
-        .query(&sql, &params)
+        .query(&statement, &params)
         .await
         .context("reading call records")
 }
@@ -262,17 +268,58 @@ pub async fn find(
 ) -> anyhow::Result<Option<CallRecord>> {
     let by_id = Uuid::parse_str(key).ok();
     let keys = [format!("c:{key}"), format!("g:{key}")];
+    // Two statements, each cheap to plan: the candidates (a key's month is not known, so
+    // every partition's index is asked), then their rows from the partitions of their
+    // months only. One statement joining the two was planned anew on every request (its
+    // custom plans won over the generic one), over every partition of both tables and
+    // all their indexes: planning cost most of a lookup's CPU.
+    let candidates = match by_id {
+        None => client
+            .prepare_cached(
+                "SELECT call_id, month FROM call_keys WHERE tenant_id = $1 AND key = ANY($2)",
+            )
+            .await
+            .context("preparing the call key query")?,
+        Some(_) => client
+            .prepare_cached(
+                "SELECT call_id, month FROM call_keys WHERE tenant_id = $1 AND key = ANY($2)
+                 UNION ALL
+                 SELECT id, month FROM calls WHERE tenant_id = $1 AND id = $3",
+            )
+            .await
+            .context("preparing the call key query")?,
+    };
+    let rows = match by_id {
+        None => {
+            client
+                .query(&candidates, &[&tenant.0, &keys.as_slice()])
+                .await
+        }
+        Some(id) => {
+            client
+                .query(&candidates, &[&tenant.0, &keys.as_slice(), &id])
+                .await
+        }
+    }
+    .context("finding a call's keys")?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.get(0)).collect();
+    let months: Vec<chrono::NaiveDate> = rows.iter().map(|r| r.get(1)).collect();
     let sql = format!(
         "SELECT {COLUMNS} FROM calls
-         WHERE tenant_id = $1
-           AND (id = $2 OR (id, month) IN (SELECT call_id, month FROM call_keys
-                                          WHERE tenant_id = $1 AND key = ANY($3)))
+         WHERE tenant_id = $1 AND id = ANY($2) AND month = ANY($3)
            AND ($4::text[] IS NULL OR agent = ANY($4))
          ORDER BY started_at DESC LIMIT 1"
     );
     let agents: Option<Vec<String>> = agents.map(<[String]>::to_vec);
+    let statement = client
+        .prepare_cached(&sql)
+        .await
+        .context("preparing the call query")?;
     let row = client
-        .query_opt(&sql, &[&tenant.0, &by_id, &keys.as_slice(), &agents])
+        .query_opt(&statement, &[&tenant.0, &ids, &months, &agents])
         .await
         .context("finding a call")?;
     Ok(row.as_ref().map(record))
@@ -290,8 +337,12 @@ pub async fn recent_for_number(
          WHERE tenant_id = $1 AND other_number = $2
          ORDER BY started_at DESC LIMIT $3"
     );
+    let statement = client
+        .prepare_cached(&sql)
+        .await
+        .context("preparing the recent calls query")?;
     let rows = client
-        .query(&sql, &[&tenant.0, &number, &limit])
+        .query(&statement, &[&tenant.0, &number, &limit])
         .await
         .context("reading recent calls")?;
     Ok(rows.iter().map(record).collect())
