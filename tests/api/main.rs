@@ -4,6 +4,7 @@ mod browser;
 mod calls;
 mod cli;
 mod config_file;
+mod hardening;
 mod helpers;
 mod jobs;
 mod lookup;
