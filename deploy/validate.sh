@@ -9,6 +9,9 @@
 #   scripts       shellcheck                      when shellcheck is installed
 #   pbx/*/        XML well-formedness (3CX template, FreeSWITCH dialplan, sipp scenarios)
 #   pbx/freeswitch the Lua scripts' unit tests  when a Lua interpreter is installed
+#   exposure      check_exposure.py: HAProxy's log (no query, no /pop/ link; run live when
+#                 haproxy is installed), compose's trusted proxy, direct_line dialled only
+#                 in the PBX recipes' agents contexts
 #
 # A missing optional tool is reported as skipped, not as a failure. The tools the required
 # checks need are installed into target/deploy-tools (PyPI) on first use.
@@ -48,6 +51,7 @@ venv_bin=$(dirname "$py")
 check "kubernetes manifests" "$here/kubernetes/validate.sh"
 check "compose.yaml (Compose Specification)" \
 	"$venv_bin/check-jsonschema" --builtin-schema vendor.compose-spec "$here/compose.yaml"
+check "exposure (logs, trusted proxy, direct_line dialling)" "$py" "$here/check_exposure.py" --self-test "$here"
 
 if command -v haproxy >/dev/null 2>&1; then
 	check "haproxy/haproxy.cfg" haproxy -c -q -f "$here/haproxy/haproxy.cfg"

@@ -90,6 +90,8 @@ pub struct Metrics {
     /// How long a miss waited for a lookup statement to take it.
     pub lookup_queue_wait: Histogram,
     pub notifications: Family<ChannelLabels, Counter>,
+    /// Notifications whose payload was not the gateway's, ignored.
+    pub notifications_ignored: Counter,
     pub listener_reconnects: Counter,
     /// Requests refused by a rate limit, by limit.
     pub rate_limited: Family<LimitLabels, Counter>,
@@ -122,6 +124,7 @@ impl Metrics {
         let lookup_batch_numbers = Histogram::new(exponential_buckets(1.0, 2.0, 9));
         let lookup_queue_wait = latency_histogram();
         let notifications = Family::default();
+        let notifications_ignored = Counter::default();
         let listener_reconnects = Counter::default();
         let gauges = Gauges::default();
         let rate_limited = Family::default();
@@ -181,6 +184,11 @@ impl Metrics {
             "notifications",
             "Change notifications handled, by channel",
             notifications.clone(),
+        );
+        registry.register(
+            "notifications_ignored",
+            "Change notifications ignored: their payload was not the gateway's",
+            notifications_ignored.clone(),
         );
         registry.register(
             "listener_reconnects",
@@ -285,6 +293,7 @@ impl Metrics {
             lookup_batch_numbers,
             lookup_queue_wait,
             notifications,
+            notifications_ignored,
             listener_reconnects,
             rate_limited,
             lookup_log_written,

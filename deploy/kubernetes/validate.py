@@ -11,6 +11,12 @@
    Service/PDB selectors, HPA target, the database Services CloudNativePG creates), ConfigMap
    keys documented in deploy/cidgate.env.example, and the pod hardening this project promises
    (non-root, read-only root, no capabilities, RuntimeDefault seccomp, resources, probes).
+4. Exposure (exposure.py): the gateway trusts only a proxy tier's addresses (CIDGATE_TRUSTED_PROXIES:
+   private, no wider than a /24 or an IPv6 /112), a NetworkPolicy admits traffic to its
+   pods only from named pods of named namespaces (the ingress controller, Prometheus) on
+   its port, and no access log writes a lookup token or a /pop/ link: the Ingress turns the
+   controller's access log off, and ingress-nginx/logging.yaml (the format to use instead)
+   has no query string and cuts /pop/ paths.
 
 `--self-test` first checks that broken copies of the manifests are rejected.
 Exit status: 0 valid, 1 invalid, 2 usage or environment error.
@@ -28,6 +34,8 @@ from pathlib import Path
 import jsonschema
 import yaml
 from kubernetes_validate import utils as kv
+
+from exposure import NGINX_LOGGING, check_exposure
 
 HERE = Path(__file__).resolve().parent
 ENV_EXAMPLE = HERE.parent / "cidgate.env.example"
@@ -270,7 +278,8 @@ def validate(directory: Path) -> tuple[Report, list[tuple[str, dict]]]:
     check_kustomization(kustomization, docs, directory, report)
     try:
         check_policy(docs, report)
-    except (AttributeError, KeyError, TypeError, IndexError) as e:
+        check_exposure(directory, docs, report, K8S_VERSIONS)
+    except (AttributeError, KeyError, TypeError, IndexError, ValueError) as e:
         # Only reachable with manifests the schemas already reject.
         report.error("policy checks", f"could not run on malformed manifests: {e!r}")
     return report, docs
@@ -297,18 +306,29 @@ def self_test(directory: Path) -> list[str]:
         ("CNPG numeric parameter", "postgres-cluster.yaml", lambda d: set_path(d, ["spec", "postgresql", "parameters", "max_connections"], 300)),
         ("undocumented setting", "configmap.yaml", lambda d: set_path(d, ["data", "CIDGATE_NO_SUCH_SETTING"], "1")),
         ("Service selects nothing", "service.yaml", lambda d: set_path(d, ["spec", "selector"], {"app": "other"})),
+        ("trusts the whole pod network", "configmap.yaml", lambda d: set_path(d, ["data", "CIDGATE_TRUSTED_PROXIES"], "10.0.0.0/8")),
+        ("trusts a public range", "configmap.yaml", lambda d: set_path(d, ["data", "CIDGATE_TRUSTED_PROXIES"], "10.0.255.0/28,8.8.8.0/28")),
+        ("trusts no proxy", "configmap.yaml", lambda d: d["data"].pop("CIDGATE_TRUSTED_PROXIES")),
+        ("NetworkPolicy admits every source", "networkpolicy.yaml", lambda d: set_path(d, ["spec", "ingress", 0], {"ports": [{"port": "http"}]})),
+        ("NetworkPolicy admits a whole namespace", "networkpolicy.yaml", lambda d: d["spec"]["ingress"][0]["from"][0].pop("podSelector")),
+        ("NetworkPolicy selects other pods", "networkpolicy.yaml", lambda d: set_path(d, ["spec", "podSelector", "matchLabels"], {"app": "other"})),
+        ("access log logs $request", str(NGINX_LOGGING), lambda d: set_path(d, ["data", "log-format-upstream"], '$remote_addr "$request" $status')),
+        ("access log logs the token parameter", str(NGINX_LOGGING), lambda d: set_path(d, ["data", "log-format-upstream"], "$remote_addr $cidgate_log_path $arg_token")),
+        ("access log keeps /pop/ links", str(NGINX_LOGGING), lambda d: set_path(d, ["data", "http-snippet"], "map $uri $cidgate_log_path {\n  default $uri;\n}\n")),
     ]
     failures = []
     for label, filename, fn in cases:
         with tempfile.TemporaryDirectory() as tmp:
             tmp_path = Path(tmp)
-            for path in directory.glob("*.y*ml"):
+            for path in list(directory.glob("*.y*ml")) + list(directory.glob("ingress-nginx/*.y*ml")):
+                relative = path.relative_to(directory)
                 text = path.read_text()
-                if path.name == filename:
+                if str(relative) == filename:
                     docs = [d for d in yaml.safe_load_all(text) if d]
                     fn(docs[0])
                     text = yaml.safe_dump_all(docs, sort_keys=False)
-                (tmp_path / path.name).write_text(text)
+                (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+                (tmp_path / relative).write_text(text)
             report, _ = validate(tmp_path)
             if not report.errors:
                 failures.append(f"self-test: a manifest with '{label}' ({filename}) was accepted")
@@ -332,7 +352,7 @@ def main(argv: list[str]) -> int:
     if report.errors:
         print(f"manifests: {len(report.errors)} errors in {resources} resources (Kubernetes {', '.join(K8S_VERSIONS)})")
         return 1
-    print(f"manifests: {resources} resources valid against Kubernetes {', '.join(K8S_VERSIONS)} schemas (strict), CloudNativePG Cluster subset schema, kustomization and policy checks")
+    print(f"manifests: {resources} resources valid against Kubernetes {', '.join(K8S_VERSIONS)} schemas (strict), CloudNativePG Cluster subset schema, kustomization, policy and exposure checks (trusted proxies, NetworkPolicy, access logs)")
     return 0
 
 

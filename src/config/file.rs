@@ -28,10 +28,38 @@ pub fn requested(args: &[OsString]) -> Option<PathBuf> {
 }
 
 /// Sets the file's variables that the environment does not set already. Must run
-/// before any thread starts: it changes the process environment.
+/// before any thread starts: it changes the process environment. A malformed line is
+/// reported by its number only: it may hold a password.
 pub fn load(path: &std::path::Path) -> anyhow::Result<()> {
-    dotenvy::from_path(path)
-        .with_context(|| format!("reading the configuration file {}", path.display()))
+    match dotenvy::from_path(path) {
+        Err(dotenvy::Error::LineParse(complaint, _)) => {
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            let line = line_of(&text, &complaint)
+                .map_or_else(|| "a line".to_owned(), |n| format!("line {n}"));
+            anyhow::bail!(
+                "the configuration file {} is malformed at {line} (not shown: it may hold a \
+                 secret); expected NAME=value, a value with spaces in quotes",
+                path.display()
+            )
+        }
+        loaded => {
+            loaded.with_context(|| format!("reading the configuration file {}", path.display()))
+        }
+    }
+}
+
+/// The number of the line dotenvy complained about. Its complaint holds a whole logical
+/// line, or the value at the end of one, so the first line that is no comment and ends
+/// with the complaint's first line is where it starts.
+fn line_of(text: &str, complaint: &str) -> Option<usize> {
+    let first = complaint.lines().next()?.trim_end();
+    if first.is_empty() {
+        return None;
+    }
+    text.trim_start_matches('\u{feff}')
+        .lines()
+        .position(|l| !l.trim_start().starts_with('#') && l.trim_end().ends_with(first))
+        .map(|i| i + 1)
 }
 
 #[cfg(test)]
@@ -54,5 +82,13 @@ mod tests {
             Some(PathBuf::from("/etc/c.env"))
         );
         assert_eq!(path(&["cidgate", "import", "--", "--config", "x"]), None);
+    }
+
+    #[test]
+    fn a_complaint_is_found_by_its_line_or_the_value_ending_it() {
+        let text = "# A=x y\nA=1\nB=x y\nC='open\nstill\n";
+        assert_eq!(line_of(text, "x y"), Some(3), "a value, not the comment");
+        assert_eq!(line_of(text, "C='open\nstill\n"), Some(4), "unterminated");
+        assert_eq!(line_of(text, ""), None);
     }
 }

@@ -1,8 +1,10 @@
 //! Extractors that authenticate a request and resolve its tenant, so handlers never
 //! see an unauthenticated request. Tokens are checked against the in-memory directory
 //! first; the database is asked only about what the directory does not know. Failed
-//! attempts are counted per source address, and an address that fails too often is
-//! refused before its token is even looked at.
+//! attempts are counted per source address. An address that fails too often is served
+//! from memory alone until its block ends: a token the directory holds as valid still
+//! passes (behind a shared proxy or NAT, other clients' guessing must not lock a tenant
+//! out), anything else gets the 429 without reaching the database.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -43,22 +45,18 @@ impl FromRequest for LookupAuth {
         Box::pin(async move {
             let state = state(&req);
             let ip = state.client_ip(&req);
-            let guesser = ip.or_else(|| peer_ip(&req));
-            state
-                .limits
-                .refuse_guessing(guesser)
-                .map_err(|over| limited(&state, over))?;
+            let guard = Guard::new(&state, ip.or_else(|| peer_ip(&req)));
             let identified = match presented_lookup_token(&req) {
                 Ok(Some(token)) => {
-                    lookup_by_token(&req, &state, Some(token), TokenScope::Lookup).await
+                    lookup_by_token(&req, &state, &guard, token, TokenScope::Lookup).await
                 }
-                Ok(None) => lookup_by_address(&req, &state, ip).await,
+                Ok(None) => lookup_by_address(&req, &state, &guard, ip).await,
                 Err(e) => Err(e),
             };
             let entry = match identified {
                 Ok(Self::Tenant(entry)) => entry,
                 Ok(Self::Unverifiable) => return Ok(Self::Unverifiable),
-                Err(e) => return Err(failed(&state, guesser, e)),
+                Err(e) => return Err(guard.failed(&state, e)),
             };
             if !entry.allows(ip) {
                 let shown = ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
@@ -79,13 +77,15 @@ impl FromRequest for LookupAuth {
 async fn lookup_by_token(
     req: &HttpRequest,
     state: &AppState,
-    presented: Option<String>,
+    guard: &Guard,
+    presented: String,
     scope: TokenScope,
 ) -> Result<LookupAuth, ApiError> {
-    let hash = parse_token(presented, scope)?.hash();
+    let hash = parse_token(Some(presented), scope)?.hash();
     match state.directory.check(&hash, scope) {
         TokenCheck::Valid(_, entry) => Ok(LookupAuth::Tenant(entry)),
         TokenCheck::Invalid => Err(INVALID_TOKEN),
+        TokenCheck::Unknown if guard.is_blocked() => Err(INVALID_TOKEN),
         TokenCheck::Unknown => {
             let check = state.directory.check_in_database(&state.pool, &hash, scope);
             match within_deadline(req, state, check).await {
@@ -105,11 +105,13 @@ async fn lookup_by_token(
 async fn lookup_by_address(
     req: &HttpRequest,
     state: &AppState,
+    guard: &Guard,
     ip: Option<IpAddr>,
 ) -> Result<LookupAuth, ApiError> {
     let ip = ip.ok_or(TOKEN_REQUIRED)?;
     let found = match state.directory.tenant_by_ip(ip) {
         Some(found) => found,
+        None if guard.is_blocked() => return Err(TOKEN_REQUIRED),
         None => {
             let check = state.directory.tenant_by_ip_in_database(&state.pool, ip);
             match within_deadline(req, state, check).await {
@@ -142,15 +144,13 @@ impl FromRequest for SyncAuth {
         let req = req.clone();
         Box::pin(async move {
             let state = state(&req);
-            let guesser = state.client_ip(&req).or_else(|| peer_ip(&req));
-            state
-                .limits
-                .refuse_guessing(guesser)
-                .map_err(|over| limited(&state, over))?;
-            let (token_id, entry) = match sync_token(&state, bearer_token(&req)).await {
-                Ok(found) => found,
-                Err(e) => return Err(failed(&state, guesser, e)),
-            };
+            let guard = Guard::new(&state, state.client_ip(&req).or_else(|| peer_ip(&req)));
+            let presented = bearer_token(&req);
+            let (token_id, entry) =
+                match scoped_token(&state, &guard, presented, TokenScope::Sync).await {
+                    Ok(found) => found,
+                    Err(e) => return Err(guard.failed(&state, e)),
+                };
             state
                 .limits
                 .sync(token_id)
@@ -160,16 +160,10 @@ impl FromRequest for SyncAuth {
     }
 }
 
-async fn sync_token(
-    state: &AppState,
-    presented: Result<Option<String>, ApiError>,
-) -> Result<(i64, Arc<TenantEntry>), ApiError> {
-    scoped_token(state, presented, TokenScope::Sync).await
-}
-
 /// A token of `scope`, checked in memory first, then (bounded) in the database.
 async fn scoped_token(
     state: &AppState,
+    guard: &Guard,
     presented: Result<Option<String>, ApiError>,
     scope: TokenScope,
 ) -> Result<(i64, Arc<TenantEntry>), ApiError> {
@@ -177,6 +171,7 @@ async fn scoped_token(
     match state.directory.check(&hash, scope) {
         TokenCheck::Valid(id, entry) => Ok((id, entry)),
         TokenCheck::Invalid => Err(INVALID_TOKEN),
+        TokenCheck::Unknown if guard.is_blocked() => Err(INVALID_TOKEN),
         TokenCheck::Unknown => {
             let check = state.directory.check_in_database(&state.pool, &hash, scope);
             tokio::time::timeout(state.write_timeout, check)
@@ -193,14 +188,41 @@ fn peer_ip(req: &HttpRequest) -> Option<IpAddr> {
     req.peer_addr().map(|a| a.ip().to_canonical())
 }
 
-/// Counts a failed authentication; past the limit the answer becomes a 429.
-fn failed(state: &AppState, ip: Option<IpAddr>, error: ApiError) -> ApiError {
-    if !matches!(error, ApiError::Unauthorized(_)) {
-        return error;
+/// The failed-authentication state of the address a request is counted against.
+struct Guard {
+    guesser: Option<IpAddr>,
+    /// Set while the address is blocked: only what memory holds as valid passes.
+    blocked: Option<Limited>,
+}
+
+impl Guard {
+    fn new(state: &AppState, guesser: Option<IpAddr>) -> Self {
+        Self {
+            guesser,
+            blocked: state.limits.refuse_guessing(guesser).err(),
+        }
     }
-    match state.limits.failed_auth(ip) {
-        Ok(()) => error,
-        Err(over) => limited(state, over),
+
+    /// While blocked, nothing is asked of the database: a credential memory does not
+    /// hold as valid is refused as if wrong.
+    fn is_blocked(&self) -> bool {
+        self.blocked.is_some()
+    }
+
+    /// A failed authentication: the 429 while blocked (not counted again: the block's
+    /// end is already set); otherwise counted, and past the limit the answer becomes
+    /// the 429.
+    fn failed(&self, state: &AppState, error: ApiError) -> ApiError {
+        if !matches!(error, ApiError::Unauthorized(_)) {
+            return error;
+        }
+        if let Some(over) = self.blocked {
+            return limited(state, over);
+        }
+        match state.limits.failed_auth(self.guesser) {
+            Ok(()) => error,
+            Err(over) => limited(state, over),
+        }
     }
 }
 
@@ -318,16 +340,12 @@ impl FromRequest for EventsAuth {
         Box::pin(async move {
             let state = state(&req);
             let ip = state.client_ip(&req);
-            let guesser = ip.or_else(|| peer_ip(&req));
-            state
-                .limits
-                .refuse_guessing(guesser)
-                .map_err(|over| limited(&state, over))?;
+            let guard = Guard::new(&state, ip.or_else(|| peer_ip(&req)));
             let identified = match presented_lookup_token(&req) {
                 Ok(Some(token)) => {
-                    lookup_by_token(&req, &state, Some(token), TokenScope::Events).await
+                    lookup_by_token(&req, &state, &guard, token, TokenScope::Events).await
                 }
-                Ok(None) => lookup_by_address(&req, &state, ip).await,
+                Ok(None) => lookup_by_address(&req, &state, &guard, ip).await,
                 Err(e) => Err(e),
             };
             let entry = match identified {
@@ -337,7 +355,7 @@ impl FromRequest for EventsAuth {
                         "the token could not be checked in time"
                     )));
                 }
-                Err(e) => return Err(failed(&state, guesser, e)),
+                Err(e) => return Err(guard.failed(&state, e)),
             };
             if !entry.allows(ip) {
                 let shown = ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
@@ -361,17 +379,13 @@ impl FromRequest for ReportAuth {
         let req = req.clone();
         Box::pin(async move {
             let state = state(&req);
-            let guesser = state.client_ip(&req).or_else(|| peer_ip(&req));
-            state
-                .limits
-                .refuse_guessing(guesser)
-                .map_err(|over| limited(&state, over))?;
+            let guard = Guard::new(&state, state.client_ip(&req).or_else(|| peer_ip(&req)));
             let presented = presented_lookup_token(&req);
-            let (token_id, entry) = match scoped_token(&state, presented, TokenScope::Report).await
-            {
-                Ok(found) => found,
-                Err(e) => return Err(failed(&state, guesser, e)),
-            };
+            let (token_id, entry) =
+                match scoped_token(&state, &guard, presented, TokenScope::Report).await {
+                    Ok(found) => found,
+                    Err(e) => return Err(guard.failed(&state, e)),
+                };
             state
                 .limits
                 .sync(token_id)

@@ -158,8 +158,9 @@ impl RateLimits {
         })
     }
 
-    /// Before authenticating: an address that failed too often is turned away even with
-    /// a valid token, so guessing gains nothing.
+    /// Before authenticating: whether the address failed too often. While it did, only a
+    /// token the in-memory directory holds as valid passes (`http::auth`), so guessing
+    /// gains nothing and reaches no database.
     pub fn refuse_guessing(&self, ip: Option<IpAddr>) -> Result<(), Limited> {
         if self.ms_since_epoch(Instant::now()) >= self.blocks_end_ms.load(Ordering::Acquire) {
             return Ok(());

@@ -199,15 +199,31 @@ impl Listener {
         match n.channel() {
             notify::CONTACTS_CHANNEL => {
                 let Some((tenant, numbers)) = notify::parse_contacts_payload(n.payload()) else {
-                    tracing::warn!("ignoring a malformed contact notification");
+                    self.ignore(n);
                     return Ok(());
                 };
                 self.local.heard(client, tenant, &numbers).await?;
             }
-            notify::CONFIG_CHANNEL => self.directory.reload(&self.pool).await?,
+            notify::CONFIG_CHANNEL if notify::is_config_payload(n.payload()) => {
+                self.directory.reload(&self.pool).await?
+            }
+            notify::CONFIG_CHANNEL => self.ignore(n),
             other => tracing::debug!(channel = other, "ignoring notification"),
         }
         Ok(())
+    }
+}
+
+impl Listener {
+    /// A notification that is not one of ours (any database user may send one): counted
+    /// and logged by channel, its payload neither used nor logged.
+    fn ignore(&self, n: &Notification) {
+        self.metrics.notifications_ignored.inc();
+        tracing::warn!(
+            channel = n.channel(),
+            bytes = n.payload().len(),
+            "ignoring a notification that is not the gateway's"
+        );
     }
 }
 

@@ -12,8 +12,8 @@ use super::contact_columns::{self, Columns};
 use super::notify;
 
 use crate::domain::{
-    ContactInput, ContactRecord, CrmId, LookupHit, RoutingFields, TenantId, WriteOp, WriteOutcome,
-    WriteResult,
+    ChangedNumbers, ContactInput, ContactRecord, CrmId, LookupHit, RoutingFields, TenantId,
+    WriteOp, WriteOutcome, WriteResult,
 };
 
 /// Finds the contact for each number, in one statement: `wanted` pairs every number
@@ -531,10 +531,25 @@ async fn insert_phones(
     Ok(())
 }
 
-/// Removes every contact of a tenant (used when `demo` refreshes its data).
+/// Removes every contact of a tenant (used when `demo` refreshes its data) and notifies
+/// their numbers, so every instance forgets the answers it holds for them.
 pub async fn delete_all(client: &impl GenericClient, tenant: TenantId) -> anyhow::Result<u64> {
-    client
+    let phones = client
+        .query(
+            "DELETE FROM contact_phones WHERE tenant_id = $1 RETURNING number",
+            &[&tenant.0],
+        )
+        .await
+        .context("deleting phone numbers")?;
+    let deleted = client
         .execute("DELETE FROM contacts WHERE tenant_id = $1", &[&tenant.0])
         .await
-        .context("deleting contacts")
+        .context("deleting contacts")?;
+    let mut numbers = ChangedNumbers {
+        released: phones.iter().map(|row| row.get(0)).collect(),
+        claimed: Vec::new(),
+    };
+    numbers.settle();
+    notify::contacts_changed(client, tenant, &numbers).await?;
+    Ok(deleted)
 }

@@ -5,7 +5,7 @@
 use anyhow::Context;
 use deadpool_postgres::GenericClient;
 
-use crate::domain::{ChangedNumbers, TenantId};
+use crate::domain::{ChangedNumbers, NumberKey, TenantId};
 
 /// Payload: `<tenant id> <number> … [| <number> …]`. Numbers before the `|` were taken
 /// off a contact and may belong to nobody now: a listener asks the database. Numbers
@@ -77,15 +77,27 @@ fn contact_payloads(tenant: TenantId, numbers: &ChangedNumbers) -> Vec<String> {
     payloads
 }
 
-/// Reads a contacts payload back; `None` for anything malformed.
+/// Reads a contacts payload back; `None` for anything that is not one of ours. Any
+/// database user may `NOTIFY` on this channel, so nothing is trusted: a positive tenant
+/// id, single spaces, at most one mark, and numbers in the stored form the index keeps
+/// (`NumberKey`), or the whole payload is refused.
 pub fn parse_contacts_payload(payload: &str) -> Option<(TenantId, ChangedNumbers)> {
+    if payload.len() > MAX_PAYLOAD {
+        return None;
+    }
     let mut parts = payload.split(' ');
-    let tenant = TenantId(parts.next()?.parse().ok()?);
+    let tenant = parts.next()?;
+    if !tenant.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let tenant = TenantId(tenant.parse().ok().filter(|id| *id > 0)?);
     let mut numbers = ChangedNumbers::default();
     let mut claimed = false;
-    for part in parts.filter(|p| !p.is_empty()) {
-        if part == CLAIMED_MARK {
+    for part in parts {
+        if part == CLAIMED_MARK && !claimed {
             claimed = true;
+        } else if NumberKey::encode(part).is_none() {
+            return None;
         } else if claimed {
             numbers.claimed.push(part.to_owned());
         } else {
@@ -93,6 +105,11 @@ pub fn parse_contacts_payload(payload: &str) -> Option<(TenantId, ChangedNumbers
         }
     }
     Some((tenant, numbers))
+}
+
+/// Configuration notifications carry no payload; one with a payload is not ours.
+pub fn is_config_payload(payload: &str) -> bool {
+    payload.is_empty()
 }
 
 pub async fn config_changed(client: &impl GenericClient) -> anyhow::Result<()> {
@@ -152,7 +169,23 @@ mod tests {
     #[test]
     fn no_numbers_means_no_notification_and_junk_is_ignored() {
         assert!(contact_payloads(TenantId(1), &ChangedNumbers::default()).is_empty());
-        assert_eq!(parse_contacts_payload("x +40"), None);
-        assert_eq!(parse_contacts_payload(""), None);
+        for junk in [
+            "x +40",
+            "",
+            "-3 +401",
+            "+3 +401",
+            "0 +401",
+            "3 | +401 | +402",
+            "3  +401",
+            "3 +401 ",
+            "3 +40abc",
+            "3 <script>",
+            "3 +4012345678901234567890",
+            "99999999999999999999 +401",
+        ] {
+            assert_eq!(parse_contacts_payload(junk), None, "{junk:?}");
+        }
+        assert!(parse_contacts_payload(&format!("3 {}", "+401 ".repeat(2000))).is_none());
+        assert!(parse_contacts_payload("3 | 101 +40721234567").is_some());
     }
 }

@@ -70,3 +70,34 @@ fn a_missing_or_unreadable_file_is_one_clear_error() {
     );
     assert_eq!(failed.status.code(), Some(1));
 }
+
+#[test]
+fn a_malformed_line_is_reported_by_number_and_never_echoed() {
+    let secret = "s3cr3t-Pa55";
+    for (file, line) in [
+        // An unquoted value with a space: dotenvy quotes the value back in its error.
+        (
+            format!(
+                "# settings\nCIDGATE_LOG_FORMAT=json\nDATABASE_URL=postgres://u:{secret} x@db/c\n"
+            ),
+            3,
+        ),
+        // A quote that never closes: the rest of the file would be echoed.
+        (
+            format!(
+                "CIDGATE_LOG_FORMAT=json\nDATABASE_PASSWORD='{secret}\nCIDGATE_LISTEN=0.0.0.0:80\n"
+            ),
+            2,
+        ),
+    ] {
+        let broken = text_file(&file);
+        let failed = cidgate(
+            &["--config", broken.path().to_str().unwrap(), "migrate"],
+            &[],
+        );
+        assert_eq!(failed.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&failed.stderr);
+        assert!(stderr.contains(&format!("line {line}")), "{stderr}");
+        assert!(!stderr.contains(secret), "{stderr}");
+    }
+}

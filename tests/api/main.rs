@@ -5,6 +5,7 @@ mod calls;
 mod cli;
 mod config_file;
 mod fields;
+mod hardening;
 mod helpers;
 mod jobs;
 mod lookup;

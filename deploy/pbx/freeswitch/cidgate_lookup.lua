@@ -7,14 +7,17 @@
 --   cidgate_connect_timeout   seconds to connect (default 1)
 --   cidgate_timeout           seconds for the whole request (default 2)
 --   cidgate_default_target    extension for unknown callers and failures (default "support")
+--   cidgate_default_context   its dialplan context (default "default")
 -- Channel variables set:
 --   cidgate_status            found | unknown | failed
 --   cidgate_id, cidgate_name, cidgate_direct_line, cidgate_backend_link,
 --   cidgate_queue_position, cidgate_route_identifier, cidgate_outbound_number,
 --   cidgate_language, cidgate_external_id           (unset when null)
 --   effective_caller_id_name  the CRM name (only when found)
---   cidgate_transfer_to       the direct line's extension when set (SIP/ion-popescu ->
---                             ion-popescu), else cidgate_default_target
+--   cidgate_transfer_to       the direct line's extension when it is one (SIP/101 -> 101),
+--                             else cidgate_default_target
+--   cidgate_transfer_context  cidgate_agents for a direct line (the only context that dials
+--                             one, cidgate_agents.xml), else cidgate_default_context
 -- The request carries call_id=${uuid}: cidgate links the lookup to the call that
 -- cidgate_call_end.lua reports when the call ends.
 -- The lookup never fails the call: any error leaves the caller ID alone and routes to the
@@ -165,6 +168,7 @@ function M.lookup(get, curl, set, log)
 	local default_target = var("cidgate_default_target", "support")
 	set("cidgate_status", "failed")
 	set("cidgate_transfer_to", default_target)
+	set("cidgate_transfer_context", var("cidgate_default_context", "default"))
 
 	local url, token = var("cidgate_url"), var("cidgate_token")
 	if not url or not token then
@@ -202,14 +206,18 @@ function M.lookup(get, curl, set, log)
 	set("cidgate_status", "found")
 	set("effective_caller_id_name", (tostring(answer.name):gsub("%c", " "):gsub('["\\]', "")))
 
+	-- direct_line is whatever the CRM holds, so it is never dialled as given (a number on a
+	-- gateway would be toll fraud): only an agent's extension, 2 to 6 digits after an
+	-- optional technology prefix (SIP/101, user/101 or 101 -> 101), and only in the
+	-- cidgate_agents context, whose own pattern decides what it dials.
 	local direct = answer.direct_line
 	if type(direct) == "string" then
-		-- SIP/ion-popescu, PJSIP/ion-popescu, user/ion-popescu or ion-popescu -> ion-popescu
-		local target = direct:match("([^/]+)$")
-		if target and target:match("^[%w%._@%-]+$") then
+		local target = direct:match("^%a%w*/(.*)$") or direct
+		if target:match("^%d%d%d?%d?%d?%d?$") then
 			set("cidgate_transfer_to", target)
+			set("cidgate_transfer_context", "cidgate_agents")
 		else
-			log("WARNING", "cidgate: ignoring direct_line with unexpected characters\n")
+			log("WARNING", "cidgate: direct_line is not an agent extension; default target\n")
 		end
 	end
 	return "found"

@@ -28,14 +28,15 @@ local function run(reply)
 	return status, vars, seen
 end
 
-local found_body = '{"id":12345,"name":"Ion Popescu","queue_position":null,"direct_line":"SIP/ion-popescu",' ..
+local found_body = '{"id":12345,"name":"Ion Popescu","queue_position":null,"direct_line":"SIP/101",' ..
 	'"backend_link":"https://crm.example.com/c/12345","route_identifier":null,"outbound_number":null,' ..
 	'"language":"ro","external_id":null}'
 local s, v, args = run('{"status_code":"200","body":' .. json_string(found_body) .. ',"headers":[]}')
 check("found: status", s == "found" and v.cidgate_status == "found")
 check("found: name", v.effective_caller_id_name == "Ion Popescu" and v.cidgate_name == "Ion Popescu")
 check("found: id kept as text", v.cidgate_id == "12345")
-check("found: direct line", v.cidgate_direct_line == "SIP/ion-popescu" and v.cidgate_transfer_to == "ion-popescu")
+check("found: direct line", v.cidgate_direct_line == "SIP/101" and v.cidgate_transfer_to == "101"
+	and v.cidgate_transfer_context == "cidgate_agents")
 check("found: null fields unset", v.cidgate_queue_position == nil and v.cidgate_language == "ro")
 check("request: encoded caller, call id, timeouts", args:find("telephone=%%2B40%%20722%%20000%%20007&dnid=0210000000&call_id=4a1b0c2d%-0000%-4000%-8000%-00000000abcd&", 1) ~= nil
 	and args:find(" json connect%-timeout 1 timeout 2$") ~= nil)
@@ -43,7 +44,8 @@ check("request: encoded caller, call id, timeouts", args:find("telephone=%%2B40%
 local unknown = '{"id":null,"name":null,"queue_position":null,"direct_line":null,"backend_link":null,' ..
 	'"route_identifier":null,"outbound_number":null,"language":null,"external_id":null}'
 s, v = run('{"status_code":"200","body":' .. json_string(unknown) .. '}')
-check("unknown", s == "unknown" and v.effective_caller_id_name == nil and v.cidgate_transfer_to == "support")
+check("unknown", s == "unknown" and v.effective_caller_id_name == nil and v.cidgate_transfer_to == "support"
+	and v.cidgate_transfer_context == "default")
 
 s, v = run('{"status_code":"401","body":' .. json_string('{"error":"unauthorized","message":"x"}') .. '}')
 check("401 -> failed", s == "failed" and v.cidgate_transfer_to == "support")
@@ -58,6 +60,17 @@ local weird = '{"name":"\\u0218tefan \\"Popa\\"\\nX","direct_line":"SIP/a b;c","
 s, v = run('{"status_code":"200","body":' .. json_string(weird) .. '}')
 check("escapes: unicode, quotes and control chars", v.effective_caller_id_name == "Ștefan Popa X")
 check("unsafe direct line ignored", v.cidgate_transfer_to == "support" and v.cidgate_id == "A-7")
+
+-- A CRM-controlled value never reaches a dialplan that can dial out (toll fraud).
+for _, line in ipairs({ "+449001234567", "00449001234567", "sofia/gateway/pstn/0900123", "user/0900123456",
+	"ion-popescu", "SIP/101@evil.example.com", "1", "1234567", "101 ", "SIP/SIP/101" }) do
+	s, v = run('{"status_code":"200","body":' .. json_string('{"name":"X","direct_line":' .. json_string(line) .. '}') .. '}')
+	check("not an agent extension: " .. line, v.cidgate_transfer_to == "support" and v.cidgate_transfer_context == "default")
+end
+for _, line in ipairs({ "101", "PJSIP/2001", "user/10", "123456" }) do
+	s, v = run('{"status_code":"200","body":' .. json_string('{"name":"X","direct_line":' .. json_string(line) .. '}') .. '}')
+	check("agent extension: " .. line, v.cidgate_transfer_context == "cidgate_agents" and v.cidgate_transfer_to == line:match("(%d+)$"))
+end
 
 print(string.format("freeswitch lua: %d passed, %d failed", count - failures, failures))
 os.exit(failures == 0 and 0 or 1)

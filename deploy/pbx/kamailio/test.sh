@@ -5,7 +5,11 @@
 #                                    |
 #                                    +--INVITE + caller data--> sipp UAS (called side)
 #
-# Cases: a known caller gets the CRM name (From display name, X-Caller-Name) and X-Direct-Line;
+# Kamailio runs with WITH_DIRECT_LINE_RURI (AGENTS_HOP is the same sipp UAS). Cases: a known
+# caller gets the CRM name (From display name, X-Caller-Name) and X-Direct-Line, and the call
+# goes to the agent's extension (Request-URI user 101); a contact whose direct_line is a
+# dial string from the CRM (a premium-rate number) gets the name but no X-Direct-Line, and
+# the call keeps the dialled number (no toll fraud through a CRM field);
 # an unknown caller connects without them; a call the called side refuses (486) is missed;
 # with cidgate stalled (SIGSTOP: connections are accepted, nothing answers) and with cidgate
 # stopped, calls still connect, without caller data, within the HTTP timeout. Then cidgate is
@@ -218,7 +222,11 @@ start_cidgate
 
 known_number=0722000007
 known_name="Ion Popescu"
-known_direct="SIP/ion-popescu"
+known_direct="SIP/101"
+known_agent=101
+toll_number=0722000066
+toll_name="Mallory Dialout"
+toll_direct="SIP/+449001234567"
 unknown_number=0722999999
 dialled=0210000000
 
@@ -227,6 +235,11 @@ status=$(curl -sS -o "$work/put.json" -w '%{http_code}' --max-time 10 -X PUT \
 	-H "Authorization: Bearer $sync_token" -H 'Content-Type: application/json' \
 	-d "{\"name\":\"$known_name\",\"phones\":[\"$known_number\"],\"direct_line\":\"$known_direct\",\"crm_url\":\"https://crm.example.com/contacts/12345\"}")
 [[ $status == 201 ]] || die "PUT /api/v1/contacts/12345 answered $status: $(cat "$work/put.json")"
+status=$(curl -sS -o "$work/put.json" -w '%{http_code}' --max-time 10 -X PUT \
+	"$base/api/v1/contacts/66666" \
+	-H "Authorization: Bearer $sync_token" -H 'Content-Type: application/json' \
+	-d "{\"name\":\"$toll_name\",\"phones\":[\"$toll_number\"],\"direct_line\":\"$toll_direct\"}")
+[[ $status == 201 ]] || die "PUT /api/v1/contacts/66666 answered $status: $(cat "$work/put.json")"
 
 answer=$(curl -fsS --max-time 5 -H "Authorization: Bearer $pbx_token" \
 	"$base/api/lookup?telephone=$known_number&dnid=$dialled")
@@ -239,6 +252,7 @@ sed -e "s|^#!substdef \"!CIDGATE_LOOKUP_URL!.*|#!substdef \"!CIDGATE_LOOKUP_URL!
 	-e "s|^#!substdef \"!CIDGATE_TIMEOUT!.*|#!substdef \"!CIDGATE_TIMEOUT!$http_timeout!g\"|" \
 	-e "s|^#!substdef \"!SIP_LISTEN!.*|#!substdef \"!SIP_LISTEN!udp:127.0.0.1:$sip_port!g\"|" \
 	-e "s|^#!substdef \"!NEXT_HOP!.*|#!substdef \"!NEXT_HOP!sip:127.0.0.1:$uas_port!g\"|" \
+	-e "s|^#!substdef \"!AGENTS_HOP!.*|#!substdef \"!AGENTS_HOP!sip:127.0.0.1:$uas_port!g\"|" \
 	"$here/kamailio.cfg" >"$work/kamailio.cfg"
 for key in "$base/api/lookup" "$base/api/v1/events/call-end" "$pbx_token" "udp:127.0.0.1:$sip_port" "sip:127.0.0.1:$uas_port"; do
 	grep -qF -- "$key" "$work/kamailio.cfg" || die "rendering kamailio.cfg failed (missing $key)"
@@ -257,7 +271,7 @@ kamailio -c -A WITH_DIRECT_LINE_RURI -f "$work/kamailio.cfg" >>"$work/kamailio-c
 # -DD: the main process stays in the foreground (no systemd, no daemon); -E: log to stderr.
 # `kamailio -c` does not run the modules' fixups (a bad variable name passes it): starting
 # Kamailio is the real check, and it exits at once on such an error.
-kamailio -f "$work/kamailio.cfg" -P "$work/run/kamailio.pid" -Y "$work/run" -w "$work/run" \
+kamailio -A WITH_DIRECT_LINE_RURI -f "$work/kamailio.cfg" -P "$work/run/kamailio.pid" -Y "$work/run" -w "$work/run" \
 	-DD -E -m 64 -M 8 >"$work/kamailio.log" 2>&1 &
 kamailio_pid=$!
 wait_udp_listen "$sip_port" "$kamailio_pid" || {
@@ -365,9 +379,24 @@ case_known() {
 		place_call "$n" "$known_number" &&
 			check_has "$n" "^From: *\"$known_name\" *<sip:$known_number@" "From: \"$known_name\" <sip:$known_number@…>" &&
 			check_has "$n" "^X-Caller-Name: $known_name\s*\$" "X-Caller-Name: $known_name" &&
-			check_has "$n" "^X-Direct-Line: $known_direct\s*\$" "X-Direct-Line: $known_direct" &&
+			check_has "$n" "^X-Direct-Line: $known_agent\s*\$" "X-Direct-Line: $known_agent" &&
+			check_has "$n" "^INVITE sip:$known_agent@" "the agent's extension as Request-URI user" &&
 			check_has "$n" '^X-CRM-Id: 12345\s*$' "X-CRM-Id: 12345" &&
 			check_lacks "$n" 'Spoofed By Caller' "the caller's spoofed X-Caller-Name"
+	} || rc=1
+	report "$n" "$rc"
+}
+
+# 1b. A direct_line that is a dial string (a premium-rate number set in the CRM): the name is
+# added, the dial string is not passed on, and the call keeps the number dialled.
+case_toll() {
+	local n=crm_dial_string_is_never_passed_on rc=0
+	{
+		place_call "$n" "$toll_number" &&
+			check_has "$n" "^X-Caller-Name: $toll_name\s*\$" "X-Caller-Name: $toll_name" &&
+			check_lacks "$n" '^X-Direct-Line:' "X-Direct-Line" &&
+			check_lacks "$n" '449001234567' "the CRM's dial string" &&
+			check_has "$n" "^INVITE sip:$dialled@" "the dialled number as Request-URI user"
 	} || rc=1
 	report "$n" "$rc"
 }
@@ -520,6 +549,7 @@ report_cdr() { # NAME STATUS
 }
 
 case_known
+case_toll
 case_unknown
 case_missed
 case_stalled

@@ -1,0 +1,209 @@
+//! Issue 21: guessing behind a shared address, notifications that are not the gateway's,
+//! and the demo's removed numbers.
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use cidgate::domain::{TenantId, TokenScope};
+use serde_json::{Value, json};
+
+use crate::helpers::{PROPAGATION, TestApp, UNKNOWN_ANSWER, eventually, spawn_app, spawn_instance};
+use crate::proxy::{DbProxy, Mode};
+
+fn client_from(source: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(source.parse::<IpAddr>().unwrap())
+        .build()
+        .unwrap()
+}
+
+async fn lookup_from(client: &reqwest::Client, gateway: &str, token: &str) -> reqwest::Response {
+    client
+        .get(format!("{gateway}/api/lookup"))
+        .query(&[("telephone", "0721234567"), ("token", token)])
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn metrics(app: &TestApp, gateway: &str) -> String {
+    let url = format!("{gateway}/metrics");
+    app.http
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// The value of one sample (`name{labels} value`) in Prometheus text, 0 when absent.
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|line| {
+            line.strip_prefix(series)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0.0)
+}
+
+async fn tenant_id(app: &TestApp, slug: &str) -> i64 {
+    let client = app.pool.get().await.unwrap();
+    let row = client
+        .query_one("SELECT id FROM tenants WHERE slug = $1", &[&slug])
+        .await
+        .unwrap();
+    row.get(0)
+}
+
+fn ana() -> Value {
+    json!({"name": "Ana Popescu", "phones": ["0721 234 567"], "direct_line": "101"})
+}
+
+#[tokio::test]
+async fn guessing_from_a_shared_address_locks_out_no_valid_token_and_asks_no_database() {
+    // Behind one NAT or proxy address: a PBX with a wrong token, and tenants whose
+    // tokens are good.
+    let db_app = spawn_app().await;
+    let proxy = DbProxy::start(&db_app.db.url).await;
+    let gateway = spawn_instance(&proxy.url(&db_app.db.url), |_| {}).await;
+    let acme = db_app.create_tenant("acme", "RO").await;
+    db_app.put_contact(&acme.sync_token, "1", &ana()).await;
+    let shared = client_from("127.0.0.1");
+
+    let mut refused = 0;
+    while refused < 30 {
+        let guess = format!("cgl_{refused:0>32}");
+        let status = lookup_from(&shared, &gateway, &guess).await.status();
+        assert_eq!(status, 401, "guess {refused}");
+        refused += 1;
+    }
+    let over = lookup_from(&shared, &gateway, "cgl_one_more_guess").await;
+    assert_eq!(over.status(), 429, "the address is blocked");
+
+    // A token the gateway holds in memory passes the block (waits only for the
+    // gateway to load it).
+    eventually(PROPAGATION, "a valid token is answered", || async {
+        lookup_from(&shared, &gateway, &acme.lookup_token)
+            .await
+            .status()
+            == 200
+    })
+    .await;
+    let answer: Value = lookup_from(&shared, &gateway, &acme.lookup_token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["name"], "Ana Popescu");
+    let sync = shared
+        .get(format!("{gateway}/api/v1/contacts/1"))
+        .bearer_auth(&acme.sync_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sync.status(), 200, "the sync API too");
+
+    // A token made while the database hangs (the gateway never hears of it): from the
+    // blocked address it is refused at once, without asking; elsewhere the gateway
+    // asks, and answers unverified once its deadline passes.
+    proxy.set(Mode::Stalled);
+    let fresh = {
+        let client = db_app.pool.get().await.unwrap();
+        let tenant = TenantId(tenant_id(&db_app, "acme").await);
+        let (_, token) = cidgate::store::tokens::create(&client, tenant, TokenScope::Lookup, "new")
+            .await
+            .unwrap();
+        token.expose().to_owned()
+    };
+    let started = Instant::now();
+    let blocked = lookup_from(&shared, &gateway, &fresh).await;
+    assert_eq!(blocked.status(), 429);
+    assert!(blocked.headers().contains_key("retry-after"));
+    assert!(
+        started.elapsed() < Duration::from_millis(200),
+        "no database wait: {:?}",
+        started.elapsed()
+    );
+    let elsewhere = lookup_from(&client_from("127.0.0.2"), &gateway, &fresh).await;
+    assert_eq!(elsewhere.status(), 200);
+    assert_eq!(elsewhere.headers()["x-cidgate-degraded"], "unverified");
+    proxy.set(Mode::Open);
+}
+
+#[tokio::test]
+async fn a_notification_that_is_not_the_gateways_is_counted_and_never_indexed() {
+    let app = spawn_app().await;
+    app.create_tenant("acme", "RO").await;
+    let acme = tenant_id(&app, "acme").await;
+    let client = app.pool.get().await.unwrap();
+    let notify = async |channel: &str, payload: String| {
+        client
+            .execute("SELECT pg_notify($1, $2)", &[&channel, &payload])
+            .await
+            .unwrap();
+    };
+    let before = metrics(&app, &app.address).await;
+    let configs = "cidgate_notifications_total{channel=\"cidgate_config\"}";
+    let reloads = sample(&before, configs);
+
+    notify(
+        "cidgate_contacts",
+        format!("{acme} | +40722999999 <script>"),
+    )
+    .await;
+    notify(
+        "cidgate_contacts",
+        format!("{acme} | +40722999998 | +40722999997"),
+    )
+    .await;
+    notify("cidgate_contacts", format!("-{acme} | +40722999996")).await;
+    notify("cidgate_config", "reload, please".to_owned()).await;
+    // A genuine one after them: once it is handled, so are they (one connection, in order).
+    notify("cidgate_config", String::new()).await;
+    eventually(PROPAGATION, "the notifications are handled", || async {
+        sample(&metrics(&app, &app.address).await, configs) >= reloads + 2.0
+    })
+    .await;
+    let text = metrics(&app, &app.address).await;
+    assert_eq!(
+        sample(&text, "cidgate_notifications_ignored_total"),
+        4.0,
+        "{text}"
+    );
+    assert_eq!(sample(&text, "cidgate_known_numbers"), 0.0, "{text}");
+}
+
+#[tokio::test]
+async fn the_demo_notifies_the_numbers_it_removes() {
+    let app = spawn_app().await;
+    let demo = app.cli(&["demo", "--listen", "127.0.0.1:9"]);
+    assert!(demo.status.success(), "{demo:?}");
+    let token = |scope: &str| {
+        let created = app.cli(&["token", "create", "--tenant", "demo", "--scope", scope]);
+        assert!(created.status.success(), "{created:?}");
+        let stdout = String::from_utf8(created.stdout).unwrap();
+        stdout.lines().last().unwrap().trim().to_owned()
+    };
+    let (sync, lookup) = (token("sync"), token("lookup"));
+    let extra = json!({"name": "Not A Demo Contact", "phones": ["0733000111"]});
+    assert_eq!(app.put_contact(&sync, "extra", &extra).await.status(), 201);
+    eventually(PROPAGATION, "the extra contact is answered", || async {
+        app.lookup_json(&lookup, "0733000111").await["name"] == "Not A Demo Contact"
+    })
+    .await;
+
+    // The demo starts its tenant over: the extra contact goes, and its cached answer
+    // with it.
+    let again = app.cli(&["demo", "--listen", "127.0.0.1:9"]);
+    assert!(again.status.success(), "{again:?}");
+    eventually(PROPAGATION, "the removed number is unknown", || async {
+        let response = app.lookup(&lookup, "0733000111").await;
+        response.text().await.unwrap() == UNKNOWN_ANSWER
+    })
+    .await;
+}
