@@ -11,6 +11,7 @@ mod lookup_log;
 mod number_memo;
 mod phone_number;
 mod report;
+mod report_request;
 mod service_user;
 mod signing_key;
 mod tenant;
@@ -34,7 +35,8 @@ pub use number_memo::parse_remembered;
 pub use phone_number::{
     MAX_RAW_LEN, NumberKey, PhoneNumber, PhoneNumberError, Region, alternate_form,
 };
-pub use report::{MAX_ROWS, OutputFormat, ReportRequest, ReportTemplate, Timeframe};
+pub use report::{OutputFormat, ReportTemplate, Timeframe};
+pub use report_request::{MAX_ROWS, ReportRequest};
 pub use service_user::{Access, ServiceUserName};
 pub use signing_key::PopupKey;
 pub use tenant::{AuthPolicy, PopupSettings, Tenant, TenantId, TenantSlug};

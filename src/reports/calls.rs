@@ -7,6 +7,7 @@ use deadpool_postgres::GenericClient;
 
 use super::table::{Cell, Format, Table, average, column, item, share};
 use super::{ReportError, Run};
+use crate::store::report_rows;
 use crate::store::report_stats::{self, By, Totals};
 
 /// Most calls a `call-detail` report lists; a timeframe with more is refused.
@@ -198,7 +199,7 @@ pub async fn account_codes(
 
 /// A row per call, oldest first, for billing systems; times in the tenant's zone.
 pub async fn detail(client: &impl GenericClient, run: &Run<'_>) -> Result<Table, ReportError> {
-    let calls = report_stats::calls(
+    let calls = report_rows::calls(
         client,
         run.tenant.id,
         run.window,

@@ -8,14 +8,14 @@ use deadpool_postgres::GenericClient;
 
 use super::table::{Cell, Format, Table, column, item, share};
 use super::{ReportError, Run};
-use crate::store::report_stats::{self, LookupDay};
+use crate::store::report_rows::{self, LookupDay};
 
 pub async fn caller_identification(
     client: &impl GenericClient,
     run: &Run<'_>,
 ) -> Result<Table, ReportError> {
     let counted =
-        report_stats::lookup_days(client, run.tenant.id, run.window, run.zone.name()).await?;
+        report_rows::lookup_days(client, run.tenant.id, run.window, run.zone.name()).await?;
     let first = run.window.from.with_timezone(&run.zone).date_naive();
     let last = (run.window.until - Duration::microseconds(1))
         .with_timezone(&run.zone)

@@ -10,6 +10,7 @@ pub mod contacts;
 pub mod directory;
 pub mod lookup_log;
 pub mod notify;
+pub mod report_rows;
 pub mod report_stats;
 pub mod reports;
 pub mod service_users;

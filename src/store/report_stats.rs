@@ -1,14 +1,12 @@
-//! What reports count. Sums come from the hourly `call_stats` (sql/V17) for the whole
+//! What reports sum. Sums come from the hourly `call_stats` (sql/V17) for the whole
 //! hours of a timeframe and from the calls themselves for the partial hours at its
-//! edges, so a month of ten million calls sums a few hundred thousand rows; the calls
-//! of a timeframe one by one; lookups per day from the lookup log. Only ended calls
-//! count, by the time they started.
+//! edges, so a month of ten million calls sums a few hundred thousand rows. Only ended
+//! calls count, by the time they started. (store::report_rows reads rows one by one.)
 
 use anyhow::Context;
 use chrono::{DateTime, Datelike, DurationRound, NaiveDate, Utc};
 use deadpool_postgres::GenericClient;
 use tokio_postgres::types::ToSql;
-use uuid::Uuid;
 
 use crate::domain::TenantId;
 
@@ -33,14 +31,14 @@ pub struct CallScope {
 /// `calls`. `first_month`: no call that started in the window lives in an earlier
 /// month's partition (a call's month is that of its first event, and its start never
 /// moves later), so older partitions are skipped.
-struct Split {
+pub(super) struct Split {
     whole: (DateTime<Utc>, DateTime<Utc>),
     head: (DateTime<Utc>, DateTime<Utc>),
     tail: (DateTime<Utc>, DateTime<Utc>),
-    first_month: NaiveDate,
+    pub(super) first_month: NaiveDate,
 }
 
-fn split(w: Window) -> Split {
+pub(super) fn split(w: Window) -> Split {
     let hour = chrono::Duration::hours(1);
     let floor = |t: DateTime<Utc>| t.duration_trunc(hour).unwrap_or(t);
     let start = if floor(w.from) == w.from {
@@ -101,7 +99,7 @@ const CODE_FACTS: &str = "WITH facts AS (
     )";
 
 /// The condition for `scope`, its lists at `$first`..`$first+3`.
-fn scope_condition(extension: &str, group: &str, first: usize) -> String {
+pub(super) fn scope_condition(extension: &str, group: &str, first: usize) -> String {
     let (a, b, c, d) = (first, first + 1, first + 2, first + 3);
     format!(
         "(${a}::text[] IS NULL OR {extension} = ANY(${a}) OR {group} = ANY(${b}))
@@ -110,7 +108,7 @@ fn scope_condition(extension: &str, group: &str, first: usize) -> String {
 }
 
 /// A limit's two lists as parameters (both NULL for no limit).
-fn lists(
+pub(super) fn lists(
     limit: &Option<(Vec<String>, Vec<String>)>,
 ) -> (Option<&Vec<String>>, Option<&Vec<String>>) {
     match limit {
@@ -252,124 +250,6 @@ pub async fn totals(
             answered: r.get(2),
             talk_ms: r.get(3),
             duration_ms: r.get(4),
-        })
-        .collect())
-}
-
-/// One call of the call-detail report.
-#[derive(Debug, Clone)]
-pub struct CallLine {
-    pub report_call_id: i64,
-    pub id: Uuid,
-    pub started_at: DateTime<Utc>,
-    pub direction: Option<String>,
-    pub agent: Option<String>,
-    pub group: Option<String>,
-    pub caller_number: Option<String>,
-    pub caller_name: Option<String>,
-    pub dnis: Option<String>,
-    pub external_number: Option<String>,
-    pub account_codes: Vec<String>,
-    pub outcome: String,
-    pub duration_ms: i64,
-    pub talk_ms: i64,
-}
-
-/// The ended calls in `scope` that started in the window, oldest first, at most `limit`.
-pub async fn calls(
-    client: &impl GenericClient,
-    tenant: TenantId,
-    window: Window,
-    scope: &CallScope,
-    limit: i64,
-) -> anyhow::Result<Vec<CallLine>> {
-    let scoped = scope_condition("coalesce(agent_extension(agent), '')", "call_group", 5);
-    let sql = format!(
-        "SELECT report_call_id, id, started_at, direction, agent, call_group, caller_number,
-                caller_name, dnis, external_number, account_codes, outcome,
-                coalesce(duration_ms, 0) AS duration_ms,
-                CASE WHEN outcome = 'answered' THEN coalesce(talk_ms, 0) ELSE 0 END AS talk_ms
-         FROM calls
-         WHERE tenant_id = $1 AND ended_at IS NOT NULL AND started_at >= $2 AND started_at < $3
-           AND month >= $4 AND {scoped}
-         ORDER BY started_at, id LIMIT $9"
-    );
-    let first_month = split(window).first_month;
-    let (access_ext, access_groups) = lists(&scope.access);
-    let (rows_ext, rows_groups) = lists(&scope.rows);
-    let rows = client
-        .query(
-            &sql,
-            &[
-                &tenant.0,
-                &window.from,
-                &window.until,
-                &first_month,
-                &access_ext,
-                &access_groups,
-                &rows_ext,
-                &rows_groups,
-                &limit,
-            ],
-        )
-        .await
-        .context("reading calls for a report")?;
-    Ok(rows
-        .iter()
-        .map(|r| CallLine {
-            report_call_id: r.get("report_call_id"),
-            id: r.get("id"),
-            started_at: r.get("started_at"),
-            direction: r.get("direction"),
-            agent: r.get("agent"),
-            group: r.get("call_group"),
-            caller_number: r.get("caller_number"),
-            caller_name: r.get("caller_name"),
-            dnis: r.get("dnis"),
-            external_number: r.get("external_number"),
-            account_codes: r.get("account_codes"),
-            outcome: r.get("outcome"),
-            duration_ms: r.get("duration_ms"),
-            talk_ms: r.get("talk_ms"),
-        })
-        .collect())
-}
-
-/// A day's lookups, by what they found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LookupDay {
-    pub day: NaiveDate,
-    pub identified: i64,
-    pub unknown: i64,
-    pub degraded: i64,
-}
-
-/// The lookups of the window per day in `zone` (an IANA name), days without any left out.
-pub async fn lookup_days(
-    client: &impl GenericClient,
-    tenant: TenantId,
-    window: Window,
-    zone: &str,
-) -> anyhow::Result<Vec<LookupDay>> {
-    let rows = client
-        .query(
-            "SELECT (at AT TIME ZONE $4)::date AS day,
-                    count(*) FILTER (WHERE outcome = 'found'),
-                    count(*) FILTER (WHERE outcome = 'unknown'),
-                    count(*) FILTER (WHERE outcome = 'degraded')
-             FROM lookup_log WHERE tenant_id = $1 AND at >= $2 AND at < $3
-             GROUP BY 1 ORDER BY 1",
-            &[&tenant.0, &window.from, &window.until, &zone],
-        )
-        .await
-        .context("counting lookups for a report")?;
-    Ok(rows
-        .iter()
-        .map(|r| LookupDay {
-            day: r.get(0),
-            identified: r.get(1),
-            unknown: r.get(2),
-            degraded: r.get(3),
         })
         .collect())
 }

@@ -1,13 +1,10 @@
-//! Every template against figures computed by hand, and the edges of a timeframe.
+//! Every template against figures computed by hand.
 
-use chrono::{Duration, NaiveDate};
-use cidgate::store;
+use chrono::NaiveDate;
 use serde_json::{Value, json};
 
-use super::{
-    call, day, local, post_calls, post_report, report_json, request, service_user, tenant,
-};
-use crate::helpers::{PROPAGATION, TestApp, eventually, spawn_app, spawn_app_with};
+use super::{call, day, local, pairs, post_calls, request, rows, run, summary, table, tenant};
+use crate::helpers::spawn_app;
 
 /// Six calls on `d` (times at -06:00):
 ///
@@ -20,7 +17,7 @@ use crate::helpers::{PROPAGATION, TestApp, eventually, spawn_app, spawn_app_with
 /// | c6 | 09:50 | Internal | | 200 | | | talk 10 s |
 ///
 /// Answered calls ring 5 s (duration = talk + 5 s); missed ones end after 20 s.
-fn six_calls(d: NaiveDate) -> Vec<Value> {
+pub fn six_calls(d: NaiveDate) -> Vec<Value> {
     let calls = [
         (
             "c1",
@@ -63,60 +60,6 @@ fn six_calls(d: NaiveDate) -> Vec<Value> {
         .into_iter()
         .flat_map(|(id, at, talk, fields)| call(id, local(d, at), talk, fields))
         .collect()
-}
-
-/// Each row's values as people read them (the formatted value, else the value).
-fn rows(report: &Value) -> Vec<Vec<String>> {
-    report["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|row| {
-            let values = row["values"].as_object().unwrap();
-            (0..values.len())
-                .map(|k| {
-                    let cell = &values[&k.to_string()];
-                    match (&cell["formattedValue"], &cell["value"]) {
-                        (Value::String(f), _) => f.clone(),
-                        (_, Value::String(v)) => v.clone(),
-                        (_, v) => v.to_string(),
-                    }
-                })
-                .collect()
-        })
-        .collect()
-}
-
-fn summary(report: &Value) -> Vec<(String, String)> {
-    report["summaryItems"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| {
-            (
-                i["title"].as_str().unwrap().to_owned(),
-                i["formattedValue"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
-}
-
-fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
-    items
-        .iter()
-        .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
-        .collect()
-}
-
-fn table(rows: &[&[&str]]) -> Vec<Vec<String>> {
-    rows.iter()
-        .map(|r| r.iter().map(|c| (*c).to_owned()).collect())
-        .collect()
-}
-
-async fn run(app: &TestApp, template: &str, name: &str, limits: &[&str], body: &Value) -> Value {
-    let (key, report) = service_user(app, "acme", name, limits, template);
-    report_json(app, &key, &report, body).await
 }
 
 #[tokio::test]
@@ -267,201 +210,5 @@ async fn every_template_counts_the_calls_as_computed_by_hand() {
             &["Nobody", "0", "0", "0", "0.0%"],
             &["Support", "2", "1", "1", "50.0%"]
         ])
-    );
-}
-
-#[tokio::test]
-async fn timeframes_are_read_with_their_offsets_to_the_second() {
-    let app = spawn_app().await;
-    let t = tenant(&app, "acme").await;
-    let d = day();
-    let next = d + Duration::days(1);
-    let mut events = six_calls(d);
-    // At the very end of the local day, and the first second of the next.
-    events.extend(call(
-        "late",
-        local(d, "23:59:59"),
-        Some(1_000),
-        json!({"direction": "inbound", "agent": "200"}),
-    ));
-    events.extend(call(
-        "early",
-        local(next, "00:00:00"),
-        Some(1_000),
-        json!({"direction": "outbound", "agent": "200"}),
-    ));
-    post_calls(&app, &t.pbx, events).await;
-    let (key, report) = service_user(&app, "acme", "bi", &[], "agent-talking-summary");
-    let agent_200 = async |start: String, end: String| {
-        let answer = report_json(
-            &app,
-            &key,
-            &report,
-            &request("json", &start, &end, &["200"], &[]),
-        )
-        .await;
-        rows(&answer)[0][1..5].to_vec()
-    };
-    // in, out, internal, total
-    let counts = |a: &str, b: &str, c: &str, t: &str| {
-        vec![a.to_owned(), b.to_owned(), c.to_owned(), t.to_owned()]
-    };
-    // The local day: its last second counts, the next day's first does not.
-    assert_eq!(
-        agent_200(
-            format!("{d}T00:00:00.000-06:00"),
-            format!("{d}T23:59:59.000-06:00")
-        )
-        .await,
-        counts("2", "1", "1", "4")
-    );
-    assert_eq!(
-        agent_200(
-            format!("{next}T00:00:00-06:00"),
-            format!("{next}T23:59:59-06:00")
-        )
-        .await,
-        counts("0", "1", "0", "1")
-    );
-    // The same instants written in another offset.
-    assert_eq!(
-        agent_200(
-            format!("{d}T11:30:00+05:30"),
-            format!("{next}T11:29:59+05:30")
-        )
-        .await,
-        counts("2", "1", "1", "4")
-    );
-    // The UTC day of `d` ends at 18:00 local: the late call is on the next UTC day.
-    assert_eq!(
-        agent_200(format!("{d}T00:00:00Z"), format!("{d}T23:59:59Z")).await,
-        counts("1", "1", "1", "3")
-    );
-    // Partial hours at both ends (read from the calls, not the hourly figures).
-    assert_eq!(
-        agent_200(
-            format!("{d}T23:30:00-06:00"),
-            format!("{next}T00:30:00-06:00")
-        )
-        .await,
-        counts("1", "1", "0", "2")
-    );
-    assert_eq!(
-        agent_200(format!("{d}T08:59:59-06:00"), format!("{d}T09:49:59-06:00")).await,
-        counts("1", "1", "0", "2")
-    );
-    assert_eq!(
-        agent_200(
-            format!("{d}T09:00:01-06:00"),
-            format!("{next}T00:30:00-06:00")
-        )
-        .await,
-        counts("1", "2", "1", "4")
-    );
-    // One second, exactly.
-    assert_eq!(
-        agent_200(format!("{d}T23:59:59-06:00"), format!("{d}T23:59:59-06:00")).await,
-        counts("1", "0", "0", "1")
-    );
-}
-
-#[tokio::test]
-async fn caller_identification_counts_lookups_per_local_day() {
-    // A deadline no busy machine misses: each lookup is found or unknown, never degraded.
-    let app = spawn_app_with(|s| s.lookup_deadline_ms = 10_000).await;
-    let t = tenant(&app, "acme").await;
-    let put = app
-        .put_contact(
-            &t.sync,
-            "42",
-            &json!({"name": "Ion Popescu", "phones": ["+40721234567"]}),
-        )
-        .await;
-    assert!(put.status().is_success());
-    // Today: one identified, two unknown, through the PBX lookup.
-    for number in ["0721234567", "0700000001", "anonymous"] {
-        assert_eq!(app.lookup(&t.lookup, number).await.status(), 200);
-    }
-    // Earlier days: degraded answers and the edge of a local day, written as the
-    // lookup log's writer would.
-    let d = day();
-    let client = app.pool.get().await.unwrap();
-    let acme = store::tenants::list(&client)
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|t| t.slug == "acme")
-        .unwrap();
-    for (at, outcome) in [
-        (local(d, "23:59:59"), "degraded"),
-        (local(d, "00:00:00"), "found"),
-        (local(d, "00:00:00") - Duration::seconds(1), "unknown"),
-    ] {
-        client
-            .execute(
-                "INSERT INTO lookup_log (tenant_id, at, number, outcome, latency_us) VALUES ($1, $2, '+40700000009', $3, 1000)",
-                &[&acme.id.0, &at, &outcome],
-            )
-            .await
-            .unwrap();
-    }
-    let (key, report) = service_user(&app, "acme", "quality", &[], "caller-identification");
-    let today = chrono::Utc::now()
-        .with_timezone(&super::minus_six())
-        .date_naive();
-    let whole = request(
-        "json",
-        &format!("{d}T00:00:00-06:00"),
-        &format!("{today}T23:59:59-06:00"),
-        &[],
-        &[],
-    );
-    eventually(PROPAGATION, "today's lookups are logged", || async {
-        let answer = report_json(&app, &key, &report, &whole).await;
-        summary(&answer)[1].1 == "5"
-    })
-    .await;
-    let answer = report_json(&app, &key, &report, &whole).await;
-    let days = rows(&answer);
-    assert_eq!(
-        days.len() as i64,
-        (today - d).num_days() + 1,
-        "every day has a row"
-    );
-    assert_eq!(
-        days[0],
-        [
-            d.to_string(),
-            "2".into(),
-            "1".into(),
-            "0".into(),
-            "1".into(),
-            "50.0%".into()
-        ]
-    );
-    assert_eq!(days[1][1], "0");
-    assert_eq!(days.last().unwrap()[1..], ["3", "1", "2", "0", "33.3%"]);
-    assert_eq!(
-        summary(&answer),
-        pairs(&[
-            ("Days", &days.len().to_string()),
-            ("Total Lookups", "5"),
-            ("Total Identified", "2"),
-            ("Total Unknown", "2"),
-            ("Total Degraded", "1"),
-            ("Identified Share", "40.0%")
-        ])
-    );
-    // It has a row per day, so it takes no rows.
-    let with_rows = request(
-        "json",
-        &format!("{d}T00:00:00-06:00"),
-        &format!("{d}T23:59:59-06:00"),
-        &["200"],
-        &[],
-    );
-    assert_eq!(
-        post_report(&app, &key, &report, &with_rows).await.status(),
-        400
     );
 }
