@@ -1,5 +1,6 @@
--- Report figures per hour (DESIGN §10). A month of ten million calls sums in well under a
--- second from these, where reading the calls themselves takes seconds. Triggers on
+-- Report figures per UTC day and per UTC hour (DESIGN §10). A month of ten million calls
+-- sums from a month of days, the hours at its ends and the calls of its partial hours
+-- (store::report_stats), where reading the calls themselves takes seconds. Triggers on
 -- `calls` keep them in the transaction that writes the call: each write takes the call's
 -- old figures out and puts its new ones in; only ended calls count. They are partitioned
 -- by the call's month like `calls`, so retention drops them together
@@ -9,8 +10,9 @@
 CREATE TABLE call_stats (
     tenant_id   BIGINT NOT NULL,
     month       DATE NOT NULL,
-    -- The UTC hour the call started in.
-    hour        TIMESTAMPTZ NOT NULL,
+    -- The UTC day (`daily`) or hour the calls started in.
+    daily       BOOLEAN NOT NULL,
+    bucket      TIMESTAMPTZ NOT NULL,
     -- '' where the call names none (a key column cannot be NULL).
     agent_ext   TEXT NOT NULL,
     call_group  TEXT NOT NULL,
@@ -21,14 +23,15 @@ CREATE TABLE call_stats (
     -- Of the answered calls.
     talk_ms     BIGINT NOT NULL,
     duration_ms BIGINT NOT NULL,
-    PRIMARY KEY (tenant_id, hour, agent_ext, call_group, direction, dnis, month)
+    PRIMARY KEY (tenant_id, daily, bucket, agent_ext, call_group, direction, dnis, month)
 ) PARTITION BY RANGE (month);
 
 -- The same per account code: a call with two codes counts under each.
 CREATE TABLE call_code_stats (
     tenant_id    BIGINT NOT NULL,
     month        DATE NOT NULL,
-    hour         TIMESTAMPTZ NOT NULL,
+    daily        BOOLEAN NOT NULL,
+    bucket       TIMESTAMPTZ NOT NULL,
     account_code TEXT NOT NULL,
     agent_ext    TEXT NOT NULL,
     call_group   TEXT NOT NULL,
@@ -36,7 +39,7 @@ CREATE TABLE call_code_stats (
     answered     BIGINT NOT NULL,
     talk_ms      BIGINT NOT NULL,
     duration_ms  BIGINT NOT NULL,
-    PRIMARY KEY (tenant_id, hour, account_code, agent_ext, call_group, month)
+    PRIMARY KEY (tenant_id, daily, bucket, account_code, agent_ext, call_group, month)
 ) PARTITION BY RANGE (month);
 
 -- What of a call its figures come from.
@@ -63,7 +66,8 @@ LANGUAGE sql AS $$
         UNION ALL
         SELECT 1, a.* FROM unnest(added) a
     ), d AS (
-        SELECT tenant_id, month, date_trunc('hour', started_at, 'UTC') AS hour,
+        SELECT tenant_id, month, daily,
+               date_trunc(CASE WHEN daily THEN 'day' ELSE 'hour' END, started_at, 'UTC') AS bucket,
                coalesce(agent_extension(agent), '') AS agent_ext,
                coalesce(call_group, '') AS call_group, coalesce(direction, '') AS direction,
                coalesce(dnis, '') AS dnis, account_codes, sign AS calls,
@@ -71,30 +75,30 @@ LANGUAGE sql AS $$
                CASE WHEN outcome = 'answered' THEN sign * coalesce(talk_ms, 0) ELSE 0 END
                    AS talk_ms,
                sign * coalesce(duration_ms, 0) AS duration_ms
-        FROM f
+        FROM f, (VALUES (true), (false)) AS spans (daily)
     ), by_call AS (
-        INSERT INTO call_stats AS s (tenant_id, month, hour, agent_ext, call_group, direction,
-                                     dnis, calls, answered, talk_ms, duration_ms)
-        SELECT tenant_id, month, hour, agent_ext, call_group, direction, dnis,
+        INSERT INTO call_stats AS s (tenant_id, month, daily, bucket, agent_ext, call_group,
+                                     direction, dnis, calls, answered, talk_ms, duration_ms)
+        SELECT tenant_id, month, daily, bucket, agent_ext, call_group, direction, dnis,
                sum(calls), sum(answered), sum(talk_ms), sum(duration_ms)
         FROM d
-        GROUP BY tenant_id, month, hour, agent_ext, call_group, direction, dnis
+        GROUP BY tenant_id, month, daily, bucket, agent_ext, call_group, direction, dnis
         HAVING sum(calls) <> 0 OR sum(answered) <> 0 OR sum(talk_ms) <> 0
             OR sum(duration_ms) <> 0
-        ON CONFLICT (tenant_id, hour, agent_ext, call_group, direction, dnis, month)
+        ON CONFLICT (tenant_id, daily, bucket, agent_ext, call_group, direction, dnis, month)
         DO UPDATE SET calls = s.calls + excluded.calls,
                       answered = s.answered + excluded.answered,
                       talk_ms = s.talk_ms + excluded.talk_ms,
                       duration_ms = s.duration_ms + excluded.duration_ms
     )
-    INSERT INTO call_code_stats AS s (tenant_id, month, hour, account_code, agent_ext,
+    INSERT INTO call_code_stats AS s (tenant_id, month, daily, bucket, account_code, agent_ext,
                                       call_group, calls, answered, talk_ms, duration_ms)
-    SELECT tenant_id, month, hour, code, agent_ext, call_group,
+    SELECT tenant_id, month, daily, bucket, code, agent_ext, call_group,
            sum(calls), sum(answered), sum(talk_ms), sum(duration_ms)
     FROM d, unnest(account_codes) AS code
-    GROUP BY tenant_id, month, hour, code, agent_ext, call_group
+    GROUP BY tenant_id, month, daily, bucket, code, agent_ext, call_group
     HAVING sum(calls) <> 0 OR sum(answered) <> 0 OR sum(talk_ms) <> 0 OR sum(duration_ms) <> 0
-    ON CONFLICT (tenant_id, hour, account_code, agent_ext, call_group, month)
+    ON CONFLICT (tenant_id, daily, bucket, account_code, agent_ext, call_group, month)
     DO UPDATE SET calls = s.calls + excluded.calls,
                   answered = s.answered + excluded.answered,
                   talk_ms = s.talk_ms + excluded.talk_ms,

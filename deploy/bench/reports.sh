@@ -108,12 +108,17 @@ for ((d = 0; d < days; d++)); do
 	n=$((calls - first < per_day ? calls - first : per_day))
 	((n > 0)) || break
 	psql "$DATABASE_URL" <<SQL
-WITH g AS (
-    SELECT i, (i * 7919) % 100 AS a, i % 10 AS kind, (i / 3) % 5 <> 4 AS answered,
-           10000 + (i * 104729) % 590000 AS talk,
+WITH h AS (
+    SELECT i, abs(hashint8(i)::bigint) AS h1, abs(hashint8(-i - 1)::bigint) AS h2
+    FROM generate_series($first::bigint, $first + $n - 1) AS i
+), g AS (
+    -- Agent, direction, number dialled, outcome, talk and code drawn independently.
+    SELECT i, h1 % 100 AS a, h2 % 10 AS kind, (h2 / 10) % 5 <> 4 AS answered,
+           10000 + (h1 / 100) % 590000 AS talk, (h1 / 1000000) % 8 AS line,
+           (h2 / 100) % 5 = 0 AS coded, (h2 / 1000) % 50 AS code,
            timestamptz '$month 00:00:00+00' + make_interval(days => $d)
                + make_interval(secs => ((i - $first) * 86400.0 / $n)) AS started
-    FROM generate_series($first::bigint, $first + $n - 1) AS i
+    FROM h
 )
 INSERT INTO calls (tenant_id, month, id, report_call_id, activecallkey, direction,
                    caller_number, other_number, agent, call_group, dnis, account_codes,
@@ -123,8 +128,8 @@ SELECT $tenant_id, date '$month', gen_random_uuid(), i + 1, 'b' || i,
        CASE WHEN kind < 6 THEN 'Inbound' WHEN kind < 9 THEN 'Outbound' ELSE 'Internal' END,
        '+40721' || lpad((i % 100000)::text, 6, '0'), '+40721' || lpad((i % 100000)::text, 6, '0'),
        'Agent' || a || '(' || (200 + a) || ')', 'Group' || (a % 10),
-       CASE WHEN kind < 6 THEN '021000000' || (i % 8) WHEN kind < 9 THEN '031000000' || (i % 2) END,
-       CASE WHEN i % 5 = 0 THEN ARRAY['AC' || (i % 50)] ELSE '{}' END,
+       CASE WHEN kind < 6 THEN '021000000' || line WHEN kind < 9 THEN '031000000' || line % 2 END,
+       CASE WHEN coded THEN ARRAY['AC' || code] ELSE '{}' END,
        started,
        CASE WHEN answered THEN started + interval '5 s' END,
        started + CASE WHEN answered THEN interval '5 s' + make_interval(secs => talk / 1000.0)

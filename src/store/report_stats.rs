@@ -1,7 +1,8 @@
-//! What reports sum. Sums come from the hourly `call_stats` (sql/V17) for the whole
-//! hours of a timeframe and from the calls themselves for the partial hours at its
-//! edges, so a month of ten million calls sums a few hundred thousand rows. Only ended
-//! calls count, by the time they started. (store::report_rows reads rows one by one.)
+//! What reports sum: `call_stats` (sql/V17) holds figures per UTC day and per UTC hour,
+//! so a timeframe sums its whole days, the whole hours at its ends, and the calls of
+//! its partial hours (a month of ten million calls: some tens of thousands of rows).
+//! Only ended calls count, by the time they started. (store::report_rows reads rows
+//! one by one.)
 
 use anyhow::Context;
 use chrono::{DateTime, Datelike, DurationRound, NaiveDate, Utc};
@@ -27,51 +28,72 @@ pub struct CallScope {
     pub rows: Option<(Vec<String>, Vec<String>)>,
 }
 
-/// The window cut at whole hours: `whole` from `call_stats`, `head` and `tail` from
-/// `calls`. `first_month`: no call that started in the window lives in an earlier
+type Range = (DateTime<Utc>, DateTime<Utc>);
+
+/// The window cut at whole UTC days and hours: `days` from the daily figures, `hours`
+/// from the hourly ones, `calls` (the partial hours at the ends) from the calls
+/// themselves. `first_month`: no call that started in the window lives in an earlier
 /// month's partition (a call's month is that of its first event, and its start never
 /// moves later), so older partitions are skipped.
 pub(super) struct Split {
-    whole: (DateTime<Utc>, DateTime<Utc>),
-    head: (DateTime<Utc>, DateTime<Utc>),
-    tail: (DateTime<Utc>, DateTime<Utc>),
+    days: Range,
+    hours: [Range; 2],
+    calls: [Range; 2],
     pub(super) first_month: NaiveDate,
 }
 
-pub(super) fn split(w: Window) -> Split {
-    let hour = chrono::Duration::hours(1);
-    let floor = |t: DateTime<Utc>| t.duration_trunc(hour).unwrap_or(t);
-    let start = if floor(w.from) == w.from {
-        w.from
+/// The whole `unit`s within `[from, until)`, if any.
+fn whole(from: DateTime<Utc>, until: DateTime<Utc>, unit: chrono::Duration) -> Option<Range> {
+    let floor = |t: DateTime<Utc>| t.duration_trunc(unit).unwrap_or(t);
+    let start = if floor(from) == from {
+        from
     } else {
-        floor(w.from) + hour
+        floor(from) + unit
     };
-    let end = floor(w.until);
+    let end = floor(until);
+    (start < end).then_some((start, end))
+}
+
+pub(super) fn split(w: Window) -> Split {
+    let empty = (w.from, w.from);
     let first_month = NaiveDate::from_ymd_opt(w.from.year(), w.from.month(), 1)
         .expect("the first of a month exists");
-    if start < end {
-        Split {
-            whole: (start, end),
-            head: (w.from, start),
-            tail: (end, w.until),
+    let Some((h0, h1)) = whole(w.from, w.until, chrono::Duration::hours(1)) else {
+        return Split {
+            days: empty,
+            hours: [empty, empty],
+            calls: [(w.from, w.until), empty],
             first_month,
-        }
-    } else {
-        Split {
-            whole: (w.from, w.from),
-            head: (w.from, w.until),
-            tail: (w.until, w.until),
+        };
+    };
+    let calls = [(w.from, h0), (h1, w.until)];
+    match whole(h0, h1, chrono::Duration::days(1)) {
+        None => Split {
+            days: empty,
+            hours: [(h0, h1), empty],
+            calls,
             first_month,
-        }
+        },
+        Some((d0, d1)) => Split {
+            days: (d0, d1),
+            hours: [(h0, d0), (d1, h1)],
+            calls,
+            first_month,
+        },
     }
 }
 
-/// `$1` tenant, `$2`-`$7` the split, `$8` the first month; the facts' columns are
-/// named as in `call_stats`.
+/// `$1` tenant, `$2`-`$11` the split, `$12` the first month; the facts' columns are
+/// named as in `call_stats`. More parameters start at `$13`.
 const CALL_FACTS: &str = "WITH facts AS (
         SELECT agent_ext, call_group, direction, dnis, calls, answered, talk_ms, duration_ms
         FROM call_stats
-        WHERE tenant_id = $1 AND hour >= $2 AND hour < $3 AND month >= $8
+        WHERE tenant_id = $1 AND daily AND bucket >= $2 AND bucket < $3 AND month >= $12
+        UNION ALL
+        SELECT agent_ext, call_group, direction, dnis, calls, answered, talk_ms, duration_ms
+        FROM call_stats
+        WHERE tenant_id = $1 AND NOT daily AND month >= $12
+          AND (bucket >= $4 AND bucket < $5 OR bucket >= $6 AND bucket < $7)
         UNION ALL
         SELECT coalesce(agent_extension(agent), ''), coalesce(call_group, ''),
                coalesce(direction, ''), coalesce(dnis, ''), 1,
@@ -79,23 +101,28 @@ const CALL_FACTS: &str = "WITH facts AS (
                CASE WHEN outcome = 'answered' THEN coalesce(talk_ms, 0) ELSE 0 END,
                coalesce(duration_ms, 0)
         FROM calls
-        WHERE tenant_id = $1 AND ended_at IS NOT NULL AND month >= $8
-          AND (started_at >= $4 AND started_at < $5 OR started_at >= $6 AND started_at < $7)
+        WHERE tenant_id = $1 AND ended_at IS NOT NULL AND month >= $12
+          AND (started_at >= $8 AND started_at < $9 OR started_at >= $10 AND started_at < $11)
     )";
 
 /// The same per account code (`call_code_stats`): a call counts under each of its codes.
 const CODE_FACTS: &str = "WITH facts AS (
         SELECT account_code, agent_ext, call_group, calls, answered, talk_ms, duration_ms
         FROM call_code_stats
-        WHERE tenant_id = $1 AND hour >= $2 AND hour < $3 AND month >= $8
+        WHERE tenant_id = $1 AND daily AND bucket >= $2 AND bucket < $3 AND month >= $12
+        UNION ALL
+        SELECT account_code, agent_ext, call_group, calls, answered, talk_ms, duration_ms
+        FROM call_code_stats
+        WHERE tenant_id = $1 AND NOT daily AND month >= $12
+          AND (bucket >= $4 AND bucket < $5 OR bucket >= $6 AND bucket < $7)
         UNION ALL
         SELECT code, coalesce(agent_extension(agent), ''), coalesce(call_group, ''), 1,
                CASE WHEN outcome = 'answered' THEN 1 ELSE 0 END,
                CASE WHEN outcome = 'answered' THEN coalesce(talk_ms, 0) ELSE 0 END,
                coalesce(duration_ms, 0)
         FROM calls, unnest(account_codes) AS code
-        WHERE tenant_id = $1 AND ended_at IS NOT NULL AND month >= $8
-          AND (started_at >= $4 AND started_at < $5 OR started_at >= $6 AND started_at < $7)
+        WHERE tenant_id = $1 AND ended_at IS NOT NULL AND month >= $12
+          AND (started_at >= $8 AND started_at < $9 OR started_at >= $10 AND started_at < $11)
     )";
 
 /// The condition for `scope`, its lists at `$first`..`$first+3`.
@@ -127,12 +154,16 @@ async fn query_facts(
     let s = split(window);
     let mut params: Vec<&(dyn ToSql + Sync)> = vec![
         &tenant.0,
-        &s.whole.0,
-        &s.whole.1,
-        &s.head.0,
-        &s.head.1,
-        &s.tail.0,
-        &s.tail.1,
+        &s.days.0,
+        &s.days.1,
+        &s.hours[0].0,
+        &s.hours[0].1,
+        &s.hours[1].0,
+        &s.hours[1].1,
+        &s.calls[0].0,
+        &s.calls[0].1,
+        &s.calls[1].0,
+        &s.calls[1].1,
         &s.first_month,
     ];
     params.extend_from_slice(more);
@@ -172,7 +203,7 @@ pub async fn agent_totals(
                coalesce(sum(calls) FILTER (WHERE direction IN ('Internal', 'Intersite')), 0)::bigint,
                sum(calls)::bigint, sum(answered)::bigint, sum(talk_ms)::bigint
         FROM facts
-        WHERE agent_ext <> '' AND ($9::text[] IS NULL OR agent_ext = ANY($9))
+        WHERE agent_ext <> '' AND ($13::text[] IS NULL OR agent_ext = ANY($13))
         GROUP BY agent_ext HAVING sum(calls) <> 0"
     );
     let rows = query_facts(client, tenant, window, &sql, &[&extensions]).await?;
@@ -224,7 +255,7 @@ pub async fn totals(
         By::Group => (CALL_FACTS, "call_group", "call_group <> ''"),
         By::AccountCode => (CODE_FACTS, "account_code", "true"),
     };
-    let scoped = scope_condition("agent_ext", "call_group", 9);
+    let scoped = scope_condition("agent_ext", "call_group", 13);
     let sql = format!(
         "{facts}
         SELECT {key}, sum(calls)::bigint, sum(answered)::bigint, sum(talk_ms)::bigint,
@@ -263,37 +294,46 @@ mod tests {
     }
 
     #[test]
-    fn a_window_is_cut_at_whole_hours() {
+    fn a_window_is_cut_at_whole_days_and_hours() {
+        // The reference's two local days at -06:00: whole hours at both ends, a whole
+        // UTC day between, nothing from the calls.
         let s = split(Window {
             from: at("2026-11-09T06:00:00Z"),
-            until: at("2026-11-11T06:00:00.5Z"),
+            until: at("2026-11-11T06:00:00Z"),
         });
         assert_eq!(
-            s.whole,
-            (at("2026-11-09T06:00:00Z"), at("2026-11-11T06:00:00Z"))
+            s.days,
+            (at("2026-11-10T00:00:00Z"), at("2026-11-11T00:00:00Z"))
         );
-        assert_eq!(s.head.0, s.head.1, "nothing before the first whole hour");
         assert_eq!(
-            s.tail,
-            (at("2026-11-11T06:00:00Z"), at("2026-11-11T06:00:00.5Z"))
+            s.hours[0],
+            (at("2026-11-09T06:00:00Z"), at("2026-11-10T00:00:00Z"))
         );
+        assert_eq!(
+            s.hours[1],
+            (at("2026-11-11T00:00:00Z"), at("2026-11-11T06:00:00Z"))
+        );
+        assert_eq!(s.calls[0].0, s.calls[0].1);
+        assert_eq!(s.calls[1].0, s.calls[1].1);
         assert_eq!(s.first_month, NaiveDate::from_ymd_opt(2026, 11, 1).unwrap());
 
+        // Partial hours at both ends, no whole day.
         let s = split(Window {
             from: at("2026-11-09T05:30:00Z"),
-            until: at("2026-11-09T07:15:00Z"),
+            until: at("2026-11-09T07:15:00.5Z"),
         });
+        assert_eq!(s.days.0, s.days.1);
         assert_eq!(
-            s.whole,
+            s.hours[0],
             (at("2026-11-09T06:00:00Z"), at("2026-11-09T07:00:00Z"))
         );
         assert_eq!(
-            s.head,
+            s.calls[0],
             (at("2026-11-09T05:30:00Z"), at("2026-11-09T06:00:00Z"))
         );
         assert_eq!(
-            s.tail,
-            (at("2026-11-09T07:00:00Z"), at("2026-11-09T07:15:00Z"))
+            s.calls[1],
+            (at("2026-11-09T07:00:00Z"), at("2026-11-09T07:15:00.5Z"))
         );
 
         // Within one hour: all from the calls.
@@ -301,11 +341,11 @@ mod tests {
             from: at("2026-11-09T05:10:00Z"),
             until: at("2026-11-09T05:50:00Z"),
         });
-        assert_eq!(s.whole.0, s.whole.1);
+        assert_eq!(s.days.0, s.days.1);
+        assert_eq!(s.hours[0].0, s.hours[0].1);
         assert_eq!(
-            s.head,
+            s.calls[0],
             (at("2026-11-09T05:10:00Z"), at("2026-11-09T05:50:00Z"))
         );
-        assert_eq!(s.tail.0, s.tail.1);
     }
 }

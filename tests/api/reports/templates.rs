@@ -134,6 +134,18 @@ async fn every_template_counts_the_calls_as_computed_by_hand() {
         ])
     );
 
+    // Over three days the same, from the daily figures.
+    let (before, after) = (d - chrono::Duration::days(1), d + chrono::Duration::days(1));
+    let three_days = request(
+        "json",
+        &format!("{before}T00:00:00-06:00"),
+        &format!("{after}T23:59:59-06:00"),
+        &[],
+        &[],
+    );
+    let over_three = run(&app, "account-code-usage", "billing3", &[], &three_days).await;
+    assert_eq!(rows(&over_three), rows(&codes));
+
     let detail = run(&app, "call-detail", "ledger", &[], &whole_day).await;
     let lines = rows(&detail);
     assert_eq!(lines.len(), 6);

@@ -100,4 +100,14 @@ async fn timeframes_are_read_with_their_offsets_to_the_second() {
         agent_200(format!("{d}T23:59:59-06:00"), format!("{d}T23:59:59-06:00")).await,
         counts("1", "0", "0", "1")
     );
+    // Three local days: whole UTC days in the middle (the daily figures), hours at the ends.
+    let before = d - Duration::days(1);
+    assert_eq!(
+        agent_200(
+            format!("{before}T00:00:00-06:00"),
+            format!("{next}T23:59:59-06:00")
+        )
+        .await,
+        counts("2", "2", "1", "5")
+    );
 }
