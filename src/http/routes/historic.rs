@@ -30,8 +30,9 @@ pub async fn run(
     let tenant = &auth.tenant.tenant;
     let unknown = || ApiError::NotFound("no report with this historicDataKey".into());
     let key = Uuid::parse_str(&key).map_err(|_| unknown())?;
-    // The report and the key's service user come from the primary: both may be minutes
-    // old, newer than a replica.
+    // From the primary pool, as writes: the lookup replica's pool is kept for lookups,
+    // whose deadline a report's query must not take connections from. No connection is
+    // held while the body arrives.
     let (report, user, access) =
         store::with_client(&state.pool, state.write_timeout, async |client| {
             let report = store::reports::get(&*client, tenant.id, key).await?;
@@ -55,9 +56,7 @@ pub async fn run(
     let body = read_json(&req, payload, BODY_LIMIT, state.body_timeout).await?;
     let request = ReportRequest::from_json(&body).map_err(ApiError::BadRequest)?;
     let zone = tenant_zone(&tenant.settings);
-    // The figures may come from a replica.
-    let pool = state.read_pool.as_ref().unwrap_or(&state.pool);
-    let table = store::with_client(pool, state.write_timeout, async |client| {
+    let table = store::with_client(&state.pool, state.write_timeout, async |client| {
         Ok(reports::compute(&*client, tenant, zone, report.template, &request, &access).await)
     })
     .await?
