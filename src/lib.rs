@@ -12,6 +12,7 @@ pub mod live;
 pub mod lookup;
 pub mod metrics;
 pub mod popup;
+pub mod reports;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

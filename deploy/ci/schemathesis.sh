@@ -39,6 +39,7 @@ export DATABASE_URL=${admin_url%/postgres}/cidgate_st
 "$bin" tenant create st --region RO >/dev/null
 lookup_token=$("$bin" token create --tenant st --scope lookup --label schemathesis)
 sync_token=$("$bin" token create --tenant st --scope sync --label schemathesis)
+report_token=$("$bin" service-user create --tenant st schemathesis 2>/dev/null | tail -1)
 
 listen_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 base=http://127.0.0.1:$listen_port
@@ -66,9 +67,11 @@ run() {
 }
 
 status=0
-# The lookup with its own token, the sync API with its own, the rest without.
+# The lookup with its own token, the sync API with its own, reports with a service
+# user's key, the rest without.
 run --include-path-regex '^/api/(lookup|while1voice)$' -H "Authorization: Bearer $lookup_token" || status=1
 run --include-path-regex '^/api/v1/' -H "Authorization: Bearer $sync_token" || status=1
+run --include-path-regex '^/rest/' -H "Authorization: Bearer $report_token" || status=1
 run --include-path-regex '^/(healthz|readyz|metrics|openapi\.json)$' || status=1
 
 if grep -q 'panicked' target/schemathesis-serve.log; then
@@ -76,7 +79,7 @@ if grep -q 'panicked' target/schemathesis-serve.log; then
 	status=1
 fi
 if [[ $status -eq 0 ]]; then
-	echo "schemathesis: 3 passed, 0 failed"
+	echo "schemathesis: 4 passed, 0 failed"
 else
 	echo "schemathesis: failures above" >&2
 fi

@@ -147,7 +147,7 @@ pub fn csv_rows<W: std::io::Write>(
 /// A field a spreadsheet would run as a formula (`=`, `@`, or `+`/`-` before more than
 /// a number) gets a `'` in front: names and tags come from callers and CRMs. A phone
 /// number such as `+40721234567` stays as it is.
-fn defuse(field: &str) -> String {
+pub fn defuse(field: &str) -> String {
     let number = |rest: &str| rest.bytes().all(|b| b.is_ascii_digit() || b == b' ');
     match field.chars().next() {
         Some('=' | '@' | '\t' | '\r') => format!("'{field}"),

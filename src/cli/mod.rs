@@ -1,11 +1,14 @@
 //! The `cidgate` command line: serving, migrations and administration.
 
+mod agent;
 mod allow;
 mod db;
 mod demo;
 mod events;
 mod import;
 mod popup;
+mod report;
+mod service_user;
 mod tenant;
 mod token;
 
@@ -70,6 +73,15 @@ pub enum Command {
     /// Call records
     #[command(subcommand)]
     Calls(events::CallsCommand),
+    /// Agents: extension, name and groups
+    #[command(subcommand)]
+    Agent(agent::AgentCommand),
+    /// Service users: report keys limited to agents or groups
+    #[command(subcommand)]
+    ServiceUser(service_user::ServiceUserCommand),
+    /// Reports enabled for the historical-data API
+    #[command(subcommand)]
+    Report(report::ReportCommand),
 }
 
 /// How a finished command ends the process.
@@ -104,6 +116,9 @@ pub async fn run(command: Command) -> anyhow::Result<Exit> {
         Command::Popup(cmd) => popup::run(cmd).await?,
         Command::Events(cmd) => events::run(cmd).await?,
         Command::Calls(cmd) => events::run_calls(cmd).await?,
+        Command::Agent(cmd) => agent::run(cmd).await?,
+        Command::ServiceUser(cmd) => service_user::run(cmd).await?,
+        Command::Report(cmd) => report::run(cmd).await?,
     }
     Ok(Exit::Success)
 }

@@ -1,5 +1,6 @@
 //! Validated domain types: once built, a value is known to be well-formed.
 
+mod agent;
 mod call;
 mod call_end;
 mod call_event;
@@ -9,13 +10,17 @@ mod lookup_hit;
 mod lookup_log;
 mod number_memo;
 mod phone_number;
+mod report;
+mod report_request;
 mod routing;
+mod service_user;
 mod signing_key;
 mod tenant;
 mod text;
 mod token;
 mod write;
 
+pub use agent::{Agent, AgentName, Extension, GroupName, agent_extension};
 pub use call::{CallSummary, Leg, Outcome, StoredEvent};
 pub use call_end::{CALL_END_MAPPING, CALL_END_TIMES, CallEndMapping};
 pub use call_event::{
@@ -31,7 +36,10 @@ pub use number_memo::parse_remembered;
 pub use phone_number::{
     MAX_RAW_LEN, NumberKey, PhoneNumber, PhoneNumberError, Region, alternate_form,
 };
+pub use report::{OutputFormat, ReportTemplate, Timeframe};
+pub use report_request::{MAX_ROWS, ReportRequest};
 pub use routing::{FieldKind, FieldType, FieldValue, RoutingField, RoutingFields};
+pub use service_user::{Access, ServiceUserName};
 pub use signing_key::PopupKey;
 pub use tenant::{AuthPolicy, PopupSettings, Tenant, TenantId, TenantSlug};
 pub use token::{ApiToken, TokenHash, TokenScope, TokenScopes};

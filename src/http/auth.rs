@@ -368,8 +368,12 @@ impl FromRequest for EventsAuth {
     }
 }
 
-/// A CRM or BI system reading call records: a `report` token, Bearer or parameter.
-pub struct ReportAuth(pub Arc<TenantEntry>);
+/// A CRM or BI system reading call records or reports: a `report` token, Bearer or
+/// parameter. A service user's key sees only what the user may (store::service_users).
+pub struct ReportAuth {
+    pub tenant: Arc<TenantEntry>,
+    pub token_id: i64,
+}
 
 impl FromRequest for ReportAuth {
     type Error = ApiError;
@@ -390,7 +394,10 @@ impl FromRequest for ReportAuth {
                 .limits
                 .sync(token_id)
                 .map_err(|over| limited(&state, over))?;
-            Ok(Self(entry))
+            Ok(Self {
+                tenant: entry,
+                token_id,
+            })
         })
     }
 }

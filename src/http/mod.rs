@@ -69,6 +69,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(routes::events::get))
             .default_service(not_allowed("GET, POST")),
     );
+    cfg.service(
+        web::resource("/rest/api/v1/historic-data/{historicDataKey}")
+            .name("/rest/api/v1/historic-data/{historicDataKey}")
+            .route(web::post().to(routes::historic::run))
+            .default_service(not_allowed("POST")),
+    );
     for (path, handler) in [
         (
             "/api/v1/events/focalscope",
@@ -114,6 +120,7 @@ pub const OPERATIONS: &[(&str, &str)] = &[
     ("GET", "/api/v1/events/focalscope"),
     ("GET", "/api/v1/events/call-end"),
     ("GET", "/api/v1/reportsCDRLogs"),
+    ("POST", "/rest/api/v1/historic-data/{historicDataKey}"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),

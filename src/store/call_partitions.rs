@@ -6,7 +6,14 @@ use chrono::{Datelike, Months, NaiveDate};
 use deadpool_postgres::GenericClient;
 
 /// The partitioned call tables; each month has one partition of each, `<table>_yYYYYmMM`.
-const TABLES: [&str; 3] = ["calls", "call_keys", "call_events"];
+/// `call_stats` and `call_code_stats` hold the report figures of the month's calls.
+const TABLES: [&str; 5] = [
+    "calls",
+    "call_keys",
+    "call_events",
+    "call_stats",
+    "call_code_stats",
+];
 /// Months created ahead of the current one.
 const MONTHS_AHEAD: u32 = 2;
 

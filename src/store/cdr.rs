@@ -17,7 +17,7 @@ use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
-use crate::domain::TenantId;
+use crate::domain::{Access, TenantId};
 
 /// One element of `CallList` (DESIGN §7).
 #[derive(Debug, Clone, Serialize)]
@@ -96,8 +96,22 @@ pub struct CdrFilter {
     /// A normalized number: the caller's, or the other party's.
     pub number: Option<String>,
     pub outcome: Option<String>,
-    /// Only these agents' calls (a service user's access); `None` is every call.
+    /// Only the calls of these agents' extensions, or of `groups` (a service user's
+    /// access); `None` is every call.
     pub agents: Option<Vec<String>>,
+    /// With `agents`: the groups whose calls are seen too.
+    #[serde(default)]
+    pub groups: Option<Vec<String>>,
+}
+
+impl CdrFilter {
+    /// Limits the filter to what `access` sees, whatever it said before (a cursor
+    /// carries its filter, and a cursor is only as trustworthy as its bearer).
+    pub fn limit_to(&mut self, access: &Access) {
+        let (agents, groups) = access.as_lists().unzip();
+        self.agents = agents;
+        self.groups = groups;
+    }
 }
 
 /// Where a walk stands.
@@ -231,7 +245,7 @@ async fn query(
            AND ($5::text IS NULL OR agent = $5 OR right(agent, length($5) + 2) = '(' || $5 || ')')
            AND ($6::text IS NULL OR other_number = $6 OR caller_number = $6)
            AND ($7::text IS NULL OR outcome = $7)
-           AND ($8::text[] IS NULL OR agent = ANY($8))
+           AND ($8::text[] IS NULL OR agent_extension(agent) = ANY($8) OR call_group = ANY($13))
            AND {condition}
          ORDER BY {order} LIMIT $12"
     );
@@ -247,6 +261,7 @@ async fn query(
     ];
     params.extend_from_slice(extra);
     params.push(&limit);
+    params.push(&filter.groups);
     // Prepared once per connection: planning these statements over every monthly
     // partition cost more than running them (deploy/bench/results/calls.md).
     let statement = client
@@ -264,7 +279,7 @@ pub async fn find(
     client: &impl GenericClient,
     tenant: TenantId,
     key: &str,
-    agents: Option<&[String]>,
+    access: &Access,
 ) -> anyhow::Result<Option<CallRecord>> {
     let by_id = Uuid::parse_str(key).ok();
     let keys = [format!("c:{key}"), format!("g:{key}")];
@@ -310,16 +325,16 @@ pub async fn find(
     let sql = format!(
         "SELECT {COLUMNS} FROM calls
          WHERE tenant_id = $1 AND id = ANY($2) AND month = ANY($3)
-           AND ($4::text[] IS NULL OR agent = ANY($4))
+           AND ($4::text[] IS NULL OR agent_extension(agent) = ANY($4) OR call_group = ANY($5))
          ORDER BY started_at DESC LIMIT 1"
     );
-    let agents: Option<Vec<String>> = agents.map(<[String]>::to_vec);
+    let (agents, groups) = access.as_lists().unzip();
     let statement = client
         .prepare_cached(&sql)
         .await
         .context("preparing the call query")?;
     let row = client
-        .query_opt(&statement, &[&tenant.0, &ids, &months, &agents])
+        .query_opt(&statement, &[&tenant.0, &ids, &months, &agents, &groups])
         .await
         .context("finding a call")?;
     Ok(row.as_ref().map(record))

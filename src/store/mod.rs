@@ -1,6 +1,7 @@
 //! All SQL lives here. Functions take `&impl GenericClient` so callers can run several
 //! in one transaction, and a `TenantId` first so no query forgets whose data it touches.
 
+pub mod agents;
 pub mod allowlist;
 pub mod call_partitions;
 pub mod calls;
@@ -10,6 +11,10 @@ pub mod contacts;
 pub mod directory;
 pub mod lookup_log;
 pub mod notify;
+pub mod report_rows;
+pub mod report_stats;
+pub mod reports;
+pub mod service_users;
 pub mod signing_keys;
 pub mod tenants;
 pub mod tls;

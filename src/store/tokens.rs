@@ -26,19 +26,48 @@ pub async fn create(
     scopes: impl Into<TokenScopes>,
     label: &str,
 ) -> anyhow::Result<(i64, ApiToken)> {
-    let scopes = scopes.into();
+    insert(client, tenant, scopes.into(), label, None).await
+}
+
+/// Creates a `report` key of a service user (store::service_users): it sees what the
+/// user may.
+pub async fn create_for_service_user(
+    client: &impl GenericClient,
+    tenant: TenantId,
+    service_user: i64,
+    label: &str,
+) -> anyhow::Result<(i64, ApiToken)> {
+    insert(
+        client,
+        tenant,
+        TokenScope::Report.into(),
+        label,
+        Some(service_user),
+    )
+    .await
+}
+
+async fn insert(
+    client: &impl GenericClient,
+    tenant: TenantId,
+    scopes: TokenScopes,
+    label: &str,
+    service_user: Option<i64>,
+) -> anyhow::Result<(i64, ApiToken)> {
     let token = ApiToken::generate(scopes.first());
     let extra: Vec<&str> = scopes.rest().iter().map(|s| s.as_str()).collect();
     let row = client
         .query_one(
-            "INSERT INTO api_tokens (tenant_id, scope, extra_scopes, label, token_hash)
-             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            "INSERT INTO api_tokens (tenant_id, scope, extra_scopes, label, token_hash,
+                                     service_user_id)
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
             &[
                 &tenant.0,
                 &scopes.first().as_str(),
                 &extra,
                 &label,
                 &token.hash().0.as_slice(),
+                &service_user,
             ],
         )
         .await
@@ -156,7 +185,7 @@ pub async fn rotate(
              SET expires_at = least(coalesce(expires_at, 'infinity'), now() + make_interval(secs => $3))
              WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL
                AND (expires_at IS NULL OR expires_at > now())
-             RETURNING scope, extra_scopes, label, expires_at",
+             RETURNING scope, extra_scopes, label, expires_at, service_user_id",
             &[&tenant.0, &id, &(grace_secs as f64)],
         )
         .await
@@ -164,7 +193,9 @@ pub async fn rotate(
     let Some(old) = old else { return Ok(None) };
     let scopes = stored_scopes(old.get("scope"), old.get("extra_scopes"))?;
     let label: String = old.get("label");
-    let (new_id, token) = create(client, tenant, scopes, &label).await?;
+    // A service user's key stays the service user's.
+    let service_user: Option<i64> = old.get("service_user_id");
+    let (new_id, token) = insert(client, tenant, scopes, &label, service_user).await?;
     Ok(Some((new_id, token, old.get("expires_at"))))
 }
 

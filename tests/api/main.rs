@@ -12,6 +12,7 @@ mod lookup;
 mod openapi;
 mod popup;
 mod proxy;
+mod reports;
 mod resilience;
 mod security;
 mod sync;

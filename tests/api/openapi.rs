@@ -150,6 +150,67 @@ async fn real_answers_match_the_description() {
     }
 }
 
+#[tokio::test]
+async fn report_answers_match_the_description() {
+    use crate::reports::{call, day, local, post_calls, request, service_user, tenant};
+    let app = spawn_app().await;
+    let t = tenant(&app, "acme").await;
+    let d = day();
+    let fields = json!({"direction": "inbound", "agent": "Agent1(200)", "group": "Sales", "account_codes": ["A1"]});
+    post_calls(
+        &app,
+        &t.pbx,
+        call("c1", local(d, "09:00:00"), Some(60_000), fields),
+    )
+    .await;
+    let path = "/rest/api/v1/historic-data/{historicDataKey}";
+    let (start, end) = (format!("{d}T00:00:00-06:00"), format!("{d}T23:59:59-06:00"));
+    for template in [
+        "agent-talking-summary",
+        "calls-by-dnis",
+        "missed-calls-by-group",
+        "account-code-usage",
+        "call-detail",
+        "caller-identification",
+    ] {
+        let (key, report) = service_user(&app, "acme", template, &[], template);
+        let url = format!("{}/rest/api/v1/historic-data/{report}", app.address);
+        let post = |body: Value| app.http.post(&url).bearer_auth(&key).json(&body);
+        let good = request("json", &start, &end, &[], &[]);
+        assert_eq!(
+            check(&app, "POST", path, post(good.clone())).await,
+            200,
+            "{template}"
+        );
+        let backwards = request("json", &end, &start, &[], &[]);
+        assert_eq!(
+            check(&app, "POST", path, post(backwards)).await,
+            400,
+            "{template}"
+        );
+        let other = format!(
+            "{}/rest/api/v1/historic-data/{}",
+            app.address,
+            uuid::Uuid::new_v4()
+        );
+        let unknown = app.http.post(other).bearer_auth(&key).json(&good);
+        assert_eq!(check(&app, "POST", path, unknown).await, 404, "{template}");
+    }
+    let (limited, report) = service_user(
+        &app,
+        "acme",
+        "limited",
+        &["--agents", "200"],
+        "agent-talking-summary",
+    );
+    let url = format!("{}/rest/api/v1/historic-data/{report}", app.address);
+    let outside = request("json", &start, &end, &["201"], &[]);
+    let refused = app.http.post(&url).bearer_auth(&limited).json(&outside);
+    assert_eq!(check(&app, "POST", path, refused).await, 403);
+    let anonymous = app.http.post(&url).json(&outside);
+    assert_eq!(check(&app, "POST", path, anonymous).await, 401);
+}
+
 #[test]
 #[should_panic(expected = "contradicts the schema")]
 fn the_conformance_check_catches_a_body_that_contradicts_the_schema() {

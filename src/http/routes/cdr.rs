@@ -36,13 +36,19 @@ pub async fn cdr_logs(
     auth: ReportAuth,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = &auth.0.tenant;
+    let tenant = &auth.tenant.tenant;
     let zone = tenant_zone(&tenant.settings);
     let params = Params::parse(req.query_string())?;
     let csv = wants_csv(&req);
+    // A service user's key sees its agents' and groups' calls only.
+    let access = store::with_client(&state.pool, state.write_timeout, async |client| {
+        let user = store::service_users::of_token(&*client, tenant.id, auth.token_id).await?;
+        store::service_users::access(&*client, tenant.id, user.as_ref()).await
+    })
+    .await?;
     if let Some(key) = params.get("activecallkey") {
         let found = store::with_client(&state.pool, state.write_timeout, async |client| {
-            cdr::find(&*client, tenant.id, key, None).await
+            cdr::find(&*client, tenant.id, key, &access).await
         })
         .await?;
         let calls: Vec<cdr::CallRecord> = found.into_iter().collect();
@@ -60,10 +66,11 @@ pub async fn cdr_logs(
         Some(raw) => Some(Cursor::decode(raw).map_err(|m| invalid("cursor", m))?),
         None => None,
     };
-    let filter = match &cursor {
+    let mut filter = match &cursor {
         Some(cursor) => cursor.filter.clone(),
         None => filter(&params, zone, tenant.region)?,
     };
+    filter.limit_to(&access);
     let page = store::with_client(&state.pool, state.write_timeout, async |client| {
         let position = match cursor {
             Some(cursor) => cursor.position,
@@ -153,6 +160,7 @@ fn filter(params: &Params, zone: Tz, region: Region) -> Result<cdr::CdrFilter, A
             number,
             outcome,
             agents: None,
+            groups: None,
         }),
         _ => Err(ApiError::invalid_fields(errors)),
     }

@@ -234,12 +234,18 @@ where
     } else {
         ancestors.join(" ")
     };
-    let csp = format!(
-        "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors {frame_ancestors}"
-    );
+    let csp = content_security_policy(&frame_ancestors);
     let mut page = page.insert_header((header::CONTENT_SECURITY_POLICY, csp));
     if ancestors.is_empty() {
         page = page.insert_header((header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")));
     }
     page.respond_to(req).map_into_boxed_body()
+}
+
+/// The pages' Content-Security-Policy: no script, styles and images only from here, and
+/// framing by `frame_ancestors` (`'none'`, or the tenant's list).
+pub fn content_security_policy(frame_ancestors: &str) -> String {
+    format!(
+        "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors {frame_ancestors}"
+    )
 }
