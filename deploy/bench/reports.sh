@@ -215,11 +215,11 @@ mkdir -p "$(dirname "$out")"
 	echo
 	echo "$(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, load average $load_before before and $load_after after"
 	echo "(other work shares the machine), PostgreSQL $("$psql_bin" --version | awk '{ print $3 }') with"
-	echo "default memory settings (fsync off), cidgate $profile build. Seeding: ${seed_secs} s"
+	echo "default memory settings (fsync off, data under $data_dir), cidgate $profile build. Seeding: ${seed_secs} s"
 	echo "($((calls / (seed_secs > 0 ? seed_secs : 1))) calls/s through the figures' triggers). \`calls\` $calls_size;"
 	echo "\`call_stats\` $stats_rows rows, $stats_size."
 	echo
-	echo "| report (POST, whole answer, ms: min / median / max of $runs) | ms | Total Calls |"
+	echo "| report | ms, whole POST: min / median / max of $runs | Total Calls |"
 	echo "| --- | --- | --- |"
 	printf '%s\n' "${rows[@]}"
 	echo

@@ -237,12 +237,33 @@ async fn service_users_and_reports_are_managed_from_the_command_line() {
         post_report(&app, &rotated, &report, &other).await.status(),
         403
     );
-    // Revoke: both keys stop.
+    // So is a key `token rotate` makes of it: it stays the service user's.
+    let tokens = String::from_utf8(app.cli(&["token", "list", "--tenant", "acme"]).stdout).unwrap();
+    let id = tokens
+        .lines()
+        .filter(|l| l.ends_with("service-user:payroll") && l.contains(" active "))
+        .find_map(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+    let by_token_rotate = cli_line(&app, &["token", "rotate", &id, "--grace", "1h"]);
+    assert_eq!(
+        post_report(&app, &by_token_rotate, &report, &other)
+            .await
+            .status(),
+        403
+    );
+    assert_eq!(
+        post_report(&app, &by_token_rotate, &report, &body)
+            .await
+            .status(),
+        200
+    );
+    // Revoke: every key stops.
     cli_line(
         &app,
         &["service-user", "revoke", "--tenant", "acme", "payroll"],
     );
-    for k in [&key, &rotated] {
+    for k in [&key, &rotated, &by_token_rotate] {
         eventually(PROPAGATION, "a revoked key is refused", || async {
             post_report(&app, k, &report, &body).await.status() == 401
         })
