@@ -39,6 +39,7 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "CIDGATE_LOOKUP_RATE",
     "CIDGATE_SYNC_RATE",
     "CIDGATE_AUTH_FAILURES_PER_MIN",
+    "CIDGATE_POP_RATE",
     "CIDGATE_CORS_ORIGINS",
     "CIDGATE_LOOKUP_LOG_RETENTION_DAYS",
     "CIDGATE_CALL_RETENTION_DAYS",
@@ -190,6 +191,11 @@ pub struct ServeSettings {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub auth_failures_per_min: u32,
 
+    /// Screen-pop pages per second per source address (agents behind one NAT share it)
+    #[arg(long, env = "CIDGATE_POP_RATE", default_value_t = 20,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub pop_rate: u32,
+
     /// Browser origins (comma-separated) allowed to call the API; none by default
     #[arg(long, env = "CIDGATE_CORS_ORIGINS", value_delimiter = ',', value_parser = parse_origin)]
     pub cors_origins: Vec<String>,
@@ -243,6 +249,7 @@ impl ServeSettings {
             lookup_rate: 100,
             sync_rate: 20,
             auth_failures_per_min: 30,
+            pop_rate: 20,
             cors_origins: Vec::new(),
             lookup_log_retention_days: 90,
             call_retention_days: 400,
@@ -256,6 +263,7 @@ impl ServeSettings {
             lookups_per_sec: self.lookup_rate,
             sync_per_sec: self.sync_rate,
             auth_failures_per_min: self.auth_failures_per_min,
+            pops_per_sec: self.pop_rate,
         }
     }
 
