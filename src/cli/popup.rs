@@ -21,7 +21,8 @@ pub enum PopupCommand {
     RetireKey {
         #[arg(long)]
         tenant: String,
-        /// The key's number, as in the links it signed (`….<key id>.<signature>`)
+        /// The key's number: the third part of the links it made (`2.<tenant>.<key id>.…`),
+        /// the second of older ones (`1.<key id>.…`)
         #[arg(long)]
         key_id: i32,
         #[command(flatten)]

@@ -158,6 +158,11 @@ pub struct ServeSettings {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub auth_failures_per_min: u32,
 
+    /// Screen-pop pages per second per source address (agents behind one NAT share it)
+    #[arg(long, env = "CIDGATE_POP_RATE", default_value_t = 20,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub pop_rate: u32,
+
     /// Browser origins (comma-separated) allowed to call the API; none by default
     #[arg(long, env = "CIDGATE_CORS_ORIGINS", value_delimiter = ',', value_parser = parse_origin)]
     pub cors_origins: Vec<String>,
@@ -211,6 +216,7 @@ impl ServeSettings {
             lookup_rate: 100,
             sync_rate: 20,
             auth_failures_per_min: 30,
+            pop_rate: 20,
             cors_origins: Vec::new(),
             lookup_log_retention_days: 90,
             call_retention_days: 400,
@@ -224,6 +230,7 @@ impl ServeSettings {
             lookups_per_sec: self.lookup_rate,
             sync_per_sec: self.sync_rate,
             auth_failures_per_min: self.auth_failures_per_min,
+            pops_per_sec: self.pop_rate,
         }
     }
 

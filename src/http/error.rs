@@ -66,6 +66,7 @@ impl From<super::rate_limit::Limited> for ApiError {
             }
             Limit::Sync => "too many requests with this token; retry after the Retry-After seconds",
             Limit::AuthFailures => "too many failed authentications from this address; retry later",
+            Limit::Pops => "too many screen pops from this address; retry later",
         };
         Self::TooManyRequests {
             message,

@@ -1,5 +1,5 @@
-//! Rate limits (governor): lookups per tenant, sync requests per token, and failed
-//! authentications per source address. Limiters live in bounded caches, so a flood of
+//! Rate limits (governor): lookups per tenant, sync requests per token, screen pops and
+//! failed authentications per source address. Limiters live in bounded caches, so a flood of
 //! distinct addresses cannot grow memory without end.
 
 use std::net::IpAddr;
@@ -30,6 +30,8 @@ pub struct RateSettings {
     pub sync_per_sec: u32,
     /// Failed authentications per minute per source address.
     pub auth_failures_per_min: u32,
+    /// Screen-pop pages per second per source address.
+    pub pops_per_sec: u32,
 }
 
 /// Which limit a request ran into.
@@ -38,6 +40,7 @@ pub enum Limit {
     Lookups,
     Sync,
     AuthFailures,
+    Pops,
 }
 
 impl Limit {
@@ -46,6 +49,7 @@ impl Limit {
             Self::Lookups => "lookups",
             Self::Sync => "sync",
             Self::AuthFailures => "auth_failures",
+            Self::Pops => "pops",
         }
     }
 }
@@ -67,6 +71,7 @@ pub struct RateLimits {
     /// plain map under a read lock rather than a cache.
     lookups: Arc<RwLock<FxHashMap<TenantId, (u32, Shared)>>>,
     sync: Cache<i64, Shared>,
+    pops: Cache<IpAddr, Shared>,
     failures: Cache<IpAddr, Shared>,
     blocked: Cache<IpAddr, Instant>,
     /// When the last block ends (ms after `epoch`): until then, addresses are checked
@@ -100,6 +105,7 @@ impl RateLimits {
             settings,
             lookups: Arc::default(),
             sync: cache(MAX_TRACKED_KEYS),
+            pops: cache(MAX_TRACKED_ADDRESSES),
             failures: cache(MAX_TRACKED_ADDRESSES),
             blocked: Cache::builder()
                 .max_capacity(MAX_TRACKED_ADDRESSES)
@@ -149,6 +155,18 @@ impl RateLimits {
         let rate = self.settings.sync_per_sec;
         let limiter = self.sync.get_with(token_id, || per_second(rate));
         self.check(&limiter, Limit::Sync)
+    }
+
+    /// One screen-pop page opened from `ip` (an IPv6 address counts with its /64). The
+    /// page checks its link in memory, but a genuine link costs queries: this bounds
+    /// what one address can make the database do by replaying links.
+    pub fn pop(&self, ip: Option<IpAddr>) -> Result<(), Limited> {
+        let Some(ip) = ip.map(source) else {
+            return Ok(());
+        };
+        let rate = self.settings.pops_per_sec;
+        let limiter = self.pops.get_with(ip, || per_second(rate));
+        self.check(&limiter, Limit::Pops)
     }
 
     fn failure_limiter(&self, ip: IpAddr) -> Shared {
@@ -225,7 +243,18 @@ mod tests {
             lookups_per_sec: lookups,
             sync_per_sec: sync,
             auth_failures_per_min: failures,
+            pops_per_sec: 2,
         })
+    }
+
+    #[test]
+    fn screen_pops_are_limited_per_source_address() {
+        let limits = limits(1, 1, 1);
+        let ip: IpAddr = "192.0.2.7".parse().unwrap();
+        let passed = (0..10).filter(|_| limits.pop(Some(ip)).is_ok()).count();
+        assert_eq!(passed, 4, "a burst of twice the rate");
+        assert_eq!(limits.pop(Some(ip)).unwrap_err().limit, Limit::Pops);
+        assert!(limits.pop(Some("192.0.2.8".parse().unwrap())).is_ok());
     }
 
     #[test]

@@ -11,8 +11,8 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 use ipnetwork::IpNetwork;
 
-use crate::domain::{AuthPolicy, PopupKey, Tenant, TenantId, TokenHash, TokenScope, TokenScopes};
-use crate::popup::Signer;
+use crate::domain::{AuthPolicy, Tenant, TenantId, TokenHash, TokenScope, TokenScopes};
+use crate::popup::LinkKey;
 use crate::store;
 
 /// A tenant with what its authentication needs.
@@ -20,8 +20,8 @@ use crate::store;
 pub struct TenantEntry {
     pub tenant: Tenant,
     pub allowlist: Vec<IpNetwork>,
-    /// Signs new screen-pop links with the tenant's newest key.
-    pub signer: Option<Signer>,
+    /// Seals new screen-pop links: the tenant's newest key.
+    pub signer: Option<Arc<LinkKey>>,
 }
 
 impl TenantEntry {
@@ -53,6 +53,8 @@ struct Snapshot {
     tokens: HashMap<TokenHash, TokenEntry>,
     /// Networks of tenants identified by source address alone.
     ip_tenants: Vec<(IpNetwork, Arc<TenantEntry>)>,
+    /// Every tenant's screen-pop keys, so a link is checked before any database work.
+    link_keys: HashMap<(TenantId, i32), Arc<LinkKey>>,
 }
 
 /// What the directory knows about a presented token.
@@ -106,6 +108,15 @@ impl Directory {
         )
     }
 
+    /// The key a screen-pop link names, as last loaded. The outer `None` means the
+    /// directory is not loaded; `Some(None)`, no such key: retired, never made, or made
+    /// in the moments since the last load (a link made with it is refused until the
+    /// change notification arrives).
+    pub fn link_key(&self, tenant: TenantId, key_id: i32) -> Option<Option<Arc<LinkKey>>> {
+        let snapshot = self.current()?;
+        Some(snapshot.link_keys.get(&(tenant, key_id)).cloned())
+    }
+
     /// A tenant as last loaded, if it has a live token (for what a page needs of its
     /// settings when the database cannot be asked).
     pub fn tenant(&self, id: TenantId) -> Option<Arc<TenantEntry>> {
@@ -131,9 +142,12 @@ impl Directory {
             allowlists.entry(tenant).or_default().push(network);
         }
         // Keys come ordered by id, so the last one per tenant is the newest.
-        let mut newest_keys: HashMap<TenantId, PopupKey> = HashMap::new();
-        for key in rows.popup_keys {
-            newest_keys.insert(key.tenant, key);
+        let mut newest_keys: HashMap<TenantId, Arc<LinkKey>> = HashMap::new();
+        let mut link_keys = HashMap::new();
+        for key in &rows.popup_keys {
+            let key = Arc::new(LinkKey::new(key));
+            link_keys.insert((key.tenant(), key.key_id()), key.clone());
+            newest_keys.insert(key.tenant(), key);
         }
         let tenants: HashMap<TenantId, Arc<TenantEntry>> = rows
             .tenants
@@ -141,7 +155,7 @@ impl Directory {
             .map(|tenant| {
                 let entry = TenantEntry {
                     allowlist: allowlists.remove(&tenant.id).unwrap_or_default(),
-                    signer: newest_keys.remove(&tenant.id).as_ref().map(Signer::new),
+                    signer: newest_keys.remove(&tenant.id),
                     tenant,
                 };
                 (entry.tenant.id, Arc::new(entry))
@@ -173,7 +187,11 @@ impl Directory {
                 .filter(|(h, _)| !tokens.contains_key(h));
             self.refuse(revoked.flat_map(|(hash, _)| TokenScope::ALL.map(|scope| (*hash, scope))));
         }
-        let previous = self.swap(Arc::new(Snapshot { tokens, ip_tenants }));
+        let previous = self.swap(Arc::new(Snapshot {
+            tokens,
+            ip_tenants,
+            link_keys,
+        }));
         // Uses recorded in the old snapshot are written now rather than lost.
         if let Some(previous) = previous {
             record_uses(pool, &previous).await;
@@ -253,7 +271,7 @@ async fn entry_from_database(
     let signer = store::signing_keys::newest(client, tenant.id)
         .await?
         .as_ref()
-        .map(Signer::new);
+        .map(|key| Arc::new(LinkKey::new(key)));
     Ok(Arc::new(TenantEntry {
         tenant,
         allowlist,

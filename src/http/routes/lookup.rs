@@ -102,7 +102,7 @@ fn pbx_call_id(query: &str) -> Option<String> {
         .filter(|v| !v.is_empty() && v.chars().count() <= 128 && !v.chars().any(char::is_control))
 }
 
-/// The screen pop for this call: a signed link to the contact's page, or for an unknown
+/// The screen pop for this call: a sealed link to the contact's page, or for an unknown
 /// caller (when the tenant wants one) to the unknown-caller page.
 fn backend_link(
     state: &AppState,
@@ -131,10 +131,10 @@ fn backend_link(
         expires: Utc::now().timestamp().saturating_add(ttl),
     };
     let base = state.public_url.as_str().trim_end_matches('/');
-    let mut link = String::with_capacity(base.len() + 256);
+    let mut link = String::with_capacity(base.len() + 320);
     link.push_str(base);
     link.push_str("/pop/");
-    signer.sign_into(&claims, &mut link);
+    signer.seal_into(&claims, &mut link);
     Some(link)
 }
 

@@ -1,15 +1,20 @@
 //! `GET /pop/{link}`: the agent's screen pop, opened from the `backend_link` of a
 //! lookup. The link is the only credential: it must verify and be unexpired, and the
-//! page shows exactly the call it names.
+//! page shows exactly the call it names. Pages are rate-limited per source address, and
+//! a link is checked against the keys in memory before anything is read: a forged,
+//! altered or expired link costs no query.
 
 use actix_web::http::StatusCode;
+use actix_web::http::header::RETRY_AFTER;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{CustomizeResponder, HttpRequest, HttpResponse, Responder, web};
 use deadpool_postgres::GenericClient;
 
 use crate::calls::cdr::tenant_zone;
 use crate::domain::{ContactRecord, CrmId, PopupSettings, RecentCall, Tenant, TenantId};
+use crate::http::rate_limit::Limited;
 use crate::http::state::AppState;
+use crate::metrics::LimitLabels;
 use crate::popup::views::{self, ContactPage, EN, ErrorPage, NumberView, UnknownPage};
 use crate::popup::{self, LinkClaims, LinkError, UnverifiedLink};
 
@@ -34,6 +39,19 @@ pub async fn pop(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
+    let source = state
+        .client_ip(&req)
+        .or_else(|| req.peer_addr().map(|a| a.ip().to_canonical()));
+    if let Err(over) = state.limits.pop(source) {
+        state
+            .metrics
+            .rate_limited
+            .get_or_create(&LimitLabels {
+                limit: over.limit.as_str(),
+            })
+            .inc();
+        return Failure::Limited(over).page(&req, None);
+    }
     match render(&req, &path, &state).await {
         Ok(response) => response,
         Err(failure) => {
@@ -52,6 +70,7 @@ pub async fn pop(
 enum Failure {
     Invalid,
     Expired,
+    Limited(Limited),
     Gone(PopupSettings),
     Unavailable(anyhow::Error),
 }
@@ -73,6 +92,20 @@ impl Failure {
                 EN.link_expired_message,
                 framing,
             ),
+            Self::Limited(over) => {
+                let page = ErrorPage {
+                    s: &EN,
+                    css_href: CSS_HREF,
+                    heading: EN.unavailable,
+                    message: EN.unavailable_message,
+                };
+                let wait = over.retry_after.as_secs().max(1).to_string();
+                let page = page
+                    .customize()
+                    .with_status(StatusCode::TOO_MANY_REQUESTS)
+                    .insert_header((RETRY_AFTER, wait));
+                return respond(req, page, None);
+            }
             Self::Gone(settings) => (
                 StatusCode::GONE,
                 EN.contact_gone,
@@ -107,7 +140,6 @@ impl From<anyhow::Error> for Failure {
 
 /// What a verified link shows, read on one connection.
 struct Shown {
-    claims: LinkClaims<'static>,
     tenant: Tenant,
     recent: Vec<RecentCall>,
     /// The number's calls, when the PBX reports them.
@@ -116,16 +148,36 @@ struct Shown {
     contact: Option<ContactRecord>,
 }
 
-/// Checks the link against its key, then reads what it shows: the tenant, the number's
-/// recent calls and the contact it names.
-async fn read(client: &impl GenericClient, link: UnverifiedLink<'_>) -> Result<Shown, Failure> {
-    let key = store::signing_keys::find(client, link.tenant(), link.key_id)
-        .await?
-        .ok_or(Failure::Invalid)?;
-    let claims = link.verify(&key).map_err(|e| match e {
+/// Checks the link with the key the directory holds: no database work before it passes.
+/// A key made in the moments since the directory's last load is not known yet, and its
+/// links are refused until the change notification arrives.
+fn verify(state: &AppState, link: UnverifiedLink<'_>) -> Result<LinkClaims<'static>, Failure> {
+    let key = match state.directory.link_key(link.tenant(), link.key_id) {
+        Some(Some(key)) => key,
+        Some(None) => return Err(Failure::Invalid),
+        None => {
+            return Err(Failure::Unavailable(anyhow::anyhow!(
+                "the directory of keys is not loaded yet"
+            )));
+        }
+    };
+    link.verify(&key).map_err(|e| match e {
         LinkError::Expired => Failure::Expired,
         LinkError::Malformed | LinkError::BadSignature => Failure::Invalid,
-    })?;
+    })
+}
+
+/// Reads what a verified link shows: the tenant, the number's recent calls and the
+/// contact it names. The key is asked about once more, so a key retired on another
+/// instance a moment ago stops its links here at once too.
+async fn read(
+    client: &impl GenericClient,
+    claims: &LinkClaims<'_>,
+    key_id: i32,
+) -> Result<Shown, Failure> {
+    store::signing_keys::find(client, TenantId(claims.tenant), key_id)
+        .await?
+        .ok_or(Failure::Invalid)?;
     let tenant = store::tenants::by_id(client, TenantId(claims.tenant))
         .await?
         .ok_or(Failure::Invalid)?;
@@ -146,7 +198,6 @@ async fn read(client: &impl GenericClient, link: UnverifiedLink<'_>) -> Result<S
         }
     };
     Ok(Shown {
-        claims,
         tenant,
         recent,
         calls,
@@ -156,14 +207,15 @@ async fn read(client: &impl GenericClient, link: UnverifiedLink<'_>) -> Result<S
 
 async fn render(req: &HttpRequest, token: &str, state: &AppState) -> Result<HttpResponse, Failure> {
     let link = popup::parse(token).map_err(|_| Failure::Invalid)?;
+    let key_id = link.key_id;
+    let claims = verify(state, link)?;
     let Shown {
-        claims,
         tenant,
         recent,
         calls,
         contact,
     } = store::with_client(&state.pool, state.write_timeout, async |client| {
-        Ok(read(&*client, link).await)
+        Ok(read(&*client, &claims, key_id).await)
     })
     .await??;
     let number = NumberView::new(&claims.number, tenant.region);
