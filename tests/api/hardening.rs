@@ -220,13 +220,24 @@ async fn a_forged_or_expired_link_is_refused_without_waiting_for_the_database() 
     let gateway = spawn_instance(&proxy.url(&db_app.db.url), |s| s.write_timeout_ms = 2_000).await;
     let acme = db_app.create_tenant("acme", "RO").await;
     db_app.put_contact(&acme.sync_token, "12345", &ana()).await;
-    let answer: Value = db_app
-        .lookup_at(&gateway, &acme.lookup_token, "0721234567")
-        .await
-        .json()
-        .await
-        .unwrap();
-    let link = answer["backend_link"].as_str().unwrap().to_owned();
+    // The second instance signs links once it has loaded the new tenant's key.
+    let give_up = Instant::now() + PROPAGATION;
+    let link = loop {
+        let answer: Value = db_app
+            .lookup_at(&gateway, &acme.lookup_token, "0721234567")
+            .await
+            .json()
+            .await
+            .unwrap();
+        if let Some(found) = answer["backend_link"].as_str() {
+            break found.to_owned();
+        }
+        assert!(
+            Instant::now() < give_up,
+            "the gateway never answered with a link"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
     let token = link.rsplit('/').next().unwrap();
     let pop = |token: String| {
         let url = format!("{gateway}/pop/{token}");
