@@ -46,24 +46,13 @@ impl FromRequest for LookupAuth {
             let state = state(&req);
             let ip = state.client_ip(&req);
             let guard = Guard::new(&state, ip.or_else(|| peer_ip(&req)));
-            let identified = match presented_lookup_token(&req) {
-                Ok(Some(token)) => {
-                    lookup_by_token(&req, &state, &guard, token, TokenScope::Lookup).await
-                }
-                Ok(None) => lookup_by_address(&req, &state, &guard, ip).await,
-                Err(e) => Err(e),
-            };
+            let identified = identify_pbx(&req, &state, &guard, ip, TokenScope::Lookup).await;
             let entry = match identified {
                 Ok(Self::Tenant(entry)) => entry,
                 Ok(Self::Unverifiable) => return Ok(Self::Unverifiable),
                 Err(e) => return Err(guard.failed(&state, e)),
             };
-            if !entry.allows(ip) {
-                let shown = ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
-                return Err(ApiError::Forbidden(format!(
-                    "source address {shown} is not on this tenant's allowlist"
-                )));
-            }
+            allowed(&entry, ip)?;
             let tenant = &entry.tenant;
             state
                 .limits
@@ -327,6 +316,32 @@ fn query_token(req: &HttpRequest) -> Result<Option<String>, ApiError> {
     Ok(first)
 }
 
+/// A PBX by its token of `scope` (parameter or Bearer) or, without one, its address.
+async fn identify_pbx(
+    req: &HttpRequest,
+    state: &AppState,
+    guard: &Guard,
+    ip: Option<IpAddr>,
+    scope: TokenScope,
+) -> Result<LookupAuth, ApiError> {
+    match presented_lookup_token(req) {
+        Ok(Some(token)) => lookup_by_token(req, state, guard, token, scope).await,
+        Ok(None) => lookup_by_address(req, state, guard, ip).await,
+        Err(e) => Err(e),
+    }
+}
+
+/// The tenant's address rule for a PBX at `ip`.
+fn allowed(entry: &TenantEntry, ip: Option<IpAddr>) -> Result<(), ApiError> {
+    if entry.allows(ip) {
+        return Ok(());
+    }
+    let shown = ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+    Err(ApiError::Forbidden(format!(
+        "source address {shown} is not on this tenant's allowlist"
+    )))
+}
+
 /// A PBX reporting call events: an `events` token (parameter or Bearer) or, for an
 /// `ip`-policy tenant, its address, under the allowlist, exactly as for lookups.
 pub struct EventsAuth(pub Arc<TenantEntry>);
@@ -341,13 +356,7 @@ impl FromRequest for EventsAuth {
             let state = state(&req);
             let ip = state.client_ip(&req);
             let guard = Guard::new(&state, ip.or_else(|| peer_ip(&req)));
-            let identified = match presented_lookup_token(&req) {
-                Ok(Some(token)) => {
-                    lookup_by_token(&req, &state, &guard, token, TokenScope::Events).await
-                }
-                Ok(None) => lookup_by_address(&req, &state, &guard, ip).await,
-                Err(e) => Err(e),
-            };
+            let identified = identify_pbx(&req, &state, &guard, ip, TokenScope::Events).await;
             let entry = match identified {
                 Ok(LookupAuth::Tenant(entry)) => entry,
                 Ok(LookupAuth::Unverifiable) => {
@@ -357,12 +366,7 @@ impl FromRequest for EventsAuth {
                 }
                 Err(e) => return Err(guard.failed(&state, e)),
             };
-            if !entry.allows(ip) {
-                let shown = ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
-                return Err(ApiError::Forbidden(format!(
-                    "source address {shown} is not on this tenant's allowlist"
-                )));
-            }
+            allowed(&entry, ip)?;
             Ok(Self(entry))
         })
     }
