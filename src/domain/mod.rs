@@ -41,6 +41,6 @@ pub use report_request::{MAX_ROWS, ReportRequest};
 pub use routing::{FieldKind, FieldType, FieldValue, RoutingField, RoutingFields};
 pub use service_user::{Access, ServiceUserName};
 pub use signing_key::PopupKey;
-pub use tenant::{AuthPolicy, PopupSettings, Tenant, TenantId, TenantSlug};
+pub use tenant::{AuthPolicy, LookupLogSettings, PopupSettings, Tenant, TenantId, TenantSlug};
 pub use token::{ApiToken, TokenHash, TokenScope, TokenScopes};
 pub use write::{ChangedNumbers, WriteOp, WriteOutcome, WriteResult};

@@ -508,6 +508,76 @@ async fn every_lookup_is_logged_with_its_outcome() {
 }
 
 #[tokio::test]
+async fn a_tenant_that_turns_its_lookup_log_off_records_nothing_while_others_still_do() {
+    let app = spawn_app().await;
+    let acme = app.create_tenant("acme", "RO").await;
+    let beta = app.create_tenant("beta", "RO").await;
+    let set = app.cli(&[
+        "tenant",
+        "set",
+        "acme",
+        "--lookup-log",
+        "off",
+        "--popup-for-unknown",
+        "true",
+    ]);
+    assert!(
+        set.status.success(),
+        "{}",
+        String::from_utf8_lossy(&set.stderr)
+    );
+    // Both settings changed in one transaction: once unknown callers get a link, the
+    // gateway has the new settings.
+    eventually(
+        PROPAGATION,
+        "the gateway sees acme's new settings",
+        || async {
+            let body: Value = app
+                .lookup(&acme.lookup_token, "0700000001")
+                .await
+                .json()
+                .await
+                .unwrap();
+            body["backend_link"].is_string()
+        },
+    )
+    .await;
+
+    app.lookup(&acme.lookup_token, "0700000002").await;
+    app.lookup(&acme.lookup_token, "0700000002").await;
+    app.lookup(&beta.lookup_token, "0700000003").await;
+
+    let logged = |number: &'static str| {
+        let app = &app;
+        async move {
+            let client = app.pool.get().await.unwrap();
+            let row = client
+                .query_one(
+                    "SELECT count(*) FROM lookup_log WHERE number = $1",
+                    &[&number],
+                )
+                .await
+                .unwrap();
+            row.get::<_, i64>(0)
+        }
+    };
+    // The log keeps the order of lookups: once beta's (the last) is written, acme's
+    // would have been too.
+    eventually(PROPAGATION, "beta's lookup is logged", || async {
+        logged("+40700000003").await == 1
+    })
+    .await;
+    assert_eq!(
+        logged("+40700000002").await,
+        0,
+        "acme's lookups are not logged"
+    );
+    let set = app.cli(&["tenant", "set", "acme", "--lookup-log", "maybe"]);
+    assert!(!set.status.success());
+    assert!(String::from_utf8_lossy(&set.stderr).contains("`maybe` is neither on nor off"));
+}
+
+#[tokio::test]
 async fn a_gather_window_longer_than_a_writes_time_limit_still_writes_the_log_once() {
     // The write's time limit (10 s) once counted from the statement's start, so a longer
     // window timed out every statement and the log was never written.
