@@ -20,6 +20,7 @@
 #
 # Knobs (environment): BENCH_CONNS (64), BENCH_DURATION seconds (10), BENCH_ROUNDS (3),
 # BENCH_WRK_THREADS (1), BENCH_RATE for the fixed-rate runs (10000),
+# BENCH_SYNC_RATE for the lookups while the CRM syncs (1000),
 # BENCH_BASELINE (a cidgate binary to compare with), BENCH_BASE_GW_PORT (18082),
 # BENCH_MEM_ENTRIES (250000), BENCH_BULK_BATCHES of 10,000 (20),
 # BENCH_GW_PORT (18080), BENCH_FIXED_PORT (18081), BENCH_PG_PORT (25435),
@@ -36,6 +37,7 @@ duration=${BENCH_DURATION:-10}
 rounds=${BENCH_ROUNDS:-3}
 wrk_threads=${BENCH_WRK_THREADS:-1}
 rate=${BENCH_RATE:-10000}
+sync_rate=${BENCH_SYNC_RATE:-1000}
 baseline=${BENCH_BASELINE:-}
 mem_entries=${BENCH_MEM_ENTRIES:-250000} # at most 999,900 (seeded numbers 0..999,899)
 bulk_batches=${BENCH_BULK_BATCHES:-20}
@@ -635,6 +637,73 @@ server_pid=$gw_pid
 curl -fsS -o /dev/null --max-time 5 "$(lookup_url 0720000001)"
 run_oha rate_cached "$(lookup_url 0720000001)"
 run_oha rate_unknown "$(lookup_url 0739999999)"
+phase "lookups while the CRM syncs"
+# Lookups at a fixed rate (random numbers, half known, half unknown) while the same
+# tenant imports 1,000,000 new contacts, then while two senders post 10,000-contact
+# batches: the p99 a caller waits while the CRM syncs.
+sync_csv=$work/contacts-sync.csv
+awk -v n="$contacts" 'BEGIN {
+	print "id,name,phones"
+	for (i = 1; i <= n; i++) printf "%d,Synced %d,0740%06d\n", 3000000 + i, i, i % 1000000
+}' >"$sync_csv"
+for ((b = 0; b < bulk_batches; b++)); do
+	awk -v first=$((4000001 + b * batch_size)) -v n="$batch_size" 'BEGIN {
+		printf "["
+		for (i = 0; i < n; i++) {
+			id = first + i
+			printf "%s{\"op\":\"upsert\",\"id\":\"%d\",\"name\":\"Stream %d\",\"phones\":[\"0745%06d\"]}", (i ? "," : ""), id, id, (id - 4000000) % 1000000
+		}
+		printf "]"
+	}' >"$work/stream-$b.json"
+done
+# run_oha_during KEY SECONDS: random lookups at BENCH_SYNC_RATE for SECONDS.
+run_oha_during() {
+	local key=$1 secs=$2 out=$work/oha-$1.json before after
+	# A regular expression (oha takes dots literally; the query's `?` is escaped).
+	local url="http://$gw_addr/api/lookup\\?telephone=07[23]0[0-9]{6}&dnid=0210000000&token=$lookup_token"
+	before=$(metric cidgate_degraded_answers_total)
+	taskset -c "$load_cpu" oha -q "$sync_rate" --latency-correction -z "${secs}s" -c 16 --no-tui \
+		--output-format json --rand-regex-url "$url" >"$out" 2>"$out.err" || {
+		cat "$out.err" >&2
+		die "oha failed ($key)"
+	}
+	after=$(metric cidgate_degraded_answers_total)
+	RPS[$key]=$(jq -r '.summary.requestsPerSec' "$out")
+	P50[$key]=$(jq -r '.latencyPercentiles.p50 * 1e6 | floor' "$out")
+	P99[$key]=$(jq -r '.latencyPercentiles.p99 * 1e6 | floor' "$out")
+	P999[$key]=$(jq -r '.latencyPercentiles["p99.9"] * 1e6 | floor' "$out")
+	NOTE[$key]="$((after - before)) degraded answers; "
+	say "$key: ${RPS[$key]} req/s, p50 ${P50[$key]} us, p99 ${P99[$key]} us, p99.9 ${P999[$key]} us, ${NOTE[$key]}"
+}
+# The lookups run for most of what the sync is expected to take (from the rates
+# measured above), so that every one of them overlaps it.
+during_import=$(awk -v n="$contacts" -v r="$import_rate" 'BEGIN { s = int(n / r * 0.8); print (s < 3) ? 3 : s }')
+DATABASE_URL=$db_url taskset -c "$load_cpu" "$cidgate" import --tenant bench "$sync_csv" >"$work/sync-import.txt" 2>&1 &
+sync_import=$!
+pids+=("$sync_import")
+run_oha_during sync_import "$during_import"
+wait "$sync_import" || die "the import during lookups failed: $(tail -n 3 "$work/sync-import.txt")"
+forget_pid "$sync_import"
+during_batches=$(awk -v n="$bulk_total" -v r="$bulk2_rate" 'BEGIN { s = int(n / r * 0.8); print (s < 3) ? 3 : s }')
+stream() { # first: posts stream files first, first + 2, ...
+	local b
+	for ((b = $1; b < bulk_batches; b += 2)); do
+		taskset -c "$load_cpu" curl -fsS -o /dev/null --max-time 300 -H "Authorization: Bearer $sync_token" \
+			-H 'Content-Type: application/json' --data-binary "@$work/stream-$b.json" \
+			"http://$gw_addr/api/v1/contacts/batch" || return 1
+	done
+}
+stream 0 &
+sender_a=$!
+stream 1 &
+sender_b=$!
+pids+=("$sender_a" "$sender_b")
+run_oha_during sync_batches "$during_batches"
+wait "$sender_a" || die "a batch sender failed during lookups"
+wait "$sender_b" || die "a batch sender failed during lookups"
+forget_pid "$sender_a"
+forget_pid "$sender_b"
+
 gw_hwm_kb=$(proc_kb "$gw_pid" VmHWM)
 gw_rss_kb=$(proc_kb "$gw_pid" VmRSS)
 # Lookups the log could not keep up with are dropped and counted, never waited for.
@@ -746,6 +815,8 @@ report=$here/results/latest.md
 	row rate_ceiling "g. ceiling (fixed_answer) at fixed $rate req/s (oha)"
 	row rate_cached "g. cached hit at fixed $rate req/s (oha)"
 	row rate_unknown "g. repeated unknown at fixed $rate req/s (oha)"
+	row sync_import "h. random lookups at $sync_rate req/s during an import of $contacts contacts (oha)"
+	row sync_batches "h. random lookups at $sync_rate req/s while two senders post batches of $batch_size (oha)"
 	printf '\nEach round (req/s):\n\n| scenario |'
 	for ((r = 1; r <= rounds; r++)); do printf ' round %s |' "$r"; done
 	printf '\n| --- |'
@@ -790,6 +861,10 @@ report=$here/results/latest.md
 	printf '| p99 cached at %s req/s (ms) | %s | < 1 | %s |\n' "$rate" "$p99_cached_ms" "$(verdict "$p99_cached_ms" '<' 1)"
 	printf '| p99 unknown at %s req/s (ms) | %s | < 1 | %s |\n' "$rate" "$p99_unknown_ms" "$(verdict "$p99_unknown_ms" '<' 1)"
 	printf '| known-new / pgbench | %s | >= 0.60 | %s |\n' "$r_known" "$(verdict "$r_known" '>=' 0.6)"
+	for k in sync_import sync_batches; do
+		printf '| p99 of lookups during the %s (ms; %s) | %s | < 10 | %s |\n' "${k#sync_}" "${NOTE[$k]% ; }" \
+			"$(fmt_ms "${P99[$k]}")" "$(verdict "$(fmt_ms "${P99[$k]}")" '<' 10)"
+	done
 	printf '| mix / pgbench | %s | >= 1.20 | %s |\n' "$r_mix" "$(verdict "$r_mix" '>=' 1.2)"
 	printf '| import (contacts/s) | %s | >= 50000 | %s |\n' "$import_rate" "$(verdict "$import_rate" '>=' 50000)"
 	printf '| bulk writes, batch API, two senders (contacts/s) | %s | >= 50000 | %s |\n' "$bulk2_rate" "$(verdict "$bulk2_rate" '>=' 50000)"
