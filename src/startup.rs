@@ -13,6 +13,7 @@ use url::Url;
 use crate::calls::ingest::EventWriter;
 use crate::config::ServeSettings;
 use crate::contacts::{self, LocalCopies};
+use crate::http::batch_gate::BatchGate;
 use crate::http::rate_limit::RateLimits;
 use crate::http::state::AppState;
 use crate::http::{self, middleware};
@@ -139,6 +140,11 @@ impl Application {
             Duration::from_millis(settings.write_timeout_ms),
         );
         let write_timeout = Duration::from_millis(settings.write_timeout_ms);
+        let batch_gate = BatchGate::new(
+            settings.batch_parses.into(),
+            Duration::from_millis(settings.batch_parse_wait_ms),
+            metrics.gauges.batch_parses.clone(),
+        );
         let state = web::Data::new(AppState {
             contacts: contacts::Writer::new(pool.clone(), write_timeout, Some(local)),
             pool,
@@ -157,6 +163,7 @@ impl Application {
             read_pool,
             write_timeout,
             body_timeout: Duration::from_millis(settings.body_timeout_ms),
+            batch_gate,
             trusted_proxies: settings.trusted_proxies.clone().into(),
             forwarded_header: settings.forwarded_header,
         });

@@ -10,6 +10,7 @@ use ipnetwork::IpNetwork;
 use tokio::sync::watch;
 use url::Url;
 
+use super::batch_gate::BatchGate;
 use super::client_ip::{self, ForwardedHeader};
 use super::rate_limit::RateLimits;
 use crate::calls::ingest::EventWriter;
@@ -52,6 +53,8 @@ pub struct AppState {
     pub write_timeout: Duration,
     /// How long a sync API request may take to send its body.
     pub body_timeout: Duration,
+    /// Turns to read and parse a contact batch.
+    pub batch_gate: BatchGate,
     /// Peers whose forwarding header is believed, and which header that is.
     pub trusted_proxies: Arc<[IpNetwork]>,
     pub forwarded_header: ForwardedHeader,
