@@ -23,7 +23,7 @@ use crate::live::listener::Listener;
 use crate::lookup::LookupService;
 use crate::lookup::batcher::LookupBatcher;
 use crate::lookup::cache::AnswerCache;
-use crate::lookup::known_numbers::KnownNumbers;
+use crate::lookup::known_numbers::{IndexGauges, KnownNumbers};
 use crate::lookup::log::{LogWriter, LookupLog};
 use crate::metrics::Metrics;
 use crate::store;
@@ -69,7 +69,13 @@ impl Application {
         let metrics = Metrics::new();
         let jobs = Supervisor::new(metrics.clone());
         let cache = AnswerCache::new(settings.cache_settings());
-        let index = KnownNumbers::default();
+        let index = KnownNumbers::new(
+            usize::try_from(settings.known_numbers_max_bytes).unwrap_or(usize::MAX),
+            IndexGauges {
+                bytes: metrics.gauges.known_numbers_bytes.clone(),
+                dropped_tenants: metrics.gauges.known_numbers_dropped_tenants.clone(),
+            },
+        );
         let directory = Directory::default();
         let local = LocalCopies {
             cache: cache.clone(),

@@ -120,7 +120,7 @@ pub struct ServeSettings {
 
     /// Memory the number index may use (bytes, estimated); past it the largest tenants'
     /// sets are dropped and their lookups ask the database
-    #[arg(long, env = "CIDGATE_KNOWN_NUMBERS_MAX_BYTES", default_value_t = 512 * 1024 * 1024)]
+    #[arg(long, env = "CIDGATE_KNOWN_NUMBERS_MAX_BYTES", default_value_t = 256 * 1024 * 1024)]
     pub known_numbers_max_bytes: u64,
 
     /// How long `serve` waits at start for an unreachable database before giving up (s)
@@ -224,7 +224,7 @@ impl ServeSettings {
             body_timeout_ms: 60_000,
             batch_parses: 2,
             batch_parse_wait_ms: 2_000,
-            known_numbers_max_bytes: 512 * 1024 * 1024,
+            known_numbers_max_bytes: 256 * 1024 * 1024,
             db_start_wait_secs: 60,
             cache_max_bytes: 256 * 1024 * 1024,
             cache_ttl_found_secs: 600,

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::contacts::WriteError;
 use crate::domain::FieldError;
+use crate::store::contacts::OverNumberCap;
 
 /// Seconds a client should wait before retrying while the database is unreachable.
 const RETRY_AFTER_SECS: &str = "5";
@@ -96,6 +97,14 @@ impl From<anyhow::Error> for ApiError {
 /// database error.
 impl From<WriteError> for ApiError {
     fn from(error: WriteError) -> Self {
+        if let WriteError::Failed(cause) = &error
+            && let Some(over) = cause.downcast_ref::<OverNumberCap>()
+        {
+            return Self::Unprocessable {
+                message: over.to_string(),
+                fields: vec![FieldError::new("phones", over.to_string())],
+            };
+        }
         match error {
             WriteError::Contended(cause) => Self::Contended(cause),
             WriteError::Failed(cause) => Self::from_store(cause),

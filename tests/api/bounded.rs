@@ -192,3 +192,107 @@ async fn batches_past_the_parse_limit_are_answered_503_with_retry_after() {
     let again = post_raw(&app, &acme.sync_token, BATCH, body.to_vec()).await;
     assert_eq!(again.status(), 200);
 }
+
+fn contact(id: &str, phones: &[&str]) -> Value {
+    serde_json::json!({"op": "upsert", "id": id, "name": format!("C{id}"), "phones": phones})
+}
+
+#[tokio::test]
+async fn a_write_past_the_tenants_cap_on_stored_numbers_is_refused_whole() {
+    let app = spawn_app().await;
+    let acme = app.create_tenant("acme", "RO").await;
+    let set = app.cli(&["tenant", "set", "acme", "--max-numbers", "3"]);
+    assert!(set.status.success(), "{set:?}");
+
+    let over = Value::Array(vec![
+        contact("1", &["0721000001", "0721000002"]),
+        contact("2", &["0721000003", "0721000004"]),
+    ]);
+    let response = app.batch(&acme.sync_token, &over).await;
+
+    assert_eq!(response.status(), 422);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body["message"],
+        "the tenant may store at most 3 phone numbers (tenant set --max-numbers); this write would make it 4",
+        "{body}"
+    );
+    assert_eq!(body["fields"][0]["field"], "phones");
+    assert_eq!(app.get_contact(&acme.sync_token, "1").await.status(), 404);
+
+    // Up to the cap, and a change that keeps the count, pass; one more number does not.
+    let at_cap = Value::Array(vec![
+        contact("1", &["0721000001", "0721000002"]),
+        contact("2", &["0721000003"]),
+    ]);
+    assert_eq!(app.batch(&acme.sync_token, &at_cap).await.status(), 200);
+    let moved = Value::Array(vec![contact("2", &["0721000009"])]);
+    assert_eq!(app.batch(&acme.sync_token, &moved).await.status(), 200);
+    let one_more = serde_json::json!({"name": "Ana", "phones": ["0721000005"]});
+    let response = app.put_contact(&acme.sync_token, "3", &one_more).await;
+    assert_eq!(response.status(), 422);
+    assert_eq!(app.get_contact(&acme.sync_token, "3").await.status(), 404);
+
+    // Deleting frees room.
+    let delete = serde_json::json!([{"op": "delete", "id": "2"}]);
+    assert_eq!(app.batch(&acme.sync_token, &delete).await.status(), 200);
+    let response = app.put_contact(&acme.sync_token, "3", &one_more).await;
+    assert_eq!(response.status(), 201);
+}
+
+#[tokio::test]
+async fn the_cap_on_stored_numbers_is_five_million_unless_set_and_checked_when_set() {
+    let app = spawn_app().await;
+    app.create_tenant("acme", "RO").await;
+    let client = app.pool.get().await.unwrap();
+    let row = client
+        .query_one("SELECT max_numbers FROM tenants WHERE slug = 'acme'", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), 5_000_000);
+
+    let refused = app.cli(&["tenant", "set", "acme", "--max-numbers=-1"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--max-numbers"));
+}
+
+#[tokio::test]
+async fn a_tenant_past_the_number_index_budget_is_looked_up_in_the_database() {
+    let app = spawn_app_with(|s| s.known_numbers_max_bytes = 8 * 1024).await;
+    let acme = app.create_tenant("acme", "RO").await;
+    let bolt = app.create_tenant("bolt", "RO").await;
+    eventually(PROPAGATION, "the number index is loaded", || async {
+        app.get_raw("/readyz").await.status() == 200
+    })
+    .await;
+    let ana = serde_json::json!({"name": "Ana", "phones": ["0721234567"]});
+    assert_eq!(
+        app.put_contact(&bolt.sync_token, "1", &ana).await.status(),
+        201
+    );
+    let many: Vec<Value> = (0..2_000)
+        .map(|i| contact(&i.to_string(), &[&format!("0731{i:06}")]))
+        .collect();
+
+    let response = app.batch(&acme.sync_token, &Value::Array(many)).await;
+
+    assert_eq!(response.status(), 200);
+    let text = metrics(&app, &app.address).await;
+    assert_eq!(
+        sample(&text, "cidgate_known_numbers_dropped_tenants"),
+        1.0,
+        "{text}"
+    );
+    assert!(
+        sample(&text, "cidgate_known_numbers_bytes") <= 8.0 * 1024.0,
+        "{text}"
+    );
+    // Dropped from the index, acme's callers are still found (in the database), and
+    // its unknown callers still unknown; bolt's index is exact as before.
+    let found = app.lookup_json(&acme.lookup_token, "0731001999").await;
+    assert_eq!(found["name"], "C1999");
+    let unknown = app.lookup_json(&acme.lookup_token, "0739999999").await;
+    assert_eq!(unknown["name"], Value::Null);
+    let found = app.lookup_json(&bolt.lookup_token, "0721234567").await;
+    assert_eq!(found["name"], "Ana");
+}
