@@ -15,7 +15,7 @@ use crate::config::ServeSettings;
 use crate::contacts::{self, LocalCopies};
 use crate::http::batch_gate::BatchGate;
 use crate::http::rate_limit::RateLimits;
-use crate::http::state::AppState;
+use crate::http::state::{AppState, Probes};
 use crate::http::{self, middleware};
 use crate::jobs::{Supervisor, retention};
 use crate::live::directory::Directory;
@@ -83,7 +83,6 @@ impl Application {
         };
         let mut listening = Listener::new(
             primary_url,
-            pool.clone(),
             local.clone(),
             directory.clone(),
             metrics.clone(),
@@ -146,6 +145,11 @@ impl Application {
             Duration::from_millis(settings.write_timeout_ms),
         );
         let write_timeout = Duration::from_millis(settings.write_timeout_ms);
+        let probes = Probes::connect(
+            primary_url,
+            settings.database_read_url.as_ref().map(|url| url.expose()),
+            http::routes::health::CHECK_WITHIN,
+        )?;
         let batch_gate = BatchGate::new(
             settings.batch_parses.into(),
             Duration::from_millis(settings.batch_parse_wait_ms),
@@ -167,6 +171,7 @@ impl Application {
             events,
             call_retention_days: settings.call_retention_days,
             read_pool,
+            probes,
             write_timeout,
             body_timeout: Duration::from_millis(settings.body_timeout_ms),
             batch_gate,

@@ -23,6 +23,29 @@ use crate::lookup::known_numbers::KnownNumbers;
 use crate::lookup::log::LookupLog;
 use crate::metrics::Metrics;
 
+/// One connection each to the primary and the replica (when there is one), for
+/// `/readyz` alone.
+#[derive(Clone)]
+pub struct Probes {
+    pub primary: Pool,
+    pub replica: Option<Pool>,
+}
+
+impl Probes {
+    pub fn connect(
+        primary_url: &str,
+        replica_url: Option<&str>,
+        wait: Duration,
+    ) -> anyhow::Result<Self> {
+        Ok(Self {
+            primary: crate::store::connect_pool(primary_url, 1, wait)?,
+            replica: replica_url
+                .map(|url| crate::store::connect_pool(url, 1, wait))
+                .transpose()?,
+        })
+    }
+}
+
 /// What every handler may use; cheap to clone (pools and services are handles).
 #[derive(Clone)]
 pub struct AppState {
@@ -49,6 +72,9 @@ pub struct AppState {
     pub call_retention_days: u32,
     /// The read replica's pool (`DATABASE_READ_URL`), when lookups have one.
     pub read_pool: Option<Pool>,
+    /// Connections of readiness's own, so a pool that writes hold does not make the
+    /// instance look down.
+    pub probes: Probes,
     /// How long a sync API request may wait for the database.
     pub write_timeout: Duration,
     /// How long a sync API request may take to send its body.

@@ -10,9 +10,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use deadpool_postgres::Pool;
 use prometheus_client::metrics::gauge::Gauge;
 use rustc_hash::FxHashSet;
+use tokio_postgres::GenericClient;
 
 use crate::domain::{NumberKey, PhoneNumber, TenantId};
 use crate::store;
@@ -320,11 +320,10 @@ impl KnownNumbers {
 
     /// Loads every number from the primary and swaps the new sets in whole, within the
     /// budget. The old sets serve lookups until then, so a reload briefly holds both.
-    pub async fn reload(&self, pool: &Pool) -> anyhow::Result<u64> {
-        let client = pool.get().await?;
+    pub async fn reload(&self, client: &impl GenericClient) -> anyhow::Result<u64> {
         let mut fresh = Sets::default();
         let mut dropped = Vec::new();
-        let count = store::contacts::for_each_number(&client, |tenant, number| {
+        let count = store::contacts::for_each_number(client, |tenant, number| {
             if let Some(key) = NumberKey::encode(number) {
                 dropped.append(&mut fresh.load(tenant, key.raw(), self.budget));
             }

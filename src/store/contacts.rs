@@ -66,7 +66,7 @@ pub async fn present_numbers(
 
 /// Streams every (tenant, number) of the mirror to `each`, without holding all rows.
 pub async fn for_each_number(
-    client: &impl GenericClient,
+    client: &impl tokio_postgres::GenericClient,
     mut each: impl FnMut(TenantId, &str),
 ) -> anyhow::Result<u64> {
     use futures_util::TryStreamExt;
