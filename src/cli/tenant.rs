@@ -30,7 +30,7 @@ pub enum TenantCommand {
         #[command(flatten)]
         db: DatabaseArgs,
     },
-    /// Change a tenant's lookup authentication or rate limit
+    /// Change a tenant's lookup authentication, limits, time zone or screen pop
     Set {
         slug: String,
         /// token, ip (source address alone, by allowlist) or token+ip
@@ -39,6 +39,10 @@ pub enum TenantCommand {
         /// Lookups per second for this tenant, or `default`
         #[arg(long)]
         lookup_rate: Option<String>,
+        /// Most phone numbers the tenant may store (every instance holds them in memory);
+        /// 5000000 unless set
+        #[arg(long, value_parser = clap::value_parser!(i64).range(0..=MAX_NUMBERS_CAP))]
+        max_numbers: Option<i64>,
         /// IANA time zone for dates people read and write (e.g. Europe/Bucharest)
         #[arg(long, value_parser = parse_time_zone)]
         time_zone: Option<chrono_tz::Tz>,
@@ -56,6 +60,9 @@ pub enum TenantCommand {
 }
 
 const MAX_POPUP_TTL_SECS: u64 = 7 * 24 * 3600;
+
+/// The highest `--max-numbers`: about 1.5 GiB of number index per instance.
+const MAX_NUMBERS_CAP: i64 = 100_000_000;
 
 /// The tenant setting holding its IANA time zone.
 pub const TIME_ZONE: &str = "time_zone";
@@ -203,6 +210,7 @@ pub async fn run(cmd: TenantCommand) -> anyhow::Result<()> {
             slug,
             auth,
             lookup_rate,
+            max_numbers,
             time_zone,
             lookup_log,
             lookup_log_retention_days,
@@ -215,14 +223,15 @@ pub async fn run(cmd: TenantCommand) -> anyhow::Result<()> {
             let rate = lookup_rate.map(|r| parse_rate(&r)).transpose()?;
             if policy.is_none()
                 && rate.is_none()
+                && max_numbers.is_none()
                 && time_zone.is_none()
                 && lookup_log.is_none()
                 && lookup_log_retention_days.is_none()
                 && popup.is_empty()
             {
                 bail!(
-                    "nothing to change: give --auth, --lookup-rate, --time-zone, --lookup-log, \
-                     --lookup-log-retention-days or a screen-pop option (see --help)"
+                    "nothing to change: give --auth, --lookup-rate, --max-numbers, --time-zone, \
+                     --lookup-log, --lookup-log-retention-days or a screen-pop option (see --help)"
                 );
             }
             let pool = migrated_pool(&db).await?;
@@ -238,6 +247,9 @@ pub async fn run(cmd: TenantCommand) -> anyhow::Result<()> {
             }
             if let Some(rate) = rate {
                 store::tenants::set_lookup_rate(&tx, tenant.id, rate).await?;
+            }
+            if let Some(max) = max_numbers {
+                store::tenants::set_max_numbers(&tx, tenant.id, max).await?;
             }
             if let Some(zone) = time_zone {
                 let zone = serde_json::Value::String(zone.name().to_owned());

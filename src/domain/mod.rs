@@ -27,7 +27,8 @@ pub use call_event::{
     CallEvent, Direction, EVENT_FIELDS, EventKind, LegRole, LookupLink, MAX_EVENT_AHEAD, event_time,
 };
 pub use contact::{
-    ContactInput, ContactRecord, FieldError, MAX_UPDATED_AT_AHEAD, parse_source_time,
+    ContactInput, ContactRecord, FieldError, MAX_PHONE_ENTRIES, MAX_UPDATED_AT_AHEAD,
+    parse_source_time,
 };
 pub use crm_id::{CrmId, integer_id};
 pub use lookup_hit::LookupHit;

@@ -9,9 +9,12 @@ use serde::Serialize;
 
 use crate::contacts::WriteError;
 use crate::domain::FieldError;
+use crate::store::contacts::OverNumberCap;
 
 /// Seconds a client should wait before retrying while the database is unreachable.
 const RETRY_AFTER_SECS: &str = "5";
+/// Seconds a client should wait while the gateway parses as many batches as it may.
+const BUSY_RETRY_AFTER_SECS: &str = "1";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -32,6 +35,12 @@ pub enum ApiError {
     HeadersTooLarge(usize),
     #[error("request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
+    /// The body's values would take more than this many bytes once parsed.
+    #[error(
+        "the body holds too many small values: parsed they would take more than {} MiB; send fewer items at once",
+        .0 / (1024 * 1024)
+    )]
+    TooManyValues(usize),
     /// The body did not arrive in time (a client trickling it holds a connection).
     #[error("the request body did not arrive within {} ms", .0.as_millis())]
     BodyTimeout(std::time::Duration),
@@ -48,6 +57,9 @@ pub enum ApiError {
         message: &'static str,
         retry_after: std::time::Duration,
     },
+    /// Too many large bodies are being parsed at once (the message says which kind).
+    #[error("{0}")]
+    Busy(&'static str),
     #[error("the database is unavailable; retry later")]
     Unavailable(#[source] anyhow::Error),
     /// A write kept losing races with concurrent writes to the same contacts.
@@ -85,6 +97,14 @@ impl From<anyhow::Error> for ApiError {
 /// database error.
 impl From<WriteError> for ApiError {
     fn from(error: WriteError) -> Self {
+        if let WriteError::Failed(cause) = &error
+            && let Some(over) = cause.downcast_ref::<OverNumberCap>()
+        {
+            return Self::Unprocessable {
+                message: over.to_string(),
+                fields: vec![FieldError::new("phones", over.to_string())],
+            };
+        }
         match error {
             WriteError::Contended(cause) => Self::Contended(cause),
             WriteError::Failed(cause) => Self::from_store(cause),
@@ -131,7 +151,7 @@ impl ApiError {
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed(_) => "method_not_allowed",
-            Self::PayloadTooLarge(_) => "payload_too_large",
+            Self::PayloadTooLarge(_) | Self::TooManyValues(_) => "payload_too_large",
             Self::BodyTimeout(_) => "request_timeout",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::UriTooLong(_) => "uri_too_long",
@@ -139,6 +159,7 @@ impl ApiError {
             Self::Unprocessable { .. } => "invalid_fields",
             Self::TooManyRequests { .. } => "rate_limited",
             Self::Unavailable(_) => "unavailable",
+            Self::Busy(_) => "busy",
             Self::Contended(_) => "contended",
             Self::Unexpected(_) => "internal",
         }
@@ -161,14 +182,16 @@ impl ResponseError for ApiError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::PayloadTooLarge(_) | Self::TooManyValues(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::UriTooLong(_) => StatusCode::URI_TOO_LONG,
             Self::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) | Self::Contended(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Contended(_) | Self::Busy(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -189,6 +212,9 @@ impl ResponseError for ApiError {
         match self {
             Self::Unavailable(_) | Self::Contended(_) => {
                 response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS));
+            }
+            Self::Busy(_) => {
+                response.insert_header((header::RETRY_AFTER, BUSY_RETRY_AFTER_SECS));
             }
             Self::MethodNotAllowed(allow) => {
                 response.insert_header((header::ALLOW, *allow));

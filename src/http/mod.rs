@@ -2,6 +2,7 @@
 //! and the handlers (`routes/`) in the modules below.
 
 pub mod auth;
+pub mod batch_gate;
 mod body;
 pub mod client_ip;
 pub mod error;

@@ -117,6 +117,23 @@ pub async fn set_auth_policy(
     super::notify::config_changed(client).await
 }
 
+/// Sets the most phone numbers the tenant may store; writes past it are refused
+/// (see [`super::contacts::OverNumberCap`]).
+pub async fn set_max_numbers(
+    client: &impl GenericClient,
+    tenant: TenantId,
+    max_numbers: i64,
+) -> anyhow::Result<()> {
+    client
+        .execute(
+            "UPDATE tenants SET max_numbers = $2 WHERE id = $1",
+            &[&tenant.0, &max_numbers],
+        )
+        .await
+        .context("setting the cap on stored numbers")?;
+    Ok(())
+}
+
 /// Sets (or with `None` clears) a tenant's own lookup rate limit.
 pub async fn set_lookup_rate(
     client: &impl GenericClient,

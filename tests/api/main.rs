@@ -1,5 +1,6 @@
 //! One integration-test binary: the gateway over HTTP against real PostgreSQL.
 
+mod bounded;
 mod browser;
 mod calls;
 mod cli;
