@@ -3,7 +3,9 @@
 mod browser;
 mod calls;
 mod cli;
+mod click2call;
 mod config_file;
+mod fake_pbx;
 mod fields;
 mod hardening;
 mod helpers;
