@@ -704,3 +704,110 @@ async fn the_freeswitch_dialer_originates_with_bgapi_and_reads_the_job_result() 
         "dialling_agent"
     );
 }
+
+#[tokio::test]
+async fn the_screen_pop_offers_a_call_button_that_calls_as_the_signed_in_agent() {
+    let app = spawn_app().await;
+    let t = tenant(&app, "acme").await;
+    let (stub, mut requests) = fake_pbx::dial_api(200, "{}").await;
+    let session = app.signed_in_with_a_contact(&t).await;
+    let link = crate::popup::link_for(&app, &t.pbx, "0721234567").await;
+    let page = |cookie: Option<String>| {
+        let mut request = app.http.get(&link);
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", cookie);
+        }
+        request.send()
+    };
+    let without_dialer = page(None).await.unwrap().text().await.unwrap();
+    assert!(
+        !without_dialer.contains("agent/call"),
+        "no dialer, no button"
+    );
+    app.http_dialer("acme", &stub);
+
+    // The agent's browser signs in once per shift.
+    let login = app
+        .http
+        .get(format!("{}/agent/login", app.address))
+        .query(&[("session", &session)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200);
+    let set_cookie = login.headers()["set-cookie"].to_str().unwrap().to_owned();
+    for part in [
+        "cidgate_agent=cgsess_",
+        "HttpOnly",
+        "Secure",
+        "SameSite=Strict",
+        "Max-Age=",
+    ] {
+        assert!(set_cookie.contains(part), "{part}: {set_cookie}");
+    }
+    let cookie = set_cookie.split(';').next().unwrap().to_owned();
+    let refused = app
+        .http
+        .get(format!(
+            "{}/agent/login?session=cgsess_nothing",
+            app.address
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    assert!(!refused.headers().contains_key("set-cookie"));
+
+    // The pop page offers the button (a form, no script), naming the agent.
+    let shown = page(Some(cookie.clone())).await.unwrap();
+    let csp = shown.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("form-action 'self'") && csp.contains("default-src 'none'"),
+        "{csp}"
+    );
+    let html = shown.text().await.unwrap();
+    assert!(
+        html.contains(r#"<form class="call" method="post" action="../agent/call">"#),
+        "{html}"
+    );
+    assert!(
+        html.contains(r#"name="number" value="&#43;40721234567""#)
+            || html.contains(r#"name="number" value="+40721234567""#),
+        "{html}"
+    );
+    assert!(html.contains("<bdi>200</bdi>"), "{html}");
+    assert!(!html.contains("<script"));
+
+    // Pressing it calls as that agent.
+    let press = |cookie: Option<&str>, origin: Option<&str>| {
+        let mut request = app
+            .http
+            .post(format!("{}/agent/call", app.address))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("number=%2B40721234567");
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", cookie);
+        }
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        request.send()
+    };
+    let pressed = press(Some(&cookie), Some(&app.address)).await.unwrap();
+    assert_eq!(pressed.status(), 200);
+    assert!(pressed.text().await.unwrap().contains("RequestID 1"));
+    let got = requests.try_recv().unwrap();
+    assert_eq!(got.query("agent").as_deref(), Some("200"));
+    assert_eq!(got.query("number").as_deref(), Some("+40721234567"));
+
+    // Another site's form arrives without the cookie, or names its origin: no call.
+    assert_eq!(press(None, None).await.unwrap().status(), 401);
+    let forged = press(Some(&cookie), Some("https://evil.example"))
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    assert!(requests.try_recv().is_err());
+}
