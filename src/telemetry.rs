@@ -140,6 +140,11 @@ mod tests {
         );
         assert_eq!(redact_query("TOKEN=x"), "TOKEN=REDACTED");
         assert_eq!(redact_query(""), "");
+        // Click-to-call: the agent's session and the number called.
+        assert_eq!(
+            redact_query("session=cgsess_abc&number=0721234567&queue=sales"),
+            "session=REDACTED&number=*******567&queue=sales"
+        );
     }
 
     #[test]

@@ -596,6 +596,166 @@ async fn another_tenants_session_never_dials_nor_sees_its_requests() {
         .await
         .unwrap();
     assert_eq!(peek.status(), 404);
+    // Within acme, an agent sees its own requests; the CRM's token sees every agent's.
+    let colleague = app.signed_in(&a, "201", "Agent2").await;
+    let state = |session: String| {
+        app.http
+            .get(format!("{}/api/v1/click2call/1", app.address))
+            .query(&[("session", session)])
+            .send()
+    };
+    assert_eq!(state(colleague).await.unwrap().status(), 404);
+    assert_eq!(state(acme).await.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn agent_and_click_to_call_answers_match_the_openapi_description() {
+    use crate::openapi::assert_conforms;
+    let app = spawn_app().await;
+    let t = tenant(&app, "acme").await;
+    let (stub, _requests) = fake_pbx::dial_api(200, r#"{"id":7}"#).await;
+    let base = app.address.clone();
+    let check = |method: &'static str, path: &'static str, request: reqwest::RequestBuilder| async move {
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let body = response.text().await.unwrap();
+        assert_conforms(method, path, status, &body);
+        status
+    };
+    let h = &app.http;
+    let agent = "/api/v1/agents/{extension}";
+    let sessions = "/api/v1/agents/{extension}/sessions";
+    let click = "/api/v1/click2call";
+    let state = "/api/v1/click2call/{RequestID}";
+    let put = |body: Value| {
+        h.put(format!("{base}/api/v1/agents/200"))
+            .bearer_auth(&t.sync)
+            .json(&body)
+    };
+    assert_eq!(
+        check("PUT", agent, put(json!({"name": "Agent1"}))).await,
+        201
+    );
+    assert_eq!(
+        check(
+            "PUT",
+            agent,
+            put(json!({"name": "Agent1", "groups": ["Sales"]}))
+        )
+        .await,
+        200
+    );
+    assert_eq!(check("PUT", agent, put(json!({"name": ""}))).await, 422);
+    assert_eq!(
+        check(
+            "PUT",
+            agent,
+            h.put(format!("{base}/api/v1/agents/200")).json(&json!({}))
+        )
+        .await,
+        401
+    );
+    assert_eq!(
+        check(
+            "GET",
+            agent,
+            h.get(format!("{base}/api/v1/agents/200"))
+                .bearer_auth(&t.sync)
+        )
+        .await,
+        200
+    );
+    assert_eq!(
+        check(
+            "GET",
+            agent,
+            h.get(format!("{base}/api/v1/agents/999"))
+                .bearer_auth(&t.sync)
+        )
+        .await,
+        404
+    );
+    assert_eq!(
+        check(
+            "GET",
+            "/api/v1/agents",
+            h.get(format!("{base}/api/v1/agents")).bearer_auth(&t.sync)
+        )
+        .await,
+        200
+    );
+    let start = || {
+        h.post(format!("{base}/api/v1/agents/200/sessions"))
+            .bearer_auth(&t.sync)
+    };
+    let started = start().send().await.unwrap().json::<Value>().await.unwrap();
+    let session = started["session"].as_str().unwrap().to_owned();
+    assert_eq!(check("POST", sessions, start()).await, 201);
+    assert_eq!(
+        check(
+            "POST",
+            sessions,
+            h.post(format!("{base}/api/v1/agents/9/sessions"))
+                .bearer_auth(&t.sync)
+        )
+        .await,
+        404
+    );
+    let get = |number: &str| {
+        h.get(format!("{base}/api/v1/click2call"))
+            .query(&[("session", session.as_str()), ("number", number)])
+    };
+    assert_eq!(check("GET", click, get("0721234567")).await, 409);
+    app.http_dialer("acme", &stub);
+    assert_eq!(check("GET", click, get("0721234567")).await, 200);
+    assert_eq!(check("GET", click, get("0721234567")).await, 429);
+    assert_eq!(check("GET", click, get("0900123456")).await, 403);
+    assert_eq!(check("GET", click, get("x")).await, 422);
+    assert_eq!(
+        check(
+            "GET",
+            click,
+            h.get(format!(
+                "{base}/api/v1/click2call?session=cgsess_x&number=1"
+            ))
+        )
+        .await,
+        401
+    );
+    let post = h
+        .post(format!("{base}/api/v1/click2call"))
+        .json(&json!({"session": session, "number": "0721234567"}));
+    assert_eq!(check("POST", click, post).await, 429);
+    let read = |id: &str| {
+        h.get(format!("{base}/api/v1/click2call/{id}"))
+            .bearer_auth(&t.admin)
+    };
+    assert_eq!(check("GET", state, read("1")).await, 200);
+    assert_eq!(check("GET", state, read("2")).await, 404);
+    assert_eq!(check("GET", state, read("x")).await, 422);
+    let end = h
+        .delete(format!("{base}/api/v1/agents/200/sessions"))
+        .bearer_auth(&t.sync);
+    assert_eq!(check("DELETE", sessions, end).await, 200);
+    assert_eq!(
+        check(
+            "DELETE",
+            agent,
+            h.delete(format!("{base}/api/v1/agents/200"))
+                .bearer_auth(&t.sync)
+        )
+        .await,
+        204
+    );
+    assert_eq!(
+        check(
+            "GET",
+            "/agent/login",
+            h.get(format!("{base}/agent/login?session=cgsess_x"))
+        )
+        .await,
+        401
+    );
 }
 
 #[tokio::test]

@@ -261,7 +261,7 @@ fn refused(error: DestinationError, policy: &DialPolicy) -> ApiError {
 }
 
 /// `GET /api/v1/click2call/{RequestID}`: where the request stands. Asked with the
-/// agent's `session`, or a `sync`/`admin` token of the tenant.
+/// agent's `session` (its own requests), or a `sync`/`admin` token of the tenant (all).
 pub async fn status(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -273,9 +273,13 @@ pub async fn status(
     let session = form_urlencoded::parse(req.query_string().as_bytes())
         .find(|(k, _)| k == "session")
         .map(|(_, v)| v.into_owned());
-    let tenant = match session {
-        Some(session) => agent_session(&req, Some(&session)).await?.0.id,
-        None => SessionsAuth::extract(&req).await?.0.tenant.id,
+    // An agent sees its own requests; the CRM's server (a token) every agent's.
+    let (tenant, only_agent) = match session {
+        Some(session) => {
+            let (tenant, session) = agent_session(&req, Some(&session)).await?;
+            (tenant.id, Some(session.extension))
+        }
+        None => (SessionsAuth::extract(&req).await?.0.tenant.id, None),
     };
     let found = store::with_client(&state.pool, state.write_timeout, async |client| {
         let Some(request) = store::click2call::request(&*client, tenant, request_id).await? else {
@@ -285,6 +289,11 @@ pub async fn status(
         Ok(Some((request, call)))
     })
     .await?;
+    let found = found.filter(|(request, _)| {
+        only_agent
+            .as_ref()
+            .is_none_or(|agent| agent.as_str() == request.extension)
+    });
     let (request, call) = found.ok_or_else(|| {
         ApiError::NotFound(format!("no click-to-call has RequestID {request_id}"))
     })?;
