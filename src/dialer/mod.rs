@@ -70,26 +70,28 @@ pub fn build(stored: &StoredDialer) -> anyhow::Result<Box<dyn Dialer>> {
     Ok(match stored.kind.as_str() {
         "http" => Box::new(http::HttpDialer::new(
             serde_json::from_value(stored.settings.clone())?,
-            secret_or_default(secret)?,
+            if secret.is_null() {
+                http::HttpSecret::default()
+            } else {
+                read_secret(secret)?
+            },
         )?),
         "asterisk-ami" => Box::new(ami::AmiDialer::new(
             serde_json::from_value(stored.settings.clone())?,
-            serde_json::from_value(secret)?,
+            read_secret(secret)?,
         )),
         "freeswitch-esl" => Box::new(esl::EslDialer::new(
             serde_json::from_value(stored.settings.clone())?,
-            serde_json::from_value(secret)?,
+            read_secret(secret)?,
         )),
         other => anyhow::bail!("unknown dialer kind `{other}`"),
     })
 }
 
-fn secret_or_default<T: Default + for<'de> Deserialize<'de>>(secret: Value) -> anyhow::Result<T> {
-    if secret.is_null() {
-        Ok(T::default())
-    } else {
-        Ok(serde_json::from_value(secret)?)
-    }
+/// The stored secret; a parse error is not passed on, as serde's message may quote it.
+fn read_secret<T: for<'de> Deserialize<'de>>(secret: Value) -> anyhow::Result<T> {
+    serde_json::from_value(secret)
+        .map_err(|_| anyhow::anyhow!("the dialer's stored secret is unreadable"))
 }
 
 /// A `host:port` a dialer connects to.
