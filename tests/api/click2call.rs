@@ -797,6 +797,26 @@ async fn the_asterisk_dialer_logs_in_originates_and_follows_the_originate_respon
     let state = app.request_state(&session, 1).await;
     assert_eq!(state["reason"], "the agent did not answer");
 
+    // The agent picks up the next one: the channel's Uniqueid is recorded.
+    let again = app.click2call(&session, "0721234567", None).await;
+    assert_eq!(json_of(again).await, json!({"RequestID": 2}));
+    let call = originated.recv().await.unwrap();
+    assert_eq!(call.get("ActionID"), "cidgate-2");
+    call.finish.send(true).unwrap();
+    eventually(
+        PROPAGATION,
+        "the originate's success is recorded",
+        || async { app.request_state(&session, 2).await["pbx_id"] == "1733140000.7" },
+    )
+    .await;
+    assert_eq!(
+        app.request_state(&session, 2).await["state"],
+        "dialling_agent"
+    );
+    for callback in callbacks(2) {
+        app.focalscope(&t.pbx, &callback).await;
+    }
+
     // A wrong secret is the PBX refusing: 502, and the reason.
     let wrong = text_file("nope\n");
     app.ami_dialer(port, &wrong);
