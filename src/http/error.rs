@@ -24,6 +24,19 @@ pub enum ApiError {
     Unauthorized(&'static str),
     #[error("{0}")]
     Forbidden(String),
+    /// An agent's session that is unknown or expired: the reference's `"login":false`,
+    /// which tells the CRM to sign the agent in again and repeat the request.
+    #[error("the session is unknown or has expired; sign the agent in again")]
+    SessionExpired,
+    /// The dial policy refuses the number; `rule` names the setting that does.
+    #[error("{message}")]
+    DialRefused { rule: &'static str, message: String },
+    /// Click-to-call for a tenant whose operator has set no dialer.
+    #[error("this tenant has no dialer: the operator sets one with `cidgate dialer set`")]
+    NoDialer,
+    /// The PBX did not take a click-to-call request (RequestID `request_id`).
+    #[error("{message}")]
+    DialFailed { request_id: i64, message: String },
     #[error("{0}")]
     NotFound(String),
     /// The methods the path does serve (for the `Allow` header).
@@ -149,6 +162,10 @@ impl ApiError {
             Self::BadRequest(_) => "bad_request",
             Self::Unauthorized(_) => "unauthorized",
             Self::Forbidden(_) => "forbidden",
+            Self::SessionExpired => "session_expired",
+            Self::DialRefused { .. } => "destination_refused",
+            Self::DialFailed { .. } => "dial_failed",
+            Self::NoDialer => "no_dialer",
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed(_) => "method_not_allowed",
             Self::PayloadTooLarge(_) | Self::TooManyValues(_) => "payload_too_large",
@@ -172,6 +189,14 @@ struct ErrorBody<'a> {
     message: String,
     #[serde(skip_serializing_if = "<[FieldError]>::is_empty")]
     fields: &'a [FieldError],
+    /// `false` for a session that must be renewed (the reference's Login answer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    login: Option<bool>,
+    /// The dial-policy rule that refused a number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rule: Option<&'static str>,
+    #[serde(rename = "RequestID", skip_serializing_if = "Option::is_none")]
+    request_id: Option<i64>,
 }
 
 impl ResponseError for ApiError {
@@ -179,7 +204,10 @@ impl ResponseError for ApiError {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Forbidden(_) | Self::DialRefused { .. } => StatusCode::FORBIDDEN,
+            Self::SessionExpired => StatusCode::UNAUTHORIZED,
+            Self::DialFailed { .. } => StatusCode::BAD_GATEWAY,
+            Self::NoDialer => StatusCode::CONFLICT,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge(_) | Self::TooManyValues(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -230,7 +258,7 @@ impl ResponseError for ApiError {
             }
             _ => {}
         }
-        if let Self::Unauthorized(_) = self {
+        if let Self::Unauthorized(_) | Self::SessionExpired = self {
             response.insert_header((
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"cidgate\""),
@@ -240,6 +268,15 @@ impl ResponseError for ApiError {
             error: self.code(),
             message: self.to_string(),
             fields,
+            login: matches!(self, Self::SessionExpired).then_some(false),
+            rule: match self {
+                Self::DialRefused { rule, .. } => Some(*rule),
+                _ => None,
+            },
+            request_id: match self {
+                Self::DialFailed { request_id, .. } => Some(*request_id),
+                _ => None,
+            },
         })
     }
 }

@@ -76,6 +76,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(routes::historic::run))
             .default_service(not_allowed("POST")),
     );
+    routes::agents_and_click2call(cfg);
     for (path, handler) in [
         (
             "/api/v1/events/focalscope",
@@ -122,6 +123,17 @@ pub const OPERATIONS: &[(&str, &str)] = &[
     ("GET", "/api/v1/events/call-end"),
     ("GET", "/api/v1/reportsCDRLogs"),
     ("POST", "/rest/api/v1/historic-data/{historicDataKey}"),
+    ("GET", "/api/v1/agents"),
+    ("PUT", "/api/v1/agents/{extension}"),
+    ("GET", "/api/v1/agents/{extension}"),
+    ("DELETE", "/api/v1/agents/{extension}"),
+    ("POST", "/api/v1/agents/{extension}/sessions"),
+    ("DELETE", "/api/v1/agents/{extension}/sessions"),
+    ("GET", "/api/v1/click2call"),
+    ("POST", "/api/v1/click2call"),
+    ("GET", "/api/v1/click2call/{RequestID}"),
+    ("GET", "/agent/login"),
+    ("POST", "/agent/call"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),

@@ -235,7 +235,11 @@ async fn retention_prunes_the_lookup_log_and_deletion_times_past_their_days() {
 
     assert_eq!(
         outcomes,
-        [("lookup_log", Ok(1)), ("contact_tombstones", Ok(2))]
+        [
+            ("lookup_log", Ok(1)),
+            ("contact_tombstones", Ok(2)),
+            ("agent_sessions", Ok(0))
+        ]
     );
     let left = client
         .query_one(

@@ -9,7 +9,7 @@ use crate::helpers::{PROPAGATION, TestApp, eventually, spawn_app, spawn_app_with
 /// The lookup's link, once the gateway opens it: a lookup answered before the gateway
 /// loaded a new tenant (its token checked in the database) seals with a key the gateway
 /// learns of only from the change notification, and pages check links in memory.
-async fn link_for(app: &TestApp, token: &str, telephone: &str) -> String {
+pub async fn link_for(app: &TestApp, token: &str, telephone: &str) -> String {
     let answer = app.lookup_json(token, telephone).await;
     let link = answer["backend_link"]
         .as_str()
