@@ -8,10 +8,10 @@ use serde_json::{Value, json};
 
 use super::db::{find_tenant, migrated_pool};
 use crate::config::DatabaseArgs;
-use crate::dialer::ami::{AmiSecret, AmiSettings};
-use crate::dialer::esl::{EslSecret, EslSettings};
-use crate::dialer::http::{HttpDialer, HttpSecret, HttpSettings, header_name};
-use crate::dialer::{Endpoint, PLACEHOLDERS, Template};
+use crate::dial::ami::{AmiSecret, AmiSettings};
+use crate::dial::esl::{EslSecret, EslSettings};
+use crate::dial::http::{HttpDialer, HttpSecret, HttpSettings, header_name};
+use crate::dial::{Endpoint, PLACEHOLDERS, Template};
 use crate::domain::{NumberFormat, parse_queue_prefix};
 use crate::store;
 use crate::store::click2call::StoredDialer;

@@ -4,7 +4,7 @@
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use serde_json::{Map, Value, json};
 
-use crate::dialer::{self, DialRequest};
+use crate::dial::{self, DialRequest};
 use crate::domain::{
     DestinationError, DialPolicy, DialStatus, FieldError, LegView, Tenant, request_state,
 };
@@ -159,11 +159,11 @@ async fn dial(
     request: DialRequest,
 ) -> Result<(), ApiError> {
     let request_id = request.request_id;
-    let outcome = match dialer::build(stored) {
+    let outcome = match dial::build(stored) {
         Ok(dialer) => dialer.dial(&request).await,
         Err(e) => {
             tracing::error!(tenant = %tenant.id, error = format!("{e:#}"), "the stored dialer is unusable");
-            Err(dialer::DialError(
+            Err(dial::DialError(
                 "the tenant's dialer is misconfigured".into(),
             ))
         }
