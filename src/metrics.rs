@@ -66,6 +66,7 @@ pub struct Gauges {
     pub cache_entries: Gauge,
     pub cache_weighted_bytes: Gauge,
     pub known_numbers: Gauge,
+    pub directory_tokens: Gauge,
     pub pool_size: Gauge,
     pub pool_available: Gauge,
     pub pool_waiting: Gauge,
@@ -250,6 +251,11 @@ impl Metrics {
             "known_numbers",
             "Numbers in the in-memory membership index",
             gauges.known_numbers.clone(),
+        );
+        registry.register(
+            "directory_tokens",
+            "Live API tokens in the in-memory auth directory (as of its last load)",
+            gauges.directory_tokens.clone(),
         );
         registry.register(
             "db_pool_size",

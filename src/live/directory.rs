@@ -120,6 +120,11 @@ impl Directory {
 
     /// A tenant as last loaded, if it has a live token (for what a page needs of its
     /// settings when the database cannot be asked).
+    /// Live tokens as of the last load (none before the first).
+    pub fn token_count(&self) -> usize {
+        self.current().map_or(0, |s| s.tokens.len())
+    }
+
     pub fn tenant(&self, id: TenantId) -> Option<Arc<TenantEntry>> {
         let snapshot = self.current()?;
         let by_token = snapshot.tokens.values().map(|t| &t.tenant);

@@ -29,6 +29,7 @@ async fn call_tenant(app: &TestApp, slug: &str) -> CallTenant {
     let (_, report) = store::tokens::create(&client, tenant.id, TokenScope::Report, "crm")
         .await
         .unwrap();
+    app.wait_for_directory().await;
     CallTenant {
         pbx: pbx.expose().to_owned(),
         report: report.expose().to_owned(),

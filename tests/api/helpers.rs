@@ -135,6 +135,8 @@ async fn start_instance(
     let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let mut settings = ServeSettings::new(database_url.to_owned(), listen);
     settings.workers = Some(1);
+    // Tests open pages in `eventually` loops; the per-address limit has its own test.
+    settings.pop_rate = 1_000;
     configure(&mut settings);
     let app = Application::build(&settings)
         .await
@@ -146,6 +148,39 @@ async fn start_instance(
 }
 
 impl TestApp {
+    /// Waits until the gateway's auth directory holds every live token. Until then a
+    /// token is checked in the database, whose answer may be newer than the directory
+    /// load still under way: a test that changes a tenant's settings and waits to see
+    /// the change could otherwise see it, then briefly the load from before.
+    pub async fn wait_for_directory(&self) {
+        let client = self.pool.get().await.unwrap();
+        let live: i64 = client
+            .query_one(
+                "SELECT count(*) FROM api_tokens WHERE revoked_at IS NULL
+                   AND (expires_at IS NULL OR expires_at > now())",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        let loaded = || async {
+            let text = self
+                .http
+                .get(format!("{}/metrics", self.address))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            text.lines()
+                .find_map(|l| l.strip_prefix("cidgate_directory_tokens "))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .is_some_and(|v| v >= live as f64)
+        };
+        eventually(PROPAGATION, "the gateway loads the new tokens", loaded).await;
+    }
+
     pub async fn create_tenant(&self, slug: &str, region: &str) -> TestTenant {
         self.create_tenant_allowing(slug, region, &[]).await
     }
@@ -178,6 +213,7 @@ impl TestApp {
         let (_, sync) = store::tokens::create(&client, tenant.id, TokenScope::Sync, "test")
             .await
             .unwrap();
+        self.wait_for_directory().await;
         TestTenant {
             lookup_token: lookup.expose().to_owned(),
             sync_token: sync.expose().to_owned(),

@@ -79,6 +79,9 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         .cache_weighted_bytes
         .set(gauge(state.cache.weighted_size() as usize));
     m.gauges.known_numbers.set(gauge(state.index.len()));
+    m.gauges
+        .directory_tokens
+        .set(gauge(state.directory.token_count()));
     let dropped = crate::telemetry::dropped_lines();
     if let Some(new) = dropped.checked_sub(m.log_lines_dropped.get()) {
         m.log_lines_dropped.inc_by(new);
