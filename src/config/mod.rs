@@ -107,6 +107,12 @@ pub struct ServeSettings {
           value_parser = clap::value_parser!(u64).range(100..=600_000))]
     pub body_timeout_ms: u64,
 
+    /// Largest full snapshot `PUT /api/v1/contacts/snapshot` takes (bytes of CSV); it is
+    /// streamed, not held in memory
+    #[arg(long, env = "CIDGATE_SNAPSHOT_MAX_BYTES", default_value_t = 1024 * 1024 * 1024,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub snapshot_max_bytes: u64,
+
     /// How long `serve` waits at start for an unreachable database before giving up (s)
     #[arg(long, env = "CIDGATE_DB_START_WAIT_SECS", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(0..=3600))]
@@ -206,6 +212,7 @@ impl ServeSettings {
             db_timeout_ms: 2_000,
             write_timeout_ms: 15_000,
             body_timeout_ms: 60_000,
+            snapshot_max_bytes: 1024 * 1024 * 1024,
             db_start_wait_secs: 60,
             cache_max_bytes: 256 * 1024 * 1024,
             cache_ttl_found_secs: 600,

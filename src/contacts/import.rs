@@ -124,6 +124,44 @@ pub fn read_csv(
     }
 }
 
+/// [`read_csv`] on a blocking thread, a piece ahead of `each` (an async writer): a
+/// bounded channel keeps the parser from running further ahead. `each` gets the pieces
+/// in file order; an error of `each` stops the parser, and a malformed file is an error
+/// marked [`MalformedCsv`] once every piece before its first malformed line was handed
+/// over.
+pub async fn stream_csv<R: Read + Send + 'static>(
+    source: R,
+    region: Region,
+    rows: usize,
+    mut each: impl AsyncFnMut(ParsedImport) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let (pieces, mut parsed) = tokio::sync::mpsc::channel::<ParsedImport>(1);
+    let parser = tokio::task::spawn_blocking(move || {
+        read_csv(source, region, rows, |piece| {
+            pieces
+                .blocking_send(piece)
+                .map_err(|_| anyhow::anyhow!("the writer stopped taking pieces"))
+        })
+    });
+    while let Some(piece) = parsed.recv().await {
+        each(piece).await?;
+    }
+    parser
+        .await
+        .context("the CSV parser failed")?
+        .context(MalformedCsv)
+}
+
+/// Marks the error of a file that could not be read as CSV (its cause says where).
+#[derive(Debug, Clone, Copy)]
+pub struct MalformedCsv;
+
+impl std::fmt::Display for MalformedCsv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the CSV is malformed; nothing was imported")
+    }
+}
+
 /// Where the lines of the file start, for reporting rows by their line: the CSV
 /// reader's own count skips blank lines and counts a CRLF file's lines one short.
 /// Records are read in order, so offsets behind the last one asked about are dropped.

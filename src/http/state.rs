@@ -50,8 +50,10 @@ pub struct AppState {
     pub read_pool: Option<Pool>,
     /// How long a sync API request may wait for the database.
     pub write_timeout: Duration,
-    /// How long a sync API request may take to send its body.
+    /// How long a sync API request may take to send its body (a snapshot: each chunk).
     pub body_timeout: Duration,
+    /// The largest full snapshot taken, in bytes.
+    pub snapshot_max_bytes: u64,
     /// Peers whose forwarding header is believed, and which header that is.
     pub trusted_proxies: Arc<[IpNetwork]>,
     pub forwarded_header: ForwardedHeader,

@@ -1,0 +1,120 @@
+//! Full snapshot sync: a CSV export of every contact of a tenant replaces its mirror in
+//! one transaction. The rows are written as the import writes them, their ids noted on
+//! the way; then every contact the snapshot does not name is deleted through the same
+//! writes (released numbers, notifications to every instance). Lookups read the old
+//! mirror until the commit and the new one after.
+
+use std::io::Read;
+
+use super::import::{self, MalformedCsv, RejectedRow};
+use super::{WriteError, Writer};
+use crate::domain::{Region, TenantId, WriteOp, WriteResult};
+use crate::store::{self, contacts::CHUNK};
+
+/// What a snapshot did. Rows older than the stored contact are `stale`: kept as stored,
+/// and not deleted.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct SnapshotCounts {
+    pub created: usize,
+    pub updated: usize,
+    pub stale: usize,
+    pub deleted: usize,
+}
+
+impl SnapshotCounts {
+    fn from_results(results: &[WriteResult]) -> Self {
+        let mut counts = Self::default();
+        for result in results {
+            match result {
+                WriteResult::Created => counts.created += 1,
+                WriteResult::Updated => counts.updated += 1,
+                WriteResult::Stale => counts.stale += 1,
+                WriteResult::Deleted => counts.deleted += 1,
+                WriteResult::Absent => {}
+            }
+        }
+        counts
+    }
+}
+
+/// Why a snapshot wrote nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// Rows with invalid values, every one of them: a contact whose row was rejected
+    /// would otherwise be deleted as missing.
+    #[error("{} rows were rejected; nothing was written", .0.len())]
+    Rejected(Vec<RejectedRow>),
+    /// No data rows: most likely a failed export, which must not empty the mirror.
+    #[error(
+        "the snapshot holds no contacts; nothing was written (allow an empty snapshot to \
+         delete every contact)"
+    )]
+    Empty,
+    /// Not readable as CSV (the cause names the line).
+    #[error("{0:#}")]
+    Malformed(anyhow::Error),
+    /// The input could not be read again for a second attempt (a request body).
+    #[error("a concurrent write got in the way; send the snapshot again")]
+    NotRepeatable,
+    #[error(transparent)]
+    Write(WriteError),
+}
+
+/// Replaces the tenant's mirror with the CSV `source` gives (asked once per attempt,
+/// see [`Writer::write_with`]), in pieces of [`CHUNK`] rows. Nothing is written unless
+/// every row is valid, and, unless `allow_empty`, the snapshot has at least one row.
+pub async fn replace<R: Read + Send + 'static>(
+    writer: &Writer,
+    tenant: TenantId,
+    region: Region,
+    allow_empty: bool,
+    mut source: impl FnMut() -> Result<R, SnapshotError>,
+) -> Result<SnapshotCounts, SnapshotError> {
+    let written = writer
+        .write_with(tenant, async |tx| {
+            let source = source()?;
+            store::contacts::begin_snapshot(tx.transaction()).await?;
+            let mut rejected: Vec<RejectedRow> = Vec::new();
+            let mut rows = 0;
+            import::stream_csv(source, region, CHUNK, async |piece| {
+                rows += piece.ops.len() + piece.rejected.len();
+                rejected.extend(piece.rejected);
+                // Once a row is rejected nothing will be written: the rest is only
+                // parsed, so that every rejected line is reported.
+                if rejected.is_empty() {
+                    let ids: Vec<&str> = piece.ops.iter().map(|op| op.id().as_str()).collect();
+                    store::contacts::note_snapshot_ids(tx.transaction(), &ids).await?;
+                    tx.write(&piece.ops).await?;
+                }
+                Ok(())
+            })
+            .await
+            .map_err(|e| match e.is::<MalformedCsv>() {
+                true => SnapshotError::Malformed(e).into(),
+                false => e,
+            })?;
+            if !rejected.is_empty() {
+                return Err(SnapshotError::Rejected(rejected).into());
+            }
+            if rows == 0 && !allow_empty {
+                return Err(SnapshotError::Empty.into());
+            }
+            let missing = store::contacts::missing_from_snapshot(tx.transaction(), tenant).await?;
+            for ids in missing.chunks(CHUNK) {
+                let deletes: Vec<WriteOp> = ids
+                    .iter()
+                    .map(|id| WriteOp::Delete(id.clone(), None))
+                    .collect();
+                tx.write(&deletes).await?;
+            }
+            Ok(())
+        })
+        .await;
+    match written {
+        Ok((outcome, ())) => Ok(SnapshotCounts::from_results(&outcome.results)),
+        Err(WriteError::Failed(e)) => Err(e
+            .downcast::<SnapshotError>()
+            .unwrap_or_else(|e| SnapshotError::Write(WriteError::Failed(e)))),
+        Err(contended) => Err(SnapshotError::Write(contended)),
+    }
+}
