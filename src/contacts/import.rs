@@ -14,9 +14,10 @@ use crate::domain::{
     ContactInput, CrmId, FieldError, FieldKind, Region, RoutingField, WriteOp, WriteResult,
 };
 
-/// Columns the file may have; `id`, `name` and `phones` are required.
-pub const COLUMNS: [&str; RoutingField::COUNT + 3] =
-    RoutingField::names_between(&["id", "name", "phones"], &[]);
+/// Columns the file may have; `id`, `name` and `phones` are required. `updated_at` is the
+/// source's time of the row (as in the sync API), by which an older row is stale.
+pub const COLUMNS: [&str; RoutingField::COUNT + 4] =
+    RoutingField::names_between(&["id", "name", "phones"], &["updated_at"]);
 const REQUIRED: &[&str] = &["id", "name", "phones"];
 
 /// A row that could not be imported, by its line number in the file.
@@ -478,6 +479,27 @@ mod tests {
             other => panic!("expected an upsert, got {other:?}"),
         }
         assert_eq!(parsed.rejected.len(), 1, "m9 has no name");
+    }
+
+    #[test]
+    fn a_row_may_carry_the_source_time_of_its_contact() {
+        let parsed = parse(
+            "id,name,phones,updated_at\n\
+             1,Ana,0721234567,2026-01-01T10:00:00Z\n\
+             2,Bob,0721234568,\n\
+             3,Cy,0721234569,yesterday\n",
+        )
+        .unwrap();
+        let times: Vec<Option<String>> = parsed
+            .ops
+            .iter()
+            .map(|op| match op {
+                WriteOp::Upsert(_, c) => c.updated_at.map(|t| t.to_rfc3339()),
+                WriteOp::Delete(..) => panic!("an import only upserts"),
+            })
+            .collect();
+        assert_eq!(times, [Some("2026-01-01T10:00:00+00:00".into()), None]);
+        assert_eq!(parsed.rejected[0].errors[0].field, "updated_at");
     }
 
     #[test]

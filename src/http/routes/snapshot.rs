@@ -57,10 +57,10 @@ pub async fn replace(
     let written = snapshot::replace(&writer, tenant.id, tenant.region, allow_empty, || {
         reader.take().ok_or(SnapshotError::NotRepeatable)
     });
+    // A body cut short, too large or too slow answers at once, dropping the write (its
+    // transaction rolls back); otherwise the write decides.
     let pumped = pump.run(payload, limit, state.body_timeout);
-    let (pumped, written) = futures_util::join!(pumped, written);
-    // A body cut short, too large or too slow fails the parser too: say why.
-    pumped?;
+    let ((), written) = futures_util::future::try_join(pumped, async { Ok(written.await) }).await?;
     let rows = match written {
         Ok(counts) => {
             return Ok(HttpResponse::Ok().json(SnapshotSummary {
