@@ -340,12 +340,15 @@ fn parse_row(row: &Map<String, Value>, region: Region) -> Result<WriteOp, Vec<Fi
     WriteOp::upsert(id, ContactInput::from_json(row, region, &["id"]))
 }
 
-/// Counts of what an import did, for its report.
-#[derive(Debug, Default, PartialEq, Eq)]
+/// Counts of what an import (or a snapshot) did, for its report. Rows older than the
+/// stored contact are `stale`: kept as stored (and, in a snapshot, not deleted).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct ImportCounts {
     pub created: usize,
     pub updated: usize,
     pub stale: usize,
+    /// Contacts a snapshot did not name.
+    pub deleted: usize,
 }
 
 impl ImportCounts {
@@ -356,7 +359,8 @@ impl ImportCounts {
                 WriteResult::Created => counts.created += 1,
                 WriteResult::Updated => counts.updated += 1,
                 WriteResult::Stale => counts.stale += 1,
-                WriteResult::Deleted | WriteResult::Absent => {}
+                WriteResult::Deleted => counts.deleted += 1,
+                WriteResult::Absent => {}
             }
         }
         counts

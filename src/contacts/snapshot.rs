@@ -6,36 +6,13 @@
 
 use std::io::Read;
 
-use super::import::{self, MalformedCsv, RejectedRow};
+use super::import::{self, ImportCounts, MalformedCsv, RejectedRow};
 use super::{WriteError, Writer};
-use crate::domain::{Region, TenantId, WriteOp, WriteResult};
+use crate::domain::{Region, TenantId, WriteOp};
 use crate::store::{self, contacts::CHUNK};
 
-/// What a snapshot did. Rows older than the stored contact are `stale`: kept as stored,
-/// and not deleted.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub struct SnapshotCounts {
-    pub created: usize,
-    pub updated: usize,
-    pub stale: usize,
-    pub deleted: usize,
-}
-
-impl SnapshotCounts {
-    fn from_results(results: &[WriteResult]) -> Self {
-        let mut counts = Self::default();
-        for result in results {
-            match result {
-                WriteResult::Created => counts.created += 1,
-                WriteResult::Updated => counts.updated += 1,
-                WriteResult::Stale => counts.stale += 1,
-                WriteResult::Deleted => counts.deleted += 1,
-                WriteResult::Absent => {}
-            }
-        }
-        counts
-    }
-}
+/// What a snapshot did.
+pub type SnapshotCounts = ImportCounts;
 
 /// Why a snapshot wrote nothing.
 #[derive(Debug, thiserror::Error)]
