@@ -85,16 +85,20 @@ async fn two_warm_instances() -> (TestApp, String, TestTenant, TestTenant) {
     (app, other, acme, beta)
 }
 
-/// Lookups at `address` that put the old mirror's answers in its cache.
+/// Lookups at `address` that put the old mirror's answers in its cache (once it has
+/// heard of the seed: until then an instance's number index does not know the numbers).
 async fn warm(app: &TestApp, address: &str, acme: &TestTenant) {
     for (number, name) in [("0721000001", "Old One"), ("0721000002", "Two")] {
-        let answer: Value = app
-            .lookup_at(address, &acme.lookup_token, number)
-            .await
-            .json()
-            .await
-            .unwrap();
-        assert_eq!(answer["name"], name);
+        eventually(PROPAGATION, "the seed reaches the instance", || async {
+            let answer: Value = app
+                .lookup_at(address, &acme.lookup_token, number)
+                .await
+                .json()
+                .await
+                .unwrap();
+            answer["name"] == name
+        })
+        .await;
     }
 }
 
