@@ -4,14 +4,16 @@
 //! writes (released numbers, notifications to every instance). Lookups read the old
 //! mirror until the commit and the new one after.
 
+use std::collections::HashMap;
 use std::io::Read;
 
 use super::import::{self, ImportCounts, MalformedCsv, RejectedRow};
 use super::{WriteError, Writer};
-use crate::domain::{Region, TenantId, WriteOp};
+use crate::domain::{ContactRecord, Region, TenantId, WriteOp};
 use crate::store::{self, contacts::CHUNK};
 
-/// What a snapshot did.
+/// What a snapshot did; `updated` counts the rows identical to the stored contact too
+/// (which are not written again).
 pub type SnapshotCounts = ImportCounts;
 
 /// Why a snapshot wrote nothing.
@@ -53,6 +55,7 @@ pub async fn replace<R: Read + Send + 'static>(
             store::contacts::begin_snapshot(tx.transaction()).await?;
             let mut rejected: Vec<RejectedRow> = Vec::new();
             let mut rows = 0;
+            let mut unchanged = 0;
             import::stream_csv(source, region, CHUNK, async |piece| {
                 rows += piece.ops.len() + piece.rejected.len();
                 rejected.extend(piece.rejected);
@@ -61,7 +64,10 @@ pub async fn replace<R: Read + Send + 'static>(
                 if rejected.is_empty() {
                     let ids: Vec<&str> = piece.ops.iter().map(|op| op.id().as_str()).collect();
                     store::contacts::note_snapshot_ids(tx.transaction(), &ids).await?;
-                    tx.write(&piece.ops).await?;
+                    let stored = store::contacts::get_many(tx.transaction(), tenant, &ids).await?;
+                    let changed = without_unchanged(&piece.ops, &stored);
+                    unchanged += piece.ops.len() - changed.len();
+                    tx.write(&changed).await?;
                 }
                 Ok(())
             })
@@ -84,14 +90,42 @@ pub async fn replace<R: Read + Send + 'static>(
                     .collect();
                 tx.write(&deletes).await?;
             }
-            Ok(())
+            Ok(unchanged)
         })
         .await;
     match written {
-        Ok((outcome, ())) => Ok(SnapshotCounts::from_results(&outcome.results)),
+        Ok((outcome, unchanged)) => {
+            let mut counts = SnapshotCounts::from_results(&outcome.results);
+            counts.updated += unchanged;
+            Ok(counts)
+        }
         Err(WriteError::Failed(e)) => Err(e
             .downcast::<SnapshotError>()
             .unwrap_or_else(|e| SnapshotError::Write(WriteError::Failed(e)))),
         Err(contended) => Err(SnapshotError::Write(contended)),
     }
+}
+
+/// The ops of a piece minus the upserts that would store exactly what `stored` holds:
+/// in a nightly export most rows are, and writing them again would cost as much as a
+/// change and make every instance forget answers that did not change. An id named twice
+/// in the piece is written as it comes (the order of its rows decides).
+fn without_unchanged(ops: &[WriteOp], stored: &[ContactRecord]) -> Vec<WriteOp> {
+    let stored: HashMap<&str, &ContactRecord> = stored.iter().map(|c| (c.id.as_str(), c)).collect();
+    let mut named: HashMap<&str, usize> = HashMap::with_capacity(ops.len());
+    for op in ops {
+        *named.entry(op.id().as_str()).or_default() += 1;
+    }
+    ops.iter()
+        .filter(|op| match op {
+            WriteOp::Upsert(id, input) => {
+                named[id.as_str()] > 1
+                    || !stored
+                        .get(id.as_str())
+                        .is_some_and(|s| input.is_stored_as(s))
+            }
+            WriteOp::Delete(..) => true,
+        })
+        .cloned()
+        .collect()
 }

@@ -104,19 +104,42 @@ pub async fn get(
         )
         .await
         .context("reading contact")?;
-    row.map(|r| {
-        Ok(ContactRecord {
-            id: crm_id(&r)?,
-            name: r.get("name"),
-            phones: r.get("phones"),
-            routing: RoutingFields::from_fn(|field| contact_columns::routing_value(&r, field)),
-            attributes: r
-                .try_get("attributes")
-                .context("stored attributes are not readable JSON")?,
-            updated_at: r.get("source_updated_at"),
-        })
+    row.as_ref().map(record).transpose()
+}
+
+/// The stored contacts among `ids` (one index lookup per id, as the writes look).
+pub async fn get_many(
+    client: &impl GenericClient,
+    tenant: TenantId,
+    ids: &[&str],
+) -> anyhow::Result<Vec<ContactRecord>> {
+    let rows = client
+        .query(
+            "SELECT c.*, array(SELECT p.number FROM contact_phones p
+                               WHERE p.tenant_id = c.tenant_id AND p.crm_id = c.crm_id
+                               ORDER BY p.number) AS phones
+             FROM unnest($2::text[]) AS i (id)
+             CROSS JOIN LATERAL (SELECT * FROM contacts
+                                 WHERE tenant_id = $1 AND crm_id = i.id) AS c",
+            &[&tenant.0, &ids],
+        )
+        .await
+        .context("reading contacts")?;
+    rows.iter().map(record).collect()
+}
+
+/// A contact row with its `phones` array.
+fn record(r: &Row) -> anyhow::Result<ContactRecord> {
+    Ok(ContactRecord {
+        id: crm_id(r)?,
+        name: r.get("name"),
+        phones: r.get("phones"),
+        routing: RoutingFields::from_fn(|field| contact_columns::routing_value(r, field)),
+        attributes: r
+            .try_get("attributes")
+            .context("stored attributes are not readable JSON")?,
+        updated_at: r.get("source_updated_at"),
     })
-    .transpose()
 }
 
 /// Rows per statement when writing large batches. Past about 0.5% of a table, the

@@ -449,3 +449,69 @@ async fn a_snapshot_upload_too_large_or_cut_short_deletes_nothing() {
     .await;
     assert_eq!(contacts_of(&app).await, before, "nothing of the cut upload");
 }
+
+#[tokio::test]
+async fn a_snapshot_row_identical_to_the_stored_contact_is_counted_but_not_written_again() {
+    let app = spawn_app().await;
+    let acme = app.create_tenant("acme", "RO").await;
+    let seeded = app
+        .batch(
+            &acme.sync_token,
+            &json!([
+                {"op": "upsert", "id": "1", "name": "Same", "phones": ["0721000002", "0721000001"],
+                 "queue_position": 3, "attributes": {"tier": "gold", "n": 1},
+                 "updated_at": "2026-06-01T00:00:00Z"},
+                {"op": "upsert", "id": "2", "name": "Renamed later", "phones": ["0721000003"]},
+            ]),
+        )
+        .await;
+    assert_eq!(seeded.status(), 200);
+    let written_at = || async {
+        let client = app.pool.get().await.unwrap();
+        let rows = client
+            .query("SELECT written_at FROM contacts ORDER BY crm_id", &[])
+            .await
+            .unwrap();
+        rows.iter()
+            .map(|r| r.get::<_, chrono::DateTime<chrono::Utc>>(0))
+            .collect::<Vec<_>>()
+    };
+    let before = written_at().await;
+
+    let (status, summary) = put_snapshot(
+        &app,
+        &acme.sync_token,
+        "",
+        "id,name,phones,queue_position,updated_at\n\
+         1,Same,0721000001;0721000002,3,2026-06-01T00:00:00Z\n\
+         2,Renamed,0721000003,,\n",
+    )
+    .await;
+
+    assert_eq!(status, 200, "{summary}");
+    assert_eq!(summary["updated"], 2, "{summary}");
+    let after = written_at().await;
+    assert_ne!(after[1], before[1], "the changed contact is written");
+    // The attributes differ (the CSV has none): written too.
+    assert_ne!(after[0], before[0]);
+
+    let (status, _) = put_snapshot(
+        &app,
+        &acme.sync_token,
+        "",
+        "id,name,phones,queue_position,updated_at\n\
+         1,Same,0721000002;0721000001,3,2026-06-01T00:00:00Z\n\
+         2,Renamed,0721000003,,\n",
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        written_at().await,
+        after,
+        "nothing changed, nothing written"
+    );
+    assert_eq!(
+        app.lookup_json(&acme.lookup_token, "0721000003").await["name"],
+        "Renamed"
+    );
+}
