@@ -175,6 +175,7 @@ impl Application {
             write_timeout,
             body_timeout: Duration::from_millis(settings.body_timeout_ms),
             batch_gate,
+            snapshot_max_bytes: settings.snapshot_max_bytes,
             trusted_proxies: settings.trusted_proxies.clone().into(),
             forwarded_header: settings.forwarded_header,
         });

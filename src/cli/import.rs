@@ -1,4 +1,5 @@
-//! `cidgate import`: a CRM export as CSV into a tenant's mirror, all or nothing.
+//! `cidgate import`: a CRM export as CSV into a tenant's mirror, all or nothing; with
+//! `--replace`, a full export that replaces the mirror (see [`crate::contacts::snapshot`]).
 
 use std::fs::File;
 use std::io::BufReader;
@@ -11,8 +12,9 @@ use clap::Args;
 use super::db::{find_tenant, migrated_pool};
 use crate::config::DatabaseArgs;
 use crate::contacts::import::{self, ImportCounts};
+use crate::contacts::snapshot::{self, SnapshotError};
 use crate::contacts::{WriteError, WriteTx, Writer};
-use crate::domain::Region;
+use crate::domain::{Region, Tenant};
 use crate::store;
 
 #[derive(Debug, Args)]
@@ -21,6 +23,13 @@ pub struct ImportArgs {
     tenant: String,
     /// CSV with a header row: id,name,phones,… (phones separated by `;`)
     file: PathBuf,
+    /// The file is a full snapshot: contacts it does not name are deleted, and any
+    /// rejected row aborts the whole import
+    #[arg(long)]
+    replace: bool,
+    /// With --replace, accept a file without data rows (it deletes every contact)
+    #[arg(long, requires = "replace")]
+    allow_empty: bool,
     #[command(flatten)]
     db: DatabaseArgs,
 }
@@ -35,6 +44,10 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<usize> {
     // No time limit: an import takes as long as its file. Nothing here to forget: the
     // gateways hear of the import through its notification.
     let writer = Writer::new(pool, Duration::MAX, None);
+    if args.replace {
+        replace(&writer, &tenant, &args).await?;
+        return Ok(0);
+    }
     let (outcome, rejected) = writer
         .write_with(tenant.id, async |tx| {
             // The attempt before lost a race with another writer (a contact of the file
@@ -49,11 +62,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<usize> {
         .map_err(WriteError::into_cause)?;
 
     let counts = ImportCounts::from_results(&outcome.results);
-    for row in &rejected {
-        for e in &row.errors {
-            eprintln!("line {}: rejected: {} {}", row.line, e.field, e.message);
-        }
-    }
+    report_rejected(&rejected);
     println!(
         "imported {} rows ({} created, {} updated, {} stale), rejected {} rows",
         outcome.results.len() - counts.stale,
@@ -65,6 +74,51 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<usize> {
     Ok(rejected.len())
 }
 
+/// `--replace`: the file replaces the tenant's contacts, or nothing is written.
+async fn replace(writer: &Writer, tenant: &Tenant, args: &ImportArgs) -> anyhow::Result<()> {
+    let path = &args.file;
+    let replaced = snapshot::replace(writer, tenant.id, tenant.region, args.allow_empty, || {
+        File::open(path)
+            .map(BufReader::new)
+            .with_context(|| format!("opening {}", path.display()))
+            .map_err(SnapshotError::Malformed)
+    })
+    .await;
+    let counts = match replaced {
+        Ok(counts) => counts,
+        Err(SnapshotError::Rejected(rows)) => {
+            report_rejected(&rows);
+            anyhow::bail!(
+                "{} rows were rejected; nothing was imported or deleted",
+                rows.len()
+            );
+        }
+        Err(SnapshotError::Empty) => anyhow::bail!(
+            "{} holds no contacts; nothing was deleted (--allow-empty deletes every contact)",
+            path.display()
+        ),
+        Err(SnapshotError::Write(e)) => return Err(e.into_cause()),
+        Err(other) => return Err(other.into()),
+    };
+    println!(
+        "imported {} rows ({} created, {} updated, {} stale), rejected 0 rows, {} deleted",
+        counts.created + counts.updated,
+        counts.created,
+        counts.updated,
+        counts.stale,
+        counts.deleted
+    );
+    Ok(())
+}
+
+fn report_rejected(rows: &[import::RejectedRow]) {
+    for row in rows {
+        for e in &row.errors {
+            eprintln!("line {}: rejected: {} {}", row.line, e.field, e.message);
+        }
+    }
+}
+
 /// One attempt at an import: the file's writes into `tx`, all or nothing (an error drops
 /// the transaction); answers the rejected rows.
 async fn import_into(
@@ -73,26 +127,12 @@ async fn import_into(
     path: &Path,
 ) -> anyhow::Result<Vec<import::RejectedRow>> {
     let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-
-    // The parser runs on its own thread, one piece ahead: a bounded channel keeps it
-    // from running further ahead of the writes.
-    let (pieces, mut parsed) = tokio::sync::mpsc::channel::<import::ParsedImport>(1);
-    let parser = tokio::task::spawn_blocking(move || {
-        import::read_csv(BufReader::new(file), region, IMPORT_PIECE, |piece| {
-            pieces
-                .blocking_send(piece)
-                .map_err(|_| anyhow::anyhow!("the import stopped writing"))
-        })
-    });
-
     let mut rejected = Vec::new();
-    while let Some(piece) = parsed.recv().await {
+    import::stream_csv(BufReader::new(file), region, IMPORT_PIECE, async |piece| {
         tx.write(&piece.ops).await?;
         rejected.extend(piece.rejected);
-    }
-    parser
-        .await
-        .context("the CSV parser failed")?
-        .with_context(|| format!("{} is malformed; nothing was imported", path.display()))?;
+        Ok(())
+    })
+    .await?;
     Ok(rejected)
 }

@@ -122,6 +122,11 @@ pub struct ServeSettings {
     /// sets are dropped and their lookups ask the database
     #[arg(long, env = "CIDGATE_KNOWN_NUMBERS_MAX_BYTES", default_value_t = 256 * 1024 * 1024)]
     pub known_numbers_max_bytes: u64,
+    /// Largest full snapshot `PUT /api/v1/contacts/snapshot` takes (bytes of CSV); it is
+    /// streamed, not held in memory
+    #[arg(long, env = "CIDGATE_SNAPSHOT_MAX_BYTES", default_value_t = 1024 * 1024 * 1024,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub snapshot_max_bytes: u64,
 
     /// How long `serve` waits at start for an unreachable database before giving up (s)
     #[arg(long, env = "CIDGATE_DB_START_WAIT_SECS", default_value_t = 60,
@@ -225,6 +230,7 @@ impl ServeSettings {
             batch_parses: 2,
             batch_parse_wait_ms: 2_000,
             known_numbers_max_bytes: 256 * 1024 * 1024,
+            snapshot_max_bytes: 1024 * 1024 * 1024,
             db_start_wait_secs: 60,
             cache_max_bytes: 256 * 1024 * 1024,
             cache_ttl_found_secs: 600,

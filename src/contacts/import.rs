@@ -14,9 +14,10 @@ use crate::domain::{
     ContactInput, CrmId, FieldError, FieldKind, Region, RoutingField, WriteOp, WriteResult,
 };
 
-/// Columns the file may have; `id`, `name` and `phones` are required.
-pub const COLUMNS: [&str; RoutingField::COUNT + 3] =
-    RoutingField::names_between(&["id", "name", "phones"], &[]);
+/// Columns the file may have; `id`, `name` and `phones` are required. `updated_at` is the
+/// source's time of the row (as in the sync API), by which an older row is stale.
+pub const COLUMNS: [&str; RoutingField::COUNT + 4] =
+    RoutingField::names_between(&["id", "name", "phones"], &["updated_at"]);
 const REQUIRED: &[&str] = &["id", "name", "phones"];
 
 /// A row that could not be imported, by its line number in the file.
@@ -121,6 +122,44 @@ pub fn read_csv(
             return lines.check_quoting_up_to(u64::MAX);
         }
         each(validate(&columns, piece, region))?;
+    }
+}
+
+/// [`read_csv`] on a blocking thread, a piece ahead of `each` (an async writer): a
+/// bounded channel keeps the parser from running further ahead. `each` gets the pieces
+/// in file order; an error of `each` stops the parser, and a malformed file is an error
+/// marked [`MalformedCsv`] once every piece before its first malformed line was handed
+/// over.
+pub async fn stream_csv<R: Read + Send + 'static>(
+    source: R,
+    region: Region,
+    rows: usize,
+    mut each: impl AsyncFnMut(ParsedImport) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let (pieces, mut parsed) = tokio::sync::mpsc::channel::<ParsedImport>(1);
+    let parser = tokio::task::spawn_blocking(move || {
+        read_csv(source, region, rows, |piece| {
+            pieces
+                .blocking_send(piece)
+                .map_err(|_| anyhow::anyhow!("the writer stopped taking pieces"))
+        })
+    });
+    while let Some(piece) = parsed.recv().await {
+        each(piece).await?;
+    }
+    parser
+        .await
+        .context("the CSV parser failed")?
+        .context(MalformedCsv)
+}
+
+/// Marks the error of a file that could not be read as CSV (its cause says where).
+#[derive(Debug, Clone, Copy)]
+pub struct MalformedCsv;
+
+impl std::fmt::Display for MalformedCsv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the CSV is malformed; nothing was imported")
     }
 }
 
@@ -301,12 +340,15 @@ fn parse_row(row: &Map<String, Value>, region: Region) -> Result<WriteOp, Vec<Fi
     WriteOp::upsert(id, ContactInput::from_json(row, region, &["id"]))
 }
 
-/// Counts of what an import did, for its report.
-#[derive(Debug, Default, PartialEq, Eq)]
+/// Counts of what an import (or a snapshot) did, for its report. Rows older than the
+/// stored contact are `stale`: kept as stored (and, in a snapshot, not deleted).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct ImportCounts {
     pub created: usize,
     pub updated: usize,
     pub stale: usize,
+    /// Contacts a snapshot did not name.
+    pub deleted: usize,
 }
 
 impl ImportCounts {
@@ -317,7 +359,8 @@ impl ImportCounts {
                 WriteResult::Created => counts.created += 1,
                 WriteResult::Updated => counts.updated += 1,
                 WriteResult::Stale => counts.stale += 1,
-                WriteResult::Deleted | WriteResult::Absent => {}
+                WriteResult::Deleted => counts.deleted += 1,
+                WriteResult::Absent => {}
             }
         }
         counts
@@ -440,6 +483,27 @@ mod tests {
             other => panic!("expected an upsert, got {other:?}"),
         }
         assert_eq!(parsed.rejected.len(), 1, "m9 has no name");
+    }
+
+    #[test]
+    fn a_row_may_carry_the_source_time_of_its_contact() {
+        let parsed = parse(
+            "id,name,phones,updated_at\n\
+             1,Ana,0721234567,2026-01-01T10:00:00Z\n\
+             2,Bob,0721234568,\n\
+             3,Cy,0721234569,yesterday\n",
+        )
+        .unwrap();
+        let times: Vec<Option<String>> = parsed
+            .ops
+            .iter()
+            .map(|op| match op {
+                WriteOp::Upsert(_, c) => c.updated_at.map(|t| t.to_rfc3339()),
+                WriteOp::Delete(..) => panic!("an import only upserts"),
+            })
+            .collect();
+        assert_eq!(times, [Some("2026-01-01T10:00:00+00:00".into()), None]);
+        assert_eq!(parsed.rejected[0].errors[0].field, "updated_at");
     }
 
     #[test]

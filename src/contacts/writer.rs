@@ -70,10 +70,15 @@ pub struct WriteTx<'t> {
     attempt: u32,
 }
 
-impl WriteTx<'_> {
+impl<'t> WriteTx<'t> {
     /// Applies the next ops, after every op given before (see [`store::contacts::apply`]).
     pub async fn write(&mut self, ops: &[WriteOp]) -> anyhow::Result<()> {
         self.batch.write(ops).await
+    }
+
+    /// The transaction, for statements of the write's own (a snapshot's list of ids).
+    pub fn transaction(&self) -> &'t Transaction<'t> {
+        self.batch.client()
     }
 
     /// Which attempt this is, from 1: a later one follows a race that wrote nothing.
@@ -92,6 +97,15 @@ impl Writer {
             limit,
             local,
             turns: TenantTurns::default(),
+        }
+    }
+
+    /// The same writer (sharing its turns and copies) without a time limit, for writes
+    /// as long as their input: a snapshot streamed from a request.
+    pub fn unlimited(&self) -> Self {
+        Self {
+            limit: Duration::MAX,
+            ..self.clone()
         }
     }
 

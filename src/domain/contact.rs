@@ -98,6 +98,27 @@ impl ContactInput {
     }
 }
 
+impl ContactInput {
+    /// True when writing this would store exactly what `stored` holds: every field, the
+    /// source time and the set of numbers. (Anything uncertain, such as a number written
+    /// another way in JSON, counts as a change: writing it again is only slower.)
+    pub fn is_stored_as(&self, stored: &ContactRecord) -> bool {
+        if self.name != stored.name
+            || self.routing != stored.routing
+            || self.updated_at != stored.updated_at
+            || self.phones.len() != stored.phones.len()
+            || !matches!(&stored.attributes, Value::Object(map) if *map == self.attributes)
+        {
+            return false;
+        }
+        let mut mine: Vec<&str> = self.phones.iter().map(PhoneNumber::as_str).collect();
+        let mut theirs: Vec<&str> = stored.phones.iter().map(String::as_str).collect();
+        mine.sort_unstable();
+        theirs.sort_unstable();
+        mine == theirs
+    }
+}
+
 struct Checker<'a> {
     body: &'a Map<String, Value>,
     errors: &'a mut Vec<FieldError>,

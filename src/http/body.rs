@@ -1,4 +1,5 @@
-//! Reading JSON request bodies with a size limit and errors that say what was wrong.
+//! Reading JSON request bodies with a size limit and errors that say what was wrong, and
+//! checking what a body says it is.
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
@@ -31,6 +32,15 @@ pub async fn read_json(
     read_json_shaped(req, payload, limit, timeout, Shape::default()).await
 }
 
+/// The body's length as its `Content-Length` declares it, to refuse a body too large
+/// before reading it.
+pub fn declared_length(req: &HttpRequest) -> Option<u64> {
+    req.headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+}
+
 async fn read_body(
     mut payload: web::Payload,
     limit: usize,
@@ -56,14 +66,39 @@ async fn read_body(
 }
 
 const EXPECTED: &str = "the body must be sent as Content-Type: application/json";
+const EXPECTED_CSV: &str = "the body must be sent as Content-Type: text/csv";
 
 /// Whether the request says its body is JSON (`application/json` or `application/…+json`,
 /// in UTF-8 if it names a charset). `false` when it says nothing: an empty body needs no
-/// type. Any other type is refused with 415 before the body is read. Read by hand, as
-/// leniently as RFC 9110 allows (spaces around `;`, quoted values, any case) and taking
-/// the common `utf8` for UTF-8.
+/// type. Any other type is refused with 415 before the body is read.
 fn sent_as_json(req: &HttpRequest) -> Result<bool, ApiError> {
-    let refuse = |said: String| ApiError::UnsupportedMediaType(format!("{EXPECTED}; {said}"));
+    sent_as(req, EXPECTED, |kind, subtype| {
+        kind == "application" && (subtype == "json" || subtype.ends_with("+json"))
+    })
+}
+
+/// Refuses with 415 a body not labelled `text/csv` (in UTF-8 if it names a charset).
+pub fn sent_as_csv(req: &HttpRequest) -> Result<(), ApiError> {
+    match sent_as(req, EXPECTED_CSV, |kind, subtype| {
+        (kind, subtype) == ("text", "csv")
+    })? {
+        true => Ok(()),
+        false => Err(ApiError::UnsupportedMediaType(format!(
+            "{EXPECTED_CSV}; this request has no Content-Type"
+        ))),
+    }
+}
+
+/// Whether the request's Content-Type is one `fits` takes (given its type and subtype
+/// in lower case); `false` when it has none. Read by hand, as leniently as RFC 9110
+/// allows (spaces around `;`, quoted values, any case) and taking the common `utf8` for
+/// UTF-8, the only charset read.
+fn sent_as(
+    req: &HttpRequest,
+    expected: &str,
+    fits: impl Fn(&str, &str) -> bool,
+) -> Result<bool, ApiError> {
+    let refuse = |said: String| ApiError::UnsupportedMediaType(format!("{expected}; {said}"));
     let malformed = || refuse("this request's Content-Type is malformed".into());
     let Some(value) = req.headers().get(header::CONTENT_TYPE) else {
         return Ok(false);
@@ -75,7 +110,7 @@ fn sent_as_json(req: &HttpRequest) -> Result<bool, ApiError> {
     if kind.is_empty() || subtype.is_empty() {
         return Err(malformed());
     }
-    if kind != "application" || (subtype != "json" && !subtype.ends_with("+json")) {
+    if !fits(kind, subtype) {
         return Err(refuse(format!("this request says {essence}")));
     }
     for parameter in parts {
@@ -88,7 +123,7 @@ fn sent_as_json(req: &HttpRequest) -> Result<bool, ApiError> {
         let charset = charset.trim().trim_matches('"');
         if !charset.eq_ignore_ascii_case("utf-8") && !charset.eq_ignore_ascii_case("utf8") {
             return Err(refuse(format!(
-                "JSON is read as UTF-8 only, and this request says charset={charset}"
+                "the body is read as UTF-8 only, and this request says charset={charset}"
             )));
         }
     }

@@ -10,6 +10,7 @@ pub mod middleware;
 pub mod rate_limit;
 pub mod routes;
 pub mod state;
+mod stream;
 
 use actix_web::{HttpResponse, web};
 
@@ -39,6 +40,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(contacts::get_contact))
             .route(web::delete().to(contacts::delete_contact))
             .default_service(not_allowed("GET, PUT, DELETE, POST")),
+    )
+    .service(
+        web::resource("/api/v1/contacts/snapshot")
+            .name("/api/v1/contacts/snapshot")
+            .route(web::put().to(routes::snapshot::replace))
+            // A CRM contact called `snapshot` can still be read and deleted (written
+            // through a batch).
+            .route(web::get().to(contacts::get_contact))
+            .route(web::delete().to(contacts::delete_contact))
+            .default_service(not_allowed("GET, PUT, DELETE")),
     )
     .service(
         web::resource("/api/v1/contacts/{id}")
@@ -114,6 +125,7 @@ pub const OPERATIONS: &[(&str, &str)] = &[
     ("GET", "/api/lookup"),
     ("GET", "/api/while1voice"),
     ("POST", "/api/v1/contacts/batch"),
+    ("PUT", "/api/v1/contacts/snapshot"),
     ("PUT", "/api/v1/contacts/{id}"),
     ("GET", "/api/v1/contacts/{id}"),
     ("DELETE", "/api/v1/contacts/{id}"),

@@ -77,10 +77,12 @@ pub struct AppState {
     pub probes: Probes,
     /// How long a sync API request may wait for the database.
     pub write_timeout: Duration,
-    /// How long a sync API request may take to send its body.
+    /// How long a sync API request may take to send its body (a snapshot: each chunk).
     pub body_timeout: Duration,
     /// Turns to read and parse a contact batch.
     pub batch_gate: BatchGate,
+    /// The largest full snapshot taken, in bytes.
+    pub snapshot_max_bytes: u64,
     /// Peers whose forwarding header is believed, and which header that is.
     pub trusted_proxies: Arc<[IpNetwork]>,
     pub forwarded_header: ForwardedHeader,

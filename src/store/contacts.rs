@@ -104,19 +104,42 @@ pub async fn get(
         )
         .await
         .context("reading contact")?;
-    row.map(|r| {
-        Ok(ContactRecord {
-            id: crm_id(&r)?,
-            name: r.get("name"),
-            phones: r.get("phones"),
-            routing: RoutingFields::from_fn(|field| contact_columns::routing_value(&r, field)),
-            attributes: r
-                .try_get("attributes")
-                .context("stored attributes are not readable JSON")?,
-            updated_at: r.get("source_updated_at"),
-        })
+    row.as_ref().map(record).transpose()
+}
+
+/// The stored contacts among `ids` (one index lookup per id, as the writes look).
+pub async fn get_many(
+    client: &impl GenericClient,
+    tenant: TenantId,
+    ids: &[&str],
+) -> anyhow::Result<Vec<ContactRecord>> {
+    let rows = client
+        .query(
+            "SELECT c.*, array(SELECT p.number FROM contact_phones p
+                               WHERE p.tenant_id = c.tenant_id AND p.crm_id = c.crm_id
+                               ORDER BY p.number) AS phones
+             FROM unnest($2::text[]) AS i (id)
+             CROSS JOIN LATERAL (SELECT * FROM contacts
+                                 WHERE tenant_id = $1 AND crm_id = i.id) AS c",
+            &[&tenant.0, &ids],
+        )
+        .await
+        .context("reading contacts")?;
+    rows.iter().map(record).collect()
+}
+
+/// A contact row with its `phones` array.
+fn record(r: &Row) -> anyhow::Result<ContactRecord> {
+    Ok(ContactRecord {
+        id: crm_id(r)?,
+        name: r.get("name"),
+        phones: r.get("phones"),
+        routing: RoutingFields::from_fn(|field| contact_columns::routing_value(r, field)),
+        attributes: r
+            .try_get("attributes")
+            .context("stored attributes are not readable JSON")?,
+        updated_at: r.get("source_updated_at"),
     })
-    .transpose()
 }
 
 /// Rows per statement when writing large batches. Past about 0.5% of a table, the
@@ -194,6 +217,11 @@ impl<'a, C: GenericClient> BatchWriter<'a, C> {
             apply_chunk(self.client, self.tenant, chunk, &mut self.outcome).await?;
         }
         Ok(())
+    }
+
+    /// The transaction it writes in, for statements of the caller's own.
+    pub fn client(&self) -> &'a C {
+        self.client
     }
 
     /// Notifies the changed numbers; the outcome is final once the transaction commits.
@@ -570,6 +598,52 @@ async fn insert_phones(
         .claimed
         .extend(numbers.iter().map(|n| (*n).to_owned()));
     Ok(())
+}
+
+/// Starts noting the ids a snapshot holds, in a temporary table of the writing
+/// transaction (gone when it ends, committed or not): the contacts missing from the
+/// snapshot are then found in one statement, whatever its size.
+pub async fn begin_snapshot(client: &impl GenericClient) -> anyhow::Result<()> {
+    client
+        .batch_execute("CREATE TEMPORARY TABLE snapshot_ids (crm_id text NOT NULL) ON COMMIT DROP")
+        .await
+        .context("starting a snapshot")
+}
+
+/// Notes ids the snapshot holds (see [`begin_snapshot`]).
+pub async fn note_snapshot_ids(client: &impl GenericClient, ids: &[&str]) -> anyhow::Result<()> {
+    client
+        .execute(
+            "INSERT INTO snapshot_ids (crm_id) SELECT unnest($1::text[])",
+            &[&ids],
+        )
+        .await
+        .context("noting a snapshot's ids")?;
+    Ok(())
+}
+
+/// The tenant's contacts the snapshot did not name, in id order.
+pub async fn missing_from_snapshot(
+    client: &impl GenericClient,
+    tenant: TenantId,
+) -> anyhow::Result<Vec<CrmId>> {
+    // A temporary table has no statistics until asked: without them the planner takes it
+    // for a few rows and may probe it once per contact.
+    client
+        .batch_execute("ANALYZE snapshot_ids")
+        .await
+        .context("counting a snapshot's ids")?;
+    let rows = client
+        .query(
+            "SELECT c.crm_id FROM contacts c
+             WHERE c.tenant_id = $1
+               AND NOT EXISTS (SELECT 1 FROM snapshot_ids s WHERE s.crm_id = c.crm_id)
+             ORDER BY c.crm_id",
+            &[&tenant.0],
+        )
+        .await
+        .context("finding contacts missing from a snapshot")?;
+    rows.iter().map(crm_id).collect()
 }
 
 /// Removes every contact of a tenant (used when `demo` refreshes its data) and notifies

@@ -18,5 +18,6 @@ mod proxy;
 mod reports;
 mod resilience;
 mod security;
+mod snapshot;
 mod sync;
 mod tls;

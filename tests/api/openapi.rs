@@ -111,6 +111,8 @@ async fn real_answers_match_the_description() {
     let lookup = "/api/lookup";
     let contact = "/api/v1/contacts/{id}";
     let batch = "/api/v1/contacts/batch";
+    let snapshot = "/api/v1/contacts/snapshot";
+    let csv = |r: reqwest::RequestBuilder| r.header("content-type", "text/csv");
     let body = json!({"name": "John Doe", "phones": ["0700000000"], "queue_position": 3, "attributes": {"vip": true}, "updated_at": "2026-11-20T10:00:00Z"});
     let h = &app.http;
     let sync = |r: reqwest::RequestBuilder| r.bearer_auth(&acme.sync_token);
@@ -130,6 +132,11 @@ async fn real_answers_match_the_description() {
         ("POST", batch, sync(h.post(format!("{base}/api/v1/contacts/batch")).json(&json!([{"op": "upsert", "id": 7, "name": "B", "phones": ["0721000007"]}, {"op": "delete", "id": "x"}]))), 200),
         ("POST", batch, sync(h.post(format!("{base}/api/v1/contacts/batch")).json(&json!([{"op": "upsert", "id": 7}]))), 422),
         ("POST", batch, sync(h.post(format!("{base}/api/v1/contacts/batch")).body("[]")), 415),
+        ("PUT", snapshot, sync(csv(h.put(format!("{base}{snapshot}"))).body("id,name,phones\n12345,John Doe,0700000000,\n7,B,0721000007\n")), 400),
+        ("PUT", snapshot, sync(csv(h.put(format!("{base}{snapshot}"))).body("id,name,phones\n12345,John Doe,0700000000\n7,,0721000007\n")), 422),
+        ("PUT", snapshot, sync(csv(h.put(format!("{base}{snapshot}"))).body("id,name,phones\n")), 422),
+        ("PUT", snapshot, sync(h.put(format!("{base}{snapshot}")).body("id,name,phones\n")), 415),
+        ("PUT", snapshot, sync(csv(h.put(format!("{base}{snapshot}"))).body("id,name,phones,updated_at\n12345,John Doe,0700000000,2026-11-20T10:00:00Z\n7,B,0721000007,\n")), 200),
         ("GET", lookup, h.get(format!("{base}{lookup}?telephone=0700000000&token={}", acme.lookup_token)), 200),
         ("GET", lookup, h.get(format!("{base}{lookup}?telephone=0799999999&token={}", acme.lookup_token)), 200),
         ("GET", lookup, h.get(format!("{base}{lookup}?telephone={}&token={}", "1".repeat(70), acme.lookup_token)), 400),
