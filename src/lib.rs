@@ -16,3 +16,4 @@ pub mod reports;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod webhook;

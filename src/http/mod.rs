@@ -103,6 +103,31 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.default_service(web::to(not_found));
 }
 
+/// The routes of an instance that only delivers (`CIDGATE_ROLES=deliver`): probes and
+/// metrics; everything else is a JSON 404.
+pub fn configure_operations(cfg: &mut web::ServiceConfig) {
+    use routes::health;
+    cfg.service(
+        web::resource("/healthz")
+            .name("/healthz")
+            .route(web::get().to(health::healthz))
+            .default_service(not_allowed("GET")),
+    )
+    .service(
+        web::resource("/readyz")
+            .name("/readyz")
+            .route(web::get().to(health::readyz))
+            .default_service(not_allowed("GET")),
+    )
+    .service(
+        web::resource("/metrics")
+            .name("/metrics")
+            .route(web::get().to(health::metrics))
+            .default_service(not_allowed("GET")),
+    );
+    cfg.default_service(web::to(not_found));
+}
+
 /// The OpenAPI description of every operation above.
 pub const OPENAPI: &str = include_str!("openapi.json");
 
