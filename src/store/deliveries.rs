@@ -464,8 +464,8 @@ pub async fn failed_ids(
 pub async fn queue_figures(client: &impl GenericClient) -> anyhow::Result<(i64, f64)> {
     let row = client
         .query_one(
-            "SELECT count(*), coalesce(extract(epoch FROM now() - min(next_attempt_at))
-                 FILTER (WHERE next_attempt_at <= now()), 0)::float8
+            "SELECT count(*), coalesce(extract(epoch FROM now() - min(next_attempt_at)
+                 FILTER (WHERE next_attempt_at <= now())), 0)::float8
              FROM webhook_deliveries WHERE state IN ('pending', 'sending')",
             &[],
         )

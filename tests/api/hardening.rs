@@ -18,7 +18,7 @@ use crate::helpers::{
 use crate::proxy::{DbProxy, Mode};
 
 fn client_from(source: &str) -> reqwest::Client {
-    reqwest::Client::builder()
+    crate::helpers::http_client()
         .local_address(source.parse::<IpAddr>().unwrap())
         .build()
         .unwrap()

@@ -16,7 +16,7 @@ async fn link_for(app: &TestApp, token: &str, telephone: &str) -> String {
         .unwrap_or_else(|| panic!("no backend_link in {answer}"))
         .to_owned();
     // Not followed: a tenant may send agents on to its CRM.
-    let here = reqwest::Client::builder()
+    let here = crate::helpers::http_client()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
@@ -376,7 +376,7 @@ async fn a_tenant_can_send_agents_straight_to_the_crm_or_allow_framing() {
         &app,
         &["tenant", "set", "acme", "--redirect-to-crm", "true"],
     );
-    let no_redirect = reqwest::Client::builder()
+    let no_redirect = crate::helpers::http_client()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
