@@ -131,22 +131,28 @@ impl FromRequest for SyncAuth {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
-        Box::pin(async move {
-            let state = state(&req);
-            let guard = Guard::new(&state, state.client_ip(&req).or_else(|| peer_ip(&req)));
-            let presented = bearer_token(&req);
-            let (token_id, entry) =
-                match scoped_token(&state, &guard, presented, TokenScope::Sync).await {
-                    Ok(found) => found,
-                    Err(e) => return Err(guard.failed(&state, e)),
-                };
-            state
-                .limits
-                .sync(token_id)
-                .map_err(|over| limited(&state, over))?;
-            Ok(Self(entry))
-        })
+        Box::pin(async move { bearer_of_scope(&req, TokenScope::Sync).await.map(Self) })
     }
+}
+
+/// A Bearer token of `scope` (a sync job's, an operator's tool's), rate limited per
+/// token; failures count against the source address.
+async fn bearer_of_scope(
+    req: &HttpRequest,
+    scope: TokenScope,
+) -> Result<Arc<TenantEntry>, ApiError> {
+    let state = state(req);
+    let guard = Guard::new(&state, state.client_ip(req).or_else(|| peer_ip(req)));
+    let presented = bearer_token(req);
+    let (token_id, entry) = match scoped_token(&state, &guard, presented, scope).await {
+        Ok(found) => found,
+        Err(e) => return Err(guard.failed(&state, e)),
+    };
+    state
+        .limits
+        .sync(token_id)
+        .map_err(|over| limited(&state, over))?;
+    Ok(entry)
 }
 
 /// A token of `scope`, checked in memory first, then (bounded) in the database.
@@ -403,5 +409,19 @@ impl FromRequest for ReportAuth {
                 token_id,
             })
         })
+    }
+}
+
+/// An operator's tool managing the tenant's web-service profiles: an `admin` token as
+/// a Bearer header, rate limited per token as sync jobs are.
+pub struct AdminAuth(pub Arc<TenantEntry>);
+
+impl FromRequest for AdminAuth {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move { bearer_of_scope(&req, TokenScope::Admin).await.map(Self) })
     }
 }

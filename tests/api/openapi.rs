@@ -20,7 +20,7 @@ fn escape(token: &str) -> String {
 
 /// Checks that `status` is documented for the operation and that `body` matches its
 /// schema (resolving `$ref`s against the whole description).
-fn assert_conforms(method: &str, path: &str, status: u16, body: &str) {
+pub fn assert_conforms(method: &str, path: &str, status: u16, body: &str) {
     let spec = spec();
     let operation = &spec["paths"][path][method.to_lowercase()];
     assert!(operation.is_object(), "{method} {path} is not documented");

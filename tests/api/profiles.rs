@@ -811,3 +811,217 @@ async fn a_gateway_killed_mid_delivery_delivers_after_restart_with_the_same_webh
     restarted.kill().unwrap();
     restarted.wait().unwrap();
 }
+
+/// An admin API call; its answer checked against the OpenAPI description of `documented`.
+async fn api(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+    documented: &str,
+) -> (u16, Value) {
+    let url = format!("{}/api/v1{path}", app.address);
+    let mut request = app
+        .http
+        .request(method.parse().unwrap(), url)
+        .bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    crate::openapi::assert_conforms(method, documented, status, &text);
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn the_admin_api_manages_profiles_of_its_tenant_only_as_documented() {
+    let app = spawn_app_with(fast_deliveries).await;
+    let receiver = Receiver::start().await;
+    let (pbx, _) = tenant(&app, "acme").await;
+    tenant(&app, "other").await;
+    let admin_of = |slug: &'static str| {
+        let app = &app;
+        async move {
+            let client = app.pool.get().await.unwrap();
+            let t = store::tenants::find_by_slug(&client, &TenantSlug::parse(slug).unwrap())
+                .await
+                .unwrap()
+                .unwrap();
+            let (_, token) =
+                store::tokens::create(&client, t.id, cidgate::domain::TokenScope::Admin, "ops")
+                    .await
+                    .unwrap();
+            token.expose().to_owned()
+        }
+    };
+    let (admin, other_admin) = (admin_of("acme").await, admin_of("other").await);
+    let profiles = "/api/v1/profiles";
+    let one = "/api/v1/profiles/{name}";
+
+    let (status, created) = api(&app, "POST", "/profiles", &admin, Some(json!({
+            "name": "crm", "from_url": format!("{}/x.asp?CallID={{{{CallID}}}}&From=<Caller Name>", receiver.url),
+            "method": "GET", "criteria": ["Call Direction = Inbound"],
+            "secret_headers": ["Authorization: Bearer crm-key"]})), profiles).await;
+    assert_eq!(status, 201, "{created}");
+    let secret = created["secret"].as_str().unwrap().to_owned();
+    assert_eq!(
+        created["profile"]["params"],
+        json!(["CallID={{CallID}}", "From=<Caller Name>"])
+    );
+    assert_eq!(
+        created["profile"]["secret_headers"],
+        json!(["Authorization: ********"])
+    );
+
+    let (status, refused) = api(
+        &app,
+        "POST",
+        "/profiles",
+        &admin,
+        Some(json!({"name": "bad", "url": "http://10.0.0.1/", "criteria": ["Colour = red"]})),
+        profiles,
+    )
+    .await;
+    assert_eq!(status, 422);
+    assert_eq!(refused["fields"][0]["field"], "criteria");
+    let (status, _) = api(
+        &app,
+        "POST",
+        "/profiles",
+        &admin,
+        Some(json!({"name": "crm", "url": receiver.url})),
+        profiles,
+    )
+    .await;
+    assert_eq!(status, 422, "the name is taken");
+
+    // Another tenant's admin sees none of it.
+    let (status, listed) = api(&app, "GET", "/profiles", &other_admin, None, profiles).await;
+    assert_eq!((status, listed), (200, json!({"profiles": []})));
+    let (status, _) = api(&app, "GET", "/profiles/crm", &other_admin, None, one).await;
+    assert_eq!(status, 404);
+    let (status, _) = api(&app, "GET", "/profiles", &pbx, None, profiles).await;
+    assert_eq!(status, 401, "a PBX token is not an admin token");
+
+    // A PATCH that sends the mask back keeps the secret header.
+    let (status, patched) = api(
+        &app,
+        "PATCH",
+        "/profiles/crm",
+        &admin,
+        Some(json!({"secret_headers": ["Authorization: ********"], "event": "call-answered"})),
+        one,
+    )
+    .await;
+    assert_eq!(status, 200, "{patched}");
+    assert_eq!(patched["event"], "call-answered");
+    let (status, dry) = api(
+        &app,
+        "POST",
+        "/profiles/crm/test",
+        &admin,
+        Some(json!({"dry_run": true})),
+        "/api/v1/profiles/{name}/test",
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(dry["sent"], false);
+    assert!(
+        dry["url"]
+            .as_str()
+            .unwrap()
+            .ends_with("/x.asp?CallID=1000000087849&From=John+Doe"),
+        "{dry}"
+    );
+
+    post_events(&app, &pbx, &finished_call("a", "0721000001")).await;
+    let got = receiver.wait_for(1, "the answered call is sent").await;
+    assert_eq!(got[0].header("authorization"), "Bearer crm-key");
+    verify_get(&got[0], &secret);
+    eventually(PROPAGATION, "recorded", || async {
+        delivery_states(&app).await == [("delivered".to_owned(), 1)]
+    })
+    .await;
+    let (status, log) = api(
+        &app,
+        "GET",
+        "/deliveries?failed=false",
+        &admin,
+        None,
+        "/api/v1/deliveries",
+    )
+    .await;
+    assert_eq!(status, 200);
+    let id = log["deliveries"][0]["id"].as_str().unwrap().to_owned();
+    let (status, attempts) = api(
+        &app,
+        "GET",
+        &format!("/deliveries/{id}"),
+        &admin,
+        None,
+        "/api/v1/deliveries/{id}",
+    )
+    .await;
+    assert_eq!(
+        (status, attempts["attempts"][0]["status"].clone()),
+        (200, json!(200))
+    );
+    let (status, _) = api(
+        &app,
+        "GET",
+        &format!("/deliveries/{id}"),
+        &other_admin,
+        None,
+        "/api/v1/deliveries/{id}",
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, replayed) = api(
+        &app,
+        "POST",
+        &format!("/deliveries/{id}/replay"),
+        &admin,
+        None,
+        "/api/v1/deliveries/{id}/replay",
+    )
+    .await;
+    assert_eq!(status, 202);
+    assert_eq!(replayed["replayed"][0]["replay_of"], id.as_str());
+    receiver.wait_for(2, "the replay").await;
+
+    let (status, disabled) = api(
+        &app,
+        "POST",
+        "/profiles/crm/disable",
+        &admin,
+        None,
+        "/api/v1/profiles/{name}/disable",
+    )
+    .await;
+    assert_eq!((status, disabled["enabled"].clone()), (200, json!(false)));
+    let (status, rotated) = api(
+        &app,
+        "POST",
+        "/profiles/crm/rotate-secret",
+        &admin,
+        None,
+        "/api/v1/profiles/{name}/rotate-secret",
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_ne!(rotated["secret"], secret.as_str());
+    let (status, _) = api(&app, "DELETE", "/profiles/crm", &admin, None, one).await;
+    assert_eq!(status, 204);
+}
+
+/// A GET's signature covers `METHOD path?query` (beyond the standard).
+fn verify_get(received: &Received, secret: &str) {
+    let signed = format!("{} {}", received.method, received.path_and_query);
+    standardwebhooks::Webhook::new(secret)
+        .unwrap()
+        .verify(signed.as_bytes(), &received.headers)
+        .expect("the signature verifies");
+}

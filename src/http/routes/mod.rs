@@ -5,3 +5,4 @@ pub mod health;
 pub mod historic;
 pub mod lookup;
 pub mod pop;
+pub mod profiles;
