@@ -70,6 +70,7 @@ CREATE INDEX webhook_deliveries_log_idx ON webhook_deliveries (tenant_id, create
 -- Every attempt: when, the answer's status, how long, why it failed, the answer's first KiB.
 CREATE TABLE webhook_attempts (
     id           BIGSERIAL PRIMARY KEY,
+    tenant_id    BIGINT NOT NULL,
     delivery_id  UUID NOT NULL REFERENCES webhook_deliveries (id) ON DELETE CASCADE,
     attempted_at TIMESTAMPTZ NOT NULL,
     status       INT,

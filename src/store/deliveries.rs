@@ -198,6 +198,7 @@ pub struct Claimed {
     pub attempt: i32,
 }
 
+/// Across tenants on purpose: the workers serve every tenant.
 /// Claims up to `limit` due deliveries (of enabled profiles, none behind an earlier
 /// pending delivery of the same call to the same profile) for `lease`, and commits the
 /// claim (run it outside a transaction). `only` claims one delivery whatever its time.
@@ -245,7 +246,7 @@ pub async fn claim(
         .collect())
 }
 
-/// When the next delivery is due (`None`: nothing waits).
+/// When the next delivery is due (`None`: nothing waits); across tenants on purpose.
 pub async fn next_due(client: &impl GenericClient) -> anyhow::Result<Option<DateTime<Utc>>> {
     let row = client
         .query_one(
@@ -271,6 +272,7 @@ pub async fn next_due(client: &impl GenericClient) -> anyhow::Result<Option<Date
 #[derive(Debug, Clone)]
 pub struct Recorded {
     pub id: Uuid,
+    pub tenant: TenantId,
     pub attempted_at: DateTime<Utc>,
     pub status: Option<i32>,
     pub latency_ms: i32,
@@ -281,12 +283,13 @@ pub struct Recorded {
     pub next_attempt_at: Option<DateTime<Utc>>,
 }
 
-/// Logs the attempts and moves each delivery on.
+/// Logs the attempts and moves each delivery on (deliveries claimed across tenants).
 pub async fn record(client: &impl GenericClient, attempts: &[Recorded]) -> anyhow::Result<()> {
     if attempts.is_empty() {
         return Ok(());
     }
     let ids: Vec<Uuid> = attempts.iter().map(|a| a.id).collect();
+    let tenants: Vec<i64> = attempts.iter().map(|a| a.tenant.0).collect();
     let at: Vec<DateTime<Utc>> = attempts.iter().map(|a| a.attempted_at).collect();
     let status: Vec<Option<i32>> = attempts.iter().map(|a| a.status).collect();
     let latency: Vec<i32> = attempts.iter().map(|a| a.latency_ms).collect();
@@ -296,9 +299,9 @@ pub async fn record(client: &impl GenericClient, attempts: &[Recorded]) -> anyho
     let next: Vec<Option<DateTime<Utc>>> = attempts.iter().map(|a| a.next_attempt_at).collect();
     client
         .execute(
-            "INSERT INTO webhook_attempts (delivery_id, attempted_at, status, latency_ms, error, response)
-             SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::int[], $4::int[], $5::text[], $6::text[])",
-            &[&ids, &at, &status, &latency, &error, &response],
+            "INSERT INTO webhook_attempts (delivery_id, attempted_at, status, latency_ms, error, response, tenant_id)
+             SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::int[], $4::int[], $5::text[], $6::text[], $7::bigint[])",
+            &[&ids, &at, &status, &latency, &error, &response, &tenants],
         )
         .await
         .context("logging attempts")?;
@@ -421,8 +424,8 @@ pub async fn attempts(
     let rows = client
         .query(
             "SELECT attempted_at, status, latency_ms, error, response FROM webhook_attempts
-             WHERE delivery_id = $1 ORDER BY id",
-            &[&delivery],
+             WHERE tenant_id = $1 AND delivery_id = $2 ORDER BY id",
+            &[&tenant.0, &delivery],
         )
         .await
         .context("reading attempts")?;
@@ -460,7 +463,8 @@ pub async fn failed_ids(
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
-/// The queue's depth and how long its oldest due delivery has waited (for metrics).
+/// The queue's depth and how long its oldest due delivery has waited (for metrics;
+/// across tenants on purpose).
 pub async fn queue_figures(client: &impl GenericClient) -> anyhow::Result<(i64, f64)> {
     let row = client
         .query_one(
@@ -474,7 +478,8 @@ pub async fn queue_figures(client: &impl GenericClient) -> anyhow::Result<(i64, 
     Ok((row.get(0), row.get(1)))
 }
 
-/// Deletes finished deliveries (and their attempts) older than `days`.
+/// Deletes finished deliveries (and their attempts) older than `days` (retention:
+/// across tenants on purpose).
 pub async fn prune(client: &impl GenericClient, days: u32) -> anyhow::Result<u64> {
     client
         .execute(
@@ -491,7 +496,8 @@ pub fn webhook_id(message: Uuid) -> String {
     format!("msg_{}", message.simple())
 }
 
-/// Whose delivery `id` is (for commands given only its id).
+/// Whose delivery `id` is (for commands given only its id; the operator's command line
+/// crosses tenants).
 pub async fn tenant_of(client: &impl GenericClient, id: Uuid) -> anyhow::Result<Option<TenantId>> {
     let row = client
         .query_opt(

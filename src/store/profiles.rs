@@ -144,7 +144,7 @@ pub async fn find(
     row.as_ref().map(from_row).transpose()
 }
 
-/// Profiles by id (the delivery workers' view; they serve every tenant).
+/// Profiles by id: across tenants on purpose (the delivery workers serve every tenant).
 pub async fn by_ids(
     client: &impl GenericClient,
     ids: &[i64],
@@ -261,6 +261,7 @@ pub async fn rotate_secret(
     row.as_ref().map(from_row).transpose()
 }
 
+/// Across tenants on purpose (a round's deliveries are any tenant's).
 /// After a batch of attempts: profiles that got a success stop failing; those that
 /// failed start failing (if they were not); those past `disable_after` of failing,
 /// and those answered 410, are disabled with the reason. Answers the profiles disabled.

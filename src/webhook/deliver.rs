@@ -170,6 +170,7 @@ impl Deliverer {
             }
             recorded.push(Recorded {
                 id: claimed.id,
+                tenant: claimed.tenant,
                 attempted_at: attempt.at,
                 status: attempt.status.map(i32::from),
                 latency_ms: i32::try_from(attempt.latency.as_millis()).unwrap_or(i32::MAX),
