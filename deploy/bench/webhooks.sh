@@ -89,13 +89,13 @@ profile=$(value "SELECT id FROM webhook_profiles WHERE name = 'crm'")
 queue() {
 	psql "$db_url" -c "
 		INSERT INTO webhook_deliveries (id, message_id, tenant_id, profile_id, call_id, trigger, call)
-		SELECT u, u, $tenant, $profile, gen_random_uuid(), 'call-finished',
+		SELECT s.u, s.u, $tenant, $profile, gen_random_uuid(), 'call-finished',
 		       jsonb_build_object('id', gen_random_uuid(), 'report_call_id', g,
 		           'activecallkey', 'bench-' || g, 'direction', 'Inbound',
 		           'caller_number', '+40721000001', 'other_number', '+40721000001',
 		           'started_at', now(), 'answered_at', now(), 'ended_at', now(),
 		           'duration_ms', 60000, 'talk_ms', 50000, 'outcome', 'answered')
-		FROM generate_series(1, $1) g, LATERAL (SELECT gen_random_uuid() AS u) x"
+		FROM (SELECT gen_random_uuid() AS u, g FROM generate_series(1, $1) g) s"
 }
 delivered() { value "SELECT count(*) FROM webhook_deliveries WHERE state = 'delivered'"; }
 wait_delivered() {
@@ -105,23 +105,23 @@ wait_delivered() {
 		sleep 0.2
 	done
 }
+# Whether URL answers 2xx within 10 seconds.
+answers() {
+	for _ in $(seq 200); do
+		curl -fs -o /dev/null "$1" && return 0
+		sleep 0.05
+	done
+	return 1
+}
 start_receiver() {
 	WORKERS=$receiver_workers $bin/examples/webhook_receiver "$receiver_addr" 2>/dev/null &
 	pids+=($!)
-	for _ in $(seq 100); do
-		curl -fsS -o /dev/null "http://$receiver_addr/" && return
-		sleep 0.05
-	done
-	die "the receiver did not start"
+	answers "http://$receiver_addr/" || die "the receiver did not start"
 }
 start_gateway() {
 	CIDGATE_LISTEN=$gw_addr CIDGATE_ROLES=deliver RUST_LOG=warn "$@" $bin/cidgate serve 2>/dev/null &
 	pids+=($!)
-	for _ in $(seq 200); do
-		curl -fsS -o /dev/null "http://$gw_addr/readyz" && return
-		sleep 0.05
-	done
-	die "the gateway did not start"
+	answers "http://$gw_addr/readyz" || die "the gateway did not start"
 }
 stop_gateway() {
 	kill "${pids[-1]}" && wait "${pids[-1]}" 2>/dev/null || true

@@ -4,7 +4,7 @@
 //! next retry or lapsed claim.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use tokio::sync::watch;
@@ -20,6 +20,8 @@ pub const TASK: &str = "webhook_deliveries";
 const ROUND: i64 = 200;
 /// Rounds in flight at once (each claims, sends, records).
 const LANES: usize = 4;
+/// How often the queue's depth and oldest due age are measured (for metrics).
+const MEASURE_EVERY: Duration = Duration::from_secs(5);
 /// Longest a lane sleeps without looking: other instances' retries and lapsed claims
 /// are found within this.
 const MAX_IDLE: Duration = Duration::from_secs(2);
@@ -43,18 +45,18 @@ async fn lane_loop(
     mut woken: watch::Receiver<u64>,
     measures: bool,
 ) -> anyhow::Result<()> {
+    let mut measured: Option<Instant> = None;
     loop {
         woken.borrow_and_update();
+        if measures && measured.is_none_or(|at| at.elapsed() >= MEASURE_EVERY) {
+            measure(&deliverer).await?;
+            measured = Some(Instant::now());
+        }
         let sent = deliverer.round(ROUND, None).await?;
         if sent > 0 {
             continue;
         }
         let next = store::with_client(&deliverer.pool, deliverer.db_timeout, async |client| {
-            if measures && let Some(metrics) = &deliverer.metrics {
-                let (depth, oldest) = deliveries::queue_figures(&*client).await?;
-                metrics.webhooks.queue_depth.set(depth);
-                metrics.webhooks.oldest_due_seconds.set(oldest);
-            }
             deliveries::next_due(&*client).await
         })
         .await?;
@@ -74,4 +76,18 @@ async fn lane_loop(
             () = tokio::time::sleep(wait) => {}
         }
     }
+}
+
+/// The queue's depth and its oldest due delivery's age, into the metrics.
+async fn measure(deliverer: &Deliverer) -> anyhow::Result<()> {
+    let Some(metrics) = &deliverer.metrics else {
+        return Ok(());
+    };
+    let (depth, oldest) = store::with_client(&deliverer.pool, deliverer.db_timeout, async |client| {
+        deliveries::queue_figures(&*client).await
+    })
+    .await?;
+    metrics.webhooks.queue_depth.set(depth);
+    metrics.webhooks.oldest_due_seconds.set(oldest);
+    Ok(())
 }
