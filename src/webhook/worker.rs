@@ -83,10 +83,11 @@ async fn measure(deliverer: &Deliverer) -> anyhow::Result<()> {
     let Some(metrics) = &deliverer.metrics else {
         return Ok(());
     };
-    let (depth, oldest) = store::with_client(&deliverer.pool, deliverer.db_timeout, async |client| {
-        deliveries::queue_figures(&*client).await
-    })
-    .await?;
+    let (depth, oldest) =
+        store::with_client(&deliverer.pool, deliverer.db_timeout, async |client| {
+            deliveries::queue_figures(&*client).await
+        })
+        .await?;
     metrics.webhooks.queue_depth.set(depth);
     metrics.webhooks.oldest_due_seconds.set(oldest);
     Ok(())
