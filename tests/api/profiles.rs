@@ -238,6 +238,19 @@ fn verify(received: &Received, secret: &str) {
         .expect("the signature verifies");
 }
 
+/// Waits until `count` deliveries are in `state`.
+async fn deliveries_in(app: &TestApp, state: &str, count: usize, within: Duration, what: &str) {
+    eventually(within, what, || async {
+        delivery_states(app)
+            .await
+            .iter()
+            .filter(|(s, _)| s == state)
+            .count()
+            == count
+    })
+    .await;
+}
+
 async fn delivery_states(app: &TestApp) -> Vec<(String, i32)> {
     let client = app.pool.get().await.unwrap();
     client
@@ -574,15 +587,7 @@ async fn a_client_error_is_not_retried_and_410_disables_the_profile() {
     })
     .await;
     post_events(&app, &pbx, &finished_call("b", "0721000001")).await;
-    eventually(PROPAGATION, "the 410 fails it", || async {
-        delivery_states(&app)
-            .await
-            .iter()
-            .filter(|(s, _)| s == "failed")
-            .count()
-            == 2
-    })
-    .await;
+    deliveries_in(&app, "failed", 2, PROPAGATION, "the 410 fails it").await;
     let listed = stdout(&cli(&app, &["profile", "list", "--tenant", "acme"]));
     assert!(
         listed.contains("disabled") && listed.contains("410"),
@@ -1024,4 +1029,97 @@ fn verify_get(received: &Received, secret: &str) {
         .unwrap()
         .verify(signed.as_bytes(), &received.headers)
         .expect("the signature verifies");
+}
+
+#[tokio::test]
+async fn failed_deliveries_are_replayed_together_and_counted_in_the_metrics() {
+    let app = spawn_app_with(fast_deliveries).await;
+    let receiver = Receiver::start().await;
+    receiver.answer_in_turn(&[400, 400]);
+    let (pbx, _) = tenant(&app, "acme").await;
+    create_profile(&app, "crm", &["--url", &receiver.url]);
+    post_events(&app, &pbx, &finished_call("a", "0721000001")).await;
+    post_events(&app, &pbx, &finished_call("b", "0721000001")).await;
+    deliveries_in(&app, "failed", 2, PROPAGATION, "both fail").await;
+    let replayed = stdout(&cli(
+        &app,
+        &[
+            "delivery",
+            "replay",
+            "--tenant",
+            "acme",
+            "--failed",
+            "--profile",
+            "crm",
+        ],
+    ));
+    assert_eq!(replayed.lines().count(), 2, "{replayed}");
+    deliveries_in(
+        &app,
+        "delivered",
+        2,
+        PROPAGATION,
+        "the replays are delivered",
+    )
+    .await;
+    let metrics = app.get_raw("/metrics").await.text().await.unwrap();
+    for line in [
+        "cidgate_webhook_deliveries_total{outcome=\"failed\"} 2",
+        "cidgate_webhook_deliveries_total{outcome=\"delivered\"} 2",
+        "cidgate_webhook_attempt_duration_seconds_count 4",
+    ] {
+        assert!(metrics.contains(line), "{line} in\n{metrics}");
+    }
+    assert!(metrics.contains("cidgate_webhook_queue_depth"));
+}
+
+#[tokio::test]
+async fn debug_logging_shows_each_request_and_answer_with_secrets_masked() {
+    let app = spawn_app_with(|s| {
+        fast_deliveries(s);
+        s.webhooks.roles = cidgate::config::webhooks::Roles::parse("http").unwrap();
+    })
+    .await;
+    let receiver = Receiver::start().await;
+    let (pbx, _) = tenant(&app, "acme").await;
+    create_profile(
+        &app,
+        "crm",
+        &[
+            "--url",
+            &receiver.url,
+            "--form",
+            "who=<Caller Name>",
+            "--secret-header",
+            "Authorization: Bearer crm-key-123",
+        ],
+    );
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let (mut server, _) = app
+        .serve_process(|command| {
+            command
+                .env("CIDGATE_WEBHOOK_ALLOW_NETWORKS", "127.0.0.0/8")
+                .env("CIDGATE_ROLES", "deliver")
+                .env("RUST_LOG", "warn,cidgate::webhook=debug")
+                .stderr(log.reopen().unwrap());
+        })
+        .await;
+    post_events(&app, &pbx, &finished_call("a", "0721000001")).await;
+    receiver.wait_for(1, "the delivery").await;
+    eventually(PROPAGATION, "the answer is logged", || async {
+        std::fs::read_to_string(log.path()).is_ok_and(|l| l.contains("webhook answer"))
+    })
+    .await;
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let logged = std::fs::read_to_string(log.path()).unwrap();
+    assert!(
+        logged.contains("webhook request") && logged.contains("authorization: ********"),
+        "{logged}"
+    );
+    assert!(
+        logged.contains("who=Ion+Popescu") && logged.contains("status=200"),
+        "{logged}"
+    );
+    assert!(!logged.contains("crm-key-123"), "{logged}");
 }
