@@ -11,6 +11,7 @@ use crate::config::DatabaseArgs;
 use crate::config::webhooks::WebhookSettings;
 use crate::domain::Tenant;
 use crate::domain::profile::ProfileInput;
+use crate::live::directory::Directory;
 use crate::store::profiles::{self, StoredProfile};
 use crate::webhook::admin::{self, ProfileError, ProfileView, SECRET_OVERLAP, TestReport};
 use crate::webhook::{self as webhooks, Deliverer, WebhookClient, sign};
@@ -67,6 +68,14 @@ impl DefinitionArgs {
             secret_headers: list(self.secret_headers),
         }
     }
+}
+
+/// Where `<Popup Link>` points when `test` and `run` send from the command line.
+#[derive(Debug, Clone, Args)]
+pub struct PopupLinkArgs {
+    /// The gateway's public URL, for `<Popup Link>` (without it the link is empty)
+    #[arg(long, env = "CIDGATE_PUBLIC_URL", value_parser = crate::config::parse_base_url)]
+    public_url: Option<url::Url>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -151,6 +160,8 @@ pub enum ProfileCommand {
         #[arg(long)]
         dry_run: bool,
         #[command(flatten)]
+        popups: PopupLinkArgs,
+        #[command(flatten)]
         webhooks: WebhookSettings,
         #[command(flatten)]
         db: DatabaseArgs,
@@ -163,6 +174,8 @@ pub enum ProfileCommand {
         /// cidgate's call UUID or its report call id
         #[arg(long)]
         call: String,
+        #[command(flatten)]
+        popups: PopupLinkArgs,
         #[command(flatten)]
         webhooks: WebhookSettings,
         #[command(flatten)]
@@ -304,10 +317,12 @@ pub async fn run(cmd: ProfileCommand) -> anyhow::Result<()> {
             name,
             call,
             dry_run,
+            popups,
             webhooks,
             db,
         } => {
-            let (tenant, db, deliverer, profile) = sending(&db, &webhooks, &tenant, &name).await?;
+            let (tenant, db, deliverer, profile) =
+                sending(&db, &webhooks, popups, &tenant, &name).await?;
             let call = admin::call_for(&db, tenant.id, call.as_deref())
                 .await
                 .map_err(explained)?;
@@ -323,10 +338,12 @@ pub async fn run(cmd: ProfileCommand) -> anyhow::Result<()> {
             tenant,
             name,
             call,
+            popups,
             webhooks,
             db,
         } => {
-            let (tenant, db, deliverer, profile) = sending(&db, &webhooks, &tenant, &name).await?;
+            let (tenant, db, deliverer, profile) =
+                sending(&db, &webhooks, popups, &tenant, &name).await?;
             let report = admin::run(&db, &deliverer, &profile, tenant.id, &call)
                 .await
                 .map_err(explained)?;
@@ -357,11 +374,25 @@ async fn open(db: &DatabaseArgs, tenant: &str) -> anyhow::Result<(Tenant, Client
 async fn sending(
     db: &DatabaseArgs,
     webhooks: &WebhookSettings,
+    popups: PopupLinkArgs,
     tenant: &str,
     name: &str,
 ) -> anyhow::Result<(Tenant, Client, Deliverer, StoredProfile)> {
-    let deliverer = webhooks::deliverer(db.database_url.expose(), webhooks, None, None)?;
-    let (tenant, client) = open(db, tenant).await?;
+    let pool = migrated_pool(db).await?;
+    let popups = match popups.public_url {
+        Some(url) => {
+            let directory = Directory::default();
+            directory
+                .reload(&pool)
+                .await
+                .context("loading the signing keys")?;
+            Some((directory, url))
+        }
+        None => None,
+    };
+    let deliverer = webhooks::deliverer(db.database_url.expose(), webhooks, popups, None)?;
+    let tenant = find_tenant(&pool, tenant).await?;
+    let client = pool.get().await.context("connecting to the database")?;
     let profile = admin::find(&client, tenant.id, name)
         .await
         .map_err(explained)?;

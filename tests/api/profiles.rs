@@ -743,6 +743,29 @@ async fn test_shows_the_request_with_secrets_masked_and_sends_it() {
         "{sent}"
     );
     verify(&receiver.received()[0], &secret);
+    // From the command line, `<Popup Link>` points at the gateway named by --public-url.
+    create_profile(
+        &app,
+        "pop",
+        &["--url", &receiver.url, "--form", "pop=<Popup Link>"],
+    );
+    let pop = stdout(&cli(
+        &app,
+        &[
+            "profile",
+            "test",
+            "--tenant",
+            "acme",
+            "pop",
+            "--dry-run",
+            "--public-url",
+            "https://gw.example.com",
+        ],
+    ));
+    assert!(
+        pop.contains("pop=https%3A%2F%2Fgw.example.com%2Fpop%2F"),
+        "{pop}"
+    );
     let shown = stdout(&cli(&app, &["profile", "show", "--tenant", "acme", "crm"]));
     assert!(
         !shown.contains("crm-key") && !shown.contains("whsec_"),
