@@ -5,6 +5,7 @@ pub mod calls;
 pub mod cli;
 pub mod config;
 pub mod contacts;
+pub mod dial;
 pub mod domain;
 pub mod http;
 pub mod jobs;

@@ -73,6 +73,12 @@ pub struct Gauges {
     pub read_pool_available: Gauge,
     pub read_pool_waiting: Gauge,
     pub listener_connected: Gauge,
+    /// Live, not read at scrape: batches being read and parsed now.
+    pub batch_parses: Gauge,
+    /// Live: bytes the number index holds (estimated).
+    pub known_numbers_bytes: Gauge,
+    /// Live: tenants whose numbers the index does not hold (over its budget).
+    pub known_numbers_dropped_tenants: Gauge,
 }
 
 pub struct Metrics {
@@ -275,6 +281,21 @@ impl Metrics {
             "db_read_pool_waiting",
             "Lookup statements waiting for a read replica connection",
             gauges.read_pool_waiting.clone(),
+        );
+        registry.register(
+            "batch_parses",
+            "Batch bodies being read and parsed now (CIDGATE_BATCH_PARSES at most)",
+            gauges.batch_parses.clone(),
+        );
+        registry.register(
+            "known_numbers_bytes",
+            "Estimated bytes held by the number index (CIDGATE_KNOWN_NUMBERS_MAX_BYTES at most)",
+            gauges.known_numbers_bytes.clone(),
+        );
+        registry.register(
+            "known_numbers_dropped_tenants",
+            "Tenants whose numbers the index dropped to stay within its budget (their lookups ask the database)",
+            gauges.known_numbers_dropped_tenants.clone(),
         );
         registry.register(
             "listener_connected",

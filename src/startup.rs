@@ -13,8 +13,9 @@ use url::Url;
 use crate::calls::ingest::EventWriter;
 use crate::config::ServeSettings;
 use crate::contacts::{self, LocalCopies};
+use crate::http::batch_gate::BatchGate;
 use crate::http::rate_limit::RateLimits;
-use crate::http::state::AppState;
+use crate::http::state::{AppState, Probes};
 use crate::http::{self, middleware};
 use crate::jobs::{Supervisor, retention};
 use crate::live::directory::Directory;
@@ -22,7 +23,7 @@ use crate::live::listener::{Listener, Wake};
 use crate::lookup::LookupService;
 use crate::lookup::batcher::LookupBatcher;
 use crate::lookup::cache::AnswerCache;
-use crate::lookup::known_numbers::KnownNumbers;
+use crate::lookup::known_numbers::{IndexGauges, KnownNumbers};
 use crate::lookup::log::{LogWriter, LookupLog};
 use crate::metrics::Metrics;
 use crate::store;
@@ -69,7 +70,13 @@ impl Application {
         let metrics = Metrics::new();
         let jobs = Supervisor::new(metrics.clone());
         let cache = AnswerCache::new(settings.cache_settings());
-        let index = KnownNumbers::default();
+        let index = KnownNumbers::new(
+            usize::try_from(settings.known_numbers_max_bytes).unwrap_or(usize::MAX),
+            IndexGauges {
+                bytes: metrics.gauges.known_numbers_bytes.clone(),
+                dropped_tenants: metrics.gauges.known_numbers_dropped_tenants.clone(),
+            },
+        );
         let directory = Directory::default();
         let local = LocalCopies {
             cache: cache.clone(),
@@ -79,7 +86,6 @@ impl Application {
         let delivery_wake = Wake::default();
         let mut listener = Listener::new(
             primary_url,
-            pool.clone(),
             local.clone(),
             directory.clone(),
             metrics.clone(),
@@ -158,6 +164,16 @@ impl Application {
             Duration::from_millis(settings.write_timeout_ms),
         );
         let write_timeout = Duration::from_millis(settings.write_timeout_ms);
+        let probes = Probes::connect(
+            primary_url,
+            settings.database_read_url.as_ref().map(|url| url.expose()),
+            http::routes::health::CHECK_WITHIN,
+        )?;
+        let batch_gate = BatchGate::new(
+            settings.batch_parses.into(),
+            Duration::from_millis(settings.batch_parse_wait_ms),
+            metrics.gauges.batch_parses.clone(),
+        );
         let state = web::Data::new(AppState {
             contacts: contacts::Writer::new(pool.clone(), write_timeout, Some(local)),
             pool,
@@ -174,8 +190,10 @@ impl Application {
             events,
             call_retention_days: settings.call_retention_days,
             read_pool,
+            probes,
             write_timeout,
             body_timeout: Duration::from_millis(settings.body_timeout_ms),
+            batch_gate,
             trusted_proxies: settings.trusted_proxies.clone().into(),
             forwarded_header: settings.forwarded_header,
             deliverer,

@@ -76,10 +76,12 @@ pub fn flush() {
 }
 
 /// Query parameters whose values never reach a log line.
-const SECRET_PARAMS: &[&str] = &["token", "key", "secret", "password", "api_key", "apikey"];
+const SECRET_PARAMS: &[&str] = &[
+    "token", "key", "secret", "password", "api_key", "apikey", "session",
+];
 
 /// Query parameters holding a caller's number: masked to their last three characters.
-const PERSONAL_PARAMS: &[&str] = &["telephone"];
+const PERSONAL_PARAMS: &[&str] = &["telephone", "number"];
 
 /// The query string with secret values replaced by `REDACTED` and callers' numbers masked.
 /// Names are compared decoded, as the handlers read them (`to%6Ben` is `token`), and any
@@ -138,6 +140,11 @@ mod tests {
         );
         assert_eq!(redact_query("TOKEN=x"), "TOKEN=REDACTED");
         assert_eq!(redact_query(""), "");
+        // Click-to-call: the agent's session and the number called.
+        assert_eq!(
+            redact_query("session=cgsess_abc&number=0721234567&queue=sales"),
+            "session=REDACTED&number=*******567&queue=sales"
+        );
     }
 
     #[test]

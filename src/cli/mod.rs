@@ -5,6 +5,7 @@ mod allow;
 mod db;
 mod delivery;
 mod demo;
+mod dialer;
 mod events;
 mod import;
 mod popup;
@@ -78,6 +79,9 @@ pub enum Command {
     /// Agents: extension, name and groups
     #[command(subcommand)]
     Agent(agent::AgentCommand),
+    /// Click-to-call: the tenant's dialer (http, asterisk-ami, freeswitch-esl) and dial policy
+    #[command(subcommand)]
+    Dialer(dialer::DialerCommand),
     /// Service users: report keys limited to agents or groups
     #[command(subcommand)]
     ServiceUser(service_user::ServiceUserCommand),
@@ -125,6 +129,7 @@ pub async fn run(command: Command) -> anyhow::Result<Exit> {
         Command::Events(cmd) => events::run(cmd).await?,
         Command::Calls(cmd) => events::run_calls(cmd).await?,
         Command::Agent(cmd) => agent::run(cmd).await?,
+        Command::Dialer(cmd) => dialer::run(cmd).await?,
         Command::ServiceUser(cmd) => service_user::run(cmd).await?,
         Command::Report(cmd) => report::run(cmd).await?,
         Command::Profile(cmd) => profile::run(cmd).await?,

@@ -382,8 +382,9 @@ async fn sending(
     let popups = match popups.public_url {
         Some(url) => {
             let directory = Directory::default();
+            let mut client = pool.get().await.context("connecting to the database")?;
             directory
-                .reload(&pool)
+                .reload(&mut client)
                 .await
                 .context("loading the signing keys")?;
             Some((directory, url))

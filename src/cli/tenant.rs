@@ -5,7 +5,7 @@ use clap::{Args, Subcommand};
 
 use super::db::{find_tenant, migrated_pool};
 use crate::config::{self, DatabaseArgs};
-use crate::domain::{AuthPolicy, PopupSettings, Region, TenantSlug};
+use crate::domain::{AuthPolicy, LookupLogSettings, PopupSettings, Region, TenantSlug};
 use crate::store;
 
 #[derive(Debug, Subcommand)]
@@ -30,7 +30,7 @@ pub enum TenantCommand {
         #[command(flatten)]
         db: DatabaseArgs,
     },
-    /// Change a tenant's lookup authentication or rate limit
+    /// Change a tenant's lookup authentication, limits, time zone or screen pop
     Set {
         slug: String,
         /// token, ip (source address alone, by allowlist) or token+ip
@@ -39,9 +39,19 @@ pub enum TenantCommand {
         /// Lookups per second for this tenant, or `default`
         #[arg(long)]
         lookup_rate: Option<String>,
+        /// Most phone numbers the tenant may store (every instance holds them in memory);
+        /// 5000000 unless set
+        #[arg(long, value_parser = clap::value_parser!(i64).range(0..=MAX_NUMBERS_CAP))]
+        max_numbers: Option<i64>,
         /// IANA time zone for dates people read and write (e.g. Europe/Bucharest)
         #[arg(long, value_parser = parse_time_zone)]
         time_zone: Option<chrono_tz::Tz>,
+        /// Record this tenant's lookups (screen pop's recent calls, reports): on or off
+        #[arg(long, value_parser = parse_on_off)]
+        lookup_log: Option<bool>,
+        /// Days this tenant's lookup log is kept (1-3650), or `default` for the gateway's
+        #[arg(long, value_parser = parse_retention_days)]
+        lookup_log_retention_days: Option<Retention>,
         #[command(flatten)]
         popup: PopupArgs,
         #[command(flatten)]
@@ -51,8 +61,38 @@ pub enum TenantCommand {
 
 const MAX_POPUP_TTL_SECS: u64 = 7 * 24 * 3600;
 
+/// The highest `--max-numbers`: about 1.5 GiB of number index per instance.
+const MAX_NUMBERS_CAP: i64 = 100_000_000;
+
 /// The tenant setting holding its IANA time zone.
 pub const TIME_ZONE: &str = "time_zone";
+
+fn parse_on_off(raw: &str) -> Result<bool, String> {
+    match raw {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(format!("`{raw}` is neither on nor off")),
+    }
+}
+
+/// A tenant's own retention, or the gateway's.
+#[derive(Debug, Clone, Copy)]
+pub enum Retention {
+    Days(u32),
+    Default,
+}
+
+fn parse_retention_days(raw: &str) -> Result<Retention, String> {
+    if raw == "default" {
+        return Ok(Retention::Default);
+    }
+    match raw.parse::<u32>() {
+        Ok(days) if (1..=3650).contains(&days) => Ok(Retention::Days(days)),
+        _ => Err(format!(
+            "`{raw}` is not a number of days from 1 to 3650, or `default`"
+        )),
+    }
+}
 
 fn parse_time_zone(raw: &str) -> Result<chrono_tz::Tz, String> {
     raw.parse()
@@ -170,7 +210,10 @@ pub async fn run(cmd: TenantCommand) -> anyhow::Result<()> {
             slug,
             auth,
             lookup_rate,
+            max_numbers,
             time_zone,
+            lookup_log,
+            lookup_log_retention_days,
             popup,
             db,
         } => {
@@ -178,9 +221,17 @@ pub async fn run(cmd: TenantCommand) -> anyhow::Result<()> {
                 .map(|a| AuthPolicy::parse(&a).map_err(|e| anyhow::anyhow!("--auth: {e}")))
                 .transpose()?;
             let rate = lookup_rate.map(|r| parse_rate(&r)).transpose()?;
-            if policy.is_none() && rate.is_none() && time_zone.is_none() && popup.is_empty() {
+            if policy.is_none()
+                && rate.is_none()
+                && max_numbers.is_none()
+                && time_zone.is_none()
+                && lookup_log.is_none()
+                && lookup_log_retention_days.is_none()
+                && popup.is_empty()
+            {
                 bail!(
-                    "nothing to change: give --auth, --lookup-rate, --time-zone or a screen-pop option (see --help)"
+                    "nothing to change: give --auth, --lookup-rate, --max-numbers, --time-zone, \
+                     --lookup-log, --lookup-log-retention-days or a screen-pop option (see --help)"
                 );
             }
             let pool = migrated_pool(&db).await?;
@@ -197,9 +248,26 @@ pub async fn run(cmd: TenantCommand) -> anyhow::Result<()> {
             if let Some(rate) = rate {
                 store::tenants::set_lookup_rate(&tx, tenant.id, rate).await?;
             }
+            if let Some(max) = max_numbers {
+                store::tenants::set_max_numbers(&tx, tenant.id, max).await?;
+            }
             if let Some(zone) = time_zone {
                 let zone = serde_json::Value::String(zone.name().to_owned());
                 store::tenants::set_setting(&tx, tenant.id, TIME_ZONE, &zone).await?;
+            }
+            if let Some(on) = lookup_log {
+                let key = LookupLogSettings::ENABLED_KEY;
+                store::tenants::set_setting(&tx, tenant.id, key, &on.into()).await?;
+            }
+            let key = LookupLogSettings::RETENTION_KEY;
+            match lookup_log_retention_days {
+                Some(Retention::Days(days)) => {
+                    store::tenants::set_setting(&tx, tenant.id, key, &days.into()).await?
+                }
+                Some(Retention::Default) => {
+                    store::tenants::remove_setting(&tx, tenant.id, key).await?
+                }
+                None => {}
             }
             if !popup.is_empty() {
                 let mut settings = tenant.popup.clone();

@@ -108,6 +108,22 @@ pub struct ServeSettings {
           value_parser = clap::value_parser!(u64).range(100..=600_000))]
     pub body_timeout_ms: u64,
 
+    /// Contact batches read and parsed at once; each may hold its body (32 MiB at most)
+    /// and twice that plus 16 MiB in parsed values
+    #[arg(long, env = "CIDGATE_BATCH_PARSES", default_value_t = 2,
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub batch_parses: u16,
+
+    /// How long a batch waits for its turn to be parsed before it is answered 503 (ms)
+    #[arg(long, env = "CIDGATE_BATCH_PARSE_WAIT_MS", default_value_t = 2_000,
+          value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    pub batch_parse_wait_ms: u64,
+
+    /// Memory the number index may use (bytes, estimated); past it the largest tenants'
+    /// sets are dropped and their lookups ask the database
+    #[arg(long, env = "CIDGATE_KNOWN_NUMBERS_MAX_BYTES", default_value_t = 256 * 1024 * 1024)]
+    pub known_numbers_max_bytes: u64,
+
     /// How long `serve` waits at start for an unreachable database before giving up (s)
     #[arg(long, env = "CIDGATE_DB_START_WAIT_SECS", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(0..=3600))]
@@ -210,6 +226,9 @@ impl ServeSettings {
             db_timeout_ms: 2_000,
             write_timeout_ms: 15_000,
             body_timeout_ms: 60_000,
+            batch_parses: 2,
+            batch_parse_wait_ms: 2_000,
+            known_numbers_max_bytes: 256 * 1024 * 1024,
             db_start_wait_secs: 60,
             cache_max_bytes: 256 * 1024 * 1024,
             cache_ttl_found_secs: 600,

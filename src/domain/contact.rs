@@ -11,6 +11,9 @@ use super::text::{BIDI_CONTROLS, display_problem, is_bidi_control};
 
 const MAX_NAME_CHARS: usize = 256;
 const MAX_PHONES: usize = 32;
+/// Entries a `phones` array may hold: repeats collapse, so the limit is on distinct
+/// numbers; the raw count is bounded only to bound the work.
+pub const MAX_PHONE_ENTRIES: usize = 4 * MAX_PHONES;
 const MAX_ATTRIBUTES_BYTES: usize = 16 * 1024;
 
 /// How far ahead of this server's clock a source's `updated_at` may be. Writes are
@@ -141,11 +144,11 @@ impl<'a> Checker<'a> {
                 return Vec::new();
             }
         };
-        // Repeats collapse, so the limit is on distinct numbers; the raw count is
-        // bounded only to bound the work.
-        if items.len() > 4 * MAX_PHONES {
-            let entries = 4 * MAX_PHONES;
-            self.fail("phones", format!("must hold at most {entries} entries"));
+        if items.len() > MAX_PHONE_ENTRIES {
+            self.fail(
+                "phones",
+                format!("must hold at most {MAX_PHONE_ENTRIES} entries"),
+            );
             return Vec::new();
         }
         let mut phones: Vec<PhoneNumber> = Vec::with_capacity(items.len());

@@ -4,8 +4,10 @@ mod agent;
 mod call;
 mod call_end;
 mod call_event;
+mod click2call;
 mod contact;
 mod crm_id;
+mod dial_policy;
 mod lookup_hit;
 mod lookup_log;
 mod number_memo;
@@ -15,6 +17,7 @@ mod report;
 mod report_request;
 mod routing;
 mod service_user;
+mod session;
 mod signing_key;
 mod tenant;
 mod text;
@@ -27,10 +30,15 @@ pub use call_end::{CALL_END_MAPPING, CALL_END_TIMES, CallEndMapping};
 pub use call_event::{
     CallEvent, Direction, EVENT_FIELDS, EventKind, LegRole, LookupLink, MAX_EVENT_AHEAD, event_time,
 };
+pub use click2call::{DialStatus, LegView, RequestState, request_state};
 pub use contact::{
-    ContactInput, ContactRecord, FieldError, MAX_UPDATED_AT_AHEAD, parse_source_time,
+    ContactInput, ContactRecord, FieldError, MAX_PHONE_ENTRIES, MAX_UPDATED_AT_AHEAD,
+    parse_source_time,
 };
 pub use crm_id::{CrmId, integer_id};
+pub use dial_policy::{
+    Destination, DestinationError, DialPolicy, NumberFormat, Refusal, parse_queue_prefix,
+};
 pub use lookup_hit::LookupHit;
 pub use lookup_log::{LogEntry, LookupOutcomeKind, RecentCall};
 pub use number_memo::parse_remembered;
@@ -41,7 +49,8 @@ pub use report::{OutputFormat, ReportTemplate, Timeframe};
 pub use report_request::{MAX_ROWS, ReportRequest};
 pub use routing::{FieldKind, FieldType, FieldValue, RoutingField, RoutingFields};
 pub use service_user::{Access, ServiceUserName};
+pub use session::{SessionHours, SessionSecret};
 pub use signing_key::PopupKey;
-pub use tenant::{AuthPolicy, PopupSettings, Tenant, TenantId, TenantSlug};
+pub use tenant::{AuthPolicy, LookupLogSettings, PopupSettings, Tenant, TenantId, TenantSlug};
 pub use token::{ApiToken, TokenHash, TokenScope, TokenScopes};
 pub use write::{ChangedNumbers, WriteOp, WriteOutcome, WriteResult};

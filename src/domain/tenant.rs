@@ -27,6 +27,7 @@ pub struct Tenant {
     /// Lookups per second allowed; `None` means the gateway's default.
     pub lookup_rate: Option<u32>,
     pub popup: PopupSettings,
+    pub lookup_log: LookupLogSettings,
 }
 
 /// A tenant's short name as used on the command line: `acme`, `acme-ro`.
@@ -135,8 +136,64 @@ impl PopupSettings {
     }
 }
 
+/// Whether a tenant's lookups are recorded in the lookup log (the screen pop's recent
+/// calls and the caller-identification report read it), and for how long they are kept.
+/// Keys `lookup_log` and `lookup_log_retention_days` of `tenants.settings`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LookupLogSettings {
+    pub enabled: bool,
+    /// Days kept; `None` means the gateway's `CIDGATE_LOOKUP_LOG_RETENTION_DAYS`.
+    pub retention_days: Option<u32>,
+}
+
+impl LookupLogSettings {
+    /// The settings key switching the log on or off.
+    pub const ENABLED_KEY: &str = "lookup_log";
+    /// The settings key of the tenant's own retention.
+    pub const RETENTION_KEY: &str = "lookup_log_retention_days";
+
+    /// Reads the settings from a tenant's settings document: on, with the gateway's
+    /// retention, unless the document says otherwise.
+    pub fn from_tenant_settings(settings: &serde_json::Value) -> Self {
+        Self {
+            enabled: settings
+                .get(Self::ENABLED_KEY)
+                .and_then(serde_json::Value::as_bool)
+                .unwrap_or(true),
+            retention_days: settings
+                .get(Self::RETENTION_KEY)
+                .and_then(serde_json::Value::as_u64)
+                .and_then(|d| u32::try_from(d).ok()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
+    #[test]
+    fn the_lookup_log_is_on_with_the_gateway_retention_unless_the_tenant_says_otherwise() {
+        let default = LookupLogSettings::from_tenant_settings(&json!({}));
+        assert_eq!(
+            default,
+            LookupLogSettings {
+                enabled: true,
+                retention_days: None
+            }
+        );
+        let own = LookupLogSettings::from_tenant_settings(
+            &json!({"lookup_log": false, "lookup_log_retention_days": 7}),
+        );
+        assert_eq!(
+            own,
+            LookupLogSettings {
+                enabled: false,
+                retention_days: Some(7)
+            }
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -131,23 +131,22 @@ impl FromRequest for SyncAuth {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
-        Box::pin(async move { bearer_of_scope(&req, TokenScope::Sync).await.map(Self) })
+        Box::pin(async move { Ok(Self(bearer_of(&req, &[TokenScope::Sync]).await?)) })
     }
 }
 
-/// A Bearer token of `scope` (a sync job's, an operator's tool's), rate limited per
-/// token; failures count against the source address.
-async fn bearer_of_scope(
-    req: &HttpRequest,
-    scope: TokenScope,
-) -> Result<Arc<TenantEntry>, ApiError> {
+/// The tenant of a Bearer token holding one of `scopes`, under the token's rate limit.
+async fn bearer_of(req: &HttpRequest, scopes: &[TokenScope]) -> Result<Arc<TenantEntry>, ApiError> {
     let state = state(req);
     let guard = Guard::new(&state, state.client_ip(req).or_else(|| peer_ip(req)));
-    let presented = bearer_token(req);
-    let (token_id, entry) = match scoped_token(&state, &guard, presented, scope).await {
-        Ok(found) => found,
-        Err(e) => return Err(guard.failed(&state, e)),
-    };
+    let mut found = Err(INVALID_TOKEN);
+    for scope in scopes {
+        found = scoped_token(&state, &guard, bearer_token(req), *scope).await;
+        if !matches!(found, Err(ApiError::Unauthorized(_))) {
+            break;
+        }
+    }
+    let (token_id, entry) = found.map_err(|e| guard.failed(&state, e))?;
     state
         .limits
         .sync(token_id)
@@ -208,7 +207,7 @@ impl Guard {
     /// end is already set); otherwise counted, and past the limit the answer becomes
     /// the 429.
     fn failed(&self, state: &AppState, error: ApiError) -> ApiError {
-        if !matches!(error, ApiError::Unauthorized(_)) {
+        if !matches!(error, ApiError::Unauthorized(_) | ApiError::SessionExpired) {
             return error;
         }
         if let Some(over) = self.blocked {
@@ -412,6 +411,57 @@ impl FromRequest for ReportAuth {
     }
 }
 
+/// The CRM's server signing agents in and out: a `sync` or an `admin` token, Bearer.
+pub struct SessionsAuth(pub Arc<TenantEntry>);
+
+impl FromRequest for SessionsAuth {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let scopes = [TokenScope::Sync, TokenScope::Admin];
+            Ok(Self(bearer_of(&req, &scopes).await?))
+        })
+    }
+}
+
+/// An agent's session, presented by the CRM (`session` parameter or field) or the
+/// agent's browser (its cookie): the tenant and the agent it names. Unknown and expired
+/// sessions are one answer, `401` with `"login":false`, and count as failed
+/// authentications of the address (guessing sessions is guessing tokens).
+pub async fn agent_session(
+    req: &HttpRequest,
+    presented: Option<&str>,
+) -> Result<(crate::domain::Tenant, crate::store::sessions::Session), ApiError> {
+    use crate::domain::SessionSecret;
+    use crate::store;
+    let state = state(req);
+    let guard = Guard::new(&state, state.client_ip(req).or_else(|| peer_ip(req)));
+    let secret = presented.and_then(SessionSecret::from_presented);
+    let Some(secret) = secret else {
+        return Err(guard.failed(&state, ApiError::SessionExpired));
+    };
+    if guard.is_blocked() {
+        return Err(guard.failed(&state, ApiError::SessionExpired));
+    }
+    let found = store::with_client(&state.pool, state.write_timeout, async |client| {
+        let Some(session) = store::sessions::find(&*client, &secret).await? else {
+            return Ok(None);
+        };
+        let tenant = store::tenants::by_id(&*client, session.tenant).await?;
+        Ok(tenant.map(|tenant| (tenant, session)))
+    })
+    .await?;
+    match found {
+        Some((tenant, session)) if session.is_live() => Ok((tenant, session)),
+        // Expired: the CRM's cue to sign the agent in again, not a guess.
+        Some(_) => Err(ApiError::SessionExpired),
+        None => Err(guard.failed(&state, ApiError::SessionExpired)),
+    }
+}
+
 /// An operator's tool managing the tenant's web-service profiles: an `admin` token as
 /// a Bearer header, rate limited per token as sync jobs are.
 pub struct AdminAuth(pub Arc<TenantEntry>);
@@ -422,6 +472,6 @@ impl FromRequest for AdminAuth {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
-        Box::pin(async move { bearer_of_scope(&req, TokenScope::Admin).await.map(Self) })
+        Box::pin(async move { Ok(Self(bearer_of(&req, &[TokenScope::Admin]).await?)) })
     }
 }

@@ -1,6 +1,6 @@
 //! Reading JSON request bodies with a size limit and errors that say what was wrong.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::time::Duration;
 
@@ -12,6 +12,7 @@ use serde_json::map::Entry;
 use serde_json::{Map, Number, Value};
 
 use super::error::ApiError;
+use crate::domain::FieldError;
 
 /// Larger bodies are parsed on the blocking pool: a full batch takes the parser tens of
 /// milliseconds, and the worker would answer no lookups meanwhile.
@@ -27,41 +28,7 @@ pub async fn read_json(
     limit: usize,
     timeout: Duration,
 ) -> Result<Value, ApiError> {
-    let labelled = sent_as_json(req)?;
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|len| len > limit) {
-        return Err(ApiError::PayloadTooLarge(limit));
-    }
-    let body = tokio::time::timeout(
-        timeout,
-        read_body(payload, limit, labelled, declared.unwrap_or(0)),
-    )
-    .await
-    .map_err(|_| ApiError::BodyTimeout(timeout))??;
-    if body.is_empty() {
-        return Err(ApiError::BadRequest(
-            "the body is empty; JSON expected".into(),
-        ));
-    }
-    let on_worker = body.len() <= PARSE_ON_WORKER_MAX;
-    let parse = move || parse_strict(&body);
-    let parsed = if on_worker {
-        parse()
-    } else {
-        web::block(parse)
-            .await
-            .map_err(|e| ApiError::Unexpected(anyhow::anyhow!("parsing a body: {e}")))?
-    };
-    parsed.map_err(|e| match e {
-        ParseError::Json(e) => ApiError::BadRequest(format!("the body is not valid JSON: {e}")),
-        ParseError::DuplicateKey(path) => ApiError::BadRequest(format!(
-            "the body repeats the key {path}: each key may appear only once in an object"
-        )),
-    })
+    read_json_shaped(req, payload, limit, timeout, Shape::default()).await
 }
 
 async fn read_body(
@@ -128,40 +95,168 @@ fn sent_as_json(req: &HttpRequest) -> Result<bool, ApiError> {
     Ok(true)
 }
 
+/// What a body may hold, checked while it is parsed, so a body over a cap is refused
+/// at the first value past it instead of after building millions of values.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Shape {
+    /// Most items a top-level array may hold, and what they are called in the error.
+    pub items: Option<(usize, &'static str)>,
+    /// Most entries of the arrays under these keys of the top-level object or of a
+    /// top-level array's items (a contact's `phones`).
+    pub lists: &'static [(&'static str, usize)],
+}
+
+/// A parse may hold this many times its body in values, plus [`PARSE_MEMORY_SLACK`]:
+/// a body of tiny values (`[[0,0,…]]`) would otherwise take sixteen times its size.
+pub const PARSE_MEMORY_FACTOR: usize = 2;
+/// Room for a full batch of small contacts, whose values outweigh their text.
+pub const PARSE_MEMORY_SLACK: usize = 16 * 1024 * 1024;
+
+/// Reads and parses a body as [`read_json`] does, held to `shape` and to the memory
+/// budget while it is parsed.
+pub async fn read_json_shaped(
+    req: &HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+    timeout: Duration,
+    shape: Shape,
+) -> Result<Value, ApiError> {
+    let labelled = sent_as_json(req)?;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return Err(ApiError::PayloadTooLarge(limit));
+    }
+    let body = tokio::time::timeout(
+        timeout,
+        read_body(payload, limit, labelled, declared.unwrap_or(0)),
+    )
+    .await
+    .map_err(|_| ApiError::BodyTimeout(timeout))??;
+    if body.is_empty() {
+        return Err(ApiError::BadRequest(
+            "the body is empty; JSON expected".into(),
+        ));
+    }
+    let on_worker = body.len() <= PARSE_ON_WORKER_MAX;
+    let parse = move || parse_strict(&body, shape);
+    let parsed = if on_worker {
+        parse()
+    } else {
+        web::block(parse)
+            .await
+            .map_err(|e| ApiError::Unexpected(anyhow::anyhow!("parsing a body: {e}")))?
+    };
+    parsed.map_err(|e| match e {
+        ParseError::Json(e) => ApiError::BadRequest(format!("the body is not valid JSON: {e}")),
+        ParseError::DuplicateKey(path) => ApiError::BadRequest(format!(
+            "the body repeats the key {path}: each key may appear only once in an object"
+        )),
+        ParseError::TooMany { at, field, max } => {
+            let message = match (field.is_empty(), shape.items) {
+                (true, Some((_, noun))) => format!(
+                    "a batch holds at most {max} {noun}; this one has more (read no further)"
+                ),
+                _ => format!("must hold at most {max} entries"),
+            };
+            let error = FieldError::new(field, message);
+            ApiError::invalid_fields(vec![match at {
+                Some(index) => error.at(index),
+                None => error,
+            }])
+        }
+        ParseError::OverBudget(budget) => ApiError::TooManyValues(budget),
+    })
+}
+
 #[derive(Debug)]
 enum ParseError {
     Json(serde_json::Error),
     /// The path to the repeated key, as `[3].name` or `attributes.note`.
     DuplicateKey(String),
+    /// An array over its cap: the item it is in (in a batch), the field, the cap.
+    TooMany {
+        at: Option<usize>,
+        field: String,
+        max: usize,
+    },
+    /// The values parsed would take more memory than this many bytes.
+    OverBudget(usize),
+}
+
+/// Why a parse stopped early.
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    DuplicateKey,
+    TooMany(usize),
+    OverBudget,
 }
 
 /// Parses like `serde_json::from_slice::<Value>`, but refuses an object that names a key
 /// twice: serde_json keeps the last one silently, so `{"name":"x","name":"y"}` would be
-/// stored as "y" while a CRM's own parser may have read "x".
-fn parse_strict(bytes: &[u8]) -> Result<Value, ParseError> {
+/// stored as "y" while a CRM's own parser may have read "x". Stops at the first array
+/// item over `shape`'s caps and once the values would take more memory than the body
+/// allows.
+fn parse_strict(bytes: &[u8], shape: Shape) -> Result<Value, ParseError> {
     let trail = RefCell::new(Vec::new());
+    let fault = Cell::new(None);
+    let budget = bytes
+        .len()
+        .saturating_mul(PARSE_MEMORY_FACTOR)
+        .saturating_add(PARSE_MEMORY_SLACK);
+    let spent = Cell::new(0);
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let parsed = Strict { trail: &trail }
-        .deserialize(&mut deserializer)
-        .and_then(|value| deserializer.end().map(|()| value));
+    let parsed = Strict {
+        trail: &trail,
+        fault: &fault,
+        spent: &spent,
+        budget,
+        shape: &shape,
+        level: Level::Top,
+        cap: None,
+    }
+    .deserialize(&mut deserializer)
+    .and_then(|value| deserializer.end().map(|()| value));
     parsed.map_err(|e| {
-        let trail = trail.into_inner();
-        if trail.is_empty() {
-            return ParseError::Json(e);
+        let mut trail = trail.into_inner();
+        trail.reverse();
+        match fault.get() {
+            None => ParseError::Json(e),
+            Some(Fault::OverBudget) => ParseError::OverBudget(budget),
+            Some(Fault::DuplicateKey) => ParseError::DuplicateKey(path_of(&trail)),
+            Some(Fault::TooMany(max)) => match trail.split_first() {
+                Some((Step::Index(i), rest)) if shape.items.is_some() => ParseError::TooMany {
+                    at: Some(*i),
+                    field: path_of(rest),
+                    max,
+                },
+                _ => ParseError::TooMany {
+                    at: None,
+                    field: path_of(&trail),
+                    max,
+                },
+            },
         }
-        let mut path = String::new();
-        for step in trail.iter().rev() {
-            match step {
-                Step::Key(key) if path.is_empty() => path.push_str(key),
-                Step::Key(key) => {
-                    path.push('.');
-                    path.push_str(key);
-                }
-                Step::Index(i) => path.push_str(&format!("[{i}]")),
-            }
-        }
-        ParseError::DuplicateKey(path)
     })
+}
+
+/// `[3].name`, `attributes.note`: the steps outermost first.
+fn path_of(trail: &[Step]) -> String {
+    let mut path = String::new();
+    for step in trail {
+        match step {
+            Step::Key(key) if path.is_empty() => path.push_str(key),
+            Step::Key(key) => {
+                path.push('.');
+                path.push_str(key);
+            }
+            Step::Index(i) => path.push_str(&format!("[{i}]")),
+        }
+    }
+    path
 }
 
 /// One step of the path to a repeated key.
@@ -170,24 +265,112 @@ enum Step {
     Index(usize),
 }
 
+/// Where a value sits, for [`Shape`]'s caps.
+#[derive(Clone, Copy, PartialEq)]
+enum Level {
+    /// The body itself.
+    Top,
+    /// An item of a top-level array.
+    Item,
+    Below,
+}
+
+/// Estimated heap bytes of a value in an array (the array's buffer holds it) and of an
+/// object's entry beyond its key's text (the key, the value, the tree's share).
+const VALUE_BYTES: usize = std::mem::size_of::<Value>();
+const ENTRY_BYTES: usize = std::mem::size_of::<String>() + VALUE_BYTES + 16;
+/// What the allocator adds to each string it holds.
+const ALLOCATION_BYTES: usize = 16;
+
 /// A JSON value whose objects name each key once. On a repeated key the error unwinds
 /// through every enclosing value, each adding its step to `trail` (innermost first); a
 /// value that parses costs no more than with serde_json's own `Value`.
 #[derive(Clone, Copy)]
 struct Strict<'a> {
     trail: &'a RefCell<Vec<Step>>,
+    fault: &'a Cell<Option<Fault>>,
+    /// Estimated bytes the values parsed so far hold, and how many they may.
+    spent: &'a Cell<usize>,
+    budget: usize,
+    shape: &'a Shape,
+    level: Level,
+    /// Most items, when this value is an array with a cap.
+    cap: Option<usize>,
 }
 
 impl Strict<'_> {
-    /// On the way out of a failed value: extends the path if a repeated key is why.
+    /// On the way out of a failed value: extends the path if a fault is why.
     fn unwinding<E>(self, step: impl FnOnce() -> Step) -> impl FnOnce(E) -> E {
         move |e| {
-            let mut trail = self.trail.borrow_mut();
-            if !trail.is_empty() {
-                trail.push(step());
+            if self.fault.get().is_some() {
+                self.trail.borrow_mut().push(step());
             }
             e
         }
+    }
+
+    fn fail<E: de::Error>(self, fault: Fault, message: &str) -> E {
+        self.fault.set(Some(fault));
+        E::custom(message)
+    }
+
+    /// Counts `bytes` against the budget.
+    fn spend<E: de::Error>(self, bytes: usize) -> Result<(), E> {
+        let spent = self.spent.get().saturating_add(bytes);
+        self.spent.set(spent);
+        if spent > self.budget {
+            return Err(self.fail(Fault::OverBudget, "the body holds too many values"));
+        }
+        Ok(())
+    }
+
+    fn string<E: de::Error>(self, v: String) -> Result<Value, E> {
+        if v.capacity() > 0 {
+            self.spend(v.capacity() + ALLOCATION_BYTES)?;
+        }
+        Ok(Value::String(v))
+    }
+
+    /// The seed for the items of this array.
+    fn item(self) -> Self {
+        let level = match self.level {
+            Level::Top => Level::Item,
+            _ => Level::Below,
+        };
+        Self {
+            level,
+            cap: None,
+            ..self
+        }
+    }
+
+    /// The seed for the value under `key` of this object.
+    fn entry(self, key: &str) -> Self {
+        let cap = match self.level {
+            Level::Top | Level::Item => self
+                .shape
+                .lists
+                .iter()
+                .find(|(name, _)| *name == key)
+                .map(|(_, cap)| *cap),
+            Level::Below => None,
+        };
+        Self {
+            level: Level::Below,
+            cap,
+            ..self
+        }
+    }
+}
+
+/// Refuses whatever value it is asked for without reading it: the item past a cap.
+struct Refuse<'a>(Strict<'a>, usize);
+
+impl<'de> DeserializeSeed<'de> for Refuse<'_> {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, _: D) -> Result<Value, D::Error> {
+        Err(self.0.fail(Fault::TooMany(self.1), "too many items"))
     }
 }
 
@@ -222,12 +405,12 @@ impl<'de> Visitor<'de> for Strict<'_> {
         Ok(Number::from_f64(v).map_or(Value::Null, Value::Number))
     }
 
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::String(v.to_owned()))
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
+        self.string(v.to_owned())
     }
 
-    fn visit_string<E>(self, v: String) -> Result<Value, E> {
-        Ok(Value::String(v))
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
+        self.string(v)
     }
 
     fn visit_unit<E>(self) -> Result<Value, E> {
@@ -235,14 +418,27 @@ impl<'de> Visitor<'de> for Strict<'_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        let mut items: Vec<Value> = Vec::new();
+        let top = self.level == Level::Top && self.shape.items.is_some();
+        let cap = match top {
+            true => self.shape.items.map(|(cap, _)| cap),
+            false => self.cap,
+        };
         loop {
             let index = items.len();
-            match seq
-                .next_element_seed(self)
-                .map_err(self.unwinding(|| Step::Index(index)))?
-            {
-                Some(item) => items.push(item),
+            // The array itself is over its cap, not the item it refuses: no step.
+            let next = if cap == Some(index) {
+                seq.next_element_seed(Refuse(self, index))?
+            } else {
+                seq.next_element_seed(self.item())
+                    .map_err(self.unwinding(|| Step::Index(index)))?
+            };
+            match next {
+                Some(item) => {
+                    let before = items.capacity();
+                    items.push(item);
+                    self.spend((items.capacity() - before) * VALUE_BYTES)?;
+                }
                 None => return Ok(Value::Array(items)),
             }
         }
@@ -251,7 +447,8 @@ impl<'de> Visitor<'de> for Strict<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
         let mut map = Map::new();
         while let Some(key) = access.next_key::<String>()? {
-            let value = match access.next_value_seed(self) {
+            self.spend(key.capacity() + ALLOCATION_BYTES + ENTRY_BYTES)?;
+            let value = match access.next_value_seed(self.entry(&key)) {
                 Ok(value) => value,
                 Err(e) => return Err(self.unwinding(|| Step::Key(key))(e)),
             };
@@ -261,7 +458,7 @@ impl<'de> Visitor<'de> for Strict<'_> {
                 }
                 Entry::Occupied(taken) => {
                     self.trail.borrow_mut().push(Step::Key(taken.key().clone()));
-                    return Err(de::Error::custom("a key appears twice in one object"));
+                    return Err(self.fail(Fault::DuplicateKey, "a key appears twice in one object"));
                 }
             }
         }
@@ -276,7 +473,7 @@ mod tests {
     use super::*;
 
     fn duplicate(text: &str) -> Option<String> {
-        match parse_strict(text.as_bytes()) {
+        match parse_strict(text.as_bytes(), Shape::default()) {
             Err(ParseError::DuplicateKey(path)) => Some(path),
             _ => None,
         }
@@ -285,7 +482,7 @@ mod tests {
     #[test]
     fn values_parse_as_serde_json_parses_them() {
         let text = r#"{"a":[1,-2,2.5,1e308,18446744073709551615,true,null,"ü\u0000"],"b":{"c":{}},"d":[]}"#;
-        let strict = parse_strict(text.as_bytes()).unwrap();
+        let strict = parse_strict(text.as_bytes(), Shape::default()).unwrap();
         assert_eq!(strict, serde_json::from_str::<Value>(text).unwrap());
         assert_eq!(strict["a"][1], json!(-2));
     }
@@ -312,11 +509,14 @@ mod tests {
 
     #[test]
     fn a_key_may_repeat_across_objects_and_syntax_errors_stay_syntax_errors() {
-        assert!(parse_strict(br#"[{"id":1},{"id":1}]"#).is_ok());
-        assert!(parse_strict(br#"{"a":{"id":1},"b":{"id":1}}"#).is_ok());
+        assert!(parse_strict(br#"[{"id":1},{"id":1}]"#, Shape::default()).is_ok());
+        assert!(parse_strict(br#"{"a":{"id":1},"b":{"id":1}}"#, Shape::default()).is_ok());
         for text in [r#"{"a": "#, "[] []", r#"{"a":1,}"#] {
             assert!(
-                matches!(parse_strict(text.as_bytes()), Err(ParseError::Json(_))),
+                matches!(
+                    parse_strict(text.as_bytes(), Shape::default()),
+                    Err(ParseError::Json(_))
+                ),
                 "{text}"
             );
         }

@@ -9,9 +9,12 @@ use serde::Serialize;
 
 use crate::contacts::WriteError;
 use crate::domain::FieldError;
+use crate::store::contacts::OverNumberCap;
 
 /// Seconds a client should wait before retrying while the database is unreachable.
 const RETRY_AFTER_SECS: &str = "5";
+/// Seconds a client should wait while the gateway parses as many batches as it may.
+const BUSY_RETRY_AFTER_SECS: &str = "1";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -21,6 +24,19 @@ pub enum ApiError {
     Unauthorized(&'static str),
     #[error("{0}")]
     Forbidden(String),
+    /// An agent's session that is unknown or expired: the reference's `"login":false`,
+    /// which tells the CRM to sign the agent in again and repeat the request.
+    #[error("the session is unknown or has expired; sign the agent in again")]
+    SessionExpired,
+    /// The dial policy refuses the number; `rule` names the setting that does.
+    #[error("{message}")]
+    DialRefused { rule: &'static str, message: String },
+    /// Click-to-call for a tenant whose operator has set no dialer.
+    #[error("this tenant has no dialer: the operator sets one with `cidgate dialer set`")]
+    NoDialer,
+    /// The PBX did not take a click-to-call request (RequestID `request_id`).
+    #[error("{message}")]
+    DialFailed { request_id: i64, message: String },
     #[error("{0}")]
     NotFound(String),
     /// The methods the path does serve (for the `Allow` header).
@@ -32,6 +48,12 @@ pub enum ApiError {
     HeadersTooLarge(usize),
     #[error("request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
+    /// The body's values would take more than this many bytes once parsed.
+    #[error(
+        "the body holds too many small values: parsed they would take more than {} MiB; send fewer items at once",
+        .0 / (1024 * 1024)
+    )]
+    TooManyValues(usize),
     /// The body did not arrive in time (a client trickling it holds a connection).
     #[error("the request body did not arrive within {} ms", .0.as_millis())]
     BodyTimeout(std::time::Duration),
@@ -48,6 +70,9 @@ pub enum ApiError {
         message: &'static str,
         retry_after: std::time::Duration,
     },
+    /// Too many large bodies are being parsed at once (the message says which kind).
+    #[error("{0}")]
+    Busy(&'static str),
     #[error("the database is unavailable; retry later")]
     Unavailable(#[source] anyhow::Error),
     /// A write kept losing races with concurrent writes to the same contacts.
@@ -85,6 +110,14 @@ impl From<anyhow::Error> for ApiError {
 /// database error.
 impl From<WriteError> for ApiError {
     fn from(error: WriteError) -> Self {
+        if let WriteError::Failed(cause) = &error
+            && let Some(over) = cause.downcast_ref::<OverNumberCap>()
+        {
+            return Self::Unprocessable {
+                message: over.to_string(),
+                fields: vec![FieldError::new("phones", over.to_string())],
+            };
+        }
         match error {
             WriteError::Contended(cause) => Self::Contended(cause),
             WriteError::Failed(cause) => Self::from_store(cause),
@@ -129,9 +162,13 @@ impl ApiError {
             Self::BadRequest(_) => "bad_request",
             Self::Unauthorized(_) => "unauthorized",
             Self::Forbidden(_) => "forbidden",
+            Self::SessionExpired => "session_expired",
+            Self::DialRefused { .. } => "destination_refused",
+            Self::DialFailed { .. } => "dial_failed",
+            Self::NoDialer => "no_dialer",
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed(_) => "method_not_allowed",
-            Self::PayloadTooLarge(_) => "payload_too_large",
+            Self::PayloadTooLarge(_) | Self::TooManyValues(_) => "payload_too_large",
             Self::BodyTimeout(_) => "request_timeout",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::UriTooLong(_) => "uri_too_long",
@@ -139,6 +176,7 @@ impl ApiError {
             Self::Unprocessable { .. } => "invalid_fields",
             Self::TooManyRequests { .. } => "rate_limited",
             Self::Unavailable(_) => "unavailable",
+            Self::Busy(_) => "busy",
             Self::Contended(_) => "contended",
             Self::Unexpected(_) => "internal",
         }
@@ -151,6 +189,14 @@ struct ErrorBody<'a> {
     message: String,
     #[serde(skip_serializing_if = "<[FieldError]>::is_empty")]
     fields: &'a [FieldError],
+    /// `false` for a session that must be renewed (the reference's Login answer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    login: Option<bool>,
+    /// The dial-policy rule that refused a number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rule: Option<&'static str>,
+    #[serde(rename = "RequestID", skip_serializing_if = "Option::is_none")]
+    request_id: Option<i64>,
 }
 
 impl ResponseError for ApiError {
@@ -158,17 +204,22 @@ impl ResponseError for ApiError {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Forbidden(_) | Self::DialRefused { .. } => StatusCode::FORBIDDEN,
+            Self::SessionExpired => StatusCode::UNAUTHORIZED,
+            Self::DialFailed { .. } => StatusCode::BAD_GATEWAY,
+            Self::NoDialer => StatusCode::CONFLICT,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::PayloadTooLarge(_) | Self::TooManyValues(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::UriTooLong(_) => StatusCode::URI_TOO_LONG,
             Self::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) | Self::Contended(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Contended(_) | Self::Busy(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -190,6 +241,9 @@ impl ResponseError for ApiError {
             Self::Unavailable(_) | Self::Contended(_) => {
                 response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS));
             }
+            Self::Busy(_) => {
+                response.insert_header((header::RETRY_AFTER, BUSY_RETRY_AFTER_SECS));
+            }
             Self::MethodNotAllowed(allow) => {
                 response.insert_header((header::ALLOW, *allow));
             }
@@ -204,7 +258,7 @@ impl ResponseError for ApiError {
             }
             _ => {}
         }
-        if let Self::Unauthorized(_) = self {
+        if let Self::Unauthorized(_) | Self::SessionExpired = self {
             response.insert_header((
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"cidgate\""),
@@ -214,6 +268,15 @@ impl ResponseError for ApiError {
             error: self.code(),
             message: self.to_string(),
             fields,
+            login: matches!(self, Self::SessionExpired).then_some(false),
+            rule: match self {
+                Self::DialRefused { rule, .. } => Some(*rule),
+                _ => None,
+            },
+            request_id: match self {
+                Self::DialFailed { request_id, .. } => Some(*request_id),
+                _ => None,
+            },
         })
     }
 }

@@ -2,6 +2,7 @@
 //! and the handlers (`routes/`) in the modules below.
 
 pub mod auth;
+pub mod batch_gate;
 mod body;
 pub mod client_ip;
 pub mod error;
@@ -76,6 +77,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .default_service(not_allowed("POST")),
     );
     profile_routes(cfg);
+    routes::agents_and_click2call(cfg);
     for (path, handler) in [
         (
             "/api/v1/events/focalscope",
@@ -229,6 +231,17 @@ pub const OPERATIONS: &[(&str, &str)] = &[
     ("POST", "/api/v1/deliveries/replay"),
     ("GET", "/api/v1/deliveries/{id}"),
     ("POST", "/api/v1/deliveries/{id}/replay"),
+    ("GET", "/api/v1/agents"),
+    ("PUT", "/api/v1/agents/{extension}"),
+    ("GET", "/api/v1/agents/{extension}"),
+    ("DELETE", "/api/v1/agents/{extension}"),
+    ("POST", "/api/v1/agents/{extension}/sessions"),
+    ("DELETE", "/api/v1/agents/{extension}/sessions"),
+    ("GET", "/api/v1/click2call"),
+    ("POST", "/api/v1/click2call"),
+    ("GET", "/api/v1/click2call/{RequestID}"),
+    ("GET", "/agent/login"),
+    ("POST", "/agent/call"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),

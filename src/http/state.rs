@@ -10,6 +10,7 @@ use ipnetwork::IpNetwork;
 use tokio::sync::watch;
 use url::Url;
 
+use super::batch_gate::BatchGate;
 use super::client_ip::{self, ForwardedHeader};
 use super::rate_limit::RateLimits;
 use crate::calls::ingest::EventWriter;
@@ -21,6 +22,29 @@ use crate::lookup::cache::AnswerCache;
 use crate::lookup::known_numbers::KnownNumbers;
 use crate::lookup::log::LookupLog;
 use crate::metrics::Metrics;
+
+/// One connection each to the primary and the replica (when there is one), for
+/// `/readyz` alone.
+#[derive(Clone)]
+pub struct Probes {
+    pub primary: Pool,
+    pub replica: Option<Pool>,
+}
+
+impl Probes {
+    pub fn connect(
+        primary_url: &str,
+        replica_url: Option<&str>,
+        wait: Duration,
+    ) -> anyhow::Result<Self> {
+        Ok(Self {
+            primary: crate::store::connect_pool(primary_url, 1, wait)?,
+            replica: replica_url
+                .map(|url| crate::store::connect_pool(url, 1, wait))
+                .transpose()?,
+        })
+    }
+}
 
 /// What every handler may use; cheap to clone (pools and services are handles).
 #[derive(Clone)]
@@ -48,10 +72,15 @@ pub struct AppState {
     pub call_retention_days: u32,
     /// The read replica's pool (`DATABASE_READ_URL`), when lookups have one.
     pub read_pool: Option<Pool>,
+    /// Connections of readiness's own, so a pool that writes hold does not make the
+    /// instance look down.
+    pub probes: Probes,
     /// How long a sync API request may wait for the database.
     pub write_timeout: Duration,
     /// How long a sync API request may take to send its body.
     pub body_timeout: Duration,
+    /// Turns to read and parse a contact batch.
+    pub batch_gate: BatchGate,
     /// Peers whose forwarding header is believed, and which header that is.
     pub trusted_proxies: Arc<[IpNetwork]>,
     pub forwarded_header: ForwardedHeader,

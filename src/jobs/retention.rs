@@ -66,6 +66,7 @@ impl Step {
 pub fn standard_steps(pool: &Pool, retention_days: u32) -> Vec<Step> {
     let log_pool = pool.clone();
     let tombstones_pool = pool.clone();
+    let sessions_pool = pool.clone();
     vec![
         Step::new("lookup_log", move || {
             let pool = log_pool.clone();
@@ -81,6 +82,16 @@ pub fn standard_steps(pool: &Pool, retention_days: u32) -> Vec<Step> {
             async move {
                 store::with_client(&pool, PRUNE_WITHIN, async |client| {
                     store::contacts::prune_tombstones(&*client, retention_days).await
+                })
+                .await
+            }
+        }),
+        // Expired agents' sessions open nothing; they are removed, not kept.
+        Step::new("agent_sessions", move || {
+            let pool = sessions_pool.clone();
+            async move {
+                store::with_client(&pool, PRUNE_WITHIN, async |client| {
+                    store::sessions::prune(&*client).await
                 })
                 .await
             }

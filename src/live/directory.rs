@@ -10,6 +10,7 @@ use std::sync::{Arc, RwLock};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 use ipnetwork::IpNetwork;
+use tokio_postgres::GenericClient;
 
 use crate::domain::{AuthPolicy, Tenant, TenantId, TokenHash, TokenScope, TokenScopes};
 use crate::popup::LinkKey;
@@ -134,9 +135,8 @@ impl Directory {
     }
 
     /// Reloads everything from the primary; keeps the old snapshot when that fails.
-    pub async fn reload(&self, pool: &Pool) -> anyhow::Result<()> {
-        let mut client = pool.get().await?;
-        let rows = store::directory::load(&mut client).await?;
+    pub async fn reload(&self, client: &mut tokio_postgres::Client) -> anyhow::Result<()> {
+        let rows = store::directory::load(client).await?;
         let mut allowlists: HashMap<TenantId, Vec<IpNetwork>> = HashMap::new();
         for (tenant, network) in rows.allowlist {
             allowlists.entry(tenant).or_default().push(network);
@@ -194,7 +194,7 @@ impl Directory {
         }));
         // Uses recorded in the old snapshot are written now rather than lost.
         if let Some(previous) = previous {
-            record_uses(pool, &previous).await;
+            record_uses(&*client, &previous).await;
         }
         Ok(())
     }
@@ -256,9 +256,9 @@ impl Directory {
     }
 
     /// Writes `last_used_at` for tokens used since the previous call.
-    pub async fn flush_token_use(&self, pool: &Pool) {
+    pub async fn flush_token_use(&self, client: &impl GenericClient) {
         if let Some(snapshot) = self.current() {
-            record_uses(pool, &snapshot).await;
+            record_uses(client, &snapshot).await;
         }
     }
 }
@@ -279,7 +279,7 @@ async fn entry_from_database(
     }))
 }
 
-async fn record_uses(pool: &Pool, snapshot: &Snapshot) {
+async fn record_uses(client: &impl GenericClient, snapshot: &Snapshot) {
     let used: Vec<(TenantId, i64)> = snapshot
         .tokens
         .values()
@@ -289,12 +289,7 @@ async fn record_uses(pool: &Pool, snapshot: &Snapshot) {
     if used.is_empty() {
         return;
     }
-    let result = async {
-        let client = pool.get().await?;
-        store::directory::touch_tokens(&client, &used).await
-    }
-    .await;
-    if let Err(e) = result {
+    if let Err(e) = store::directory::touch_tokens(client, &used).await {
         tracing::warn!(error = format!("{e:#}"), "could not record token use");
     }
 }

@@ -1,7 +1,8 @@
 //! Keeps this instance's in-memory state current with PostgreSQL `LISTEN`: contact
 //! changes invalidate cache entries and reconcile the number index; configuration
 //! changes reload the auth directory. Runs on a dedicated connection (not the pool, and
-//! not through a transaction-pooling PgBouncer). When that connection drops, the cache
+//! not through a transaction-pooling PgBouncer), which also does its loads and reloads:
+//! a pool held by a burst of writes must not delay them. When that connection drops, the cache
 //! is flushed — notifications may have been missed — and everything reloads once it is
 //! back.
 
@@ -9,7 +10,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use deadpool_postgres::Pool;
 use futures_util::StreamExt;
 use tokio::sync::{mpsc, watch};
 use tokio_postgres::{AsyncMessage, Notification};
@@ -33,7 +33,6 @@ pub const TASK: &str = "listener";
 pub struct Listener {
     pub config: tokio_postgres::Config,
     pub tls: MakeRustlsConnect,
-    pub pool: Pool,
     /// The cache and number index: what contact notifications make stale.
     pub local: LocalCopies,
     pub directory: Directory,
@@ -45,7 +44,6 @@ pub struct Listener {
 impl Listener {
     pub fn new(
         database_url: &str,
-        pool: Pool,
         local: LocalCopies,
         directory: Directory,
         metrics: Arc<Metrics>,
@@ -60,7 +58,6 @@ impl Listener {
         Ok(Self {
             config,
             tls,
-            pool,
             local,
             directory,
             metrics,
@@ -127,7 +124,7 @@ impl Listener {
     }
 
     async fn session(&self, connected: &watch::Sender<bool>) -> anyhow::Result<()> {
-        let (client, mut connection) = self
+        let (mut client, mut connection) = self
             .config
             .connect(self.tls.clone())
             .await
@@ -147,14 +144,16 @@ impl Listener {
         notify::listen(&client).await?;
         // Listening now; whatever changed before may have been missed, so start clean.
         self.local.cache.flush();
+        // Loaded on this connection, not the pool: writes that hold every pooled
+        // connection must not keep a revoked token working here.
         self.directory
-            .reload(&self.pool)
+            .reload(&mut client)
             .await
             .context("loading the auth directory")?;
         let numbers = self
             .local
             .index
-            .reload(&self.pool)
+            .reload(&client)
             .await
             .context("loading known numbers")?;
         tracing::info!(
@@ -170,7 +169,7 @@ impl Listener {
         loop {
             tokio::select! {
                 received = notifications.recv() => match received {
-                    Some(n) => self.handle(&client, &n).await?,
+                    Some(n) => self.handle(&mut client, &n).await?,
                     None => break,
                 },
                 _ = heartbeat.tick() => {
@@ -179,7 +178,7 @@ impl Listener {
                         .context("listener heartbeat timed out")?
                         .context("listener heartbeat")?;
                 }
-                _ = token_use.tick() => self.directory.flush_token_use(&self.pool).await,
+                _ = token_use.tick() => self.directory.flush_token_use(&client).await,
             }
         }
         driver
@@ -191,7 +190,7 @@ impl Listener {
 
     async fn handle(
         &self,
-        client: &tokio_postgres::Client,
+        client: &mut tokio_postgres::Client,
         n: &Notification,
     ) -> anyhow::Result<()> {
         let handled = self.apply(client, n).await;
@@ -204,17 +203,21 @@ impl Listener {
         handled
     }
 
-    async fn apply(&self, client: &tokio_postgres::Client, n: &Notification) -> anyhow::Result<()> {
+    async fn apply(
+        &self,
+        client: &mut tokio_postgres::Client,
+        n: &Notification,
+    ) -> anyhow::Result<()> {
         match n.channel() {
             notify::CONTACTS_CHANNEL => {
                 let Some((tenant, numbers)) = notify::parse_contacts_payload(n.payload()) else {
                     self.ignore(n);
                     return Ok(());
                 };
-                self.local.heard(client, tenant, &numbers).await?;
+                self.local.heard(&*client, tenant, &numbers).await?;
             }
             notify::CONFIG_CHANNEL if notify::is_config_payload(n.payload()) => {
-                self.directory.reload(&self.pool).await?
+                self.directory.reload(client).await?
             }
             notify::CONFIG_CHANNEL => self.ignore(n),
             store::deliveries::CHANNEL => {

@@ -18,6 +18,8 @@ pub type CacheKey = (TenantId, NumberKey);
 /// hash-table slot, allocator rounding). Measured: resident memory grows ~360 bytes per
 /// cached answer (mimalloc, no per-entry expiry), ~100 of them key, value and text.
 const ENTRY_OVERHEAD: usize = 260;
+/// Numbers invalidated between two chances for other tasks on the thread (lookups) to run.
+const INVALIDATE_SLICE: usize = 256;
 
 #[derive(Debug, Clone)]
 pub struct Cached {
@@ -186,7 +188,12 @@ impl AnswerCache {
         numbers: impl IntoIterator<Item = &'a String>,
     ) {
         self.invalidations.fetch_add(1, Ordering::AcqRel);
-        for number in numbers {
+        for (done, number) in numbers.into_iter().enumerate() {
+            // A batch changes thousands of numbers: let the lookups waiting on this
+            // thread in between (a yield per slice costs nothing next to a slice).
+            if done % INVALIDATE_SLICE == INVALIDATE_SLICE - 1 {
+                tokio::task::yield_now().await;
+            }
             // A caller who wrote the other form of the number may hold its answer.
             let alternate = alternate_form(number);
             for form in std::iter::once(number.as_str()).chain(alternate.as_deref()) {

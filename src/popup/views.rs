@@ -66,6 +66,8 @@ pub struct Strings {
     pub unavailable: &'static str,
     pub unavailable_message: &'static str,
     pub footer: &'static str,
+    pub call_back: &'static str,
+    pub calling_as: &'static str,
 }
 
 pub const EN: Strings = Strings {
@@ -126,6 +128,8 @@ pub const EN: Strings = Strings {
     unavailable: "Temporarily unavailable",
     unavailable_message: "The caller's details cannot be loaded right now. Try again in a moment.",
     footer: "Screen pop by cidgate",
+    call_back: "Call this number",
+    calling_as: "your phone rings first; signed in as agent",
 };
 
 /// A number shown both ways.
@@ -151,6 +155,16 @@ impl NumberView {
             },
         }
     }
+}
+
+/// The call button (click-to-call): a form posting the number to `/agent/call`, shown
+/// when the tenant has a dialer.
+pub struct CallButton {
+    /// Relative to the page, so the page works under any path prefix.
+    pub action: &'static str,
+    pub number: String,
+    /// The signed-in agent, when the browser's cookie came with the page.
+    pub agent: Option<String>,
 }
 
 pub struct RoutingItem {
@@ -193,6 +207,7 @@ pub struct ContactPage<'a> {
     pub routing: Vec<RoutingItem>,
     pub attributes: Vec<(String, String)>,
     pub recent: RecentCalls,
+    pub call: Option<CallButton>,
 }
 
 #[derive(Template, WebTemplate)]
@@ -204,6 +219,7 @@ pub struct UnknownPage<'a> {
     pub dnid: Option<&'a str>,
     pub create_link: Option<String>,
     pub recent: RecentCalls,
+    pub call: Option<CallButton>,
 }
 
 #[derive(Template, WebTemplate)]
@@ -436,6 +452,7 @@ mod tests {
                 result_label: EN.identified,
                 rows: Vec::new(),
             },
+            call: None,
         };
         let html = page.render().unwrap();
         for text in EN.routing_fields {

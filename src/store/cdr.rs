@@ -317,6 +317,32 @@ pub async fn find(
         }
     }
     .context("finding a call's keys")?;
+    newest_of(client, tenant, &rows, access).await
+}
+
+/// The call of a click-to-call request: the one its events' RequestID grouped.
+pub async fn find_by_request(
+    client: &impl GenericClient,
+    tenant: TenantId,
+    request_id: i64,
+) -> anyhow::Result<Option<CallRecord>> {
+    let rows = client
+        .query(
+            "SELECT call_id, month FROM call_keys WHERE tenant_id = $1 AND key = $2",
+            &[&tenant.0, &format!("r:{request_id}")],
+        )
+        .await
+        .context("finding a request's call")?;
+    newest_of(client, tenant, &rows, &Access::Everything).await
+}
+
+/// The newest of the candidate calls (`call_id`, `month` rows) that `access` sees.
+async fn newest_of(
+    client: &impl GenericClient,
+    tenant: TenantId,
+    rows: &[Row],
+    access: &Access,
+) -> anyhow::Result<Option<CallRecord>> {
     if rows.is_empty() {
         return Ok(None);
     }

@@ -66,7 +66,7 @@ pub async fn present_numbers(
 
 /// Streams every (tenant, number) of the mirror to `each`, without holding all rows.
 pub async fn for_each_number(
-    client: &impl GenericClient,
+    client: &impl tokio_postgres::GenericClient,
     mut each: impl FnMut(TenantId, &str),
 ) -> anyhow::Result<u64> {
     use futures_util::TryStreamExt;
@@ -144,6 +144,19 @@ pub struct BatchWriter<'a, C> {
     client: &'a C,
     tenant: TenantId,
     outcome: WriteOutcome,
+    /// The numbers the tenant stored when the batch began.
+    numbers_before: i64,
+}
+
+/// A write that would take a tenant past its cap on stored phone numbers
+/// (`tenant set --max-numbers`); nothing of it is written.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the tenant may store at most {cap} phone numbers (tenant set --max-numbers); this write would make it {would_hold}"
+)]
+pub struct OverNumberCap {
+    pub cap: i64,
+    pub would_hold: i64,
 }
 
 impl<'a, C: GenericClient> BatchWriter<'a, C> {
@@ -157,18 +170,21 @@ impl<'a, C: GenericClient> BatchWriter<'a, C> {
     pub async fn begin(client: &'a C, tenant: TenantId) -> anyhow::Result<Self> {
         let found = client
             .query_opt(
-                "SELECT 1 FROM tenants WHERE id = $1 FOR NO KEY UPDATE",
+                "SELECT coalesce(c.numbers, 0) FROM tenants t
+                 LEFT JOIN tenant_number_counts c ON c.tenant_id = t.id
+                 WHERE t.id = $1 FOR NO KEY UPDATE OF t",
                 &[&tenant.0],
             )
             .await
             .context("locking the tenant")?;
-        if found.is_none() {
+        let Some(row) = found else {
             anyhow::bail!("tenant {} does not exist", tenant.0);
-        }
+        };
         Ok(Self {
             client,
             tenant,
             outcome: WriteOutcome::default(),
+            numbers_before: row.get(0),
         })
     }
 
@@ -182,9 +198,34 @@ impl<'a, C: GenericClient> BatchWriter<'a, C> {
 
     /// Notifies the changed numbers; the outcome is final once the transaction commits.
     pub async fn finish(mut self) -> anyhow::Result<WriteOutcome> {
+        self.check_number_cap().await?;
         self.outcome.numbers.settle();
         notify::contacts_changed(self.client, self.tenant, &self.outcome.numbers).await?;
         Ok(self.outcome)
+    }
+}
+
+impl<C: GenericClient> BatchWriter<'_, C> {
+    /// Refuses a write that grew the tenant's numbers past its cap. One that shrinks
+    /// them passes, so a tenant over a lowered cap can still clean up.
+    async fn check_number_cap(&self) -> anyhow::Result<()> {
+        if self.outcome.numbers.claimed.is_empty() {
+            return Ok(());
+        }
+        let row = self
+            .client
+            .query_one(
+                "SELECT t.max_numbers, coalesce(c.numbers, 0) FROM tenants t
+                 LEFT JOIN tenant_number_counts c ON c.tenant_id = t.id WHERE t.id = $1",
+                &[&self.tenant.0],
+            )
+            .await
+            .context("counting the tenant's numbers")?;
+        let (cap, would_hold): (i64, i64) = (row.get(0), row.get(1));
+        if would_hold > cap && would_hold > self.numbers_before {
+            return Err(OverNumberCap { cap, would_hold }.into());
+        }
+        Ok(())
     }
 }
 

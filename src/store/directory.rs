@@ -28,7 +28,7 @@ pub struct DirectoryRows {
 }
 
 /// Loads all tenants, live tokens and allowlist entries in one repeatable-read snapshot.
-pub async fn load(client: &mut deadpool_postgres::Client) -> anyhow::Result<DirectoryRows> {
+pub async fn load(client: &mut tokio_postgres::Client) -> anyhow::Result<DirectoryRows> {
     let tx = client
         .build_transaction()
         .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
@@ -78,7 +78,7 @@ pub async fn load(client: &mut deadpool_postgres::Client) -> anyhow::Result<Dire
     })
 }
 
-async fn load_tenants(client: &impl GenericClient) -> anyhow::Result<Vec<Tenant>> {
+async fn load_tenants(client: &impl tokio_postgres::GenericClient) -> anyhow::Result<Vec<Tenant>> {
     let sql = format!("SELECT {} FROM tenants t", tenants::COLUMNS);
     let rows = client.query(&sql, &[]).await.context("loading tenants")?;
     rows.iter().map(tenants::from_row).collect()
@@ -87,7 +87,7 @@ async fn load_tenants(client: &impl GenericClient) -> anyhow::Result<Vec<Tenant>
 /// Records when tokens were last used, each named by its tenant and id; called in
 /// batches, not per request.
 pub async fn touch_tokens(
-    client: &impl GenericClient,
+    client: &impl tokio_postgres::GenericClient,
     tokens: &[(TenantId, i64)],
 ) -> anyhow::Result<()> {
     let (tenants, ids): (Vec<i64>, Vec<i64>) = tokens.iter().map(|(t, id)| (t.0, *id)).unzip();

@@ -99,11 +99,20 @@ pub async fn recent_calls(
         .collect())
 }
 
-/// Deletes log entries older than `days`, of every tenant; returns how many.
+/// Deletes log entries older than their tenant's retention (`days` unless the tenant
+/// set its own); returns how many.
 pub async fn prune(client: &impl GenericClient, days: u32) -> anyhow::Result<u64> {
+    // Each tenant's own retention where it set one; the bound on the newest cutoff lets
+    // the BRIN index on `at` skip the recent blocks.
     client
         .execute(
-            "DELETE FROM lookup_log WHERE at < now() - make_interval(days => $1)",
+            "WITH cutoffs AS (
+                 SELECT id, now() - make_interval(days => coalesce(
+                     (settings->>'lookup_log_retention_days')::int, $1)) AS cutoff
+                 FROM tenants)
+             DELETE FROM lookup_log l USING cutoffs c
+             WHERE l.tenant_id = c.id AND l.at < c.cutoff
+               AND l.at < (SELECT max(cutoff) FROM cutoffs)",
             &[&(days as i32)],
         )
         .await

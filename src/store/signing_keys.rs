@@ -80,7 +80,7 @@ pub async fn ensure(client: &impl GenericClient) -> anyhow::Result<()> {
 }
 
 /// Every signing key of every tenant (for the in-memory directory).
-pub async fn all(client: &impl GenericClient) -> anyhow::Result<Vec<PopupKey>> {
+pub async fn all(client: &impl tokio_postgres::GenericClient) -> anyhow::Result<Vec<PopupKey>> {
     let rows = client
         .query(
             "SELECT tenant_id, key_id, secret FROM popup_keys ORDER BY tenant_id, key_id",

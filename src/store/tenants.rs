@@ -6,20 +6,24 @@ use serde_json::Value;
 use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
 
-use crate::domain::{AuthPolicy, PopupSettings, Region, Tenant, TenantId, TenantSlug};
+use crate::domain::{
+    AuthPolicy, LookupLogSettings, PopupSettings, Region, Tenant, TenantId, TenantSlug,
+};
 
 pub(crate) const COLUMNS: &str =
     "t.id, t.slug, t.name, t.default_region, t.settings, t.auth_policy, t.lookup_rate_per_sec";
 
 pub(crate) fn from_row(row: &Row) -> anyhow::Result<Tenant> {
     let region: String = row.get("default_region");
+    let settings: Value = row.get("settings");
     Ok(Tenant {
         id: TenantId(row.get("id")),
         slug: row.get("slug"),
         name: row.get("name"),
         region: Region::parse(&region).map_err(anyhow::Error::msg)?,
-        popup: PopupSettings::from_tenant_settings(&row.get::<_, Value>("settings")),
-        settings: row.get("settings"),
+        popup: PopupSettings::from_tenant_settings(&settings),
+        lookup_log: LookupLogSettings::from_tenant_settings(&settings),
+        settings,
         auth_policy: AuthPolicy::parse(row.get("auth_policy")).map_err(anyhow::Error::msg)?,
         lookup_rate: row
             .get::<_, Option<i32>>("lookup_rate_per_sec")
@@ -113,6 +117,23 @@ pub async fn set_auth_policy(
     super::notify::config_changed(client).await
 }
 
+/// Sets the most phone numbers the tenant may store; writes past it are refused
+/// (see [`super::contacts::OverNumberCap`]).
+pub async fn set_max_numbers(
+    client: &impl GenericClient,
+    tenant: TenantId,
+    max_numbers: i64,
+) -> anyhow::Result<()> {
+    client
+        .execute(
+            "UPDATE tenants SET max_numbers = $2 WHERE id = $1",
+            &[&tenant.0, &max_numbers],
+        )
+        .await
+        .context("setting the cap on stored numbers")?;
+    Ok(())
+}
+
 /// Sets (or with `None` clears) a tenant's own lookup rate limit.
 pub async fn set_lookup_rate(
     client: &impl GenericClient,
@@ -161,6 +182,22 @@ pub async fn set_setting(
         )
         .await
         .with_context(|| format!("setting {key}"))?;
+    super::notify::config_changed(client).await
+}
+
+/// Removes one top-level key of a tenant's settings (back to the gateway's default).
+pub async fn remove_setting(
+    client: &impl GenericClient,
+    tenant: TenantId,
+    key: &str,
+) -> anyhow::Result<()> {
+    client
+        .execute(
+            "UPDATE tenants SET settings = settings - $2::text WHERE id = $1",
+            &[&tenant.0, &key],
+        )
+        .await
+        .with_context(|| format!("removing {key}"))?;
     super::notify::config_changed(client).await
 }
 

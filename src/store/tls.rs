@@ -103,6 +103,12 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(ring::default_provider())
 }
 
+/// A TLS client configuration verifying servers against the system's trusted roots, on
+/// the same ring provider (the click-to-call `http` dialer uses it too).
+pub fn system_roots() -> anyhow::Result<ClientConfig> {
+    verified(None)
+}
+
 /// Verifies the server against `root_cert` (PEM), else the system's trusted roots.
 fn verified(root_cert: Option<&str>) -> anyhow::Result<ClientConfig> {
     let mut roots = RootCertStore::empty();

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest_dial::header::{HeaderMap, HeaderName, HeaderValue};
 
 use super::guard::{Guard, Refused};
 use super::sign;
@@ -72,17 +72,17 @@ pub struct Signing<'a> {
 
 #[derive(Clone)]
 pub struct WebhookClient {
-    http: reqwest::Client,
+    http: reqwest_dial::Client,
     guard: Guard,
 }
 
 impl WebhookClient {
     pub fn new(settings: &ClientSettings) -> anyhow::Result<Self> {
         let guard = Guard::new(settings.allow_networks.clone());
-        let mut builder = reqwest::Client::builder()
+        let mut builder = reqwest_dial::Client::builder()
             .tls_backend_preconfigured(crate::store::tls::web_client_config())
-            .redirect(reqwest::redirect::Policy::none())
-            .retry(reqwest::retry::never())
+            .redirect(reqwest_dial::redirect::Policy::none())
+            .retry(reqwest_dial::retry::never())
             .timeout(settings.timeout)
             .connect_timeout(settings.timeout.min(Duration::from_secs(10)))
             .pool_idle_timeout(Duration::from_secs(60))
@@ -90,7 +90,7 @@ impl WebhookClient {
             .dns_resolver(guard.clone())
             .no_proxy();
         if let Some(proxy) = &settings.proxy {
-            builder = builder.proxy(reqwest::Proxy::all(proxy.as_str())?);
+            builder = builder.proxy(reqwest_dial::Proxy::all(proxy.as_str())?);
         }
         Ok(Self {
             http: builder.build()?,
@@ -123,7 +123,7 @@ impl WebhookClient {
             Err(e) => return failed(e, true),
         };
         log_request(request, &headers);
-        let method = reqwest::Method::from_bytes(request.method.as_str().as_bytes())
+        let method = reqwest_dial::Method::from_bytes(request.method.as_str().as_bytes())
             .expect("a standard method");
         let sent = self
             .http
@@ -145,7 +145,7 @@ impl WebhookClient {
         let status = answer.status().as_u16();
         let retry_after = answer
             .headers()
-            .get(reqwest::header::RETRY_AFTER)
+            .get(reqwest_dial::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
@@ -199,7 +199,7 @@ fn signed_headers(
     }
     if let Some(content_type) = request.content_type {
         headers.insert(
-            reqwest::header::CONTENT_TYPE,
+            reqwest_dial::header::CONTENT_TYPE,
             HeaderValue::from_static(content_type),
         );
     }
@@ -247,7 +247,7 @@ fn log_request(request: &RenderedRequest, headers: &HeaderMap) {
 }
 
 /// The guard's refusal, if that is why the request failed.
-fn refusal(error: &reqwest::Error) -> Option<Refused> {
+fn refusal(error: &reqwest_dial::Error) -> Option<Refused> {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(e) = source {
         if let Some(refused) = e.downcast_ref::<Refused>() {
@@ -259,7 +259,7 @@ fn refusal(error: &reqwest::Error) -> Option<Refused> {
 }
 
 /// A failure in words: the error and its causes.
-fn describe(error: &reqwest::Error) -> String {
+fn describe(error: &reqwest_dial::Error) -> String {
     if error.is_timeout() {
         return "timed out".into();
     }

@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
 use ipnetwork::IpNetwork;
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use reqwest_dial::dns::{Addrs, Name, Resolve, Resolving};
 
 /// Why a target was refused; its text is shown to the operator.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

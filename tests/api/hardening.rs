@@ -18,7 +18,7 @@ use crate::helpers::{
 use crate::proxy::{DbProxy, Mode};
 
 fn client_from(source: &str) -> reqwest::Client {
-    crate::helpers::http_client()
+    reqwest::Client::builder()
         .local_address(source.parse::<IpAddr>().unwrap())
         .build()
         .unwrap()
@@ -33,7 +33,7 @@ async fn lookup_from(client: &reqwest::Client, gateway: &str, token: &str) -> re
         .unwrap()
 }
 
-async fn metrics(app: &TestApp, gateway: &str) -> String {
+pub async fn metrics(app: &TestApp, gateway: &str) -> String {
     let url = format!("{gateway}/metrics");
     app.http
         .get(url)
@@ -46,7 +46,7 @@ async fn metrics(app: &TestApp, gateway: &str) -> String {
 }
 
 /// The value of one sample (`name{labels} value`) in Prometheus text, 0 when absent.
-fn sample(text: &str, series: &str) -> f64 {
+pub fn sample(text: &str, series: &str) -> f64 {
     text.lines()
         .find_map(|line| {
             line.strip_prefix(series)?

@@ -111,7 +111,7 @@ pub async fn spawn_app_and_jobs(
     let app = TestApp {
         address,
         pool,
-        http: http_client().build().unwrap(),
+        http: reqwest::Client::new(),
         db,
     };
     (app, jobs)
@@ -348,19 +348,6 @@ pub const PROPAGATION: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The reference's all-null answer for an unknown caller, byte for byte.
 pub const UNKNOWN_ANSWER: &str = r#"{"id":null,"name":null,"queue_position":null,"direct_line":null,"backend_link":null,"route_identifier":null,"outbound_number":null,"language":null,"external_id":null}"#;
-
-/// An HTTP client for the tests. reqwest is built for the gateway with TLS but no default
-/// crypto provider (the gateway hands it its own configuration); a test client takes
-/// the process's, ring, installed here once.
-pub fn http_client() -> reqwest::ClientBuilder {
-    if rustls::crypto::CryptoProvider::get_default().is_none() {
-        // Another test's thread may install it first; either way ring is installed.
-        rustls::crypto::ring::default_provider()
-            .install_default()
-            .ok();
-    }
-    reqwest::Client::builder()
-}
 
 /// A temporary file holding `text` (a CSV export, a configuration file), removed on drop.
 pub fn text_file(text: &str) -> tempfile::NamedTempFile {

@@ -155,6 +155,64 @@ async fn a_killed_log_writer_keeps_the_gateway_ready_and_later_writes_what_was_r
 }
 
 #[tokio::test]
+async fn a_tenants_own_lookup_log_retention_prunes_its_entries_and_no_one_elses() {
+    let app = spawn_app().await;
+    app.create_tenant("acme", "RO").await;
+    app.create_tenant("beta", "RO").await;
+    let set = app.cli(&["tenant", "set", "acme", "--lookup-log-retention-days", "7"]);
+    assert!(
+        set.status.success(),
+        "{}",
+        String::from_utf8_lossy(&set.stderr)
+    );
+    let client = app.pool.get().await.unwrap();
+    client
+        .batch_execute(
+            "INSERT INTO lookup_log (tenant_id, at, outcome, latency_us)
+             SELECT id, now() - age, 'unknown', 1
+             FROM tenants, (VALUES (interval '8 days'), (interval '6 days'),
+                                   (interval '91 days')) AS a (age);",
+        )
+        .await
+        .unwrap();
+
+    let steps = retention::standard_steps(&app.pool, 90);
+    let outcomes = retention::run_once(&steps, &cidgate::metrics::Metrics::new()).await;
+
+    // acme: 8 and 91 days old go (7 days kept); beta: only 91 days old (90 kept).
+    assert_eq!(outcomes[0], ("lookup_log", Ok(3)));
+    let left = client
+        .query(
+            "SELECT t.slug, count(*) FROM lookup_log l JOIN tenants t ON t.id = l.tenant_id
+             GROUP BY t.slug ORDER BY t.slug",
+            &[],
+        )
+        .await
+        .unwrap();
+    let left: Vec<(String, i64)> = left.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(left, [("acme".to_owned(), 1), ("beta".to_owned(), 2)]);
+
+    let back = app.cli(&[
+        "tenant",
+        "set",
+        "acme",
+        "--lookup-log-retention-days",
+        "default",
+    ]);
+    assert!(back.status.success());
+    let row = client
+        .query_one(
+            "SELECT settings ? 'lookup_log_retention_days' FROM tenants WHERE slug = 'acme'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(!row.get::<_, bool>(0), "back to the gateway's retention");
+    let wrong = app.cli(&["tenant", "set", "acme", "--lookup-log-retention-days", "0"]);
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("from 1 to 3650"));
+}
+
+#[tokio::test]
 async fn retention_prunes_the_lookup_log_and_deletion_times_past_their_days() {
     let app = spawn_app().await;
     app.create_tenant("acme", "RO").await;
@@ -177,7 +235,11 @@ async fn retention_prunes_the_lookup_log_and_deletion_times_past_their_days() {
 
     assert_eq!(
         outcomes,
-        [("lookup_log", Ok(1)), ("contact_tombstones", Ok(2))]
+        [
+            ("lookup_log", Ok(1)),
+            ("contact_tombstones", Ok(2)),
+            ("agent_sessions", Ok(0))
+        ]
     );
     let left = client
         .query_one(

@@ -1,9 +1,12 @@
 //! One integration-test binary: the gateway over HTTP against real PostgreSQL.
 
+mod bounded;
 mod browser;
 mod calls;
 mod cli;
+mod click2call;
 mod config_file;
+mod fake_pbx;
 mod fields;
 mod hardening;
 mod helpers;

@@ -9,14 +9,14 @@ use crate::helpers::{PROPAGATION, TestApp, eventually, spawn_app, spawn_app_with
 /// The lookup's link, once the gateway opens it: a lookup answered before the gateway
 /// loaded a new tenant (its token checked in the database) seals with a key the gateway
 /// learns of only from the change notification, and pages check links in memory.
-async fn link_for(app: &TestApp, token: &str, telephone: &str) -> String {
+pub async fn link_for(app: &TestApp, token: &str, telephone: &str) -> String {
     let answer = app.lookup_json(token, telephone).await;
     let link = answer["backend_link"]
         .as_str()
         .unwrap_or_else(|| panic!("no backend_link in {answer}"))
         .to_owned();
     // Not followed: a tenant may send agents on to its CRM.
-    let here = crate::helpers::http_client()
+    let here = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
@@ -376,7 +376,7 @@ async fn a_tenant_can_send_agents_straight_to_the_crm_or_allow_framing() {
         &app,
         &["tenant", "set", "acme", "--redirect-to-crm", "true"],
     );
-    let no_redirect = crate::helpers::http_client()
+    let no_redirect = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
@@ -505,6 +505,76 @@ async fn every_lookup_is_logged_with_its_outcome() {
             .all(|r| r.get::<_, Option<String>>(2).as_deref() == Some("0210000000"))
     );
     assert!(rows.iter().all(|r| r.get::<_, i32>(4) >= 0));
+}
+
+#[tokio::test]
+async fn a_tenant_that_turns_its_lookup_log_off_records_nothing_while_others_still_do() {
+    let app = spawn_app().await;
+    let acme = app.create_tenant("acme", "RO").await;
+    let beta = app.create_tenant("beta", "RO").await;
+    let set = app.cli(&[
+        "tenant",
+        "set",
+        "acme",
+        "--lookup-log",
+        "off",
+        "--popup-for-unknown",
+        "true",
+    ]);
+    assert!(
+        set.status.success(),
+        "{}",
+        String::from_utf8_lossy(&set.stderr)
+    );
+    // Both settings changed in one transaction: once unknown callers get a link, the
+    // gateway has the new settings.
+    eventually(
+        PROPAGATION,
+        "the gateway sees acme's new settings",
+        || async {
+            let body: Value = app
+                .lookup(&acme.lookup_token, "0700000001")
+                .await
+                .json()
+                .await
+                .unwrap();
+            body["backend_link"].is_string()
+        },
+    )
+    .await;
+
+    app.lookup(&acme.lookup_token, "0700000002").await;
+    app.lookup(&acme.lookup_token, "0700000002").await;
+    app.lookup(&beta.lookup_token, "0700000003").await;
+
+    let logged = |number: &'static str| {
+        let app = &app;
+        async move {
+            let client = app.pool.get().await.unwrap();
+            let row = client
+                .query_one(
+                    "SELECT count(*) FROM lookup_log WHERE number = $1",
+                    &[&number],
+                )
+                .await
+                .unwrap();
+            row.get::<_, i64>(0)
+        }
+    };
+    // The log keeps the order of lookups: once beta's (the last) is written, acme's
+    // would have been too.
+    eventually(PROPAGATION, "beta's lookup is logged", || async {
+        logged("+40700000003").await == 1
+    })
+    .await;
+    assert_eq!(
+        logged("+40700000002").await,
+        0,
+        "acme's lookups are not logged"
+    );
+    let set = app.cli(&["tenant", "set", "acme", "--lookup-log", "maybe"]);
+    assert!(!set.status.success());
+    assert!(String::from_utf8_lossy(&set.stderr).contains("`maybe` is neither on nor off"));
 }
 
 #[tokio::test]

@@ -810,17 +810,7 @@ async fn one_tenants_waiting_writes_do_not_take_the_connections_other_tenants_ne
     let busy = app.create_tenant("busy", "RO").await;
     let other = app.create_tenant("other", "RO").await;
     // Someone holds the busy tenant's row (as a long import does): its writes must wait.
-    let mut holder = tokio_postgres::connect(&app.db.url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(holder.1);
-    let tx = holder.0.transaction().await.unwrap();
-    tx.execute(
-        "SELECT 1 FROM tenants WHERE slug = 'busy' FOR NO KEY UPDATE",
-        &[],
-    )
-    .await
-    .unwrap();
+    let holder = hold_tenant_row(&app, "busy").await;
     let waiting: Vec<_> = (0..12)
         .map(|i| {
             app.http
@@ -832,7 +822,45 @@ async fn one_tenants_waiting_writes_do_not_take_the_connections_other_tenants_ne
         .collect();
     let waiting = tokio::spawn(futures_util::future::join_all(waiting));
     // The busy tenant's first write is in the database, waiting on the row.
-    crate::helpers::eventually(PROPAGATION, "a busy write waits on the row", || async {
+    a_write_waits_on_a_row(&app).await;
+    let put = app
+        .put_contact(&other.sync_token, "1", &contact("Free", "0731000001"))
+        .await;
+    assert_eq!(put.status(), 201, "another tenant's write is not starved");
+    let ready = app
+        .http
+        .get(format!("{}/readyz", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    holder.batch_execute("ROLLBACK").await.unwrap();
+    for response in waiting.await.unwrap() {
+        assert_eq!(response.unwrap().status(), 201);
+    }
+}
+
+/// Holds `slug`'s tenant row, as a long import does, on a connection of the test's own
+/// until `ROLLBACK` is sent on it: that tenant's writes wait.
+async fn hold_tenant_row(app: &TestApp, slug: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(&app.db.url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client.batch_execute("BEGIN").await.unwrap();
+    client
+        .execute(
+            "SELECT 1 FROM tenants WHERE slug = $1 FOR NO KEY UPDATE",
+            &[&slug],
+        )
+        .await
+        .unwrap();
+    client
+}
+
+/// Returns once a gateway write is in the database, waiting on a held row.
+async fn a_write_waits_on_a_row(app: &TestApp) {
+    eventually(PROPAGATION, "a write waits on the row", || async {
         let client = app.pool.get().await.unwrap();
         let row = client
             .query_one(
@@ -845,19 +873,37 @@ async fn one_tenants_waiting_writes_do_not_take_the_connections_other_tenants_ne
         row.get::<_, i64>(0) >= 1
     })
     .await;
-    let put = app
-        .put_contact(&other.sync_token, "1", &contact("Free", "0731000001"))
-        .await;
-    assert_eq!(put.status(), 201, "another tenant's write is not starved");
-    let ready = app
+}
+
+#[tokio::test]
+async fn readiness_and_the_listener_do_not_need_a_pool_that_writes_hold() {
+    let app = spawn_app_with(|s| s.db_pool_size = 1).await;
+    let busy = app.create_tenant("busy", "RO").await;
+    let other = app.create_tenant("other", "RO").await;
+    let holder = hold_tenant_row(&app, "busy").await;
+    // The pool's only connection goes to a write that waits on the held row.
+    let waiting = app
         .http
-        .get(format!("{}/readyz", app.address))
-        .send()
-        .await
-        .unwrap();
+        .put(format!("{}/api/v1/contacts/1", app.address))
+        .bearer_auth(&busy.sync_token)
+        .json(&contact("Wait", "0721000001"))
+        .send();
+    let waiting = tokio::spawn(waiting);
+    a_write_waits_on_a_row(&app).await;
+
+    let ready = app.get_raw("/readyz").await;
     assert_eq!(ready.status(), 200);
-    tx.rollback().await.unwrap();
-    for response in waiting.await.unwrap() {
-        assert_eq!(response.unwrap().status(), 201);
-    }
+    let ready: Value = ready.json().await.unwrap();
+    assert_eq!(ready["database"], "up", "{ready}");
+
+    // A revoked token stops working: the listener reloads on its own connection.
+    let revoke = app.cli(&["token", "revoke", &app.token_id("other", "lookup")]);
+    assert!(revoke.status.success(), "{revoke:?}");
+    eventually(PROPAGATION, "the revoked token is refused", || async {
+        app.lookup(&other.lookup_token, "0731000001").await.status() == 401
+    })
+    .await;
+
+    holder.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(waiting.await.unwrap().unwrap().status(), 201);
 }

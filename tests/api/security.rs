@@ -10,7 +10,7 @@ use crate::helpers::{PROPAGATION, TestApp, eventually, spawn_app, spawn_app_with
 /// An HTTP client whose requests come from `source` (any 127.0.0.0/8 address works on
 /// loopback), to play a PBX at another address.
 fn client_from(source: &str) -> reqwest::Client {
-    crate::helpers::http_client()
+    reqwest::Client::builder()
         .local_address(source.parse::<IpAddr>().unwrap())
         .build()
         .unwrap()

@@ -7,17 +7,28 @@ use serde_json::{Map, Value, json};
 
 use crate::contacts;
 use crate::domain::{
-    ContactInput, ContactRecord, CrmId, FieldError, Region, TenantId, WriteOp, WriteResult,
-    parse_source_time,
+    ContactInput, ContactRecord, CrmId, FieldError, MAX_PHONE_ENTRIES, Region, TenantId, WriteOp,
+    WriteResult, parse_source_time,
 };
+use crate::http::body::{Shape, read_json_shaped};
 use crate::http::error::ApiError;
-use crate::http::{auth::SyncAuth, body::read_json, state::AppState};
+use crate::http::{auth::SyncAuth, state::AppState};
 use crate::store;
 
 /// One contact body stays small; a batch of 10,000 with attributes needs room.
 const CONTACT_BODY_LIMIT: usize = 64 * 1024;
 const BATCH_BODY_LIMIT: usize = 32 * 1024 * 1024;
 pub const MAX_BATCH_ITEMS: usize = 10_000;
+
+/// Caps checked while a body is parsed, before any of it is built past them.
+const CONTACT_SHAPE: Shape = Shape {
+    items: None,
+    lists: &[("phones", MAX_PHONE_ENTRIES)],
+};
+const BATCH_SHAPE: Shape = Shape {
+    items: Some((MAX_BATCH_ITEMS, "operations")),
+    lists: &[("phones", MAX_PHONE_ENTRIES)],
+};
 
 /// The `{id}` of `/api/v1/contacts/{id}`, decoded from the raw URL: actix's own decoding
 /// reads bytes that are not UTF-8 as U+FFFD, so `%FF` and `%FE` would be one contact.
@@ -55,7 +66,14 @@ pub async fn put_contact(
     let tenant = &auth.0.tenant;
     let id = crm_id_from_path(&req, CrmId::parse_for_upsert)?;
     let body = json_object(
-        read_json(&req, payload, CONTACT_BODY_LIMIT, state.body_timeout).await?,
+        read_json_shaped(
+            &req,
+            payload,
+            CONTACT_BODY_LIMIT,
+            state.body_timeout,
+            CONTACT_SHAPE,
+        )
+        .await?,
         "the body",
     )?;
     let mut errors = Vec::new();
@@ -185,23 +203,23 @@ pub async fn batch(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = &auth.0.tenant;
-    let Value::Array(items) =
-        read_json(&req, payload, BATCH_BODY_LIMIT, state.body_timeout).await?
+    // Held from before the body is read until it is validated: what a batch costs in
+    // memory, and what a burst of them must not multiply without bound.
+    let turn = state.batch_gate.turn().await?;
+    let Value::Array(items) = read_json_shaped(
+        &req,
+        payload,
+        BATCH_BODY_LIMIT,
+        state.body_timeout,
+        BATCH_SHAPE,
+    )
+    .await?
     else {
         return Err(ApiError::invalid_fields(vec![FieldError::new(
             "",
             "the body must be a JSON array of operations",
         )]));
     };
-    if items.len() > MAX_BATCH_ITEMS {
-        return Err(ApiError::invalid_fields(vec![FieldError::new(
-            "",
-            format!(
-                "a batch holds at most {MAX_BATCH_ITEMS} operations; this one has {}",
-                items.len()
-            ),
-        )]));
-    }
     // Validation (normalizing every number) takes milliseconds for a full batch: on the
     // blocking pool and every core, not on the worker that also answers lookups.
     let region = tenant.region;
@@ -209,6 +227,7 @@ pub async fn batch(
         .await
         .map_err(|e| ApiError::Unexpected(anyhow::anyhow!("validating a batch: {e}")))?
         .map_err(ApiError::invalid_fields)?;
+    drop(turn);
 
     let outcome = state.contacts.write(tenant.id, &ops).await?;
 

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use crate::calls::ingest::QueueError;
 use crate::domain::{CALL_END_MAPPING, CallEndMapping, CallEvent, FieldError};
 use crate::http::auth::EventsAuth;
-use crate::http::body::read_json;
+use crate::http::body::{Shape, read_json_shaped};
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
 use crate::live::directory::TenantEntry;
@@ -35,7 +35,12 @@ pub async fn post(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_json(&req, payload, EVENTS_BODY_LIMIT, state.body_timeout).await?;
+    let shape = Shape {
+        items: Some((MAX_EVENTS, "events")),
+        lists: &[],
+    };
+    let body =
+        read_json_shaped(&req, payload, EVENTS_BODY_LIMIT, state.body_timeout, shape).await?;
     let items = match body {
         Value::Array(items) => items,
         Value::Object(_) => vec![body],

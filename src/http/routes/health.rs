@@ -10,7 +10,7 @@ use crate::http::state::AppState;
 use crate::store;
 
 /// Readiness answers within this even when the database hangs (probes time out at 2 s).
-const CHECK_WITHIN: Duration = Duration::from_secs(1);
+pub const CHECK_WITHIN: Duration = Duration::from_secs(1);
 
 async fn answers(pool: &Pool) -> bool {
     let check = async {
@@ -27,17 +27,17 @@ pub async fn healthz() -> HttpResponse {
 }
 
 /// Ready to take traffic: the database (and the read replica, when lookups use one)
-/// answers, the notification listener is connected with the number index loaded, and
+/// answers on readiness's own connection (the pools may be busy with writes), the notification listener is connected with the number index loaded, and
 /// the background tasks lookups need are running. Every background task is named with
 /// its state; why one failed is logged, not shown here.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let replica = async {
-        match &state.read_pool {
+        match &state.probes.replica {
             Some(pool) => Some(answers(pool).await),
             None => None,
         }
     };
-    let (database, replica) = futures_util::join!(answers(&state.pool), replica);
+    let (database, replica) = futures_util::join!(answers(&state.probes.primary), replica);
     let listening = *state.listening.borrow();
     let tasks = state.jobs.statuses();
     let tasks_up = !tasks.values().any(|task| task.holds_up_readiness());

@@ -43,19 +43,21 @@ pub async fn lookup(
     let hit = outcome.hit.as_ref();
     let link = number.and_then(|n| backend_link(&state, &entry, hit, n, query.dnid.as_deref()));
     let body = LookupAnswer::new(hit, link.map(Cow::Owned));
-    state.lookup_log.record(LogEntry {
-        tenant: tenant.id,
-        at: Utc::now(),
-        number: number.map(str::to_owned),
-        dnid: query.dnid.as_deref().map(str::to_owned),
-        crm_id: hit.map(|h| h.id().to_owned()),
-        outcome: match (outcome.degraded, hit) {
-            (Some(_), _) => LookupOutcomeKind::Degraded,
-            (None, Some(_)) => LookupOutcomeKind::Found,
-            (None, None) => LookupOutcomeKind::Unknown,
-        },
-        latency_us: i32::try_from(started.elapsed().as_micros()).unwrap_or(i32::MAX),
-    });
+    if tenant.lookup_log.enabled {
+        state.lookup_log.record(LogEntry {
+            tenant: tenant.id,
+            at: Utc::now(),
+            number: number.map(str::to_owned),
+            dnid: query.dnid.as_deref().map(str::to_owned),
+            crm_id: hit.map(|h| h.id().to_owned()),
+            outcome: match (outcome.degraded, hit) {
+                (Some(_), _) => LookupOutcomeKind::Degraded,
+                (None, Some(_)) => LookupOutcomeKind::Found,
+                (None, None) => LookupOutcomeKind::Unknown,
+            },
+            latency_us: i32::try_from(started.elapsed().as_micros()).unwrap_or(i32::MAX),
+        });
+    }
     if let Some(call_id) = pbx_call_id(req.query_string()) {
         let link = LookupLink {
             identified: hit.is_some(),

@@ -11,11 +11,14 @@ use actix_web::{CustomizeResponder, HttpRequest, HttpResponse, Responder, web};
 use deadpool_postgres::GenericClient;
 
 use crate::calls::cdr::tenant_zone;
-use crate::domain::{ContactRecord, CrmId, PopupSettings, RecentCall, Tenant, TenantId};
+use crate::domain::{
+    ContactRecord, CrmId, PopupSettings, RecentCall, SessionSecret, Tenant, TenantId,
+};
 use crate::http::rate_limit::Limited;
+use crate::http::routes::agent_login::session_cookie;
 use crate::http::state::AppState;
 use crate::metrics::LimitLabels;
-use crate::popup::views::{self, ContactPage, EN, ErrorPage, NumberView, UnknownPage};
+use crate::popup::views::{self, CallButton, ContactPage, EN, ErrorPage, NumberView, UnknownPage};
 use crate::popup::{self, LinkClaims, LinkError, UnverifiedLink};
 
 use crate::store::{self, cdr};
@@ -146,6 +149,8 @@ struct Shown {
     calls: Vec<cdr::CallRecord>,
     /// The contact the link names; `None` on an unknown caller's page.
     contact: Option<ContactRecord>,
+    /// The call button, when the tenant has a dialer (click-to-call).
+    call: Option<CallButton>,
 }
 
 /// Checks the link with the key the directory holds: no database work before it passes.
@@ -174,6 +179,7 @@ async fn read(
     client: &impl GenericClient,
     claims: &LinkClaims<'_>,
     key_id: i32,
+    agent_cookie: Option<&SessionSecret>,
 ) -> Result<Shown, Failure> {
     store::signing_keys::find(client, TenantId(claims.tenant), key_id)
         .await?
@@ -197,27 +203,62 @@ async fn read(
             Some(contact.ok_or_else(|| Failure::Gone(tenant.popup.clone()))?)
         }
     };
+    let call = call_button(client, &tenant, &claims.number, agent_cookie).await?;
     Ok(Shown {
         tenant,
         recent,
         calls,
         contact,
+        call,
     })
+}
+
+/// The call button when the tenant has a dialer, naming the agent whose live session
+/// the browser's cookie holds. A SameSite=Strict cookie does not come with a page
+/// opened from another site (a CRM or softphone link), so the button shows without a
+/// name then; its post, made from this page, carries the cookie.
+async fn call_button(
+    client: &impl GenericClient,
+    tenant: &Tenant,
+    number: &str,
+    agent_cookie: Option<&SessionSecret>,
+) -> anyhow::Result<Option<CallButton>> {
+    if store::click2call::dialer(client, tenant.id)
+        .await?
+        .is_none()
+    {
+        return Ok(None);
+    }
+    let agent = match agent_cookie {
+        Some(secret) => store::sessions::find(client, secret)
+            .await?
+            .filter(|s| s.tenant == tenant.id && s.is_live())
+            .map(|s| s.extension.to_string()),
+        None => None,
+    };
+    Ok(Some(CallButton {
+        action: "../agent/call",
+        number: number.to_owned(),
+        agent,
+    }))
 }
 
 async fn render(req: &HttpRequest, token: &str, state: &AppState) -> Result<HttpResponse, Failure> {
     let link = popup::parse(token).map_err(|_| Failure::Invalid)?;
     let key_id = link.key_id;
     let claims = verify(state, link)?;
+    let agent_cookie = session_cookie(req).and_then(|c| SessionSecret::from_presented(&c));
     let Shown {
         tenant,
         recent,
         calls,
         contact,
+        call,
     } = store::with_client(&state.pool, state.write_timeout, async |client| {
-        Ok(read(&*client, &claims, key_id).await)
+        Ok(read(&*client, &claims, key_id, agent_cookie.as_ref()).await)
     })
     .await??;
+    let has_call = call.is_some();
     let number = NumberView::new(&claims.number, tenant.region);
     let zone = tenant_zone(&tenant.settings);
     let recent = match calls.is_empty() {
@@ -238,8 +279,9 @@ async fn render(req: &HttpRequest, token: &str, state: &AppState) -> Result<Http
             dnid: claims.dnid.as_deref(),
             create_link,
             recent,
+            call,
         };
-        return Ok(respond(req, page.customize(), Some(settings)));
+        return Ok(respond_with_form(req, page.customize(), settings, has_call));
     };
 
     let crm_link = contact.routing.crm_url.clone().or_else(|| {
@@ -264,8 +306,35 @@ async fn render(req: &HttpRequest, token: &str, state: &AppState) -> Result<Http
         routing: views::routing_items(&EN, &contact),
         attributes: views::attribute_rows(&contact.attributes),
         recent,
+        call,
     };
-    Ok(respond(req, page.customize(), Some(settings)))
+    Ok(respond_with_form(req, page.customize(), settings, has_call))
+}
+
+/// A caller's page: with the call button, its form may post (to this origin only).
+fn respond_with_form<R: Responder>(
+    req: &HttpRequest,
+    page: CustomizeResponder<R>,
+    settings: &PopupSettings,
+    form: bool,
+) -> HttpResponse
+where
+    R::Body: 'static,
+{
+    let mut response = respond(req, page, Some(settings));
+    if form {
+        let csp = response
+            .headers()
+            .get(header::CONTENT_SECURITY_POLICY)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.replace("form-action 'none'", "form-action 'self'"));
+        if let Some(value) = csp.and_then(|v| HeaderValue::from_str(&v).ok()) {
+            response
+                .headers_mut()
+                .insert(header::CONTENT_SECURITY_POLICY, value);
+        }
+    }
+    response
 }
 
 /// Adds the page headers: a strict Content-Security-Policy (no script, styles only from

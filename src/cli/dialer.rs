@@ -1,0 +1,430 @@
+//! `cidgate dialer`: how a tenant's PBX is asked to place click-to-calls (set, show,
+//! remove), and the dial policy (`dialer policy`). Secrets come from files or headers
+//! given once, and are never printed back.
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+
+use super::db::{find_tenant, migrated_pool};
+use crate::config::DatabaseArgs;
+use crate::dial::ami::{AmiSecret, AmiSettings};
+use crate::dial::esl::{EslSecret, EslSettings};
+use crate::dial::http::{HttpDialer, HttpSecret, HttpSettings, header_name};
+use crate::dial::{Endpoint, PLACEHOLDERS, Template};
+use crate::domain::{NumberFormat, parse_queue_prefix};
+use crate::store;
+use crate::store::click2call::StoredDialer;
+
+#[derive(Debug, Subcommand)]
+pub enum DialerCommand {
+    /// Set (or replace) the tenant's dialer
+    Set {
+        #[arg(long)]
+        tenant: String,
+        #[command(subcommand)]
+        kind: DialerKind,
+    },
+    /// Show the tenant's dialer and dial policy (secrets are never shown)
+    Show {
+        #[arg(long)]
+        tenant: String,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+    /// Remove the tenant's dialer (click-to-call answers 409 until one is set)
+    Remove {
+        #[arg(long)]
+        tenant: String,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+    /// Change the dial policy: sessions, throttle, destinations, queues, number format
+    Policy(PolicyArgs),
+    /// List the placeholders dialer templates may use
+    Placeholders,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DialerKind {
+    /// A PBX's dial API, through a URL template
+    Http {
+        /// e.g. 'https://pbx.example.com/dial?agent={{AgentExtension}}&number={{Number}}&id={{RequestID}}'
+        #[arg(long)]
+        url: String,
+        #[arg(long, default_value = "GET")]
+        method: String,
+        /// A header that may be shown, `Name: value` (value may hold placeholders)
+        #[arg(long = "header")]
+        headers: Vec<String>,
+        /// A header carrying a credential, `Name: value`; stored, never shown
+        #[arg(long = "secret-header")]
+        secret_headers: Vec<String>,
+        /// A body template (values JSON-escaped when --content-type is JSON, else form-encoded)
+        #[arg(long)]
+        body: Option<String>,
+        #[arg(long)]
+        content_type: Option<String>,
+        /// JSON pointer to the PBX's own id in its answer, e.g. /data/id
+        #[arg(long)]
+        id_pointer: Option<String>,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+    /// Asterisk AMI `Originate`
+    AsteriskAmi {
+        #[arg(long)]
+        host: String,
+        #[arg(long, default_value_t = 5038)]
+        port: u16,
+        #[arg(long)]
+        username: String,
+        /// A file holding the manager user's secret
+        #[arg(long)]
+        secret_file: std::path::PathBuf,
+        /// The agent's channel, e.g. 'PJSIP/{{AgentExtension}}'
+        #[arg(long)]
+        channel: String,
+        /// The dialplan context the number is dialled in
+        #[arg(long)]
+        context: String,
+        #[arg(long, default_value = "{{Number}}")]
+        exten: String,
+        /// What the agent's phone shows while it rings
+        #[arg(long, default_value = "{{ContactName}} {{E164Number}}")]
+        caller_id: String,
+        /// How long the agent's phone rings
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(5..=120))]
+        ring_secs: u32,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+    /// FreeSWITCH event socket `bgapi originate`
+    FreeswitchEsl {
+        #[arg(long)]
+        host: String,
+        #[arg(long, default_value_t = 8021)]
+        port: u16,
+        /// A file holding the event socket's password
+        #[arg(long)]
+        password_file: std::path::PathBuf,
+        /// The agent's endpoint, e.g. 'user/{{AgentExtension}}'
+        #[arg(long)]
+        endpoint: String,
+        #[arg(long, default_value = "{{Number}}")]
+        destination: String,
+        #[arg(long, default_value = "XML")]
+        dialplan: String,
+        #[arg(long, default_value = "default")]
+        context: String,
+        #[arg(long, default_value = "{{ContactName}}")]
+        caller_id_name: String,
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(5..=120))]
+        ring_secs: u32,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct PolicyArgs {
+    #[arg(long)]
+    tenant: String,
+    /// How long an agent's session lasts (8-12 hours)
+    #[arg(long)]
+    session_hours: Option<u64>,
+    /// Click-to-calls one agent may start in a minute
+    #[arg(long)]
+    per_minute: Option<u32>,
+    /// Numbers outside the tenant's country
+    #[arg(long, value_parser = on_off)]
+    international: Option<bool>,
+    /// Premium-rate numbers (off by default)
+    #[arg(long, value_parser = on_off)]
+    premium_rate: Option<bool>,
+    /// Numbers that are not full phone numbers: extensions, short and emergency codes
+    #[arg(long, value_parser = on_off)]
+    short_numbers: Option<bool>,
+    /// Only numbers starting with these (normalized, `+40`); repeat; replaces the list
+    #[arg(long = "allow-prefix")]
+    allow_prefixes: Vec<String>,
+    /// Refuse numbers starting with these (`+4090`); repeat; replaces the list
+    #[arg(long = "refuse-prefix")]
+    refuse_prefixes: Vec<String>,
+    /// An outbound queue, `NAME=DIGITS` (`sales=9`); repeat; replaces the list
+    #[arg(long = "queue-prefix")]
+    queue_prefixes: Vec<String>,
+    /// Empty the prefix lists and queues before applying the flags above
+    #[arg(long)]
+    clear_lists: bool,
+    /// How the number is written for the dialer: e164, national or digits
+    #[arg(long, value_parser = NumberFormat::parse)]
+    number_format: Option<NumberFormat>,
+    #[command(flatten)]
+    db: DatabaseArgs,
+}
+
+fn on_off(raw: &str) -> Result<bool, String> {
+    match raw {
+        "on" | "true" | "yes" => Ok(true),
+        "off" | "false" | "no" => Ok(false),
+        _ => Err(format!("`{raw}`: use on or off")),
+    }
+}
+
+pub async fn run(cmd: DialerCommand) -> anyhow::Result<()> {
+    match cmd {
+        DialerCommand::Set { tenant, kind } => {
+            let (stored, db) = stored(kind)?;
+            let pool = migrated_pool(&db).await?;
+            let tenant = find_tenant(&pool, &tenant).await?;
+            let client = pool.get().await?;
+            store::click2call::set_dialer(&client, tenant.id, &stored).await?;
+            eprintln!("set the {} dialer of `{}`", stored.kind, tenant.slug);
+        }
+        DialerCommand::Show { tenant, db } => {
+            let pool = migrated_pool(&db).await?;
+            let tenant = find_tenant(&pool, &tenant).await?;
+            let client = pool.get().await?;
+            let dialer = store::click2call::dialer(&client, tenant.id).await?;
+            let policy = store::click2call::policy(&client, tenant.id).await?;
+            let shown = json!({
+                "dialer": dialer.map(|d| json!({
+                    "kind": d.kind,
+                    "settings": d.settings,
+                    "secret": d.secret.map(|_| "set (never shown)"),
+                })),
+                "policy": policy,
+            });
+            println!("{}", serde_json::to_string_pretty(&shown)?);
+        }
+        DialerCommand::Remove { tenant, db } => {
+            let pool = migrated_pool(&db).await?;
+            let tenant = find_tenant(&pool, &tenant).await?;
+            let client = pool.get().await?;
+            if !store::click2call::remove_dialer(&client, tenant.id).await? {
+                bail!("`{}` has no dialer", tenant.slug);
+            }
+            eprintln!("removed the dialer of `{}`", tenant.slug);
+        }
+        DialerCommand::Policy(args) => policy(args).await?,
+        DialerCommand::Placeholders => {
+            for (name, meaning) in PLACEHOLDERS {
+                println!("{{{{{name}}}}}  {meaning}");
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn policy(args: PolicyArgs) -> anyhow::Result<()> {
+    let pool = migrated_pool(&args.db).await?;
+    let tenant = find_tenant(&pool, &args.tenant).await?;
+    let client = pool.get().await?;
+    let mut policy = store::click2call::policy(&client, tenant.id).await?;
+    if args.clear_lists {
+        policy.allowed_prefixes.clear();
+        policy.refused_prefixes.clear();
+        policy.queue_prefixes.clear();
+    }
+    if let Some(hours) = args.session_hours {
+        policy.session_hours = u8::try_from(hours).unwrap_or(u8::MAX);
+    }
+    if let Some(n) = args.per_minute {
+        policy.per_minute = n;
+    }
+    if let Some(on) = args.international {
+        policy.international = on;
+    }
+    if let Some(on) = args.premium_rate {
+        policy.premium_rate = on;
+    }
+    if let Some(on) = args.short_numbers {
+        policy.short_numbers = on;
+    }
+    if !args.allow_prefixes.is_empty() {
+        policy.allowed_prefixes = args.allow_prefixes;
+    }
+    if !args.refuse_prefixes.is_empty() {
+        policy.refused_prefixes = args.refuse_prefixes;
+    }
+    if !args.queue_prefixes.is_empty() {
+        policy.queue_prefixes = args
+            .queue_prefixes
+            .iter()
+            .map(|q| parse_queue_prefix(q))
+            .collect::<Result<_, _>>()
+            .map_err(|e| anyhow::anyhow!("--queue-prefix: {e}"))?;
+    }
+    if let Some(format) = args.number_format {
+        policy.number_format = format;
+    }
+    policy.validate().map_err(anyhow::Error::msg)?;
+    store::click2call::set_policy(&client, tenant.id, &policy).await?;
+    eprintln!("set the dial policy of `{}`", tenant.slug);
+    println!("{}", serde_json::to_string_pretty(&policy)?);
+    Ok(())
+}
+
+fn template(flag: &str, raw: &str) -> anyhow::Result<Template> {
+    Template::parse(raw).map_err(|e| anyhow::anyhow!("--{flag}: {e}"))
+}
+
+/// A secret file's content, without its trailing newline.
+fn secret_file(flag: &str, path: &std::path::Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("--{flag}: reading {}", path.display()))?;
+    let secret = text.trim_end_matches(['\r', '\n']).to_owned();
+    if secret.is_empty() || secret.contains(['\r', '\n']) {
+        bail!(
+            "--{flag}: {} must hold the secret on one line",
+            path.display()
+        );
+    }
+    Ok(secret)
+}
+
+/// `Name: value`.
+fn header(flag: &str, raw: &str) -> anyhow::Result<(String, String)> {
+    let (name, value) = raw
+        .split_once(':')
+        .ok_or_else(|| anyhow::anyhow!("--{flag}: `Name: value` expected"))?;
+    let name = name.trim().to_owned();
+    header_name(&name).map_err(|e| anyhow::anyhow!("--{flag}: {e}"))?;
+    Ok((name, value.trim().to_owned()))
+}
+
+fn endpoint(host: &str, port: u16) -> anyhow::Result<Endpoint> {
+    Endpoint::check(host, port).map_err(|e| anyhow::anyhow!("--host: {e}"))
+}
+
+/// The dialer as stored, checked; and where the database is.
+fn stored(kind: DialerKind) -> anyhow::Result<(StoredDialer, DatabaseArgs)> {
+    Ok(match kind {
+        DialerKind::Http {
+            url,
+            method,
+            headers,
+            secret_headers,
+            body,
+            content_type,
+            id_pointer,
+            db,
+        } => {
+            let settings = HttpSettings {
+                url: template("url", &url)?,
+                method: method.to_ascii_uppercase(),
+                headers: headers
+                    .iter()
+                    .map(|h| {
+                        let (name, value) = header("header", h)?;
+                        Ok((name, template("header", &value)?))
+                    })
+                    .collect::<anyhow::Result<_>>()?,
+                body: body.as_deref().map(|b| template("body", b)).transpose()?,
+                content_type,
+                id_pointer,
+            };
+            HttpDialer::check(&settings).map_err(anyhow::Error::msg)?;
+            let secret = HttpSecret {
+                headers: secret_headers
+                    .iter()
+                    .map(|h| header("secret-header", h))
+                    .collect::<anyhow::Result<_>>()?,
+            };
+            let secret = (!secret.headers.is_empty())
+                .then(|| serde_json::to_value(&secret))
+                .transpose()?;
+            (dialer("http", serde_json::to_value(&settings)?, secret), db)
+        }
+        DialerKind::AsteriskAmi {
+            host,
+            port,
+            username,
+            secret_file: path,
+            channel,
+            context,
+            exten,
+            caller_id,
+            ring_secs,
+            db,
+        } => {
+            let settings = AmiSettings {
+                endpoint: endpoint(&host, port)?,
+                username: one_line_flag("username", &username)?,
+                channel: template("channel", &channel)?,
+                context: one_line_flag("context", &context)?,
+                exten: template("exten", &exten)?,
+                caller_id: template("caller-id", &caller_id)?,
+                timeout_ms: ring_secs * 1000,
+            };
+            let secret = AmiSecret {
+                secret: secret_file("secret-file", &path)?,
+            };
+            let settings = serde_json::to_value(&settings)?;
+            (
+                dialer(
+                    "asterisk-ami",
+                    settings,
+                    Some(serde_json::to_value(&secret)?),
+                ),
+                db,
+            )
+        }
+        DialerKind::FreeswitchEsl {
+            host,
+            port,
+            password_file,
+            endpoint: agent_endpoint,
+            destination,
+            dialplan,
+            context,
+            caller_id_name,
+            ring_secs,
+            db,
+        } => {
+            let settings = EslSettings {
+                endpoint: endpoint(&host, port)?,
+                agent_endpoint: template("endpoint", &agent_endpoint)?,
+                destination: template("destination", &destination)?,
+                dialplan: one_line_flag("dialplan", &dialplan)?,
+                context: one_line_flag("context", &context)?,
+                caller_id_name: template("caller-id-name", &caller_id_name)?,
+                timeout_secs: ring_secs,
+            };
+            let secret = EslSecret {
+                password: secret_file("password-file", &password_file)?,
+            };
+            let settings = serde_json::to_value(&settings)?;
+            (
+                dialer(
+                    "freeswitch-esl",
+                    settings,
+                    Some(serde_json::to_value(&secret)?),
+                ),
+                db,
+            )
+        }
+    })
+}
+
+fn dialer(kind: &str, settings: Value, secret: Option<Value>) -> StoredDialer {
+    StoredDialer {
+        kind: kind.to_owned(),
+        settings,
+        secret,
+    }
+}
+
+/// A word of a protocol line (a user name, a context): no spaces or line breaks.
+fn one_line_flag(flag: &str, raw: &str) -> anyhow::Result<String> {
+    let ok = !raw.is_empty()
+        && raw.len() <= 80
+        && raw
+            .chars()
+            .all(|c| c.is_ascii_graphic() && !"{}'\",".contains(c));
+    if !ok {
+        bail!("--{flag}: `{raw}` must be one word of printable characters");
+    }
+    Ok(raw.to_owned())
+}

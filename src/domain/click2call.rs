@@ -1,0 +1,151 @@
+//! Where a click-to-call request stands: what the dialer said, then what the PBX's
+//! events (both legs, linked by the RequestID) say.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::call_event::LegRole;
+
+/// What the dialer made of the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DialStatus {
+    /// Asked, no answer yet.
+    Pending,
+    /// The PBX took the request (and is ringing the agent).
+    Accepted,
+    /// The PBX refused it or could not be reached; the reason says which.
+    Failed(String),
+}
+
+impl DialStatus {
+    pub fn from_stored(status: &str, reason: Option<String>) -> Self {
+        match status {
+            "accepted" => Self::Accepted,
+            "failed" => Self::Failed(reason.unwrap_or_else(|| "the dialer failed".into())),
+            _ => Self::Pending,
+        }
+    }
+}
+
+/// One leg of the request's call, as the call record keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct LegView {
+    pub leg: Option<LegRole>,
+    pub answered_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+}
+
+/// Where the request stands, as `GET /api/v1/click2call/{RequestID}` says it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestState {
+    /// The dialer has not answered yet.
+    Pending,
+    /// The PBX is ringing the agent.
+    DiallingAgent,
+    /// The agent picked up; the PBX is ringing the number.
+    AgentAnswered,
+    /// The dialled party picked up: agent and number are talking.
+    Connected,
+    /// The call was connected and has ended.
+    Completed,
+    /// The call never connected (`reason` says why).
+    Failed,
+}
+
+/// The state and, when failed, why.
+pub fn request_state(dial: &DialStatus, legs: &[LegView]) -> (RequestState, Option<String>) {
+    if let DialStatus::Failed(reason) = dial {
+        return (RequestState::Failed, Some(reason.clone()));
+    }
+    let of = |role: LegRole| legs.iter().find(|l| l.leg == Some(role));
+    // A PBX that does not say which leg is which: the first is the agent's.
+    let agent = of(LegRole::Agent).or_else(|| legs.iter().find(|l| l.leg.is_none()));
+    let external = of(LegRole::External);
+    let failed = |why: &str| (RequestState::Failed, Some(why.to_owned()));
+    if let Some(external) = external {
+        if external.answered_at.is_some() {
+            let all_ended = legs.iter().all(|l| l.ended_at.is_some());
+            let state = if all_ended || external.ended_at.is_some() {
+                RequestState::Completed
+            } else {
+                RequestState::Connected
+            };
+            return (state, None);
+        }
+        if external.ended_at.is_some() {
+            return failed("the number did not answer");
+        }
+    }
+    match agent {
+        Some(agent) if agent.answered_at.is_none() && agent.ended_at.is_some() => {
+            failed("the agent did not answer")
+        }
+        Some(agent) if agent.answered_at.is_some() && agent.ended_at.is_some() => {
+            failed("the agent hung up before the number answered")
+        }
+        Some(agent) if agent.answered_at.is_some() => (RequestState::AgentAnswered, None),
+        _ if *dial == DialStatus::Pending && legs.is_empty() => (RequestState::Pending, None),
+        _ => (RequestState::DiallingAgent, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leg(role: LegRole, answered: bool, ended: bool) -> LegView {
+        let at: DateTime<Utc> = "2026-12-01T12:00:00Z".parse().unwrap();
+        LegView {
+            leg: Some(role),
+            answered_at: answered.then_some(at),
+            ended_at: ended.then_some(at),
+        }
+    }
+
+    #[test]
+    fn the_request_follows_its_legs() {
+        use LegRole::{Agent, External};
+        use RequestState::*;
+        let accepted = DialStatus::Accepted;
+        let cases: Vec<(Vec<LegView>, RequestState, Option<&str>)> = vec![
+            (vec![], DiallingAgent, None),
+            (vec![leg(Agent, false, false)], DiallingAgent, None),
+            (vec![leg(Agent, true, false)], AgentAnswered, None),
+            (
+                vec![leg(Agent, true, false), leg(External, false, false)],
+                AgentAnswered,
+                None,
+            ),
+            (
+                vec![leg(Agent, true, false), leg(External, true, false)],
+                Connected,
+                None,
+            ),
+            (
+                vec![leg(Agent, true, true), leg(External, true, true)],
+                Completed,
+                None,
+            ),
+            (
+                vec![leg(Agent, false, true)],
+                Failed,
+                Some("the agent did not answer"),
+            ),
+            (
+                vec![leg(Agent, true, true), leg(External, false, true)],
+                Failed,
+                Some("the number did not answer"),
+            ),
+        ];
+        for (legs, state, reason) in cases {
+            let got = request_state(&accepted, &legs);
+            assert_eq!(got, (state, reason.map(str::to_owned)), "{legs:?}");
+        }
+        assert_eq!(request_state(&DialStatus::Pending, &[]), (Pending, None));
+        assert_eq!(
+            request_state(&DialStatus::Failed("busy".into()), &[]),
+            (Failed, Some("busy".into()))
+        );
+    }
+}

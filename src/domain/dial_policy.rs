@@ -1,0 +1,424 @@
+//! Which numbers a tenant's agents may call with click-to-call, how often, and how the
+//! number is written for the PBX (issue 18, item 5). Pure: no I/O.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::phone_number::{PhoneNumber, PhoneNumberError, Region};
+use super::session::SessionHours;
+
+/// How the dialer wants the number written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NumberFormat {
+    /// `+40721234567`
+    #[default]
+    E164,
+    /// As dialled from a desk phone in the tenant's country: `0721234567`, and
+    /// `0049301234567` abroad.
+    National,
+    /// E.164 without the plus: `40721234567`.
+    Digits,
+}
+
+impl NumberFormat {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "e164" => Ok(Self::E164),
+            "national" => Ok(Self::National),
+            "digits" => Ok(Self::Digits),
+            _ => Err(format!(
+                "`{raw}` is not a number format: use e164, national or digits"
+            )),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::E164 => "e164",
+            Self::National => "national",
+            Self::Digits => "digits",
+        }
+    }
+}
+
+/// A tenant's click-to-call rules; stored as JSON, defaults for what is not set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DialPolicy {
+    /// How long an agent's session holds (8–12).
+    pub session_hours: u8,
+    /// Requests one agent may make in a minute.
+    pub per_minute: u32,
+    /// Numbers outside the tenant's country.
+    pub international: bool,
+    /// Premium-rate numbers (refused by default: a click must not cost a fortune).
+    pub premium_rate: bool,
+    /// Numbers that are not full phone numbers (extensions, short codes, emergency
+    /// numbers): refused by default, so a stray click never rings 112.
+    pub short_numbers: bool,
+    /// When not empty, only numbers starting with one of these (`+40`, `+4031`).
+    pub allowed_prefixes: Vec<String>,
+    /// Numbers starting with one of these are refused, whatever else allows them.
+    pub refused_prefixes: Vec<String>,
+    /// Outbound queues: a name the CRM passes as `queue`, and the digits dialled before
+    /// the number to reach it (`sales` → `9`), as from a desk phone.
+    pub queue_prefixes: BTreeMap<String, String>,
+    /// How the number is written for the dialer.
+    pub number_format: NumberFormat,
+}
+
+impl Default for DialPolicy {
+    fn default() -> Self {
+        Self {
+            session_hours: SessionHours::DEFAULT.get(),
+            per_minute: 6,
+            international: true,
+            premium_rate: false,
+            short_numbers: false,
+            allowed_prefixes: Vec::new(),
+            refused_prefixes: Vec::new(),
+            queue_prefixes: BTreeMap::new(),
+            number_format: NumberFormat::E164,
+        }
+    }
+}
+
+/// Why a number may not be called: the rule, named as the 403 names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    RefusedPrefix(String),
+    NotAllowedPrefix,
+    PremiumRate,
+    International,
+    ShortNumber,
+}
+
+impl Refusal {
+    /// The rule's name, as the policy's settings call it.
+    pub fn rule(&self) -> &'static str {
+        match self {
+            Self::RefusedPrefix(_) => "refused_prefixes",
+            Self::NotAllowedPrefix => "allowed_prefixes",
+            Self::PremiumRate => "premium_rate",
+            Self::International => "international",
+            Self::ShortNumber => "short_numbers",
+        }
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::RefusedPrefix(prefix) => {
+                write!(f, "the number starts with the refused prefix {prefix}")
+            }
+            Self::NotAllowedPrefix => f.write_str("the number starts with no allowed prefix"),
+            Self::PremiumRate => f.write_str("premium-rate numbers are refused"),
+            Self::International => f.write_str("international numbers are refused"),
+            Self::ShortNumber => {
+                f.write_str("the number is not a full phone number (short numbers are refused)")
+            }
+        }
+    }
+}
+
+/// A number the policy lets an agent call, written as the dialer wants it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Destination {
+    /// Normalized (E.164, or digits for a short number): what calls are matched by.
+    pub number: PhoneNumber,
+    /// What the PBX dials: the queue's prefix, then the number in the dialer's format.
+    pub dialled: String,
+    pub queue: Option<String>,
+}
+
+/// What stops a request before any policy rule: the number or queue is not usable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DestinationError {
+    Number(PhoneNumberError),
+    UnknownQueue(String),
+    Refused(Refusal),
+}
+
+impl DialPolicy {
+    /// Checks the settings an operator gave; the message names the setting.
+    pub fn validate(&self) -> Result<(), String> {
+        SessionHours::new(self.session_hours.into()).map_err(|e| format!("session_hours: {e}"))?;
+        if !(1..=600).contains(&self.per_minute) {
+            return Err("per_minute: 1 to 600 requests a minute".into());
+        }
+        for prefix in self.allowed_prefixes.iter().chain(&self.refused_prefixes) {
+            check_prefix(prefix)?;
+        }
+        for (name, digits) in &self.queue_prefixes {
+            check_queue(name, digits)?;
+        }
+        Ok(())
+    }
+
+    pub fn session_hours(&self) -> SessionHours {
+        SessionHours::new(self.session_hours.into()).unwrap_or(SessionHours::DEFAULT)
+    }
+
+    /// The number `raw` as the PBX should dial it, or why it may not be called.
+    pub fn destination(
+        &self,
+        raw: &str,
+        queue: Option<&str>,
+        region: Region,
+    ) -> Result<Destination, DestinationError> {
+        let number = PhoneNumber::parse(raw, region).map_err(DestinationError::Number)?;
+        let queue_prefix = match queue.map(str::trim).filter(|q| !q.is_empty()) {
+            None => None,
+            Some(name) => Some((
+                name.to_owned(),
+                self.queue_prefixes
+                    .get(name)
+                    .ok_or_else(|| DestinationError::UnknownQueue(name.to_owned()))?
+                    .clone(),
+            )),
+        };
+        self.check(&number, region)
+            .map_err(DestinationError::Refused)?;
+        let written = write_number(&number, self.number_format, region);
+        let (queue, dialled) = match queue_prefix {
+            Some((name, prefix)) => (Some(name), format!("{prefix}{written}")),
+            None => (None, written),
+        };
+        Ok(Destination {
+            number,
+            dialled,
+            queue,
+        })
+    }
+
+    fn check(&self, number: &PhoneNumber, region: Region) -> Result<(), Refusal> {
+        let n = number.as_str();
+        let starts = |prefix: &String| n.starts_with(prefix.as_str());
+        if let Some(prefix) = self.refused_prefixes.iter().find(|p| starts(p)) {
+            return Err(Refusal::RefusedPrefix(prefix.clone()));
+        }
+        if !self.allowed_prefixes.is_empty() && !self.allowed_prefixes.iter().any(starts) {
+            return Err(Refusal::NotAllowedPrefix);
+        }
+        let Some(parsed) = n
+            .starts_with('+')
+            .then(|| phonenumber::parse(None, n).ok())
+            .flatten()
+        else {
+            return if self.short_numbers {
+                Ok(())
+            } else {
+                Err(Refusal::ShortNumber)
+            };
+        };
+        let premium =
+            parsed.number_type(&phonenumber::metadata::DATABASE) == phonenumber::Type::PremiumRate;
+        if premium && !self.premium_rate {
+            return Err(Refusal::PremiumRate);
+        }
+        let abroad = Some(parsed.code().value()) != region.calling_code();
+        if abroad && !self.international {
+            return Err(Refusal::International);
+        }
+        Ok(())
+    }
+}
+
+/// A prefix of a normalized number: `+` and digits (`+4090`), or digits for short numbers.
+fn check_prefix(prefix: &str) -> Result<(), String> {
+    let digits = prefix.strip_prefix('+').unwrap_or(prefix);
+    if digits.is_empty() || digits.len() > 15 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "`{prefix}` is not a number prefix: write it as numbers are normalized, `+` and digits (+4090)"
+        ));
+    }
+    Ok(())
+}
+
+fn check_queue(name: &str, digits: &str) -> Result<(), String> {
+    let name_ok = (1..=32).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if !name_ok {
+        return Err(format!(
+            "`{name}` is not a queue name: 1-32 letters, digits or - _ ."
+        ));
+    }
+    let digits_ok = (1..=8).contains(&digits.len())
+        && digits
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b == b'*' || b == b'#');
+    if !digits_ok {
+        return Err(format!(
+            "queue `{name}`: the prefix `{digits}` must be 1-8 digits, * or #"
+        ));
+    }
+    Ok(())
+}
+
+/// `NAME=DIGITS`, as `--queue-prefix sales=9` writes it.
+pub fn parse_queue_prefix(raw: &str) -> Result<(String, String), String> {
+    let (name, digits) = raw
+        .split_once('=')
+        .ok_or_else(|| format!("`{raw}` is not NAME=DIGITS (sales=9)"))?;
+    let (name, digits) = (name.trim().to_owned(), digits.trim().to_owned());
+    check_queue(&name, &digits)?;
+    Ok((name, digits))
+}
+
+/// The number in `format`; a short number stays as it is.
+fn write_number(number: &PhoneNumber, format: NumberFormat, region: Region) -> String {
+    let n = number.as_str();
+    let Some(digits) = n.strip_prefix('+') else {
+        return n.to_owned();
+    };
+    match format {
+        NumberFormat::E164 => n.to_owned(),
+        NumberFormat::Digits => digits.to_owned(),
+        NumberFormat::National => {
+            let Ok(parsed) = phonenumber::parse(None, n) else {
+                return n.to_owned();
+            };
+            if Some(parsed.code().value()) == region.calling_code() {
+                parsed
+                    .format()
+                    .mode(phonenumber::Mode::National)
+                    .to_string()
+                    .chars()
+                    .filter(char::is_ascii_digit)
+                    .collect()
+            } else {
+                format!("{}{digits}", international_prefix(region))
+            }
+        }
+    }
+}
+
+/// What a desk phone in `region` dials before a country code (`00`, `011`).
+fn international_prefix(region: Region) -> String {
+    let Some(metadata) = phonenumber::metadata::DATABASE.by_id(region.code()) else {
+        return "00".into();
+    };
+    if let Some(preferred) = metadata.preferred_international_prefix() {
+        return preferred.chars().filter(char::is_ascii_digit).collect();
+    }
+    match metadata.international_prefix().map(|r| r.as_str()) {
+        Some(prefix) if !prefix.is_empty() && prefix.bytes().all(|b| b.is_ascii_digit()) => {
+            prefix.to_owned()
+        }
+        _ => "00".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ro() -> Region {
+        Region::parse("RO").unwrap()
+    }
+
+    fn refused(policy: &DialPolicy, raw: &str) -> Option<&'static str> {
+        match policy.destination(raw, None, ro()) {
+            Ok(_) => None,
+            Err(DestinationError::Refused(r)) => Some(r.rule()),
+            Err(other) => panic!("{raw}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn numbers_are_normalized_and_written_as_the_dialer_wants() {
+        let mut policy = DialPolicy::default();
+        let cases = [
+            (NumberFormat::E164, "0721 234 567", "+40721234567"),
+            (NumberFormat::Digits, "0721 234 567", "40721234567"),
+            (NumberFormat::National, "+40 721 234 567", "0721234567"),
+            (NumberFormat::National, "+49 30 12345678", "00493012345678"),
+        ];
+        for (format, raw, dialled) in cases {
+            policy.number_format = format;
+            let destination = policy.destination(raw, None, ro()).unwrap();
+            assert_eq!(destination.dialled, dialled, "{format:?} {raw}");
+        }
+        assert_eq!(
+            international_prefix(Region::parse("US").unwrap()),
+            "011",
+            "a desk phone in the US dials 011 abroad"
+        );
+    }
+
+    #[test]
+    fn queues_put_their_prefix_before_the_number() {
+        let mut policy = DialPolicy::default();
+        let (name, digits) = parse_queue_prefix("sales=9").unwrap();
+        policy.queue_prefixes.insert(name, digits);
+        policy.number_format = NumberFormat::National;
+        let destination = policy
+            .destination("0721234567", Some("sales"), ro())
+            .unwrap();
+        assert_eq!(destination.dialled, "90721234567");
+        assert_eq!(destination.queue.as_deref(), Some("sales"));
+        assert_eq!(destination.number.as_str(), "+40721234567");
+        assert_eq!(
+            policy.destination("0721234567", Some("support"), ro()),
+            Err(DestinationError::UnknownQueue("support".into()))
+        );
+        assert!(parse_queue_prefix("sales").is_err());
+        assert!(parse_queue_prefix("sales=9a").is_err());
+    }
+
+    #[test]
+    fn each_rule_refuses_what_it_names() {
+        let mut policy = DialPolicy::default();
+        // Romanian premium rate (0900…) is refused by default; ordinary numbers pass.
+        assert_eq!(refused(&policy, "0900123456"), Some("premium_rate"));
+        assert_eq!(refused(&policy, "0721234567"), None);
+        assert_eq!(refused(&policy, "+4930123456"), None);
+        assert_eq!(refused(&policy, "112"), Some("short_numbers"));
+        policy.international = false;
+        assert_eq!(refused(&policy, "+4930123456"), Some("international"));
+        policy.refused_prefixes = vec!["+4072".into()];
+        assert_eq!(refused(&policy, "0721234567"), Some("refused_prefixes"));
+        policy.refused_prefixes.clear();
+        policy.allowed_prefixes = vec!["+4031".into()];
+        assert_eq!(refused(&policy, "0721234567"), Some("allowed_prefixes"));
+        assert_eq!(refused(&policy, "0311234567"), None);
+        policy.premium_rate = true;
+        policy.allowed_prefixes.clear();
+        assert_eq!(refused(&policy, "0900123456"), None);
+        assert!(matches!(
+            policy.destination("anonymous", None, ro()),
+            Err(DestinationError::Number(_))
+        ));
+    }
+
+    #[test]
+    fn settings_are_checked_and_read_with_defaults() {
+        let policy: DialPolicy = serde_json::from_str(r#"{"per_minute":3}"#).unwrap();
+        assert_eq!(policy.per_minute, 3);
+        assert_eq!(policy.session_hours, 10);
+        assert!(policy.validate().is_ok());
+        let bad = [
+            DialPolicy {
+                session_hours: 24,
+                ..DialPolicy::default()
+            },
+            DialPolicy {
+                per_minute: 0,
+                ..DialPolicy::default()
+            },
+            DialPolicy {
+                refused_prefixes: vec!["09x".into()],
+                ..DialPolicy::default()
+            },
+        ];
+        for policy in bad {
+            assert!(policy.validate().is_err(), "{policy:?}");
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! The agent's browser (issue 18, items 2 and 6): `/agent/login?session=…` signs it in
+//! once per shift with a cookie on cidgate's origin, so the screen pop's call button
+//! (a form post to `/agent/call`, no JavaScript) starts a click-to-call as that agent.
+//!
+//! The cookie is HttpOnly, Secure and SameSite=Strict: no script reads it, and no other
+//! site's page can make the browser send it (a form on another site posting to
+//! `/agent/call` arrives without it), which is the call button's CSRF protection.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, Responder, web};
+
+use super::click2call::{Ask, click};
+use super::pop::content_security_policy;
+use crate::http::auth::agent_session;
+use crate::http::error::ApiError;
+use crate::http::state::AppState;
+use crate::popup::views::{EN, ErrorPage};
+
+/// The cookie holding the agent's session secret.
+pub const COOKIE: &str = "cidgate_agent";
+/// The pages here sit at `/agent/…`, the stylesheet at `/pop/style.css`.
+const CSS_HREF: &str = "../pop/style.css";
+/// Most bytes of the call button's form.
+const FORM_LIMIT: usize = 4 * 1024;
+
+/// The session secret the browser's cookie holds, if it sent one.
+pub fn session_cookie(req: &HttpRequest) -> Option<String> {
+    req.headers()
+        .get_all(header::COOKIE)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)
+        .map(|(_, value)| value.trim().to_owned())
+}
+
+/// `GET /agent/login?session=…`: checks the session, sets the cookie until it expires.
+pub async fn login(req: HttpRequest) -> HttpResponse {
+    let presented = form_urlencoded::parse(req.query_string().as_bytes())
+        .find(|(k, _)| k == "session")
+        .map(|(_, v)| v.into_owned());
+    match agent_session(&req, presented.as_deref()).await {
+        Ok((_, session)) => {
+            let max_age = (session.expires_at - chrono::Utc::now())
+                .num_seconds()
+                .max(0);
+            let cookie = format!(
+                "{COOKIE}={}; Path=/; Max-Age={max_age}; HttpOnly; Secure; SameSite=Strict",
+                presented.unwrap_or_default().trim()
+            );
+            let message = format!(
+                "This browser is signed in as agent {} until {} UTC. Screen pops now offer call buttons.",
+                session.extension,
+                session.expires_at.format("%Y-%m-%d %H:%M")
+            );
+            let mut response = page(&req, StatusCode::OK, "Signed in", &message);
+            match HeaderValue::from_str(&cookie) {
+                Ok(value) => {
+                    response.headers_mut().append(header::SET_COOKIE, value);
+                }
+                Err(_) => return failure(&req, &ApiError::SessionExpired),
+            }
+            response
+        }
+        Err(e) => failure(&req, &e),
+    }
+}
+
+/// `POST /agent/call` (form: `number`, optional `queue`): the pop page's call button.
+pub async fn call(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
+    if body.len() > FORM_LIMIT {
+        return failure(&req, &ApiError::PayloadTooLarge(FORM_LIMIT));
+    }
+    if !same_origin(&req, &state) {
+        return failure(
+            &req,
+            &ApiError::Forbidden("the call button posts only from cidgate's own pages".into()),
+        );
+    }
+    let mut ask = Ask {
+        session: session_cookie(&req),
+        number: None,
+        queue: None,
+    };
+    for (name, value) in form_urlencoded::parse(&body) {
+        match name.as_ref() {
+            "number" => ask.number = Some(value.into_owned()),
+            "queue" if !value.trim().is_empty() => ask.queue = Some(value.into_owned()),
+            _ => {}
+        }
+    }
+    match click(&req, &state, ask).await {
+        Ok(request_id) => {
+            let message = format!(
+                "Your phone rings first; pick it up and the number is dialled (RequestID {request_id})."
+            );
+            page(&req, StatusCode::OK, "Calling", &message)
+        }
+        Err(e) => failure(&req, &e),
+    }
+}
+
+/// A browser names where a form was posted from; another origin is refused (the
+/// SameSite cookie already stays behind, this says so plainly).
+fn same_origin(req: &HttpRequest, state: &AppState) -> bool {
+    let Some(origin) = req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+    else {
+        return true;
+    };
+    let ours = state.public_url.origin().ascii_serialization();
+    let host = req.connection_info().host().to_owned();
+    origin == ours
+        || origin
+            .split_once("://")
+            .is_some_and(|(_, rest)| rest == host)
+}
+
+fn failure(req: &HttpRequest, error: &ApiError) -> HttpResponse {
+    use actix_web::ResponseError;
+    let heading = match error {
+        ApiError::SessionExpired => "Not signed in",
+        ApiError::DialRefused { .. } => "Number refused",
+        ApiError::TooManyRequests { .. } => "Too many calls",
+        _ => "The call could not be started",
+    };
+    let message = match error {
+        ApiError::SessionExpired => {
+            "This browser has no live agent session: open the sign-in link your CRM gives you (/agent/login?session=…), then try again.".to_owned()
+        }
+        other => other.to_string(),
+    };
+    page(req, error.status_code(), heading, &message)
+}
+
+fn page(req: &HttpRequest, status: StatusCode, heading: &str, message: &str) -> HttpResponse {
+    let page = ErrorPage {
+        s: &EN,
+        css_href: CSS_HREF,
+        heading,
+        message,
+    };
+    page.customize()
+        .with_status(status)
+        .insert_header((
+            header::CONTENT_SECURITY_POLICY,
+            content_security_policy("'none'"),
+        ))
+        .insert_header((header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .respond_to(req)
+        .map_into_boxed_body()
+}
