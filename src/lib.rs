@@ -17,3 +17,4 @@ pub mod reports;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod webhook;

@@ -114,6 +114,7 @@ pub struct Metrics {
     /// Retention steps that failed, by step.
     pub retention_failures: Family<StepLabels, Counter>,
     pub gauges: Gauges,
+    pub webhooks: WebhookMetrics,
 }
 
 impl Metrics {
@@ -308,8 +309,10 @@ impl Metrics {
             gauges.listener_connected.clone(),
         );
 
+        let webhooks = WebhookMetrics::registered(&mut registry);
         Arc::new(Self {
             registry,
+            webhooks,
             http_requests,
             http_duration,
             lookups,
@@ -350,5 +353,55 @@ impl Metrics {
             tracing::error!(error = %e, "could not encode metrics");
         }
         out
+    }
+}
+
+/// Web-service deliveries (DESIGN §8).
+pub struct WebhookMetrics {
+    /// Attempts by what became of their delivery: delivered, retrying, failed, gone.
+    pub deliveries: Family<OutcomeLabels, Counter>,
+    pub attempt_duration: Histogram,
+    /// Deliveries pending or being sent (all instances; read by the delivery job).
+    pub queue_depth: Gauge,
+    /// How long the oldest due delivery has waited (s).
+    pub oldest_due_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+}
+
+impl WebhookMetrics {
+    fn registered(registry: &mut Registry) -> Self {
+        let metrics = Self {
+            deliveries: Family::default(),
+            // 1 ms .. ~65 s
+            attempt_duration: Histogram::new(exponential_buckets(0.001, 2.0, 17)),
+            queue_depth: Gauge::default(),
+            oldest_due_seconds: Gauge::default(),
+        };
+        registry.register(
+            "webhook_deliveries",
+            "Web-service delivery attempts by what became of the delivery",
+            metrics.deliveries.clone(),
+        );
+        registry.register(
+            "webhook_attempt_duration_seconds",
+            "Web-service request latency",
+            metrics.attempt_duration.clone(),
+        );
+        registry.register(
+            "webhook_queue_depth",
+            "Web-service deliveries pending or being sent",
+            metrics.queue_depth.clone(),
+        );
+        registry.register(
+            "webhook_oldest_due_seconds",
+            "How long the oldest due web-service delivery has waited",
+            metrics.oldest_due_seconds.clone(),
+        );
+        metrics
+    }
+
+    pub fn outcome(&self, outcome: &'static str) {
+        self.deliveries
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
     }
 }

@@ -19,7 +19,7 @@ use crate::http::state::{AppState, Probes};
 use crate::http::{self, middleware};
 use crate::jobs::{Supervisor, retention};
 use crate::live::directory::Directory;
-use crate::live::listener::Listener;
+use crate::live::listener::{Listener, Wake};
 use crate::lookup::LookupService;
 use crate::lookup::batcher::LookupBatcher;
 use crate::lookup::cache::AnswerCache;
@@ -27,6 +27,7 @@ use crate::lookup::known_numbers::{IndexGauges, KnownNumbers};
 use crate::lookup::log::{LogWriter, LookupLog};
 use crate::metrics::Metrics;
 use crate::store;
+use crate::webhook;
 
 /// How long start-up waits for the directory and number index before serving anyway
 /// (lookups then ask the database until they are loaded).
@@ -81,13 +82,18 @@ impl Application {
             cache: cache.clone(),
             index: index.clone(),
         };
-        let mut listening = Listener::new(
+        let roles = settings.webhooks.roles;
+        let delivery_wake = Wake::default();
+        let mut listener = Listener::new(
             primary_url,
             local.clone(),
             directory.clone(),
             metrics.clone(),
-        )?
-        .spawn(&jobs);
+        )?;
+        if roles.deliver {
+            listener = listener.waking_deliveries(delivery_wake.clone());
+        }
+        let mut listening = listener.spawn(&jobs);
         if tokio::time::timeout(INITIAL_LOAD_WAIT, listening.wait_for(|ready| *ready))
             .await
             .is_err()
@@ -138,7 +144,20 @@ impl Application {
             &pool,
             settings.call_retention_days,
         ));
+        steps.push(webhook::retention_step(
+            &log_pool,
+            settings.webhooks.webhook_log_retention_days,
+        ));
         retention::spawn(&jobs, retention::Schedule::HOURLY, steps, metrics.clone());
+        let deliverer = webhook::deliverer(
+            primary_url,
+            &settings.webhooks,
+            Some((directory.clone(), public_url.clone())),
+            Some(metrics.clone()),
+        )?;
+        if roles.deliver {
+            webhook::worker::spawn(&jobs, deliverer.clone(), delivery_wake);
+        }
         let events = EventWriter::spawn(
             &jobs,
             pool.clone(),
@@ -178,12 +197,17 @@ impl Application {
             snapshot_max_bytes: settings.snapshot_max_bytes,
             trusted_proxies: settings.trusted_proxies.clone().into(),
             forwarded_header: settings.forwarded_header,
+            deliverer,
         });
         let cors_origins = settings.cors_origins.clone();
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
-                .configure(http::configure)
+                .configure(if roles.http {
+                    http::configure
+                } else {
+                    http::configure_operations
+                })
                 .wrap(middleware::cors(&cors_origins))
                 .wrap(actix_web::middleware::from_fn(
                     middleware::enforce_request_limits,

@@ -139,6 +139,9 @@ async fn write(pool: &Pool, mut batch: Vec<Request>, timeout: Duration) {
                     .collect();
                 let ingested =
                     store::calls::ingest(&tx, tenant, requests[0].region, &events).await?;
+                // Web-service deliveries commit with the events that trigger them.
+                let changed: Vec<uuid::Uuid> = ingested.calls.iter().map(|c| c.id).collect();
+                store::deliveries::enqueue_for_calls(&tx, tenant, &changed).await?;
                 let mut new = ingested.new.into_iter();
                 for r in requests {
                     recorded.push(new.by_ref().take(r.events.len()).collect::<Vec<bool>>());

@@ -3,11 +3,13 @@
 mod agent;
 mod allow;
 mod db;
+mod delivery;
 mod demo;
 mod dialer;
 mod events;
 mod import;
 mod popup;
+mod profile;
 mod report;
 mod service_user;
 mod tenant;
@@ -86,6 +88,12 @@ pub enum Command {
     /// Reports enabled for the historical-data API
     #[command(subcommand)]
     Report(report::ReportCommand),
+    /// Web-service profiles: call data sent to CRMs
+    #[command(subcommand)]
+    Profile(profile::ProfileCommand),
+    /// Web-service deliveries: the log, and replay
+    #[command(subcommand)]
+    Delivery(delivery::DeliveryCommand),
 }
 
 /// How a finished command ends the process.
@@ -124,6 +132,8 @@ pub async fn run(command: Command) -> anyhow::Result<Exit> {
         Command::Dialer(cmd) => dialer::run(cmd).await?,
         Command::ServiceUser(cmd) => service_user::run(cmd).await?,
         Command::Report(cmd) => report::run(cmd).await?,
+        Command::Profile(cmd) => profile::run(cmd).await?,
+        Command::Delivery(cmd) => delivery::run(cmd).await?,
     }
     Ok(Exit::Success)
 }

@@ -3,6 +3,7 @@
 
 pub mod file;
 mod variables;
+pub mod webhooks;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -208,6 +209,9 @@ pub struct ServeSettings {
     #[arg(long, env = "CIDGATE_LOOKUP_LOG_GATHER_MS", default_value_t = 50,
           value_parser = clap::value_parser!(u32).range(0..=60_000))]
     pub lookup_log_gather_ms: u32,
+
+    #[command(flatten)]
+    pub webhooks: webhooks::WebhookSettings,
 }
 
 impl ServeSettings {
@@ -247,6 +251,7 @@ impl ServeSettings {
             call_retention_days: 400,
             lookup_log_buffer: 10_000,
             lookup_log_gather_ms: 50,
+            webhooks: webhooks::WebhookSettings::default(),
         }
     }
 

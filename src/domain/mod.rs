@@ -12,6 +12,7 @@ mod lookup_hit;
 mod lookup_log;
 mod number_memo;
 mod phone_number;
+pub mod profile;
 mod report;
 mod report_request;
 mod routing;

@@ -461,3 +461,17 @@ pub async fn agent_session(
         None => Err(guard.failed(&state, ApiError::SessionExpired)),
     }
 }
+
+/// An operator's tool managing the tenant's web-service profiles: an `admin` token as
+/// a Bearer header, rate limited per token as sync jobs are.
+pub struct AdminAuth(pub Arc<TenantEntry>);
+
+impl FromRequest for AdminAuth {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move { Ok(Self(bearer_of(&req, &[TokenScope::Admin]).await?)) })
+    }
+}

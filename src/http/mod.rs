@@ -87,6 +87,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(routes::historic::run))
             .default_service(not_allowed("POST")),
     );
+    profile_routes(cfg);
     routes::agents_and_click2call(cfg);
     for (path, handler) in [
         (
@@ -116,6 +117,99 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.default_service(web::to(not_found));
 }
 
+/// The admin API of web-service profiles and deliveries.
+fn profile_routes(cfg: &mut web::ServiceConfig) {
+    use routes::profiles;
+    cfg.service(
+        web::resource("/api/v1/profiles")
+            .name("/api/v1/profiles")
+            .route(web::get().to(profiles::list))
+            .route(web::post().to(profiles::create))
+            .default_service(not_allowed("GET, POST")),
+    )
+    .service(
+        web::resource("/api/v1/profiles/{name}")
+            .name("/api/v1/profiles/{name}")
+            .route(web::get().to(profiles::show))
+            .route(web::patch().to(profiles::update))
+            .route(web::delete().to(profiles::delete))
+            .default_service(not_allowed("GET, PATCH, DELETE")),
+    )
+    .service(
+        web::resource("/api/v1/deliveries")
+            .name("/api/v1/deliveries")
+            .route(web::get().to(profiles::deliveries))
+            .default_service(not_allowed("GET")),
+    )
+    .service(
+        web::resource("/api/v1/deliveries/replay")
+            .name("/api/v1/deliveries/replay")
+            .route(web::post().to(profiles::replay_failed))
+            .default_service(not_allowed("POST")),
+    )
+    .service(
+        web::resource("/api/v1/deliveries/{id}")
+            .name("/api/v1/deliveries/{id}")
+            .route(web::get().to(profiles::delivery))
+            .default_service(not_allowed("GET")),
+    );
+    for (path, handler) in [
+        (
+            "/api/v1/profiles/{name}/enable",
+            web::post().to(profiles::enable),
+        ),
+        (
+            "/api/v1/profiles/{name}/disable",
+            web::post().to(profiles::disable),
+        ),
+        (
+            "/api/v1/profiles/{name}/rotate-secret",
+            web::post().to(profiles::rotate_secret),
+        ),
+        (
+            "/api/v1/profiles/{name}/test",
+            web::post().to(profiles::test),
+        ),
+        ("/api/v1/profiles/{name}/run", web::post().to(profiles::run)),
+        (
+            "/api/v1/deliveries/{id}/replay",
+            web::post().to(profiles::replay_one),
+        ),
+    ] {
+        cfg.service(
+            web::resource(path)
+                .name(path)
+                .route(handler)
+                .default_service(not_allowed("POST")),
+        );
+    }
+}
+
+/// The routes of an instance that only delivers (`CIDGATE_ROLES=deliver`): probes and
+/// metrics; everything else is a JSON 404.
+pub fn configure_operations(cfg: &mut web::ServiceConfig) {
+    use routes::health;
+    cfg.service(
+        web::resource("/healthz")
+            .name("/healthz")
+            .route(web::get().to(health::healthz))
+            .default_service(not_allowed("GET")),
+    )
+    .service(
+        web::resource("/readyz")
+            .name("/readyz")
+            .route(web::get().to(health::readyz))
+            .default_service(not_allowed("GET")),
+    )
+    .service(
+        web::resource("/metrics")
+            .name("/metrics")
+            .route(web::get().to(health::metrics))
+            .default_service(not_allowed("GET")),
+    );
+    cfg.default_service(web::to(not_found));
+}
+
 /// The OpenAPI description of every operation above.
 pub const OPENAPI: &str = include_str!("openapi.json");
 
@@ -135,6 +229,20 @@ pub const OPERATIONS: &[(&str, &str)] = &[
     ("GET", "/api/v1/events/call-end"),
     ("GET", "/api/v1/reportsCDRLogs"),
     ("POST", "/rest/api/v1/historic-data/{historicDataKey}"),
+    ("GET", "/api/v1/profiles"),
+    ("POST", "/api/v1/profiles"),
+    ("GET", "/api/v1/profiles/{name}"),
+    ("PATCH", "/api/v1/profiles/{name}"),
+    ("DELETE", "/api/v1/profiles/{name}"),
+    ("POST", "/api/v1/profiles/{name}/enable"),
+    ("POST", "/api/v1/profiles/{name}/disable"),
+    ("POST", "/api/v1/profiles/{name}/rotate-secret"),
+    ("POST", "/api/v1/profiles/{name}/test"),
+    ("POST", "/api/v1/profiles/{name}/run"),
+    ("GET", "/api/v1/deliveries"),
+    ("POST", "/api/v1/deliveries/replay"),
+    ("GET", "/api/v1/deliveries/{id}"),
+    ("POST", "/api/v1/deliveries/{id}/replay"),
     ("GET", "/api/v1/agents"),
     ("PUT", "/api/v1/agents/{extension}"),
     ("GET", "/api/v1/agents/{extension}"),

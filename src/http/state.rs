@@ -86,6 +86,8 @@ pub struct AppState {
     /// Peers whose forwarding header is believed, and which header that is.
     pub trusted_proxies: Arc<[IpNetwork]>,
     pub forwarded_header: ForwardedHeader,
+    /// Sends web-service deliveries (`profile test`, `profile run` through the API).
+    pub deliverer: crate::webhook::Deliverer,
 }
 
 impl AppState {

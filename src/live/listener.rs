@@ -37,6 +37,8 @@ pub struct Listener {
     pub local: LocalCopies,
     pub directory: Directory,
     pub metrics: Arc<Metrics>,
+    /// Woken when deliveries are queued (`cidgate_deliveries`), on a delivering instance.
+    pub deliveries: Option<Wake>,
 }
 
 impl Listener {
@@ -59,7 +61,14 @@ impl Listener {
             local,
             directory,
             metrics,
+            deliveries: None,
         })
+    }
+
+    /// Wakes `wake` whenever any instance queues web-service deliveries.
+    pub fn waking_deliveries(mut self, wake: Wake) -> Self {
+        self.deliveries = Some(wake);
+        self
     }
 
     /// Runs under `jobs` until the process ends. `connected` is true while listening
@@ -211,6 +220,11 @@ impl Listener {
                 self.directory.reload(client).await?
             }
             notify::CONFIG_CHANNEL => self.ignore(n),
+            store::deliveries::CHANNEL => {
+                if let Some(wake) = &self.deliveries {
+                    wake.poke();
+                }
+            }
             other => tracing::debug!(channel = other, "ignoring notification"),
         }
         Ok(())
@@ -227,6 +241,28 @@ impl Listener {
             bytes = n.payload().len(),
             "ignoring a notification that is not the gateway's"
         );
+    }
+}
+
+/// Wakes the web-service delivery workers; the listener pokes it when any instance
+/// queues deliveries. Each worker remembers what it has seen, so a poke while it was
+/// busy is not lost.
+#[derive(Clone)]
+pub struct Wake(Arc<watch::Sender<u64>>);
+
+impl Default for Wake {
+    fn default() -> Self {
+        Self(Arc::new(watch::Sender::new(0)))
+    }
+}
+
+impl Wake {
+    pub fn poke(&self) {
+        self.0.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.0.subscribe()
     }
 }
 

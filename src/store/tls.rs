@@ -141,6 +141,22 @@ fn verified(root_cert: Option<&str>) -> anyhow::Result<ClientConfig> {
         .with_no_client_auth())
 }
 
+/// TLS for web-service deliveries: the system's trusted roots on the ring provider. A
+/// system without roots still starts (https targets then fail, and say why).
+pub(crate) fn web_client_config() -> ClientConfig {
+    verified(None).unwrap_or_else(|e| {
+        tracing::warn!(
+            error = format!("{e:#}"),
+            "no trusted roots for https web-service targets"
+        );
+        ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .expect("ring supports the default protocol versions")
+            .with_root_certificates(RootCertStore::empty())
+            .with_no_client_auth()
+    })
+}
+
 /// Encrypts without checking who answers: libpq's `require` without a root
 /// certificate. Signatures are still checked, so the session key is the server's.
 fn encrypted_only() -> ClientConfig {

@@ -14,6 +14,7 @@ mod jobs;
 mod lookup;
 mod openapi;
 mod popup;
+mod profiles;
 mod proxy;
 mod reports;
 mod resilience;

@@ -8,6 +8,7 @@ pub mod health;
 pub mod historic;
 pub mod lookup;
 pub mod pop;
+pub mod profiles;
 pub mod snapshot;
 
 use actix_web::{HttpResponse, web};

@@ -1,0 +1,396 @@
+//! The values a profile can fill in (DESIGN §8): the reference's `<…>` names, the URL
+//! adapter's `{{…}}` names as aliases, and cidgate's own — and the call facts they are
+//! read from.
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::Value;
+use uuid::Uuid;
+
+/// One value a template can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Placeholder {
+    EmptyValue,
+    AccountCodes,
+    Agent,
+    CallDirection,
+    CallerName,
+    Dnis,
+    CallId,
+    ExternalNumber,
+    GroupSkill,
+    Location,
+    Time,
+    Tag,
+    AudioRecordingLink,
+    ReportCallId,
+    CallerNumber,
+    ContactId,
+    ContactName,
+    CrmUrl,
+    PopupLink,
+    Duration,
+    TalkDuration,
+    Outcome,
+    AnsweredTime,
+    EndTime,
+    RequestId,
+    Event,
+    // The URL adapter's own (dial-api-and-event-url-adapter.txt).
+    CallTypeName,
+    PbxCallId,
+    EventCode,
+    IsCallRecorded,
+    CallUuid,
+}
+
+/// `<Name>` spellings, as the reference writes them.
+const NAMES: &[(&str, Placeholder)] = &[
+    ("Empty Value", Placeholder::EmptyValue),
+    ("Account Codes", Placeholder::AccountCodes),
+    ("Agent", Placeholder::Agent),
+    ("Call Direction", Placeholder::CallDirection),
+    ("Caller Name", Placeholder::CallerName),
+    ("DNIS", Placeholder::Dnis),
+    ("Call ID", Placeholder::CallId),
+    ("External Number", Placeholder::ExternalNumber),
+    ("Group/Skill", Placeholder::GroupSkill),
+    ("Location", Placeholder::Location),
+    ("Time", Placeholder::Time),
+    ("Tag", Placeholder::Tag),
+    ("Audio Recording Link", Placeholder::AudioRecordingLink),
+    ("Report Call ID", Placeholder::ReportCallId),
+    ("Caller Number", Placeholder::CallerNumber),
+    ("Contact ID", Placeholder::ContactId),
+    ("Contact Name", Placeholder::ContactName),
+    ("CRM URL", Placeholder::CrmUrl),
+    ("Popup Link", Placeholder::PopupLink),
+    ("Duration", Placeholder::Duration),
+    ("Talk Duration", Placeholder::TalkDuration),
+    ("Outcome", Placeholder::Outcome),
+    ("Answered Time", Placeholder::AnsweredTime),
+    ("End Time", Placeholder::EndTime),
+    ("Request ID", Placeholder::RequestId),
+    ("Event", Placeholder::Event),
+];
+
+/// `{{Name}}` spellings: the URL adapter's names.
+const ALIASES: &[(&str, Placeholder)] = &[
+    ("CallTypeName", Placeholder::CallTypeName),
+    ("DialApiEventName", Placeholder::Event),
+    ("CallID", Placeholder::PbxCallId),
+    ("DialApiRequestID", Placeholder::RequestId),
+    ("DialApiEventCode", Placeholder::EventCode),
+    ("IsCallRecorded", Placeholder::IsCallRecorded),
+    ("CallUUID", Placeholder::CallUuid),
+];
+
+impl Placeholder {
+    /// A `<…>` name, any case.
+    pub fn from_name(name: &str) -> Option<Self> {
+        let name = name.trim();
+        NAMES
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, p)| *p)
+    }
+
+    /// A `{{…}}` name, any case.
+    pub fn from_alias(alias: &str) -> Option<Self> {
+        let alias = alias.trim();
+        ALIASES
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(alias))
+            .map(|(_, p)| *p)
+    }
+
+    /// A criterion's field: a `<…>` name or a `{{…}}` name, without brackets.
+    pub fn from_field(field: &str) -> Option<Self> {
+        Self::from_name(field).or_else(|| Self::from_alias(field))
+    }
+
+    /// Every field name a criterion may start with, longest first (so `Call ID` is not
+    /// read as `Call` … ).
+    pub fn field_names() -> Vec<&'static str> {
+        let mut names: Vec<&str> = NAMES.iter().chain(ALIASES).map(|(n, _)| *n).collect();
+        names.sort_by_key(|n| std::cmp::Reverse(n.len()));
+        names
+    }
+
+    /// The `<…>` names, for messages and documentation.
+    pub fn names() -> impl Iterator<Item = &'static str> {
+        NAMES.iter().map(|(n, _)| *n)
+    }
+
+    /// Whether the value is a list (`=` and `in` then test each item).
+    pub fn is_list(self) -> bool {
+        matches!(self, Self::AccountCodes | Self::Tag)
+    }
+
+    /// The value for `call`, as text (lists comma-separated; absent values empty).
+    pub fn value(self, call: &CallFacts) -> String {
+        let text = |v: &Option<String>| v.clone().unwrap_or_default();
+        let millis = |t: Option<DateTime<Utc>>| t.map(|t| t.timestamp_millis().to_string());
+        match self {
+            Self::EmptyValue => String::new(),
+            Self::AccountCodes => call.account_codes.join(","),
+            Self::Agent => text(&call.agent),
+            Self::CallDirection => text(&call.direction),
+            Self::CallerName => text(&call.caller_name),
+            Self::Dnis => text(&call.dnis),
+            Self::CallId => call.id.to_string(),
+            Self::ExternalNumber => text(&call.external_number),
+            Self::GroupSkill => text(&call.call_group),
+            Self::Location => text(&call.location),
+            Self::Time => call.started_at.timestamp_millis().to_string(),
+            Self::Tag => call.tags.join(","),
+            Self::AudioRecordingLink => text(&call.recording_url),
+            Self::ReportCallId => call.report_call_id.to_string(),
+            Self::CallerNumber => text(&call.caller_number),
+            Self::ContactId => text(&call.contact_id),
+            Self::ContactName => text(&call.contact_name),
+            Self::CrmUrl => text(&call.crm_url),
+            Self::PopupLink => text(&call.popup_link),
+            Self::Duration => seconds(call.duration_ms),
+            Self::TalkDuration => seconds(call.talk_ms),
+            Self::Outcome => call.outcome.clone(),
+            Self::AnsweredTime => millis(call.answered_at).unwrap_or_default(),
+            Self::EndTime => millis(call.ended_at).unwrap_or_default(),
+            Self::RequestId => call.request_id.map(|r| r.to_string()).unwrap_or_default(),
+            Self::Event => call.event.clone(),
+            Self::CallTypeName => call_type_name(call),
+            Self::PbxCallId => call.activecallkey.clone(),
+            Self::EventCode => event_code(&call.event).to_owned(),
+            Self::IsCallRecorded => if call.recorded { "1" } else { "" }.to_owned(),
+            Self::CallUuid => call
+                .legs
+                .first()
+                .and_then(|l| l.guid.clone())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// Whole seconds; empty while unknown (a call still up has no duration yet).
+fn seconds(ms: Option<i64>) -> String {
+    ms.map(|ms| (ms / 1000).to_string()).unwrap_or_default()
+}
+
+/// The adapter's call type: `API` for a click-to-call's agent leg, `Outgoing` for its
+/// dialled party; other calls by their direction.
+fn call_type_name(call: &CallFacts) -> String {
+    match call.legs.first().and_then(|l| l.leg.as_deref()) {
+        Some("agent") => "API".to_owned(),
+        Some("external") => "Outgoing".to_owned(),
+        _ => call.direction.clone().unwrap_or_default(),
+    }
+}
+
+/// The adapter's event codes, as its examples show them: hangup 1, pickup 2, missed 3.
+fn event_code(event: &str) -> &'static str {
+    match event {
+        "hangup" => "1",
+        "pickup" => "2",
+        "missed" => "3",
+        _ => "",
+    }
+}
+
+/// Where an E.164 number is from: its country's ISO code (the numbering data cidgate
+/// carries names countries, not regions within them). `None` for an extension or a
+/// number that does not parse.
+pub fn location(number: &str) -> Option<String> {
+    if !number.starts_with('+') {
+        return None;
+    }
+    let parsed = phonenumber::parse(None, number).ok()?;
+    let id = parsed.country().id()?;
+    Some(id.as_ref().to_owned())
+}
+
+/// One leg as a call record keeps it.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct LegFacts {
+    pub call_id: String,
+    #[serde(default)]
+    pub guid: Option<String>,
+    #[serde(default)]
+    pub leg: Option<String>,
+}
+
+/// What a delivery knows of its call: the call record as it was when the delivery was
+/// queued (the `calls` row, with the contact's name and CRM link), and what the sender
+/// adds (the pop link, the event name, the location).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct CallFacts {
+    pub id: Uuid,
+    #[serde(default)]
+    pub report_call_id: i64,
+    #[serde(default)]
+    pub activecallkey: String,
+    pub request_id: Option<i64>,
+    pub direction: Option<String>,
+    pub caller_number: Option<String>,
+    pub caller_name: Option<String>,
+    pub contact_id: Option<String>,
+    #[serde(default)]
+    pub contact_name: Option<String>,
+    #[serde(default)]
+    pub crm_url: Option<String>,
+    pub dnis: Option<String>,
+    pub external_number: Option<String>,
+    /// The other party, normalized (E.164 when it could be read).
+    pub other_number: Option<String>,
+    pub agent: Option<String>,
+    pub call_group: Option<String>,
+    #[serde(default)]
+    pub account_codes: Vec<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    pub started_at: DateTime<Utc>,
+    pub answered_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub duration_ms: Option<i64>,
+    pub talk_ms: Option<i64>,
+    #[serde(default)]
+    pub outcome: String,
+    #[serde(default)]
+    pub recorded: bool,
+    pub recording_url: Option<String>,
+    #[serde(default)]
+    pub legs: Vec<LegFacts>,
+    /// The lookup that opened the call, if one did.
+    #[serde(default)]
+    pub lookup: Option<Value>,
+    /// Filled by the sender: the screen-pop link for the other party.
+    #[serde(default)]
+    pub popup_link: Option<String>,
+    /// Filled by the sender: what happened (`started`, `pickup`, `missed`, `hangup`,
+    /// `recorded`, `lookup`), from the trigger and the call.
+    #[serde(default)]
+    pub event: String,
+    /// Filled by the sender: where the other party's number is from.
+    #[serde(default)]
+    pub location: Option<String>,
+}
+
+impl CallFacts {
+    /// The facts as a delivery on `trigger` sends them: the event name and the other
+    /// party's location filled in.
+    pub fn for_trigger(mut self, trigger: super::Trigger) -> Self {
+        self.event = trigger.event_name(&self).to_owned();
+        if self.location.is_none() {
+            self.location = self.other_number.as_deref().and_then(location);
+        }
+        self
+    }
+
+    /// A made-up finished inbound call, for `profile test` without `--call`.
+    pub fn sample() -> Self {
+        let at = |s: &str| s.parse::<DateTime<Utc>>().ok();
+        Self {
+            id: Uuid::from_u128(0x0192_8f3c_5b1e_7a00_8000_0000_0000_0001),
+            report_call_id: 1001,
+            activecallkey: "1000000087849".into(),
+            request_id: None,
+            direction: Some("Inbound".into()),
+            caller_number: Some("+40700000000".into()),
+            caller_name: Some("John Doe".into()),
+            contact_id: Some("12345".into()),
+            contact_name: Some("John Doe".into()),
+            crm_url: Some("https://crm.example.com/contacts/12345".into()),
+            dnis: Some("0210000000".into()),
+            external_number: Some("+40700000000".into()),
+            other_number: Some("+40700000000".into()),
+            agent: Some("Agent1(200)".into()),
+            call_group: Some("Sales".into()),
+            account_codes: vec!["1001".into()],
+            tags: vec!["VIP".into()],
+            started_at: at("2026-12-01T10:00:00Z").unwrap_or_default(),
+            answered_at: at("2026-12-01T10:00:10Z"),
+            ended_at: at("2026-12-01T10:02:10Z"),
+            duration_ms: Some(130_000),
+            talk_ms: Some(120_000),
+            outcome: "answered".into(),
+            recorded: true,
+            recording_url: Some("https://pbx.example.com/recordings/1000000087849.wav".into()),
+            legs: vec![LegFacts {
+                call_id: "1000000087849".into(),
+                guid: Some("bfa2dbc8-ab8a-34c8-f243-c2aad8c446ff".into()),
+                leg: None,
+            }],
+            lookup: None,
+            popup_link: None,
+            event: "hangup".into(),
+            location: Some("RO".into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_aliases_are_read_in_any_case() {
+        assert_eq!(
+            Placeholder::from_name("caller name"),
+            Some(Placeholder::CallerName)
+        );
+        assert_eq!(
+            Placeholder::from_name("Group/Skill"),
+            Some(Placeholder::GroupSkill)
+        );
+        assert_eq!(
+            Placeholder::from_alias("dialapirequestid"),
+            Some(Placeholder::RequestId)
+        );
+        assert_eq!(
+            Placeholder::from_field("Talk Duration"),
+            Some(Placeholder::TalkDuration)
+        );
+        assert_eq!(Placeholder::from_name("Nope"), None);
+    }
+
+    #[test]
+    fn every_placeholder_reads_the_sample_call_as_the_reference_defines_it() {
+        let call = CallFacts::sample();
+        let v = |name: &str| Placeholder::from_field(name).unwrap().value(&call);
+        assert_eq!(v("Empty Value"), "");
+        assert_eq!(v("Account Codes"), "1001");
+        assert_eq!(v("Agent"), "Agent1(200)");
+        assert_eq!(v("Call Direction"), "Inbound");
+        assert_eq!(v("Caller Name"), "John Doe");
+        assert_eq!(v("DNIS"), "0210000000");
+        assert_eq!(v("Call ID"), call.id.to_string());
+        assert_eq!(v("Time"), "1796119200000");
+        assert_eq!(v("Duration"), "130");
+        assert_eq!(v("Talk Duration"), "120");
+        assert_eq!(v("Answered Time"), "1796119210000");
+        assert_eq!(v("Report Call ID"), "1001");
+        assert_eq!(v("IsCallRecorded"), "1");
+        assert_eq!(v("CallID"), "1000000087849");
+        assert_eq!(v("CallUUID"), "bfa2dbc8-ab8a-34c8-f243-c2aad8c446ff");
+        assert_eq!(v("DialApiEventCode"), "1");
+        assert_eq!(v("CallTypeName"), "Inbound");
+        assert_eq!(v("Request ID"), "");
+    }
+
+    #[test]
+    fn lists_are_comma_separated() {
+        let call = CallFacts {
+            tags: vec!["a".into(), "b".into()],
+            account_codes: vec!["1001".into(), "1002".into(), "1003".into()],
+            ..CallFacts::sample()
+        };
+        assert_eq!(Placeholder::Tag.value(&call), "a,b");
+        assert_eq!(Placeholder::AccountCodes.value(&call), "1001,1002,1003");
+    }
+
+    #[test]
+    fn the_location_is_the_other_partys_country() {
+        assert_eq!(location("+40721234567").as_deref(), Some("RO"));
+        assert_eq!(location("+12025550123").as_deref(), Some("US"));
+        assert_eq!(location("200"), None);
+    }
+}

@@ -1,0 +1,364 @@
+//! The admin API of web-service profiles and their deliveries (`admin` tokens, the
+//! token's tenant only): the same operations as `cidgate profile` and `cidgate delivery`.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::domain::FieldError;
+use crate::domain::profile::ProfileInput;
+use crate::http::error::ApiError;
+use crate::http::{auth::AdminAuth, body::read_json, state::AppState};
+use crate::store::deliveries::{self, LogFilter};
+use crate::store::{self, profiles};
+use crate::webhook::admin::{self, ProfileError, ProfileView, SECRET_OVERLAP};
+use crate::webhook::sign;
+
+const BODY_LIMIT: usize = 256 * 1024;
+
+impl From<ProfileError> for ApiError {
+    fn from(e: ProfileError) -> Self {
+        match e {
+            ProfileError::Invalid(fields) => ApiError::invalid_fields(fields),
+            ProfileError::Duplicate(_) => ApiError::Unprocessable {
+                message: e.to_string(),
+                fields: vec![FieldError::new("name", "is taken")],
+            },
+            ProfileError::NotFound(_) | ProfileError::NoCall(_) => {
+                ApiError::NotFound(e.to_string())
+            }
+            ProfileError::Failed(e) => ApiError::from_store(e),
+        }
+    }
+}
+
+/// A body read as `T`, naming what is wrong with it.
+async fn body<T: serde::de::DeserializeOwned>(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+) -> Result<T, ApiError> {
+    let value = read_json(req, payload, BODY_LIMIT, state.body_timeout).await?;
+    serde_json::from_value(value).map_err(|e| {
+        ApiError::invalid_fields(vec![FieldError::new(
+            "",
+            format!("the body does not fit: {e}"),
+        )])
+    })
+}
+
+/// A body that may be absent (an empty POST).
+async fn optional_body<T: serde::de::DeserializeOwned + Default>(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+) -> Result<T, ApiError> {
+    let empty = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .is_none_or(|v| v.as_bytes() == b"0");
+    if empty {
+        return Ok(T::default());
+    }
+    body(req, payload, state).await
+}
+
+fn name_of(req: &HttpRequest) -> String {
+    req.match_info().get("name").unwrap_or_default().to_owned()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Created {
+    name: String,
+    #[serde(flatten)]
+    definition: ProfileInput,
+}
+
+/// `GET /api/v1/profiles`
+pub async fn list(auth: AdminAuth, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let tenant = auth.0.tenant.id;
+    let listed = store::with_client(&state.pool, state.write_timeout, async |client| {
+        profiles::list(&*client, tenant).await
+    })
+    .await?;
+    let views: Vec<ProfileView> = listed.iter().map(ProfileView::of).collect();
+    Ok(HttpResponse::Ok().json(json!({ "profiles": views })))
+}
+
+/// `POST /api/v1/profiles`: 201 with the profile and its signing secret (shown once).
+pub async fn create(
+    req: HttpRequest,
+    auth: AdminAuth,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let created: Created = body(&req, payload, &state).await?;
+    let tenant = auth.0.tenant.id;
+    let client = state.pool.get().await?;
+    let (profile, secret) = admin::create(
+        &client,
+        &state.deliverer.client,
+        tenant,
+        &created.name,
+        &created.definition,
+    )
+    .await?;
+    Ok(HttpResponse::Created().json(json!({
+        "profile": ProfileView::of(&profile),
+        "secret": secret,
+    })))
+}
+
+/// `GET /api/v1/profiles/{name}`
+pub async fn show(
+    req: HttpRequest,
+    auth: AdminAuth,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let client = state.pool.get().await?;
+    let profile = admin::find(&client, auth.0.tenant.id, &name_of(&req)).await?;
+    Ok(HttpResponse::Ok().json(ProfileView::of(&profile)))
+}
+
+/// `PATCH /api/v1/profiles/{name}`: changes what the body names.
+pub async fn update(
+    req: HttpRequest,
+    auth: AdminAuth,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let changes: ProfileInput = body(&req, payload, &state).await?;
+    let client = state.pool.get().await?;
+    let profile = admin::update(
+        &client,
+        &state.deliverer.client,
+        auth.0.tenant.id,
+        &name_of(&req),
+        &changes,
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(ProfileView::of(&profile)))
+}
+
+/// `DELETE /api/v1/profiles/{name}`: 204.
+pub async fn delete(
+    req: HttpRequest,
+    auth: AdminAuth,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let name = name_of(&req);
+    let client = state.pool.get().await?;
+    if !profiles::delete(&client, auth.0.tenant.id, &name).await? {
+        return Err(ProfileError::NotFound(name).into());
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Disabling {
+    reason: Option<String>,
+}
+
+/// `POST /api/v1/profiles/{name}/disable` (body optional: `{"reason": …}`).
+pub async fn disable(
+    req: HttpRequest,
+    auth: AdminAuth,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let disabling: Disabling = optional_body(&req, payload, &state).await?;
+    let reason = disabling
+        .reason
+        .unwrap_or_else(|| "disabled by an operator".into());
+    set_enabled(&req, &auth, &state, false, Some(&reason)).await
+}
+
+/// `POST /api/v1/profiles/{name}/enable`: sends again, its failure state forgotten.
+pub async fn enable(
+    req: HttpRequest,
+    auth: AdminAuth,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    set_enabled(&req, &auth, &state, true, None).await
+}
+
+async fn set_enabled(
+    req: &HttpRequest,
+    auth: &AdminAuth,
+    state: &AppState,
+    enabled: bool,
+    reason: Option<&str>,
+) -> Result<HttpResponse, ApiError> {
+    let name = name_of(req);
+    let client = state.pool.get().await?;
+    let profile = profiles::set_enabled(&client, auth.0.tenant.id, &name, enabled, reason)
+        .await?
+        .ok_or(ProfileError::NotFound(name))?;
+    Ok(HttpResponse::Ok().json(ProfileView::of(&profile)))
+}
+
+/// `POST /api/v1/profiles/{name}/rotate-secret`: a new secret; the old one signs beside
+/// it for 24 hours.
+pub async fn rotate_secret(
+    req: HttpRequest,
+    auth: AdminAuth,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let name = name_of(&req);
+    let secret = sign::new_secret();
+    let client = state.pool.get().await?;
+    profiles::rotate_secret(&client, auth.0.tenant.id, &name, &secret, SECRET_OVERLAP)
+        .await?
+        .ok_or(ProfileError::NotFound(name))?;
+    Ok(HttpResponse::Ok().json(json!({ "secret": secret })))
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Trial {
+    call: Option<String>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// `POST /api/v1/profiles/{name}/test`: the request for a sample (or stored) call,
+/// sent unless `dry_run`.
+pub async fn test(
+    req: HttpRequest,
+    auth: AdminAuth,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let trial: Trial = optional_body(&req, payload, &state).await?;
+    let tenant = auth.0.tenant.id;
+    let client = state.pool.get().await?;
+    let profile = admin::find(&client, tenant, &name_of(&req)).await?;
+    let call = admin::call_for(&client, tenant, trial.call.as_deref()).await?;
+    drop(client);
+    let report = admin::test(&state.deliverer, &profile, tenant, call, trial.dry_run).await?;
+    Ok(HttpResponse::Ok().json(report))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Run {
+    call: String,
+}
+
+/// `POST /api/v1/profiles/{name}/run`: a stored call through the profile as it is now.
+pub async fn run(
+    req: HttpRequest,
+    auth: AdminAuth,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let run: Run = body(&req, payload, &state).await?;
+    let tenant = auth.0.tenant.id;
+    let client = state.pool.get().await?;
+    let profile = admin::find(&client, tenant, &name_of(&req)).await?;
+    let report = admin::run(&client, &state.deliverer, &profile, tenant, &run.call).await?;
+    Ok(HttpResponse::Ok().json(report))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogQuery {
+    profile: Option<String>,
+    #[serde(default)]
+    failed: bool,
+    since: Option<DateTime<Utc>>,
+    limit: Option<i64>,
+}
+
+/// `GET /api/v1/deliveries`: newest first; `profile`, `failed`, `since`, `limit` (≤ 1000).
+pub async fn deliveries(
+    auth: AdminAuth,
+    query: web::Query<LogQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.into_inner();
+    let filter = LogFilter {
+        profile: query.profile,
+        failed: query.failed,
+        since: query.since,
+        limit: query.limit.unwrap_or(100).clamp(1, 1000),
+    };
+    let client = state.pool.get().await?;
+    let listed = deliveries::list(&client, auth.0.tenant.id, &filter).await?;
+    Ok(HttpResponse::Ok().json(json!({ "deliveries": listed })))
+}
+
+fn delivery_id(req: &HttpRequest) -> Result<Uuid, ApiError> {
+    req.match_info()
+        .get("id")
+        .and_then(|id| id.parse().ok())
+        .ok_or_else(|| {
+            ApiError::invalid_fields(vec![FieldError::new("id", "must be a delivery's UUID")])
+        })
+}
+
+/// `GET /api/v1/deliveries/{id}`: its attempts.
+pub async fn delivery(
+    req: HttpRequest,
+    auth: AdminAuth,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let id = delivery_id(&req)?;
+    let client = state.pool.get().await?;
+    let attempts = deliveries::attempts(&client, auth.0.tenant.id, id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no delivery {id}")))?;
+    Ok(HttpResponse::Ok().json(json!({ "id": id, "attempts": attempts })))
+}
+
+/// `POST /api/v1/deliveries/{id}/replay`: queued again with the same `webhook-id`.
+pub async fn replay_one(
+    req: HttpRequest,
+    auth: AdminAuth,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let id = delivery_id(&req)?;
+    let client = state.pool.get().await?;
+    let replayed = deliveries::replay(&client, auth.0.tenant.id, &[id]).await?;
+    if replayed.is_empty() {
+        return Err(ApiError::NotFound(format!("no delivery {id}")));
+    }
+    Ok(HttpResponse::Accepted().json(replayed_json(&replayed)))
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplayFailed {
+    profile: Option<String>,
+    since: Option<DateTime<Utc>>,
+}
+
+/// `POST /api/v1/deliveries/replay`: the failed deliveries (of a profile, since a time)
+/// queued again.
+pub async fn replay_failed(
+    req: HttpRequest,
+    auth: AdminAuth,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let filter: ReplayFailed = optional_body(&req, payload, &state).await?;
+    let tenant = auth.0.tenant.id;
+    let client = state.pool.get().await?;
+    let ids =
+        deliveries::failed_ids(&client, tenant, filter.profile.as_deref(), filter.since).await?;
+    let replayed = deliveries::replay(&client, tenant, &ids).await?;
+    Ok(HttpResponse::Accepted().json(replayed_json(&replayed)))
+}
+
+fn replayed_json(replayed: &[(Uuid, Uuid)]) -> Value {
+    json!({
+        "replayed": replayed
+            .iter()
+            .map(|(of, id)| json!({"replay_of": of, "id": id}))
+            .collect::<Vec<_>>()
+    })
+}

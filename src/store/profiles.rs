@@ -1,0 +1,320 @@
+//! Web-service profiles, per tenant: the definition as written, the signing secret
+//! (and the one it replaced, during the overlap), and whether it is enabled.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
+use tokio_postgres::Row;
+
+use crate::domain::TenantId;
+use crate::domain::profile::{ProfileInput, ProfileName, ProfileSpec, Trigger};
+
+/// A profile as stored.
+#[derive(Debug, Clone)]
+pub struct StoredProfile {
+    pub id: i64,
+    pub tenant: TenantId,
+    pub name: String,
+    pub input: ProfileInput,
+    pub secret: String,
+    pub previous_secret: Option<String>,
+    pub previous_until: Option<DateTime<Utc>>,
+    pub enabled: bool,
+    pub disabled_reason: Option<String>,
+    pub failing_since: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl StoredProfile {
+    /// The definition, checked (it was when saved).
+    pub fn spec(&self) -> anyhow::Result<ProfileSpec> {
+        self.input.validate().map_err(|errors| {
+            anyhow::anyhow!(
+                "profile {} no longer validates: {}",
+                self.name,
+                errors
+                    .iter()
+                    .map(|e| format!("{} {}", e.field, e.message))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )
+        })
+    }
+
+    /// The secrets that sign now: the current one, and the replaced one while it overlaps.
+    pub fn signing_secrets(&self, now: DateTime<Utc>) -> Vec<&str> {
+        let mut secrets = vec![self.secret.as_str()];
+        if let (Some(previous), Some(until)) = (&self.previous_secret, self.previous_until)
+            && until > now
+        {
+            secrets.push(previous);
+        }
+        secrets
+    }
+}
+
+const COLUMNS: &str = "id, tenant_id, name, definition, secret, previous_secret, previous_until,
+    enabled, disabled_reason, failing_since, created_at, updated_at";
+
+fn from_row(row: &Row) -> anyhow::Result<StoredProfile> {
+    Ok(StoredProfile {
+        id: row.get("id"),
+        tenant: TenantId(row.get("tenant_id")),
+        name: row.get("name"),
+        input: serde_json::from_value(row.get("definition")).context("a stored profile")?,
+        secret: row.get("secret"),
+        previous_secret: row.get("previous_secret"),
+        previous_until: row.get("previous_until"),
+        enabled: row.get("enabled"),
+        disabled_reason: row.get("disabled_reason"),
+        failing_since: row.get("failing_since"),
+        created_at: row.get("created_at"),
+        updated_at: row.get("updated_at"),
+    })
+}
+
+fn all_from(rows: &[Row]) -> anyhow::Result<Vec<StoredProfile>> {
+    rows.iter().map(from_row).collect()
+}
+
+/// A profile of that name exists already.
+#[derive(Debug, thiserror::Error)]
+#[error("a profile named {0} exists already")]
+pub struct Duplicate(pub String);
+
+/// Creates a profile; `Ok(None)` when the name is taken.
+pub async fn create(
+    client: &impl GenericClient,
+    tenant: TenantId,
+    name: &ProfileName,
+    input: &ProfileInput,
+    spec: &ProfileSpec,
+    secret: &str,
+) -> anyhow::Result<Option<StoredProfile>> {
+    let row = client
+        .query_opt(
+            &format!(
+                "INSERT INTO webhook_profiles (tenant_id, name, definition, trigger, secret)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (tenant_id, name) DO NOTHING
+                 RETURNING {COLUMNS}"
+            ),
+            &[
+                &tenant.0,
+                &name.as_str(),
+                &serde_json::to_value(input)?,
+                &spec.trigger.as_str(),
+                &secret,
+            ],
+        )
+        .await
+        .context("creating a profile")?;
+    row.as_ref().map(from_row).transpose()
+}
+
+pub async fn list(
+    client: &impl GenericClient,
+    tenant: TenantId,
+) -> anyhow::Result<Vec<StoredProfile>> {
+    let rows = client
+        .query(
+            &format!("SELECT {COLUMNS} FROM webhook_profiles WHERE tenant_id = $1 ORDER BY name"),
+            &[&tenant.0],
+        )
+        .await
+        .context("listing profiles")?;
+    all_from(&rows)
+}
+
+pub async fn find(
+    client: &impl GenericClient,
+    tenant: TenantId,
+    name: &str,
+) -> anyhow::Result<Option<StoredProfile>> {
+    let row = client
+        .query_opt(
+            &format!("SELECT {COLUMNS} FROM webhook_profiles WHERE tenant_id = $1 AND name = $2"),
+            &[&tenant.0, &name],
+        )
+        .await
+        .context("finding a profile")?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// Profiles by id: across tenants on purpose (the delivery workers serve every tenant).
+pub async fn by_ids(
+    client: &impl GenericClient,
+    ids: &[i64],
+) -> anyhow::Result<Vec<StoredProfile>> {
+    let rows = client
+        .query(
+            &format!("SELECT {COLUMNS} FROM webhook_profiles WHERE id = ANY($1)"),
+            &[&ids],
+        )
+        .await
+        .context("reading profiles")?;
+    all_from(&rows)
+}
+
+/// The tenant's enabled profiles: what a call event may trigger.
+pub async fn enabled(
+    client: &impl GenericClient,
+    tenant: TenantId,
+) -> anyhow::Result<Vec<StoredProfile>> {
+    let rows = client
+        .query(
+            &format!("SELECT {COLUMNS} FROM webhook_profiles WHERE tenant_id = $1 AND enabled"),
+            &[&tenant.0],
+        )
+        .await
+        .context("reading enabled profiles")?;
+    all_from(&rows)
+}
+
+/// Replaces the definition.
+pub async fn update(
+    client: &impl GenericClient,
+    tenant: TenantId,
+    name: &str,
+    input: &ProfileInput,
+    trigger: Trigger,
+) -> anyhow::Result<Option<StoredProfile>> {
+    let row = client
+        .query_opt(
+            &format!(
+                "UPDATE webhook_profiles SET definition = $3, trigger = $4, updated_at = now()
+                 WHERE tenant_id = $1 AND name = $2 RETURNING {COLUMNS}"
+            ),
+            &[
+                &tenant.0,
+                &name,
+                &serde_json::to_value(input)?,
+                &trigger.as_str(),
+            ],
+        )
+        .await
+        .context("updating a profile")?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// Enables (forgetting why it was disabled and how long it had been failing) or
+/// disables it with a reason.
+pub async fn set_enabled(
+    client: &impl GenericClient,
+    tenant: TenantId,
+    name: &str,
+    enabled: bool,
+    reason: Option<&str>,
+) -> anyhow::Result<Option<StoredProfile>> {
+    let row = client
+        .query_opt(
+            &format!(
+                "UPDATE webhook_profiles SET enabled = $3, disabled_reason = $4,
+                     failing_since = NULL, updated_at = now()
+                 WHERE tenant_id = $1 AND name = $2 RETURNING {COLUMNS}"
+            ),
+            &[&tenant.0, &name, &enabled, &reason],
+        )
+        .await
+        .context("enabling or disabling a profile")?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// Deletes it with its deliveries and their log.
+pub async fn delete(
+    client: &impl GenericClient,
+    tenant: TenantId,
+    name: &str,
+) -> anyhow::Result<bool> {
+    let deleted = client
+        .execute(
+            "DELETE FROM webhook_profiles WHERE tenant_id = $1 AND name = $2",
+            &[&tenant.0, &name],
+        )
+        .await
+        .context("deleting a profile")?;
+    Ok(deleted > 0)
+}
+
+/// A new signing secret; the old one keeps signing for `overlap`.
+pub async fn rotate_secret(
+    client: &impl GenericClient,
+    tenant: TenantId,
+    name: &str,
+    secret: &str,
+    overlap: Duration,
+) -> anyhow::Result<Option<StoredProfile>> {
+    let row = client
+        .query_opt(
+            &format!(
+                "UPDATE webhook_profiles SET previous_secret = secret, secret = $3,
+                     previous_until = now() + make_interval(secs => $4), updated_at = now()
+                 WHERE tenant_id = $1 AND name = $2 RETURNING {COLUMNS}"
+            ),
+            &[&tenant.0, &name, &secret, &overlap.as_secs_f64()],
+        )
+        .await
+        .context("rotating a profile's secret")?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// Across tenants on purpose (a round's deliveries are any tenant's).
+/// After a batch of attempts: profiles that got a success stop failing; those that
+/// failed start failing (if they were not); those past `disable_after` of failing,
+/// and those answered 410, are disabled with the reason. Answers the profiles disabled.
+pub async fn record_outcomes(
+    client: &impl GenericClient,
+    succeeded: &[i64],
+    failed: &[i64],
+    gone: &[i64],
+    disable_after: Duration,
+) -> anyhow::Result<Vec<(i64, String)>> {
+    if !succeeded.is_empty() {
+        client
+            .execute(
+                "UPDATE webhook_profiles SET failing_since = NULL
+                 WHERE id = ANY($1) AND failing_since IS NOT NULL",
+                &[&succeeded],
+            )
+            .await
+            .context("recording successes")?;
+    }
+    let mut disabled = Vec::new();
+    if !failed.is_empty() {
+        let rows = client
+            .query(
+                "UPDATE webhook_profiles SET failing_since = coalesce(failing_since, now()),
+                     enabled = CASE WHEN failing_since < now() - make_interval(secs => $2)
+                                    THEN false ELSE enabled END,
+                     disabled_reason = CASE WHEN enabled AND failing_since < now() - make_interval(secs => $2)
+                                    THEN 'failing without a success since ' || to_char(failing_since AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
+                                    ELSE disabled_reason END
+                 WHERE id = ANY($1) AND NOT (id = ANY($3))
+                 RETURNING id, enabled, disabled_reason",
+                &[&failed, &disable_after.as_secs_f64(), &succeeded],
+            )
+            .await
+            .context("recording failures")?;
+        disabled.extend(
+            rows.iter()
+                .filter(|r| !r.get::<_, bool>(1))
+                .filter_map(|r| Some((r.get(0), r.get::<_, Option<String>>(2)?))),
+        );
+    }
+    if !gone.is_empty() {
+        let rows = client
+            .query(
+                "UPDATE webhook_profiles SET enabled = false,
+                     disabled_reason = 'the receiver answered 410 Gone'
+                 WHERE id = ANY($1) AND enabled RETURNING id, disabled_reason",
+                &[&gone],
+            )
+            .await
+            .context("disabling gone profiles")?;
+        disabled.extend(rows.iter().map(|r| (r.get(0), r.get(1))));
+    }
+    Ok(disabled)
+}

@@ -1,0 +1,295 @@
+//! Managing profiles, the same for the command line and the admin API: validation,
+//! the SSRF check at save, what a profile looks like when shown, `test` and `run`.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::client::{Signing, WebhookClient};
+use super::deliver::Deliverer;
+use super::sign;
+use crate::domain::profile::{
+    CallFacts, MASK, ProfileInput, ProfileName, ProfileSpec, RenderedRequest,
+};
+use crate::domain::{FieldError, TenantId};
+use crate::store::deliveries::{self, LoggedAttempt};
+use crate::store::profiles::{self, StoredProfile};
+
+/// How long a rotated secret keeps signing beside the new one.
+pub const SECRET_OVERLAP: Duration = Duration::from_secs(24 * 3600);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    #[error("the profile is not valid")]
+    Invalid(Vec<FieldError>),
+    #[error("a profile named {0} exists already")]
+    Duplicate(String),
+    #[error("no profile named {0}")]
+    NotFound(String),
+    #[error("no call {0}")]
+    NoCall(String),
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
+
+/// A profile as shown: its definition with secret header values masked.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProfileView {
+    pub name: String,
+    #[serde(flatten)]
+    pub definition: ProfileInput,
+    pub enabled: bool,
+    pub disabled_reason: Option<String>,
+    pub failing_since: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl ProfileView {
+    pub fn of(profile: &StoredProfile) -> Self {
+        let definition = match profile.spec() {
+            Ok(spec) => spec.to_input(true),
+            Err(_) => ProfileInput::default(),
+        };
+        Self {
+            name: profile.name.clone(),
+            definition,
+            enabled: profile.enabled,
+            disabled_reason: profile.disabled_reason.clone(),
+            failing_since: profile.failing_since,
+            created_at: profile.created_at,
+            updated_at: profile.updated_at,
+        }
+    }
+}
+
+/// Checks `input` and its target (a name resolving to a forbidden address is refused
+/// now, not at the first call; one that does not resolve yet is accepted).
+async fn checked(
+    client: &WebhookClient,
+    input: &ProfileInput,
+) -> Result<ProfileSpec, ProfileError> {
+    let spec = input.validate().map_err(ProfileError::Invalid)?;
+    let field = if input.from_url.is_some() {
+        "from_url"
+    } else {
+        "url"
+    };
+    let refused = |m: String| ProfileError::Invalid(vec![FieldError::new(field, m)]);
+    client
+        .guard()
+        .check_url(&spec.url)
+        .map_err(|r| refused(r.to_string()))?;
+    if let Some(url::Host::Domain(host)) = spec.url.host()
+        && let Err(e) = client.guard().resolve(host).await
+        && let Some(r) = e.downcast_ref::<super::Refused>()
+    {
+        return Err(refused(r.to_string()));
+    }
+    Ok(spec)
+}
+
+/// Creates a profile; answers it and its signing secret (shown this once).
+pub async fn create(
+    db: &impl GenericClient,
+    client: &WebhookClient,
+    tenant: TenantId,
+    name: &str,
+    input: &ProfileInput,
+) -> Result<(StoredProfile, String), ProfileError> {
+    let name = ProfileName::parse(name)
+        .map_err(|m| ProfileError::Invalid(vec![FieldError::new("name", m)]))?;
+    let spec = checked(client, input).await?;
+    let secret = sign::new_secret();
+    let created = profiles::create(db, tenant, &name, &spec.to_input(false), &spec, &secret)
+        .await?
+        .ok_or_else(|| ProfileError::Duplicate(name.to_string()))?;
+    Ok((created, secret))
+}
+
+/// Changes what `update` names; the rest stays.
+pub async fn update(
+    db: &impl GenericClient,
+    client: &WebhookClient,
+    tenant: TenantId,
+    name: &str,
+    update: &ProfileInput,
+) -> Result<StoredProfile, ProfileError> {
+    let current = find(db, tenant, name).await?;
+    let mut update = update.clone();
+    // A secret header shown masked and sent back unchanged keeps its value.
+    if let Some(headers) = &mut update.secret_headers {
+        let old = current
+            .spec()?
+            .to_input(false)
+            .secret_headers
+            .unwrap_or_default();
+        for header in headers.iter_mut() {
+            if let Some((n, v)) = header.split_once(':')
+                && v.trim() == MASK
+                && let Some(kept) = old.iter().find(|o| {
+                    o.split_once(':')
+                        .is_some_and(|(on, _)| on.trim().eq_ignore_ascii_case(n.trim()))
+                })
+            {
+                header.clone_from(kept);
+            }
+        }
+    }
+    let merged = current.spec()?.to_input(false).merged(&update);
+    let spec = checked(client, &merged).await?;
+    profiles::update(db, tenant, name, &spec.to_input(false), spec.trigger)
+        .await?
+        .ok_or_else(|| ProfileError::NotFound(name.to_owned()))
+}
+
+pub async fn find(
+    db: &impl GenericClient,
+    tenant: TenantId,
+    name: &str,
+) -> Result<StoredProfile, ProfileError> {
+    profiles::find(db, tenant, name)
+        .await?
+        .ok_or_else(|| ProfileError::NotFound(name.to_owned()))
+}
+
+/// What `test` shows: the request (secrets masked) and, unless a dry run, the answer.
+#[derive(Debug, Clone, Serialize)]
+pub struct TestReport {
+    pub method: String,
+    pub url: String,
+    pub headers: Vec<String>,
+    pub body: String,
+    pub sent: bool,
+    pub status: Option<u16>,
+    pub latency_ms: Option<u64>,
+    pub error: Option<String>,
+    pub response: Option<String>,
+}
+
+/// The call a test or run uses: a stored one (by UUID or report call id), or the sample.
+pub async fn call_for(
+    db: &impl GenericClient,
+    tenant: TenantId,
+    call: Option<&str>,
+) -> Result<serde_json::Value, ProfileError> {
+    match call {
+        Some(call) => deliveries::call_snapshot(db, tenant, call)
+            .await?
+            .ok_or_else(|| ProfileError::NoCall(call.to_owned())),
+        None => Ok(sample_call()),
+    }
+}
+
+fn sample_call() -> serde_json::Value {
+    let s = CallFacts::sample();
+    serde_json::json!({
+        "id": s.id, "report_call_id": s.report_call_id, "activecallkey": s.activecallkey,
+        "request_id": s.request_id, "direction": s.direction, "caller_number": s.caller_number,
+        "caller_name": s.caller_name, "contact_id": s.contact_id, "contact_name": s.contact_name,
+        "crm_url": s.crm_url, "dnis": s.dnis, "external_number": s.external_number,
+        "other_number": s.other_number, "agent": s.agent, "call_group": s.call_group,
+        "account_codes": s.account_codes, "tags": s.tags, "started_at": s.started_at,
+        "answered_at": s.answered_at, "ended_at": s.ended_at, "duration_ms": s.duration_ms,
+        "talk_ms": s.talk_ms, "outcome": s.outcome, "recorded": s.recorded,
+        "recording_url": s.recording_url,
+        "legs": [{"call_id": s.legs[0].call_id, "guid": s.legs[0].guid, "leg": null}],
+    })
+}
+
+/// Renders the profile's request for `call` and, unless `dry_run`, sends it through the
+/// same guard and client as deliveries (signed, with a test `webhook-id`).
+pub async fn test(
+    deliverer: &Deliverer,
+    profile: &StoredProfile,
+    tenant: TenantId,
+    call: serde_json::Value,
+    dry_run: bool,
+) -> Result<TestReport, ProfileError> {
+    let claimed = deliveries::Claimed {
+        id: Uuid::nil(),
+        message_id: Uuid::new_v4(),
+        tenant,
+        profile_id: profile.id,
+        trigger: profile.spec()?.trigger.as_str().to_owned(),
+        call,
+        attempt: 1,
+    };
+    let request = deliverer.render(profile, &claimed)?;
+    let mut report = shown(&request);
+    if dry_run {
+        return Ok(report);
+    }
+    let id = deliveries::webhook_id(claimed.message_id);
+    let attempt = deliverer
+        .client
+        .send(
+            &request,
+            &Signing {
+                id: &id,
+                secrets: profile.signing_secrets(Utc::now()),
+            },
+        )
+        .await;
+    report.sent = !attempt.refused;
+    report.status = attempt.status;
+    report.latency_ms = Some(attempt.latency.as_millis() as u64);
+    report.error = attempt.error;
+    report.response = attempt.status.map(|_| attempt.response);
+    Ok(report)
+}
+
+fn shown(request: &RenderedRequest) -> TestReport {
+    let mut headers: Vec<String> = request
+        .headers
+        .iter()
+        .map(|(n, v, secret)| format!("{n}: {}", if *secret { MASK } else { v }))
+        .collect();
+    if let Some(content_type) = request.content_type {
+        headers.push(format!("Content-Type: {content_type}"));
+    }
+    headers.push("webhook-id, webhook-timestamp, webhook-signature: (set when sent)".into());
+    TestReport {
+        method: request.method.as_str().to_owned(),
+        url: request.url.to_string(),
+        headers,
+        body: String::from_utf8_lossy(&request.body).into_owned(),
+        sent: false,
+        status: None,
+        latency_ms: None,
+        error: None,
+        response: None,
+    }
+}
+
+/// What `run` did: the delivery it queued and sent, and its attempts.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub delivery_id: Uuid,
+    pub attempts: Vec<LoggedAttempt>,
+}
+
+/// Sends a stored call through the profile as it is now, as a delivery (logged,
+/// retried on the schedule if this first attempt fails).
+pub async fn run(
+    db: &impl GenericClient,
+    deliverer: &Deliverer,
+    profile: &StoredProfile,
+    tenant: TenantId,
+    call: &str,
+) -> Result<RunReport, ProfileError> {
+    let snapshot = call_for(db, tenant, Some(call)).await?;
+    let trigger = profile.spec()?.trigger;
+    let id = deliveries::enqueue_manual(db, tenant, profile.id, trigger, &snapshot).await?;
+    deliverer.round(1, Some(id)).await?;
+    let attempts = deliveries::attempts(db, tenant, id)
+        .await?
+        .unwrap_or_default();
+    Ok(RunReport {
+        delivery_id: id,
+        attempts,
+    })
+}

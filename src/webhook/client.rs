@@ -1,0 +1,274 @@
+//! The one HTTP client deliveries and `profile test` use: rustls on ring, no redirects,
+//! no system proxy (only `CIDGATE_WEBHOOK_PROXY`), every name resolved through the
+//! guard, every request signed and bounded by the timeout. `RUST_LOG=cidgate::webhook=debug`
+//! logs each request and answer with secret headers masked.
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use reqwest_dial::header::{HeaderMap, HeaderName, HeaderValue};
+
+use super::guard::{Guard, Refused};
+use super::sign;
+use crate::domain::profile::{MASK, RenderedRequest};
+
+/// How much of an answer is kept in the delivery log.
+pub const RESPONSE_KEPT: usize = 1024;
+
+/// How a webhook client is built.
+#[derive(Debug, Clone)]
+pub struct ClientSettings {
+    pub timeout: Duration,
+    pub allow_networks: Vec<ipnetwork::IpNetwork>,
+    pub proxy: Option<url::Url>,
+}
+
+/// What one attempt gave.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub at: DateTime<Utc>,
+    pub status: Option<u16>,
+    pub latency: Duration,
+    /// Why it failed without an answer (refused, unreachable, timed out).
+    pub error: Option<String>,
+    /// The start of the answer's body.
+    pub response: String,
+    /// The answer's `Retry-After`, in seconds form.
+    pub retry_after: Option<Duration>,
+    /// Refused by the guard: no request left the gateway.
+    pub refused: bool,
+}
+
+/// What becomes of the delivery after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Delivered,
+    /// Network error, timeout, 5xx, 408, 429: tried again on the schedule.
+    Retry,
+    /// Any other answer (or a refused target): not tried again.
+    Fail,
+    /// 410 Gone: the receiver wants no more; the profile is disabled.
+    Gone,
+}
+
+impl Attempt {
+    pub fn verdict(&self) -> Verdict {
+        match self.status {
+            Some(200..=299) => Verdict::Delivered,
+            Some(410) => Verdict::Gone,
+            Some(408 | 429 | 500..=599) => Verdict::Retry,
+            Some(_) => Verdict::Fail,
+            None if self.refused => Verdict::Fail,
+            None => Verdict::Retry,
+        }
+    }
+}
+
+/// The signing of one request: its stable id and the secrets that sign it.
+pub struct Signing<'a> {
+    pub id: &'a str,
+    pub secrets: Vec<&'a str>,
+}
+
+#[derive(Clone)]
+pub struct WebhookClient {
+    http: reqwest_dial::Client,
+    guard: Guard,
+}
+
+impl WebhookClient {
+    pub fn new(settings: &ClientSettings) -> anyhow::Result<Self> {
+        let guard = Guard::new(settings.allow_networks.clone());
+        let mut builder = reqwest_dial::Client::builder()
+            .tls_backend_preconfigured(crate::store::tls::web_client_config())
+            .redirect(reqwest_dial::redirect::Policy::none())
+            .retry(reqwest_dial::retry::never())
+            .timeout(settings.timeout)
+            .connect_timeout(settings.timeout.min(Duration::from_secs(10)))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .user_agent(concat!("cidgate-webhooks/", env!("CARGO_PKG_VERSION")))
+            .dns_resolver(guard.clone())
+            .no_proxy();
+        if let Some(proxy) = &settings.proxy {
+            builder = builder.proxy(reqwest_dial::Proxy::all(proxy.as_str())?);
+        }
+        Ok(Self {
+            http: builder.build()?,
+            guard,
+        })
+    }
+
+    pub fn guard(&self) -> &Guard {
+        &self.guard
+    }
+
+    /// Sends `request` signed; never fails: what went wrong is in the attempt.
+    pub async fn send(&self, request: &RenderedRequest, signing: &Signing<'_>) -> Attempt {
+        let at = Utc::now();
+        let started = Instant::now();
+        let failed = |error: String, refused: bool| Attempt {
+            at,
+            status: None,
+            latency: started.elapsed(),
+            error: Some(error),
+            response: String::new(),
+            retry_after: None,
+            refused,
+        };
+        if let Err(refused) = self.guard.check_url(&request.url) {
+            return failed(refused.to_string(), true);
+        }
+        let headers = match signed_headers(request, signing, at.timestamp()) {
+            Ok(h) => h,
+            Err(e) => return failed(e, true),
+        };
+        log_request(request, &headers);
+        let method = reqwest_dial::Method::from_bytes(request.method.as_str().as_bytes())
+            .expect("a standard method");
+        let sent = self
+            .http
+            .request(method, request.url.clone())
+            .headers(headers)
+            .body(request.body.clone())
+            .send()
+            .await;
+        let mut answer = match sent {
+            Ok(answer) => answer,
+            Err(e) => {
+                let refused = refusal(&e);
+                let was_refused = refused.is_some();
+                let why = refused.map_or_else(|| describe(&e), |r| r.to_string());
+                tracing::debug!(url = %request.url, error = %why, "webhook request failed");
+                return failed(why, was_refused);
+            }
+        };
+        let status = answer.status().as_u16();
+        let retry_after = answer
+            .headers()
+            .get(reqwest_dial::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let mut kept = Vec::new();
+        let mut error = None;
+        while kept.len() < RESPONSE_KEPT {
+            match answer.chunk().await {
+                Ok(Some(chunk)) => kept.extend_from_slice(&chunk),
+                Ok(None) => break,
+                Err(e) => {
+                    error = Some(describe(&e));
+                    break;
+                }
+            }
+        }
+        kept.truncate(RESPONSE_KEPT);
+        let response = String::from_utf8_lossy(&kept).into_owned();
+        let latency = started.elapsed();
+        tracing::debug!(
+            url = %request.url,
+            status,
+            latency_ms = latency.as_millis() as u64,
+            response = %response,
+            "webhook answer"
+        );
+        Attempt {
+            at,
+            status: Some(status),
+            latency,
+            error,
+            response,
+            retry_after,
+            refused: false,
+        }
+    }
+}
+
+/// The profile's headers, the content type and the Standard Webhooks headers.
+fn signed_headers(
+    request: &RenderedRequest,
+    signing: &Signing<'_>,
+    timestamp: i64,
+) -> Result<HeaderMap, String> {
+    let mut headers = HeaderMap::new();
+    for (name, value, _) in &request.headers {
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| format!("`{name}` is not a header name"))?;
+        let value = HeaderValue::from_str(value)
+            .map_err(|_| format!("the value of `{name}` is not sendable"))?;
+        headers.append(name, value);
+    }
+    if let Some(content_type) = request.content_type {
+        headers.insert(
+            reqwest_dial::header::CONTENT_TYPE,
+            HeaderValue::from_static(content_type),
+        );
+    }
+    let content = sign::signed_content(
+        request.method.as_str(),
+        &request.path_and_query(),
+        &request.body,
+    );
+    let signature = sign::signature(&signing.secrets, signing.id, timestamp, &content);
+    let value =
+        |s: &str| HeaderValue::from_str(s).map_err(|_| "unsendable signature header".to_owned());
+    headers.insert("webhook-id", value(signing.id)?);
+    headers.insert("webhook-timestamp", value(&timestamp.to_string())?);
+    headers.insert("webhook-signature", value(&signature)?);
+    Ok(headers)
+}
+
+/// The request at debug level, secret header values masked.
+fn log_request(request: &RenderedRequest, headers: &HeaderMap) {
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        return;
+    }
+    let shown: Vec<String> = headers
+        .iter()
+        .map(|(name, value)| {
+            let secret = request
+                .headers
+                .iter()
+                .any(|(n, _, secret)| *secret && n.eq_ignore_ascii_case(name.as_str()));
+            let value = if secret {
+                MASK
+            } else {
+                value.to_str().unwrap_or("?")
+            };
+            format!("{name}: {value}")
+        })
+        .collect();
+    tracing::debug!(
+        method = request.method.as_str(),
+        url = %request.url,
+        headers = ?shown,
+        body = %String::from_utf8_lossy(&request.body),
+        "webhook request"
+    );
+}
+
+/// The guard's refusal, if that is why the request failed.
+fn refusal(error: &reqwest_dial::Error) -> Option<Refused> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        if let Some(refused) = e.downcast_ref::<Refused>() {
+            return Some(refused.clone());
+        }
+        source = e.source();
+    }
+    None
+}
+
+/// A failure in words: the error and its causes.
+fn describe(error: &reqwest_dial::Error) -> String {
+    if error.is_timeout() {
+        return "timed out".into();
+    }
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
+}

@@ -1,0 +1,215 @@
+//! The SSRF guard: a profile's target must not be the gateway's own network. Every
+//! address a name resolves to is checked (one forbidden address refuses the name), the
+//! connection goes to the addresses checked (no second resolution to rebind), and IP
+//! literals are checked before connecting. `CIDGATE_WEBHOOK_ALLOW_NETWORKS` lets an
+//! on-premises CRM through.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+
+use ipnetwork::IpNetwork;
+use reqwest_dial::dns::{Addrs, Name, Resolve, Resolving};
+
+/// Why a target was refused; its text is shown to the operator.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "refused {target}: {address} is {kind} (add its network to CIDGATE_WEBHOOK_ALLOW_NETWORKS to allow it)"
+)]
+pub struct Refused {
+    pub target: String,
+    pub address: IpAddr,
+    pub kind: &'static str,
+}
+
+/// Which addresses a delivery may reach.
+#[derive(Debug, Clone, Default)]
+pub struct Guard {
+    allowed: Arc<[IpNetwork]>,
+}
+
+impl Guard {
+    pub fn new(allowed: Vec<IpNetwork>) -> Self {
+        Self {
+            allowed: allowed.into(),
+        }
+    }
+
+    /// Refuses `address` when it is of a forbidden kind and outside the allowed networks.
+    pub fn check(&self, target: &str, address: IpAddr) -> Result<(), Refused> {
+        let address = address.to_canonical();
+        if self.allowed.iter().any(|n| n.contains(address)) {
+            return Ok(());
+        }
+        match forbidden_kind(address) {
+            Some(kind) => Err(Refused {
+                target: target.to_owned(),
+                address,
+                kind,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Checks a URL whose host is an IP literal (no resolution happens for those).
+    pub fn check_url(&self, url: &url::Url) -> Result<(), Refused> {
+        let literal = match url.host() {
+            Some(url::Host::Ipv4(v4)) => IpAddr::V4(v4),
+            Some(url::Host::Ipv6(v6)) => IpAddr::V6(v6),
+            _ => return Ok(()),
+        };
+        self.check(url.host_str().unwrap_or_default(), literal)
+    }
+
+    /// Resolves `host` and checks every address; answers the checked addresses.
+    pub async fn resolve(
+        &self,
+        host: &str,
+    ) -> Result<Vec<SocketAddr>, Box<dyn std::error::Error + Send + Sync>> {
+        let addresses: Vec<SocketAddr> = tokio::net::lookup_host((host, 0)).await?.collect();
+        if addresses.is_empty() {
+            return Err(format!("{host} resolves to no address").into());
+        }
+        for a in &addresses {
+            self.check(host, a.ip())?;
+        }
+        Ok(addresses)
+    }
+}
+
+/// reqwest's resolver hook: every name a delivery connects to passes the guard.
+impl Resolve for Guard {
+    fn resolve(&self, name: Name) -> Resolving {
+        let guard = self.clone();
+        Box::pin(async move {
+            let addresses = guard.resolve(name.as_str()).await?;
+            Ok(Box::new(addresses.into_iter()) as Addrs)
+        })
+    }
+}
+
+/// The kind of address a webhook must not reach, or `None` for a public one.
+pub fn forbidden_kind(address: IpAddr) -> Option<&'static str> {
+    match address.to_canonical() {
+        IpAddr::V4(v4) => v4_kind(v4),
+        IpAddr::V6(v6) => v6_kind(v6),
+    }
+}
+
+fn v4_kind(a: Ipv4Addr) -> Option<&'static str> {
+    let [first, second, ..] = a.octets();
+    Some(if a.is_unspecified() || first == 0 {
+        "unspecified (0.0.0.0/8)"
+    } else if a.is_loopback() {
+        "a loopback address"
+    } else if a.is_private() {
+        "a private address"
+    } else if a.is_link_local() {
+        "a link-local address"
+    } else if first == 100 && (second & 0xc0) == 64 {
+        "a shared (carrier-grade NAT) address"
+    } else if a.is_multicast() {
+        "a multicast address"
+    } else if a.is_broadcast() || first >= 240 {
+        "a reserved address"
+    } else {
+        return None;
+    })
+}
+
+fn v6_kind(a: Ipv6Addr) -> Option<&'static str> {
+    let segments = a.segments();
+    // NAT64 (64:ff9b::/96) carries an IPv4 address that is what is really reached.
+    if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+        let o = a.octets();
+        let v4 = Ipv4Addr::new(o[12], o[13], o[14], o[15]);
+        return v4_kind(v4);
+    }
+    Some(if a.is_unspecified() {
+        "unspecified (::)"
+    } else if a.is_loopback() {
+        "a loopback address"
+    } else if (segments[0] & 0xfe00) == 0xfc00 {
+        "a private (unique local) address"
+    } else if (segments[0] & 0xffc0) == 0xfe80 {
+        "a link-local address"
+    } else if a.is_multicast() {
+        "a multicast address"
+    } else {
+        return None;
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind(ip: &str) -> Option<&'static str> {
+        forbidden_kind(ip.parse().unwrap())
+    }
+
+    #[test]
+    fn internal_addresses_of_every_kind_are_forbidden() {
+        for ip in [
+            "127.0.0.1",
+            "10.0.0.1",
+            "172.16.5.4",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "224.0.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "::1",
+            "::",
+            "fe80::1",
+            "fd00::1",
+            "ff02::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "64:ff9b::a00:1",
+        ] {
+            assert!(kind(ip).is_some(), "{ip} should be forbidden");
+        }
+        for ip in [
+            "93.184.216.34",
+            "2606:2800:220:1:248:1893:25c8:1946",
+            "64:ff9b::5db8:d822",
+        ] {
+            assert_eq!(kind(ip), None, "{ip} is public");
+        }
+    }
+
+    #[test]
+    fn allowed_networks_let_an_on_premises_crm_through() {
+        let guard = Guard::new(vec!["10.1.0.0/16".parse().unwrap()]);
+        assert!(guard.check("crm", "10.1.2.3".parse().unwrap()).is_ok());
+        assert!(
+            guard
+                .check("crm", "::ffff:10.1.2.3".parse().unwrap())
+                .is_ok()
+        );
+        let refused = guard.check("crm", "10.2.0.1".parse().unwrap()).unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .contains("10.2.0.1 is a private address")
+        );
+    }
+
+    #[test]
+    fn ip_literal_urls_are_checked_before_connecting() {
+        let guard = Guard::default();
+        for url in [
+            "http://127.0.0.1/",
+            "http://[::1]:8080/",
+            "http://[::ffff:127.0.0.1]/",
+        ] {
+            assert!(guard.check_url(&url.parse().unwrap()).is_err(), "{url}");
+        }
+        assert!(
+            guard
+                .check_url(&"https://crm.example.com/".parse().unwrap())
+                .is_ok()
+        );
+    }
+}
