@@ -84,8 +84,13 @@ impl Application {
         };
         let roles = settings.webhooks.roles;
         let delivery_wake = Wake::default();
+        // Its loads run on a connection of its own beside its LISTEN connection: a pool
+        // held by a burst of writes must not delay them, and the LISTEN connection stays
+        // free of transactions and updates.
+        let listener_pool = store::connect_pool(primary_url, 1, PRIMARY_POOL_WAIT)?;
         let mut listener = Listener::new(
             primary_url,
+            listener_pool,
             local.clone(),
             directory.clone(),
             metrics.clone(),

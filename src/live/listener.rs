@@ -1,8 +1,8 @@
 //! Keeps this instance's in-memory state current with PostgreSQL `LISTEN`: contact
 //! changes invalidate cache entries and reconcile the number index; configuration
-//! changes reload the auth directory. Runs on a dedicated connection (not the pool, and
-//! not through a transaction-pooling PgBouncer), which also does its loads and reloads:
-//! a pool held by a burst of writes must not delay them. When that connection drops, the cache
+//! changes reload the auth directory. Listens on a dedicated connection (not the pool, and
+//! not through a transaction-pooling PgBouncer) and loads on a second one of its own: a
+//! pool held by a burst of writes must not delay them. When that connection drops, the cache
 //! is flushed — notifications may have been missed — and everything reloads once it is
 //! back.
 
@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use deadpool_postgres::Pool;
 use futures_util::StreamExt;
 use tokio::sync::{mpsc, watch};
 use tokio_postgres::{AsyncMessage, Notification};
@@ -33,6 +34,8 @@ pub const TASK: &str = "listener";
 pub struct Listener {
     pub config: tokio_postgres::Config,
     pub tls: MakeRustlsConnect,
+    /// The listener's own connection for loads (not the shared pool).
+    pub pool: Pool,
     /// The cache and number index: what contact notifications make stale.
     pub local: LocalCopies,
     pub directory: Directory,
@@ -44,6 +47,7 @@ pub struct Listener {
 impl Listener {
     pub fn new(
         database_url: &str,
+        pool: Pool,
         local: LocalCopies,
         directory: Directory,
         metrics: Arc<Metrics>,
@@ -58,6 +62,7 @@ impl Listener {
         Ok(Self {
             config,
             tls,
+            pool,
             local,
             directory,
             metrics,
@@ -144,18 +149,20 @@ impl Listener {
         notify::listen(&client).await?;
         // Listening now; whatever changed before may have been missed, so start clean.
         self.local.cache.flush();
-        // Loaded on this connection, not the pool: writes that hold every pooled
-        // connection must not keep a revoked token working here.
-        self.directory
-            .reload(&mut client)
-            .await
-            .context("loading the auth directory")?;
-        let numbers = self
-            .local
-            .index
-            .reload(&client)
-            .await
-            .context("loading known numbers")?;
+        // Loaded on the listener's own connection, not the shared pool: writes that hold
+        // every pooled connection must not keep a revoked token working here.
+        let numbers = {
+            let mut loader = self.pool.get().await.context("the listener's connection")?;
+            self.directory
+                .reload(&mut loader)
+                .await
+                .context("loading the auth directory")?;
+            self.local
+                .index
+                .reload(&**loader)
+                .await
+                .context("loading known numbers")?
+        };
         tracing::info!(
             numbers,
             "listening for changes; directory and number index loaded"
@@ -178,7 +185,11 @@ impl Listener {
                         .context("listener heartbeat timed out")?
                         .context("listener heartbeat")?;
                 }
-                _ = token_use.tick() => self.directory.flush_token_use(&client).await,
+                _ = token_use.tick() => {
+                    if let Ok(loader) = self.pool.get().await {
+                        self.directory.flush_token_use(&**loader).await;
+                    }
+                }
             }
         }
         driver
@@ -217,7 +228,8 @@ impl Listener {
                 self.local.heard(&*client, tenant, &numbers).await?;
             }
             notify::CONFIG_CHANNEL if notify::is_config_payload(n.payload()) => {
-                self.directory.reload(client).await?
+                let mut loader = self.pool.get().await.context("the listener's connection")?;
+                self.directory.reload(&mut loader).await?
             }
             notify::CONFIG_CHANNEL => self.ignore(n),
             store::deliveries::CHANNEL => {
