@@ -400,7 +400,10 @@ async fn a_hanging_database_still_gets_an_answer_by_the_deadline() {
 async fn sync_requests_to_a_hanging_database_get_503_by_the_write_timeout_and_recover() {
     let db_app = spawn_app().await;
     let proxy = DbProxy::start(&db_app.db.url).await;
-    let gateway = spawn_instance(&proxy.url(&db_app.db.url), |s| s.write_timeout_ms = 300).await;
+    // Long enough for a new connection (TLS through the proxy, statements prepared) on a
+    // busy machine: after the hang every request needs one, and one that takes longer
+    // than the timeout is given up with its request.
+    let gateway = spawn_instance(&proxy.url(&db_app.db.url), |s| s.write_timeout_ms = 1_000).await;
     let acme = db_app.create_tenant("acme", "RO").await;
     let put = |id: &'static str| {
         db_app
@@ -428,7 +431,7 @@ async fn sync_requests_to_a_hanging_database_get_503_by_the_write_timeout_and_re
 
     proxy.set(Mode::Open);
     // Every pooled connection that hung is given up when a request next takes it and
-    // times out (300 ms each), so recovery may take a few seconds on a busy machine.
+    // times out, so recovery may take a few seconds on a busy machine.
     eventually(
         std::time::Duration::from_secs(20),
         "writes succeed again",
