@@ -342,9 +342,9 @@ pub async fn run(cmd: ProfileCommand) -> anyhow::Result<()> {
             webhooks,
             db,
         } => {
-            let (tenant, db, deliverer, profile) =
+            let (tenant, _, deliverer, profile) =
                 sending(&db, &webhooks, popups, &tenant, &name).await?;
-            let report = admin::run(&db, &deliverer, &profile, tenant.id, &call)
+            let report = admin::run(&deliverer, &profile, tenant.id, &call)
                 .await
                 .map_err(explained)?;
             println!("delivery {}", report.delivery_id);

@@ -15,6 +15,7 @@ use crate::domain::profile::{
     CallFacts, MASK, ProfileInput, ProfileName, ProfileSpec, RenderedRequest,
 };
 use crate::domain::{FieldError, TenantId};
+use crate::store;
 use crate::store::deliveries::{self, LoggedAttempt};
 use crate::store::profiles::{self, StoredProfile};
 
@@ -272,22 +273,31 @@ pub struct RunReport {
     pub attempts: Vec<LoggedAttempt>,
 }
 
-/// Sends a stored call through the profile as it is now, as a delivery (logged,
-/// retried on the schedule if this first attempt fails).
+/// Sends a stored call through the profile as it is now, as a delivery (logged, retried
+/// on the schedule if this first attempt fails). No connection is held while it is sent:
+/// the receiver may take its whole timeout.
 pub async fn run(
-    db: &impl GenericClient,
     deliverer: &Deliverer,
     profile: &StoredProfile,
     tenant: TenantId,
     call: &str,
 ) -> Result<RunReport, ProfileError> {
-    let snapshot = call_for(db, tenant, Some(call)).await?;
     let trigger = profile.spec()?.trigger;
-    let id = deliveries::enqueue_manual(db, tenant, profile.id, trigger, &snapshot).await?;
+    let queued = store::with_client(&deliverer.pool, deliverer.db_timeout, async |db| {
+        let Some(snapshot) = deliveries::call_snapshot(&*db, tenant, call).await? else {
+            return Ok(None);
+        };
+        let id = deliveries::enqueue_manual(&*db, tenant, profile.id, trigger, &snapshot).await?;
+        Ok(Some(id))
+    })
+    .await?;
+    let id = queued.ok_or_else(|| ProfileError::NoCall(call.to_owned()))?;
     deliverer.round(1, Some(id)).await?;
-    let attempts = deliveries::attempts(db, tenant, id)
-        .await?
-        .unwrap_or_default();
+    let attempts = store::with_client(&deliverer.pool, deliverer.db_timeout, async |db| {
+        deliveries::attempts(&*db, tenant, id).await
+    })
+    .await?
+    .unwrap_or_default();
     Ok(RunReport {
         delivery_id: id,
         attempts,

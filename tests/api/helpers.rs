@@ -111,7 +111,7 @@ pub async fn spawn_app_and_jobs(
     let app = TestApp {
         address,
         pool,
-        http: reqwest::Client::new(),
+        http: test_client(),
         db,
     };
     (app, jobs)
@@ -391,4 +391,14 @@ pub fn text_file(text: &str) -> tempfile::NamedTempFile {
     let mut file = tempfile::NamedTempFile::new().unwrap();
     file.write_all(text.as_bytes()).unwrap();
     file
+}
+
+/// The tests' HTTP client. An idle connection is given up well before the gateway's
+/// keep-alive (actix's 5 s) closes it: a request sent on a connection the server is closing
+/// at that moment fails (IncompleteMessage), a race of the test, not of the gateway.
+pub fn test_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_idle_timeout(std::time::Duration::from_secs(2))
+        .build()
+        .expect("test HTTP client")
 }

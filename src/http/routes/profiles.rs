@@ -80,10 +80,7 @@ struct Created {
 /// `GET /api/v1/profiles`
 pub async fn list(auth: AdminAuth, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let tenant = auth.0.tenant.id;
-    let listed = store::with_client(&state.pool, state.write_timeout, async |client| {
-        profiles::list(&*client, tenant).await
-    })
-    .await?;
+    let listed = with_db(&state, async |db| Ok(profiles::list(db, tenant).await?)).await?;
     let views: Vec<ProfileView> = listed.iter().map(ProfileView::of).collect();
     Ok(HttpResponse::Ok().json(json!({ "profiles": views })))
 }
@@ -97,14 +94,16 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let created: Created = body(&req, payload, &state).await?;
     let tenant = auth.0.tenant.id;
-    let client = state.pool.get().await?;
-    let (profile, secret) = admin::create(
-        &client,
-        &state.deliverer.client,
-        tenant,
-        &created.name,
-        &created.definition,
-    )
+    let (profile, secret) = with_db(&state, async |db| {
+        admin::create(
+            db,
+            &state.deliverer.client,
+            tenant,
+            &created.name,
+            &created.definition,
+        )
+        .await
+    })
     .await?;
     Ok(HttpResponse::Created().json(json!({
         "profile": ProfileView::of(&profile),
@@ -118,8 +117,11 @@ pub async fn show(
     auth: AdminAuth,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let client = state.pool.get().await?;
-    let profile = admin::find(&client, auth.0.tenant.id, &name_of(&req)).await?;
+    let name = name_of(&req);
+    let profile = with_db(&state, async |db| {
+        admin::find(db, auth.0.tenant.id, &name).await
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(ProfileView::of(&profile)))
 }
 
@@ -131,14 +133,17 @@ pub async fn update(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let changes: ProfileInput = body(&req, payload, &state).await?;
-    let client = state.pool.get().await?;
-    let profile = admin::update(
-        &client,
-        &state.deliverer.client,
-        auth.0.tenant.id,
-        &name_of(&req),
-        &changes,
-    )
+    let name = name_of(&req);
+    let profile = with_db(&state, async |db| {
+        admin::update(
+            db,
+            &state.deliverer.client,
+            auth.0.tenant.id,
+            &name,
+            &changes,
+        )
+        .await
+    })
     .await?;
     Ok(HttpResponse::Ok().json(ProfileView::of(&profile)))
 }
@@ -150,8 +155,11 @@ pub async fn delete(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let name = name_of(&req);
-    let client = state.pool.get().await?;
-    if !profiles::delete(&client, auth.0.tenant.id, &name).await? {
+    let deleted = with_db(&state, async |db| {
+        Ok(profiles::delete(db, auth.0.tenant.id, &name).await?)
+    })
+    .await?;
+    if !deleted {
         return Err(ProfileError::NotFound(name).into());
     }
     Ok(HttpResponse::NoContent().finish())
@@ -194,10 +202,11 @@ async fn set_enabled(
     reason: Option<&str>,
 ) -> Result<HttpResponse, ApiError> {
     let name = name_of(req);
-    let client = state.pool.get().await?;
-    let profile = profiles::set_enabled(&client, auth.0.tenant.id, &name, enabled, reason)
-        .await?
-        .ok_or(ProfileError::NotFound(name))?;
+    let profile = with_db(state, async |db| {
+        Ok(profiles::set_enabled(db, auth.0.tenant.id, &name, enabled, reason).await?)
+    })
+    .await?
+    .ok_or(ProfileError::NotFound(name))?;
     Ok(HttpResponse::Ok().json(ProfileView::of(&profile)))
 }
 
@@ -210,10 +219,11 @@ pub async fn rotate_secret(
 ) -> Result<HttpResponse, ApiError> {
     let name = name_of(&req);
     let secret = sign::new_secret();
-    let client = state.pool.get().await?;
-    profiles::rotate_secret(&client, auth.0.tenant.id, &name, &secret, SECRET_OVERLAP)
-        .await?
-        .ok_or(ProfileError::NotFound(name))?;
+    with_db(&state, async |db| {
+        Ok(profiles::rotate_secret(db, auth.0.tenant.id, &name, &secret, SECRET_OVERLAP).await?)
+    })
+    .await?
+    .ok_or(ProfileError::NotFound(name))?;
     Ok(HttpResponse::Ok().json(json!({ "secret": secret })))
 }
 
@@ -235,10 +245,15 @@ pub async fn test(
 ) -> Result<HttpResponse, ApiError> {
     let trial: Trial = optional_body(&req, payload, &state).await?;
     let tenant = auth.0.tenant.id;
-    let client = state.pool.get().await?;
-    let profile = admin::find(&client, tenant, &name_of(&req)).await?;
-    let call = admin::call_for(&client, tenant, trial.call.as_deref()).await?;
-    drop(client);
+    let name = name_of(&req);
+    let (profile, call) = with_db(&state, async |db| {
+        let profile = admin::find(db, tenant, &name).await?;
+        Ok((
+            profile,
+            admin::call_for(db, tenant, trial.call.as_deref()).await?,
+        ))
+    })
+    .await?;
     let report = admin::test(&state.deliverer, &profile, tenant, call, trial.dry_run).await?;
     Ok(HttpResponse::Ok().json(report))
 }
@@ -258,9 +273,9 @@ pub async fn run(
 ) -> Result<HttpResponse, ApiError> {
     let run: Run = body(&req, payload, &state).await?;
     let tenant = auth.0.tenant.id;
-    let client = state.pool.get().await?;
-    let profile = admin::find(&client, tenant, &name_of(&req)).await?;
-    let report = admin::run(&client, &state.deliverer, &profile, tenant, &run.call).await?;
+    let name = name_of(&req);
+    let profile = with_db(&state, async |db| admin::find(db, tenant, &name).await).await?;
+    let report = admin::run(&state.deliverer, &profile, tenant, &run.call).await?;
     Ok(HttpResponse::Ok().json(report))
 }
 
@@ -287,8 +302,10 @@ pub async fn deliveries(
         since: query.since,
         limit: query.limit.unwrap_or(100).clamp(1, 1000),
     };
-    let client = state.pool.get().await?;
-    let listed = deliveries::list(&client, auth.0.tenant.id, &filter).await?;
+    let listed = with_db(&state, async |db| {
+        Ok(deliveries::list(db, auth.0.tenant.id, &filter).await?)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(json!({ "deliveries": listed })))
 }
 
@@ -308,10 +325,11 @@ pub async fn delivery(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let id = delivery_id(&req)?;
-    let client = state.pool.get().await?;
-    let attempts = deliveries::attempts(&client, auth.0.tenant.id, id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no delivery {id}")))?;
+    let attempts = with_db(&state, async |db| {
+        Ok(deliveries::attempts(db, auth.0.tenant.id, id).await?)
+    })
+    .await?
+    .ok_or_else(|| ApiError::NotFound(format!("no delivery {id}")))?;
     Ok(HttpResponse::Ok().json(json!({ "id": id, "attempts": attempts })))
 }
 
@@ -322,8 +340,10 @@ pub async fn replay_one(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let id = delivery_id(&req)?;
-    let client = state.pool.get().await?;
-    let replayed = deliveries::replay(&client, auth.0.tenant.id, &[id]).await?;
+    let replayed = with_db(&state, async |db| {
+        Ok(deliveries::replay(db, auth.0.tenant.id, &[id]).await?)
+    })
+    .await?;
     if replayed.is_empty() {
         return Err(ApiError::NotFound(format!("no delivery {id}")));
     }
@@ -347,10 +367,12 @@ pub async fn replay_failed(
 ) -> Result<HttpResponse, ApiError> {
     let filter: ReplayFailed = optional_body(&req, payload, &state).await?;
     let tenant = auth.0.tenant.id;
-    let client = state.pool.get().await?;
-    let ids =
-        deliveries::failed_ids(&client, tenant, filter.profile.as_deref(), filter.since).await?;
-    let replayed = deliveries::replay(&client, tenant, &ids).await?;
+    let replayed = with_db(&state, async |db| {
+        let ids =
+            deliveries::failed_ids(db, tenant, filter.profile.as_deref(), filter.since).await?;
+        Ok(deliveries::replay(db, tenant, &ids).await?)
+    })
+    .await?;
     Ok(HttpResponse::Accepted().json(replayed_json(&replayed)))
 }
 
@@ -361,4 +383,17 @@ fn replayed_json(replayed: &[(Uuid, Uuid)]) -> Value {
             .map(|(of, id)| json!({"replay_of": of, "id": id}))
             .collect::<Vec<_>>()
     })
+}
+
+/// Runs `work` on a pooled connection within the write timeout ([`store::with_client`]):
+/// a hung database answers 503 in time instead of holding the request.
+async fn with_db<T>(
+    state: &AppState,
+    work: impl AsyncFnOnce(&deadpool_postgres::Object) -> Result<T, ProfileError>,
+) -> Result<T, ApiError> {
+    let outcome = store::with_client(&state.pool, state.write_timeout, async |client| {
+        Ok(work(client).await)
+    })
+    .await?;
+    Ok(outcome?)
 }
