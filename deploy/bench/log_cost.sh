@@ -4,6 +4,8 @@
 # hits and new unknown numbers reports the gateway's requests/s and PostgreSQL's CPU
 # per logged lookup in three set-ups: as shipped, without the recent-calls index, and
 # with the log switched off (a buffer of one entry: nearly every entry is dropped).
+# Then what the request log line costs: the shipped level (`info`, a line per request)
+# against `RUST_LOG=warn`, in LOG_COST_ROUNDS (4) interleaved rounds (ABBA), medians.
 #
 #   deploy/bench/log_cost.sh        (about 2 minutes after the release build)
 #
@@ -50,6 +52,8 @@ token=$("$cidgate" token create --tenant bench --scope lookup)
 awk 'BEGIN { print "id,name,phones"; for (i = 1; i <= 100000; i++) printf "%d,Contact %d,0720%06d\n", i, i, i }' >"$work/contacts.csv"
 "$cidgate" import --tenant bench "$work/contacts.csv" >/dev/null 2>&1
 
+median() { tr ' ' '\n' | awk 'NF' | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
 # CPU ticks of this cluster's processes together.
 pg_ticks() {
 	local p
@@ -66,8 +70,9 @@ load() { # MODE SECONDS: prints requests/s
 	taskset -c 1 wrk -t 1 -c 64 -d "${2}s" --timeout 5s -s "$here/walk.lua" "http://$gw_addr" -- \
 		"$1" "$token" 1 "${args[@]}" | awk '/^RESULT/ { for (i = 2; i <= NF; i++) if ($i ~ /^rps=/) print substr($i, 5) }'
 }
-start_gateway() { # extra environment assignments
-	env "$@" CIDGATE_LISTEN=$gw_addr CIDGATE_WORKERS=1 RUST_LOG=warn CIDGATE_LOOKUP_RATE=1000000000 \
+start_gateway() { # extra environment assignments (RUST_LOG=default: the shipped level)
+	env RUST_LOG=warn CIDGATE_LISTEN=$gw_addr CIDGATE_WORKERS=1 CIDGATE_LOOKUP_RATE=1000000000 "$@" \
+		bash -c '[[ $RUST_LOG != default ]] || unset RUST_LOG; exec "$@"' - \
 		taskset -c 0 "$cidgate" serve >"$work/gateway.log" 2>&1 &
 	gw_pid=$!
 	for _ in $(seq 1 120); do
@@ -101,3 +106,24 @@ measure "as shipped"
 psql "$DATABASE_URL" -c "DROP INDEX lookup_log_number_key_idx"
 measure "without the recent-calls index"
 measure "log off (CIDGATE_LOOKUP_LOG_BUFFER=1)" CIDGATE_LOOKUP_LOG_BUFFER=1
+
+# The request log: the same lookups at the shipped level and at warn, taking turns.
+rounds=${LOG_COST_ROUNDS:-4}
+printf '\n| lookups | req/s at the shipped level (info) | req/s at RUST_LOG=warn | info / warn (median of per-round ratios) |\n| --- | ---: | ---: | ---: |\n'
+for mode in cycle unknown; do
+	infos=() warns=() ratios=()
+	for ((r = 0; r < rounds; r++)); do
+		order=(default warn)
+		((r % 2 == 0)) || order=(warn default) # ABBA: neither side always goes first
+		for level in "${order[@]}"; do
+			start_gateway RUST_LOG=$level
+			load "$mode" 2 >/dev/null
+			rps=$(load "$mode" "$secs")
+			stop_gateway
+			if [[ $level == default ]]; then infos+=("$rps"); else warns+=("$rps"); fi
+		done
+		ratios+=("$(awk -v a="${infos[r]}" -v b="${warns[r]}" 'BEGIN { printf "%.3f", a / b }')")
+	done
+	printf '| %s | %.0f | %.0f | %s (rounds: %s) |\n' "$([[ $mode == cycle ]] && echo cached || echo 'unknown, new')" \
+		"$(median <<<"${infos[*]}")" "$(median <<<"${warns[*]}")" "$(median <<<"${ratios[*]}")" "${ratios[*]}"
+done

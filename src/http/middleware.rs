@@ -14,7 +14,7 @@ use super::auth::RequestStart;
 use super::error::ApiError;
 use super::state::AppState;
 use crate::metrics::{HttpLabels, RouteLabels};
-use crate::telemetry::redact_query;
+use crate::telemetry::{self, RequestLine, redact_query};
 
 /// Longest request target (path and query) accepted; PBX lookups are a few hundred bytes.
 const MAX_TARGET_BYTES: usize = 8 * 1024;
@@ -86,7 +86,7 @@ where
         .map(|state| state.metrics.clone());
     let method = method_label(req.method());
     // Redacting costs an allocation per request: only when the line will be written.
-    let query = tracing::enabled!(tracing::Level::INFO).then(|| redact_query(req.query_string()));
+    let query = telemetry::request_lines_enabled().then(|| redact_query(req.query_string()));
     let response = srv.call(req);
     async move {
         let response = response.await?;
@@ -107,14 +107,15 @@ where
                 .get_or_create(&RouteLabels { route })
                 .observe(elapsed.as_secs_f64());
         }
-        tracing::info!(
-            method,
-            route,
-            query = query.as_deref().unwrap_or_default(),
-            status,
-            elapsed_us = elapsed.as_micros() as u64,
-            "request"
-        );
+        if let Some(query) = &query {
+            telemetry::log_request(&RequestLine {
+                method,
+                route,
+                query,
+                status,
+                elapsed_us: u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+            });
+        }
         Ok(response)
     }
 }

@@ -1,11 +1,15 @@
 //! Logging: a tracing subscriber (pretty or JSON) and query-string redaction.
 
-use std::io::{BufWriter, IsTerminal};
+mod request_line;
+
+use std::io::{BufWriter, IsTerminal, Write};
 use std::sync::{Mutex, OnceLock};
 
 use clap::ValueEnum;
-use tracing_appender::non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGuard};
+use tracing_appender::non_blocking::{ErrorCounter, NonBlocking, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
+
+pub use self::request_line::RequestLine;
 
 /// Log lines waiting for the writer thread; past this, lines are dropped and counted
 /// (`cidgate_log_lines_dropped_total`) rather than making a request wait.
@@ -13,6 +17,9 @@ const LOG_BUFFER_LINES: usize = 64 * 1024;
 
 /// The writer thread's guard (dropping it flushes what is left) and its drop counter.
 static WRITER: OnceLock<(Mutex<Option<WorkerGuard>>, ErrorCounter)> = OnceLock::new();
+/// Where request lines go when they are formatted by hand: the subscriber's writer, in
+/// its format (unset when lines are coloured for a terminal: tracing writes those).
+static REQUEST_LINES: OnceLock<(NonBlocking, LogFormat)> = OnceLock::new();
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -48,9 +55,11 @@ pub fn init(format: LogFormat, default_level: &str) {
         .thread_name("cidgate-log")
         .finish(BufWriter::new(std::io::stderr()));
     let dropped = writer.error_counter();
+    let ansi = std::io::stderr().is_terminal();
+    let request_lines = (!ansi).then(|| writer.clone());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(ansi)
         .with_writer(writer);
     let installed = match format {
         LogFormat::Pretty => builder.try_init(),
@@ -58,7 +67,36 @@ pub fn init(format: LogFormat, default_level: &str) {
     };
     if installed.is_ok() {
         let _first = WRITER.set((Mutex::new(Some(guard)), dropped));
+        if let Some(writer) = request_lines {
+            let _first = REQUEST_LINES.set((writer, format));
+        }
     }
+}
+
+/// Whether request lines are written at all (`INFO` for their target): checked before
+/// any work is done for one.
+pub fn request_lines_enabled() -> bool {
+    tracing::enabled!(target: request_line::TARGET, tracing::Level::INFO)
+}
+
+/// Logs one request's line at `INFO`; the caller checked [`request_lines_enabled`].
+pub fn log_request(line: &RequestLine<'_>) {
+    let Some((writer, format)) = REQUEST_LINES.get() else {
+        tracing::info!(
+            target: request_line::TARGET,
+            method = line.method,
+            route = line.route,
+            query = line.query,
+            status = line.status,
+            elapsed_us = line.elapsed_us,
+            "request"
+        );
+        return;
+    };
+    let mut text = Vec::with_capacity(256);
+    request_line::with_timestamp(|now| line.write_to(*format, now, &mut text));
+    // One write is one line for the writer thread; a full buffer drops and counts it.
+    let _ = writer.clone().write(&text);
 }
 
 /// Log lines dropped so far because the writer thread fell behind.
