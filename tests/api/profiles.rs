@@ -12,7 +12,8 @@ use cidgate::domain::{TenantSlug, TokenScopes};
 use cidgate::store;
 use serde_json::{Value, json};
 
-use crate::helpers::{PROPAGATION, TestApp, eventually, spawn_app_with};
+use crate::helpers::{PROPAGATION, TestApp, eventually, spawn_app_with, spawn_instance};
+use crate::proxy::{DbProxy, Mode};
 
 /// What the receiver got.
 #[derive(Clone, Debug)]
@@ -840,6 +841,55 @@ async fn a_gateway_killed_mid_delivery_delivers_after_restart_with_the_same_webh
     restarted.wait().unwrap();
 }
 
+/// A new admin token of an existing tenant.
+async fn admin_token(app: &TestApp, slug: &str) -> String {
+    let client = app.pool.get().await.unwrap();
+    let t = store::tenants::find_by_slug(&client, &TenantSlug::parse(slug).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let (_, token) =
+        store::tokens::create(&client, t.id, cidgate::domain::TokenScope::Admin, "ops")
+            .await
+            .unwrap();
+    token.expose().to_owned()
+}
+
+#[tokio::test]
+async fn profile_requests_to_a_hanging_database_get_503_by_the_write_timeout() {
+    let app = spawn_app_with(fast_deliveries).await;
+    let proxy = DbProxy::start(&app.db.url).await;
+    let gateway = spawn_instance(&proxy.url(&app.db.url), |s| s.write_timeout_ms = 1_000).await;
+    tenant(&app, "acme").await;
+    let admin = admin_token(&app, "acme").await;
+    // The delivery log: one of the routes that once took a pool connection unbounded.
+    let list = || {
+        app.http
+            .get(format!("{gateway}/api/v1/deliveries"))
+            .bearer_auth(&admin)
+            .timeout(Duration::from_secs(10))
+            .send()
+    };
+    // Once the gateway knows the token, its pool holds a connection a hang can catch.
+    eventually(PROPAGATION, "the gateway lists deliveries", || async {
+        list().await.unwrap().status() == 200
+    })
+    .await;
+
+    proxy.set(Mode::Stalled);
+    let response = list().await.unwrap();
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+
+    proxy.set(Mode::Open);
+    eventually(
+        Duration::from_secs(20),
+        "deliveries are listed again",
+        || async { list().await.unwrap().status() == 200 },
+    )
+    .await;
+}
+
 /// An admin API call; its answer checked against the OpenAPI description of `documented`.
 async fn api(
     app: &TestApp,
@@ -870,22 +920,10 @@ async fn the_admin_api_manages_profiles_of_its_tenant_only_as_documented() {
     let receiver = Receiver::start().await;
     let (pbx, _) = tenant(&app, "acme").await;
     tenant(&app, "other").await;
-    let admin_of = |slug: &'static str| {
-        let app = &app;
-        async move {
-            let client = app.pool.get().await.unwrap();
-            let t = store::tenants::find_by_slug(&client, &TenantSlug::parse(slug).unwrap())
-                .await
-                .unwrap()
-                .unwrap();
-            let (_, token) =
-                store::tokens::create(&client, t.id, cidgate::domain::TokenScope::Admin, "ops")
-                    .await
-                    .unwrap();
-            token.expose().to_owned()
-        }
-    };
-    let (admin, other_admin) = (admin_of("acme").await, admin_of("other").await);
+    let (admin, other_admin) = (
+        admin_token(&app, "acme").await,
+        admin_token(&app, "other").await,
+    );
     let profiles = "/api/v1/profiles";
     let one = "/api/v1/profiles/{name}";
 
