@@ -93,10 +93,16 @@ pub fn log_request(line: &RequestLine<'_>) {
         );
         return;
     };
-    let mut text = Vec::with_capacity(256);
-    request_line::with_timestamp(|now| line.write_to(*format, now, &mut text));
-    // One write is one line for the writer thread; a full buffer drops and counts it.
-    let _ = writer.clone().write(&text);
+    thread_local! {
+        // The line is copied into the writer's queue: this buffer serves every request.
+        static TEXT: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    TEXT.with_borrow_mut(|text| {
+        text.clear();
+        request_line::with_timestamp(|now| line.write_to(*format, now, text));
+        // One write is one line for the writer thread; a full buffer drops and counts it.
+        let _ = writer.clone().write(text);
+    });
 }
 
 /// Log lines dropped so far because the writer thread fell behind.
