@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use deadpool_postgres::Pool;
+use deadpool_postgres::{GenericClient, Pool, Transaction};
 use tokio::sync::{Mutex, Semaphore, mpsc, oneshot};
 
 use crate::domain::{Region, TenantId};
@@ -130,22 +130,10 @@ async fn write(pool: &Pool, mut batch: Vec<Request>, timeout: Duration) {
     let mut attempt = 1;
     let outcome = loop {
         let outcome = store::with_client(pool, timeout, async |client| {
-            let tx = client.transaction().await?;
+            let mut tx = client.transaction().await?;
             let mut recorded = Vec::with_capacity(batch.len());
             for (tenant, requests) in by_tenant(&batch) {
-                let events: Vec<IncomingEvent> = requests
-                    .iter()
-                    .flat_map(|r| r.events.iter().cloned())
-                    .collect();
-                let ingested =
-                    store::calls::ingest(&tx, tenant, requests[0].region, &events).await?;
-                // Web-service deliveries commit with the events that trigger them.
-                let changed: Vec<uuid::Uuid> = ingested.calls.iter().map(|c| c.id).collect();
-                store::deliveries::enqueue_for_calls(&tx, tenant, &changed).await?;
-                let mut new = ingested.new.into_iter();
-                for r in requests {
-                    recorded.push(new.by_ref().take(r.events.len()).collect::<Vec<bool>>());
-                }
+                recorded.extend(write_tenant(&mut tx, tenant, requests).await?);
             }
             tx.commit().await?;
             Ok(recorded)
@@ -159,7 +147,7 @@ async fn write(pool: &Pool, mut batch: Vec<Request>, timeout: Duration) {
     match outcome {
         Ok(recorded) => {
             for (request, new) in batch.into_iter().zip(recorded) {
-                tell(request.reply, Ok(new));
+                tell(request.reply, new);
             }
         }
         Err(e) => {
@@ -170,6 +158,69 @@ async fn write(pool: &Pool, mut batch: Vec<Request>, timeout: Duration) {
             }
         }
     }
+}
+
+/// A tenant's requests of the batch, in a savepoint: when the database refuses what one
+/// request holds, each is written again alone, so only that request fails and every
+/// other tenant's and request's events still commit. A race lost (deadlock,
+/// serialization) fails the whole batch, which is tried again.
+async fn write_tenant(
+    tx: &mut Transaction<'_>,
+    tenant: TenantId,
+    requests: &[Request],
+) -> anyhow::Result<Vec<Recorded>> {
+    let together = tx.savepoint("tenant_events").await?;
+    let failed = match ingest(&together, tenant, requests).await {
+        Ok(recorded) => {
+            together.commit().await?;
+            return Ok(recorded.into_iter().map(Ok).collect());
+        }
+        Err(e) if store::contacts::worth_retrying(&e) => return Err(e),
+        Err(e) => e,
+    };
+    together.rollback().await?;
+    tracing::warn!(
+        tenant = tenant.0,
+        error = format!("{failed:#}"),
+        "a batch of call events was refused; writing its requests one by one"
+    );
+    let mut recorded = Vec::with_capacity(requests.len());
+    for request in requests {
+        let alone = tx.savepoint("request_events").await?;
+        match ingest(&alone, tenant, std::slice::from_ref(request)).await {
+            Ok(mut new) => {
+                alone.commit().await?;
+                recorded.push(Ok(new.pop().unwrap_or_default()));
+            }
+            Err(e) if store::contacts::worth_retrying(&e) => return Err(e),
+            Err(e) => {
+                alone.rollback().await?;
+                recorded.push(Err(e));
+            }
+        }
+    }
+    Ok(recorded)
+}
+
+/// Writes `requests` of one tenant (and queues the deliveries they trigger, which commit
+/// with them); for each request, which of its events were new.
+async fn ingest(
+    client: &impl GenericClient,
+    tenant: TenantId,
+    requests: &[Request],
+) -> anyhow::Result<Vec<Vec<bool>>> {
+    let events: Vec<IncomingEvent> = requests
+        .iter()
+        .flat_map(|r| r.events.iter().cloned())
+        .collect();
+    let ingested = store::calls::ingest(client, tenant, requests[0].region, &events).await?;
+    let changed: Vec<uuid::Uuid> = ingested.calls.iter().map(|c| c.id).collect();
+    store::deliveries::enqueue_for_calls(client, tenant, &changed).await?;
+    let mut new = ingested.new.into_iter();
+    Ok(requests
+        .iter()
+        .map(|r| new.by_ref().take(r.events.len()).collect())
+        .collect())
 }
 
 /// Consecutive requests of one tenant (the batch is sorted by tenant).

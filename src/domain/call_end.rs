@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use super::FieldError;
-use super::call_event::{CallEvent, EVENT_FIELDS, EventKind, event_time};
+use super::call_event::{CallEvent, EVENT_FIELDS, EventKind, check_query_pairs, event_time};
 
 /// Times a call-end may carry besides the event's own fields: each becomes an event of
 /// its own, so the call is answered (or not) as the IVR says.
@@ -101,6 +101,8 @@ impl CallEndMapping {
     ) -> Result<Vec<CallEvent>, Vec<FieldError>> {
         let mut fields = Map::new();
         let mut times: BTreeMap<&str, (String, String)> = BTreeMap::new();
+        // Their raw form is stored with the events.
+        check_query_pairs(pairs)?;
         let mut errors = Vec::new();
         for (variable, value) in pairs {
             if variable == "token" {

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::FieldError;
-use super::text::display_problem;
+use super::text::{STORED_CONTROLS, display_problem, storage_problem};
 
 /// The longest PBX call id, GUID, agent or group accepted.
 const MAX_ID_CHARS: usize = 128;
@@ -316,12 +316,49 @@ impl CallEvent {
     }
 }
 
+/// Refuses query pairs the database could not keep with the call (their raw form is
+/// stored): a NUL or another control character in any name or value, named.
+pub fn check_query_pairs(pairs: &[(String, String)]) -> Result<(), Vec<FieldError>> {
+    let errors: Vec<FieldError> = pairs
+        .iter()
+        .filter_map(|(name, value)| check_pair(name, value).err())
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
+fn check_pair(name: &str, value: &str) -> Result<(), FieldError> {
+    match storage_problem(name).or_else(|| storage_problem(value)) {
+        Some(problem) => Err(FieldError::new(name, problem)),
+        None => Ok(()),
+    }
+}
+
+/// Whether every string and key in `value` may be stored (see [`storage_problem`]).
+fn storable(value: &Value) -> bool {
+    match value {
+        Value::String(s) => storage_problem(s).is_none(),
+        Value::Array(items) => items.iter().all(storable),
+        Value::Object(map) => map
+            .iter()
+            .all(|(k, v)| storage_problem(k).is_none() && storable(v)),
+        Value::Null | Value::Bool(_) | Value::Number(_) => true,
+    }
+}
+
 /// Query pairs as a JSON object of strings; the credentials are left out.
 fn query_map(pairs: &[(String, String)]) -> Result<Map<String, Value>, Vec<FieldError>> {
     let mut map = Map::new();
     let mut errors = Vec::new();
     for (name, value) in pairs {
         if CREDENTIALS.contains(&name.as_str()) {
+            continue;
+        }
+        if let Err(e) = check_pair(name, value) {
+            errors.push(e);
             continue;
         }
         if map
@@ -432,6 +469,13 @@ impl Parser {
                 }
                 Some(_) => self.fail(name, format!("must be at most {MAX_TEXT_CHARS} characters")),
                 None => self.fail(name, "must be a string, a number or a boolean"),
+            }
+        }
+        // The object is stored as sent: nothing in it may hold what the database
+        // refuses, or one request's NUL would fail every request of a shared batch.
+        for (name, value) in map {
+            if !storable(value) && !self.errors.iter().any(|e| &e.field == name) {
+                self.fail(name, STORED_CONTROLS);
             }
         }
         event

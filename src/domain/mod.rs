@@ -52,5 +52,6 @@ pub use service_user::{Access, ServiceUserName};
 pub use session::{SessionHours, SessionSecret};
 pub use signing_key::PopupKey;
 pub use tenant::{AuthPolicy, LookupLogSettings, PopupSettings, Tenant, TenantId, TenantSlug};
+pub use text::storage_problem;
 pub use token::{ApiToken, TokenHash, TokenScope, TokenScopes};
 pub use write::{ChangedNumbers, WriteOp, WriteOutcome, WriteResult};

@@ -23,6 +23,18 @@ pub fn display_problem(s: &str) -> Option<&'static str> {
     }
 }
 
+/// What the database refuses to store (NUL) and no PBX means to send: C0 and C1 controls
+/// other than tab and line breaks.
+pub const STORED_CONTROLS: &str = "must not contain NUL or other control characters";
+
+/// Why `s` cannot be kept as text with a call, if it cannot (see [`STORED_CONTROLS`]).
+/// Checked where text enters, so one request's bytes can never fail another's write.
+pub fn storage_problem(s: &str) -> Option<&'static str> {
+    s.chars()
+        .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+        .then_some(STORED_CONTROLS)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,6 +70,18 @@ mod tests {
         // Neighbours of the refused ranges stay allowed.
         for c in ['\u{2029}', '\u{202F}', '\u{2065}', '\u{206A}'] {
             assert!(!is_bidi_control(c), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn stored_text_may_break_lines_but_holds_no_nul_or_other_controls() {
+        assert_eq!(storage_problem("line one\nline\ttwo\r\n"), None);
+        for c in ['\u{0}', '\u{1}', '\u{1b}', '\u{7f}', '\u{85}'] {
+            assert_eq!(
+                storage_problem(&format!("a{c}b")),
+                Some(STORED_CONTROLS),
+                "{c:?}"
+            );
         }
     }
 }

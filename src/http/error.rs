@@ -150,7 +150,14 @@ impl ApiError {
     /// Sorts an unexpected error: a database that cannot be reached is a 503 the client
     /// can retry; anything else stays a 500.
     pub fn from_store(error: anyhow::Error) -> Self {
-        if crate::store::is_unreachable(&error) {
+        if crate::store::is_data_error(&error) {
+            // Validation should have caught it; the database's text stays in the log.
+            tracing::warn!(error = format!("{error:#}"), "the database refused a value");
+            Self::Unprocessable {
+                message: "the request holds a value the database cannot store".into(),
+                fields: Vec::new(),
+            }
+        } else if crate::store::is_unreachable(&error) {
             Self::Unavailable(error)
         } else {
             Self::Unexpected(error)

@@ -50,6 +50,17 @@ pub fn is_unreachable(error: &anyhow::Error) -> bool {
     })
 }
 
+/// Whether the database refused a value itself (SQLSTATE class 22, "data exception": a
+/// NUL in text, a number out of range): the request's fault, not the database's.
+pub fn is_data_error(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<tokio_postgres::Error>()
+            .and_then(tokio_postgres::Error::code)
+            .is_some_and(|code| code.code().starts_with("22"))
+    })
+}
+
 /// Runs `work` on a pooled connection within `limit`. A connection whose work timed out
 /// is closed, not handed to the next caller: it may be mid-statement on a hung server.
 pub async fn with_client<T>(

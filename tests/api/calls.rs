@@ -9,13 +9,13 @@ use serde_json::{Value, json};
 use crate::helpers::{TestApp, spawn_app};
 
 /// A tenant's PBX token (`lookup,events`) and a `report` token.
-struct CallTenant {
-    pbx: String,
-    report: String,
-    sync: String,
+pub struct CallTenant {
+    pub pbx: String,
+    pub report: String,
+    pub sync: String,
 }
 
-async fn call_tenant(app: &TestApp, slug: &str) -> CallTenant {
+pub async fn call_tenant(app: &TestApp, slug: &str) -> CallTenant {
     let created = app.create_tenant(slug, "RO").await;
     let client = app.pool.get().await.unwrap();
     let tenant = store::tenants::find_by_slug(&client, &TenantSlug::parse(slug).unwrap())
@@ -38,7 +38,7 @@ async fn call_tenant(app: &TestApp, slug: &str) -> CallTenant {
 }
 
 /// The fields a 4xx answer names, in order.
-async fn named_fields(response: reqwest::Response) -> Vec<String> {
+pub async fn named_fields(response: reqwest::Response) -> Vec<String> {
     let error: Value = response.json().await.unwrap();
     error["fields"]
         .as_array()
@@ -57,7 +57,7 @@ const FOCALSCOPE: [&str; 4] = [
 ];
 
 impl TestApp {
-    async fn post_events(&self, token: &str, body: &Value) -> reqwest::Response {
+    pub async fn post_events(&self, token: &str, body: &Value) -> reqwest::Response {
         self.http
             .post(format!("{}/api/v1/events", self.address))
             .bearer_auth(token)
@@ -80,7 +80,7 @@ impl TestApp {
         response.json().await.unwrap()
     }
 
-    async fn call_by_key(&self, token: &str, key: &str) -> Vec<Value> {
+    pub async fn call_by_key(&self, token: &str, key: &str) -> Vec<Value> {
         let found = self.cdr(token, &[("activecallkey", key)]).await;
         found["CallList"].as_array().unwrap().clone()
     }

@@ -155,7 +155,10 @@ async fn record(
             },
             QueueError::Stopped => ApiError::Unavailable(e.into()),
         })?
-        .map_err(ApiError::Unavailable)?;
+        .map_err(|e| match ApiError::from_store(e) {
+            ApiError::Unexpected(e) => ApiError::Unavailable(e),
+            refused => refused,
+        })?;
     let recorded = written.iter().filter(|new| **new).count();
     Ok(HttpResponse::Ok().json(Received {
         received,
@@ -184,7 +187,7 @@ fn raw(pairs: &[(String, String)]) -> Value {
     Value::Object(
         pairs
             .iter()
-            .filter(|(k, _)| k != "token")
+            .filter(|(k, _)| !matches!(k.as_str(), "token" | "access_token"))
             .map(|(k, v)| (k.clone(), Value::String(v.clone())))
             .collect(),
     )

@@ -7,6 +7,7 @@ use chrono::Utc;
 
 use crate::domain::{
     CallEvent, EventKind, LogEntry, LookupHit, LookupLink, LookupOutcomeKind, RoutingField,
+    storage_problem,
 };
 use crate::http::auth::{LookupAuth, request_start};
 use crate::http::error::ApiError;
@@ -68,7 +69,13 @@ pub async fn lookup(
             call_id,
             event: Some(EventKind::Lookup),
             at: Some(Utc::now()),
-            caller: query.telephone.as_deref().map(str::to_owned),
+            // As the PBX sent it, unless it holds what the database cannot keep (the
+            // lookup answers all the same; its link must not fail a shared batch).
+            caller: query
+                .telephone
+                .as_deref()
+                .filter(|t| storage_problem(t).is_none())
+                .map(str::to_owned),
             caller_name: hit.map(|h| h.name().to_owned()),
             dnis: query
                 .dnid
