@@ -142,6 +142,10 @@ pub struct PolicyArgs {
     /// Premium-rate numbers (off by default)
     #[arg(long, value_parser = on_off)]
     premium_rate: Option<bool>,
+    /// Shared-cost, personal, universal-access, satellite and international-network
+    /// numbers (off by default)
+    #[arg(long, value_parser = on_off)]
+    costly_numbers: Option<bool>,
     /// Numbers that are not full phone numbers: extensions, short and emergency codes
     #[arg(long, value_parser = on_off)]
     short_numbers: Option<bool>,
@@ -238,6 +242,9 @@ async fn policy(args: PolicyArgs) -> anyhow::Result<()> {
     }
     if let Some(on) = args.premium_rate {
         policy.premium_rate = on;
+    }
+    if let Some(on) = args.costly_numbers {
+        policy.costly_numbers = on;
     }
     if let Some(on) = args.short_numbers {
         policy.short_numbers = on;

@@ -56,6 +56,10 @@ pub struct DialPolicy {
     pub international: bool,
     /// Premium-rate numbers (refused by default: a click must not cost a fortune).
     pub premium_rate: bool,
+    /// Other numbers that cost more than an ordinary call: shared-cost, personal and
+    /// universal-access numbers, satellite and international networks (refused by
+    /// default).
+    pub costly_numbers: bool,
     /// Numbers that are not full phone numbers (extensions, short codes, emergency
     /// numbers): refused by default, so a stray click never rings 112.
     pub short_numbers: bool,
@@ -77,6 +81,7 @@ impl Default for DialPolicy {
             per_minute: 6,
             international: true,
             premium_rate: false,
+            costly_numbers: false,
             short_numbers: false,
             allowed_prefixes: Vec::new(),
             refused_prefixes: Vec::new(),
@@ -92,6 +97,7 @@ pub enum Refusal {
     RefusedPrefix(String),
     NotAllowedPrefix,
     PremiumRate,
+    Costly(Costly),
     International,
     ShortNumber,
 }
@@ -103,6 +109,7 @@ impl Refusal {
             Self::RefusedPrefix(_) => "refused_prefixes",
             Self::NotAllowedPrefix => "allowed_prefixes",
             Self::PremiumRate => "premium_rate",
+            Self::Costly(_) => "costly_numbers",
             Self::International => "international",
             Self::ShortNumber => "short_numbers",
         }
@@ -117,10 +124,11 @@ impl fmt::Display for Refusal {
             }
             Self::NotAllowedPrefix => f.write_str("the number starts with no allowed prefix"),
             Self::PremiumRate => f.write_str("premium-rate numbers are refused"),
+            Self::Costly(kind) => write!(f, "{kind} are refused (costly_numbers)"),
             Self::International => f.write_str("international numbers are refused"),
-            Self::ShortNumber => {
-                f.write_str("the number is not a full phone number (short numbers are refused)")
-            }
+            Self::ShortNumber => f.write_str(
+                "the number is not a valid full phone number of its country (short numbers are refused)",
+            ),
         }
     }
 }
@@ -204,28 +212,127 @@ impl DialPolicy {
         if !self.allowed_prefixes.is_empty() && !self.allowed_prefixes.iter().any(starts) {
             return Err(Refusal::NotAllowedPrefix);
         }
-        let Some(parsed) = n
+        // By its numbering plan's ranges first: an overdialled or cut-short number is as
+        // costly as the range it starts (carriers and dialplans route on the prefix).
+        match cost_of(n, region) {
+            Some(Costly::PremiumRate) if !self.premium_rate => return Err(Refusal::PremiumRate),
+            Some(kind) if kind != Costly::PremiumRate && !self.costly_numbers => {
+                return Err(Refusal::Costly(kind));
+            }
+            _ => {}
+        }
+        let valid = n
             .starts_with('+')
             .then(|| phonenumber::parse(None, n).ok())
             .flatten()
-        else {
+            .filter(phonenumber::PhoneNumber::is_valid);
+        let Some(parsed) = valid else {
             return if self.short_numbers {
                 Ok(())
             } else {
                 Err(Refusal::ShortNumber)
             };
         };
-        let premium =
-            parsed.number_type(&phonenumber::metadata::DATABASE) == phonenumber::Type::PremiumRate;
-        if premium && !self.premium_rate {
-            return Err(Refusal::PremiumRate);
-        }
         let abroad = Some(parsed.code().value()) != region.calling_code();
         if abroad && !self.international {
             return Err(Refusal::International);
         }
         Ok(())
     }
+}
+
+/// Numbers that cost more than an ordinary call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Costly {
+    PremiumRate,
+    SharedCost,
+    Personal,
+    UniversalAccess,
+    /// Satellite and international networks (+870, +881, +882, +883, …).
+    NonGeographic,
+}
+
+impl fmt::Display for Costly {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::PremiumRate => "premium-rate numbers",
+            Self::SharedCost => "shared-cost numbers",
+            Self::Personal => "personal numbers",
+            Self::UniversalAccess => "universal access numbers",
+            Self::NonGeographic => "satellite and international network numbers",
+        })
+    }
+}
+
+/// Country codes of no country whose calls are priced far above a call abroad: shared
+/// cost (808), Inmarsat (870), UPT (878), GMSS satellite (881), international networks
+/// (882, 883), 888, international premium rate (979), trials (991).
+const COSTLY_COUNTRY_CODES: &[u16] = &[808, 870, 878, 881, 882, 883, 888, 979, 991];
+
+/// The ranges of a numbering plan that cost more, as the library's metadata has them.
+const COSTLY_RANGES: &[(Costly, phonenumber::Type)] = &[
+    (Costly::PremiumRate, phonenumber::Type::PremiumRate),
+    (Costly::SharedCost, phonenumber::Type::SharedCost),
+    (Costly::Personal, phonenumber::Type::PersonalNumber),
+    (Costly::UniversalAccess, phonenumber::Type::Uan),
+];
+
+/// What calling the normalized number `n` costs beyond an ordinary call, if more. A valid
+/// number is what its plan says it is; any other (too long, too short, a short number of
+/// the tenant's country) is placed by the valid numbers it begins or that begin with it.
+pub fn cost_of(n: &str, region: Region) -> Option<Costly> {
+    let database = &*phonenumber::metadata::DATABASE;
+    let (code, national) = match n.strip_prefix('+') {
+        Some(digits) => {
+            let parsed = phonenumber::parse(None, n).ok()?;
+            let code = parsed.code().value();
+            if COSTLY_COUNTRY_CODES.contains(&code) {
+                return Some(Costly::NonGeographic);
+            }
+            if parsed.is_valid() {
+                let kind = parsed.number_type(database);
+                return COSTLY_RANGES
+                    .iter()
+                    .find(|(_, t)| *t == kind)
+                    .map(|(c, _)| *c);
+            }
+            (code, digits.get(code.to_string().len()..)?.to_owned())
+        }
+        None => {
+            let metadata = database.by_id(region.code())?;
+            let trunk = metadata.national_prefix().filter(|p| !p.is_empty());
+            let national = trunk.and_then(|p| n.strip_prefix(p)).unwrap_or(n);
+            (metadata.country_code(), national.to_owned())
+        }
+    };
+    let candidates = around(&national, 15 - code.to_string().len());
+    database.by_code(&code)?.into_iter().find_map(|metadata| {
+        COSTLY_RANGES
+            .iter()
+            .find(|(_, kind)| {
+                metadata
+                    .descriptors()
+                    .get(*kind)
+                    .is_some_and(|range| candidates.iter().any(|c| range.is_match(c)))
+            })
+            .map(|(costly, _)| *costly)
+    })
+}
+
+/// The digit strings `national` begins (down to three digits) and those that begin with
+/// it (each digit repeated up to `longest`): a range that holds one of them holds it.
+fn around(national: &str, longest: usize) -> Vec<String> {
+    let mut candidates: Vec<String> = (3..national.len())
+        .map(|len| national[..len].to_owned())
+        .collect();
+    for fill in '0'..='9' {
+        for len in national.len() + 1..=longest {
+            let mut longer = national.to_owned();
+            longer.extend(std::iter::repeat_n(fill, len - national.len()));
+            candidates.push(longer);
+        }
+    }
+    candidates
 }
 
 /// A prefix of a normalized number: `+` and digits (`+4090`), or digits for short numbers.
@@ -395,6 +502,46 @@ mod tests {
             policy.destination("anonymous", None, ro()),
             Err(DestinationError::Number(_))
         ));
+    }
+
+    #[test]
+    fn overdialled_and_cut_short_costly_numbers_are_refused_by_their_range() {
+        let mut policy = DialPolicy::default();
+        for allow_short in [false, true] {
+            policy.short_numbers = allow_short;
+            for raw in [
+                "0900123456",
+                "09001234567",
+                "0900 123 456 7",
+                "+44 90987654321",
+                "+1 9005550123 9",
+                "+1 900 555 0123",
+                "0900",
+                "0900 12",
+            ] {
+                assert_eq!(refused(&policy, raw), Some("premium_rate"), "{raw}");
+            }
+            for raw in [
+                "+870 772 123 456",
+                "+881 6 1234 5678",
+                "+882 16 1234 5678",
+                "+883 140 123 4567",
+                "+44 70 1234 5678",
+                "+44 70 1234 56789",
+            ] {
+                assert_eq!(refused(&policy, raw), Some("costly_numbers"), "{raw}");
+            }
+        }
+        // A number of no valid length is a short number unless the tenant allows those.
+        policy.short_numbers = false;
+        assert_eq!(refused(&policy, "07212345678"), Some("short_numbers"));
+        assert_eq!(refused(&policy, "+40 21 123"), Some("short_numbers"));
+        // Opened on purpose, each rule lets its numbers through.
+        policy.premium_rate = true;
+        policy.costly_numbers = true;
+        assert_eq!(refused(&policy, "0900123456"), None);
+        assert_eq!(refused(&policy, "+44 70 1234 5678"), None);
+        assert_eq!(refused(&policy, "09001234567"), Some("short_numbers"));
     }
 
     #[test]

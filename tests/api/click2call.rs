@@ -560,6 +560,45 @@ async fn refused_destinations_name_their_rule_and_never_reach_the_pbx() {
 }
 
 #[tokio::test]
+async fn overdialled_and_costly_numbers_never_reach_the_pbx_even_with_short_numbers_on() {
+    let app = spawn_app().await;
+    let t = tenant(&app, "acme").await;
+    let (stub, mut requests) = fake_pbx::dial_api(200, "{}").await;
+    app.http_dialer("acme", &stub);
+    // Short numbers allowed: a number of invalid length is still placed by its range.
+    app.cli_ok(&[
+        "dialer",
+        "policy",
+        "--tenant",
+        "acme",
+        "--short-numbers",
+        "on",
+        "--per-minute",
+        "100",
+    ]);
+    let session = app.signed_in(&t, "200", "Agent1").await;
+    for (number, rule) in [
+        ("0900123456", "premium_rate"),
+        ("09001234567", "premium_rate"),
+        ("0900 123 456 7", "premium_rate"),
+        ("+44 90987654321", "premium_rate"),
+        ("+1 9005550123 9", "premium_rate"),
+        ("0900", "premium_rate"),
+        ("+882 16 1234 5678", "costly_numbers"),
+        ("+870 772 123 456", "costly_numbers"),
+        ("+44 70 1234 5678", "costly_numbers"),
+    ] {
+        let refused = app.click2call(&session, number, None).await;
+        assert_eq!(refused.status(), 403, "{number}");
+        assert_eq!(json_of(refused).await["rule"], rule, "{number}");
+    }
+    assert!(
+        requests.try_recv().is_err(),
+        "no costly number reached the PBX"
+    );
+}
+
+#[tokio::test]
 async fn another_tenants_session_never_dials_nor_sees_its_requests() {
     let app = spawn_app().await;
     let a = tenant(&app, "acme").await;
