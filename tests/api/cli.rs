@@ -276,12 +276,13 @@ async fn a_malformed_csv_is_refused_and_nothing_is_written() {
         err.contains("malformed") && err.contains("nothing was imported"),
         "{err}"
     );
-    let lookup = app.lookup(&acme.lookup_token, "0721000001").await;
     assert_eq!(
-        lookup.text().await.unwrap(),
-        UNKNOWN_ANSWER,
+        app.contacts_with_number("acme", "+40721000001").await,
+        0,
         "not even the good first row"
     );
+    let lookup = app.lookup(&acme.lookup_token, "0721000001").await;
+    assert_eq!(lookup.text().await.unwrap(), UNKNOWN_ANSWER);
 }
 
 #[tokio::test]

@@ -181,6 +181,22 @@ impl TestApp {
         eventually(PROPAGATION, "the gateway loads the new tokens", loaded).await;
     }
 
+    /// How many committed contacts of tenant `slug` hold `number` (normalized): what a
+    /// "nothing was written" check asks, since a lookup may answer unknown only because
+    /// the gateway has not heard of a write yet.
+    pub async fn contacts_with_number(&self, slug: &str, number: &str) -> i64 {
+        let client = self.pool.get().await.unwrap();
+        client
+            .query_one(
+                "SELECT count(*) FROM contact_phones p JOIN tenants t ON t.id = p.tenant_id
+                  WHERE t.slug = $1 AND p.number = $2",
+                &[&slug, &number],
+            )
+            .await
+            .unwrap()
+            .get(0)
+    }
+
     pub async fn create_tenant(&self, slug: &str, region: &str) -> TestTenant {
         self.create_tenant_allowing(slug, region, &[]).await
     }

@@ -398,8 +398,9 @@ async fn lookups_answer_from_the_old_mirror_until_the_snapshot_commits() {
     upload.send(&many_rows(",")).await;
     snapshot_waits_with_writes(&app).await;
 
-    // Written but not committed: every instance answers from the old mirror (and caches
-    // those answers).
+    // Written but not committed: nothing of it is visible in the database, and every
+    // instance answers from the old mirror (and caches those answers).
+    assert_eq!(app.contacts_with_number("acme", "+40722000001").await, 0);
     for address in [&app.address, &other] {
         warm(&app, address, &acme).await;
         let new: Value = app

@@ -4,8 +4,8 @@
 use serde_json::{Value, json};
 
 use super::{
-    cli_line, day, day_bounds, post_calls, post_report, reference_calls, report_json, request,
-    service_user, tenant,
+    call, cli_line, day, day_bounds, local, post_calls, post_report, reference_calls, report_json,
+    request, service_user, tenant,
 };
 use crate::helpers::{PROPAGATION, eventually, spawn_app};
 
@@ -82,11 +82,11 @@ async fn a_service_user_sees_only_its_agents_in_reports_and_in_the_cdr_api() {
             .map(|c| c["agent"].as_str().unwrap().to_owned())
             .collect()
     };
-    let walk = async |first: Value| {
+    let walk_as = async |token: &str, first: Value| {
         let mut agents = agents_of(&first);
         let mut cursor = first["cursor"].as_str().unwrap().to_owned();
         loop {
-            let next = cdr(&key, vec![("cursor", cursor.clone())]).await;
+            let next = cdr(token, vec![("cursor", cursor.clone())]).await;
             if next["CallList"].as_array().unwrap().is_empty() {
                 return agents;
             }
@@ -94,18 +94,33 @@ async fn a_service_user_sees_only_its_agents_in_reports_and_in_the_cdr_api() {
             cursor = next["cursor"].as_str().unwrap().to_owned();
         }
     };
+    let walk = async |first: Value| walk_as(&key, first).await;
     let own = walk(cdr(&key, range.clone()).await).await;
     assert_eq!(own.len(), 14, "{own:?}");
     assert!(
         own.iter().all(|a| a == "200" || a == "Agent1(200)"),
         "{own:?}"
     );
-    // From a cursor the tenant's own report token was given: still only agent 200.
+    // From a cursor the tenant's own report token was given: still only agent 200,
+    // although another agent's call lies past that cursor (it comes after the page).
     let everyone = cdr(&t.report, range).await;
     assert_eq!(everyone["CallList"].as_array().unwrap().len(), 5);
-    let rest = walk(json!({"CallList": [], "cursor": everyone["cursor"]})).await;
+    let later = call(
+        "other-2",
+        local(d, "11:00:00"),
+        Some(60_000),
+        json!({"direction": "inbound", "agent": "201"}),
+    );
+    post_calls(&app, &t.pbx, later).await;
+    let from_cursor = || json!({"CallList": [], "cursor": everyone["cursor"]});
+    let tenant_wide = walk_as(&t.report, from_cursor()).await;
     assert!(
-        !rest.is_empty() && rest.iter().all(|a| a != "Agent2(201)"),
+        tenant_wide.iter().any(|a| a == "Agent2(201)" || a == "201"),
+        "the tenant's token reaches it: {tenant_wide:?}"
+    );
+    let rest = walk(from_cursor()).await;
+    assert!(
+        !rest.is_empty() && rest.iter().all(|a| a != "Agent2(201)" && a != "201"),
         "{rest:?}"
     );
     assert!(
