@@ -373,11 +373,20 @@ async fn while_the_listener_is_cut_off_lookups_ask_the_database_not_the_cache() 
     proxy.set(Mode::Open);
 }
 
+/// Far more than a lookup's answer may take, even on a loaded machine, yet far less than
+/// the database timeout the tests below set: an answer within it came by the deadline.
+const BY_THE_DEADLINE: std::time::Duration = std::time::Duration::from_millis(1_500);
+
 #[tokio::test]
 async fn a_hanging_database_still_gets_an_answer_by_the_deadline() {
     let db_app = spawn_app().await;
     let proxy = DbProxy::start(&db_app.db.url).await;
-    let gateway = spawn_instance(&proxy.url(&db_app.db.url), |s| s.lookup_deadline_ms = 100).await;
+    let gateway = spawn_instance(&proxy.url(&db_app.db.url), |s| {
+        s.lookup_deadline_ms = 100;
+        // Only the deadline can answer in time.
+        s.db_timeout_ms = 30_000;
+    })
+    .await;
     let acme = db_app.create_tenant("acme", "RO").await;
     db_app
         .put_contact(&acme.sync_token, "1", &contact("Ana", "0721000001"))
@@ -387,13 +396,71 @@ async fn a_hanging_database_still_gets_an_answer_by_the_deadline() {
 
     proxy.set(Mode::Stalled);
 
+    let asked = std::time::Instant::now();
     let answer = db_app
         .lookup_at(&gateway, &acme.lookup_token, "0721000001")
         .await;
+    let took = asked.elapsed();
     assert_eq!(answer.status(), 200);
     assert_eq!(answer.headers()[DEGRADED], "unknown");
     assert_eq!(answer.text().await.unwrap(), UNKNOWN_ANSWER);
+    assert!(took < BY_THE_DEADLINE, "answered after {took:?}");
     proxy.set(Mode::Open);
+}
+
+#[tokio::test]
+async fn a_slow_query_is_answered_by_the_deadline_and_its_late_answer_fills_the_cache() {
+    let app = spawn_app_with(|s| {
+        s.lookup_deadline_ms = 100;
+        s.db_timeout_ms = 30_000;
+    })
+    .await;
+    let acme = app.create_tenant("acme", "RO").await;
+    app.put_contact(&acme.sync_token, "1", &contact("Ana", "0721000001"))
+        .await;
+    index_holds(&app, &app.address, 1).await;
+    let queries = "cidgate_db_query_duration_seconds_count{query=\"lookup\"}";
+    assert_eq!(metric(&app.http, &app.address, queries).await, None);
+
+    // The contacts are locked: the lookup's query waits for the lock.
+    let mut blocker = app.pool.get().await.unwrap();
+    let lock = blocker.transaction().await.unwrap();
+    lock.batch_execute("LOCK TABLE contacts IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let asked = std::time::Instant::now();
+    let answer = app.lookup(&acme.lookup_token, "0721000001").await;
+    let took = asked.elapsed();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.headers()[DEGRADED], "unknown");
+    assert!(took < BY_THE_DEADLINE, "answered after {took:?}");
+    // Still waiting for the lock when the answer went out.
+    let waiting: i64 = app
+        .pool
+        .get()
+        .await
+        .unwrap()
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity
+              WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(waiting, 1, "the lookup's query waits for the lock");
+    lock.rollback().await.unwrap();
+
+    // The late answer lands in the cache: the next lookup finds Ana without a query.
+    eventually(PROPAGATION, "the late query finishes", || async {
+        metric(&app.http, &app.address, queries).await == Some(1.0)
+    })
+    .await;
+    let answer = app.lookup(&acme.lookup_token, "0721000001").await;
+    assert!(answer.headers().get(DEGRADED).is_none());
+    let answer: Value = answer.json().await.unwrap();
+    assert_eq!(answer["name"], "Ana");
+    assert_eq!(metric(&app.http, &app.address, queries).await, Some(1.0));
 }
 
 #[tokio::test]
@@ -442,7 +509,12 @@ async fn sync_requests_to_a_hanging_database_get_503_by_the_write_timeout_and_re
 
 #[tokio::test]
 async fn concurrent_misses_on_one_number_make_one_database_query() {
-    let app = spawn_app().await;
+    // A deadline no lookup here reaches: every miss waits for the one query.
+    let app = spawn_app_with(|s| {
+        s.lookup_deadline_ms = 20_000;
+        s.db_timeout_ms = 30_000;
+    })
+    .await;
     let acme = app.create_tenant("acme", "RO").await;
     app.put_contact(&acme.sync_token, "1", &contact("Ana", "0721000001"))
         .await;
@@ -472,8 +544,37 @@ async fn concurrent_misses_on_one_number_make_one_database_query() {
         None
     );
 
+    // The contacts are locked, so the first miss's query waits; the others arrive while
+    // it does: the misses overlap for sure.
+    let mut blocker = app.pool.get().await.unwrap();
+    let lock = blocker.transaction().await.unwrap();
+    lock.batch_execute("LOCK TABLE contacts IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
     let lookups = (0..20).map(|_| app.lookup_json(&acme.lookup_token, "0721000001"));
-    let answers = futures_util::future::join_all(lookups).await;
+    let answers = futures_util::future::join_all(lookups);
+    let overlapped = async {
+        eventually(PROPAGATION, "all 20 misses are waiting", || async {
+            sample(&metrics().await, "cidgate_cache_misses_total") == Some(20.0)
+        })
+        .await;
+        let waiting: i64 = app
+            .pool
+            .get()
+            .await
+            .unwrap()
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity
+                  WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(waiting, 1, "one query waits for the 20 misses");
+        lock.rollback().await.unwrap();
+    };
+    let (answers, ()) = tokio::join!(answers, overlapped);
 
     assert!(answers.iter().all(|a| a["name"] == "Ana"));
     let text = metrics().await;
