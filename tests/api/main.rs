@@ -11,6 +11,7 @@ mod fake_pbx;
 mod fields;
 mod hardening;
 mod helpers;
+mod isolation;
 mod jobs;
 mod lookup;
 mod openapi;
