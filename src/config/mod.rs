@@ -215,44 +215,18 @@ pub struct ServeSettings {
 }
 
 impl ServeSettings {
-    /// Settings for a server on `listen` against `database_url`, everything else default.
+    /// Settings for a server on `listen` against `database_url`, everything else the
+    /// command line's defaults (read from its definition, so the two cannot drift; the
+    /// environment is not read).
     pub fn new(database_url: String, listen: SocketAddr) -> Self {
-        Self {
-            database: DatabaseArgs {
-                database_url: Secret(database_url),
-            },
-            listen,
-            public_url: None,
-            db_pool_size: 16,
-            lookup_statements: 2,
-            workers: None,
-            database_read_url: None,
-            lookup_deadline_ms: 250,
-            db_timeout_ms: 2_000,
-            write_timeout_ms: 15_000,
-            body_timeout_ms: 60_000,
-            batch_parses: 2,
-            batch_parse_wait_ms: 2_000,
-            known_numbers_max_bytes: 256 * 1024 * 1024,
-            snapshot_max_bytes: 1024 * 1024 * 1024,
-            db_start_wait_secs: 60,
-            cache_max_bytes: 256 * 1024 * 1024,
-            cache_ttl_found_secs: 600,
-            cache_ttl_unknown_secs: 60,
-            cache_keep_stale_secs: 86_400,
-            trusted_proxies: Vec::new(),
-            forwarded_header: ForwardedHeader::XForwardedFor,
-            lookup_rate: 100,
-            sync_rate: 20,
-            auth_failures_per_min: 30,
-            pop_rate: 20,
-            cors_origins: Vec::new(),
-            lookup_log_retention_days: 90,
-            call_retention_days: 400,
-            lookup_log_buffer: 10_000,
-            lookup_log_gather_ms: 50,
-            webhooks: webhooks::WebhookSettings::default(),
-        }
+        use clap::{Args, FromArgMatches};
+        let command = Self::augment_args(clap::Command::new("serve"))
+            .mut_args(|arg| arg.env(None::<&'static str>));
+        let listen = listen.to_string();
+        let matches = command
+            .try_get_matches_from(["serve", "--database-url", &database_url, "--listen", &listen])
+            .expect("the command line's defaults parse");
+        Self::from_arg_matches(&matches).expect("the command line's defaults are settings")
     }
 
     pub fn rate_settings(&self) -> RateSettings {
