@@ -33,3 +33,22 @@ deploy_tools_python() {
 	printf '%s\n' "$want" >"$stamp"
 	printf '%s\n' "$venv/bin/python"
 }
+
+# ensure_packages PACKAGE...: installs the Debian packages that are missing (as root, with
+# apt-get), so a check runs instead of being skipped; otherwise prints the line that
+# installs them and returns 1.
+ensure_packages() {
+	local missing=() pkg
+	for pkg in "$@"; do
+		dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+	done
+	((${#missing[@]} == 0)) && return 0
+	if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+		echo "deploy tools: installing ${missing[*]}" >&2
+		apt-get update -qq >&2 &&
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+		return
+	fi
+	echo "deploy tools: missing ${missing[*]}: sudo apt-get install ${missing[*]}" >&2
+	return 1
+}

@@ -13,8 +13,10 @@
 #                 haproxy is installed), compose's trusted proxy, direct_line dialled only
 #                 in the PBX recipes' agents contexts
 #
-# A missing optional tool is reported as skipped, not as a failure. The tools the required
-# checks need are installed into target/deploy-tools (PyPI) on first use.
+# The checkers come from Debian's packages (haproxy, lua5.4, shellcheck, kamailio with the
+# recipe's modules): as root they are installed when missing, so CI runs every check;
+# otherwise a check whose tool is missing is reported as skipped, with the
+# line that installs it. The Python tools are installed into target/deploy-tools (PyPI).
 set -uo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -46,6 +48,10 @@ skip() {
 }
 
 py=$(deploy_tools_python) || exit 2
+# kamailio -c loads every module of the recipe: http_client and jansson are in the
+# utils and extra module packages.
+debian_tools=(haproxy lua5.4 shellcheck kamailio kamailio-utils-modules kamailio-extra-modules)
+command -v dpkg-query >/dev/null 2>&1 && { ensure_packages "${debian_tools[@]}" || true; }
 venv_bin=$(dirname "$py")
 
 check "kubernetes manifests" "$here/kubernetes/validate.sh"

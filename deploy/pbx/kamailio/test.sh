@@ -531,6 +531,27 @@ case_cdr() {
 		}
 	fi
 	report_cdr cdr_activecallkey_finds_the_call "$rc"
+	# The lookup carried the Call-ID (docs/calls.md): the known caller's record names the
+	# contact its lookup found, the unknown caller's says the lookup identified no one.
+	rc=0
+	for name in known_caller_gets_name_and_direct_line unknown_caller_connects_without_name; do
+		[[ -n ${call_id[$name]:-} ]] || {
+			say "cdr_lookup_link: the call $name was not placed"
+			rc=1
+			continue
+		}
+		rec=$(cdr_record "${call_id[$name]}")
+		if [[ $name == known_* ]]; then
+			expected='.lookup.identified == true and .lookup.contact_id == "12345" and .contact_id == "12345"'
+		else
+			expected='.lookup.identified == false and .lookup.contact_id == null and .contact_id == null'
+		fi
+		jq -e "$expected" <<<"${rec:-null}" >/dev/null 2>&1 || {
+			say "cdr_lookup_link: $name: expected $expected; got: ${rec:-no record}"
+			rc=1
+		}
+	done
+	report_cdr cdr_the_lookup_links_the_call_to_its_contact "$rc"
 }
 
 report_cdr() { # NAME STATUS
