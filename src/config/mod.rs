@@ -224,7 +224,13 @@ impl ServeSettings {
             .mut_args(|arg| arg.env(None::<&'static str>));
         let listen = listen.to_string();
         let matches = command
-            .try_get_matches_from(["serve", "--database-url", &database_url, "--listen", &listen])
+            .try_get_matches_from([
+                "serve",
+                "--database-url",
+                &database_url,
+                "--listen",
+                &listen,
+            ])
             .expect("the command line's defaults parse");
         Self::from_arg_matches(&matches).expect("the command line's defaults are settings")
     }

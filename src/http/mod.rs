@@ -21,6 +21,10 @@ use self::error::ApiError;
 /// not serve, and everything else is a JSON 404.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     use routes::{contacts, health, lookup};
+    // A query string a typed extractor cannot read is a JSON 400 like every other.
+    cfg.app_data(web::QueryConfig::default().error_handler(|error, _| {
+        ApiError::BadRequest(format!("the query string: {error}")).into()
+    }));
     // One resource per path: a resource with several paths is matched by regex, which
     // costs more than the rest of a cached lookup.
     for path in ["/api/lookup", "/api/while1voice"] {

@@ -6,6 +6,7 @@ mod calls;
 mod cli;
 mod click2call;
 mod config_file;
+mod docs;
 mod event_isolation;
 mod fake_pbx;
 mod fields;

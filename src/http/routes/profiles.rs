@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::domain::FieldError;
+use crate::domain::{FieldError, storage_problem};
 use crate::domain::profile::ProfileInput;
 use crate::http::error::ApiError;
 use crate::http::{auth::AdminAuth, body::read_json, state::AppState};
@@ -296,6 +296,11 @@ pub async fn deliveries(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
+    if query.profile.as_deref().is_some_and(|p| storage_problem(p).is_some()) {
+        return Err(ApiError::BadRequest(
+            "profile must be a profile's name: no control characters".into(),
+        ));
+    }
     let filter = LogFilter {
         profile: query.profile,
         failed: query.failed,
