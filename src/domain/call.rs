@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::agent::agent_extension;
 use super::call_event::{CallEvent, Direction, EventKind, LegRole, LookupLink};
 
 /// An event as stored: its effective time (the PBX's, else when cidgate first received
@@ -209,7 +210,19 @@ impl CallSummary {
         keep_last(&mut self.caller_name, &e.caller_name);
         keep_last(&mut self.dnis, &e.dnis);
         keep_last(&mut self.external_number, &e.external_number);
-        keep_last(&mut self.agent, &e.agent);
+        // A bare extension does not replace the same agent's name (`Agent1(200)`, as a
+        // click-to-call knew it): the PBX's events must not erase what the request knew.
+        let same_agent = match (&self.agent, &e.agent) {
+            (Some(known), Some(sent)) => {
+                sent.trim() != known.as_str()
+                    && agent_extension(sent) == Some(sent.trim())
+                    && agent_extension(known) == Some(sent.trim())
+            }
+            _ => false,
+        };
+        if !same_agent {
+            keep_last(&mut self.agent, &e.agent);
+        }
         keep_last(&mut self.group, &e.group);
         keep_last(&mut self.recording_url, &e.recording_url);
         union(&mut self.account_codes, &e.account_codes);
@@ -388,6 +401,26 @@ mod tests {
         assert_eq!(call.external_number.as_deref(), Some("+40721234567"));
         assert_eq!(call.caller_name.as_deref(), Some("Ion"));
         assert_eq!(call.outcome, Outcome::Answered);
+
+        // A PBX that names the agent by its extension alone keeps the name; another
+        // agent replaces it.
+        let by_extension = |agent: &str| {
+            let json = serde_json::json!({"call_id": "1000000087849", "event": "hangup",
+                "request_id": 513, "agent": agent});
+            let event = CallEvent::from_json(json.as_object().unwrap(), at("12:00:00")).unwrap();
+            StoredEvent {
+                at: at("10:03:00"),
+                fingerprint: event.fingerprint(),
+                event,
+            }
+        };
+        let mut with_extension = events.clone();
+        with_extension.push(by_extension("200"));
+        let call = CallSummary::from_events(&with_extension).unwrap();
+        assert_eq!(call.agent.as_deref(), Some("Agent1(200)"));
+        events.push(by_extension("201"));
+        let call = CallSummary::from_events(&events).unwrap();
+        assert_eq!(call.agent.as_deref(), Some("201"));
     }
 
     #[test]
