@@ -330,4 +330,26 @@ async fn a_leg_event_profile_sends_the_references_four_callbacks_for_one_click_t
         .map(|q| format!("/identity.asp?{q}"))
         .collect();
     assert_eq!(receiver.received(), want);
+
+    // The delivery log names them: the trigger, and origin `leg`.
+    let listed = app
+        .http
+        .get(format!("{}/api/v1/deliveries", app.address))
+        .bearer_auth(&t.admin)
+        .send()
+        .await
+        .unwrap();
+    let listed = json_of(listed).await;
+    let kinds: Vec<(&str, &str)> = listed["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["trigger"].as_str().unwrap(),
+                d["origin"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(kinds, [("leg-event", "leg"); 4], "{listed}");
 }
