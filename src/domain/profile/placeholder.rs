@@ -406,6 +406,28 @@ mod tests {
     }
 
     #[test]
+    fn a_leg_event_names_its_own_leg() {
+        let call = CallFacts {
+            request_id: Some(513),
+            leg_event: Some(LegEventFacts {
+                call_id: "1000000087850".into(),
+                guid: Some("923041af-adb5-a8ae-f29c-e60ea5e17448".into()),
+                leg: Some("external".into()),
+                event: "pickup".into(),
+            }),
+            ..CallFacts::sample()
+        }
+        .for_trigger(super::super::Trigger::LegEvent);
+        let v = |name: &str| Placeholder::from_field(name).unwrap().value(&call);
+        assert_eq!(v("CallTypeName"), "Outgoing");
+        assert_eq!(v("DialApiEventName"), "pickup");
+        assert_eq!(v("DialApiEventCode"), "2");
+        assert_eq!(v("CallID"), "1000000087850");
+        assert_eq!(v("CallUUID"), "923041af-adb5-a8ae-f29c-e60ea5e17448");
+        assert_eq!(v("DialApiRequestID"), "513");
+    }
+
+    #[test]
     fn lists_are_comma_separated() {
         let call = CallFacts {
             tags: vec!["a".into(), "b".into()],
