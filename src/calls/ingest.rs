@@ -216,6 +216,8 @@ async fn ingest(
     let ingested = store::calls::ingest(client, tenant, requests[0].region, &events).await?;
     let changed: Vec<uuid::Uuid> = ingested.calls.iter().map(|c| c.id).collect();
     store::deliveries::enqueue_for_calls(client, tenant, &changed).await?;
+    let legs = store::leg_deliveries::leg_events(&events, &ingested.new, &ingested.calls);
+    store::leg_deliveries::enqueue(client, tenant, &legs).await?;
     let mut new = ingested.new.into_iter();
     Ok(requests
         .iter()

@@ -29,7 +29,8 @@ pub struct DefinitionArgs {
     #[arg(long)]
     method: Option<String>,
     /// call-finished (default), call-started, call-answered, call-missed,
-    /// recording-available or lookup
+    /// recording-available, lookup or leg-event (one request per pickup, missed
+    /// and hangup of each leg)
     #[arg(long)]
     event: Option<String>,
     /// `FIELD OP VALUE`, e.g. 'Call Direction = Inbound' (all must hold); repeatable

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::agent::agent_extension;
 use super::call_event::{CallEvent, Direction, EventKind, LegRole, LookupLink};
 
 /// An event as stored: its effective time (the PBX's, else when cidgate first received
@@ -91,9 +92,15 @@ impl CallSummary {
         ordered.sort_by_key(|e| (e.at, e.fingerprint));
         let first = ordered.first()?;
 
+        // The first PBX leg names the call; a click-to-call's own event only until then.
+        let key_event = ordered
+            .iter()
+            .find(|e| e.event.kind() != EventKind::Requested)
+            .unwrap_or(first);
+
         let mut legs: Vec<Leg> = Vec::new();
         let mut call = CallSummary {
-            activecallkey: first.event.call_id.clone(),
+            activecallkey: key_event.event.call_id.clone(),
             request_id: None,
             direction: None,
             caller: None,
@@ -116,6 +123,10 @@ impl CallSummary {
         };
         for stored in &ordered {
             let e = &stored.event;
+            if e.kind() == EventKind::Requested {
+                call.apply(e);
+                continue;
+            }
             let leg = match legs.iter_mut().position(|l| l.call_id == e.call_id) {
                 Some(i) => &mut legs[i],
                 None => {
@@ -145,28 +156,7 @@ impl CallSummary {
                 leg.outcome = Outcome::Missed;
             }
 
-            if e.request_id.is_some() {
-                call.request_id = e.request_id;
-            }
-            if e.direction.is_some() {
-                call.direction = e.direction;
-            }
-            keep_last(&mut call.caller, &e.caller);
-            keep_last(&mut call.caller_name, &e.caller_name);
-            keep_last(&mut call.dnis, &e.dnis);
-            keep_last(&mut call.external_number, &e.external_number);
-            keep_last(&mut call.agent, &e.agent);
-            keep_last(&mut call.group, &e.group);
-            keep_last(&mut call.recording_url, &e.recording_url);
-            union(&mut call.account_codes, &e.account_codes);
-            union(&mut call.tags, &e.tags);
-            call.recorded |= e.recorded || e.kind() == EventKind::Recorded;
-            if e.lookup.is_some() {
-                call.lookup.clone_from(&e.lookup);
-            }
-            for (k, v) in &e.extra {
-                call.extra.insert(k.clone(), v.clone());
-            }
+            call.apply(e);
         }
         for leg in &mut legs {
             leg.outcome = match (leg.answered_at, leg.ended_at) {
@@ -207,6 +197,45 @@ impl CallSummary {
         Some(call)
     }
 
+    /// What one event tells about the call as a whole: a value it gives replaces the
+    /// one before, a value it lacks erases nothing.
+    fn apply(&mut self, e: &CallEvent) {
+        if e.request_id.is_some() {
+            self.request_id = e.request_id;
+        }
+        if e.direction.is_some() {
+            self.direction = e.direction;
+        }
+        keep_last(&mut self.caller, &e.caller);
+        keep_last(&mut self.caller_name, &e.caller_name);
+        keep_last(&mut self.dnis, &e.dnis);
+        keep_last(&mut self.external_number, &e.external_number);
+        // A bare extension does not replace the same agent's name (`Agent1(200)`, as a
+        // click-to-call knew it): the PBX's events must not erase what the request knew.
+        let same_agent = match (&self.agent, &e.agent) {
+            (Some(known), Some(sent)) => {
+                sent.trim() != known.as_str()
+                    && agent_extension(sent) == Some(sent.trim())
+                    && agent_extension(known) == Some(sent.trim())
+            }
+            _ => false,
+        };
+        if !same_agent {
+            keep_last(&mut self.agent, &e.agent);
+        }
+        keep_last(&mut self.group, &e.group);
+        keep_last(&mut self.recording_url, &e.recording_url);
+        union(&mut self.account_codes, &e.account_codes);
+        union(&mut self.tags, &e.tags);
+        self.recorded |= e.recorded || e.kind() == EventKind::Recorded;
+        if e.lookup.is_some() {
+            self.lookup.clone_from(&e.lookup);
+        }
+        for (k, v) in &e.extra {
+            self.extra.insert(k.clone(), v.clone());
+        }
+    }
+
     pub fn duration_ms(&self) -> Option<i64> {
         self.ended_at
             .map(|end| (end - self.started_at).num_milliseconds().max(0))
@@ -220,10 +249,13 @@ impl CallSummary {
         }
     }
 
-    /// The other party's number: who called in, or who was called out to.
+    /// The other party's number: who called in, or who was called out to (on an
+    /// outbound or internal call the PBX's `caller` is often the agent's own extension).
     pub fn other_party(&self) -> Option<&str> {
         match self.direction {
-            Some(Direction::Outbound) => self.external_number.as_deref().or(self.caller.as_deref()),
+            Some(Direction::Outbound | Direction::Internal) => {
+                self.external_number.as_deref().or(self.caller.as_deref())
+            }
             _ => self.caller.as_deref().or(self.external_number.as_deref()),
         }
     }
@@ -336,6 +368,81 @@ mod tests {
         assert_eq!(call.outcome, Outcome::Missed);
         assert_eq!(call.legs[0].outcome, Outcome::Missed);
         assert_eq!(call.talk_ms(), Some(0));
+    }
+
+    #[test]
+    fn a_placed_click_to_call_keeps_what_the_request_knew_and_adds_no_leg() {
+        use crate::domain::placed_event;
+        let placed = placed_event(
+            513,
+            "Agent1(200)",
+            "+40721234567",
+            Some("Ion"),
+            at("10:00:00"),
+        );
+        let placed = StoredEvent {
+            at: at("10:00:00"),
+            fingerprint: placed.fingerprint(),
+            event: placed,
+        };
+        let alone = CallSummary::from_events(std::slice::from_ref(&placed)).unwrap();
+        assert_eq!(alone.outcome, Outcome::InProgress);
+        assert!(alone.legs.is_empty(), "{:?}", alone.legs);
+        assert_eq!(alone.agent.as_deref(), Some("Agent1(200)"));
+        assert_eq!(alone.other_party(), Some("+40721234567"));
+
+        let mut events = reference_callbacks();
+        events.push(placed);
+        let call = CallSummary::from_events(&events).unwrap();
+        assert_eq!(call.activecallkey, "1000000087849", "the first PBX leg");
+        assert_eq!(call.legs.len(), 2);
+        assert_eq!(call.started_at, at("10:00:00"), "when it was placed");
+        assert_eq!(call.agent.as_deref(), Some("Agent1(200)"));
+        assert_eq!(call.external_number.as_deref(), Some("+40721234567"));
+        assert_eq!(call.caller_name.as_deref(), Some("Ion"));
+        assert_eq!(call.outcome, Outcome::Answered);
+
+        // A PBX that names the agent by its extension alone keeps the name; another
+        // agent replaces it.
+        let by_extension = |agent: &str| {
+            let json = serde_json::json!({"call_id": "1000000087849", "event": "hangup",
+                "request_id": 513, "agent": agent});
+            let event = CallEvent::from_json(json.as_object().unwrap(), at("12:00:00")).unwrap();
+            StoredEvent {
+                at: at("10:03:00"),
+                fingerprint: event.fingerprint(),
+                event,
+            }
+        };
+        let mut with_extension = events.clone();
+        with_extension.push(by_extension("200"));
+        let call = CallSummary::from_events(&with_extension).unwrap();
+        assert_eq!(call.agent.as_deref(), Some("Agent1(200)"));
+        events.push(by_extension("201"));
+        let call = CallSummary::from_events(&events).unwrap();
+        assert_eq!(call.agent.as_deref(), Some("201"));
+    }
+
+    #[test]
+    fn the_other_party_of_an_outbound_or_internal_call_is_the_number_called() {
+        let event = |direction: &str| {
+            let json = serde_json::json!({"call_id": "a", "event": "started",
+                "direction": direction, "caller": "200", "external_number": "0721234567"});
+            let event = CallEvent::from_json(json.as_object().unwrap(), at("12:00:00")).unwrap();
+            StoredEvent {
+                at: at("10:00:00"),
+                fingerprint: event.fingerprint(),
+                event,
+            }
+        };
+        for (direction, other) in [
+            ("outbound", "0721234567"),
+            ("internal", "0721234567"),
+            ("inbound", "200"),
+        ] {
+            let call = CallSummary::from_events(&[event(direction)]).unwrap();
+            assert_eq!(call.other_party(), Some(other), "{direction}");
+        }
     }
 
     #[test]

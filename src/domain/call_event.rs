@@ -36,6 +36,9 @@ pub enum EventKind {
     Hangup,
     /// cidgate's own: a lookup that carried the PBX's call id opened the call.
     Lookup,
+    /// cidgate's own: a click-to-call placed the call (what the request knew: the agent,
+    /// the number, the contact). Not a leg: the PBX's events bring those.
+    Requested,
 }
 
 impl EventKind {
@@ -65,6 +68,7 @@ impl EventKind {
             Self::Missed => "missed",
             Self::Hangup => "hangup",
             Self::Lookup => "lookup",
+            Self::Requested => "requested",
         }
     }
 }

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::call_event::LegRole;
+use super::call_event::{CallEvent, Direction, EventKind, LegRole};
 
 /// What the dialer made of the request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +25,49 @@ impl DialStatus {
             _ => Self::Pending,
         }
     }
+}
+
+/// What a click-to-call knows when it is placed (issue 27): a cidgate-own event that
+/// opens the request's call, so the record is there, with its agent, number and
+/// contact, before the PBX says anything. `number` is the E.164 number dialled.
+pub fn placed_event(
+    request_id: i64,
+    agent: &str,
+    number: &str,
+    contact_name: Option<&str>,
+    at: DateTime<Utc>,
+) -> CallEvent {
+    CallEvent {
+        call_id: request_key(request_id),
+        event: Some(EventKind::Requested),
+        at: Some(at),
+        direction: Some(Direction::Outbound),
+        caller: Some(number.to_owned()),
+        caller_name: contact_name.map(str::to_owned),
+        external_number: Some(number.to_owned()),
+        agent: Some(agent.to_owned()),
+        request_id: Some(request_id),
+        ..CallEvent::default()
+    }
+}
+
+/// The PBX said, after taking the request, that the agent's phone was not answered
+/// (AMI's `OriginateResponse`, ESL's job result): the agent's leg is missed, so the call
+/// ends instead of staying in progress when the PBX sends no events of its own.
+pub fn agent_missed_event(request_id: i64, at: DateTime<Utc>) -> CallEvent {
+    CallEvent {
+        call_id: request_key(request_id),
+        event: Some(EventKind::Missed),
+        at: Some(at),
+        leg: Some(LegRole::Agent),
+        request_id: Some(request_id),
+        ..CallEvent::default()
+    }
+}
+
+/// The call id cidgate's own events of a request carry (no PBX id is known yet).
+fn request_key(request_id: i64) -> String {
+    format!("cidgate-request-{request_id}")
 }
 
 /// One leg of the request's call, as the call record keeps it.

@@ -30,7 +30,9 @@ pub use call_end::{CALL_END_MAPPING, CALL_END_TIMES, CallEndMapping};
 pub use call_event::{
     CallEvent, Direction, EVENT_FIELDS, EventKind, LegRole, LookupLink, MAX_EVENT_AHEAD, event_time,
 };
-pub use click2call::{DialStatus, LegView, RequestState, request_state};
+pub use click2call::{
+    DialStatus, LegView, RequestState, agent_missed_event, placed_event, request_state,
+};
 pub use contact::{
     ContactInput, ContactRecord, FieldError, MAX_PHONE_ENTRIES, MAX_UPDATED_AT_AHEAD,
     parse_source_time,

@@ -413,7 +413,9 @@ fn row_json(month: NaiveDate, call: &ChangedCall, region: Region) -> Value {
         "activecallkey": s.activecallkey,
         "request_id": s.request_id,
         "direction": s.direction.map(|d| d.as_str()),
-        "caller_number": normalized(&s.caller),
+        // The other party (DESIGN §7, docs/profiles.md): on an outbound or internal call
+        // that is the number called, not the agent's own caller id.
+        "caller_number": normalized(&s.other_party().map(str::to_owned)),
         "caller_name": s.caller_name,
         "contact_id": call.contact_id,
         "dnis": s.dnis,

@@ -21,7 +21,7 @@ pub const CHANNEL: &str = "cidgate_deliveries";
 
 /// The call records of `calls` (with the contact's name and CRM link) as deliveries
 /// see them.
-const CALL_SNAPSHOT: &str =
+pub(crate) const CALL_SNAPSHOT: &str =
     "to_jsonb(c) || jsonb_build_object('contact_name', k.name, 'crm_url', k.crm_url)";
 
 /// Queues a delivery for each enabled profile of the tenant whose trigger each changed

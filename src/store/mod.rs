@@ -11,6 +11,7 @@ mod contact_columns;
 pub mod contacts;
 pub mod deliveries;
 pub mod directory;
+pub mod leg_deliveries;
 pub mod lookup_log;
 pub mod notify;
 pub mod profiles;

@@ -9,14 +9,14 @@ use crate::fake_pbx;
 use crate::helpers::{PROPAGATION, TestApp, eventually, spawn_app, text_file};
 
 /// A tenant's tokens: the CRM's `sync`, an `admin`, the PBX's `lookup,events`, a `report`.
-struct Tenant {
-    sync: String,
-    admin: String,
-    pbx: String,
-    report: String,
+pub(crate) struct Tenant {
+    pub(crate) sync: String,
+    pub(crate) admin: String,
+    pub(crate) pbx: String,
+    pub(crate) report: String,
 }
 
-async fn tenant(app: &TestApp, slug: &str) -> Tenant {
+pub(crate) async fn tenant(app: &TestApp, slug: &str) -> Tenant {
     let created = app.create_tenant(slug, "RO").await;
     let client = app.pool.get().await.unwrap();
     let id = store::tenants::find_by_slug(&client, &TenantSlug::parse(slug).unwrap())
@@ -42,7 +42,12 @@ async fn tenant(app: &TestApp, slug: &str) -> Tenant {
 }
 
 impl TestApp {
-    async fn put_agent(&self, token: &str, extension: &str, body: &Value) -> reqwest::Response {
+    pub(crate) async fn put_agent(
+        &self,
+        token: &str,
+        extension: &str,
+        body: &Value,
+    ) -> reqwest::Response {
         self.http
             .put(format!("{}/api/v1/agents/{extension}", self.address))
             .bearer_auth(token)
@@ -53,7 +58,7 @@ impl TestApp {
     }
 
     /// Adds agent `extension` and signs it in; the session secret.
-    async fn signed_in(&self, t: &Tenant, extension: &str, name: &str) -> String {
+    pub(crate) async fn signed_in(&self, t: &Tenant, extension: &str, name: &str) -> String {
         let added = self
             .put_agent(&t.sync, extension, &json!({"name": name}))
             .await;
@@ -68,7 +73,7 @@ impl TestApp {
         body["session"].as_str().unwrap().to_owned()
     }
 
-    async fn start_session(&self, token: &str, extension: &str) -> reqwest::Response {
+    pub(crate) async fn start_session(&self, token: &str, extension: &str) -> reqwest::Response {
         self.http
             .post(format!(
                 "{}/api/v1/agents/{extension}/sessions",
@@ -81,7 +86,7 @@ impl TestApp {
     }
 
     /// The reference's GET.
-    async fn click2call(
+    pub(crate) async fn click2call(
         &self,
         session: &str,
         number: &str,
@@ -99,7 +104,7 @@ impl TestApp {
             .unwrap()
     }
 
-    async fn request_state(&self, session: &str, request_id: i64) -> Value {
+    pub(crate) async fn request_state(&self, session: &str, request_id: i64) -> Value {
         let response = self
             .http
             .get(format!("{}/api/v1/click2call/{request_id}", self.address))
@@ -111,14 +116,14 @@ impl TestApp {
         response.json().await.unwrap()
     }
 
-    async fn focalscope(&self, pbx: &str, query: &str) {
+    pub(crate) async fn focalscope(&self, pbx: &str, query: &str) {
         let response = self
             .get_raw(&format!("/api/v1/events/focalscope?{query}&token={pbx}"))
             .await;
         assert_eq!(response.status(), 200, "{query}");
     }
 
-    fn cli_ok(&self, args: &[&str]) -> String {
+    pub(crate) fn cli_ok(&self, args: &[&str]) -> String {
         let out = self.cli(args);
         assert!(
             out.status.success(),
@@ -129,7 +134,7 @@ impl TestApp {
     }
 
     /// The Asterisk dialer of `acme` against the fake on `port`, with the secret in `file`.
-    fn ami_dialer(&self, port: u16, file: &tempfile::NamedTempFile) {
+    pub(crate) fn ami_dialer(&self, port: u16, file: &tempfile::NamedTempFile) {
         self.cli_ok(&[
             "dialer",
             "set",
@@ -152,7 +157,7 @@ impl TestApp {
     }
 
     /// Agent 200 signed in, and a contact at the number the tests call.
-    async fn signed_in_with_a_contact(&self, t: &Tenant) -> String {
+    pub(crate) async fn signed_in_with_a_contact(&self, t: &Tenant) -> String {
         let contact = json!({"name": "Ion Popescu", "phones": ["0721234567"]});
         assert!(
             self.put_contact(&t.sync, "c1", &contact)
@@ -163,7 +168,7 @@ impl TestApp {
         self.signed_in(t, "200", "Agent1").await
     }
 
-    fn http_dialer(&self, slug: &str, stub: &str) {
+    pub(crate) fn http_dialer(&self, slug: &str, stub: &str) {
         let url = format!(
             "{stub}/dial?agent={{{{AgentExtension}}}}&number={{{{Number}}}}&id={{{{RequestID}}}}&name={{{{ContactName}}}}"
         );
@@ -183,12 +188,24 @@ impl TestApp {
     }
 }
 
-async fn json_of(response: reqwest::Response) -> Value {
+pub(crate) async fn json_of(response: reqwest::Response) -> Value {
     response.json().await.unwrap()
 }
 
+/// A click-to-call's answer: exactly `RequestID` and the `call_id` of the call record it
+/// opened (issue 27).
+pub(crate) async fn placed(response: reqwest::Response) -> (i64, String) {
+    assert_eq!(response.status(), 200);
+    let body = json_of(response).await;
+    let keys: Vec<&String> = body.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["RequestID", "call_id"], "{body}");
+    let call_id = body["call_id"].as_str().unwrap().to_owned();
+    assert!(uuid::Uuid::parse_str(&call_id).is_ok(), "{body}");
+    (body["RequestID"].as_i64().unwrap(), call_id)
+}
+
 /// The four FocalScope callbacks of a request where both parties picked up.
-fn callbacks(request_id: i64) -> [String; 4] {
+pub(crate) fn callbacks(request_id: i64) -> [String; 4] {
     let agent = format!(
         "CallType=API&CallID=9000{request_id}1&RequestID={request_id}&EventCode=2&IsCallRecorded=&Guid=a-{request_id}"
     );
@@ -344,7 +361,7 @@ async fn click_to_call_asks_the_http_dial_api_and_the_pbx_events_link_both_legs_
 
     let answer = app.click2call(&session, "0721 234 567", None).await;
     assert_eq!(answer.status(), 200);
-    assert_eq!(answer.text().await.unwrap(), r#"{"RequestID":1}"#);
+    assert_eq!(placed(answer).await.0, 1);
 
     // What the PBX got: the agent, the number as the dialer wants it (E.164 by default),
     // the RequestID its events will carry, the contact's name, and the secret header.
@@ -403,12 +420,12 @@ async fn click_to_call_asks_the_http_dial_api_and_the_pbx_events_link_both_legs_
 
     // RequestIDs increase per tenant.
     let next = app.click2call(&session, "0721234568", None).await;
-    assert_eq!(json_of(next).await, json!({"RequestID": 2}));
+    assert_eq!(placed(next).await.0, 2);
     let other = tenant(&app, "globex").await;
     app.http_dialer("globex", &stub);
     let globex = app.signed_in(&other, "300", "Agent3").await;
     let first = app.click2call(&globex, "0721234567", None).await;
-    assert_eq!(json_of(first).await, json!({"RequestID": 1}));
+    assert_eq!(placed(first).await.0, 1);
 }
 
 #[tokio::test]
@@ -811,7 +828,8 @@ async fn the_asterisk_dialer_logs_in_originates_and_follows_the_originate_respon
     let session = app.signed_in_with_a_contact(&t).await;
 
     let answer = app.click2call(&session, "0721234567", None).await;
-    assert_eq!(json_of(answer).await, json!({"RequestID": 1}));
+    let (request_id, call_id) = placed(answer).await;
+    assert_eq!(request_id, 1);
     let call = originated.recv().await.unwrap();
     assert_eq!(call.get("Channel"), "PJSIP/200");
     assert_eq!(call.get("Context"), "from-internal");
@@ -835,10 +853,23 @@ async fn the_asterisk_dialer_logs_in_originates_and_follows_the_originate_respon
     .await;
     let state = app.request_state(&session, 1).await;
     assert_eq!(state["reason"], "the agent did not answer");
+    // The call the request opened ends with it: missed, not in progress for ever.
+    eventually(PROPAGATION, "the failed request's call ends", || async {
+        let cdr = app
+            .http
+            .get(format!("{}/api/v1/reportsCDRLogs", app.address))
+            .bearer_auth(&t.report)
+            .query(&[("activecallkey", call_id.as_str())])
+            .send()
+            .await
+            .unwrap();
+        json_of(cdr).await["CallList"][0]["outcome"] == "missed"
+    })
+    .await;
 
     // The agent picks up the next one: the channel's Uniqueid is recorded.
     let again = app.click2call(&session, "0721234567", None).await;
-    assert_eq!(json_of(again).await, json!({"RequestID": 2}));
+    assert_eq!(placed(again).await.0, 2);
     let call = originated.recv().await.unwrap();
     assert_eq!(call.get("ActionID"), "cidgate-2");
     call.finish.send(true).unwrap();
@@ -901,7 +932,7 @@ async fn the_freeswitch_dialer_originates_with_bgapi_and_reads_the_job_result() 
     let session = app.signed_in(&t, "200", "Agent1").await;
 
     let answer = app.click2call(&session, "+40721234567", None).await;
-    assert_eq!(json_of(answer).await, json!({"RequestID": 1}));
+    assert_eq!(placed(answer).await.0, 1);
     let call = originated.recv().await.unwrap();
     assert_eq!(
         call.get("command"),

@@ -2,6 +2,7 @@
 
 mod bounded;
 mod browser;
+mod call_story;
 mod calls;
 mod cli;
 mod click2call;

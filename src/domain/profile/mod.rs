@@ -11,7 +11,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 pub use criteria::Criterion;
-pub use placeholder::{CallFacts, LegFacts, Placeholder};
+pub use placeholder::{CallFacts, LegEventFacts, LegFacts, Placeholder};
 pub use template::{Escape, Template};
 
 use super::FieldError;
@@ -97,11 +97,13 @@ pub enum Trigger {
     CallMissed,
     RecordingAvailable,
     Lookup,
+    /// Every pickup, missed and hangup of every leg, one request each (the FocalScope
+    /// URL adapter's callbacks).
+    LegEvent,
 }
 
 impl Trigger {
-    pub const NAMES: &str =
-        "call-finished, call-started, call-answered, call-missed, recording-available, lookup";
+    pub const NAMES: &str = "call-finished, call-started, call-answered, call-missed, recording-available, lookup, leg-event";
 
     pub fn parse(raw: &str) -> Result<Self, String> {
         Ok(match raw.trim().to_ascii_lowercase().as_str() {
@@ -111,6 +113,7 @@ impl Trigger {
             "call-missed" => Self::CallMissed,
             "recording-available" => Self::RecordingAvailable,
             "lookup" => Self::Lookup,
+            "leg-event" => Self::LegEvent,
             _ => return Err(format!("must be one of {}", Self::NAMES)),
         })
     }
@@ -123,6 +126,7 @@ impl Trigger {
             Self::CallMissed => "call-missed",
             Self::RecordingAvailable => "recording-available",
             Self::Lookup => "lookup",
+            Self::LegEvent => "leg-event",
         }
     }
 
@@ -137,6 +141,8 @@ impl Trigger {
             Self::CallFinished => call.ended_at.is_some(),
             Self::RecordingAvailable => call.recorded || call.recording_url.is_some(),
             Self::Lookup => call.lookup.is_some(),
+            // Queued per leg event as it is recorded (store::leg_deliveries), not per call.
+            Self::LegEvent => false,
         }
     }
 
@@ -151,6 +157,15 @@ impl Trigger {
             Self::CallFinished => "missed",
             Self::RecordingAvailable => "recorded",
             Self::Lookup => "lookup",
+            Self::LegEvent => match &call.leg_event {
+                Some(leg) => match leg.event.as_str() {
+                    "pickup" => "pickup",
+                    "missed" => "missed",
+                    _ => "hangup",
+                },
+                None if call.answered_at.is_some() => "hangup",
+                None => "missed",
+            },
         }
     }
 }

@@ -159,14 +159,20 @@ impl Placeholder {
             Self::RequestId => call.request_id.map(|r| r.to_string()).unwrap_or_default(),
             Self::Event => call.event.clone(),
             Self::CallTypeName => call_type_name(call),
-            Self::PbxCallId => call.activecallkey.clone(),
+            Self::PbxCallId => match &call.leg_event {
+                Some(leg) => leg.call_id.clone(),
+                None => call.activecallkey.clone(),
+            },
             Self::EventCode => event_code(&call.event).to_owned(),
             Self::IsCallRecorded => if call.recorded { "1" } else { "" }.to_owned(),
-            Self::CallUuid => call
-                .legs
-                .first()
-                .and_then(|l| l.guid.clone())
-                .unwrap_or_default(),
+            Self::CallUuid => match &call.leg_event {
+                Some(leg) => text(&leg.guid),
+                None => call
+                    .legs
+                    .first()
+                    .and_then(|l| l.guid.clone())
+                    .unwrap_or_default(),
+            },
         }
     }
 }
@@ -177,9 +183,13 @@ fn seconds(ms: Option<i64>) -> String {
 }
 
 /// The adapter's call type: `API` for a click-to-call's agent leg, `Outgoing` for its
-/// dialled party; other calls by their direction.
+/// dialled party; other calls by their direction. A leg event names its own leg.
 fn call_type_name(call: &CallFacts) -> String {
-    match call.legs.first().and_then(|l| l.leg.as_deref()) {
+    let leg = match &call.leg_event {
+        Some(event) => event.leg.as_deref(),
+        None => call.legs.first().and_then(|l| l.leg.as_deref()),
+    };
+    match leg {
         Some("agent") => "API".to_owned(),
         Some("external") => "Outgoing".to_owned(),
         _ => call.direction.clone().unwrap_or_default(),
@@ -216,6 +226,20 @@ pub struct LegFacts {
     pub guid: Option<String>,
     #[serde(default)]
     pub leg: Option<String>,
+}
+
+/// The leg event a `leg-event` delivery was queued for: which leg, and what happened.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct LegEventFacts {
+    /// The leg's PBX call id.
+    pub call_id: String,
+    #[serde(default)]
+    pub guid: Option<String>,
+    /// `agent` or `external`, when known.
+    #[serde(default)]
+    pub leg: Option<String>,
+    /// `pickup`, `missed` or `hangup`.
+    pub event: String,
 }
 
 /// What a delivery knows of its call: the call record as it was when the delivery was
@@ -272,6 +296,10 @@ pub struct CallFacts {
     /// Filled by the sender: where the other party's number is from.
     #[serde(default)]
     pub location: Option<String>,
+    /// A `leg-event` delivery's leg and event (its `{{CallID}}`, `{{CallUUID}}`,
+    /// `{{CallTypeName}}` and event name are that leg's).
+    #[serde(default)]
+    pub leg_event: Option<LegEventFacts>,
 }
 
 impl CallFacts {
@@ -323,6 +351,7 @@ impl CallFacts {
             popup_link: None,
             event: "hangup".into(),
             location: Some("RO".into()),
+            leg_event: None,
         }
     }
 }
@@ -374,6 +403,28 @@ mod tests {
         assert_eq!(v("DialApiEventCode"), "1");
         assert_eq!(v("CallTypeName"), "Inbound");
         assert_eq!(v("Request ID"), "");
+    }
+
+    #[test]
+    fn a_leg_event_names_its_own_leg() {
+        let call = CallFacts {
+            request_id: Some(513),
+            leg_event: Some(LegEventFacts {
+                call_id: "1000000087850".into(),
+                guid: Some("923041af-adb5-a8ae-f29c-e60ea5e17448".into()),
+                leg: Some("external".into()),
+                event: "pickup".into(),
+            }),
+            ..CallFacts::sample()
+        }
+        .for_trigger(super::super::Trigger::LegEvent);
+        let v = |name: &str| Placeholder::from_field(name).unwrap().value(&call);
+        assert_eq!(v("CallTypeName"), "Outgoing");
+        assert_eq!(v("DialApiEventName"), "pickup");
+        assert_eq!(v("DialApiEventCode"), "2");
+        assert_eq!(v("CallID"), "1000000087850");
+        assert_eq!(v("CallUUID"), "923041af-adb5-a8ae-f29c-e60ea5e17448");
+        assert_eq!(v("DialApiRequestID"), "513");
     }
 
     #[test]

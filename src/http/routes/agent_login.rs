@@ -91,7 +91,8 @@ pub async fn call(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>
         }
     }
     match click(&req, &state, ask).await {
-        Ok(request_id) => {
+        Ok(placed) => {
+            let request_id = placed.request_id;
             let message = format!(
                 "Your phone rings first; pick it up and the number is dialled (RequestID {request_id})."
             );

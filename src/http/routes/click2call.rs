@@ -4,15 +4,19 @@
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use serde_json::{Map, Value, json};
 
+use chrono::Utc;
+
 use crate::dial::{self, DialRequest};
 use crate::domain::{
-    DestinationError, DialPolicy, DialStatus, FieldError, LegView, Tenant, request_state,
+    CallEvent, DestinationError, DialPolicy, DialStatus, FieldError, LegView, Tenant,
+    agent_missed_event, placed_event, request_state,
 };
 use crate::http::auth::{SessionsAuth, agent_session};
 use crate::http::body::read_json;
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
 use crate::store;
+use crate::store::calls::IncomingEvent;
 use crate::store::click2call::{NewRequest, Opened, StoredDialer};
 use crate::store::sessions::Session;
 
@@ -49,8 +53,19 @@ pub async fn get(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRes
     answer(click(&req, &state, ask).await)
 }
 
-fn answer(request_id: Result<i64, ApiError>) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(json!({ "RequestID": request_id? })))
+fn answer(placed: Result<Placed, ApiError>) -> Result<HttpResponse, ApiError> {
+    let placed = placed?;
+    Ok(HttpResponse::Ok().json(json!({
+        "RequestID": placed.request_id,
+        "call_id": placed.call_id,
+    })))
+}
+
+/// A click-to-call the PBX took: its RequestID, and the call record it opened (`None`
+/// only when that could not be written: the PBX dials all the same).
+pub struct Placed {
+    pub request_id: i64,
+    pub call_id: Option<uuid::Uuid>,
 }
 
 /// `POST /api/v1/click2call` with `{"session":…,"number":…,"queue":…}`.
@@ -93,8 +108,8 @@ pub async fn post(
 }
 
 /// Starts a click-to-call: the session's agent, the number through the dial policy, the
-/// request opened under the throttle, the PBX asked. The new RequestID.
-pub async fn click(req: &HttpRequest, state: &AppState, ask: Ask) -> Result<i64, ApiError> {
+/// request opened under the throttle, the PBX asked, the call record opened.
+pub async fn click(req: &HttpRequest, state: &AppState, ask: Ask) -> Result<Placed, ApiError> {
     let (tenant, session) = agent_session(req, ask.session.as_deref()).await?;
     let number = ask
         .number
@@ -137,6 +152,7 @@ pub async fn click(req: &HttpRequest, state: &AppState, ask: Ask) -> Result<i64,
         }
         Opened::NoAgent => return Err(ApiError::SessionExpired),
     };
+    let placed_at = Utc::now();
     let request = DialRequest {
         request_id,
         agent_extension: session.extension.as_str().to_owned(),
@@ -146,8 +162,57 @@ pub async fn click(req: &HttpRequest, state: &AppState, ask: Ask) -> Result<i64,
         queue: destination.queue.clone(),
         contact_name,
     };
+    let placed = placed_event(
+        request_id,
+        &request.agent,
+        &request.number,
+        request.contact_name.as_deref(),
+        placed_at,
+    );
     dial(state, &tenant, &session, &stored, request).await?;
-    Ok(request_id)
+    let call_id = open_call(state, &tenant, placed).await;
+    Ok(Placed {
+        request_id,
+        call_id,
+    })
+}
+
+/// Records the request's own event through the one event write path (the call is "a
+/// function of the set of its events"), so the record exists before the PBX's first
+/// event and those events fill in the rest. Its id, once committed.
+async fn open_call(state: &AppState, tenant: &Tenant, event: CallEvent) -> Option<uuid::Uuid> {
+    let request_id = event.request_id.unwrap_or_default();
+    let incoming = own_event(event);
+    let written = match state
+        .events
+        .record(tenant.id, tenant.region, vec![incoming])
+        .await
+    {
+        Ok(Ok(_)) => store::with_client(&state.pool, state.write_timeout, async |client| {
+            store::cdr::find_by_request(&*client, tenant.id, request_id).await
+        })
+        .await
+        .map(|call| call.map(|c| c.call_id)),
+        Ok(Err(e)) => Err(e),
+        Err(e) => Err(e.into()),
+    };
+    written
+        .inspect_err(|e| {
+            tracing::warn!(tenant = %tenant.id, request_id, error = format!("{e:#}"),
+                "opening a click-to-call's call record failed; the PBX's events will open it");
+        })
+        .ok()
+        .flatten()
+}
+
+/// One of cidgate's own events of a request, as the event writer takes it.
+fn own_event(event: CallEvent) -> IncomingEvent {
+    let raw = json!({"call_id": event.call_id, "click2call": event.event.map(|k| k.as_str())});
+    IncomingEvent {
+        event,
+        raw,
+        received_at: Utc::now(),
+    }
 }
 
 /// Asks the PBX; records its answer, and follows its later word in the background.
@@ -188,6 +253,7 @@ async fn dial(
     }
     if let Some(later) = later {
         let pool = state.pool.clone();
+        let events = state.events.clone();
         let tenant = tenant.clone();
         tokio::spawn(async move {
             let status = match later.await {
@@ -197,6 +263,13 @@ async fn dial(
             if let Err(e) = record(&pool, &tenant, request_id, &status.0, status.1.as_deref()).await
             {
                 tracing::warn!(tenant = %tenant.id, request_id, error = format!("{e:#}"), "recording the PBX's result failed");
+            }
+            // The agent's phone was never answered: the call ends (missed).
+            if matches!(status.0, DialStatus::Failed(_)) {
+                let missed = own_event(agent_missed_event(request_id, Utc::now()));
+                if let Err(e) = events.offer(tenant.id, tenant.region, missed) {
+                    tracing::warn!(tenant = %tenant.id, request_id, error = %e, "ending a failed click-to-call's call failed");
+                }
             }
         });
     }

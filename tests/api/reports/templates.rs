@@ -163,7 +163,8 @@ async fn every_template_counts_the_calls_as_computed_by_hand() {
             "Outbound",
             "Agent1(200)",
             "Sales",
-            "",
+            // The other party's number on an outbound call too (issue 27).
+            "+40721000004",
             "",
             "0210000009",
             "0721000004",
