@@ -33,6 +33,8 @@ use crate::metrics::Metrics;
 pub struct LookupQuery<'a> {
     pub telephone: Option<Cow<'a, str>>,
     pub dnid: Option<Cow<'a, str>>,
+    /// `format=text`: the flat text form instead of the nine-key JSON.
+    pub text: bool,
 }
 
 impl<'a> LookupQuery<'a> {
@@ -40,6 +42,7 @@ impl<'a> LookupQuery<'a> {
     /// UTF-8 are kept as text (they are then no phone number), as browsers do.
     pub fn parse(query: &'a str) -> Result<Self, String> {
         let mut parsed = Self::default();
+        let mut format = None;
         for pair in query.split('&') {
             let Some((name, mut value)) = form_urlencoded::parse(pair.as_bytes()).next() else {
                 continue;
@@ -47,6 +50,7 @@ impl<'a> LookupQuery<'a> {
             let slot = match name.as_ref() {
                 "telephone" => &mut parsed.telephone,
                 "dnid" => &mut parsed.dnid,
+                "format" => &mut format,
                 _ => continue,
             };
             if slot.is_some() {
@@ -61,6 +65,11 @@ impl<'a> LookupQuery<'a> {
             }
             *slot = Some(value);
         }
+        parsed.text = match format.as_deref() {
+            None | Some("json") => false,
+            Some("text") => true,
+            Some(_) => return Err("format must be json or text".into()),
+        };
         if let Some(dnid) = &parsed.dnid {
             if dnid.chars().count() > MAX_RAW_LEN {
                 return Err(format!("dnid is longer than {MAX_RAW_LEN} characters"));

@@ -31,7 +31,11 @@ pub async fn lookup(
     let LookupAuth::Tenant(entry) = auth else {
         state.metrics.degraded.inc();
         state.metrics.lookup_outcome("degraded_unverified");
-        return Ok(answer(&LookupAnswer::unknown(), Some(Degraded::Unverified)));
+        return Ok(answer(
+            &LookupAnswer::unknown(),
+            Some(Degraded::Unverified),
+            query.text,
+        ));
     };
     let tenant = &entry.tenant;
     let caller = Caller::from_param(query.telephone.as_deref(), tenant.region)
@@ -96,7 +100,7 @@ pub async fn lookup(
             tracing::debug!(error = %e, "a lookup's call link was not recorded");
         }
     }
-    Ok(answer(&body, outcome.degraded))
+    Ok(answer(&body, outcome.degraded, query.text))
 }
 
 /// The PBX's call id, when the lookup carries a usable one (else the link is skipped:
@@ -147,10 +151,15 @@ fn backend_link(
     Some(link)
 }
 
-fn answer(body: &LookupAnswer<'_>, degraded: Option<Degraded>) -> HttpResponse {
+fn answer(body: &LookupAnswer<'_>, degraded: Option<Degraded>, text: bool) -> HttpResponse {
     let mut response = HttpResponse::Ok();
     if let Some(degraded) = degraded {
         response.insert_header((DEGRADED_HEADER, degraded.as_str()));
+    }
+    if text {
+        return response
+            .content_type("text/plain; charset=utf-8")
+            .body(body.to_text());
     }
     response.json(body)
 }
