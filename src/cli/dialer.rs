@@ -88,11 +88,17 @@ pub enum DialerKind {
         /// The dialplan context the number is dialled in
         #[arg(long)]
         context: String,
+        /// The extension dialled in --context; {{Number}} is written as the dial policy's
+        /// --number-format says (national by default: what `_X.` matches)
         #[arg(long, default_value = "{{Number}}")]
         exten: String,
-        /// What the agent's phone shows while it rings
+        /// The caller ID name the agent's phone shows while it rings
         #[arg(long, default_value = "{{ContactName}} {{E164Number}}")]
         caller_id: String,
+        /// The number the customer sees (the tenant's outbound number, +40215550100): the
+        /// agent's channel's caller ID number, which the dialplan's Dial() presents
+        #[arg(long)]
+        outbound_caller_id: String,
         /// How long the agent's phone rings
         #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(5..=120))]
         ring_secs: u32,
@@ -117,8 +123,13 @@ pub enum DialerKind {
         dialplan: String,
         #[arg(long, default_value = "default")]
         context: String,
+        /// The caller ID name the agent's phone shows (its number: the customer's)
         #[arg(long, default_value = "{{ContactName}}")]
         caller_id_name: String,
+        /// The number the customer sees (the tenant's outbound number, +40215550100):
+        /// effective_caller_id_number of the agent's channel
+        #[arg(long)]
+        outbound_caller_id: String,
         #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(5..=120))]
         ring_secs: u32,
         #[command(flatten)]
@@ -264,7 +275,7 @@ async fn policy(args: PolicyArgs) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("--queue-prefix: {e}"))?;
     }
     if let Some(format) = args.number_format {
-        policy.number_format = format;
+        policy.number_format = Some(format);
     }
     policy.validate().map_err(anyhow::Error::msg)?;
     store::click2call::set_policy(&client, tenant.id, &policy).await?;
@@ -353,6 +364,7 @@ fn stored(kind: DialerKind) -> anyhow::Result<(StoredDialer, DatabaseArgs)> {
             context,
             exten,
             caller_id,
+            outbound_caller_id,
             ring_secs,
             db,
         } => {
@@ -363,6 +375,7 @@ fn stored(kind: DialerKind) -> anyhow::Result<(StoredDialer, DatabaseArgs)> {
                 context: one_line_flag("context", &context)?,
                 exten: template("exten", &exten)?,
                 caller_id: template("caller-id", &caller_id)?,
+                outbound_caller_id: Some(caller_id_number(&outbound_caller_id)?),
                 timeout_ms: ring_secs * 1000,
             };
             let secret = AmiSecret {
@@ -387,6 +400,7 @@ fn stored(kind: DialerKind) -> anyhow::Result<(StoredDialer, DatabaseArgs)> {
             dialplan,
             context,
             caller_id_name,
+            outbound_caller_id,
             ring_secs,
             db,
         } => {
@@ -397,6 +411,7 @@ fn stored(kind: DialerKind) -> anyhow::Result<(StoredDialer, DatabaseArgs)> {
                 dialplan: one_line_flag("dialplan", &dialplan)?,
                 context: one_line_flag("context", &context)?,
                 caller_id_name: template("caller-id-name", &caller_id_name)?,
+                outbound_caller_id: Some(caller_id_number(&outbound_caller_id)?),
                 timeout_secs: ring_secs,
             };
             let secret = EslSecret {
@@ -421,6 +436,18 @@ fn dialer(kind: &str, settings: Value, secret: Option<Value>) -> StoredDialer {
         settings,
         secret,
     }
+}
+
+/// `--outbound-caller-id`: a number as a trunk presents it (`+40215550100`, `0215550100`).
+fn caller_id_number(raw: &str) -> anyhow::Result<String> {
+    let digits = raw.strip_prefix('+').unwrap_or(raw);
+    if !(3..=20).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        bail!(
+            "--outbound-caller-id: `{raw}` is not a phone number (digits, an optional leading +): \
+             the tenant's outbound number, which the called customer sees"
+        );
+    }
+    Ok(raw.to_owned())
 }
 
 /// A word of a protocol line (a user name, a context): no spaces or line breaks.

@@ -6,7 +6,8 @@ use serde_json::{Map, Value, json};
 
 use crate::dial::{self, DialRequest};
 use crate::domain::{
-    DestinationError, DialPolicy, DialStatus, FieldError, LegView, Tenant, request_state,
+    DestinationError, DialPolicy, DialStatus, FieldError, LegView, NumberFormat, Tenant,
+    request_state,
 };
 use crate::http::auth::{SessionsAuth, agent_session};
 use crate::http::body::read_json;
@@ -99,13 +100,17 @@ pub async fn click(req: &HttpRequest, state: &AppState, ask: Ask) -> Result<i64,
     let number = ask
         .number
         .ok_or_else(|| ApiError::invalid_fields(vec![FieldError::new("number", "is required")]))?;
-    let (policy, stored) = store::with_client(&state.pool, state.write_timeout, async |client| {
-        let policy = store::click2call::policy(&*client, tenant.id).await?;
-        let dialer = store::click2call::dialer(&*client, tenant.id).await?;
-        Ok((policy, dialer))
-    })
-    .await?;
+    let (mut policy, stored) =
+        store::with_client(&state.pool, state.write_timeout, async |client| {
+            let policy = store::click2call::policy(&*client, tenant.id).await?;
+            let dialer = store::click2call::dialer(&*client, tenant.id).await?;
+            Ok((policy, dialer))
+        })
+        .await?;
     let stored = stored.ok_or(ApiError::NoDialer)?;
+    policy
+        .number_format
+        .get_or_insert(NumberFormat::default_for(&stored.kind));
     let destination = policy
         .destination(&number, ask.queue.as_deref(), tenant.region)
         .map_err(|e| refused(e, &policy))?;
