@@ -132,6 +132,34 @@ impl LookupAnswer<'_> {
     }
 }
 
+/// The compact JSON form (`format=compact`): the nine keys in their order, those whose
+/// value is null left out, so an unknown caller is `{}` and "key present" means "known".
+impl LookupAnswer<'_> {
+    pub fn to_compact_json(&self) -> String {
+        let full = serde_json::to_value(self).unwrap_or_default();
+        let mut out = String::from("{");
+        for key in KEYS {
+            let name = match key {
+                Key::Id => "id",
+                Key::Name => "name",
+                Key::BackendLink => "backend_link",
+                Key::Field(field) => field.name(),
+            };
+            let Some(value) = full.get(name).filter(|v| !v.is_null()) else {
+                continue;
+            };
+            if out.len() > 1 {
+                out.push(',');
+            }
+            out.push_str(&serde_json::Value::from(name).to_string());
+            out.push(':');
+            out.push_str(&value.to_string());
+        }
+        out.push('}');
+        out
+    }
+}
+
 /// What the text form leaves as it is: RFC 3986's unreserved characters.
 const TEXT_ESCAPED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
     .remove(b'-')
@@ -211,6 +239,17 @@ mod tests {
         assert_eq!(
             LookupAnswer::found(&hit).to_text(),
             "found|4294967296|Ana%20%22A%22%20B%7CC%5C|3|sales-queue||sales-queue|sales-queue|sales-queue|sales-queue"
+        );
+    }
+
+    #[test]
+    fn the_compact_form_leaves_null_keys_out() {
+        assert_eq!(LookupAnswer::unknown().to_compact_json(), "{}");
+        let hit = LookupHit::new("12345", "Ana \"A\"", |_| None);
+        let link = Some(Cow::Borrowed("https://gw.example.com/pop/1.2"));
+        assert_eq!(
+            LookupAnswer::new(Some(&hit), link).to_compact_json(),
+            r#"{"id":12345,"name":"Ana \"A\"","backend_link":"https://gw.example.com/pop/1.2"}"#
         );
     }
 }

@@ -33,8 +33,21 @@ use crate::metrics::Metrics;
 pub struct LookupQuery<'a> {
     pub telephone: Option<Cow<'a, str>>,
     pub dnid: Option<Cow<'a, str>>,
-    /// `format=text`: the flat text form instead of the nine-key JSON.
-    pub text: bool,
+    /// `format`: the nine-key JSON unless the PBX asked for another form.
+    pub format: AnswerForm,
+}
+
+/// The forms a lookup answer can take (`format=`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AnswerForm {
+    /// The nine keys, nulls included (the reference's contract).
+    #[default]
+    Json,
+    /// One line, `|`-separated, percent-encoded values (Asterisk's dialplan).
+    Text,
+    /// The same JSON without its null keys: an unknown caller is `{}` (3CX, whose
+    /// template rules test whether a key is present).
+    Compact,
 }
 
 impl<'a> LookupQuery<'a> {
@@ -65,10 +78,11 @@ impl<'a> LookupQuery<'a> {
             }
             *slot = Some(value);
         }
-        parsed.text = match format.as_deref() {
-            None | Some("json") => false,
-            Some("text") => true,
-            Some(_) => return Err("format must be json or text".into()),
+        parsed.format = match format.as_deref() {
+            None | Some("json") => AnswerForm::Json,
+            Some("text") => AnswerForm::Text,
+            Some("compact") => AnswerForm::Compact,
+            Some(_) => return Err("format must be json, text or compact".into()),
         };
         if let Some(dnid) = &parsed.dnid {
             if dnid.chars().count() > MAX_RAW_LEN {

@@ -172,5 +172,66 @@ async fn the_text_form_reads_in_the_dialplan_as_the_contact_was_written() {
     let bad = app.text_lookup(&t.lookup_token, "xml").await;
     assert_eq!(bad.status(), 400);
     let error: serde_json::Value = bad.json().await.unwrap();
-    assert_eq!(error["message"], "format must be json or text");
+    assert_eq!(error["message"], "format must be json, text or compact");
+}
+
+#[test]
+fn the_freeswitch_scripts_ask_mod_curl_to_verify_the_certificate() {
+    let scripts = [
+        include_str!("../../deploy/pbx/freeswitch/cidgate_lookup.lua"),
+        include_str!("../../deploy/pbx/freeswitch/cidgate_call_end.lua"),
+    ];
+    for script in scripts {
+        let requests: Vec<&str> = script
+            .lines()
+            .filter(|l| l.contains("connect-timeout %d"))
+            .collect();
+        assert_eq!(requests.len(), 1, "one curl request per script");
+        assert!(
+            requests[0].contains(" json secure connect-timeout %d timeout %d\""),
+            "{}",
+            requests[0]
+        );
+    }
+}
+
+/// The 3CX template's lookup URL, filled in as 3CX fills it.
+fn three_cx_url(api_url: &str, number: &str) -> String {
+    let template = include_str!("../../deploy/pbx/3cx/cidgate.xml");
+    let url = template
+        .split("Url=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap();
+    url.replace("&amp;", "&")
+        .replace("[ApiUrl]", api_url)
+        .replace("[Number]", number)
+        .replace("[Dnid]", "")
+}
+
+#[tokio::test]
+async fn the_3cx_rule_on_id_cannot_match_an_unknown_caller() {
+    let app = spawn_app().await;
+    let t = app.create_tenant("acme", "RO").await;
+    let template = include_str!("../../deploy/pbx/3cx/cidgate.xml");
+    assert!(template.contains(r#"<Rule Type="Any">id</Rule>"#));
+    let ask = |number: &'static str| {
+        let url = three_cx_url(&app.address, number);
+        let request = app.http.get(url).bearer_auth(&t.lookup_token);
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            response.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    // Unknown: no `id` key at all (not a null one).
+    assert_eq!(ask("0721234567").await, json!({}));
+
+    let contact = json!({"name": "Ion Popescu", "phones": ["0721234567"]});
+    let put = app.put_contact(&t.sync_token, "12345", &contact).await;
+    assert!(put.status().is_success());
+    let found = ask("0721234567").await;
+    assert_eq!(found["id"], 12345);
+    assert_eq!(found["name"], "Ion Popescu");
+    assert!(found.get("direct_line").is_none(), "{found}");
 }
