@@ -196,6 +196,10 @@ pub async fn run(cmd: DialerCommand) -> anyhow::Result<()> {
             let client = pool.get().await?;
             store::click2call::set_dialer(&client, tenant.id, &stored).await?;
             eprintln!("set the {} dialer of `{}`", stored.kind, tenant.slug);
+            let policy = store::click2call::policy(&client, tenant.id).await?;
+            if let Some(warning) = format_warning(&stored.kind, policy.number_format) {
+                eprintln!("warning: {warning}");
+            }
         }
         DialerCommand::Show { tenant, db } => {
             let pool = migrated_pool(&db).await?;
@@ -436,6 +440,19 @@ fn dialer(kind: &str, settings: Value, secret: Option<Value>) -> StoredDialer {
         settings,
         secret,
     }
+}
+
+/// A PBX dialer whose policy writes numbers with a `+`: a plain dialplan has no
+/// extension for them (`_X.`, `^\d+$`), so every click would fail at the PBX.
+fn format_warning(kind: &str, format: Option<NumberFormat>) -> Option<String> {
+    let pbx = NumberFormat::default_for(kind) == NumberFormat::National;
+    (pbx && format == Some(NumberFormat::E164)).then(|| {
+        format!(
+            "the dial policy writes numbers as e164 (+40721234567), which a plain {kind} \
+             dialplan does not route; unless yours matches a leading +, run \
+             `cidgate dialer policy --tenant T --number-format national`"
+        )
+    })
 }
 
 /// `--outbound-caller-id`: a number as a trunk presents it (`+40215550100`, `0215550100`).

@@ -12,9 +12,10 @@ use crate::helpers::{PROPAGATION, TestApp, eventually, spawn_app, text_file};
 const OUTBOUND: &str = "+40215550100";
 
 impl TestApp {
-    /// The Asterisk dialer of `acme` against the fake on `port`, with the secret in `file`.
-    fn ami_dialer(&self, port: u16, file: &tempfile::NamedTempFile) {
-        self.cli_ok(&[
+    /// The Asterisk dialer of `acme` against the fake on `port`, with the secret in `file`;
+    /// what the command printed on stderr.
+    fn ami_dialer(&self, port: u16, file: &tempfile::NamedTempFile) -> String {
+        let out = self.cli(&[
             "dialer",
             "set",
             "--tenant",
@@ -35,6 +36,9 @@ impl TestApp {
             "--outbound-caller-id",
             OUTBOUND,
         ]);
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(out.status.success(), "{stderr}");
+        stderr
     }
 
     /// The FreeSWITCH dialer of `acme` against the fake on `port`.
@@ -154,7 +158,7 @@ async fn an_extension_the_asterisk_dialplan_lacks_is_the_requests_failure() {
     let t = tenant(&app, "acme").await;
     let (port, _originated) = fake_pbx::asterisk_ami().await;
     let secret = text_file("s3cret\n");
-    app.ami_dialer(port, &secret);
+    assert!(!app.ami_dialer(port, &secret).contains("warning"));
     app.cli_ok(&[
         "dialer",
         "policy",
@@ -163,6 +167,12 @@ async fn an_extension_the_asterisk_dialplan_lacks_is_the_requests_failure() {
         "--number-format",
         "e164",
     ]);
+    // Set again under that policy: the operator is told before any click fails.
+    let stderr = app.ami_dialer(port, &secret);
+    assert!(
+        stderr.contains("warning: the dial policy writes numbers as e164"),
+        "{stderr}"
+    );
     let session = app.signed_in_with_a_contact(&t).await;
 
     let answer = app.click2call(&session, "0721234567", None).await;
