@@ -9,6 +9,8 @@
 #   scripts       shellcheck                      when shellcheck is installed
 #   pbx/*/        XML well-formedness (3CX template, FreeSWITCH dialplan, sipp scenarios)
 #   pbx/freeswitch the Lua scripts' unit tests  when a Lua interpreter is installed
+#   pbx recipes   check_recipes.py: what the real PBXs can read (no JSON_DECODE, the answer
+#                 forms asked for, FILTER sets, mod_curl's `secure`)
 #   exposure      check_exposure.py: HAProxy's log (no query, no /pop/ link; run live when
 #                 haproxy is installed), compose's trusted proxy, direct_line dialled only
 #                 in the PBX recipes' agents contexts
@@ -58,6 +60,7 @@ check "kubernetes manifests" "$here/kubernetes/validate.sh"
 check "compose.yaml (Compose Specification)" \
 	"$venv_bin/check-jsonschema" --builtin-schema vendor.compose-spec "$here/compose.yaml"
 check "exposure (logs, trusted proxy, direct_line dialling)" "$py" "$here/check_exposure.py" --self-test "$here"
+check "pbx recipes (what Asterisk, FreeSWITCH and 3CX can read)" "$py" "$here/pbx/check_recipes.py" "$here/pbx"
 
 if command -v haproxy >/dev/null 2>&1; then
 	check "haproxy/haproxy.cfg" haproxy -c -q -f "$here/haproxy/haproxy.cfg"

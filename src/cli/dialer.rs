@@ -88,11 +88,18 @@ pub enum DialerKind {
         /// The dialplan context the number is dialled in
         #[arg(long)]
         context: String,
+        /// The extension dialled in --context; {{Number}} is written as the dial policy's
+        /// --number-format says (national by default: what `_X.` matches)
         #[arg(long, default_value = "{{Number}}")]
         exten: String,
-        /// What the agent's phone shows while it rings
+        /// The caller ID name the agent's phone shows while it rings
         #[arg(long, default_value = "{{ContactName}} {{E164Number}}")]
         caller_id: String,
+        /// The number the customer sees (the tenant's outbound number, +40215550100): the
+        /// agent's channel's caller ID number, which the dialplan's Dial() presents.
+        /// Without it the agent's leg carries a caller ID name only (the trunk's number)
+        #[arg(long)]
+        outbound_caller_id: Option<String>,
         /// How long the agent's phone rings
         #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(5..=120))]
         ring_secs: u32,
@@ -117,8 +124,14 @@ pub enum DialerKind {
         dialplan: String,
         #[arg(long, default_value = "default")]
         context: String,
+        /// The caller ID name the agent's phone shows (its number: the customer's)
         #[arg(long, default_value = "{{ContactName}}")]
         caller_id_name: String,
+        /// The number the customer sees (the tenant's outbound number, +40215550100):
+        /// effective_caller_id_number of the agent's channel. Without it the dialplan
+        /// decides what the customer sees (set it: see docs/click-to-call.md)
+        #[arg(long)]
+        outbound_caller_id: Option<String>,
         #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(5..=120))]
         ring_secs: u32,
         #[command(flatten)]
@@ -185,6 +198,22 @@ pub async fn run(cmd: DialerCommand) -> anyhow::Result<()> {
             let client = pool.get().await?;
             store::click2call::set_dialer(&client, tenant.id, &stored).await?;
             eprintln!("set the {} dialer of `{}`", stored.kind, tenant.slug);
+            let policy = store::click2call::policy(&client, tenant.id).await?;
+            if let Some(warning) = format_warning(&stored.kind, policy.number_format) {
+                eprintln!("warning: {warning}");
+            }
+            let pbx_dialer = matches!(stored.kind.as_str(), "asterisk-ami" | "freeswitch-esl");
+            if pbx_dialer
+                && stored
+                    .settings
+                    .get("outbound_caller_id")
+                    .is_none_or(|v| v.is_null())
+            {
+                eprintln!(
+                    "warning: no --outbound-caller-id: the customer may not see the tenant's \
+                     number (see docs/click-to-call.md, Caller IDs)"
+                );
+            }
         }
         DialerCommand::Show { tenant, db } => {
             let pool = migrated_pool(&db).await?;
@@ -264,7 +293,7 @@ async fn policy(args: PolicyArgs) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("--queue-prefix: {e}"))?;
     }
     if let Some(format) = args.number_format {
-        policy.number_format = format;
+        policy.number_format = Some(format);
     }
     policy.validate().map_err(anyhow::Error::msg)?;
     store::click2call::set_policy(&client, tenant.id, &policy).await?;
@@ -353,6 +382,7 @@ fn stored(kind: DialerKind) -> anyhow::Result<(StoredDialer, DatabaseArgs)> {
             context,
             exten,
             caller_id,
+            outbound_caller_id,
             ring_secs,
             db,
         } => {
@@ -363,6 +393,10 @@ fn stored(kind: DialerKind) -> anyhow::Result<(StoredDialer, DatabaseArgs)> {
                 context: one_line_flag("context", &context)?,
                 exten: template("exten", &exten)?,
                 caller_id: template("caller-id", &caller_id)?,
+                outbound_caller_id: outbound_caller_id
+                    .as_deref()
+                    .map(caller_id_number)
+                    .transpose()?,
                 timeout_ms: ring_secs * 1000,
             };
             let secret = AmiSecret {
@@ -387,6 +421,7 @@ fn stored(kind: DialerKind) -> anyhow::Result<(StoredDialer, DatabaseArgs)> {
             dialplan,
             context,
             caller_id_name,
+            outbound_caller_id,
             ring_secs,
             db,
         } => {
@@ -397,6 +432,10 @@ fn stored(kind: DialerKind) -> anyhow::Result<(StoredDialer, DatabaseArgs)> {
                 dialplan: one_line_flag("dialplan", &dialplan)?,
                 context: one_line_flag("context", &context)?,
                 caller_id_name: template("caller-id-name", &caller_id_name)?,
+                outbound_caller_id: outbound_caller_id
+                    .as_deref()
+                    .map(caller_id_number)
+                    .transpose()?,
                 timeout_secs: ring_secs,
             };
             let secret = EslSecret {
@@ -421,6 +460,31 @@ fn dialer(kind: &str, settings: Value, secret: Option<Value>) -> StoredDialer {
         settings,
         secret,
     }
+}
+
+/// A PBX dialer whose policy writes numbers with a `+`: a plain dialplan has no
+/// extension for them (`_X.`, `^\d+$`), so every click would fail at the PBX.
+fn format_warning(kind: &str, format: Option<NumberFormat>) -> Option<String> {
+    let pbx = NumberFormat::default_for(kind) == NumberFormat::National;
+    (pbx && format == Some(NumberFormat::E164)).then(|| {
+        format!(
+            "the dial policy writes numbers as e164 (+40721234567), which a plain {kind} \
+             dialplan does not route; unless yours matches a leading +, run \
+             `cidgate dialer policy --tenant T --number-format national`"
+        )
+    })
+}
+
+/// `--outbound-caller-id`: a number as a trunk presents it (`+40215550100`, `0215550100`).
+fn caller_id_number(raw: &str) -> anyhow::Result<String> {
+    let digits = raw.strip_prefix('+').unwrap_or(raw);
+    if !(3..=20).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        bail!(
+            "--outbound-caller-id: `{raw}` is not a phone number (digits, an optional leading +): \
+             the tenant's outbound number, which the called customer sees"
+        );
+    }
+    Ok(raw.to_owned())
 }
 
 /// A word of a protocol line (a user name, a context): no spaces or line breaks.

@@ -1,6 +1,11 @@
-//! The Asterisk Manager Interface dialer: log in, `Originate` asynchronously (the agent's
-//! channel first, then the dialplan dials the number), and wait for the
-//! `OriginateResponse` event that says whether the agent's leg came up.
+//! The Asterisk Manager Interface dialer: log in with `Events: off`, `Originate`
+//! synchronously (the agent's channel first, then the dialplan dials the number), and
+//! read the one response that says whether the agent's leg came up.
+//!
+//! `Events: off` with a synchronous originate: the connection receives no events at all
+//! (an `Async` originate needs the `call` events for its `OriginateResponse`, and with
+//! them the PBX's whole call-event stream for as long as the agent's phone rings). The
+//! channel's id is chosen here (`ChannelId`), so it is known without that event.
 //!
 //! Written by hand over a TcpStream: the exchange is four messages, and a crate would
 //! bring its own connection manager and event loop where one short-lived connection
@@ -26,8 +31,13 @@ pub struct AmiSettings {
     pub context: String,
     /// The extension dialled in `context` (`{{Number}}`).
     pub exten: Template,
-    /// What the agent's phone shows while it rings (`{{ContactName}} <{{Number}}>`).
+    /// The name the agent's phone shows while it rings (`{{ContactName}} {{E164Number}}`).
     pub caller_id: Template,
+    /// The caller ID number of the agent's channel, which a plain dialplan's `Dial()`
+    /// then presents to the customer: the tenant's outbound number. Unset (a dialer
+    /// stored before it existed): no number, the trunk's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outbound_caller_id: Option<String>,
     /// How long the agent's phone rings (ms).
     pub timeout_ms: u32,
 }
@@ -60,7 +70,7 @@ impl AmiDialer {
         }
         let login_id = format!("cidgate-login-{}", request.request_id);
         conn.send(&format!(
-            "Action: Login\r\nActionID: {login_id}\r\nUsername: {}\r\nSecret: {}\r\nEvents: call\r\n\r\n",
+            "Action: Login\r\nActionID: {login_id}\r\nUsername: {}\r\nSecret: {}\r\nEvents: off\r\n\r\n",
             one_line(&s.username),
             one_line(&self.secret.secret)
         ))
@@ -74,33 +84,32 @@ impl AmiDialer {
         }
 
         let action_id = format!("cidgate-{}", request.request_id);
-        let caller_id = s
-            .caller_id
-            .render(request, |v| one_line(v).replace(['"', '<', '>'], ""));
+        let channel_id = format!("cidgate-{}", uuid::Uuid::new_v4());
+        let name = s.caller_id.render(request, one_line);
         let originate = format!(
             "Action: Originate\r\nActionID: {action_id}\r\nChannel: {}\r\nContext: {}\r\n\
-             Exten: {}\r\nPriority: 1\r\nCallerID: {}\r\nTimeout: {}\r\nAsync: true\r\n\
+             Exten: {}\r\nPriority: 1\r\nCallerID: {}\r\nTimeout: {}\r\nChannelId: {channel_id}\r\n\
              Variable: __CIDGATE_REQUEST_ID={}\r\n\r\n",
             s.channel.render(request, one_line),
             one_line(&s.context),
             s.exten.render(request, one_line),
-            quoted_caller_id(&caller_id),
+            caller_id(&name, s.outbound_caller_id.as_deref()),
             s.timeout_ms,
             request.request_id,
         );
         conn.send(&originate).await?;
-        let answer = response_to(&mut conn, &action_id).await?;
-        if !is_success(&answer) {
-            return Err(DialError(format!(
-                "Asterisk refused the Originate: {}",
-                answer.get("Message").unwrap_or("no reason given")
-            )));
-        }
+        // Synchronous: Asterisk answers once the agent's leg is up or has failed, or at
+        // once when it refuses the action ("Extension does not exist.").
         let result = async move {
-            let outcome =
-                tokio::time::timeout(RESULT_WITHIN, originate_response(&mut conn, &action_id))
-                    .await
-                    .unwrap_or_else(|_| Err("Asterisk sent no OriginateResponse in time".into()));
+            let outcome = tokio::time::timeout(RESULT_WITHIN, response_to(&mut conn, &action_id))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(DialError(
+                        "Asterisk did not answer the Originate in time".into(),
+                    ))
+                })
+                .map_err(|e| e.0)
+                .and_then(|answer| originate_outcome(&answer));
             // Leaving politely; the outcome is known whatever the logoff does.
             let logoff = conn.send("Action: Logoff\r\n\r\n").await;
             if let Err(e) = logoff {
@@ -110,7 +119,7 @@ impl AmiDialer {
         }
         .boxed();
         Ok(Accepted {
-            pbx_id: None,
+            pbx_id: Some(channel_id),
             result: Some(result),
         })
     }
@@ -127,13 +136,16 @@ impl Dialer for AmiDialer {
     }
 }
 
-/// `"Name" <number>` from what the template made (`Name <number>` or just a name).
-fn quoted_caller_id(rendered: &str) -> String {
-    match rendered.rsplit_once(' ') {
-        Some((name, number)) if number.chars().all(|c| c.is_ascii_digit() || c == '+') => {
-            format!("\"{}\" <{number}>", name.trim())
-        }
-        _ => format!("\"{}\"", rendered.trim()),
+/// `"Name" <number>`: the name the agent sees, the number the customer sees. The name
+/// loses what would end or escape its quotes.
+fn caller_id(name: &str, number: Option<&str>) -> String {
+    let name: String = name
+        .chars()
+        .filter(|c| !matches!(c, '"' | '\\' | '<' | '>'))
+        .collect();
+    match number {
+        Some(number) => format!("\"{}\" <{number}>", name.trim()),
+        None => format!("\"{}\"", name.trim()),
     }
 }
 
@@ -153,38 +165,17 @@ async fn response_to(conn: &mut Connection, action_id: &str) -> Result<Headers, 
     }
 }
 
-/// Waits for the `OriginateResponse` of `action_id`: the channel's unique id when the
-/// agent answered, else why not.
-async fn originate_response(
-    conn: &mut Connection,
-    action_id: &str,
-) -> Result<Option<String>, String> {
-    loop {
-        let block = conn.block().await.map_err(|e| e.0)?;
-        let ours = block
-            .get("Event")
-            .is_some_and(|e| e.eq_ignore_ascii_case("OriginateResponse"))
-            && block.get("ActionID") == Some(action_id);
-        if !ours {
-            continue;
-        }
-        if is_success(&block) {
-            return Ok(block.get("Uniqueid").map(str::to_owned));
-        }
-        return Err(reason_text(block.get("Reason")));
+/// What the synchronous originate's response says: the agent's leg is up, or why not.
+fn originate_outcome(answer: &Headers) -> Result<Option<String>, String> {
+    if is_success(answer) {
+        return Ok(None);
     }
-}
-
-/// Asterisk's originate reasons (AST_CONTROL_* codes) in words.
-fn reason_text(code: Option<&str>) -> String {
-    match code {
-        Some("0") => "the agent's channel could not be created".into(),
-        Some("1") => "the agent's phone hung up".into(),
-        Some("3") => "the agent did not answer".into(),
-        Some("5") => "the agent's phone is busy".into(),
-        Some("8") => "the network was congested".into(),
-        Some(other) => format!("the originate failed (reason {other})"),
-        None => "the originate failed".into(),
+    match answer.get("Message") {
+        Some(m) if m.eq_ignore_ascii_case("Originate failed") => {
+            Err("the agent's phone did not answer (no answer, busy or unreachable)".into())
+        }
+        Some(m) => Err(format!("Asterisk refused the Originate: {m}")),
+        None => Err("Asterisk refused the Originate".into()),
     }
 }
 
@@ -193,12 +184,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn caller_ids_are_quoted_and_reasons_read() {
+    fn caller_ids_are_quoted_and_cannot_break_out() {
         assert_eq!(
-            quoted_caller_id("Ion Pop +40721234567"),
-            "\"Ion Pop\" <+40721234567>"
+            caller_id("Ion \"Pop\" \\ <x>", Some("+40215550100")),
+            "\"Ion Pop  x\" <+40215550100>"
         );
-        assert_eq!(quoted_caller_id("Ion"), "\"Ion\"");
-        assert_eq!(reason_text(Some("5")), "the agent's phone is busy");
+        assert_eq!(caller_id("Ion", None), "\"Ion\"");
+        let refused = Headers(vec![
+            ("Response".into(), "Error".into()),
+            ("Message".into(), "Extension does not exist.".into()),
+        ]);
+        assert_eq!(
+            originate_outcome(&refused).unwrap_err(),
+            "Asterisk refused the Originate: Extension does not exist."
+        );
     }
 }

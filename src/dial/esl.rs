@@ -1,8 +1,11 @@
-//! The FreeSWITCH event-socket dialer (inbound mode): authenticate, subscribe to
-//! `BACKGROUND_JOB`, `bgapi originate` the agent's endpoint into the dialplan extension
-//! of the number, and wait for the job's result (`+OK <uuid>` or `-ERR <cause>`).
+//! The FreeSWITCH event-socket dialer (inbound mode): authenticate, subscribe to the
+//! events of this request only (its job and its agent's channel, by `filter`), `bgapi
+//! originate` the agent's endpoint into the dialplan extension of the number, and wait
+//! for the job's result (`+OK <uuid>` or `-ERR <cause>`) and for the dialplan to take
+//! the number: a channel that hangs up with `NO_ROUTE_DESTINATION` is a failed request,
+//! not a silent success. Then `exit`.
 //!
-//! Written by hand over a TcpStream for the same reason as the AMI dialer: five short
+//! Written by hand over a TcpStream for the same reason as the AMI dialer: a few short
 //! messages on one connection per request, no event loop to own.
 
 use futures_util::FutureExt;
@@ -24,8 +27,13 @@ pub struct EslSettings {
     pub destination: Template,
     pub dialplan: String,
     pub context: String,
-    /// What the agent's phone shows while it rings.
+    /// What the agent's phone shows while it rings (its number: the customer's).
     pub caller_id_name: Template,
+    /// What the customer sees (`effective_caller_id_number`, used when the agent's channel
+    /// bridges out): the tenant's outbound number. Unset (a dialer stored before it
+    /// existed): FreeSWITCH's own rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outbound_caller_id: Option<String>,
     /// How long the agent's phone rings (s).
     pub timeout_secs: u32,
 }
@@ -50,11 +58,21 @@ impl EslDialer {
         let s = &self.settings;
         let mut conn = Connection::new(s.endpoint.connect().await?);
         let greeting = conn.block().await?;
-        if greeting.get("Content-Type") != Some("auth/request") {
-            return Err(DialError(format!(
-                "{}:{} is not a FreeSWITCH event socket",
-                s.endpoint.host, s.endpoint.port
-            )));
+        match greeting.get("Content-Type") {
+            Some("auth/request") => {}
+            Some("text/rude-rejection") => {
+                return Err(DialError(format!(
+                    "the FreeSWITCH event socket at {}:{} refused this address (its ACL: \
+                     apply-inbound-acl in event_socket.conf.xml)",
+                    s.endpoint.host, s.endpoint.port
+                )));
+            }
+            _ => {
+                return Err(DialError(format!(
+                    "{}:{} is not a FreeSWITCH event socket",
+                    s.endpoint.host, s.endpoint.port
+                )));
+            }
         }
         conn.send(&format!("auth {}\n\n", one_line(&self.secret.password)))
             .await?;
@@ -64,23 +82,42 @@ impl EslDialer {
                 "the event socket refused the password: {auth}"
             )));
         }
-        conn.send("event plain BACKGROUND_JOB\n\n").await?;
-        let subscribed = reply(&mut conn).await?;
-        if !subscribed.starts_with("+OK") {
-            return Err(DialError(format!(
-                "the event socket refused the event subscription: {subscribed}"
-            )));
+        // Only this request's events: its job's result and its agent's channel.
+        let job = uuid::Uuid::new_v4().to_string();
+        let leg = uuid::Uuid::new_v4().to_string();
+        for command in [
+            "event plain BACKGROUND_JOB CHANNEL_EXECUTE CHANNEL_HANGUP_COMPLETE".to_owned(),
+            format!("filter Job-UUID {job}"),
+            format!("filter Unique-ID {leg}"),
+        ] {
+            conn.send(&format!("{command}\n\n")).await?;
+            let answer = reply(&mut conn).await?;
+            if !answer.starts_with("+OK") {
+                return Err(DialError(format!(
+                    "the event socket refused `{command}`: {answer}"
+                )));
+            }
         }
 
+        let mut variables = vec![
+            format!("cidgate_request_id={}", request.request_id),
+            format!("origination_uuid={leg}"),
+            format!(
+                "origination_caller_id_name='{}'",
+                s.caller_id_name.render(request, variable_value)
+            ),
+            format!("origination_caller_id_number={}", word(&request.number)),
+        ];
+        if let Some(outbound) = &s.outbound_caller_id {
+            variables.push(format!("effective_caller_id_number={}", word(outbound)));
+            variables.push(format!("effective_caller_id_name={}", word(outbound)));
+        }
+        variables.push(format!("originate_timeout={}", s.timeout_secs));
+        let destination = s.destination.render(request, word);
         let command = format!(
-            "bgapi originate {{cidgate_request_id={},origination_caller_id_name='{}',\
-             origination_caller_id_number={},originate_timeout={}}}{} {} {} {}\n\n",
-            request.request_id,
-            s.caller_id_name.render(request, variable_value),
-            word(&request.number),
-            s.timeout_secs,
+            "bgapi originate {{{}}}{} {destination} {} {}\nJob-UUID: {job}\n\n",
+            variables.join(","),
             s.agent_endpoint.render(request, word),
-            s.destination.render(request, word),
             word(&s.dialplan),
             word(&s.context),
         );
@@ -92,23 +129,22 @@ impl EslDialer {
                 "FreeSWITCH refused the originate: {text}"
             )));
         }
-        let job = accepted
-            .get("Job-UUID")
-            .map(str::to_owned)
-            .or_else(|| {
-                text.strip_prefix("+OK Job-UUID:")
-                    .map(|j| j.trim().to_owned())
-            })
-            .ok_or_else(|| DialError("FreeSWITCH named no Job-UUID".into()))?;
-        let job_for_result = job.clone();
+        let route = format!("{destination} in {} {}", s.dialplan, s.context);
+        let pbx_id = leg.clone();
         let result = async move {
-            tokio::time::timeout(RESULT_WITHIN, job_result(&mut conn, &job_for_result))
-                .await
-                .unwrap_or_else(|_| Err("FreeSWITCH sent no job result in time".into()))
+            let outcome =
+                tokio::time::timeout(RESULT_WITHIN, outcome(&mut conn, &job, &leg, &route))
+                    .await
+                    .unwrap_or_else(|_| Err("FreeSWITCH sent no job result in time".into()));
+            // Leaving politely; the outcome is known whatever the exit does.
+            if let Err(e) = conn.send("exit\n\n").await {
+                tracing::debug!(error = %e, "ESL exit failed");
+            }
+            outcome
         }
         .boxed();
         Ok(Accepted {
-            pbx_id: Some(job),
+            pbx_id: Some(pbx_id),
             result: Some(result),
         })
     }
@@ -125,19 +161,21 @@ impl Dialer for EslDialer {
     }
 }
 
-/// A word of the originate command: no spaces, no braces or quotes to break out of it.
+/// A word of the originate command: no spaces, no braces, quotes or backslashes to
+/// break out of it.
 fn word(value: &str) -> String {
     one_line(value)
         .chars()
-        .filter(|c| !c.is_whitespace() && !"{}'\",".contains(*c))
+        .filter(|c| !c.is_whitespace() && !"{}'\",\\".contains(*c))
         .collect()
 }
 
-/// A channel variable's value inside single quotes: anything but quotes and braces.
+/// A channel variable's value inside single quotes: anything but quotes, braces and
+/// backslashes (a trailing `\\` would escape the closing quote).
 fn variable_value(value: &str) -> String {
     one_line(value)
         .chars()
-        .filter(|c| !"{}'\",".contains(*c))
+        .filter(|c| !"{}'\",\\".contains(*c))
         .collect()
 }
 
@@ -160,33 +198,74 @@ async fn reply(conn: &mut Connection) -> Result<String, DialError> {
     Ok(block.get("Reply-Text").unwrap_or_default().to_owned())
 }
 
-/// Waits for the `BACKGROUND_JOB` event of `job`: the new channel's UUID, or the cause.
-async fn job_result(conn: &mut Connection, job: &str) -> Result<Option<String>, String> {
+/// One plain event: its headers and, after an empty line, its own body.
+async fn next_event(conn: &mut Connection) -> Result<Option<(Headers, String)>, String> {
+    let block = conn.block().await.map_err(|e| e.0)?;
+    if block.get("Content-Type") == Some("text/disconnect-notice") {
+        return Err("FreeSWITCH closed the event socket".into());
+    }
+    let Some(len) = block.get("Content-Length") else {
+        return Ok(None);
+    };
+    let len = len.parse().map_err(|_| "a bad Content-Length".to_owned())?;
+    let body = conn.body(len).await.map_err(|e| e.0)?;
+    if block.get("Content-Type") != Some("text/event-plain") {
+        return Ok(None);
+    }
+    let (head, output) = body.split_once("\n\n").unwrap_or((body.as_str(), ""));
+    Ok(Some((Headers::parse(head), output.to_owned())))
+}
+
+/// The request's outcome: the job's result, and once the agent answered, whether the
+/// dialplan took the number (its first application runs) or found no route for it.
+async fn outcome(
+    conn: &mut Connection,
+    job: &str,
+    leg: &str,
+    route: &str,
+) -> Result<Option<String>, String> {
+    let mut answered = false;
+    let mut routed = false;
     loop {
-        let block = conn.block().await.map_err(|e| e.0)?;
-        let Some(len) = block.get("Content-Length") else {
+        let Some((event, output)) = next_event(conn).await? else {
             continue;
         };
-        let len = len.parse().map_err(|_| "a bad Content-Length".to_owned())?;
-        let body = conn.body(len).await.map_err(|e| e.0)?;
-        if block.get("Content-Type") != Some("text/event-plain") {
-            continue;
+        let ours = |header: &str, value: &str| event.get(header) == Some(value);
+        match event.get("Event-Name") {
+            Some("BACKGROUND_JOB") if ours("Job-UUID", job) => {
+                let output = output.trim();
+                match output.strip_prefix("+OK") {
+                    Some(_) if routed => return Ok(Some(leg.to_owned())),
+                    Some(_) => answered = true,
+                    None => {
+                        return Err(format!(
+                            "the originate failed: {}",
+                            output.strip_prefix("-ERR").unwrap_or(output).trim()
+                        ));
+                    }
+                }
+            }
+            Some("CHANNEL_EXECUTE") if ours("Unique-ID", leg) => {
+                if answered {
+                    return Ok(Some(leg.to_owned()));
+                }
+                routed = true;
+            }
+            Some("CHANNEL_HANGUP_COMPLETE") if ours("Unique-ID", leg) => {
+                return match event.get("Hangup-Cause") {
+                    Some("NO_ROUTE_DESTINATION") if !routed => Err(format!(
+                        "FreeSWITCH's dialplan has no route for {route} (see --number-format)"
+                    )),
+                    // Answered and ended before the job's word: the call happened.
+                    _ if answered || routed => Ok(Some(leg.to_owned())),
+                    cause => Err(format!(
+                        "the agent's leg ended: {}",
+                        cause.unwrap_or("no cause given")
+                    )),
+                };
+            }
+            _ => {}
         }
-        // The event: its headers, an empty line, then (with its own Content-Length)
-        // the job's output.
-        let (head, output) = body.split_once("\n\n").unwrap_or((body.as_str(), ""));
-        let event = Headers::parse(head);
-        if event.get("Event-Name") != Some("BACKGROUND_JOB") || event.get("Job-UUID") != Some(job) {
-            continue;
-        }
-        let output = output.trim();
-        return match output.strip_prefix("+OK") {
-            Some(uuid) => Ok(Some(uuid.trim().to_owned()).filter(|u| !u.is_empty())),
-            None => Err(format!(
-                "the originate failed: {}",
-                output.strip_prefix("-ERR").unwrap_or(output).trim()
-            )),
-        };
     }
 }
 
@@ -199,5 +278,6 @@ mod tests {
         assert_eq!(word("user/200 &bash"), "user/200&bash");
         assert_eq!(word("90721{x}'"), "90721x");
         assert_eq!(variable_value("Ion 'Pop', {x}"), "Ion Pop x");
+        assert_eq!(variable_value("Ion Pop\\"), "Ion Pop");
     }
 }

@@ -10,11 +10,10 @@ use super::phone_number::{PhoneNumber, PhoneNumberError, Region};
 use super::session::SessionHours;
 
 /// How the dialer wants the number written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NumberFormat {
     /// `+40721234567`
-    #[default]
     E164,
     /// As dialled from a desk phone in the tenant's country: `0721234567`, and
     /// `0049301234567` abroad.
@@ -32,6 +31,16 @@ impl NumberFormat {
             _ => Err(format!(
                 "`{raw}` is not a number format: use e164, national or digits"
             )),
+        }
+    }
+
+    /// What the dialer kind gets when the policy names no format: what a plain dialplan
+    /// routes for the PBX kinds (`_X.` in Asterisk, `^\d+$` in FreeSWITCH: as a desk
+    /// phone dials, never a `+`), E.164 for a dial API.
+    pub fn default_for(dialer_kind: &str) -> Self {
+        match dialer_kind {
+            "asterisk-ami" | "freeswitch-esl" => Self::National,
+            _ => Self::E164,
         }
     }
 
@@ -70,8 +79,10 @@ pub struct DialPolicy {
     /// Outbound queues: a name the CRM passes as `queue`, and the digits dialled before
     /// the number to reach it (`sales` → `9`), as from a desk phone.
     pub queue_prefixes: BTreeMap<String, String>,
-    /// How the number is written for the dialer.
-    pub number_format: NumberFormat,
+    /// How the number is written for the dialer; when not set, the dialer kind's
+    /// default ([`NumberFormat::default_for`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub number_format: Option<NumberFormat>,
 }
 
 impl Default for DialPolicy {
@@ -86,7 +97,7 @@ impl Default for DialPolicy {
             allowed_prefixes: Vec::new(),
             refused_prefixes: Vec::new(),
             queue_prefixes: BTreeMap::new(),
-            number_format: NumberFormat::E164,
+            number_format: None,
         }
     }
 }
@@ -191,7 +202,8 @@ impl DialPolicy {
         };
         self.check(&number, region)
             .map_err(DestinationError::Refused)?;
-        let written = write_number(&number, self.number_format, region);
+        let format = self.number_format.unwrap_or(NumberFormat::E164);
+        let written = write_number(&number, format, region);
         let (queue, dialled) = match queue_prefix {
             Some((name, prefix)) => (Some(name), format!("{prefix}{written}")),
             None => (None, written),
@@ -448,7 +460,7 @@ mod tests {
             (NumberFormat::National, "+49 30 12345678", "00493012345678"),
         ];
         for (format, raw, dialled) in cases {
-            policy.number_format = format;
+            policy.number_format = Some(format);
             let destination = policy.destination(raw, None, ro()).unwrap();
             assert_eq!(destination.dialled, dialled, "{format:?} {raw}");
         }
@@ -460,11 +472,26 @@ mod tests {
     }
 
     #[test]
+    fn the_pbx_dialers_default_to_what_a_plain_dialplan_routes() {
+        assert_eq!(
+            NumberFormat::default_for("asterisk-ami"),
+            NumberFormat::National
+        );
+        assert_eq!(
+            NumberFormat::default_for("freeswitch-esl"),
+            NumberFormat::National
+        );
+        assert_eq!(NumberFormat::default_for("http"), NumberFormat::E164);
+        let json = serde_json::to_value(DialPolicy::default()).unwrap();
+        assert!(json.get("number_format").is_none(), "unset: the dialer's");
+    }
+
+    #[test]
     fn queues_put_their_prefix_before_the_number() {
         let mut policy = DialPolicy::default();
         let (name, digits) = parse_queue_prefix("sales=9").unwrap();
         policy.queue_prefixes.insert(name, digits);
-        policy.number_format = NumberFormat::National;
+        policy.number_format = Some(NumberFormat::National);
         let destination = policy
             .destination("0721234567", Some("sales"), ro())
             .unwrap();

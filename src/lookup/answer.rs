@@ -4,7 +4,7 @@ use std::borrow::Cow;
 
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 
-use crate::domain::{LookupHit, RoutingField, integer_id};
+use crate::domain::{FieldValue, LookupHit, RoutingField, integer_id};
 
 /// A key of the answer.
 #[derive(Debug, Clone, Copy)]
@@ -101,6 +101,78 @@ impl Serialize for LookupAnswer<'_> {
     }
 }
 
+/// The flat text form (`format=text`), for PBXs that cannot read JSON `null`s safely
+/// (Asterisk's `JSON_DECODE`): `found|id|name|queue_position|direct_line|backend_link|
+/// route_identifier|outbound_number|language|external_id`, no line end. Every value is
+/// percent-encoded (all but `A-Z a-z 0-9 - . _ ~`), so no value holds a `|` and the
+/// dialplan splits with `CUT` and reads with `URIDECODE`; a null is empty; the first
+/// field is `found` or `unknown`.
+impl LookupAnswer<'_> {
+    pub fn to_text(&self) -> String {
+        let mut out = String::with_capacity(160);
+        out.push_str(if self.hit.is_some() {
+            "found"
+        } else {
+            "unknown"
+        });
+        for key in KEYS {
+            out.push('|');
+            match key {
+                Key::Id => push_encoded(&mut out, self.hit.map(LookupHit::id)),
+                Key::Name => push_encoded(&mut out, self.hit.map(LookupHit::name)),
+                Key::BackendLink => push_encoded(&mut out, self.backend_link.as_deref()),
+                Key::Field(field) => match self.hit.and_then(|h| h.get(field)) {
+                    Some(FieldValue::Integer(n)) => out.push_str(&n.to_string()),
+                    Some(FieldValue::Text(text)) => push_encoded(&mut out, Some(text)),
+                    None => {}
+                },
+            }
+        }
+        out
+    }
+}
+
+/// The compact JSON form (`format=compact`): the nine keys in their order, those whose
+/// value is null left out, so an unknown caller is `{}` and "key present" means "known".
+impl LookupAnswer<'_> {
+    pub fn to_compact_json(&self) -> String {
+        let full = serde_json::to_value(self).unwrap_or_default();
+        let mut out = String::from("{");
+        for key in KEYS {
+            let name = match key {
+                Key::Id => "id",
+                Key::Name => "name",
+                Key::BackendLink => "backend_link",
+                Key::Field(field) => field.name(),
+            };
+            let Some(value) = full.get(name).filter(|v| !v.is_null()) else {
+                continue;
+            };
+            if out.len() > 1 {
+                out.push(',');
+            }
+            out.push_str(&serde_json::Value::from(name).to_string());
+            out.push(':');
+            out.push_str(&value.to_string());
+        }
+        out.push('}');
+        out
+    }
+}
+
+/// What the text form leaves as it is: RFC 3986's unreserved characters.
+const TEXT_ESCAPED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+fn push_encoded(out: &mut String, value: Option<&str>) {
+    if let Some(value) = value {
+        out.extend(percent_encoding::utf8_percent_encode(value, TEXT_ESCAPED));
+    }
+}
+
 /// A CRM id is a JSON number when it is an integer (as in the reference), else a string.
 struct CrmIdJson<'a>(Option<&'a str>);
 
@@ -119,7 +191,7 @@ impl Serialize for CrmIdJson<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{FieldKind, FieldValue};
+    use crate::domain::FieldKind;
 
     #[test]
     fn the_unknown_answer_has_nine_null_keys_in_reference_order() {
@@ -153,5 +225,31 @@ mod tests {
         let json = |hit: &LookupHit| serde_json::to_value(LookupAnswer::found(hit)).unwrap();
         assert_eq!(json(&numeric)["id"], 12345);
         assert_eq!(json(&text)["id"], "012345");
+    }
+
+    #[test]
+    fn the_text_form_encodes_every_value_and_writes_nulls_as_nothing() {
+        assert_eq!(LookupAnswer::unknown().to_text(), "unknown|||||||||");
+        let hit = LookupHit::new("4294967296", "Ana \"A\" B|C\\", |field| {
+            Some(match field.kind() {
+                FieldKind::Integer { .. } => FieldValue::Integer(3),
+                FieldKind::Text { .. } | FieldKind::Url { .. } => FieldValue::Text("sales-queue"),
+            })
+        });
+        assert_eq!(
+            LookupAnswer::found(&hit).to_text(),
+            "found|4294967296|Ana%20%22A%22%20B%7CC%5C|3|sales-queue||sales-queue|sales-queue|sales-queue|sales-queue"
+        );
+    }
+
+    #[test]
+    fn the_compact_form_leaves_null_keys_out() {
+        assert_eq!(LookupAnswer::unknown().to_compact_json(), "{}");
+        let hit = LookupHit::new("12345", "Ana \"A\"", |_| None);
+        let link = Some(Cow::Borrowed("https://gw.example.com/pop/1.2"));
+        assert_eq!(
+            LookupAnswer::new(Some(&hit), link).to_compact_json(),
+            r#"{"id":12345,"name":"Ana \"A\"","backend_link":"https://gw.example.com/pop/1.2"}"#
+        );
     }
 }

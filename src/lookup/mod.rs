@@ -33,6 +33,21 @@ use crate::metrics::Metrics;
 pub struct LookupQuery<'a> {
     pub telephone: Option<Cow<'a, str>>,
     pub dnid: Option<Cow<'a, str>>,
+    /// `format`: the nine-key JSON unless the PBX asked for another form.
+    pub format: AnswerForm,
+}
+
+/// The forms a lookup answer can take (`format=`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AnswerForm {
+    /// The nine keys, nulls included (the reference's contract).
+    #[default]
+    Json,
+    /// One line, `|`-separated, percent-encoded values (Asterisk's dialplan).
+    Text,
+    /// The same JSON without its null keys: an unknown caller is `{}` (3CX, whose
+    /// template rules test whether a key is present).
+    Compact,
 }
 
 impl<'a> LookupQuery<'a> {
@@ -40,6 +55,7 @@ impl<'a> LookupQuery<'a> {
     /// UTF-8 are kept as text (they are then no phone number), as browsers do.
     pub fn parse(query: &'a str) -> Result<Self, String> {
         let mut parsed = Self::default();
+        let mut format = None;
         for pair in query.split('&') {
             let Some((name, mut value)) = form_urlencoded::parse(pair.as_bytes()).next() else {
                 continue;
@@ -47,6 +63,7 @@ impl<'a> LookupQuery<'a> {
             let slot = match name.as_ref() {
                 "telephone" => &mut parsed.telephone,
                 "dnid" => &mut parsed.dnid,
+                "format" => &mut format,
                 _ => continue,
             };
             if slot.is_some() {
@@ -61,6 +78,12 @@ impl<'a> LookupQuery<'a> {
             }
             *slot = Some(value);
         }
+        parsed.format = match format.as_deref() {
+            None | Some("json") => AnswerForm::Json,
+            Some("text") => AnswerForm::Text,
+            Some("compact") => AnswerForm::Compact,
+            Some(_) => return Err("format must be json, text or compact".into()),
+        };
         if let Some(dnid) = &parsed.dnid {
             if dnid.chars().count() > MAX_RAW_LEN {
                 return Err(format!("dnid is longer than {MAX_RAW_LEN} characters"));

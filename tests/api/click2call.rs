@@ -6,7 +6,7 @@ use cidgate::store;
 use serde_json::{Value, json};
 
 use crate::fake_pbx;
-use crate::helpers::{PROPAGATION, TestApp, eventually, spawn_app, text_file};
+use crate::helpers::{TestApp, spawn_app};
 
 /// A tenant's tokens: the CRM's `sync`, an `admin`, the PBX's `lookup,events`, a `report`.
 pub(crate) struct Tenant {
@@ -131,29 +131,6 @@ impl TestApp {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8(out.stdout).unwrap()
-    }
-
-    /// The Asterisk dialer of `acme` against the fake on `port`, with the secret in `file`.
-    pub(crate) fn ami_dialer(&self, port: u16, file: &tempfile::NamedTempFile) {
-        self.cli_ok(&[
-            "dialer",
-            "set",
-            "--tenant",
-            "acme",
-            "asterisk-ami",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-            "--username",
-            "cidgate",
-            "--secret-file",
-            file.path().to_str().unwrap(),
-            "--channel",
-            "PJSIP/{{AgentExtension}}",
-            "--context",
-            "from-internal",
-        ]);
     }
 
     /// Agent 200 signed in, and a contact at the number the tests call.
@@ -811,147 +788,6 @@ async fn agent_and_click_to_call_answers_match_the_openapi_description() {
         )
         .await,
         401
-    );
-}
-
-#[tokio::test]
-async fn the_asterisk_dialer_logs_in_originates_and_follows_the_originate_response() {
-    let app = spawn_app().await;
-    let t = tenant(&app, "acme").await;
-    let (port, mut originated) = fake_pbx::asterisk_ami().await;
-    let secret = text_file("s3cret\n");
-    app.ami_dialer(port, &secret);
-    assert!(
-        !app.cli_ok(&["dialer", "show", "--tenant", "acme"])
-            .contains("s3cret")
-    );
-    let session = app.signed_in_with_a_contact(&t).await;
-
-    let answer = app.click2call(&session, "0721234567", None).await;
-    let (request_id, call_id) = placed(answer).await;
-    assert_eq!(request_id, 1);
-    let call = originated.recv().await.unwrap();
-    assert_eq!(call.get("Channel"), "PJSIP/200");
-    assert_eq!(call.get("Context"), "from-internal");
-    assert_eq!(call.get("Exten"), "+40721234567");
-    assert_eq!(call.get("Async"), "true");
-    assert_eq!(call.get("ActionID"), "cidgate-1");
-    assert_eq!(call.get("Variable"), "__CIDGATE_REQUEST_ID=1");
-    assert_eq!(call.get("CallerID"), "\"Ion Popescu\" <+40721234567>");
-    assert_eq!(
-        app.request_state(&session, 1).await["state"],
-        "dialling_agent"
-    );
-
-    // The agent does not pick up: Asterisk's OriginateResponse says so.
-    call.finish.send(false).unwrap();
-    eventually(
-        PROPAGATION,
-        "the originate's failure is recorded",
-        || async { app.request_state(&session, 1).await["state"] == "failed" },
-    )
-    .await;
-    let state = app.request_state(&session, 1).await;
-    assert_eq!(state["reason"], "the agent did not answer");
-    // The call the request opened ends with it: missed, not in progress for ever.
-    eventually(PROPAGATION, "the failed request's call ends", || async {
-        let cdr = app
-            .http
-            .get(format!("{}/api/v1/reportsCDRLogs", app.address))
-            .bearer_auth(&t.report)
-            .query(&[("activecallkey", call_id.as_str())])
-            .send()
-            .await
-            .unwrap();
-        json_of(cdr).await["CallList"][0]["outcome"] == "missed"
-    })
-    .await;
-
-    // The agent picks up the next one: the channel's Uniqueid is recorded.
-    let again = app.click2call(&session, "0721234567", None).await;
-    assert_eq!(placed(again).await.0, 2);
-    let call = originated.recv().await.unwrap();
-    assert_eq!(call.get("ActionID"), "cidgate-2");
-    call.finish.send(true).unwrap();
-    eventually(
-        PROPAGATION,
-        "the originate's success is recorded",
-        || async { app.request_state(&session, 2).await["pbx_id"] == "1733140000.7" },
-    )
-    .await;
-    assert_eq!(
-        app.request_state(&session, 2).await["state"],
-        "dialling_agent"
-    );
-    for callback in callbacks(2) {
-        app.focalscope(&t.pbx, &callback).await;
-    }
-
-    // A wrong secret is the PBX refusing: 502, and the reason.
-    let wrong = text_file("nope\n");
-    app.ami_dialer(port, &wrong);
-    let refused = app.click2call(&session, "0721234567", None).await;
-    assert_eq!(refused.status(), 502);
-    assert!(
-        json_of(refused).await["message"]
-            .as_str()
-            .unwrap()
-            .contains("login was refused")
-    );
-}
-
-#[tokio::test]
-async fn the_freeswitch_dialer_originates_with_bgapi_and_reads_the_job_result() {
-    let app = spawn_app().await;
-    let t = tenant(&app, "acme").await;
-    let (port, mut originated) = fake_pbx::freeswitch_esl().await;
-    let password = text_file("ClueCon\n");
-    app.cli_ok(&[
-        "dialer",
-        "set",
-        "--tenant",
-        "acme",
-        "freeswitch-esl",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        &port.to_string(),
-        "--password-file",
-        password.path().to_str().unwrap(),
-        "--endpoint",
-        "user/{{AgentExtension}}",
-    ]);
-    app.cli_ok(&[
-        "dialer",
-        "policy",
-        "--tenant",
-        "acme",
-        "--number-format",
-        "national",
-    ]);
-    let session = app.signed_in(&t, "200", "Agent1").await;
-
-    let answer = app.click2call(&session, "+40721234567", None).await;
-    assert_eq!(placed(answer).await.0, 1);
-    let call = originated.recv().await.unwrap();
-    assert_eq!(
-        call.get("command"),
-        "bgapi originate {cidgate_request_id=1,origination_caller_id_name='+40721234567',\
-         origination_caller_id_number=+40721234567,originate_timeout=30}user/200 0721234567 XML default"
-    );
-    let state = app.request_state(&session, 1).await;
-    assert_eq!(state["pbx_id"], "7f4db78a-17d7-11dd-b7a0-db4edd065621");
-
-    // The agent answers: the job's result names the new channel; the request goes on
-    // with the PBX's events.
-    call.finish.send(true).unwrap();
-    eventually(PROPAGATION, "the job's result is recorded", || async {
-        app.request_state(&session, 1).await["pbx_id"] == "2a6e1d4e-8f1b-4c2e-9d3a-0b5c6d7e8f90"
-    })
-    .await;
-    assert_eq!(
-        app.request_state(&session, 1).await["state"],
-        "dialling_agent"
     );
 }
 

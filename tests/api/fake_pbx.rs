@@ -132,7 +132,13 @@ fn get<'a>(block: &'a [(String, String)], name: &str) -> &'a str {
 /// What a fake was asked to originate; `finish` makes it report the outcome.
 pub struct Originated {
     pub action: Vec<(String, String)>,
+    /// What the connection asked before it: AMI's login `Events:`, ESL's `event` and
+    /// `filter` commands.
+    pub session: Vec<String>,
     pub finish: oneshot::Sender<bool>,
+    /// How the connection ended: `logoff` or `exit` when the dialer said goodbye, else
+    /// `dropped`.
+    pub ended: oneshot::Receiver<&'static str>,
 }
 
 impl Originated {
@@ -141,9 +147,41 @@ impl Originated {
     }
 }
 
-/// An Asterisk manager interface (AMI) with one user, `cidgate` / `s3cret`: it answers
-/// `Login`, queues an async `Originate` and later sends its `OriginateResponse`
-/// (Success with reason 4, answered; or Failure with reason 3, no answer).
+/// Reports how a fake's connection ended, when it ends.
+struct Ending(Option<oneshot::Sender<&'static str>>);
+
+impl Ending {
+    fn set(&mut self, sender: oneshot::Sender<&'static str>) {
+        self.0 = Some(sender);
+    }
+    fn end(&mut self, how: &'static str) {
+        if let Some(sender) = self.0.take() {
+            let _ = sender.send(how);
+        }
+    }
+}
+
+impl Drop for Ending {
+    fn drop(&mut self) {
+        self.end("dropped");
+    }
+}
+
+/// Whether the fake dialplans route `exten` as the docs' plain dialplans do: Asterisk's
+/// `_X.` in `from-internal`, FreeSWITCH's `^\d+$` in `default` (a desk phone's digits;
+/// never a `+`).
+fn routes(exten: &str) -> bool {
+    exten.len() >= 2 && exten.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// An Asterisk manager interface (AMI) with one user, `cidgate` / `s3cret`, and one
+/// dialplan context, `from-internal`, with `_X.`. As `main/manager.c` does, it refuses
+/// every action but `Login` before a login ("Permission denied"), an `Originate` into an
+/// extension its dialplan lacks ("Extension does not exist."), and sends events only to
+/// a connection whose login did not say `Events: off` — then every call's, not only
+/// the connection's own. A synchronous `Originate` is answered once the agent's leg is
+/// up ("Originate successfully queued") or failed ("Originate failed"); an `Async` one
+/// at once, then by an `OriginateResponse` event (which `Events: off` never sees).
 pub async fn asterisk_ami() -> (u16, mpsc::UnboundedReceiver<Originated>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -153,112 +191,320 @@ pub async fn asterisk_ami() -> (u16, mpsc::UnboundedReceiver<Originated>) {
             .write_all(b"Asterisk Call Manager/9.0.0\r\n")
             .await
             .unwrap();
+        let mut logged_in = false;
+        let mut events = String::new();
+        let mut ending = Ending(None);
         while let Some(action) = read_block(&mut reader).await {
             let id = get(&action, "ActionID").to_owned();
-            match get(&action, "Action") {
-                "Login" => {
-                    let ok =
+            let name = get(&action, "Action").to_ascii_lowercase();
+            let error = |message: &str| {
+                format!("Response: Error\r\nActionID: {id}\r\nMessage: {message}\r\n\r\n")
+            };
+            if !logged_in && name != "login" && name != "logoff" {
+                write
+                    .write_all(error("Permission denied").as_bytes())
+                    .await
+                    .unwrap();
+                continue;
+            }
+            match name.as_str() {
+                "login" => {
+                    logged_in =
                         get(&action, "Username") == "cidgate" && get(&action, "Secret") == "s3cret";
-                    let answer = if ok {
-                        format!(
-                            "Response: Success\r\nActionID: {id}\r\nMessage: Authentication accepted\r\n\r\nEvent: FullyBooted\r\nPrivilege: system,all\r\nStatus: Fully Booted\r\n\r\n"
-                        )
+                    events = get(&action, "Events").to_owned();
+                    let answer = if logged_in {
+                        let mut answer = format!(
+                            "Response: Success\r\nActionID: {id}\r\nMessage: Authentication accepted\r\n\r\n"
+                        );
+                        if !events.eq_ignore_ascii_case("off") {
+                            answer.push_str("Event: FullyBooted\r\nPrivilege: system,all\r\nStatus: Fully Booted\r\n\r\n");
+                        }
+                        answer
                     } else {
-                        format!(
-                            "Response: Error\r\nActionID: {id}\r\nMessage: Authentication failed\r\n\r\n"
-                        )
+                        error("Authentication failed")
                     };
                     write.write_all(answer.as_bytes()).await.unwrap();
                 }
-                "Originate" => {
+                "originate" => {
+                    let exten = get(&action, "Exten").to_owned();
+                    if get(&action, "Context") != "from-internal" || !routes(&exten) {
+                        write
+                            .write_all(error("Extension does not exist.").as_bytes())
+                            .await
+                            .unwrap();
+                        continue;
+                    }
+                    let asynchronous = get(&action, "Async").eq_ignore_ascii_case("true");
+                    let with_events = !events.eq_ignore_ascii_case("off");
+                    if asynchronous {
+                        write
+                            .write_all(format!("Response: Success\r\nActionID: {id}\r\nMessage: Originate successfully queued\r\n\r\n").as_bytes())
+                            .await
+                            .unwrap();
+                    }
                     let channel = get(&action, "Channel").to_owned();
-                    write
-                                .write_all(format!("Response: Success\r\nActionID: {id}\r\nMessage: Originate successfully queued\r\n\r\n").as_bytes())
-                                .await
-                                .unwrap();
+                    let uniqueid = match get(&action, "ChannelId") {
+                        "" => "1733140000.7".to_owned(),
+                        given => given.to_owned(),
+                    };
                     let (finish, answered) = oneshot::channel();
-                    tx.send(Originated { action, finish }).unwrap();
+                    let (ended, ended_rx) = oneshot::channel();
+                    ending.set(ended);
+                    tx.send(Originated {
+                        action,
+                        session: vec![format!("Events: {events}")],
+                        finish,
+                        ended: ended_rx,
+                    })
+                    .unwrap();
                     let answered = answered.await.unwrap_or(false);
+                    let mut out = String::new();
+                    if with_events {
+                        // Another desk's call, as every event-receiving session sees it.
+                        out.push_str("Event: Newchannel\r\nPrivilege: call,all\r\nChannel: PJSIP/300-00000002\r\nUniqueid: 1733140000.9\r\n\r\n");
+                        out.push_str("Event: OriginateResponse\r\nPrivilege: call,all\r\nActionID: someone-else\r\nResponse: Success\r\nChannel: PJSIP/300-00000002\r\nReason: 4\r\nUniqueid: 1733140000.9\r\n\r\n");
+                    }
                     let (response, reason) = if answered {
                         ("Success", 4)
                     } else {
                         ("Failure", 3)
                     };
-                    let events = format!(
-                        "Event: Newchannel\r\nPrivilege: call,all\r\nChannel: {channel}-00000001\r\nUniqueid: 1733140000.7\r\n\r\n\
-                                 Event: OriginateResponse\r\nPrivilege: call,all\r\nActionID: {id}\r\nResponse: {response}\r\nChannel: {channel}-00000001\r\nContext: from-internal\r\nExten: 0721234567\r\nReason: {reason}\r\nUniqueid: 1733140000.7\r\nCallerIDNum: <unknown>\r\nCallerIDName: <unknown>\r\n\r\n"
-                    );
-                    write.write_all(events.as_bytes()).await.unwrap();
+                    if asynchronous && with_events {
+                        out.push_str(&format!(
+                            "Event: OriginateResponse\r\nPrivilege: call,all\r\nActionID: {id}\r\nResponse: {response}\r\nChannel: {channel}-00000001\r\nContext: from-internal\r\nExten: {exten}\r\nReason: {reason}\r\nUniqueid: {uniqueid}\r\nCallerIDNum: <unknown>\r\nCallerIDName: <unknown>\r\n\r\n"
+                        ));
+                    } else if !asynchronous {
+                        out.push_str(&if answered {
+                            format!("Response: Success\r\nActionID: {id}\r\nMessage: Originate successfully queued\r\n\r\n")
+                        } else {
+                            error("Originate failed")
+                        });
+                    }
+                    write.write_all(out.as_bytes()).await.unwrap();
                 }
-                "Logoff" => {
-                    write
+                "logoff" => {
+                    ending.end("logoff");
+                    // The client may have gone already: it need not read the goodbye.
+                    let _ = write
                         .write_all(
                             b"Response: Goodbye\r\nMessage: Thanks for all the fish.\r\n\r\n",
                         )
-                        .await
-                        .unwrap();
+                        .await;
                     return;
                 }
-                other => panic!("the fake AMI does not know `{other}`"),
+                _ => {
+                    write
+                        .write_all(error("Invalid/unknown command").as_bytes())
+                        .await
+                        .unwrap();
+                }
             }
         }
     });
     (port, rx)
 }
 
-/// A FreeSWITCH event socket (inbound) with password `ClueCon`: `auth`, `event plain
-/// BACKGROUND_JOB`, `bgapi originate` answered with a Job-UUID, then the job's
-/// `BACKGROUND_JOB` event (`+OK <uuid>`, or `-ERR NO_ANSWER`).
-pub async fn freeswitch_esl() -> (u16, mpsc::UnboundedReceiver<Originated>) {
+/// Who the fake event socket lets in: everyone, or nobody (its inbound ACL denies).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum EslAcl {
+    Allow,
+    Deny,
+}
+
+/// One event, as `mod_event_socket` writes it in plain form.
+fn plain_event(headers: &[(&str, &str)], output: &str) -> String {
+    let mut body: String = headers.iter().map(|(n, v)| format!("{n}: {v}\n")).collect();
+    if !output.is_empty() {
+        body.push_str(&format!("Content-Length: {}\n\n{output}", output.len()));
+    } else {
+        body.push('\n');
+    }
+    format!(
+        "Content-Length: {}\nContent-Type: text/event-plain\n\n{body}",
+        body.len()
+    )
+}
+
+/// A FreeSWITCH event socket (inbound) with password `ClueCon` and the XML dialplan's
+/// `default` context routing `^\d+$`. As `mod_event_socket.c` does, it answers nothing
+/// but `auth` before a good password (`-ERR command not found`; a wrong one is `-ERR
+/// invalid`, then the door shuts), sends only the events a connection subscribed to and
+/// its `filter`s let through, gives each job its own Job-UUID (the client's `Job-UUID`
+/// header, else a new one), and answers `exit` with `+OK bye`. Each answered originate
+/// is followed by another job's `BACKGROUND_JOB`; then, when the dialplan routes the
+/// destination, `CHANNEL_EXECUTE` and the job's `+OK <uuid>`, else the job's `+OK`
+/// and a `CHANNEL_HANGUP_COMPLETE` with `NO_ROUTE_DESTINATION`; unanswered, `-ERR
+/// NO_ANSWER`. With [`EslAcl::Deny`] it greets with `text/rude-rejection` and closes.
+pub async fn freeswitch_esl(acl: EslAcl) -> (u16, mpsc::UnboundedReceiver<Originated>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let (tx, rx) = mpsc::unbounded_channel();
     accept_each(listener, tx, move |mut reader, mut write, tx| async move {
+        if acl == EslAcl::Deny {
+            let text = "Access Denied, go away.\n";
+            let rejection = format!(
+                "Content-Type: text/rude-rejection\nContent-Length: {}\n\n{text}",
+                text.len()
+            );
+            write.write_all(rejection.as_bytes()).await.unwrap();
+            return;
+        }
         write
             .write_all(b"Content-Type: auth/request\n\n")
             .await
             .unwrap();
+        let mut authed = false;
+        let mut session = Vec::new();
+        let mut subscribed: Vec<String> = Vec::new();
+        let mut filters: Vec<(String, String)> = Vec::new();
+        let mut ending = Ending(None);
+        let reply = |text: &str| format!("Content-Type: command/reply\nReply-Text: {text}\n\n");
         while let Some(command) = read_block(&mut reader).await {
-            let (line, _) = &command[0];
-            let reply = |text: &str| format!("Content-Type: command/reply\nReply-Text: {text}\n\n");
-            if let Some(password) = line.strip_prefix("auth ") {
-                let text = if password == "ClueCon" {
-                    "+OK accepted"
-                } else {
-                    "-ERR invalid"
+            // read_block splits at the first ':'; a command line has none (but may).
+            let line = match &command[0] {
+                (name, value) if value.is_empty() => name.clone(),
+                (name, value) => format!("{name}:{value}"),
+            };
+            if !authed {
+                let answer = match line.strip_prefix("auth ") {
+                    Some("ClueCon") => {
+                        authed = true;
+                        "+OK accepted"
+                    }
+                    Some(_) => "-ERR invalid",
+                    None => "-ERR command not found",
                 };
-                write.write_all(reply(text).as_bytes()).await.unwrap();
-            } else if line == "event plain BACKGROUND_JOB" {
+                write.write_all(reply(answer).as_bytes()).await.unwrap();
+                if answer == "-ERR invalid" {
+                    return;
+                }
+                continue;
+            }
+            if let Some(names) = line.strip_prefix("event plain ") {
+                session.push(line.clone());
+                subscribed.extend(names.split_whitespace().map(str::to_owned));
                 write
                     .write_all(reply("+OK event listener enabled plain").as_bytes())
                     .await
                     .unwrap();
-            } else if line.starts_with("bgapi originate ") {
-                let job = "7f4db78a-17d7-11dd-b7a0-db4edd065621";
+            } else if let Some(filter) = line.strip_prefix("filter ") {
+                session.push(line.clone());
+                let (header, value) = filter.split_once(' ').unwrap_or((filter, ""));
+                filters.push((header.to_owned(), value.to_owned()));
                 write
-                            .write_all(format!("Content-Type: command/reply\nReply-Text: +OK Job-UUID: {job}\nJob-UUID: {job}\n\n").as_bytes())
-                            .await
-                            .unwrap();
+                    .write_all(reply(&format!("+OK filter added. [{header}]=[{value}]")).as_bytes())
+                    .await
+                    .unwrap();
+            } else if let Some(originate) = line.strip_prefix("bgapi originate ") {
+                let job = match get(&command, "Job-UUID") {
+                    "" => uuid::Uuid::new_v4().to_string(),
+                    given => given.to_owned(),
+                };
+                write
+                    .write_all(format!("Content-Type: command/reply\nReply-Text: +OK Job-UUID: {job}\nJob-UUID: {job}\n\n").as_bytes())
+                    .await
+                    .unwrap();
+                let (variables, rest) = originate
+                    .strip_prefix('{')
+                    .and_then(|o| o.split_once('}'))
+                    .unwrap_or(("", originate));
+                let mut action = vec![
+                    ("command".to_owned(), line.clone()),
+                    ("Job-UUID".to_owned(), job.clone()),
+                ];
+                action.extend(
+                    variables.split(',').filter_map(|v| {
+                        v.split_once('=').map(|(n, v)| (n.to_owned(), v.to_owned()))
+                    }),
+                );
+                let words: Vec<&str> = rest.split(' ').collect();
+                let routed = words.get(2) == Some(&"XML")
+                    && words.get(3) == Some(&"default")
+                    && words.get(1).is_some_and(|d| routes(d));
+                let leg = match get(&action, "origination_uuid") {
+                    "" => uuid::Uuid::new_v4().to_string(),
+                    given => given.to_owned(),
+                };
                 let (finish, answered) = oneshot::channel();
+                let (ended, ended_rx) = oneshot::channel();
+                ending.set(ended);
                 tx.send(Originated {
-                    action: vec![("command".into(), line.clone())],
+                    action,
+                    session: session.clone(),
                     finish,
+                    ended: ended_rx,
                 })
                 .unwrap();
-                let output = if answered.await.unwrap_or(false) {
-                    "+OK 2a6e1d4e-8f1b-4c2e-9d3a-0b5c6d7e8f90\n"
-                } else {
-                    "-ERR NO_ANSWER\n"
+                let answered = answered.await.unwrap_or(false);
+                let other_job = uuid::Uuid::new_v4().to_string();
+                let job_event = |job: &str, output: &str| {
+                    (
+                        vec![
+                            ("Event-Name", "BACKGROUND_JOB".to_owned()),
+                            ("Job-UUID", job.to_owned()),
+                            ("Job-Command", "originate".to_owned()),
+                        ],
+                        output.to_owned(),
+                    )
                 };
-                let body = format!(
-                    "Event-Name: BACKGROUND_JOB\nCore-UUID: 42bdf272-16e6-11dd-b7a0-db4edd065621\nJob-UUID: {job}\nJob-Command: originate\nContent-Length: {}\n\n{output}",
-                    output.len()
+                let mut events = vec![job_event(
+                    &other_job,
+                    "+OK 0d5b6e0a-0000-4000-8000-000000000001\n",
+                )];
+                if !answered {
+                    events.push(job_event(&job, "-ERR NO_ANSWER\n"));
+                } else {
+                    let channel = |name: &str, extra: (&'static str, &str)| {
+                        (
+                            vec![
+                                ("Event-Name", name.to_owned()),
+                                ("Unique-ID", leg.clone()),
+                                (extra.0, extra.1.to_owned()),
+                            ],
+                            String::new(),
+                        )
+                    };
+                    let ok = format!("+OK {leg}\n");
+                    if routed {
+                        events.push(channel("CHANNEL_EXECUTE", ("Application", "bridge")));
+                        events.push(job_event(&job, &ok));
+                    } else {
+                        events.push(job_event(&job, &ok));
+                        events.push(channel(
+                            "CHANNEL_HANGUP_COMPLETE",
+                            ("Hangup-Cause", "NO_ROUTE_DESTINATION"),
+                        ));
+                    }
+                }
+                for (headers, output) in events {
+                    let header = |name: &str| {
+                        headers
+                            .iter()
+                            .find(|(n, _)| *n == name)
+                            .map(|(_, v)| v.as_str())
+                    };
+                    let event_name = header("Event-Name").unwrap_or_default();
+                    let wanted = subscribed.iter().any(|s| s == event_name || s == "ALL");
+                    let passes = filters.is_empty()
+                        || filters.iter().any(|(h, v)| header(h) == Some(v.as_str()));
+                    if wanted && passes {
+                        let headers: Vec<(&str, &str)> =
+                            headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+                        write
+                            .write_all(plain_event(&headers, &output).as_bytes())
+                            .await
+                            .unwrap();
+                    }
+                }
+            } else if line == "exit" {
+                ending.end("exit");
+                // The client may have gone already: it need not read the goodbye.
+                let bye = format!(
+                    "{}Content-Type: text/disconnect-notice\nContent-Length: 0\n\n",
+                    reply("+OK bye")
                 );
-                let event = format!(
-                    "Content-Length: {}\nContent-Type: text/event-plain\n\n{body}",
-                    body.len()
-                );
-                write.write_all(event.as_bytes()).await.unwrap();
+                let _ = write.write_all(bye.as_bytes()).await;
+                return;
             } else {
                 write
                     .write_all(reply("-ERR command not found").as_bytes())

@@ -175,7 +175,9 @@ function M.lookup(get, curl, set, log)
 		log("ERR", "cidgate: set cidgate_url and cidgate_token\n")
 		return "failed"
 	end
-	local request = string.format("%s?telephone=%s&dnid=%s&call_id=%s&token=%s json connect-timeout %d timeout %d",
+	-- secure: mod_curl verifies cidgate's certificate only when asked (without it, anyone on
+	-- the path could pose as cidgate and read the token in the query string).
+	local request = string.format("%s?telephone=%s&dnid=%s&call_id=%s&token=%s json secure connect-timeout %d timeout %d",
 		url, urlencode(var("caller_id_number", "")), urlencode(var("destination_number", "")),
 		urlencode(var("uuid", "")), urlencode(token), tonumber(var("cidgate_connect_timeout", "1")) or 1,
 		tonumber(var("cidgate_timeout", "2")) or 2)

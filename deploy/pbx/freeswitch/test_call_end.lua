@@ -56,7 +56,7 @@ check("answered: times in ms", param(args, "started_at") == "1796213375651"
 	and param(args, "answered_at") == "1796213380100" and param(args, "at") == "1796213440200")
 check("answered: agent", param(args, "agent") == "ion-popescu")
 check("answered: token, timeouts", param(args, "token") == "cgl_secret"
-	and args:find(" json connect%-timeout 1 timeout 2$") ~= nil)
+	and args:find(" json secure connect%-timeout 1 timeout 2$") ~= nil)
 check("answered: URL", args:find("^https://gw%.example%.com/api/v1/events/call%-end%?call_id=") ~= nil)
 
 -- Missed: never bridged (the channel may still have been answered, by an IVR).

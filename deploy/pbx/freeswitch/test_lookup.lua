@@ -39,7 +39,7 @@ check("found: direct line", v.cidgate_direct_line == "SIP/101" and v.cidgate_tra
 	and v.cidgate_transfer_context == "cidgate_agents")
 check("found: null fields unset", v.cidgate_queue_position == nil and v.cidgate_language == "ro")
 check("request: encoded caller, call id, timeouts", args:find("telephone=%%2B40%%20722%%20000%%20007&dnid=0210000000&call_id=4a1b0c2d%-0000%-4000%-8000%-00000000abcd&", 1) ~= nil
-	and args:find(" json connect%-timeout 1 timeout 2$") ~= nil)
+	and args:find(" json secure connect%-timeout 1 timeout 2$") ~= nil)
 
 local unknown = '{"id":null,"name":null,"queue_position":null,"direct_line":null,"backend_link":null,' ..
 	'"route_identifier":null,"outbound_number":null,"language":null,"external_id":null}'

@@ -8,7 +8,7 @@ use chrono::Utc;
 
 use crate::dial::{self, DialRequest};
 use crate::domain::{
-    CallEvent, DestinationError, DialPolicy, DialStatus, FieldError, LegView, Tenant,
+    CallEvent, DestinationError, DialPolicy, DialStatus, FieldError, LegView, NumberFormat, Tenant,
     agent_missed_event, placed_event, request_state,
 };
 use crate::http::auth::{SessionsAuth, agent_session};
@@ -114,13 +114,17 @@ pub async fn click(req: &HttpRequest, state: &AppState, ask: Ask) -> Result<Plac
     let number = ask
         .number
         .ok_or_else(|| ApiError::invalid_fields(vec![FieldError::new("number", "is required")]))?;
-    let (policy, stored) = store::with_client(&state.pool, state.write_timeout, async |client| {
-        let policy = store::click2call::policy(&*client, tenant.id).await?;
-        let dialer = store::click2call::dialer(&*client, tenant.id).await?;
-        Ok((policy, dialer))
-    })
-    .await?;
+    let (mut policy, stored) =
+        store::with_client(&state.pool, state.write_timeout, async |client| {
+            let policy = store::click2call::policy(&*client, tenant.id).await?;
+            let dialer = store::click2call::dialer(&*client, tenant.id).await?;
+            Ok((policy, dialer))
+        })
+        .await?;
     let stored = stored.ok_or(ApiError::NoDialer)?;
+    policy
+        .number_format
+        .get_or_insert(NumberFormat::default_for(&stored.kind));
     let destination = policy
         .destination(&number, ask.queue.as_deref(), tenant.region)
         .map_err(|e| refused(e, &policy))?;

@@ -13,7 +13,7 @@ use crate::http::auth::{LookupAuth, request_start};
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
 use crate::live::directory::TenantEntry;
-use crate::lookup::{Caller, Degraded, LookupAnswer, LookupQuery};
+use crate::lookup::{AnswerForm, Caller, Degraded, LookupAnswer, LookupQuery};
 use crate::popup::LinkClaims;
 use crate::store::calls::IncomingEvent;
 
@@ -31,7 +31,11 @@ pub async fn lookup(
     let LookupAuth::Tenant(entry) = auth else {
         state.metrics.degraded.inc();
         state.metrics.lookup_outcome("degraded_unverified");
-        return Ok(answer(&LookupAnswer::unknown(), Some(Degraded::Unverified)));
+        return Ok(answer(
+            &LookupAnswer::unknown(),
+            Some(Degraded::Unverified),
+            query.format,
+        ));
     };
     let tenant = &entry.tenant;
     let caller = Caller::from_param(query.telephone.as_deref(), tenant.region)
@@ -96,7 +100,7 @@ pub async fn lookup(
             tracing::debug!(error = %e, "a lookup's call link was not recorded");
         }
     }
-    Ok(answer(&body, outcome.degraded))
+    Ok(answer(&body, outcome.degraded, query.format))
 }
 
 /// The PBX's call id, when the lookup carries a usable one (else the link is skipped:
@@ -147,10 +151,18 @@ fn backend_link(
     Some(link)
 }
 
-fn answer(body: &LookupAnswer<'_>, degraded: Option<Degraded>) -> HttpResponse {
+fn answer(body: &LookupAnswer<'_>, degraded: Option<Degraded>, form: AnswerForm) -> HttpResponse {
     let mut response = HttpResponse::Ok();
     if let Some(degraded) = degraded {
         response.insert_header((DEGRADED_HEADER, degraded.as_str()));
     }
-    response.json(body)
+    match form {
+        AnswerForm::Json => response.json(body),
+        AnswerForm::Text => response
+            .content_type("text/plain; charset=utf-8")
+            .body(body.to_text()),
+        AnswerForm::Compact => response
+            .content_type("application/json")
+            .body(body.to_compact_json()),
+    }
 }

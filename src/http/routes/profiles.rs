@@ -7,8 +7,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::domain::{FieldError, storage_problem};
 use crate::domain::profile::ProfileInput;
+use crate::domain::{FieldError, storage_problem};
 use crate::http::error::ApiError;
 use crate::http::{auth::AdminAuth, body::read_json, state::AppState};
 use crate::store::deliveries::{self, LogFilter};
@@ -296,7 +296,11 @@ pub async fn deliveries(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
-    if query.profile.as_deref().is_some_and(|p| storage_problem(p).is_some()) {
+    if query
+        .profile
+        .as_deref()
+        .is_some_and(|p| storage_problem(p).is_some())
+    {
         return Err(ApiError::BadRequest(
             "profile must be a profile's name: no control characters".into(),
         ));
