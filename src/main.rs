@@ -1,13 +1,22 @@
 use std::ffi::OsString;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 use cidgate::cli::{self, Cli, Command, Exit};
 use cidgate::{config, telemetry};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// `cidgate --version`: the version and the commit it was built from (build.rs). Set here,
+/// not on the library's `Cli`, so that a new commit relinks only this binary.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("CIDGATE_BUILD_COMMIT"),
+    ")"
+);
 
 fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().collect();
@@ -19,7 +28,11 @@ fn main() -> ExitCode {
         eprintln!("error: {e:#}");
         return ExitCode::FAILURE;
     }
-    let cli = match Cli::try_parse_from(args) {
+    let parsed = Cli::command()
+        .version(VERSION)
+        .try_get_matches_from(args)
+        .and_then(|matches| Cli::from_arg_matches(&matches));
+    let cli = match parsed {
         Ok(cli) => cli,
         // Usage errors exit 1 like every other error: 2 means "some rows were rejected"
         // to scripts that run `cidgate import` (clap's own code for them is 2).

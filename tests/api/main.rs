@@ -14,6 +14,7 @@ mod helpers;
 mod jobs;
 mod lookup;
 mod openapi;
+mod packaging;
 mod popup;
 mod profiles;
 mod proxy;
