@@ -5,7 +5,8 @@
 #   compose.yaml  the Compose Specification schema (check-jsonschema's bundled copy)
 #   haproxy/      haproxy -c                      when haproxy is installed
 #   systemd/      systemd-analyze verify          when systemd-analyze is installed
-#   deb/          the package's unit: systemd-analyze verify, and the hardening of systemd/'s
+#   deb/          the package's unit: systemd-analyze verify, and the hardening of systemd/'s;
+#                 its settings file: the settings of systemd/'s
 #   pbx/kamailio  kamailio -c                     when kamailio is installed
 #   scripts       shellcheck                      when shellcheck is installed
 #   pbx/*/        XML well-formedness (3CX template, FreeSWITCH dialplan, sipp scenarios)
@@ -95,6 +96,20 @@ units_agree() {
 	}
 }
 check "deb/cidgate.service keeps systemd/cidgate.service's hardening" units_agree
+
+# The package's settings file offers the same settings as systemd/cidgate.env; it differs in
+# its comments and in leaving DATABASE_URL unset (so that the service waits for it).
+settings_agree() {
+	local differ
+	differ=$(diff \
+		<(grep -E '^#?[A-Z_]+=' "$here/systemd/cidgate.env" | sed 's/^DATABASE_URL=/#DATABASE_URL=/') \
+		<(grep -E '^#?[A-Z_]+=' "$here/deb/cidgate.env")) || {
+		echo "deploy/deb/cidgate.env and deploy/systemd/cidgate.env offer different settings:"
+		echo "$differ"
+		return 1
+	}
+}
+check "deb/cidgate.env offers systemd/cidgate.env's settings" settings_agree
 
 if command -v kamailio >/dev/null 2>&1; then
 	check "pbx/kamailio/kamailio.cfg" kamailio -c -f "$here/pbx/kamailio/kamailio.cfg"

@@ -1,8 +1,9 @@
 use std::ffi::OsString;
 use std::process::ExitCode;
 
-use clap::{CommandFactory, FromArgMatches};
+use clap::{CommandFactory, FromArgMatches, Parser};
 
+use cidgate::cli::generate::Generate;
 use cidgate::cli::{self, Cli, Command, Exit};
 use cidgate::{config, telemetry};
 
@@ -20,6 +21,9 @@ const VERSION: &str = concat!(
 
 fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().collect();
+    if Generate::requested(&args) {
+        return generate(args);
+    }
     // The file fills in environment variables, so it is read before any thread starts
     // and before the command line (whose defaults come from the environment) is parsed.
     if let Some(path) = config::file::requested(&args)
@@ -50,6 +54,25 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(run(cli))
+}
+
+/// `cidgate completions` / `cidgate man`: no settings, no runtime, no logging.
+fn generate(args: Vec<OsString>) -> ExitCode {
+    let outcome = match Generate::try_parse_from(args) {
+        Ok(generate) => generate.run(),
+        Err(e) if e.use_stderr() => {
+            eprint!("{e}");
+            return ExitCode::FAILURE;
+        }
+        Err(e) => e.exit(),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 async fn run(cli: Cli) -> ExitCode {

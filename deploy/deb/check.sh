@@ -44,9 +44,10 @@ getent passwd cidgate >/dev/null && fail "a user named cidgate exists already"
 [[ -e /etc/cidgate ]] && fail "/etc/cidgate exists already"
 
 export DEBIAN_FRONTEND=noninteractive
+# Without recommends: the package's (postgresql) would stay on the machine after the purge.
 apt_install() {
-	apt-get install -y -qq "$@" >/dev/null || {
-		apt-get update -qq && apt-get install -y -qq "$@" >/dev/null
+	apt-get install -y -qq --no-install-recommends "$@" >/dev/null || {
+		apt-get update -qq && apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 	}
 }
 command -v man >/dev/null 2>&1 || apt_install man-db
@@ -151,7 +152,7 @@ ok "zsh and fish completions, docs in /usr/share/doc/cidgate"
 # An admin's edit survives a reinstall (an upgrade with the same conffile).
 marker="# edited by check.sh $$"
 echo "$marker" >>/etc/cidgate/cidgate.env
-apt-get install -y -qq --reinstall "$deb" >/dev/null
+apt-get install -y -qq --no-install-recommends --reinstall "$deb" >/dev/null
 grep -qxF "$marker" /etc/cidgate/cidgate.env || fail "a reinstall lost the edited cidgate.env"
 ok "a reinstall keeps the edited cidgate.env"
 
@@ -165,7 +166,8 @@ ok "apt-get remove: program and unit gone, the edited cidgate.env kept"
 # --- purge ----------------------------------------------------------------------------------
 apt-get purge -y -qq cidgate >/dev/null
 left=()
-for f in "${packaged[@]}" /etc/cidgate /etc/systemd/system/multi-user.target.wants/cidgate.service \
+for f in "${packaged[@]}" /etc/cidgate /etc/systemd/system/cidgate.service \
+	/etc/systemd/system/multi-user.target.wants/cidgate.service \
 	/var/lib/systemd/deb-systemd-helper-enabled/cidgate.service.dsh-also \
 	/var/lib/systemd/deb-systemd-helper-enabled/multi-user.target.wants/cidgate.service \
 	/var/lib/systemd/deb-systemd-helper-masked/cidgate.service; do

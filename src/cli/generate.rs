@@ -1,7 +1,10 @@
-//! Shell completions and man pages generated from the clap definitions. Hidden commands:
-//! the Debian package's build (deploy/deb/build.sh) runs them, so what it ships cannot
-//! drift from the command line.
+//! Shell completions and man pages generated from the clap definitions: `cidgate
+//! completions <shell>` and `cidgate man [--out-dir DIR]`, which the Debian package's build
+//! (deploy/deb/build.sh) runs, so what it ships cannot drift from the command line. They are
+//! parsed apart from `Cli` (main.rs asks `requested` first), so that neither the help, the
+//! completions nor the man pages offer them: clap_complete lists even hidden subcommands.
 
+use std::ffi::OsString;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -10,6 +13,36 @@ use clap::CommandFactory;
 use clap_complete::Shell;
 
 use super::Cli;
+
+/// The packagers' commands.
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "cidgate",
+    about = "Generate shell completions and man pages (for packagers)"
+)]
+pub enum Generate {
+    /// Print a shell completion script
+    Completions(CompletionsArgs),
+    /// Print the man page, or write every page to a directory
+    Man(ManArgs),
+}
+
+impl Generate {
+    /// Whether the command line asks for one of these (`cidgate completions …`, `cidgate man …`).
+    pub fn requested(args: &[OsString]) -> bool {
+        matches!(
+            args.get(1).and_then(|a| a.to_str()),
+            Some("completions" | "man")
+        )
+    }
+
+    pub fn run(self) -> anyhow::Result<()> {
+        match self {
+            Self::Completions(args) => completions(args),
+            Self::Man(args) => man(args),
+        }
+    }
+}
 
 #[derive(Debug, clap::Args)]
 pub struct CompletionsArgs {
@@ -63,7 +96,7 @@ mod tests {
     }
 
     #[test]
-    fn every_visible_command_gets_a_page_and_the_hidden_ones_none() {
+    fn every_command_gets_a_page_and_the_generators_none() {
         let dir = tempfile::tempdir().unwrap();
         man(ManArgs {
             out_dir: Some(dir.path().to_owned()),

@@ -7,7 +7,7 @@ mod delivery;
 mod demo;
 mod dialer;
 mod events;
-mod generate;
+pub mod generate;
 mod import;
 mod popup;
 mod profile;
@@ -55,12 +55,6 @@ pub enum Command {
     Serve(ServeSettings),
     /// Apply pending database migrations
     Migrate(DatabaseArgs),
-    /// Print a shell completion script (for packagers)
-    #[command(hide = true)]
-    Completions(generate::CompletionsArgs),
-    /// Print the man page, or write every page to a directory (for packagers)
-    #[command(hide = true)]
-    Man(generate::ManArgs),
     /// Manage tenants
     #[command(subcommand)]
     Tenant(tenant::TenantCommand),
@@ -123,8 +117,6 @@ pub async fn run(command: Command) -> anyhow::Result<Exit> {
             store::migrate(&db::admin_pool(&db)?).await?;
             eprintln!("migrations are up to date");
         }
-        Command::Completions(args) => generate::completions(args)?,
-        Command::Man(args) => generate::man(args)?,
         Command::Tenant(cmd) => tenant::run(cmd).await?,
         Command::Token(cmd) => token::run(cmd).await?,
         Command::Allow(cmd) => allow::run(cmd).await?,
