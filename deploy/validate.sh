@@ -5,6 +5,8 @@
 #   compose.yaml  the Compose Specification schema (check-jsonschema's bundled copy)
 #   haproxy/      haproxy -c                      when haproxy is installed
 #   systemd/      systemd-analyze verify          when systemd-analyze is installed
+#   deb/          the package's unit: systemd-analyze verify, and the hardening of systemd/'s;
+#                 its settings file: the settings of systemd/'s
 #   pbx/kamailio  kamailio -c                     when kamailio is installed
 #   scripts       shellcheck                      when shellcheck is installed
 #   pbx/*/        XML well-formedness (3CX template, FreeSWITCH dialplan, sipp scenarios)
@@ -68,23 +70,55 @@ else
 	skip "haproxy/haproxy.cfg" "haproxy not installed"
 fi
 
-systemd_verify() {
+systemd_verify() { # UNIT-FILE BINARY-PATH-IN-IT
 	local tmp rc=0 exe=/bin/true
 	tmp=$(mktemp -d)
 	# verify insists that ExecStart exists: point it at a binary that does.
 	[[ -x $root/target/release/cidgate ]] && exe=$root/target/release/cidgate
-	sed -e "s|/usr/local/bin/cidgate|$exe|g" \
+	sed -e "s|$2|$exe|g" \
 		-e 's|^EnvironmentFile=/|EnvironmentFile=-/|' \
-		"$here/systemd/cidgate.service" >"$tmp/cidgate.service"
-	systemd-analyze verify "$tmp/cidgate.service" || rc=$?
+		"$1" >"$tmp/cidgate.service"
+	# The package installs the man page it names; here it is not installed.
+	systemd-analyze verify --man=no "$tmp/cidgate.service" || rc=$?
 	rm -rf "$tmp"
 	return "$rc"
 }
 if command -v systemd-analyze >/dev/null 2>&1; then
-	check "systemd/cidgate.service" systemd_verify
+	check "systemd/cidgate.service" systemd_verify "$here/systemd/cidgate.service" /usr/local/bin/cidgate
+	check "deb/cidgate.service" systemd_verify "$here/deb/cidgate.service" /usr/bin/cidgate
 else
-	skip "systemd/cidgate.service" "systemd-analyze not installed"
+	skip "systemd/cidgate.service, deb/cidgate.service" "systemd-analyze not installed"
 fi
+
+# The package's unit keeps every directive of the hand-installed one but those it changes
+# on purpose (its own user, path and documentation).
+units_agree() {
+	local missing
+	missing=$(comm -23 \
+		<(grep -E '^[A-Za-z]+=' "$here/systemd/cidgate.service" |
+			grep -Ev '^(DynamicUser|ExecStart|Documentation)=' | sort -u) \
+		<(grep -E '^[A-Za-z]+=' "$here/deb/cidgate.service" | sort -u))
+	[[ -z $missing ]] || {
+		echo "deploy/deb/cidgate.service lacks:"
+		echo "$missing"
+		return 1
+	}
+}
+check "deb/cidgate.service keeps systemd/cidgate.service's hardening" units_agree
+
+# The package's settings file offers the same settings as systemd/cidgate.env; it differs in
+# its comments and in leaving DATABASE_URL unset (so that the service waits for it).
+settings_agree() {
+	local differ
+	differ=$(diff \
+		<(grep -E '^#?[A-Z_]+=' "$here/systemd/cidgate.env" | sed 's/^DATABASE_URL=/#DATABASE_URL=/') \
+		<(grep -E '^#?[A-Z_]+=' "$here/deb/cidgate.env")) || {
+		echo "deploy/deb/cidgate.env and deploy/systemd/cidgate.env offer different settings:"
+		echo "$differ"
+		return 1
+	}
+}
+check "deb/cidgate.env offers systemd/cidgate.env's settings" settings_agree
 
 if command -v kamailio >/dev/null 2>&1; then
 	check "pbx/kamailio/kamailio.cfg" kamailio -c -f "$here/pbx/kamailio/kamailio.cfg"
@@ -120,7 +154,9 @@ fi
 
 if command -v shellcheck >/dev/null 2>&1; then
 	# The scripts this file's checks cover (local/, bench/ and others have their owners).
-	scripts=("$here/validate.sh" "$here/tools.sh" "$here/kubernetes/validate.sh" "$here/pbx/kamailio/test.sh")
+	scripts=("$here/validate.sh" "$here/tools.sh" "$here/kubernetes/validate.sh" "$here/pbx/kamailio/test.sh"
+		"$here/deb/build.sh" "$here/deb/check.sh" "$here/deb/maintainer-scripts/postinst"
+		"$here/deb/maintainer-scripts/postrm")
 	check "shellcheck (${#scripts[@]} scripts)" shellcheck -x "${scripts[@]}"
 else
 	skip "shellcheck" "shellcheck not installed"

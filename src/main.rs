@@ -1,16 +1,29 @@
 use std::ffi::OsString;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
 
+use cidgate::cli::generate::Generate;
 use cidgate::cli::{self, Cli, Command, Exit};
 use cidgate::{config, telemetry};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// `cidgate --version`: the version and the commit it was built from (build.rs). Set here,
+/// not on the library's `Cli`, so that a new commit relinks only this binary.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("CIDGATE_BUILD_COMMIT"),
+    ")"
+);
+
 fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().collect();
+    if Generate::requested(&args) {
+        return generate(args);
+    }
     // The file fills in environment variables, so it is read before any thread starts
     // and before the command line (whose defaults come from the environment) is parsed.
     if let Some(path) = config::file::requested(&args)
@@ -19,7 +32,11 @@ fn main() -> ExitCode {
         eprintln!("error: {e:#}");
         return ExitCode::FAILURE;
     }
-    let cli = match Cli::try_parse_from(args) {
+    let parsed = Cli::command()
+        .version(VERSION)
+        .try_get_matches_from(args)
+        .and_then(|matches| Cli::from_arg_matches(&matches));
+    let cli = match parsed {
         Ok(cli) => cli,
         // Usage errors exit 1 like every other error: 2 means "some rows were rejected"
         // to scripts that run `cidgate import` (clap's own code for them is 2).
@@ -37,6 +54,25 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(run(cli))
+}
+
+/// `cidgate completions` / `cidgate man`: no settings, no runtime, no logging.
+fn generate(args: Vec<OsString>) -> ExitCode {
+    let outcome = match Generate::try_parse_from(args) {
+        Ok(generate) => generate.run(),
+        Err(e) if e.use_stderr() => {
+            eprint!("{e}");
+            return ExitCode::FAILURE;
+        }
+        Err(e) => e.exit(),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 async fn run(cli: Cli) -> ExitCode {

@@ -7,6 +7,7 @@ mod delivery;
 mod demo;
 mod dialer;
 mod events;
+pub mod generate;
 mod import;
 mod popup;
 mod profile;

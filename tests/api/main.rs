@@ -18,6 +18,7 @@ mod isolation;
 mod jobs;
 mod lookup;
 mod openapi;
+mod packaging;
 mod pbx_recipes;
 mod popup;
 mod profiles;
