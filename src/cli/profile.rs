@@ -50,6 +50,9 @@ pub struct DefinitionArgs {
     /// A JSON body with placeholders inside its strings
     #[arg(long)]
     json_body: Option<String>,
+    /// Requests to this profile in flight at once, the rest wait their turn (default 8)
+    #[arg(long)]
+    max_in_flight: Option<u32>,
 }
 
 impl DefinitionArgs {
@@ -66,6 +69,7 @@ impl DefinitionArgs {
             json_body: self.json_body,
             headers: list(self.headers),
             secret_headers: list(self.secret_headers),
+            max_in_flight: self.max_in_flight,
         }
     }
 }

@@ -9,7 +9,7 @@ use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 
 use crate::domain::TenantId;
-use crate::domain::profile::{ProfileInput, ProfileName, ProfileSpec, Trigger};
+use crate::domain::profile::{ProfileInput, ProfileName, ProfileSpec};
 
 /// A profile as stored.
 #[derive(Debug, Clone)]
@@ -97,8 +97,8 @@ pub async fn create(
     let row = client
         .query_opt(
             &format!(
-                "INSERT INTO webhook_profiles (tenant_id, name, definition, trigger, secret)
-                 VALUES ($1, $2, $3, $4, $5)
+                "INSERT INTO webhook_profiles (tenant_id, name, definition, trigger, secret, max_in_flight)
+                 VALUES ($1, $2, $3, $4, $5, $6)
                  ON CONFLICT (tenant_id, name) DO NOTHING
                  RETURNING {COLUMNS}"
             ),
@@ -108,6 +108,7 @@ pub async fn create(
                 &serde_json::to_value(input)?,
                 &spec.trigger.as_str(),
                 &secret,
+                &(spec.max_in_flight as i32),
             ],
         )
         .await
@@ -180,19 +181,21 @@ pub async fn update(
     tenant: TenantId,
     name: &str,
     input: &ProfileInput,
-    trigger: Trigger,
+    spec: &ProfileSpec,
 ) -> anyhow::Result<Option<StoredProfile>> {
     let row = client
         .query_opt(
             &format!(
-                "UPDATE webhook_profiles SET definition = $3, trigger = $4, updated_at = now()
+                "UPDATE webhook_profiles SET definition = $3, trigger = $4, max_in_flight = $5,
+                     updated_at = now()
                  WHERE tenant_id = $1 AND name = $2 RETURNING {COLUMNS}"
             ),
             &[
                 &tenant.0,
                 &name,
                 &serde_json::to_value(input)?,
-                &trigger.as_str(),
+                &spec.trigger.as_str(),
+                &(spec.max_in_flight as i32),
             ],
         )
         .await
@@ -317,4 +320,37 @@ pub async fn record_outcomes(
         disabled.extend(rows.iter().map(|r| (r.get(0), r.get(1))));
     }
     Ok(disabled)
+}
+
+/// Across tenants on purpose (a batch's attempts are any tenant's).
+/// Moves each profile's run of timeouts: `unanswered` (one entry per attempt that timed
+/// out or reached no server) lengthens it, an answer of any status ends it. A profile
+/// with a long run gets a smaller share of the delivery workers.
+pub async fn record_timeouts(
+    client: &impl GenericClient,
+    answered: &[i64],
+    unanswered: &[i64],
+) -> anyhow::Result<()> {
+    if !answered.is_empty() {
+        client
+            .execute(
+                "UPDATE webhook_profiles SET timeout_streak = 0
+                 WHERE id = ANY($1) AND timeout_streak <> 0",
+                &[&answered],
+            )
+            .await
+            .context("ending runs of timeouts")?;
+    }
+    if !unanswered.is_empty() {
+        client
+            .execute(
+                "UPDATE webhook_profiles p SET timeout_streak = least(p.timeout_streak + u.n, 1000)
+                 FROM (SELECT id, count(*)::int AS n FROM unnest($1::bigint[]) AS id GROUP BY id) u
+                 WHERE p.id = u.id AND NOT (p.id = ANY($2))",
+                &[&unanswered, &answered],
+            )
+            .await
+            .context("counting timeouts")?;
+    }
+    Ok(())
 }

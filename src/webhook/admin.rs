@@ -142,7 +142,7 @@ pub async fn update(
     }
     let merged = current.spec()?.to_input(false).merged(&update);
     let spec = checked(client, &merged).await?;
-    profiles::update(db, tenant, name, &spec.to_input(false), spec.trigger)
+    profiles::update(db, tenant, name, &spec.to_input(false), &spec)
         .await?
         .ok_or_else(|| ProfileError::NotFound(name.to_owned()))
 }

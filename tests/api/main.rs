@@ -7,6 +7,7 @@ mod cli;
 mod click2call;
 mod config_file;
 mod event_isolation;
+mod fairness;
 mod fake_pbx;
 mod fields;
 mod hardening;
