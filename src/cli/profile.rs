@@ -202,6 +202,10 @@ fn explained(e: ProfileError) -> anyhow::Error {
                 .join("\n")
         ),
         ProfileError::Failed(e) => e,
+        // The operator may see the address (tenants see only the rule).
+        ProfileError::Refused { field, refused } => {
+            anyhow::anyhow!("{field}: {}", refused.detail())
+        }
         other => anyhow::anyhow!("{other}"),
     }
 }
@@ -228,6 +232,7 @@ pub async fn run(cmd: ProfileCommand) -> anyhow::Result<()> {
                 &db,
                 &client(&webhooks)?,
                 tenant.id,
+                &tenant.slug,
                 &name,
                 &definition.input(),
             )
@@ -281,9 +286,16 @@ pub async fn run(cmd: ProfileCommand) -> anyhow::Result<()> {
             let (tenant, db) = open(&db, &tenant).await?;
             let input = definition.input();
             if input != ProfileInput::default() {
-                admin::update(&db, &client(&webhooks)?, tenant.id, &name, &input)
-                    .await
-                    .map_err(explained)?;
+                admin::update(
+                    &db,
+                    &client(&webhooks)?,
+                    tenant.id,
+                    &tenant.slug,
+                    &name,
+                    &input,
+                )
+                .await
+                .map_err(explained)?;
             } else if !rotate_secret {
                 bail!("nothing to change: give the flags of what changes, or --rotate-secret");
             }
@@ -440,7 +452,10 @@ fn print_test(report: &TestReport) {
                 .take(200)
                 .collect::<String>()
         ),
-        (None, Some(error)) => println!("not delivered: {error}"),
+        (None, Some(error)) => println!(
+            "not delivered: {}",
+            report.refusal_detail.as_deref().unwrap_or(error)
+        ),
         (None, None) => println!("not sent (dry run)"),
     }
 }

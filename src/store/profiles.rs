@@ -16,6 +16,8 @@ use crate::domain::profile::{ProfileInput, ProfileName, ProfileSpec};
 pub struct StoredProfile {
     pub id: i64,
     pub tenant: TenantId,
+    /// The tenant's slug (what `CIDGATE_WEBHOOK_ALLOW_NETWORKS` rules name).
+    pub tenant_slug: String,
     pub name: String,
     pub input: ProfileInput,
     pub secret: String,
@@ -57,12 +59,14 @@ impl StoredProfile {
 }
 
 const COLUMNS: &str = "id, tenant_id, name, definition, secret, previous_secret, previous_until,
-    enabled, disabled_reason, failing_since, created_at, updated_at";
+    enabled, disabled_reason, failing_since, created_at, updated_at,
+    (SELECT t.slug FROM tenants t WHERE t.id = webhook_profiles.tenant_id) AS tenant_slug";
 
 fn from_row(row: &Row) -> anyhow::Result<StoredProfile> {
     Ok(StoredProfile {
         id: row.get("id"),
         tenant: TenantId(row.get("tenant_id")),
+        tenant_slug: row.get("tenant_slug"),
         name: row.get("name"),
         input: serde_json::from_value(row.get("definition")).context("a stored profile")?,
         secret: row.get("secret"),

@@ -13,6 +13,7 @@ use futures_util::StreamExt;
 use uuid::Uuid;
 
 use super::client::{Attempt, Signing, Verdict, WebhookClient};
+use super::warn::{DeliveryWarning, Warnings};
 use crate::config::webhooks::RetrySchedule;
 use crate::domain::profile::{CallFacts, RenderedRequest, Trigger};
 use crate::live::directory::{Directory, TenantEntry};
@@ -41,6 +42,8 @@ pub struct Deliverer {
     /// For `<Popup Link>`: the tenants' signing keys and the gateway's public URL.
     pub popups: Option<(Directory, url::Url)>,
     pub metrics: Option<Arc<Metrics>>,
+    /// Rate-limits the warnings about deliveries that did not arrive.
+    pub warnings: Arc<Warnings>,
 }
 
 impl Deliverer {
@@ -118,7 +121,11 @@ impl Deliverer {
             id: &id,
             secrets: profile.signing_secrets(Utc::now()),
         };
-        let attempt = self.client.send(&request, &signing).await;
+        let client = match self.client.for_tenant(&profile.tenant_slug) {
+            Ok(client) => client,
+            Err(e) => return unsendable(format!("{e:#}")),
+        };
+        let attempt = client.send(&request, &signing).await;
         if let Some(metrics) = &self.metrics {
             metrics
                 .webhooks
@@ -182,14 +189,30 @@ impl Deliverer {
                 }
                 _ => {}
             }
+            let outcome = match (state, verdict) {
+                ("delivered", _) => "delivered",
+                ("pending", _) => "retrying",
+                (_, Verdict::Gone) => "gone",
+                _ => "failed",
+            };
             if let Some(metrics) = &self.metrics {
-                let outcome = match (state, verdict) {
-                    ("delivered", _) => "delivered",
-                    ("pending", _) => "retrying",
-                    (_, Verdict::Gone) => "gone",
-                    _ => "failed",
-                };
                 metrics.webhooks.outcome(outcome);
+            }
+            if outcome != "delivered" {
+                let answered = attempt.status.map(|s| format!("answered {s}"));
+                let detail = attempt.refusal.as_ref().map(super::Refused::detail);
+                self.warnings.delivery(&DeliveryWarning {
+                    profile: claimed.profile_id,
+                    tenant: claimed.tenant.0,
+                    delivery: claimed.id,
+                    attempt: claimed.attempt,
+                    outcome: if attempt.refused { "refused" } else { outcome },
+                    reason: detail
+                        .as_deref()
+                        .or(attempt.error.as_deref())
+                        .or(answered.as_deref())
+                        .unwrap_or("unknown"),
+                });
             }
             recorded.push(Recorded {
                 id: claimed.id,
@@ -235,6 +258,7 @@ fn unsendable(error: String) -> Attempt {
         response: String::new(),
         retry_after: None,
         refused: true,
+        refusal: None,
     }
 }
 

@@ -16,6 +16,7 @@ mod jobs;
 mod lookup;
 mod openapi;
 mod popup;
+mod profile_checks;
 mod profiles;
 mod proxy;
 mod reports;
