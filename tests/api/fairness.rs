@@ -54,18 +54,28 @@ impl Hanging {
 #[derive(Clone, Default)]
 pub(crate) struct SingleThreaded {
     ids: Arc<Mutex<Vec<String>>>,
+    requests: Arc<Mutex<Vec<Request>>>,
+}
+
+/// A request as it arrived: its request line, headers (names lower-case) and body.
+#[derive(Clone, Debug)]
+pub(crate) struct Request {
+    pub line: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
 }
 
 impl SingleThreaded {
     pub(crate) async fn start(&self, work: Duration) -> String {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let ids = self.ids.clone();
+        let (ids, requests) = (self.ids.clone(), self.requests.clone());
         tokio::spawn(async move {
             loop {
                 let (socket, _) = listener.accept().await.unwrap();
                 let mut reader = BufReader::new(socket);
                 let (mut id, mut length) = (String::new(), 0usize);
+                let (mut first, mut headers) = (String::new(), Vec::new());
                 loop {
                     let mut line = String::new();
                     if reader.read_line(&mut line).await.unwrap_or(0) == 0 {
@@ -75,7 +85,12 @@ impl SingleThreaded {
                     if line.is_empty() {
                         break;
                     }
+                    if first.is_empty() {
+                        first = line.to_owned();
+                        continue;
+                    }
                     if let Some((name, value)) = line.split_once(':') {
+                        headers.push((name.to_ascii_lowercase(), value.trim().to_owned()));
                         match name.to_ascii_lowercase().as_str() {
                             "webhook-id" => id = value.trim().to_owned(),
                             "content-length" => length = value.trim().parse().unwrap_or(0),
@@ -93,11 +108,20 @@ impl SingleThreaded {
                 let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
                 if socket.write_all(answer).await.is_ok() {
                     ids.lock().unwrap().push(id);
+                    requests.lock().unwrap().push(Request {
+                        line: first,
+                        headers,
+                        body,
+                    });
                 }
                 let _ = socket.shutdown().await;
             }
         });
         url
+    }
+
+    pub(crate) fn requests(&self) -> Vec<Request> {
+        self.requests.lock().unwrap().clone()
     }
 
     pub(crate) fn ids(&self) -> Vec<String> {

@@ -291,3 +291,131 @@ async fn failed_deliveries_are_warned_about_a_few_times_a_minute_without_secrets
         "{logged}"
     );
 }
+
+/// The code block of docs/profiles.md between `<!-- NAME -->` and `<!-- /NAME -->`.
+fn documented(name: &str) -> String {
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/profiles.md")).unwrap();
+    let start = doc.find(&format!("<!-- {name} -->")).unwrap();
+    let end = doc.find(&format!("<!-- /{name} -->")).unwrap();
+    let block = &doc[start..end];
+    let code = &block[block.find("```").unwrap()..block.rfind("```").unwrap()];
+    code.split_once('\n').unwrap().1.to_owned()
+}
+
+#[tokio::test]
+async fn the_documented_verification_accepts_form_and_get_requests() {
+    let app = spawn_app_with(|s| {
+        s.webhooks.client.webhook_allow_networks = vec![AllowRule::parse("127.0.0.0/8").unwrap()];
+    })
+    .await;
+    let pbx = tenant(&app, "acme").await;
+    let receiver = SingleThreaded::default();
+    let url = receiver.start(Duration::ZERO).await;
+    let env = [("CIDGATE_WEBHOOK_ALLOW_NETWORKS", "127.0.0.0/8")];
+    let form_url = format!("{url}/calls");
+    let form = ok(cidgate(
+        &app,
+        &[
+            "profile",
+            "create",
+            "--tenant",
+            "acme",
+            "form",
+            "--url",
+            &form_url,
+            "--form",
+            "caller=<Caller Number>",
+            "--form",
+            "note=a b&c=d ü",
+        ],
+        &env,
+    ));
+    let get_url = format!("{url}/identity.asp?CallID={{{{CallID}}}}&Who=<Caller Number>&x=a%20b");
+    let get = ok(cidgate(
+        &app,
+        &[
+            "profile",
+            "create",
+            "--tenant",
+            "acme",
+            "get",
+            "--method",
+            "GET",
+            "--from-url",
+            &get_url,
+        ],
+        &env,
+    ));
+    let secrets = [
+        ("POST", form.lines().last().unwrap().to_owned()),
+        ("GET", get.lines().last().unwrap().to_owned()),
+    ];
+    post_events(&app, &pbx, &finished_call("v-1")).await;
+    eventually(Duration::from_secs(20), "both requests arrive", || async {
+        receiver.requests().len() == 2
+    })
+    .await;
+    let python = documented("verify-python");
+    let shell = documented("verify-shell");
+    let dir = tempfile::tempdir().unwrap();
+    for request in receiver.requests() {
+        let mut parts = request.line.split(' ');
+        let (method, path_and_query) = (parts.next().unwrap(), parts.next().unwrap());
+        let secret = &secrets.iter().find(|(m, _)| *m == method).unwrap().1;
+        let header = |name: &str| {
+            request
+                .headers
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+                .unwrap()
+        };
+        assert_eq!(method == "GET", request.body.is_empty(), "{request:?}");
+        let body_file = dir.path().join("body.bin");
+        std::fs::write(&body_file, &request.body).unwrap();
+        let headers: std::collections::HashMap<_, _> = request.headers.iter().cloned().collect();
+        let check = |tamper: bool| {
+            let script = format!(
+                "{python}\nimport json, os, sys\nh = json.loads(os.environ['HEADERS'])\n\
+                 body = open(os.environ['BODY_FILE'], 'rb').read()\n\
+                 path = os.environ['PATH_AND_QUERY'] + ('&x=1' if os.environ.get('TAMPER') else '')\n\
+                 sys.exit(0 if verify(os.environ['SECRET'], h, os.environ['METHOD'], path, body) else 1)\n"
+            );
+            let mut command = std::process::Command::new("python3");
+            command
+                .args(["-c", &script])
+                .env("HEADERS", serde_json::to_string(&headers).unwrap())
+                .env("BODY_FILE", &body_file)
+                .env("PATH_AND_QUERY", path_and_query)
+                .env("SECRET", secret)
+                .env("METHOD", method);
+            if tamper {
+                command.env("TAMPER", "1");
+            }
+            command.status().unwrap().success()
+        };
+        assert!(check(false), "python verifies the {method} request");
+        if method == "GET" {
+            assert!(!check(true), "an altered query fails");
+        }
+        let out = std::process::Command::new("sh")
+            .args(["-c", &shell])
+            .env("SECRET", secret)
+            .env("ID", header("webhook-id"))
+            .env("TS", header("webhook-timestamp"))
+            .env("METHOD", method)
+            .env("PATH_AND_QUERY", path_and_query)
+            .env("BODY_FILE", &body_file)
+            .output()
+            .unwrap();
+        let computed = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        assert!(
+            header("webhook-signature")
+                .split(' ')
+                .any(|s| s == computed),
+            "openssl computes the {method} request's signature: {computed} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
