@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 
+use super::secrets;
 use crate::domain::TenantId;
 use crate::domain::profile::{ProfileInput, ProfileName, ProfileSpec};
 
@@ -62,15 +63,30 @@ const COLUMNS: &str = "id, tenant_id, name, definition, secret, previous_secret,
     enabled, disabled_reason, failing_since, created_at, updated_at,
     (SELECT t.slug FROM tenants t WHERE t.id = webhook_profiles.tenant_id) AS tenant_slug";
 
+/// The definition as stored: secret header values sealed (when a key is configured).
+fn sealed(input: &ProfileInput) -> anyhow::Result<serde_json::Value> {
+    let mut input = input.clone();
+    secrets::headers(&mut input.secret_headers, secrets::seal)?;
+    Ok(serde_json::to_value(input)?)
+}
+
 fn from_row(row: &Row) -> anyhow::Result<StoredProfile> {
+    let mut input: ProfileInput =
+        serde_json::from_value(row.get("definition")).context("a stored profile")?;
+    secrets::headers(&mut input.secret_headers, secrets::open)?;
+    let open = |column: &str| -> anyhow::Result<Option<String>> {
+        row.get::<_, Option<&str>>(column)
+            .map(|s| secrets::open(secrets::PROFILE_SECRET, s))
+            .transpose()
+    };
     Ok(StoredProfile {
         id: row.get("id"),
         tenant: TenantId(row.get("tenant_id")),
         tenant_slug: row.get("tenant_slug"),
         name: row.get("name"),
-        input: serde_json::from_value(row.get("definition")).context("a stored profile")?,
-        secret: row.get("secret"),
-        previous_secret: row.get("previous_secret"),
+        input,
+        secret: open("secret")?.unwrap_or_default(),
+        previous_secret: open("previous_secret")?,
         previous_until: row.get("previous_until"),
         enabled: row.get("enabled"),
         disabled_reason: row.get("disabled_reason"),
@@ -109,9 +125,9 @@ pub async fn create(
             &[
                 &tenant.0,
                 &name.as_str(),
-                &serde_json::to_value(input)?,
+                &sealed(input)?,
                 &spec.trigger.as_str(),
-                &secret,
+                &secrets::seal(secrets::PROFILE_SECRET, secret)?,
                 &(spec.max_in_flight as i32),
             ],
         )
@@ -197,7 +213,7 @@ pub async fn update(
             &[
                 &tenant.0,
                 &name,
-                &serde_json::to_value(input)?,
+                &sealed(input)?,
                 &spec.trigger.as_str(),
                 &(spec.max_in_flight as i32),
             ],
@@ -261,7 +277,12 @@ pub async fn rotate_secret(
                      previous_until = now() + make_interval(secs => $4), updated_at = now()
                  WHERE tenant_id = $1 AND name = $2 RETURNING {COLUMNS}"
             ),
-            &[&tenant.0, &name, &secret, &overlap.as_secs_f64()],
+            &[
+                &tenant.0,
+                &name,
+                &secrets::seal(secrets::PROFILE_SECRET, secret)?,
+                &overlap.as_secs_f64(),
+            ],
         )
         .await
         .context("rotating a profile's secret")?;

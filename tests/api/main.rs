@@ -21,6 +21,7 @@ mod profiles;
 mod proxy;
 mod reports;
 mod resilience;
+mod secrets_at_rest;
 mod security;
 mod snapshot;
 mod sync;
