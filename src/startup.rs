@@ -48,6 +48,13 @@ impl Application {
     /// Migrates the database, loads in-memory state and binds the listener;
     /// `run_until_stopped` serves.
     pub async fn build(settings: &ServeSettings) -> anyhow::Result<Self> {
+        match store::secrets::keys().context("the secrets key")? {
+            Some(_) => tracing::info!("secrets at rest are sealed with CIDGATE_SECRETS_KEY"),
+            None => tracing::warn!(
+                "no CIDGATE_SECRETS_KEY (or CIDGATE_SECRETS_KEY_FILE): webhook signing secrets, \
+                 secret headers and dialer credentials are stored in plaintext"
+            ),
+        }
         let pool_size = settings.db_pool_size.into();
         let primary_url = settings.database.database_url.expose();
         let pool = store::connect_pool(primary_url, pool_size, PRIMARY_POOL_WAIT)?;

@@ -95,6 +95,16 @@ pub enum Command {
     /// Web-service deliveries: the log, and replay
     #[command(subcommand)]
     Delivery(delivery::DeliveryCommand),
+    /// Secrets at rest: `reseal` seals every stored secret with the first key of
+    /// CIDGATE_SECRETS_KEY (plaintext rows, and rows sealed with an older key)
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum SecretsCommand {
+    /// Seal every stored secret with the current key (after setting or rotating it)
+    Reseal(DatabaseArgs),
 }
 
 /// How a finished command ends the process.
@@ -135,6 +145,14 @@ pub async fn run(command: Command) -> anyhow::Result<Exit> {
         Command::Report(cmd) => report::run(cmd).await?,
         Command::Profile(cmd) => profile::run(cmd).await?,
         Command::Delivery(cmd) => delivery::run(cmd).await?,
+        Command::Secrets(SecretsCommand::Reseal(db)) => {
+            let pool = db::migrated_pool(&db).await?;
+            let mut client = pool.get().await?;
+            let tx = client.transaction().await?;
+            let changed = store::secrets::reseal(&tx).await?;
+            tx.commit().await?;
+            println!("resealed {changed} rows");
+        }
     }
     Ok(Exit::Success)
 }

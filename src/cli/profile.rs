@@ -51,6 +51,9 @@ pub struct DefinitionArgs {
     /// A JSON body with placeholders inside its strings
     #[arg(long)]
     json_body: Option<String>,
+    /// Requests to this profile in flight at once, the rest wait their turn (default 8)
+    #[arg(long)]
+    max_in_flight: Option<u32>,
 }
 
 impl DefinitionArgs {
@@ -67,6 +70,7 @@ impl DefinitionArgs {
             json_body: self.json_body,
             headers: list(self.headers),
             secret_headers: list(self.secret_headers),
+            max_in_flight: self.max_in_flight,
         }
     }
 }
@@ -199,6 +203,10 @@ fn explained(e: ProfileError) -> anyhow::Error {
                 .join("\n")
         ),
         ProfileError::Failed(e) => e,
+        // The operator may see the address (tenants see only the rule).
+        ProfileError::Refused { field, refused } => {
+            anyhow::anyhow!("{field}: {}", refused.detail())
+        }
         other => anyhow::anyhow!("{other}"),
     }
 }
@@ -225,6 +233,7 @@ pub async fn run(cmd: ProfileCommand) -> anyhow::Result<()> {
                 &db,
                 &client(&webhooks)?,
                 tenant.id,
+                &tenant.slug,
                 &name,
                 &definition.input(),
             )
@@ -278,9 +287,16 @@ pub async fn run(cmd: ProfileCommand) -> anyhow::Result<()> {
             let (tenant, db) = open(&db, &tenant).await?;
             let input = definition.input();
             if input != ProfileInput::default() {
-                admin::update(&db, &client(&webhooks)?, tenant.id, &name, &input)
-                    .await
-                    .map_err(explained)?;
+                admin::update(
+                    &db,
+                    &client(&webhooks)?,
+                    tenant.id,
+                    &tenant.slug,
+                    &name,
+                    &input,
+                )
+                .await
+                .map_err(explained)?;
             } else if !rotate_secret {
                 bail!("nothing to change: give the flags of what changes, or --rotate-secret");
             }
@@ -437,7 +453,10 @@ fn print_test(report: &TestReport) {
                 .take(200)
                 .collect::<String>()
         ),
-        (None, Some(error)) => println!("not delivered: {error}"),
+        (None, Some(error)) => println!(
+            "not delivered: {}",
+            report.refusal_detail.as_deref().unwrap_or(error)
+        ),
         (None, None) => println!("not sent (dry run)"),
     }
 }

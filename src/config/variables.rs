@@ -4,8 +4,8 @@
 use std::collections::BTreeSet;
 use std::ffi::OsString;
 
-/// `CIDGATE_*` variables that the command line does not define, read by the local
-/// scripts and the test suite (`deploy/local/pg.sh`, `deploy/local/test.sh`, the tests'
+/// `CIDGATE_*` variables that the command line does not define: the secrets key, and
+/// those read by the local scripts and the test suite (`deploy/local/pg.sh`, `deploy/local/test.sh`, the tests'
 /// helpers): `serve` runs with them in its environment there, and is not to warn.
 const READ_ELSEWHERE: &[&str] = &[
     "CIDGATE_PG_ROOT",
@@ -14,6 +14,9 @@ const READ_ELSEWHERE: &[&str] = &[
     "CIDGATE_TEST_DATABASE_URL",
     "CIDGATE_TEST_DATABASE_CA",
     "CIDGATE_SKIP_PBX_E2E",
+    // Read by `store::secrets` when a secret is first sealed or opened, by every command.
+    "CIDGATE_SECRETS_KEY",
+    "CIDGATE_SECRETS_KEY_FILE",
 ];
 
 /// Every `CIDGATE_*` variable cidgate reads: those of `command`'s arguments (the command

@@ -18,9 +18,10 @@ pub struct WebhookClientArgs {
     pub webhook_timeout_ms: u64,
 
     /// Networks (CIDRs, comma-separated) web-service targets may be in although they are
-    /// private, loopback or otherwise internal (an on-premises CRM)
-    #[arg(long, env = "CIDGATE_WEBHOOK_ALLOW_NETWORKS", value_delimiter = ',', value_parser = parse_network)]
-    pub webhook_allow_networks: Vec<IpNetwork>,
+    /// private, loopback or otherwise internal (an on-premises CRM); `CIDR@tenant` allows
+    /// it for that tenant only, a CIDR alone for every tenant
+    #[arg(long, env = "CIDGATE_WEBHOOK_ALLOW_NETWORKS", value_delimiter = ',', value_parser = AllowRule::parse)]
+    pub webhook_allow_networks: Vec<AllowRule>,
 
     /// HTTP proxy for web-service requests (none by default: the system's proxy
     /// variables are ignored); its address must be allowed like a target's
@@ -41,6 +42,52 @@ impl Default for WebhookClientArgs {
 impl WebhookClientArgs {
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.webhook_timeout_ms)
+    }
+}
+
+/// One entry of `CIDGATE_WEBHOOK_ALLOW_NETWORKS`: a network allowed for every tenant, or
+/// for one (`10.1.0.0/16@acme`: only acme's profiles may reach it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllowRule {
+    pub network: IpNetwork,
+    /// The tenant's slug; `None`: every tenant (a single-tenant install).
+    pub tenant: Option<String>,
+}
+
+impl AllowRule {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let (network, tenant) = match raw.trim().split_once('@') {
+            Some((network, tenant)) => {
+                let tenant = tenant.trim();
+                let slug = !tenant.is_empty()
+                    && tenant
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+                if !slug {
+                    return Err(format!(
+                        "`{raw}`: after `@` comes a tenant's slug, e.g. 10.1.0.0/16@acme"
+                    ));
+                }
+                (network, Some(tenant.to_owned()))
+            }
+            None => (raw, None),
+        };
+        Ok(Self {
+            network: parse_network(network)?,
+            tenant,
+        })
+    }
+
+    /// Whether it applies to `tenant`'s profiles.
+    pub fn applies_to(&self, tenant: &str) -> bool {
+        self.tenant.as_deref().is_none_or(|t| t == tenant)
+    }
+}
+
+impl std::str::FromStr for AllowRule {
+    type Err = String;
+    fn from_str(raw: &str) -> Result<Self, String> {
+        Self::parse(raw)
     }
 }
 
@@ -191,6 +238,19 @@ mod tests {
         assert_eq!(s.after(8), None);
         assert!(RetrySchedule::parse("5s,1m").is_err());
         assert!(RetrySchedule::parse("0s,soon").is_err());
+    }
+
+    #[test]
+    fn allowed_networks_may_name_their_tenant() {
+        let all = AllowRule::parse("10.1.0.0/16").unwrap();
+        assert_eq!(all.tenant, None);
+        assert!(all.applies_to("acme") && all.applies_to("globex"));
+        let one = AllowRule::parse(" 10.1.2.3/16@acme ").unwrap();
+        assert_eq!(one.network.to_string(), "10.1.0.0/16");
+        assert!(one.applies_to("acme") && !one.applies_to("globex"));
+        for bad in ["10.1.0.0/16@", "10.1.0.0/16@Acme Corp", "nope@acme"] {
+            assert!(AllowRule::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

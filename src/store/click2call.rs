@@ -40,7 +40,12 @@ pub async fn set_dialer(
              ON CONFLICT (tenant_id) DO UPDATE
                  SET kind = excluded.kind, settings = excluded.settings,
                      secret = excluded.secret, updated_at = now()",
-            &[&tenant.0, &dialer.kind, &dialer.settings, &dialer.secret],
+            &[
+                &tenant.0,
+                &dialer.kind,
+                &dialer.settings,
+                &super::secrets::seal_json(super::secrets::DIALER_SECRET, dialer.secret.as_ref())?,
+            ],
         )
         .await
         .context("setting the dialer")?;
@@ -58,11 +63,14 @@ pub async fn dialer(
         )
         .await
         .context("reading the dialer")?;
-    Ok(row.map(|r| StoredDialer {
-        kind: r.get(0),
-        settings: r.get(1),
-        secret: r.get(2),
-    }))
+    row.map(|r| {
+        Ok(StoredDialer {
+            kind: r.get(0),
+            settings: r.get(1),
+            secret: super::secrets::open_json(super::secrets::DIALER_SECRET, r.get(2))?,
+        })
+    })
+    .transpose()
 }
 
 /// Removes the tenant's dialer; false when it had none.

@@ -232,33 +232,101 @@ pub async fn claim(
         )
         .await
         .context("claiming deliveries")?;
-    Ok(rows
-        .iter()
-        .map(|r| Claimed {
-            id: r.get(0),
-            message_id: r.get(1),
-            tenant: TenantId(r.get(2)),
-            profile_id: r.get(3),
-            trigger: r.get(4),
-            call: r.get(5),
-            attempt: r.get(6),
-        })
-        .collect())
+    Ok(rows.iter().map(claimed_from).collect())
 }
 
-/// When the next delivery is due (`None`: nothing waits); across tenants on purpose.
+/// Claims up to `limit` due deliveries fairly and commits the claim (run it outside a
+/// transaction; across tenants on purpose). Each profile gets at most its share: its
+/// `max_in_flight`, divided by one plus its run of timeouts, less what is already out
+/// under a live lease (on any instance); the claims are taken in turns, each tenant's
+/// first before any tenant's second, and within a tenant each profile's first before
+/// any profile's second. Claims are serialized by an advisory lock so two workers never
+/// both fill the same profile's share.
+pub async fn claim_fair(
+    client: &mut deadpool_postgres::Client,
+    limit: i64,
+    lease: Duration,
+) -> anyhow::Result<Vec<Claimed>> {
+    let tx = client.transaction().await?;
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtext('cidgate_delivery_claim'))",
+        &[],
+    )
+    .await
+    .context("waiting for the delivery claim")?;
+    let rows = tx
+        .query(
+            "WITH share AS (
+                 SELECT p.id, p.tenant_id,
+                        greatest(1, p.max_in_flight / (1 + least(p.timeout_streak, 1000)))
+                        - (SELECT count(*) FROM webhook_deliveries s
+                           WHERE s.profile_id = p.id AND s.state = 'sending'
+                             AND s.lease_until > now()) AS free
+                 FROM webhook_profiles p WHERE p.enabled),
+             due AS (
+                 SELECT c.id, s.tenant_id, c.next_attempt_at, c.seq,
+                        row_number() OVER (PARTITION BY s.id ORDER BY c.next_attempt_at, c.seq) AS nth
+                 FROM share s CROSS JOIN LATERAL (
+                     SELECT d.id, d.next_attempt_at, d.seq FROM webhook_deliveries d
+                     WHERE d.profile_id = s.id AND d.state IN ('pending', 'sending')
+                       AND d.next_attempt_at <= now()
+                       AND coalesce(d.lease_until, d.next_attempt_at) <= now()
+                       AND NOT EXISTS (
+                           SELECT 1 FROM webhook_deliveries e
+                           WHERE e.profile_id = d.profile_id AND e.call_id = d.call_id
+                             AND e.seq < d.seq AND e.state IN ('pending', 'sending'))
+                     ORDER BY d.next_attempt_at, d.seq
+                     LIMIT s.free) c
+                 WHERE s.free > 0),
+             turns AS (
+                 SELECT id, next_attempt_at, seq, row_number() OVER (
+                            PARTITION BY tenant_id ORDER BY nth, next_attempt_at, seq) AS turn
+                 FROM due),
+             picked AS (
+                 SELECT d.id FROM webhook_deliveries d JOIN turns t ON t.id = d.id
+                 ORDER BY t.turn, t.next_attempt_at, t.seq
+                 LIMIT $1
+                 FOR UPDATE OF d SKIP LOCKED)
+             UPDATE webhook_deliveries d SET state = 'sending', attempts = d.attempts + 1,
+                 lease_until = now() + make_interval(secs => $2)
+             FROM picked WHERE d.id = picked.id
+             RETURNING d.id, d.message_id, d.tenant_id, d.profile_id, d.trigger, d.call, d.attempts",
+            &[&limit, &lease.as_secs_f64()],
+        )
+        .await
+        .context("claiming deliveries")?;
+    tx.commit().await.context("committing the claim")?;
+    Ok(rows.iter().map(claimed_from).collect())
+}
+
+fn claimed_from(r: &tokio_postgres::Row) -> Claimed {
+    Claimed {
+        id: r.get(0),
+        message_id: r.get(1),
+        tenant: TenantId(r.get(2)),
+        profile_id: r.get(3),
+        trigger: r.get(4),
+        call: r.get(5),
+        attempt: r.get(6),
+    }
+}
+
+/// When the next delivery falls due (`None`: nothing waits); across tenants on purpose.
+/// Those due already are not counted: they are claimed, or held back by their
+/// profile's share until one of its deliveries finishes.
 pub async fn next_due(client: &impl GenericClient) -> anyhow::Result<Option<DateTime<Utc>>> {
     let row = client
         .query_one(
             "SELECT (SELECT d.next_attempt_at FROM webhook_deliveries d
                      JOIN webhook_profiles p ON p.id = d.profile_id AND p.enabled
-                     WHERE d.state = 'pending'
+                     WHERE d.state = 'pending' AND d.next_attempt_at > now()
                        AND NOT EXISTS (
                            SELECT 1 FROM webhook_deliveries e
                            WHERE e.profile_id = d.profile_id AND e.call_id = d.call_id
                              AND e.seq < d.seq AND e.state IN ('pending', 'sending'))
                      ORDER BY d.next_attempt_at LIMIT 1),
-                    (SELECT min(lease_until) FROM webhook_deliveries WHERE state = 'sending')",
+                    (SELECT min(lease_until) FROM webhook_deliveries
+                     WHERE state = 'sending' AND lease_until > now())",
             &[],
         )
         .await

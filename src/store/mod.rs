@@ -18,6 +18,7 @@ pub mod profiles;
 pub mod report_rows;
 pub mod report_stats;
 pub mod reports;
+pub mod secrets;
 pub mod service_users;
 pub mod sessions;
 pub mod signing_keys;

@@ -8,14 +8,17 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 
+use super::secrets;
 use crate::domain::TenantId;
-use crate::domain::profile::{ProfileInput, ProfileName, ProfileSpec, Trigger};
+use crate::domain::profile::{ProfileInput, ProfileName, ProfileSpec};
 
 /// A profile as stored.
 #[derive(Debug, Clone)]
 pub struct StoredProfile {
     pub id: i64,
     pub tenant: TenantId,
+    /// The tenant's slug (what `CIDGATE_WEBHOOK_ALLOW_NETWORKS` rules name).
+    pub tenant_slug: String,
     pub name: String,
     pub input: ProfileInput,
     pub secret: String,
@@ -57,16 +60,33 @@ impl StoredProfile {
 }
 
 const COLUMNS: &str = "id, tenant_id, name, definition, secret, previous_secret, previous_until,
-    enabled, disabled_reason, failing_since, created_at, updated_at";
+    enabled, disabled_reason, failing_since, created_at, updated_at,
+    (SELECT t.slug FROM tenants t WHERE t.id = webhook_profiles.tenant_id) AS tenant_slug";
+
+/// The definition as stored: secret header values sealed (when a key is configured).
+fn sealed(input: &ProfileInput) -> anyhow::Result<serde_json::Value> {
+    let mut input = input.clone();
+    secrets::headers(&mut input.secret_headers, secrets::seal)?;
+    Ok(serde_json::to_value(input)?)
+}
 
 fn from_row(row: &Row) -> anyhow::Result<StoredProfile> {
+    let mut input: ProfileInput =
+        serde_json::from_value(row.get("definition")).context("a stored profile")?;
+    secrets::headers(&mut input.secret_headers, secrets::open)?;
+    let open = |column: &str| -> anyhow::Result<Option<String>> {
+        row.get::<_, Option<&str>>(column)
+            .map(|s| secrets::open(secrets::PROFILE_SECRET, s))
+            .transpose()
+    };
     Ok(StoredProfile {
         id: row.get("id"),
         tenant: TenantId(row.get("tenant_id")),
+        tenant_slug: row.get("tenant_slug"),
         name: row.get("name"),
-        input: serde_json::from_value(row.get("definition")).context("a stored profile")?,
-        secret: row.get("secret"),
-        previous_secret: row.get("previous_secret"),
+        input,
+        secret: open("secret")?.unwrap_or_default(),
+        previous_secret: open("previous_secret")?,
         previous_until: row.get("previous_until"),
         enabled: row.get("enabled"),
         disabled_reason: row.get("disabled_reason"),
@@ -97,17 +117,18 @@ pub async fn create(
     let row = client
         .query_opt(
             &format!(
-                "INSERT INTO webhook_profiles (tenant_id, name, definition, trigger, secret)
-                 VALUES ($1, $2, $3, $4, $5)
+                "INSERT INTO webhook_profiles (tenant_id, name, definition, trigger, secret, max_in_flight)
+                 VALUES ($1, $2, $3, $4, $5, $6)
                  ON CONFLICT (tenant_id, name) DO NOTHING
                  RETURNING {COLUMNS}"
             ),
             &[
                 &tenant.0,
                 &name.as_str(),
-                &serde_json::to_value(input)?,
+                &sealed(input)?,
                 &spec.trigger.as_str(),
-                &secret,
+                &secrets::seal(secrets::PROFILE_SECRET, secret)?,
+                &(spec.max_in_flight as i32),
             ],
         )
         .await
@@ -180,19 +201,21 @@ pub async fn update(
     tenant: TenantId,
     name: &str,
     input: &ProfileInput,
-    trigger: Trigger,
+    spec: &ProfileSpec,
 ) -> anyhow::Result<Option<StoredProfile>> {
     let row = client
         .query_opt(
             &format!(
-                "UPDATE webhook_profiles SET definition = $3, trigger = $4, updated_at = now()
+                "UPDATE webhook_profiles SET definition = $3, trigger = $4, max_in_flight = $5,
+                     updated_at = now()
                  WHERE tenant_id = $1 AND name = $2 RETURNING {COLUMNS}"
             ),
             &[
                 &tenant.0,
                 &name,
-                &serde_json::to_value(input)?,
-                &trigger.as_str(),
+                &sealed(input)?,
+                &spec.trigger.as_str(),
+                &(spec.max_in_flight as i32),
             ],
         )
         .await
@@ -254,7 +277,12 @@ pub async fn rotate_secret(
                      previous_until = now() + make_interval(secs => $4), updated_at = now()
                  WHERE tenant_id = $1 AND name = $2 RETURNING {COLUMNS}"
             ),
-            &[&tenant.0, &name, &secret, &overlap.as_secs_f64()],
+            &[
+                &tenant.0,
+                &name,
+                &secrets::seal(secrets::PROFILE_SECRET, secret)?,
+                &overlap.as_secs_f64(),
+            ],
         )
         .await
         .context("rotating a profile's secret")?;
@@ -317,4 +345,37 @@ pub async fn record_outcomes(
         disabled.extend(rows.iter().map(|r| (r.get(0), r.get(1))));
     }
     Ok(disabled)
+}
+
+/// Across tenants on purpose (a batch's attempts are any tenant's).
+/// Moves each profile's run of timeouts: `unanswered` (one entry per attempt that timed
+/// out or reached no server) lengthens it, an answer of any status ends it. A profile
+/// with a long run gets a smaller share of the delivery workers.
+pub async fn record_timeouts(
+    client: &impl GenericClient,
+    answered: &[i64],
+    unanswered: &[i64],
+) -> anyhow::Result<()> {
+    if !answered.is_empty() {
+        client
+            .execute(
+                "UPDATE webhook_profiles SET timeout_streak = 0
+                 WHERE id = ANY($1) AND timeout_streak <> 0",
+                &[&answered],
+            )
+            .await
+            .context("ending runs of timeouts")?;
+    }
+    if !unanswered.is_empty() {
+        client
+            .execute(
+                "UPDATE webhook_profiles p SET timeout_streak = least(p.timeout_streak + u.n, 1000)
+                 FROM (SELECT id, count(*)::int AS n FROM unnest($1::bigint[]) AS id GROUP BY id) u
+                 WHERE p.id = u.id AND NOT (p.id = ANY($2))",
+                &[&unanswered, &answered],
+            )
+            .await
+            .context("counting timeouts")?;
+    }
+    Ok(())
 }

@@ -32,6 +32,12 @@ pub enum ProfileError {
     NotFound(String),
     #[error("no call {0}")]
     NoCall(String),
+    /// The target is refused by the SSRF guard (shown to tenants by its rule).
+    #[error("{field}: {refused}")]
+    Refused {
+        field: &'static str,
+        refused: super::Refused,
+    },
     #[error(transparent)]
     Failed(#[from] anyhow::Error),
 }
@@ -67,10 +73,12 @@ impl ProfileView {
     }
 }
 
-/// Checks `input` and its target (a name resolving to a forbidden address is refused
-/// now, not at the first call; one that does not resolve yet is accepted).
+/// Checks `input` and its target as the tenant's deliveries will be checked (a name
+/// resolving to a forbidden address is refused now, not at the first call; one that
+/// does not resolve yet is accepted).
 async fn checked(
     client: &WebhookClient,
+    tenant_slug: &str,
     input: &ProfileInput,
 ) -> Result<ProfileSpec, ProfileError> {
     let spec = input.validate().map_err(ProfileError::Invalid)?;
@@ -79,16 +87,14 @@ async fn checked(
     } else {
         "url"
     };
-    let refused = |m: String| ProfileError::Invalid(vec![FieldError::new(field, m)]);
-    client
-        .guard()
-        .check_url(&spec.url)
-        .map_err(|r| refused(r.to_string()))?;
+    let client = client.for_tenant(tenant_slug)?;
+    let refused = |refused: super::Refused| ProfileError::Refused { field, refused };
+    client.guard().check_url(&spec.url).map_err(refused)?;
     if let Some(url::Host::Domain(host)) = spec.url.host()
         && let Err(e) = client.guard().resolve(host).await
         && let Some(r) = e.downcast_ref::<super::Refused>()
     {
-        return Err(refused(r.to_string()));
+        return Err(refused(r.clone()));
     }
     Ok(spec)
 }
@@ -98,12 +104,13 @@ pub async fn create(
     db: &impl GenericClient,
     client: &WebhookClient,
     tenant: TenantId,
+    tenant_slug: &str,
     name: &str,
     input: &ProfileInput,
 ) -> Result<(StoredProfile, String), ProfileError> {
     let name = ProfileName::parse(name)
         .map_err(|m| ProfileError::Invalid(vec![FieldError::new("name", m)]))?;
-    let spec = checked(client, input).await?;
+    let spec = checked(client, tenant_slug, input).await?;
     let secret = sign::new_secret();
     let created = profiles::create(db, tenant, &name, &spec.to_input(false), &spec, &secret)
         .await?
@@ -116,6 +123,7 @@ pub async fn update(
     db: &impl GenericClient,
     client: &WebhookClient,
     tenant: TenantId,
+    tenant_slug: &str,
     name: &str,
     update: &ProfileInput,
 ) -> Result<StoredProfile, ProfileError> {
@@ -141,8 +149,8 @@ pub async fn update(
         }
     }
     let merged = current.spec()?.to_input(false).merged(&update);
-    let spec = checked(client, &merged).await?;
-    profiles::update(db, tenant, name, &spec.to_input(false), spec.trigger)
+    let spec = checked(client, tenant_slug, &merged).await?;
+    profiles::update(db, tenant, name, &spec.to_input(false), &spec)
         .await?
         .ok_or_else(|| ProfileError::NotFound(name.to_owned()))
 }
@@ -169,6 +177,9 @@ pub struct TestReport {
     pub latency_ms: Option<u64>,
     pub error: Option<String>,
     pub response: Option<String>,
+    /// A refusal with its address, for the operator's command line only.
+    #[serde(skip)]
+    pub refusal_detail: Option<String>,
 }
 
 /// The call a test or run uses: a stored one (by UUID or report call id), or the sample.
@@ -227,6 +238,7 @@ pub async fn test(
     let id = deliveries::webhook_id(claimed.message_id);
     let attempt = deliverer
         .client
+        .for_tenant(&profile.tenant_slug)?
         .send(
             &request,
             &Signing {
@@ -239,6 +251,7 @@ pub async fn test(
     report.status = attempt.status;
     report.latency_ms = Some(attempt.latency.as_millis() as u64);
     report.error = attempt.error;
+    report.refusal_detail = attempt.refusal.as_ref().map(super::Refused::detail);
     report.response = attempt.status.map(|_| attempt.response);
     Ok(report)
 }
@@ -263,6 +276,7 @@ fn shown(request: &RenderedRequest) -> TestReport {
         latency_ms: None,
         error: None,
         response: None,
+        refusal_detail: None,
     }
 }
 

@@ -8,8 +8,12 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use reqwest_dial::header::{HeaderMap, HeaderName, HeaderValue};
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use super::guard::{Guard, Refused};
 use super::sign;
+use crate::config::webhooks::AllowRule;
 use crate::domain::profile::{MASK, RenderedRequest};
 
 /// How much of an answer is kept in the delivery log.
@@ -19,7 +23,7 @@ pub const RESPONSE_KEPT: usize = 1024;
 #[derive(Debug, Clone)]
 pub struct ClientSettings {
     pub timeout: Duration,
-    pub allow_networks: Vec<ipnetwork::IpNetwork>,
+    pub allow_networks: Vec<AllowRule>,
     pub proxy: Option<url::Url>,
 }
 
@@ -37,6 +41,9 @@ pub struct Attempt {
     pub retry_after: Option<Duration>,
     /// Refused by the guard: no request left the gateway.
     pub refused: bool,
+    /// The guard's refusal with its address, for the operator only (`error` is what
+    /// the tenant sees).
+    pub refusal: Option<Refused>,
 }
 
 /// What becomes of the delivery after an attempt.
@@ -70,15 +77,58 @@ pub struct Signing<'a> {
     pub secrets: Vec<&'a str>,
 }
 
+/// The client of every tenant no rule names, and built when first needed, the clients
+/// of tenants a `CIDR@tenant` rule names (each with its own guard).
 #[derive(Clone)]
 pub struct WebhookClient {
     http: reqwest_dial::Client,
     guard: Guard,
+    settings: Arc<ClientSettings>,
+    tenants: Arc<Mutex<HashMap<String, WebhookClient>>>,
 }
 
 impl WebhookClient {
     pub fn new(settings: &ClientSettings) -> anyhow::Result<Self> {
-        let guard = Guard::new(settings.allow_networks.clone());
+        let everyone = settings
+            .allow_networks
+            .iter()
+            .filter(|r| r.tenant.is_none())
+            .map(|r| r.network)
+            .collect();
+        Self::build(settings, everyone)
+    }
+
+    /// The client for `tenant`'s profiles: the shared one unless a rule names it.
+    pub fn for_tenant(&self, tenant: &str) -> anyhow::Result<WebhookClient> {
+        let named = self
+            .settings
+            .allow_networks
+            .iter()
+            .any(|r| r.tenant.as_deref() == Some(tenant));
+        if !named {
+            return Ok(self.clone());
+        }
+        let mut tenants = self.tenants.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(client) = tenants.get(tenant) {
+            return Ok(client.clone());
+        }
+        let allowed = self
+            .settings
+            .allow_networks
+            .iter()
+            .filter(|r| r.applies_to(tenant))
+            .map(|r| r.network)
+            .collect();
+        let client = Self::build(&self.settings, allowed)?;
+        tenants.insert(tenant.to_owned(), client.clone());
+        Ok(client)
+    }
+
+    fn build(
+        settings: &ClientSettings,
+        allowed: Vec<ipnetwork::IpNetwork>,
+    ) -> anyhow::Result<Self> {
+        let guard = Guard::new(allowed);
         let mut builder = reqwest_dial::Client::builder()
             .tls_backend_preconfigured(crate::store::tls::web_client_config())
             .redirect(reqwest_dial::redirect::Policy::none())
@@ -95,6 +145,8 @@ impl WebhookClient {
         Ok(Self {
             http: builder.build()?,
             guard,
+            settings: Arc::new(settings.clone()),
+            tenants: Arc::default(),
         })
     }
 
@@ -106,7 +158,7 @@ impl WebhookClient {
     pub async fn send(&self, request: &RenderedRequest, signing: &Signing<'_>) -> Attempt {
         let at = Utc::now();
         let started = Instant::now();
-        let failed = |error: String, refused: bool| Attempt {
+        let failed = |error: String, refusal: Option<Refused>, refused: bool| Attempt {
             at,
             status: None,
             latency: started.elapsed(),
@@ -114,13 +166,14 @@ impl WebhookClient {
             response: String::new(),
             retry_after: None,
             refused,
+            refusal,
         };
         if let Err(refused) = self.guard.check_url(&request.url) {
-            return failed(refused.to_string(), true);
+            return failed(refused.to_string(), Some(refused), true);
         }
         let headers = match signed_headers(request, signing, at.timestamp()) {
             Ok(h) => h,
-            Err(e) => return failed(e, true),
+            Err(e) => return failed(e, None, true),
         };
         log_request(request, &headers);
         let method = reqwest_dial::Method::from_bytes(request.method.as_str().as_bytes())
@@ -137,9 +190,11 @@ impl WebhookClient {
             Err(e) => {
                 let refused = refusal(&e);
                 let was_refused = refused.is_some();
-                let why = refused.map_or_else(|| describe(&e), |r| r.to_string());
+                let why = refused
+                    .as_ref()
+                    .map_or_else(|| describe(&e), ToString::to_string);
                 tracing::debug!(url = %request.url, error = %why, "webhook request failed");
-                return failed(why, was_refused);
+                return failed(why, refused, was_refused);
             }
         };
         let status = answer.status().as_u16();
@@ -179,6 +234,7 @@ impl WebhookClient {
             response,
             retry_after,
             refused: false,
+            refusal: None,
         }
     }
 }

@@ -13,6 +13,7 @@ use futures_util::StreamExt;
 use uuid::Uuid;
 
 use super::client::{Attempt, Signing, Verdict, WebhookClient};
+use super::warn::{DeliveryWarning, Warnings};
 use crate::config::webhooks::RetrySchedule;
 use crate::domain::profile::{CallFacts, RenderedRequest, Trigger};
 use crate::live::directory::{Directory, TenantEntry};
@@ -41,6 +42,8 @@ pub struct Deliverer {
     /// For `<Popup Link>`: the tenants' signing keys and the gateway's public URL.
     pub popups: Option<(Directory, url::Url)>,
     pub metrics: Option<Arc<Metrics>>,
+    /// Rate-limits the warnings about deliveries that did not arrive.
+    pub warnings: Arc<Warnings>,
 }
 
 impl Deliverer {
@@ -50,27 +53,15 @@ impl Deliverer {
         timeout * 2 + Duration::from_secs(5)
     }
 
-    /// Claims up to `limit` due deliveries (or just `only`), sends them and records what
-    /// happened; answers how many were sent.
+    /// Claims up to `limit` due deliveries fairly (or just `only`), sends them and records
+    /// what happened; answers how many were sent. The worker does not use it: it records
+    /// each delivery as it finishes instead of waiting for a round's slowest.
     pub async fn round(&self, limit: i64, only: Option<Uuid>) -> anyhow::Result<usize> {
-        let claimed = store::with_client(&self.pool, self.db_timeout, async |client| {
-            deliveries::claim(&*client, limit, self.lease, only).await
-        })
-        .await?;
+        let claimed = self.claim(limit, only).await?;
         if claimed.is_empty() {
             return Ok(0);
         }
-        let mut ids: Vec<i64> = claimed.iter().map(|c| c.profile_id).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        let profiles: HashMap<i64, StoredProfile> =
-            store::with_client(&self.pool, self.db_timeout, async |client| {
-                profiles::by_ids(&*client, &ids).await
-            })
-            .await?
-            .into_iter()
-            .map(|p| (p.id, p))
-            .collect();
+        let profiles = self.profiles_of(&claimed).await?;
         let sent: Vec<(Claimed, Option<Attempt>)> = futures_util::stream::iter(claimed)
             .map(|c| {
                 let profile = profiles.get(&c.profile_id);
@@ -90,8 +81,37 @@ impl Deliverer {
         Ok(count)
     }
 
+    /// Claims up to `limit` due deliveries fairly between tenants and profiles (or just
+    /// `only`, whatever its time).
+    pub async fn claim(&self, limit: i64, only: Option<Uuid>) -> anyhow::Result<Vec<Claimed>> {
+        store::with_client(&self.pool, self.db_timeout, async |client| match only {
+            Some(_) => deliveries::claim(&*client, limit, self.lease, only).await,
+            None => deliveries::claim_fair(client, limit, self.lease).await,
+        })
+        .await
+    }
+
+    /// The profiles of claimed deliveries, as they are now.
+    pub async fn profiles_of(
+        &self,
+        claimed: &[Claimed],
+    ) -> anyhow::Result<HashMap<i64, StoredProfile>> {
+        let mut ids: Vec<i64> = claimed.iter().map(|c| c.profile_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        Ok(
+            store::with_client(&self.pool, self.db_timeout, async |client| {
+                profiles::by_ids(&*client, &ids).await
+            })
+            .await?
+            .into_iter()
+            .map(|p| (p.id, p))
+            .collect(),
+        )
+    }
+
     /// Renders and sends one claimed delivery.
-    async fn send(&self, profile: &StoredProfile, claimed: &Claimed) -> Attempt {
+    pub async fn send(&self, profile: &StoredProfile, claimed: &Claimed) -> Attempt {
         let request = match self.render(profile, claimed) {
             Ok(request) => request,
             Err(e) => return unsendable(format!("{e:#}")),
@@ -101,7 +121,11 @@ impl Deliverer {
             id: &id,
             secrets: profile.signing_secrets(Utc::now()),
         };
-        let attempt = self.client.send(&request, &signing).await;
+        let client = match self.client.for_tenant(&profile.tenant_slug) {
+            Ok(client) => client,
+            Err(e) => return unsendable(format!("{e:#}")),
+        };
+        let attempt = client.send(&request, &signing).await;
         if let Some(metrics) = &self.metrics {
             metrics
                 .webhooks
@@ -130,9 +154,10 @@ impl Deliverer {
     }
 
     /// Logs the attempts, moves the deliveries on and the profiles' failure state.
-    async fn record(&self, sent: &[(Claimed, Option<Attempt>)]) -> anyhow::Result<()> {
+    pub async fn record(&self, sent: &[(Claimed, Option<Attempt>)]) -> anyhow::Result<()> {
         let mut recorded = Vec::with_capacity(sent.len());
         let (mut succeeded, mut failed, mut gone) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut answered, mut unanswered) = (Vec::new(), Vec::new());
         for (claimed, attempt) in sent {
             let attempt = attempt
                 .clone()
@@ -151,6 +176,11 @@ impl Deliverer {
                     None => ("failed", None),
                 },
             };
+            match (attempt.status, attempt.refused) {
+                (Some(_), _) => answered.push(claimed.profile_id),
+                (None, false) => unanswered.push(claimed.profile_id),
+                (None, true) => {}
+            }
             match verdict {
                 Verdict::Delivered => succeeded.push(claimed.profile_id),
                 Verdict::Gone => gone.push(claimed.profile_id),
@@ -159,14 +189,30 @@ impl Deliverer {
                 }
                 _ => {}
             }
+            let outcome = match (state, verdict) {
+                ("delivered", _) => "delivered",
+                ("pending", _) => "retrying",
+                (_, Verdict::Gone) => "gone",
+                _ => "failed",
+            };
             if let Some(metrics) = &self.metrics {
-                let outcome = match (state, verdict) {
-                    ("delivered", _) => "delivered",
-                    ("pending", _) => "retrying",
-                    (_, Verdict::Gone) => "gone",
-                    _ => "failed",
-                };
                 metrics.webhooks.outcome(outcome);
+            }
+            if outcome != "delivered" {
+                let answered = attempt.status.map(|s| format!("answered {s}"));
+                let detail = attempt.refusal.as_ref().map(super::Refused::detail);
+                self.warnings.delivery(&DeliveryWarning {
+                    profile: claimed.profile_id,
+                    tenant: claimed.tenant.0,
+                    delivery: claimed.id,
+                    attempt: claimed.attempt,
+                    outcome: if attempt.refused { "refused" } else { outcome },
+                    reason: detail
+                        .as_deref()
+                        .or(attempt.error.as_deref())
+                        .or(answered.as_deref())
+                        .unwrap_or("unknown"),
+                });
             }
             recorded.push(Recorded {
                 id: claimed.id,
@@ -180,13 +226,14 @@ impl Deliverer {
                 next_attempt_at: next,
             });
         }
-        for list in [&mut succeeded, &mut failed, &mut gone] {
+        for list in [&mut succeeded, &mut failed, &mut gone, &mut answered] {
             list.sort_unstable();
             list.dedup();
         }
         let disabled = store::with_client(&self.pool, self.db_timeout, async |client| {
             let tx = client.transaction().await?;
             deliveries::record(&tx, &recorded).await?;
+            profiles::record_timeouts(&tx, &answered, &unanswered).await?;
             let disabled =
                 profiles::record_outcomes(&tx, &succeeded, &failed, &gone, self.disable_after)
                     .await?;
@@ -211,6 +258,7 @@ fn unsendable(error: String) -> Attempt {
         response: String::new(),
         retry_after: None,
         refused: true,
+        refusal: None,
     }
 }
 

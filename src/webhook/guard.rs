@@ -2,7 +2,8 @@
 //! address a name resolves to is checked (one forbidden address refuses the name), the
 //! connection goes to the addresses checked (no second resolution to rebind), and IP
 //! literals are checked before connecting. `CIDGATE_WEBHOOK_ALLOW_NETWORKS` lets an
-//! on-premises CRM through.
+//! on-premises CRM through (for one tenant, or every tenant: the client builds one guard
+//! per tenant that a rule names).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -10,15 +11,28 @@ use std::sync::Arc;
 use ipnetwork::IpNetwork;
 use reqwest_dial::dns::{Addrs, Name, Resolve, Resolving};
 
-/// Why a target was refused; its text is shown to the operator.
+/// Why a target was refused. Its text names the rule, not the address, because tenants
+/// see it (at save, in `test` and in the delivery log): naming the private address a
+/// name resolves to would answer their DNS questions about the gateway's network.
+/// [`Refused::detail`] is for the operator (the command line, the log).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "refused {target}: {address} is {kind} (add its network to CIDGATE_WEBHOOK_ALLOW_NETWORKS to allow it)"
+    "refused {target}: internal addresses (private, loopback, link-local, reserved) are refused unless the server's CIDGATE_WEBHOOK_ALLOW_NETWORKS allows their network for this tenant (CIDR, or CIDR@tenant)"
 )]
 pub struct Refused {
     pub target: String,
     pub address: IpAddr,
     pub kind: &'static str,
+}
+
+impl Refused {
+    /// The address and its kind, for the operator.
+    pub fn detail(&self) -> String {
+        format!(
+            "refused {}: {} is {} (add its network to CIDGATE_WEBHOOK_ALLOW_NETWORKS, as CIDR@tenant for one tenant, to allow it)",
+            self.target, self.address, self.kind
+        )
+    }
 }
 
 /// Which addresses a delivery may reach.
@@ -107,6 +121,10 @@ fn v4_kind(a: Ipv4Addr) -> Option<&'static str> {
         "a link-local address"
     } else if first == 100 && (second & 0xc0) == 64 {
         "a shared (carrier-grade NAT) address"
+    } else if first == 192 && second == 0 && a.octets()[2] == 0 {
+        "an IETF protocol assignment (192.0.0.0/24)"
+    } else if first == 198 && (second & 0xfe) == 18 {
+        "a benchmarking address (198.18.0.0/15)"
     } else if a.is_multicast() {
         "a multicast address"
     } else if a.is_broadcast() || first >= 240 {
@@ -118,11 +136,14 @@ fn v4_kind(a: Ipv4Addr) -> Option<&'static str> {
 
 fn v6_kind(a: Ipv6Addr) -> Option<&'static str> {
     let segments = a.segments();
+    let o = a.octets();
     // NAT64 (64:ff9b::/96) carries an IPv4 address that is what is really reached.
     if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
-        let o = a.octets();
-        let v4 = Ipv4Addr::new(o[12], o[13], o[14], o[15]);
-        return v4_kind(v4);
+        return v4_kind(Ipv4Addr::new(o[12], o[13], o[14], o[15]));
+    }
+    // 6to4 (2002::/16) reaches the IPv4 address in bits 16-47, through a relay.
+    if segments[0] == 0x2002 {
+        return v4_kind(Ipv4Addr::new(o[2], o[3], o[4], o[5]));
     }
     Some(if a.is_unspecified() {
         "unspecified (::)"
@@ -132,6 +153,13 @@ fn v6_kind(a: Ipv6Addr) -> Option<&'static str> {
         "a private (unique local) address"
     } else if (segments[0] & 0xffc0) == 0xfe80 {
         "a link-local address"
+    } else if (segments[0] & 0xffc0) == 0xfec0 {
+        "a site-local address (fec0::/10)"
+    } else if segments[..6] == [0; 6] {
+        // `::a.b.c.d`, deprecated IPv4-compatible: some stacks still reach the IPv4.
+        "an IPv4-compatible address (::/96)"
+    } else if segments[..3] == [0x64, 0xff9b, 1] {
+        "a local-use NAT64 address (64:ff9b:1::/48)"
     } else if a.is_multicast() {
         "a multicast address"
     } else {
@@ -167,6 +195,18 @@ mod tests {
             "::ffff:127.0.0.1",
             "::ffff:10.0.0.1",
             "64:ff9b::a00:1",
+            "::7f00:1",
+            "::808:808",
+            "64:ff9b:1::808:808",
+            "fec0::1",
+            "feff::1",
+            "2002:7f00:1::1",
+            "2002:a00:1::",
+            "2002:c0a8:101::1",
+            "192.0.0.8",
+            "192.0.0.170",
+            "198.18.0.1",
+            "198.19.255.254",
         ] {
             assert!(kind(ip).is_some(), "{ip} should be forbidden");
         }
@@ -174,6 +214,10 @@ mod tests {
             "93.184.216.34",
             "2606:2800:220:1:248:1893:25c8:1946",
             "64:ff9b::5db8:d822",
+            "2002:5db8:d822::1",
+            "192.0.1.1",
+            "198.20.0.1",
+            "198.17.255.255",
         ] {
             assert_eq!(kind(ip), None, "{ip} is public");
         }
@@ -189,10 +233,11 @@ mod tests {
                 .is_ok()
         );
         let refused = guard.check("crm", "10.2.0.1".parse().unwrap()).unwrap_err();
+        assert!(refused.detail().contains("10.2.0.1 is a private address"));
+        let shown = refused.to_string();
         assert!(
-            refused
-                .to_string()
-                .contains("10.2.0.1 is a private address")
+            !shown.contains("10.2.0.1") && shown.contains("CIDGATE_WEBHOOK_ALLOW_NETWORKS"),
+            "tenants see the rule, not the address: {shown}"
         );
     }
 

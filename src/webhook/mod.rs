@@ -4,6 +4,7 @@
 pub mod client;
 pub mod guard;
 pub mod sign;
+pub mod warn;
 
 pub use client::{Attempt, ClientSettings, Signing, Verdict, WebhookClient};
 pub use guard::{Guard, Refused};
@@ -49,6 +50,7 @@ pub fn deliverer(
         lease: Deliverer::lease_for(settings.client.timeout()),
         popups,
         metrics,
+        warnings: Default::default(),
     })
 }
 

@@ -18,17 +18,20 @@ pub enum Op {
     IsEmpty,
 }
 
-/// Spellings, longest first so `>=` is not read as a field ending in `>`.
+/// The characters symbolic operators are made of.
+const SYMBOLS: &str = "=!<>~";
+
+/// Spellings.
 const OPS: &[(&str, Op)] = &[
-    ("starts-with", Op::StartsWith),
-    ("contains", Op::Contains),
-    ("is-empty", Op::IsEmpty),
-    ("is-set", Op::IsSet),
+    ("=", Op::Eq),
     ("!=", Op::Ne),
     (">=", Op::Ge),
     ("<=", Op::Le),
     ("in", Op::In),
-    ("=", Op::Eq),
+    ("contains", Op::Contains),
+    ("starts-with", Op::StartsWith),
+    ("is-set", Op::IsSet),
+    ("is-empty", Op::IsEmpty),
 ];
 
 impl Op {
@@ -63,32 +66,49 @@ impl Criterion {
                 let head = raw.get(..name.len())?;
                 let rest = &raw[name.len()..];
                 (head.eq_ignore_ascii_case(name)
-                    && (rest.is_empty() || rest.starts_with([' ', '=', '!', '>', '<'])))
+                    && (rest.is_empty() || rest.starts_with([' ', '=', '!', '>', '<', '~'])))
                 .then_some((name, rest))
             })
             .ok_or_else(|| {
-                format!("`{raw}` does not start with a field such as Call Direction, DNIS or Talk Duration")
+                let field = raw
+                    .split(|c: char| SYMBOLS.contains(c))
+                    .next()
+                    .unwrap_or(raw)
+                    .trim();
+                format!(
+                    "`{raw}`: `{field}` is not a field; the fields are {}",
+                    Placeholder::names().collect::<Vec<_>>().join(", ")
+                )
             })?;
         let field = Placeholder::from_field(field_name).expect("a listed name");
         let rest = rest.trim_start();
-        let (op, value) = OPS
+        // The operator is the whole run of symbols (`==` is not `=` and a value `= x`)
+        // or the whole word; anything else is named, with the valid ones.
+        let token_len = if rest.starts_with(|c: char| SYMBOLS.contains(c)) {
+            rest.find(|c: char| !SYMBOLS.contains(c))
+                .unwrap_or(rest.len())
+        } else {
+            rest.find(|c: char| !(c.is_alphabetic() || c == '-'))
+                .unwrap_or(rest.len())
+        };
+        let token = &rest[..token_len];
+        let valid = || OPS.iter().map(|(s, _)| *s).collect::<Vec<_>>().join(", ");
+        let op = OPS
             .iter()
-            .find_map(|(spelling, op)| {
-                let head = rest.get(..spelling.len())?;
-                let after = &rest[spelling.len()..];
-                let word = spelling
-                    .chars()
-                    .all(|c| c.is_ascii_alphabetic() || c == '-');
-                (head.eq_ignore_ascii_case(spelling)
-                    && (!word || after.is_empty() || after.starts_with(' ')))
-                .then_some((*op, after.trim()))
-            })
-            .ok_or_else(|| {
-                format!(
-                    "`{raw}`: the operator must be one of {}",
-                    OPS.iter().map(|(s, _)| *s).collect::<Vec<_>>().join(", ")
-                )
+            .find(|(spelling, _)| spelling.eq_ignore_ascii_case(token))
+            .map(|(_, op)| *op)
+            .ok_or_else(|| match token {
+                "" => format!("`{raw}` has no operator; the operators are {}", valid()),
+                _ => format!(
+                    "`{raw}`: `{token}` is not an operator; the operators are {}",
+                    valid()
+                ),
             })?;
+        let value = rest[token_len..].trim();
+        let word = token.starts_with(|c: char| c.is_alphabetic());
+        if word && !rest[token_len..].is_empty() && !rest[token_len..].starts_with(' ') {
+            return Err(format!("`{raw}`: put a space after `{token}`"));
+        }
         let value = unquote(value);
         if op.takes_value() && value.is_empty() && op != Op::Eq && op != Op::Ne {
             return Err(format!("`{raw}`: `{}` needs a value", op.as_str()));
@@ -203,14 +223,30 @@ mod tests {
     #[test]
     fn bad_criteria_say_what_is_wrong() {
         for (bad, says) in [
-            ("Colour = red", "field"),
-            ("DNIS ~ 021", "operator"),
+            ("Colour = red", "`Colour` is not a field"),
+            ("DNIS ~ 021", "`~` is not an operator"),
+            ("Call Direction == Inbound", "`==` is not an operator"),
+            ("Call Direction =< Inbound", "`=<` is not an operator"),
+            (
+                "Call Direction equals Inbound",
+                "`equals` is not an operator",
+            ),
+            ("Call Direction", "no operator"),
             ("DNIS in", "needs a value"),
             ("Contact ID is-set x", "takes no value"),
             ("Talk Duration >= long", "numbers"),
         ] {
             let e = Criterion::parse(bad).unwrap_err();
             assert!(e.contains(says), "{bad}: {e}");
+            let lists = if says.contains("field") {
+                "Call Direction"
+            } else {
+                "starts-with"
+            };
+            assert!(
+                e.contains(lists) || !e.contains("not a"),
+                "{bad}: lists the valid ones: {e}"
+            );
         }
     }
 

@@ -203,7 +203,14 @@ pub struct ProfileSpec {
     pub params: Vec<Param>,
     pub body: Body,
     pub headers: Vec<Header>,
+    /// Requests to this profile in flight at once (the rest wait their turn).
+    pub max_in_flight: u32,
 }
+
+/// Requests in flight to one profile when its definition does not say.
+pub const DEFAULT_MAX_IN_FLIGHT: u32 = 8;
+/// The most a profile may ask for (the instance's own limit still applies).
+pub const MOST_IN_FLIGHT: u32 = 256;
 
 /// How a profile is written by the command line, the API and the database: every
 /// value as text (`NAME=VALUE` parameters, `NAME: VALUE` headers).
@@ -230,6 +237,8 @@ pub struct ProfileInput {
     pub headers: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_headers: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_in_flight: Option<u32>,
 }
 
 impl ProfileInput {
@@ -257,7 +266,8 @@ impl ProfileInput {
             form,
             json_body,
             headers,
-            secret_headers
+            secret_headers,
+            max_in_flight
         );
         if update.form.as_ref().is_some_and(|f| !f.is_empty()) {
             merged.json_body = None;
@@ -352,6 +362,13 @@ impl ProfileInput {
                 "GET sends no body: use POST, PUT or PATCH for form parameters or a JSON body",
             ));
         }
+        let max_in_flight = self.max_in_flight.unwrap_or(DEFAULT_MAX_IN_FLIGHT);
+        if !(1..=MOST_IN_FLIGHT).contains(&max_in_flight) {
+            errors.push(FieldError::new(
+                "max_in_flight",
+                format!("must be from 1 to {MOST_IN_FLIGHT}"),
+            ));
+        }
         match (url, method, trigger) {
             (Some(url), Some(method), Some(trigger)) if errors.is_empty() => Ok(ProfileSpec {
                 url,
@@ -361,6 +378,7 @@ impl ProfileInput {
                 params,
                 body,
                 headers,
+                max_in_flight,
             }),
             _ => Err(errors),
         }
@@ -599,6 +617,7 @@ impl ProfileSpec {
             },
             headers: headers(false),
             secret_headers: headers(true),
+            max_in_flight: Some(self.max_in_flight),
         }
     }
 

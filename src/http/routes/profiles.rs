@@ -29,6 +29,9 @@ impl From<ProfileError> for ApiError {
             ProfileError::NotFound(_) | ProfileError::NoCall(_) => {
                 ApiError::NotFound(e.to_string())
             }
+            ProfileError::Refused { field, refused } => {
+                ApiError::invalid_fields(vec![FieldError::new(field, refused.to_string())])
+            }
             ProfileError::Failed(e) => ApiError::from_store(e),
         }
     }
@@ -99,6 +102,7 @@ pub async fn create(
             db,
             &state.deliverer.client,
             tenant,
+            &auth.0.tenant.slug,
             &created.name,
             &created.definition,
         )
@@ -139,6 +143,7 @@ pub async fn update(
             db,
             &state.deliverer.client,
             auth.0.tenant.id,
+            &auth.0.tenant.slug,
             &name,
             &changes,
         )
