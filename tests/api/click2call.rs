@@ -9,14 +9,14 @@ use crate::fake_pbx;
 use crate::helpers::{PROPAGATION, TestApp, eventually, spawn_app, text_file};
 
 /// A tenant's tokens: the CRM's `sync`, an `admin`, the PBX's `lookup,events`, a `report`.
-struct Tenant {
-    sync: String,
+pub(crate) struct Tenant {
+    pub(crate) sync: String,
     admin: String,
-    pbx: String,
+    pub(crate) pbx: String,
     report: String,
 }
 
-async fn tenant(app: &TestApp, slug: &str) -> Tenant {
+pub(crate) async fn tenant(app: &TestApp, slug: &str) -> Tenant {
     let created = app.create_tenant(slug, "RO").await;
     let client = app.pool.get().await.unwrap();
     let id = store::tenants::find_by_slug(&client, &TenantSlug::parse(slug).unwrap())
@@ -42,7 +42,12 @@ async fn tenant(app: &TestApp, slug: &str) -> Tenant {
 }
 
 impl TestApp {
-    async fn put_agent(&self, token: &str, extension: &str, body: &Value) -> reqwest::Response {
+    pub(crate) async fn put_agent(
+        &self,
+        token: &str,
+        extension: &str,
+        body: &Value,
+    ) -> reqwest::Response {
         self.http
             .put(format!("{}/api/v1/agents/{extension}", self.address))
             .bearer_auth(token)
@@ -53,7 +58,7 @@ impl TestApp {
     }
 
     /// Adds agent `extension` and signs it in; the session secret.
-    async fn signed_in(&self, t: &Tenant, extension: &str, name: &str) -> String {
+    pub(crate) async fn signed_in(&self, t: &Tenant, extension: &str, name: &str) -> String {
         let added = self
             .put_agent(&t.sync, extension, &json!({"name": name}))
             .await;
@@ -81,7 +86,7 @@ impl TestApp {
     }
 
     /// The reference's GET.
-    async fn click2call(
+    pub(crate) async fn click2call(
         &self,
         session: &str,
         number: &str,
@@ -111,14 +116,14 @@ impl TestApp {
         response.json().await.unwrap()
     }
 
-    async fn focalscope(&self, pbx: &str, query: &str) {
+    pub(crate) async fn focalscope(&self, pbx: &str, query: &str) {
         let response = self
             .get_raw(&format!("/api/v1/events/focalscope?{query}&token={pbx}"))
             .await;
         assert_eq!(response.status(), 200, "{query}");
     }
 
-    fn cli_ok(&self, args: &[&str]) -> String {
+    pub(crate) fn cli_ok(&self, args: &[&str]) -> String {
         let out = self.cli(args);
         assert!(
             out.status.success(),
@@ -163,7 +168,7 @@ impl TestApp {
         self.signed_in(t, "200", "Agent1").await
     }
 
-    fn http_dialer(&self, slug: &str, stub: &str) {
+    pub(crate) fn http_dialer(&self, slug: &str, stub: &str) {
         let url = format!(
             "{stub}/dial?agent={{{{AgentExtension}}}}&number={{{{Number}}}}&id={{{{RequestID}}}}&name={{{{ContactName}}}}"
         );
@@ -183,12 +188,12 @@ impl TestApp {
     }
 }
 
-async fn json_of(response: reqwest::Response) -> Value {
+pub(crate) async fn json_of(response: reqwest::Response) -> Value {
     response.json().await.unwrap()
 }
 
 /// The four FocalScope callbacks of a request where both parties picked up.
-fn callbacks(request_id: i64) -> [String; 4] {
+pub(crate) fn callbacks(request_id: i64) -> [String; 4] {
     let agent = format!(
         "CallType=API&CallID=9000{request_id}1&RequestID={request_id}&EventCode=2&IsCallRecorded=&Guid=a-{request_id}"
     );
