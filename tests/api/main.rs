@@ -1,5 +1,6 @@
 //! One integration-test binary: the gateway over HTTP against real PostgreSQL.
 
+mod agent_browser;
 mod bounded;
 mod browser;
 mod call_caps;

@@ -198,6 +198,8 @@ pub async fn start_session(
     })
     .await?;
     let expires_at = started.ok_or_else(|| no_agent(&extension))?;
+    // A session just started may be used from an address others' guesses blocked.
+    state.limits.vouch_session(secret.hash());
     let expires_in = (expires_at - Utc::now()).num_seconds().max(0);
     Ok(HttpResponse::Created()
         .insert_header(("Cache-Control", "no-store"))
