@@ -253,6 +253,7 @@ pub const OPERATIONS: &[(&str, &str)] = &[
     ("POST", "/api/v1/click2call"),
     ("GET", "/api/v1/click2call/{RequestID}"),
     ("GET", "/agent/login"),
+    ("POST", "/agent/login"),
     ("POST", "/agent/call"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
