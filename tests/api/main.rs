@@ -14,6 +14,7 @@ mod fields;
 mod hardening;
 mod helpers;
 mod jobs;
+mod log_masking;
 mod lookup;
 mod openapi;
 mod popup;
