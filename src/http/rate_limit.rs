@@ -267,6 +267,18 @@ mod tests {
     }
 
     #[test]
+    fn every_limit_is_exported_from_start() {
+        let all = [
+            Limit::Lookups,
+            Limit::Sync,
+            Limit::AuthFailures,
+            Limit::Pops,
+        ];
+        let names: Vec<&str> = all.iter().map(|l| l.as_str()).collect();
+        assert_eq!(names, crate::metrics::RATE_LIMITS);
+    }
+
+    #[test]
     fn screen_pops_are_limited_per_source_address() {
         let limits = limits(1, 1, 1);
         let ip: IpAddr = "192.0.2.7".parse().unwrap();

@@ -18,6 +18,7 @@ mod log_masking;
 mod lookup;
 mod openapi;
 mod popup;
+mod probes_and_metrics;
 mod profiles;
 mod proxy;
 mod reports;
