@@ -11,6 +11,9 @@ kubernetes/validate.py):
 3. PBX recipes: a CRM's direct_line is dialled only inside a dedicated agents context
    whose pattern admits agents' extensions only (Asterisk, FreeSWITCH, Kamailio): a dial
    string in a CRM field must not become toll fraud.
+4. Exposure: HAProxy's allowed prefixes, the Ingress's paths and deploy/README.md's table
+   "Which path serves whom" name exactly the client-facing prefixes (EXPOSED): each on
+   purpose, none forgotten (a feature unreachable behind them), none extra (/metrics).
 
 `--self-test` first checks that broken copies are rejected. Exit status 0 when clean.
 """
@@ -27,6 +30,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -40,7 +44,12 @@ FS_DIALPLAN = "pbx/freeswitch/dialplan.xml"
 FS_AGENTS = "pbx/freeswitch/cidgate_agents.xml"
 FS_LUA = "pbx/freeswitch/cidgate_lookup.lua"
 KAMAILIO = "pbx/kamailio/kamailio.cfg"
-FILES = [HAPROXY, COMPOSE, ASTERISK, FS_DIALPLAN, FS_AGENTS, FS_LUA, KAMAILIO]
+INGRESS = "kubernetes/ingress.yaml"
+README = "README.md"
+FILES = [HAPROXY, COMPOSE, ASTERISK, FS_DIALPLAN, FS_AGENTS, FS_LUA, KAMAILIO, INGRESS, README]
+
+# The prefixes clients reach through the shipped proxies, and nothing else.
+EXPOSED = ["/api/", "/pop/", "/rest/api/v1/historic-data/", "/agent/", "/admin/", "/phones/"]
 
 # HAProxy log variables and fetches that write the request line, URI, path or query.
 HAPROXY_LEAKS = re.compile(r"%(\{[^}]*\})?(r|HU|HP|HPO|HQ)(?![A-Za-z])")
@@ -180,8 +189,29 @@ def check_kamailio(text: str, errors: list[str]) -> None:
         errors.append(f"{KAMAILIO}: rewritten calls must go to AGENTS_HOP, the PBX's agents-only entry")
 
 
+def check_exposed(files: dict[str, str], errors: list[str]) -> None:
+    want = sorted(EXPOSED)
+    deny = re.search(r"http-request deny deny_status 404 unless \{ path_beg ([^}]*)\}", files[HAPROXY])
+    haproxy = sorted(deny.group(1).split()) if deny else []
+    if haproxy != want:
+        errors.append(f"{HAPROXY}: exposes {haproxy}, expected {want}")
+    try:
+        ingress = yaml.safe_load(files[INGRESS]) or {}
+        paths = sorted(p["path"] for rule in ingress["spec"]["rules"] for p in rule["http"]["paths"])
+    except (KeyError, TypeError, yaml.YAMLError) as e:
+        errors.append(f"{INGRESS}: unreadable: {e}")
+        paths = []
+    if paths and paths != want:
+        errors.append(f"{INGRESS}: routes {paths}, expected {want}")
+    section = files[README].split("### Which path serves whom", 1)
+    rows = re.findall(r"(?m)^\| `(/[^`]*)` \|", section[1].split("\n## ", 1)[0]) if len(section) == 2 else []
+    if sorted(rows) != want:
+        errors.append(f"{README}: 'Which path serves whom' lists {sorted(rows)}, expected {want}")
+
+
 def check(files: dict[str, str]) -> list[str]:
     errors: list[str] = []
+    check_exposed(files, errors)
     check_haproxy(files[HAPROXY], errors)
     try:
         check_compose(files[COMPOSE], errors)
@@ -220,13 +250,16 @@ def live_haproxy(text: str) -> list[str]:
     config = re.sub(r"(?m)^    default-server .*$", "", config)
     config = re.sub(r"(?m)^    server cidgate-2 .*$", "", config)
     config = re.sub(r"(?m)^    server cidgate-1 .*$", f"    server cidgate-1 127.0.0.1:{stub.server_port}", config)
-    secrets = ["cgl_LIVESECRET1", "LIVECAPABILITY2", "LIVECAPABILITY3", "LIVESECRET4"]
+    secrets = ["cgl_LIVESECRET1", "LIVECAPABILITY2", "LIVECAPABILITY3", "LIVESECRET4", "LIVESESSION5", "LIVEREPORTKEY6"]
     paths = [
         f"/api/lookup?telephone=0700000000&token={secrets[0]}",
         f"/pop/2.1.1.{secrets[1]}",
         f"/%70op/2.1.1.{secrets[2]}",
         f"/api/v1/events/call-end?call_id=1&key={secrets[3]}",
+        f"/agent/login?session=cgsess_{secrets[4]}",
+        f"/rest/api/v1/historic-data/{secrets[5]}",
     ]
+    refused = []
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "haproxy.cfg"
         path.write_text(config)
@@ -241,6 +274,10 @@ def live_haproxy(text: str) -> list[str]:
             for p in paths:
                 try:
                     urllib.request.urlopen(f"http://127.0.0.1:{front}{p}", timeout=5).read()
+                except urllib.error.HTTPError as e:
+                    # An encoded prefix (/%70op/) is no exposed path: refusing it is right.
+                    if not p.startswith("/%"):
+                        refused.append(f"{p.split('?')[0]} ({e.code})")
                 except OSError:
                     pass
             time.sleep(0.5)
@@ -249,6 +286,7 @@ def live_haproxy(text: str) -> list[str]:
             log = proxy.communicate(timeout=10)[0]
             stub.shutdown()
     errors = [f"{HAPROXY} (live): the log holds {s}" for s in secrets if s in log]
+    errors += [f"{HAPROXY} (live): an exposed path was refused: {r}" for r in refused]
     if log.count("GET ") < len(paths):
         errors.append(f"{HAPROXY} (live): expected a log line per request, got:\n{log}")
     return errors
@@ -258,6 +296,8 @@ def self_test(files: dict[str, str]) -> list[str]:
     cases = [
         ("logs the path", HAPROXY, "%[var(txn.log_path)]", "%HPO"),
         ("logs /pop/ links", HAPROXY, "str(/pop/-) if { path_beg /pop/ }", "path if { path_beg /pop/ }"),
+        ("forgets /agent/", HAPROXY, "/rest/api/v1/historic-data/ /agent/ /admin/", "/rest/api/v1/historic-data/ /admin/"),
+        ("exposes /metrics", INGRESS, "          - path: /phones/", "          - path: /metrics\n            pathType: Prefix\n            backend: {service: {name: cidgate, port: {name: http}}}\n          - path: /phones/"),
         ("option httplog", HAPROXY, "    option dontlognull", "    option httplog"),
         ("trusts a network", COMPOSE, "CIDGATE_TRUSTED_PROXIES: 172.30.87.10/32", "CIDGATE_TRUSTED_PROXIES: 172.30.87.0/24"),
         ("lb outside the subnet", COMPOSE, "ipv4_address: 172.30.87.10", "ipv4_address: 172.31.0.10"),

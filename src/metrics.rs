@@ -82,6 +82,27 @@ pub struct Gauges {
     pub known_numbers_dropped_tenants: Gauge,
 }
 
+/// Label values known before anything happens. Their series are exported at zero from
+/// start, so an `absent()` or `increase()` alert works before the first event (a series
+/// that appears only at its first increment hides that increment from `rate()`). Tasks
+/// and retention steps are created when they are spawned (`jobs`), being per role.
+pub const LOOKUP_OUTCOMES: &[&str] = &[
+    "cache",
+    "index_unknown",
+    "database",
+    "unidentified",
+    "degraded_stale",
+    "degraded_unknown",
+    "degraded_unverified",
+];
+/// `http::rate_limit::Limit` names (a test there keeps the two in step).
+pub const RATE_LIMITS: &[&str] = &["lookups", "sync", "auth_failures", "pops"];
+pub const NOTIFICATION_CHANNELS: &[&str] =
+    &["cidgate_contacts", "cidgate_config", "cidgate_deliveries"];
+pub const DELIVERY_OUTCOMES: &[&str] = &["delivered", "retrying", "failed", "gone"];
+/// The statements `db_query_duration_seconds` times.
+pub const DB_QUERIES: &[&str] = &["lookup"];
+
 pub struct Metrics {
     registry: Registry,
     pub http_requests: Family<HttpLabels, Counter>,
@@ -310,6 +331,28 @@ impl Metrics {
         );
 
         let webhooks = WebhookMetrics::registered(&mut registry);
+        // Every known series exists from start, at zero (see `KNOWN`).
+        for &outcome in LOOKUP_OUTCOMES {
+            drop(lookups.get_or_create(&OutcomeLabels { outcome }));
+        }
+        for &limit in RATE_LIMITS {
+            drop(rate_limited.get_or_create(&LimitLabels { limit }));
+        }
+        for &channel in NOTIFICATION_CHANNELS {
+            drop(notifications.get_or_create(&ChannelLabels {
+                channel: channel.to_owned(),
+            }));
+        }
+        for &query in DB_QUERIES {
+            drop(db_query_duration.get_or_create(&QueryLabels { query }));
+        }
+        for &outcome in DELIVERY_OUTCOMES {
+            drop(
+                webhooks
+                    .deliveries
+                    .get_or_create(&OutcomeLabels { outcome }),
+            );
+        }
         Arc::new(Self {
             registry,
             webhooks,

@@ -62,9 +62,16 @@ pub async fn run(cmd: AgentCommand) -> anyhow::Result<()> {
             };
             let pool = migrated_pool(&db).await?;
             let tenant = find_tenant(&pool, &tenant).await?;
-            let client = pool.get().await?;
-            let added = store::agents::put(&client, tenant.id, &agent).await?;
-            let verb = if added { "added" } else { "replaced" };
+            let mut client = pool.get().await?;
+            let verb = match store::agents::put_capped(&mut client, tenant.id, &agent).await? {
+                store::agents::Put::Added => "added",
+                store::agents::Put::Replaced => "replaced",
+                store::agents::Put::OverCap(cap) => bail!(
+                    "`{}` has its {cap} agents already; raise the cap with `cidgate tenant set {} --max-agents N`",
+                    tenant.slug,
+                    tenant.slug
+                ),
+            };
             eprintln!("{verb} agent {} of `{}`", agent.key(), tenant.slug);
         }
         AgentCommand::List { tenant, db } => {

@@ -12,7 +12,7 @@ use crate::dial::ami::{AmiSecret, AmiSettings};
 use crate::dial::esl::{EslSecret, EslSettings};
 use crate::dial::http::{HttpDialer, HttpSecret, HttpSettings, header_name};
 use crate::dial::{Endpoint, PLACEHOLDERS, Template};
-use crate::domain::{NumberFormat, parse_queue_prefix};
+use crate::domain::{NumberFormat, Region, parse_queue_prefix};
 use crate::store;
 use crate::store::click2call::StoredDialer;
 
@@ -149,9 +149,19 @@ pub struct PolicyArgs {
     /// Click-to-calls one agent may start in a minute
     #[arg(long)]
     per_minute: Option<u32>,
-    /// Numbers outside the tenant's country
+    /// Click-to-calls all the tenant's agents together may start in a minute (60)
+    #[arg(long)]
+    tenant_per_minute: Option<u32>,
+    /// Click-to-calls of the tenant in flight at once (10)
+    #[arg(long)]
+    tenant_in_flight: Option<u32>,
+    /// Numbers of every country outside the tenant's (off by default; see --allow-country)
     #[arg(long, value_parser = on_off)]
     international: Option<bool>,
+    /// Countries whose numbers may be called with --international off, ISO codes
+    /// (`DE,AT`); repeat or comma-separate; replaces the list (`--allow-country none` empties it)
+    #[arg(long = "allow-country", value_delimiter = ',')]
+    allow_countries: Vec<String>,
     /// Premium-rate numbers (off by default)
     #[arg(long, value_parser = on_off)]
     premium_rate: Option<bool>,
@@ -259,6 +269,7 @@ async fn policy(args: PolicyArgs) -> anyhow::Result<()> {
         policy.allowed_prefixes.clear();
         policy.refused_prefixes.clear();
         policy.queue_prefixes.clear();
+        policy.allowed_countries.clear();
     }
     if let Some(hours) = args.session_hours {
         policy.session_hours = u8::try_from(hours).unwrap_or(u8::MAX);
@@ -266,8 +277,17 @@ async fn policy(args: PolicyArgs) -> anyhow::Result<()> {
     if let Some(n) = args.per_minute {
         policy.per_minute = n;
     }
+    if let Some(n) = args.tenant_per_minute {
+        policy.tenant_per_minute = n;
+    }
+    if let Some(n) = args.tenant_in_flight {
+        policy.tenant_in_flight = n;
+    }
     if let Some(on) = args.international {
         policy.international = on;
+    }
+    if !args.allow_countries.is_empty() {
+        policy.allowed_countries = allowed_countries(&args.allow_countries)?;
     }
     if let Some(on) = args.premium_rate {
         policy.premium_rate = on;
@@ -300,6 +320,23 @@ async fn policy(args: PolicyArgs) -> anyhow::Result<()> {
     eprintln!("set the dial policy of `{}`", tenant.slug);
     println!("{}", serde_json::to_string_pretty(&policy)?);
     Ok(())
+}
+
+/// `--allow-country` values as ISO codes (`de` → `DE`), without repeats; `none` alone
+/// empties the list.
+fn allowed_countries(raw: &[String]) -> anyhow::Result<Vec<String>> {
+    let mut countries: Vec<String> = Vec::new();
+    for code in raw.iter().map(|c| c.trim()).filter(|c| !c.is_empty()) {
+        if code.eq_ignore_ascii_case("none") && raw.len() == 1 {
+            return Ok(Vec::new());
+        }
+        let region = Region::parse(code).map_err(|e| anyhow::anyhow!("--allow-country: {e}"))?;
+        let code = region.code().to_owned();
+        if !countries.contains(&code) {
+            countries.push(code);
+        }
+    }
+    Ok(countries)
 }
 
 fn template(flag: &str, raw: &str) -> anyhow::Result<Template> {

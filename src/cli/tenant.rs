@@ -43,6 +43,9 @@ pub enum TenantCommand {
         /// 5000000 unless set
         #[arg(long, value_parser = clap::value_parser!(i64).range(0..=MAX_NUMBERS_CAP))]
         max_numbers: Option<i64>,
+        /// Most agents the tenant may have (the CRM's sync token adds them); 1000 unless set
+        #[arg(long, value_parser = clap::value_parser!(i32).range(0..=1_000_000))]
+        max_agents: Option<i32>,
         /// IANA time zone for dates people read and write (e.g. Europe/Bucharest)
         #[arg(long, value_parser = parse_time_zone)]
         time_zone: Option<chrono_tz::Tz>,
@@ -211,6 +214,7 @@ pub async fn run(cmd: TenantCommand) -> anyhow::Result<()> {
             auth,
             lookup_rate,
             max_numbers,
+            max_agents,
             time_zone,
             lookup_log,
             lookup_log_retention_days,
@@ -224,13 +228,14 @@ pub async fn run(cmd: TenantCommand) -> anyhow::Result<()> {
             if policy.is_none()
                 && rate.is_none()
                 && max_numbers.is_none()
+                && max_agents.is_none()
                 && time_zone.is_none()
                 && lookup_log.is_none()
                 && lookup_log_retention_days.is_none()
                 && popup.is_empty()
             {
                 bail!(
-                    "nothing to change: give --auth, --lookup-rate, --max-numbers, --time-zone, \
+                    "nothing to change: give --auth, --lookup-rate, --max-numbers, --max-agents, --time-zone, \
                      --lookup-log, --lookup-log-retention-days or a screen-pop option (see --help)"
                 );
             }
@@ -250,6 +255,9 @@ pub async fn run(cmd: TenantCommand) -> anyhow::Result<()> {
             }
             if let Some(max) = max_numbers {
                 store::tenants::set_max_numbers(&tx, tenant.id, max).await?;
+            }
+            if let Some(max) = max_agents {
+                store::tenants::set_max_agents(&tx, tenant.id, max).await?;
             }
             if let Some(zone) = time_zone {
                 let zone = serde_json::Value::String(zone.name().to_owned());

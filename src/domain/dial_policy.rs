@@ -61,8 +61,17 @@ pub struct DialPolicy {
     pub session_hours: u8,
     /// Requests one agent may make in a minute.
     pub per_minute: u32,
-    /// Numbers outside the tenant's country.
+    /// Requests all of the tenant's agents together may make in a minute: agents are
+    /// created by the CRM's `sync` token, so the per-agent throttle alone bounds nothing.
+    pub tenant_per_minute: u32,
+    /// Requests of the tenant in flight at once (each agent has at most one).
+    pub tenant_in_flight: u32,
+    /// Numbers outside the tenant's country, every country (off by default: most toll
+    /// fraud dials abroad).
     pub international: bool,
+    /// Countries (ISO 3166 codes, `DE`) whose numbers may be called although
+    /// `international` is off.
+    pub allowed_countries: Vec<String>,
     /// Premium-rate numbers (refused by default: a click must not cost a fortune).
     pub premium_rate: bool,
     /// Other numbers that cost more than an ordinary call: shared-cost, personal and
@@ -90,7 +99,10 @@ impl Default for DialPolicy {
         Self {
             session_hours: SessionHours::DEFAULT.get(),
             per_minute: 6,
-            international: true,
+            tenant_per_minute: 60,
+            tenant_in_flight: 10,
+            international: false,
+            allowed_countries: Vec::new(),
             premium_rate: false,
             costly_numbers: false,
             short_numbers: false,
@@ -136,7 +148,9 @@ impl fmt::Display for Refusal {
             Self::NotAllowedPrefix => f.write_str("the number starts with no allowed prefix"),
             Self::PremiumRate => f.write_str("premium-rate numbers are refused"),
             Self::Costly(kind) => write!(f, "{kind} are refused (costly_numbers)"),
-            Self::International => f.write_str("international numbers are refused"),
+            Self::International => f.write_str(
+                "international numbers are refused unless their country is allowed (dialer policy --allow-country)",
+            ),
             Self::ShortNumber => f.write_str(
                 "the number is not a valid full phone number of its country (short numbers are refused)",
             ),
@@ -168,6 +182,21 @@ impl DialPolicy {
         SessionHours::new(self.session_hours.into()).map_err(|e| format!("session_hours: {e}"))?;
         if !(1..=600).contains(&self.per_minute) {
             return Err("per_minute: 1 to 600 requests a minute".into());
+        }
+        if !(1..=100_000).contains(&self.tenant_per_minute) {
+            return Err("tenant_per_minute: 1 to 100000 requests a minute".into());
+        }
+        if !(1..=100_000).contains(&self.tenant_in_flight) {
+            return Err("tenant_in_flight: 1 to 100000 requests".into());
+        }
+        for country in &self.allowed_countries {
+            let region = Region::parse(country).map_err(|e| format!("allowed_countries: {e}"))?;
+            if region.code() != country {
+                return Err(format!(
+                    "allowed_countries: write `{country}` as {}",
+                    region.code()
+                ));
+            }
         }
         for prefix in self.allowed_prefixes.iter().chain(&self.refused_prefixes) {
             check_prefix(prefix)?;
@@ -246,7 +275,9 @@ impl DialPolicy {
             };
         };
         let abroad = Some(parsed.code().value()) != region.calling_code();
-        if abroad && !self.international {
+        let country = parsed.country().id().map(|id| id.as_ref().to_owned());
+        let opened = country.is_some_and(|c| self.allowed_countries.contains(&c));
+        if abroad && !self.international && !opened {
             return Err(Refusal::International);
         }
         Ok(())
@@ -459,6 +490,7 @@ mod tests {
             (NumberFormat::National, "+40 721 234 567", "0721234567"),
             (NumberFormat::National, "+49 30 12345678", "00493012345678"),
         ];
+        policy.international = true;
         for (format, raw, dialled) in cases {
             policy.number_format = Some(format);
             let destination = policy.destination(raw, None, ro()).unwrap();
@@ -512,10 +544,18 @@ mod tests {
         // Romanian premium rate (0900…) is refused by default; ordinary numbers pass.
         assert_eq!(refused(&policy, "0900123456"), Some("premium_rate"));
         assert_eq!(refused(&policy, "0721234567"), None);
-        assert_eq!(refused(&policy, "+4930123456"), None);
         assert_eq!(refused(&policy, "112"), Some("short_numbers"));
-        policy.international = false;
+        // Abroad is closed by default, opened by country or for all.
         assert_eq!(refused(&policy, "+4930123456"), Some("international"));
+        policy.allowed_countries = vec!["DE".into(), "AT".into()];
+        assert_eq!(refused(&policy, "+4930123456"), None);
+        assert_eq!(refused(&policy, "+43 1 5123456"), None);
+        assert_eq!(refused(&policy, "+33 1 42 68 53 00"), Some("international"));
+        assert_eq!(refused(&policy, "+1 212 555 0123"), Some("international"));
+        policy.allowed_countries.clear();
+        policy.international = true;
+        assert_eq!(refused(&policy, "+33 1 42 68 53 00"), None);
+        policy.international = false;
         policy.refused_prefixes = vec!["+4072".into()];
         assert_eq!(refused(&policy, "0721234567"), Some("refused_prefixes"));
         policy.refused_prefixes.clear();
@@ -566,6 +606,7 @@ mod tests {
         // Opened on purpose, each rule lets its numbers through.
         policy.premium_rate = true;
         policy.costly_numbers = true;
+        policy.international = true;
         assert_eq!(refused(&policy, "0900123456"), None);
         assert_eq!(refused(&policy, "+44 70 1234 5678"), None);
         assert_eq!(refused(&policy, "09001234567"), Some("short_numbers"));
@@ -588,6 +629,14 @@ mod tests {
             },
             DialPolicy {
                 refused_prefixes: vec!["09x".into()],
+                ..DialPolicy::default()
+            },
+            DialPolicy {
+                allowed_countries: vec!["Germany".into()],
+                ..DialPolicy::default()
+            },
+            DialPolicy {
+                tenant_in_flight: 0,
                 ..DialPolicy::default()
             },
         ];

@@ -429,8 +429,9 @@ impl FromRequest for SessionsAuth {
 
 /// An agent's session, presented by the CRM (`session` parameter or field) or the
 /// agent's browser (its cookie): the tenant and the agent it names. Unknown and expired
-/// sessions are one answer, `401` with `"login":false`, and count as failed
-/// authentications of the address (guessing sessions is guessing tokens).
+/// sessions are one answer, `401` with `"login":false`; unknown ones count as failed
+/// authentications of the address (guessing sessions is guessing tokens). A blocked
+/// address still gets its live sessions checked, when this instance vouches for them.
 pub async fn agent_session(
     req: &HttpRequest,
     presented: Option<&str>,
@@ -443,7 +444,9 @@ pub async fn agent_session(
     let Some(secret) = secret else {
         return Err(guard.failed(&state, ApiError::SessionExpired));
     };
-    if guard.is_blocked() {
+    // Blocked: only a session this instance knows as live is asked about (its agents
+    // must not be locked out by others' guessing behind one address); guesses are not.
+    if guard.is_blocked() && !state.limits.is_vouched_session(&secret.hash()) {
         return Err(guard.failed(&state, ApiError::SessionExpired));
     }
     let found = store::with_client(&state.pool, state.write_timeout, async |client| {
@@ -455,7 +458,10 @@ pub async fn agent_session(
     })
     .await?;
     match found {
-        Some((tenant, session)) if session.is_live() => Ok((tenant, session)),
+        Some((tenant, session)) if session.is_live() => {
+            state.limits.vouch_session(secret.hash());
+            Ok((tenant, session))
+        }
         // Expired: the CRM's cue to sign the agent in again, not a guess.
         Some(_) => Err(ApiError::SessionExpired),
         None => Err(guard.failed(&state, ApiError::SessionExpired)),

@@ -63,21 +63,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::delete().to(contacts::delete_contact))
             .default_service(not_allowed("GET, PUT, DELETE")),
     );
-    // Load balancers may probe with HEAD.
-    cfg.service(
-        web::resource("/healthz")
-            .name("/healthz")
-            .route(web::get().to(health::healthz))
-            .route(web::head().to(health::healthz))
-            .default_service(not_allowed("GET, HEAD")),
-    )
-    .service(
-        web::resource("/readyz")
-            .name("/readyz")
-            .route(web::get().to(health::readyz))
-            .route(web::head().to(health::readyz))
-            .default_service(not_allowed("GET, HEAD")),
-    );
+    probes(cfg);
     cfg.service(
         web::resource("/api/v1/events")
             .name("/api/v1/events")
@@ -193,25 +179,34 @@ fn profile_routes(cfg: &mut web::ServiceConfig) {
 /// metrics; everything else is a JSON 404.
 pub fn configure_operations(cfg: &mut web::ServiceConfig) {
     use routes::health;
+    probes(cfg);
     cfg.service(
-        web::resource("/healthz")
-            .name("/healthz")
-            .route(web::get().to(health::healthz))
-            .default_service(not_allowed("GET")),
-    )
-    .service(
-        web::resource("/readyz")
-            .name("/readyz")
-            .route(web::get().to(health::readyz))
-            .default_service(not_allowed("GET")),
-    )
-    .service(
         web::resource("/metrics")
             .name("/metrics")
             .route(web::get().to(health::metrics))
             .default_service(not_allowed("GET")),
     );
     cfg.default_service(web::to(not_found));
+}
+
+/// `/healthz` and `/readyz`, alike on every role's instance: load balancers and
+/// orchestrators may probe with HEAD (issue 28 item 12).
+fn probes(cfg: &mut web::ServiceConfig) {
+    use routes::health;
+    cfg.service(
+        web::resource("/healthz")
+            .name("/healthz")
+            .route(web::get().to(health::healthz))
+            .route(web::head().to(health::healthz))
+            .default_service(not_allowed("GET, HEAD")),
+    )
+    .service(
+        web::resource("/readyz")
+            .name("/readyz")
+            .route(web::get().to(health::readyz))
+            .route(web::head().to(health::readyz))
+            .default_service(not_allowed("GET, HEAD")),
+    );
 }
 
 /// The OpenAPI description of every operation above.
@@ -257,6 +252,7 @@ pub const OPERATIONS: &[(&str, &str)] = &[
     ("POST", "/api/v1/click2call"),
     ("GET", "/api/v1/click2call/{RequestID}"),
     ("GET", "/agent/login"),
+    ("POST", "/agent/login"),
     ("POST", "/agent/call"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),

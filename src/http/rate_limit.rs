@@ -74,6 +74,10 @@ pub struct RateLimits {
     pops: Cache<IpAddr, Shared>,
     failures: Cache<IpAddr, Shared>,
     blocked: Cache<IpAddr, Instant>,
+    /// Agents' sessions (SHA-256 of the secret) this instance started or found live:
+    /// while an address is blocked, these are still checked in the database (which
+    /// says whether they are live now); anything else gets the 429 without asking.
+    vouched_sessions: Cache<[u8; 32], ()>,
     /// When the last block ends (ms after `epoch`): until then, addresses are checked
     /// against `blocked`; after it, nobody is blocked and the check costs nothing.
     blocks_end_ms: Arc<AtomicU64>,
@@ -110,6 +114,10 @@ impl RateLimits {
             blocked: Cache::builder()
                 .max_capacity(MAX_TRACKED_ADDRESSES)
                 .time_to_live(Duration::from_secs(3600))
+                .build(),
+            vouched_sessions: Cache::builder()
+                .max_capacity(MAX_TRACKED_KEYS)
+                .time_to_live(Duration::from_secs(12 * 3600))
                 .build(),
             blocks_end_ms: Arc::default(),
             epoch: Instant::now(),
@@ -211,6 +219,17 @@ impl RateLimits {
         limited
     }
 
+    /// A session this instance started or found live: one a blocked address may still
+    /// present (behind a CRM's shared egress, others' wrong sessions must not lock its
+    /// agents out, as valid tokens are not).
+    pub fn vouch_session(&self, hash: [u8; 32]) {
+        self.vouched_sessions.insert(hash, ());
+    }
+
+    pub fn is_vouched_session(&self, hash: &[u8; 32]) -> bool {
+        self.vouched_sessions.contains_key(hash)
+    }
+
     fn ms_since_epoch(&self, at: Instant) -> u64 {
         u64::try_from(at.saturating_duration_since(self.epoch).as_millis()).unwrap_or(u64::MAX)
     }
@@ -245,6 +264,18 @@ mod tests {
             auth_failures_per_min: failures,
             pops_per_sec: 2,
         })
+    }
+
+    #[test]
+    fn every_limit_is_exported_from_start() {
+        let all = [
+            Limit::Lookups,
+            Limit::Sync,
+            Limit::AuthFailures,
+            Limit::Pops,
+        ];
+        let names: Vec<&str> = all.iter().map(|l| l.as_str()).collect();
+        assert_eq!(names, crate::metrics::RATE_LIMITS);
     }
 
     #[test]

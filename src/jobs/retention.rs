@@ -123,6 +123,14 @@ pub async fn maintain_call_partitions(pool: &Pool, retention_days: u32) -> anyho
 /// Runs `steps` on `schedule` as the supervised task [`TASK`] (the gateway serves
 /// while it is down).
 pub fn spawn(jobs: &Supervisor, schedule: Schedule, steps: Vec<Step>, metrics: Arc<Metrics>) {
+    for step in &steps {
+        // Each step's failures are exported from start, at zero.
+        drop(
+            metrics
+                .retention_failures
+                .get_or_create(&StepLabels { step: step.name }),
+        );
+    }
     let steps: Arc<[Step]> = steps.into();
     jobs.spawn(TASK, Readiness::Reported, move || {
         run(schedule, steps.clone(), metrics.clone())

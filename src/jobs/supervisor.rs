@@ -128,6 +128,13 @@ impl Supervisor {
             !tasks.contains_key(name),
             "two background tasks named {name}"
         );
+        // Its restarts are exported from start, at zero.
+        drop(
+            self.inner
+                .metrics
+                .task_restarts
+                .get_or_create(&TaskLabels { task: name }),
+        );
         let run = tokio::spawn(factory());
         self.inner.statuses.send_modify(|statuses| {
             statuses.insert(

@@ -231,6 +231,18 @@ pub struct ErrorPage<'a> {
     pub message: &'a str,
 }
 
+/// `/agent/login`'s confirmation: the session's agent, and a form that posts the
+/// session back (the cookie is set only by that post, from cidgate's own page).
+#[derive(Template, WebTemplate)]
+#[template(path = "agent_login.html")]
+pub struct AgentLoginPage<'a> {
+    pub s: &'a Strings,
+    pub css_href: &'a str,
+    pub agent: &'a str,
+    pub until: &'a str,
+    pub session: &'a str,
+}
+
 /// The routing fields that are set, in words an agent understands.
 pub fn routing_items(s: &Strings, contact: &ContactRecord) -> Vec<RoutingItem> {
     s.routing_fields

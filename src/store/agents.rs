@@ -44,6 +44,44 @@ pub async fn put(
     Ok(row.get(0))
 }
 
+/// What [`put_capped`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Put {
+    Added,
+    Replaced,
+    /// The agent is new and the tenant has its `max_agents` already.
+    OverCap(i32),
+}
+
+/// Adds the agent, or replaces the one with its extension, unless it is new and the
+/// tenant has `max_agents` agents (`tenant set --max-agents`). The tenant's row is held
+/// (without blocking writes that only reference it) so two additions at once cannot both
+/// take the last place.
+pub async fn put_capped(
+    client: &mut deadpool_postgres::Object,
+    tenant: TenantId,
+    agent: &Agent,
+) -> anyhow::Result<Put> {
+    let tx = client.transaction().await.context("adding an agent")?;
+    let row = tx
+        .query_one(
+            "SELECT t.max_agents,
+                    (SELECT count(*) FROM agents a WHERE a.tenant_id = t.id),
+                    EXISTS (SELECT 1 FROM agents a WHERE a.tenant_id = t.id AND a.extension = $2)
+             FROM tenants t WHERE t.id = $1 FOR NO KEY UPDATE OF t",
+            &[&tenant.0, &agent.extension.as_str()],
+        )
+        .await
+        .context("counting the tenant's agents")?;
+    let (cap, count, exists): (i32, i64, bool) = (row.get(0), row.get(1), row.get(2));
+    if !exists && count >= i64::from(cap) {
+        return Ok(Put::OverCap(cap));
+    }
+    let added = put(&tx, tenant, agent).await?;
+    tx.commit().await.context("committing an agent")?;
+    Ok(if added { Put::Added } else { Put::Replaced })
+}
+
 /// The tenant's agents, by extension.
 pub async fn list(client: &impl GenericClient, tenant: TenantId) -> anyhow::Result<Vec<Agent>> {
     client

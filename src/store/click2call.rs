@@ -130,6 +130,10 @@ pub enum Opened {
     InFlight(i64),
     /// The agent made `per_minute` requests in the last minute.
     TooMany,
+    /// The tenant has `tenant_in_flight` requests in flight.
+    TenantInFlight,
+    /// The tenant's agents made `tenant_per_minute` requests in the last minute.
+    TenantTooMany,
     /// The tenant has no such agent (it was removed after the session started).
     NoAgent,
 }
@@ -138,13 +142,29 @@ pub enum Opened {
 /// passes without news (a PBX that sends no events must not block the agent for good).
 const IN_FLIGHT_AT_MOST: &str = "2 minutes";
 
-/// Opens a request, unless the agent has one in flight or is over `per_minute`. The
-/// agent's row is locked, so two clicks at once cannot both pass the checks.
+/// The requests of a tenant (`$1`) in flight, with `{and}` narrowing them.
+fn in_flight_sql(select: &str, and: &str) -> String {
+    format!(
+        "SELECT {select} FROM click2call_requests r
+         WHERE r.tenant_id = $1 {and} AND r.status <> 'failed'
+           AND r.created_at > now() - interval '{IN_FLIGHT_AT_MOST}'
+           AND NOT EXISTS (
+               SELECT 1 FROM call_keys k
+               JOIN calls c ON c.tenant_id = k.tenant_id AND c.id = k.call_id
+                           AND c.month = k.month
+               WHERE k.tenant_id = r.tenant_id AND k.key = 'r:' || r.request_id
+                 AND c.ended_at IS NOT NULL)"
+    )
+}
+
+/// Opens a request, unless the agent has one in flight or is over `per_minute`, or the
+/// tenant is over `tenant_in_flight` or `tenant_per_minute`. The agent's row, then the
+/// tenant's counter row, are locked, so clicks at once cannot both pass the checks.
 pub async fn open(
     client: &mut deadpool_postgres::Object,
     tenant: TenantId,
     request: &NewRequest<'_>,
-    per_minute: u32,
+    policy: &DialPolicy,
 ) -> anyhow::Result<Opened> {
     let tx = client.transaction().await.context("opening a request")?;
     let agent = tx
@@ -159,22 +179,10 @@ pub async fn open(
         return Ok(Opened::NoAgent);
     };
     let agent: String = agent.get(0);
+    let sql = in_flight_sql("r.request_id", "AND r.extension = $2")
+        + " ORDER BY r.request_id DESC LIMIT 1";
     let in_flight = tx
-        .query_opt(
-            &format!(
-                "SELECT r.request_id FROM click2call_requests r
-                 WHERE r.tenant_id = $1 AND r.extension = $2 AND r.status <> 'failed'
-                   AND r.created_at > now() - interval '{IN_FLIGHT_AT_MOST}'
-                   AND NOT EXISTS (
-                       SELECT 1 FROM call_keys k
-                       JOIN calls c ON c.tenant_id = k.tenant_id AND c.id = k.call_id
-                                   AND c.month = k.month
-                       WHERE k.tenant_id = r.tenant_id AND k.key = 'r:' || r.request_id
-                         AND c.ended_at IS NOT NULL)
-                 ORDER BY r.request_id DESC LIMIT 1"
-            ),
-            &[&tenant.0, &request.extension.as_str()],
-        )
+        .query_opt(&sql, &[&tenant.0, &request.extension.as_str()])
         .await
         .context("finding a request in flight")?;
     if let Some(row) = in_flight {
@@ -189,8 +197,36 @@ pub async fn open(
         .await
         .context("counting recent requests")?
         .get(0);
-    if recent >= i64::from(per_minute) {
+    if recent >= i64::from(policy.per_minute) {
         return Ok(Opened::TooMany);
+    }
+    // The tenant's turn: its counter row is locked until this request is recorded.
+    tx.execute(
+        "INSERT INTO click2call_counters (tenant_id) VALUES ($1)
+         ON CONFLICT (tenant_id) DO UPDATE SET last_request_id = click2call_counters.last_request_id",
+        &[&tenant.0],
+    )
+    .await
+    .context("locking the tenant's requests")?;
+    let tenant_in_flight: i64 = tx
+        .query_one(&in_flight_sql("count(*)", ""), &[&tenant.0])
+        .await
+        .context("counting the tenant's requests in flight")?
+        .get(0);
+    if tenant_in_flight >= i64::from(policy.tenant_in_flight) {
+        return Ok(Opened::TenantInFlight);
+    }
+    let tenant_recent: i64 = tx
+        .query_one(
+            "SELECT count(*) FROM click2call_requests
+             WHERE tenant_id = $1 AND created_at > now() - interval '1 minute'",
+            &[&tenant.0],
+        )
+        .await
+        .context("counting the tenant's recent requests")?
+        .get(0);
+    if tenant_recent >= i64::from(policy.tenant_per_minute) {
+        return Ok(Opened::TenantTooMany);
     }
     let request_id: i64 = tx
         .query_one(

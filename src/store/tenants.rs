@@ -134,6 +134,23 @@ pub async fn set_max_numbers(
     Ok(())
 }
 
+/// Sets the most agents the tenant may have; additions past it are refused
+/// (see [`super::agents::put_capped`]).
+pub async fn set_max_agents(
+    client: &impl GenericClient,
+    tenant: TenantId,
+    max_agents: i32,
+) -> anyhow::Result<()> {
+    client
+        .execute(
+            "UPDATE tenants SET max_agents = $2 WHERE id = $1",
+            &[&tenant.0, &max_agents],
+        )
+        .await
+        .context("setting the cap on agents")?;
+    Ok(())
+}
+
 /// Sets (or with `None` clears) a tenant's own lookup rate limit.
 pub async fn set_lookup_rate(
     client: &impl GenericClient,

@@ -121,27 +121,79 @@ pub fn flush() {
 
 /// Query parameters whose values never reach a log line.
 const SECRET_PARAMS: &[&str] = &[
-    "token", "key", "secret", "password", "api_key", "apikey", "session",
+    "token",
+    "access_token",
+    "auth_token",
+    "api_token",
+    "authorization",
+    "auth",
+    "key",
+    "secret",
+    "password",
+    "passwd",
+    "api_key",
+    "apikey",
+    "session",
+    "signature",
+    "sig",
 ];
 
-/// Query parameters holding a caller's number: masked to their last three characters.
-const PERSONAL_PARAMS: &[&str] = &["telephone", "number"];
+/// Query parameters holding a phone number (the caller's, the dialled party's, a line's):
+/// masked to their last three characters. Names are compared lowercased without `_`,
+/// `-` and spaces (`CallerNumber`, `caller_number` and `caller-number` are one).
+const NUMBER_PARAMS: &[&str] = &[
+    "telephone",
+    "tel",
+    "phone",
+    "phones",
+    "phonenumber",
+    "number",
+    "numbers",
+    "caller",
+    "callernumber",
+    "callerid",
+    "calleridnum",
+    "cid",
+    "cidnum",
+    "ani",
+    "cli",
+    "clid",
+    "dnis",
+    "dnid",
+    "did",
+    "callednumber",
+    "destination",
+    "dest",
+    "dialled",
+    "dialed",
+    "externalnumber",
+    "from",
+    "to",
+    "msisdn",
+    "e164",
+    "e164number",
+];
 
-/// The query string with secret values replaced by `REDACTED` and callers' numbers masked.
-/// Names are compared decoded, as the handlers read them (`to%6Ben` is `token`), and any
-/// value that holds something shaped like one of our tokens is redacted whatever its name.
+/// The query string with secret values replaced by `REDACTED` and phone numbers masked.
+/// Names are compared decoded, as the handlers read them (`to%6Ben` is `token`); any
+/// value that holds something shaped like one of our secrets (`cg?_…`, `cgsess_…`,
+/// `whsec_…`) is redacted whatever its name, and any value shaped like a phone number
+/// (`+40…`, `0040…`, `0721…`) is masked whatever its name (a tenant's call-end mapping
+/// may name its variables anything).
 pub fn redact_query(query: &str) -> String {
     query
         .split('&')
         .map(|pair| {
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
             let lower = decoded_lower(name);
+            let decoded = decoded_lower(value);
             if holds_token(&lower) {
                 "REDACTED".to_owned()
-            } else if SECRET_PARAMS.contains(&lower.as_str()) || holds_token(&decoded_lower(value))
-            {
+            } else if SECRET_PARAMS.contains(&lower.trim()) || holds_token(&decoded) {
                 format!("{name}=REDACTED")
-            } else if PERSONAL_PARAMS.contains(&lower.as_str()) {
+            } else if NUMBER_PARAMS.contains(&squeezed(&lower).as_str())
+                || looks_like_number(&decoded)
+            {
                 let keep = value.len().saturating_sub(3);
                 let masked: String = value
                     .char_indices()
@@ -162,14 +214,40 @@ fn decoded_lower(part: &str) -> String {
         .to_ascii_lowercase()
 }
 
-/// Whether lowercased text contains a token prefix (`cgl_`, `cgs_`, `cgr_`, `cga_`).
+/// A parameter name without separators and brackets (`caller_number`, `Caller-Number`,
+/// `phones[]`).
+fn squeezed(lower: &str) -> String {
+    lower
+        .chars()
+        .filter(|c| !matches!(c, '_' | '-' | ' ' | '.' | '[' | ']'))
+        .collect()
+}
+
+/// Whether lowercased text contains one of our secrets' prefixes: a token (`cg` and a
+/// letter and `_`: `cgl_`, `cge_`, and any prefix to come), a session (`cgsess_`), a
+/// webhook signing secret (`whsec_`).
 fn holds_token(lower: &str) -> bool {
-    lower.match_indices("cg").any(|(i, _)| {
+    let token = lower.match_indices("cg").any(|(i, _)| {
         matches!(
             lower.as_bytes().get(i + 2..i + 4),
-            Some([b'l' | b's' | b'r' | b'a', b'_'])
+            Some([b'a'..=b'z', b'_'])
         )
-    })
+    });
+    token || lower.contains("cgsess_") || lower.contains("whsec_")
+}
+
+/// A value shaped like a phone number: `+` (decoded from `%2B`; a raw `+` decodes as a
+/// space), `00` or `0`, then at least six more digits, with the spaces, dashes, dots and
+/// brackets people write. Ids and epoch times (no leading `0` or `+`) are left alone.
+fn looks_like_number(decoded: &str) -> bool {
+    let text = decoded.trim();
+    let international = text.starts_with('+') || decoded.starts_with(' ');
+    let body = text.trim_start_matches('+');
+    let digits = body.bytes().filter(u8::is_ascii_digit).count();
+    body.bytes()
+        .all(|b| b.is_ascii_digit() || matches!(b, b' ' | b'-' | b'.' | b'(' | b')'))
+        && (international || body.starts_with('0'))
+        && digits >= 7
 }
 
 #[cfg(test)]
@@ -198,6 +276,62 @@ mod tests {
             "to%6Ben=REDACTED&tele%70hone=****123"
         );
         assert_eq!(redact_query("t=x%20cgs_abc&cga_abc"), "t=REDACTED&REDACTED");
-        assert_eq!(redact_query("dnid=cgx_1&name=cg"), "dnid=cgx_1&name=cg");
+        assert_eq!(redact_query("name=cg&q=cgxyz"), "name=cg&q=cgxyz");
+    }
+
+    #[test]
+    fn every_token_prefix_is_redacted_in_any_parameter() {
+        for secret in [
+            "cge_abc",
+            "cgl_abc",
+            "cgx_future",
+            "cgsess_abc",
+            "whsec_abc",
+        ] {
+            for name in ["access_token", "t", "x-id", "q"] {
+                let query = format!("{name}={secret}&keep=1");
+                assert_eq!(
+                    redact_query(&query),
+                    format!("{name}=REDACTED&keep=1"),
+                    "{query}"
+                );
+            }
+        }
+        assert_eq!(
+            redact_query("access_token=anything&Signature=x"),
+            "access_token=REDACTED&Signature=REDACTED"
+        );
+    }
+
+    #[test]
+    fn numbers_are_masked_in_every_number_carrying_parameter() {
+        for name in [
+            "caller",
+            "ani",
+            "dnis",
+            "dnid",
+            "external_number",
+            "CallerNumber",
+            "from",
+            "to",
+            "telephone",
+            "number",
+            "phone",
+        ] {
+            let query = format!("{name}=%2B40721234567&RequestID=513");
+            assert_eq!(
+                redact_query(&query),
+                format!("{name}=***********567&RequestID=513"),
+                "{query}"
+            );
+        }
+        // Whatever a tenant's call-end mapping names its variables, a number is masked;
+        // ids and times are not numbers.
+        assert_eq!(
+            redact_query(
+                "var1=0721234567&v2=%2B40%20721%20234%20567&v3=0040721234567&uniqueid=1733.7&CallID=1000000087849&at=1764583300000&RequestID=513"
+            ),
+            "var1=*******567&v2=********************567&v3=**********567&uniqueid=1733.7&CallID=1000000087849&at=1764583300000&RequestID=513"
+        );
     }
 }

@@ -123,6 +123,31 @@ impl TestApp {
         assert_eq!(response.status(), 200, "{query}");
     }
 
+    /// The agent's browser confirming `/agent/login?session=…`: the confirmation page's
+    /// form posted back from cidgate's own origin.
+    pub(crate) async fn agent_login(&self, session: &str) -> reqwest::Response {
+        let confirm = self
+            .http
+            .get(format!("{}/agent/login", self.address))
+            .query(&[("session", session)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(confirm.status(), 200);
+        assert!(!confirm.headers().contains_key("set-cookie"));
+        let html = confirm.text().await.unwrap();
+        assert!(html.contains(r#"method="post" action="login""#), "{html}");
+        self.http
+            .post(format!("{}/agent/login", self.address))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("origin", &self.address)
+            .header("sec-fetch-site", "same-origin")
+            .body(format!("session={session}"))
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub(crate) fn cli_ok(&self, args: &[&str]) -> String {
         let out = self.cli(args);
         assert!(
@@ -812,14 +837,8 @@ async fn the_screen_pop_offers_a_call_button_that_calls_as_the_signed_in_agent()
     );
     app.http_dialer("acme", &stub);
 
-    // The agent's browser signs in once per shift.
-    let login = app
-        .http
-        .get(format!("{}/agent/login", app.address))
-        .query(&[("session", &session)])
-        .send()
-        .await
-        .unwrap();
+    // The agent's browser signs in once per shift: the link, then its confirmation.
+    let login = app.agent_login(&session).await;
     assert_eq!(login.status(), 200);
     let set_cookie = login.headers()["set-cookie"].to_str().unwrap().to_owned();
     for part in [
@@ -834,10 +853,9 @@ async fn the_screen_pop_offers_a_call_button_that_calls_as_the_signed_in_agent()
     let cookie = set_cookie.split(';').next().unwrap().to_owned();
     let refused = app
         .http
-        .get(format!(
-            "{}/agent/login?session=cgsess_nothing",
-            app.address
-        ))
+        .post(format!("{}/agent/login", app.address))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("session=cgsess_nothing")
         .send()
         .await
         .unwrap();

@@ -1,7 +1,9 @@
 //! One integration-test binary: the gateway over HTTP against real PostgreSQL.
 
+mod agent_browser;
 mod bounded;
 mod browser;
+mod call_caps;
 mod call_story;
 mod calls;
 mod cli;
@@ -17,11 +19,13 @@ mod hardening;
 mod helpers;
 mod isolation;
 mod jobs;
+mod log_masking;
 mod lookup;
 mod openapi;
 mod packaging;
 mod pbx_recipes;
 mod popup;
+mod probes_and_metrics;
 mod profile_checks;
 mod profiles;
 mod proxy;

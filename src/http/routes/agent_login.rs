@@ -1,5 +1,7 @@
-//! The agent's browser (issue 18, items 2 and 6): `/agent/login?session=…` signs it in
-//! once per shift with a cookie on cidgate's origin, so the screen pop's call button
+//! The agent's browser (issue 18, items 2 and 6): `/agent/login?session=…` asks the
+//! person to confirm, and the confirmation's post (from cidgate's own page: no login
+//! CSRF, issue 28 item 10) signs it in once per shift with a cookie on cidgate's
+//! origin, so the screen pop's call button
 //! (a form post to `/agent/call`, no JavaScript) starts a click-to-call as that agent.
 //!
 //! The cookie is HttpOnly, Secure and SameSite=Strict: no script reads it, and no other
@@ -15,7 +17,7 @@ use super::pop::content_security_policy;
 use crate::http::auth::agent_session;
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
-use crate::popup::views::{EN, ErrorPage};
+use crate::popup::views::{AgentLoginPage, EN, ErrorPage};
 
 /// The cookie holding the agent's session secret.
 pub const COOKIE: &str = "cidgate_agent";
@@ -35,9 +37,47 @@ pub fn session_cookie(req: &HttpRequest) -> Option<String> {
         .map(|(_, value)| value.trim().to_owned())
 }
 
-/// `GET /agent/login?session=…`: checks the session, sets the cookie until it expires.
-pub async fn login(req: HttpRequest) -> HttpResponse {
+/// `GET /agent/login?session=…`: the link the CRM opens. Checks the session and asks the
+/// person to confirm; it sets no cookie, so a page elsewhere that loads the link (login
+/// CSRF: signing a browser in as another agent) changes nothing.
+pub async fn confirm(req: HttpRequest) -> HttpResponse {
     let presented = form_urlencoded::parse(req.query_string().as_bytes())
+        .find(|(k, _)| k == "session")
+        .map(|(_, v)| v.into_owned());
+    match agent_session(&req, presented.as_deref()).await {
+        Ok((_, session)) => {
+            let agent = session.extension.to_string();
+            let until = session.expires_at.format("%Y-%m-%d %H:%M").to_string();
+            let page = AgentLoginPage {
+                s: &EN,
+                css_href: CSS_HREF,
+                agent: &agent,
+                until: &until,
+                session: presented.as_deref().unwrap_or_default().trim(),
+            };
+            headers(page.customize().with_status(StatusCode::OK), "'self'")
+                .respond_to(&req)
+                .map_into_boxed_body()
+        }
+        Err(e) => failure(&req, &e),
+    }
+}
+
+/// `POST /agent/login` (form: `session`): the confirmation's post, from cidgate's own
+/// page only (`Origin`, `Sec-Fetch-Site`); sets the cookie until the session expires.
+pub async fn login(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
+    if body.len() > FORM_LIMIT {
+        return failure(&req, &ApiError::PayloadTooLarge(FORM_LIMIT));
+    }
+    if !same_origin(&req, &state) {
+        return failure(
+            &req,
+            &ApiError::Forbidden(
+                "an agent signs in from cidgate's own page: open /agent/login?session=… and confirm".into(),
+            ),
+        );
+    }
+    let presented = form_urlencoded::parse(&body)
         .find(|(k, _)| k == "session")
         .map(|(_, v)| v.into_owned());
     match agent_session(&req, presented.as_deref()).await {
@@ -102,9 +142,18 @@ pub async fn call(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>
     }
 }
 
-/// A browser names where a form was posted from; another origin is refused (the
-/// SameSite cookie already stays behind, this says so plainly).
+/// A browser names where a form was posted from (`Origin`; `Sec-Fetch-Site` too in
+/// current browsers); another origin is refused (the SameSite cookie already stays
+/// behind on the call button, this says so plainly; on the login form it is the guard).
+/// A client that sends neither (curl, a CRM's server) is no browser to forge for.
 fn same_origin(req: &HttpRequest, state: &AppState) -> bool {
+    let fetch_site = req
+        .headers()
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok());
+    if fetch_site.is_some_and(|site| !matches!(site, "same-origin" | "none")) {
+        return false;
+    }
     let Some(origin) = req
         .headers()
         .get(header::ORIGIN)
@@ -144,14 +193,20 @@ fn page(req: &HttpRequest, status: StatusCode, heading: &str, message: &str) -> 
         heading,
         message,
     };
-    page.customize()
-        .with_status(status)
-        .insert_header((
-            header::CONTENT_SECURITY_POLICY,
-            content_security_policy("'none'"),
-        ))
-        .insert_header((header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
-        .insert_header((header::CACHE_CONTROL, "no-store"))
+    headers(page.customize().with_status(status), "'none'")
         .respond_to(req)
         .map_into_boxed_body()
+}
+
+/// The pages' headers: a strict CSP (forms posting to `form_action` only), no framing,
+/// no caching (the confirmation holds the session).
+fn headers<R: Responder>(
+    page: actix_web::CustomizeResponder<R>,
+    form_action: &str,
+) -> actix_web::CustomizeResponder<R> {
+    let csp = content_security_policy("'none'")
+        .replace("form-action 'none'", &format!("form-action {form_action}"));
+    page.insert_header((header::CONTENT_SECURITY_POLICY, csp))
+        .insert_header((header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
 }

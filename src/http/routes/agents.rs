@@ -108,14 +108,21 @@ pub async fn put(
     };
     let agent = agent_from_body(extension, &body)?;
     let tenant = auth.0.tenant.id;
-    let added = store::with_client(&state.pool, state.write_timeout, async |client| {
-        store::agents::put(&*client, tenant, &agent).await
+    let put = store::with_client(&state.pool, state.write_timeout, async |client| {
+        store::agents::put_capped(client, tenant, &agent).await
     })
     .await?;
-    let mut answer = if added {
-        HttpResponse::Created()
-    } else {
-        HttpResponse::Ok()
+    let mut answer = match put {
+        store::agents::Put::Added => HttpResponse::Created(),
+        store::agents::Put::Replaced => HttpResponse::Ok(),
+        store::agents::Put::OverCap(cap) => {
+            return Err(ApiError::invalid_fields(vec![FieldError::new(
+                "extension",
+                format!(
+                    "the tenant may have at most {cap} agents (tenant set --max-agents); remove one or ask the operator to raise the cap"
+                ),
+            )]));
+        }
     };
     Ok(answer.json(agent_json(&agent)))
 }
@@ -191,6 +198,8 @@ pub async fn start_session(
     })
     .await?;
     let expires_at = started.ok_or_else(|| no_agent(&extension))?;
+    // A session just started may be used from an address others' guesses blocked.
+    state.limits.vouch_session(secret.hash());
     let expires_in = (expires_at - Utc::now()).num_seconds().max(0);
     Ok(HttpResponse::Created()
         .insert_header(("Cache-Control", "no-store"))

@@ -137,7 +137,7 @@ pub async fn click(req: &HttpRequest, state: &AppState, ask: Ask) -> Result<Plac
         queue: destination.queue.as_deref(),
     };
     let opened = store::with_client(&state.pool, state.write_timeout, async |client| {
-        store::click2call::open(client, tenant.id, &new, policy.per_minute).await
+        store::click2call::open(client, tenant.id, &new, &policy).await
     })
     .await?;
     let (request_id, agent) = match opened {
@@ -151,6 +151,18 @@ pub async fn click(req: &HttpRequest, state: &AppState, ask: Ask) -> Result<Plac
         Opened::TooMany => {
             return Err(ApiError::TooManyRequests {
                 message: "this agent made the most click-to-calls allowed in a minute",
+                retry_after: std::time::Duration::from_secs(60),
+            });
+        }
+        Opened::TenantInFlight => {
+            return Err(ApiError::TooManyRequests {
+                message: "this tenant has the most click-to-calls in flight it may have (dialer policy --tenant-in-flight); wait until one ends",
+                retry_after: std::time::Duration::from_secs(5),
+            });
+        }
+        Opened::TenantTooMany => {
+            return Err(ApiError::TooManyRequests {
+                message: "this tenant's agents made the most click-to-calls allowed in a minute (dialer policy --tenant-per-minute)",
                 retry_after: std::time::Duration::from_secs(60),
             });
         }

@@ -58,8 +58,9 @@ pub fn agents_and_click2call(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/agent/login")
             .name("/agent/login")
-            .route(web::get().to(agent_login::login))
-            .default_service(not_allowed("GET")),
+            .route(web::get().to(agent_login::confirm))
+            .route(web::post().to(agent_login::login))
+            .default_service(not_allowed("GET, POST")),
     )
     .service(
         web::resource("/agent/call")
