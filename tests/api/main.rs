@@ -3,6 +3,7 @@
 mod bounded;
 mod browser;
 mod calls;
+mod cdr_bounds;
 mod cli;
 mod click2call;
 mod config_file;
