@@ -102,6 +102,8 @@ pub struct Metrics {
     pub listener_reconnects: Counter,
     /// Requests refused by a rate limit, by limit.
     pub rate_limited: Family<LimitLabels, Counter>,
+    /// Call events refused by a cap (`max_calls`, `max_legs`, `max_events`), by cap.
+    pub call_events_capped: Family<LimitLabels, Counter>,
     pub lookup_log_written: Counter,
     /// Lookup log entries dropped (buffer full or write refused).
     pub lookup_log_dropped: Counter,
@@ -136,6 +138,7 @@ impl Metrics {
         let listener_reconnects = Counter::default();
         let gauges = Gauges::default();
         let rate_limited = Family::default();
+        let call_events_capped = Family::default();
         let lookup_log_written = Counter::default();
         let lookup_log_dropped = Counter::default();
         let log_lines_dropped = Counter::default();
@@ -239,6 +242,11 @@ impl Metrics {
             rate_limited.clone(),
         );
         registry.register(
+            "call_events_capped",
+            "Call event requests refused by a cap (max_calls, max_legs, max_events), by cap",
+            call_events_capped.clone(),
+        );
+        registry.register(
             "cache_entries",
             "Entries in the lookup cache",
             gauges.cache_entries.clone(),
@@ -326,6 +334,7 @@ impl Metrics {
             notifications_ignored,
             listener_reconnects,
             rate_limited,
+            call_events_capped,
             lookup_log_written,
             lookup_log_dropped,
             log_lines_dropped,

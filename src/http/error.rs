@@ -98,6 +98,9 @@ impl From<super::rate_limit::Limited> for ApiError {
             Limit::Sync => "too many requests with this token; retry after the Retry-After seconds",
             Limit::AuthFailures => "too many failed authentications from this address; retry later",
             Limit::Pops => "too many screen pops from this address; retry later",
+            Limit::Events => {
+                "too many call events for this tenant (its event rate); retry after the Retry-After seconds"
+            }
         };
         Self::TooManyRequests {
             message,

@@ -2,6 +2,7 @@
 
 mod bounded;
 mod browser;
+mod call_caps;
 mod calls;
 mod cdr_bounds;
 mod cli;
