@@ -123,6 +123,8 @@ pub struct Metrics {
     pub listener_reconnects: Counter,
     /// Requests refused by a rate limit, by limit.
     pub rate_limited: Family<LimitLabels, Counter>,
+    /// Call events refused by a cap (`max_calls`, `max_legs`, `max_events`), by cap.
+    pub call_events_capped: Family<LimitLabels, Counter>,
     pub lookup_log_written: Counter,
     /// Lookup log entries dropped (buffer full or write refused).
     pub lookup_log_dropped: Counter,
@@ -157,6 +159,7 @@ impl Metrics {
         let listener_reconnects = Counter::default();
         let gauges = Gauges::default();
         let rate_limited = Family::default();
+        let call_events_capped = Family::default();
         let lookup_log_written = Counter::default();
         let lookup_log_dropped = Counter::default();
         let log_lines_dropped = Counter::default();
@@ -258,6 +261,11 @@ impl Metrics {
             "rate_limited",
             "Requests refused by a rate limit, by limit",
             rate_limited.clone(),
+        );
+        registry.register(
+            "call_events_capped",
+            "Call event requests refused by a cap (max_calls, max_legs, max_events), by cap",
+            call_events_capped.clone(),
         );
         registry.register(
             "cache_entries",
@@ -369,6 +377,7 @@ impl Metrics {
             notifications_ignored,
             listener_reconnects,
             rate_limited,
+            call_events_capped,
             lookup_log_written,
             lookup_log_dropped,
             log_lines_dropped,

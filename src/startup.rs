@@ -174,6 +174,10 @@ impl Application {
             &jobs,
             pool.clone(),
             Duration::from_millis(settings.write_timeout_ms),
+            crate::store::calls::CallCaps {
+                max_legs: settings.call_max_legs as usize,
+                max_events: settings.call_max_events as usize,
+            },
         );
         let write_timeout = Duration::from_millis(settings.write_timeout_ms);
         let probes = Probes::connect(

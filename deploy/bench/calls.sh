@@ -231,9 +231,11 @@ wait_http() { # pid url what seconds
 gw_pid=
 start_gateway() { # log file [cpu list]; sets gw_pid
 	# The sync rate limit (which CDR reads count against) would answer most of the
-	# benchmark's reads with 429: lift it (and the lookup one) unless the caller set their own.
+	# benchmark's reads with 429: lift it (and the lookup and event ones) unless the
+	# caller set their own.
 	CIDGATE_LISTEN=$gw_addr CIDGATE_WORKERS=${CIDGATE_WORKERS:-1} RUST_LOG=${RUST_LOG:-warn} \
 		CIDGATE_LOOKUP_RATE=${CIDGATE_LOOKUP_RATE:-1000000000} CIDGATE_SYNC_RATE=${CIDGATE_SYNC_RATE:-1000000000} \
+		CIDGATE_EVENT_RATE=${CIDGATE_EVENT_RATE:-1000000000} \
 		taskset -c "${2:-$server_cpu}" "$cidgate" serve >"$1" 2>&1 &
 	gw_pid=$!
 	pids+=("$gw_pid")
@@ -406,6 +408,8 @@ else
 	done
 	seed_secs=$(elapsed_since "$t0")
 	t0=$(now)
+	# The tenant's call count (`--max-calls`), as the gateway keeps it.
+	psql_db "$db_url" -c "UPDATE call_counters SET calls = (SELECT count(*) FROM calls WHERE tenant_id = $tenant_id) WHERE tenant_id = $tenant_id"
 	psql_db "$db_url" -c "VACUUM (ANALYZE) calls, call_keys, call_events, call_counters"
 	vacuum_secs=$(elapsed_since "$t0")
 	say "seeded $calls calls in $seed_secs s ($(awk -v n="$calls" -v s="$seed_secs" 'BEGIN { printf "%.0f", n / s }') calls/s); VACUUM ANALYZE $vacuum_secs s"
@@ -423,6 +427,8 @@ start_cluster "$server_cpu"
 psql_db "$db_url" -c "ALTER DATABASE $dbname RESET ALL"
 pg_settings=$(sql_value "SELECT string_agg(name || '=' || setting || coalesce(unit, ''), ', ' ORDER BY name) FROM pg_settings WHERE name IN ('shared_buffers', 'max_wal_size', 'fsync', 'synchronous_commit', 'max_connections')")
 say "PostgreSQL pinned on core $server_cpu: $pg_settings"
+# The ingestion runs add calls past the default cap of stored calls.
+"$cidgate" tenant set bench --max-calls 1000000000 >&2
 events_token=$("$cidgate" token create --tenant bench --scope lookup,events | tail -n 1)
 report_token=$("$cidgate" token create --tenant bench --scope report | tail -n 1)
 [[ $events_token =~ ^[A-Za-z0-9._~-]+$ && $report_token =~ ^[A-Za-z0-9._~-]+$ ]] || die "unexpected token format"

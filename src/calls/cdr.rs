@@ -3,7 +3,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
@@ -16,11 +16,32 @@ pub enum RangeEnd {
     Finish,
 }
 
-/// RFC 3339, or `YYYY-MM-DD[ HH:MM:SS]` (also with `T`) in the tenant's time zone.
+/// A date further than this from today is a mistake (and far enough out, one that the
+/// time arithmetic cannot hold).
+pub const MAX_YEARS_AWAY: i32 = 100;
+/// The longest range one query covers: a year, leap day included.
+pub const MAX_RANGE_DAYS: i64 = 366;
+
+/// Whether `year` is within `MAX_YEARS_AWAY` of today's.
+fn plausible_year(year: i32) -> bool {
+    (year - Utc::now().year()).abs() <= MAX_YEARS_AWAY
+}
+
+fn out_of_bounds() -> String {
+    format!("must be within {MAX_YEARS_AWAY} years of today")
+}
+
+/// RFC 3339, or `YYYY-MM-DD[ HH:MM:SS]` (also with `T`) in the tenant's time zone,
+/// within `MAX_YEARS_AWAY` years of today.
 pub fn parse_date(raw: &str, zone: Tz, end: RangeEnd) -> Result<DateTime<Utc>, String> {
     let raw = raw.trim();
     if let Ok(t) = DateTime::parse_from_rfc3339(raw) {
-        return Ok(t.with_timezone(&Utc));
+        let t = t.with_timezone(&Utc);
+        return if plausible_year(t.year()) {
+            Ok(t)
+        } else {
+            Err(out_of_bounds())
+        };
     }
     let local = if let Ok(day) = NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
         match end {
@@ -33,6 +54,10 @@ pub fn parse_date(raw: &str, zone: Tz, end: RangeEnd) -> Result<DateTime<Utc>, S
             .find_map(|f| NaiveDateTime::parse_from_str(raw, f).ok())
     }
     .ok_or("must be RFC 3339 (2026-12-01T10:00:00Z) or YYYY-MM-DD[ HH:MM:SS] in the tenant's time zone")?;
+    // Checked before any arithmetic: chrono's extreme years overflow it.
+    if !plausible_year(local.year()) {
+        return Err(out_of_bounds());
+    }
     // A time skipped by a clock change is read an hour later; a repeated one, the first.
     zone.from_local_datetime(&local)
         .earliest()
@@ -42,6 +67,19 @@ pub fn parse_date(raw: &str, zone: Tz, end: RangeEnd) -> Result<DateTime<Utc>, S
         })
         .map(|t| t.with_timezone(&Utc))
         .ok_or_else(|| "is not a time that exists in the tenant's time zone".into())
+}
+
+/// Why a range cannot be queried (`finishdate` is the parameter to fix), if it cannot.
+pub fn range_problem(from: DateTime<Utc>, to: DateTime<Utc>) -> Option<String> {
+    if to < from {
+        Some("is before startdate".into())
+    } else if to - from > chrono::Duration::days(MAX_RANGE_DAYS) {
+        Some(format!(
+            "is more than {MAX_RANGE_DAYS} days after startdate; query a longer period in parts"
+        ))
+    } else {
+        None
+    }
 }
 
 /// What a cursor carries: the walk's position and the query it belongs to.
@@ -60,7 +98,14 @@ impl Cursor {
         URL_SAFE_NO_PAD
             .decode(raw.trim())
             .ok()
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .and_then(|bytes| serde_json::from_slice::<Self>(&bytes).ok())
+            // A cursor is only as trustworthy as its bearer: its range is held to what
+            // a first request may ask.
+            .filter(|c| {
+                plausible_year(c.filter.from.year())
+                    && plausible_year(c.filter.to.year())
+                    && range_problem(c.filter.from, c.filter.to).is_none()
+            })
             .ok_or_else(|| "is not a cursor this API gave out".into())
     }
 }

@@ -10,7 +10,10 @@ use tokio::sync::{Mutex, Semaphore, mpsc, oneshot};
 
 use crate::domain::{Region, TenantId};
 use crate::jobs::{Readiness, Supervisor};
-use crate::store::{self, calls::IncomingEvent};
+use crate::store::{
+    self,
+    calls::{CallCaps, IncomingEvent, worth_retrying},
+};
 
 /// The task's name in `/readyz` and the logs.
 pub const TASK: &str = "call_event_writer";
@@ -52,12 +55,12 @@ impl EventWriter {
     /// Starts the writing task under `jobs`; each transaction is bounded by `timeout`.
     /// The queue outlives a run of the task (as the lookup batcher's does): a restarted
     /// run takes the requests queued meanwhile.
-    pub fn spawn(jobs: &Supervisor, pool: Pool, timeout: Duration) -> Self {
+    pub fn spawn(jobs: &Supervisor, pool: Pool, timeout: Duration, caps: CallCaps) -> Self {
         let (requests, queued) = mpsc::channel(QUEUE);
         let queued = Arc::new(Mutex::new(queued));
         let slots = Arc::new(Semaphore::new(WRITERS));
         jobs.spawn(TASK, Readiness::Reported, move || {
-            gather(queued.clone(), slots.clone(), pool.clone(), timeout)
+            gather(queued.clone(), slots.clone(), pool.clone(), timeout, caps)
         });
         Self { requests }
     }
@@ -107,6 +110,7 @@ async fn gather(
     slots: Arc<Semaphore>,
     pool: Pool,
     timeout: Duration,
+    caps: CallCaps,
 ) -> anyhow::Result<()> {
     let mut queued = queued.lock().await;
     loop {
@@ -117,14 +121,14 @@ async fn gather(
         }
         let pool = pool.clone();
         tokio::spawn(async move {
-            write(&pool, batch, timeout).await;
+            write(&pool, batch, timeout, caps).await;
             drop(slot);
         });
     }
 }
 
 /// One transaction for every request of the batch; each gets its own answer.
-async fn write(pool: &Pool, mut batch: Vec<Request>, timeout: Duration) {
+async fn write(pool: &Pool, mut batch: Vec<Request>, timeout: Duration, caps: CallCaps) {
     // Tenants in one order, so two batches lock the same keys in the same order.
     batch.sort_by_key(|r| r.tenant.0);
     let mut attempt = 1;
@@ -133,14 +137,14 @@ async fn write(pool: &Pool, mut batch: Vec<Request>, timeout: Duration) {
             let mut tx = client.transaction().await?;
             let mut recorded = Vec::with_capacity(batch.len());
             for (tenant, requests) in by_tenant(&batch) {
-                recorded.extend(write_tenant(&mut tx, tenant, requests).await?);
+                recorded.extend(write_tenant(&mut tx, tenant, requests, caps).await?);
             }
             tx.commit().await?;
             Ok(recorded)
         })
         .await;
         match outcome {
-            Err(e) if attempt < ATTEMPTS && store::contacts::worth_retrying(&e) => attempt += 1,
+            Err(e) if attempt < ATTEMPTS && worth_retrying(&e) => attempt += 1,
             outcome => break outcome,
         }
     };
@@ -168,31 +172,37 @@ async fn write_tenant(
     tx: &mut Transaction<'_>,
     tenant: TenantId,
     requests: &[Request],
+    caps: CallCaps,
 ) -> anyhow::Result<Vec<Recorded>> {
     let together = tx.savepoint("tenant_events").await?;
-    let failed = match ingest(&together, tenant, requests).await {
+    let failed = match ingest(&together, tenant, requests, caps).await {
         Ok(recorded) => {
             together.commit().await?;
             return Ok(recorded.into_iter().map(Ok).collect());
         }
-        Err(e) if store::contacts::worth_retrying(&e) => return Err(e),
+        Err(e) if worth_retrying(&e) => return Err(e),
         Err(e) => e,
     };
     together.rollback().await?;
-    tracing::warn!(
-        tenant = tenant.0,
-        error = format!("{failed:#}"),
-        "a batch of call events was refused; writing its requests one by one"
-    );
+    if failed.is::<store::calls::OverCap>() {
+        // A cap reached is the tenant's to see in its answers, not an operator's alarm.
+        tracing::debug!(tenant = tenant.0, error = %failed, "call events over a cap");
+    } else {
+        tracing::warn!(
+            tenant = tenant.0,
+            error = format!("{failed:#}"),
+            "a batch of call events was refused; writing its requests one by one"
+        );
+    }
     let mut recorded = Vec::with_capacity(requests.len());
     for request in requests {
         let alone = tx.savepoint("request_events").await?;
-        match ingest(&alone, tenant, std::slice::from_ref(request)).await {
+        match ingest(&alone, tenant, std::slice::from_ref(request), caps).await {
             Ok(mut new) => {
                 alone.commit().await?;
                 recorded.push(Ok(new.pop().unwrap_or_default()));
             }
-            Err(e) if store::contacts::worth_retrying(&e) => return Err(e),
+            Err(e) if worth_retrying(&e) => return Err(e),
             Err(e) => {
                 alone.rollback().await?;
                 recorded.push(Err(e));
@@ -208,12 +218,13 @@ async fn ingest(
     client: &impl GenericClient,
     tenant: TenantId,
     requests: &[Request],
+    caps: CallCaps,
 ) -> anyhow::Result<Vec<Vec<bool>>> {
     let events: Vec<IncomingEvent> = requests
         .iter()
         .flat_map(|r| r.events.iter().cloned())
         .collect();
-    let ingested = store::calls::ingest(client, tenant, requests[0].region, &events).await?;
+    let ingested = store::calls::ingest(client, tenant, requests[0].region, &events, caps).await?;
     let changed: Vec<uuid::Uuid> = ingested.calls.iter().map(|c| c.id).collect();
     store::deliveries::enqueue_for_calls(client, tenant, &changed).await?;
     let legs = store::leg_deliveries::leg_events(&events, &ingested.new, &ingested.calls);

@@ -46,6 +46,14 @@ pub enum TenantCommand {
         /// Most agents the tenant may have (the CRM's sync token adds them); 1000 unless set
         #[arg(long, value_parser = clap::value_parser!(i32).range(0..=1_000_000))]
         max_agents: Option<i32>,
+        /// Call events per second for this tenant (burst: twice that, at least 1000), or
+        /// `default` for the gateway's (CIDGATE_EVENT_RATE)
+        #[arg(long)]
+        event_rate: Option<String>,
+        /// Most calls the tenant stores (events of new calls past it are refused);
+        /// 10000000 unless set
+        #[arg(long, value_parser = clap::value_parser!(i64).range(0..=MAX_CALLS_CAP))]
+        max_calls: Option<i64>,
         /// IANA time zone for dates people read and write (e.g. Europe/Bucharest)
         #[arg(long, value_parser = parse_time_zone)]
         time_zone: Option<chrono_tz::Tz>,
@@ -66,6 +74,9 @@ const MAX_POPUP_TTL_SECS: u64 = 7 * 24 * 3600;
 
 /// The highest `--max-numbers`: about 1.5 GiB of number index per instance.
 const MAX_NUMBERS_CAP: i64 = 100_000_000;
+
+/// The highest `--max-calls`.
+const MAX_CALLS_CAP: i64 = 1_000_000_000;
 
 /// The tenant setting holding its IANA time zone.
 pub const TIME_ZONE: &str = "time_zone";
@@ -215,6 +226,8 @@ pub async fn run(cmd: TenantCommand) -> anyhow::Result<()> {
             lookup_rate,
             max_numbers,
             max_agents,
+            event_rate,
+            max_calls,
             time_zone,
             lookup_log,
             lookup_log_retention_days,
@@ -224,18 +237,26 @@ pub async fn run(cmd: TenantCommand) -> anyhow::Result<()> {
             let policy = auth
                 .map(|a| AuthPolicy::parse(&a).map_err(|e| anyhow::anyhow!("--auth: {e}")))
                 .transpose()?;
-            let rate = lookup_rate.map(|r| parse_rate(&r)).transpose()?;
+            let rate = lookup_rate
+                .map(|r| parse_rate(&r, "--lookup-rate", "lookups"))
+                .transpose()?;
+            let event_rate = event_rate
+                .map(|r| parse_rate(&r, "--event-rate", "call events"))
+                .transpose()?;
             if policy.is_none()
                 && rate.is_none()
                 && max_numbers.is_none()
                 && max_agents.is_none()
+                && event_rate.is_none()
+                && max_calls.is_none()
                 && time_zone.is_none()
                 && lookup_log.is_none()
                 && lookup_log_retention_days.is_none()
                 && popup.is_empty()
             {
                 bail!(
-                    "nothing to change: give --auth, --lookup-rate, --max-numbers, --max-agents, --time-zone, \
+                    "nothing to change: give --auth, --lookup-rate, --max-numbers, --max-agents, \
+                     --event-rate, --max-calls, --time-zone, \
                      --lookup-log, --lookup-log-retention-days or a screen-pop option (see --help)"
                 );
             }
@@ -258,6 +279,17 @@ pub async fn run(cmd: TenantCommand) -> anyhow::Result<()> {
             }
             if let Some(max) = max_agents {
                 store::tenants::set_max_agents(&tx, tenant.id, max).await?;
+            }
+            let key = crate::http::routes::events::EVENT_RATE;
+            match event_rate {
+                Some(Some(rate)) => {
+                    store::tenants::set_setting(&tx, tenant.id, key, &rate.into()).await?
+                }
+                Some(None) => store::tenants::remove_setting(&tx, tenant.id, key).await?,
+                None => {}
+            }
+            if let Some(max) = max_calls {
+                store::tenants::set_max_calls(&tx, tenant.id, max).await?;
             }
             if let Some(zone) = time_zone {
                 let zone = serde_json::Value::String(zone.name().to_owned());
@@ -304,15 +336,13 @@ pub async fn run(cmd: TenantCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A rate in lookups per second, or `default` for the gateway's.
-fn parse_rate(raw: &str) -> anyhow::Result<Option<u32>> {
+/// A rate per second (`flag` sets it, of `what`), or `default` for the gateway's.
+fn parse_rate(raw: &str, flag: &str, what: &str) -> anyhow::Result<Option<u32>> {
     if raw == "default" {
         return Ok(None);
     }
     match raw.parse::<u32>() {
         Ok(n) if n > 0 => Ok(Some(n)),
-        _ => bail!(
-            "--lookup-rate: `{raw}` is not a positive number of lookups per second or `default`"
-        ),
+        _ => bail!("{flag}: `{raw}` is not a positive number of {what} per second or `default`"),
     }
 }

@@ -170,6 +170,22 @@ pub struct ServeSettings {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub lookup_rate: u32,
 
+    /// Call events per second per tenant, unless the tenant has its own
+    /// (`tenant set --event-rate`)
+    #[arg(long, env = "CIDGATE_EVENT_RATE", default_value_t = 1_000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub event_rate: u32,
+
+    /// Most legs (distinct PBX call ids) in one call; events adding more are refused
+    #[arg(long, env = "CIDGATE_CALL_MAX_LEGS", default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub call_max_legs: u32,
+
+    /// Most events recorded for one call; events past it are refused
+    #[arg(long, env = "CIDGATE_CALL_MAX_EVENTS", default_value_t = 1_000,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub call_max_events: u32,
+
     /// Sync API requests per second per token
     #[arg(long, env = "CIDGATE_SYNC_RATE", default_value_t = 20,
           value_parser = clap::value_parser!(u32).range(1..))]
@@ -241,6 +257,7 @@ impl ServeSettings {
             sync_per_sec: self.sync_rate,
             auth_failures_per_min: self.auth_failures_per_min,
             pops_per_sec: self.pop_rate,
+            events_per_sec: self.event_rate,
         }
     }
 

@@ -60,6 +60,12 @@ pub enum ApiError {
     /// A body not labelled as the type the endpoint reads (the message names it).
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// A query string the endpoint cannot read (each parameter named): `400`.
+    #[error("{message}")]
+    BadQuery {
+        message: String,
+        fields: Vec<FieldError>,
+    },
     #[error("{message}")]
     Unprocessable {
         message: String,
@@ -92,6 +98,9 @@ impl From<super::rate_limit::Limited> for ApiError {
             Limit::Sync => "too many requests with this token; retry after the Retry-After seconds",
             Limit::AuthFailures => "too many failed authentications from this address; retry later",
             Limit::Pops => "too many screen pops from this address; retry later",
+            Limit::Events => {
+                "too many call events for this tenant (its event rate); retry after the Retry-After seconds"
+            }
         };
         Self::TooManyRequests {
             message,
@@ -147,6 +156,14 @@ impl ApiError {
         Self::Unprocessable { message, fields }
     }
 
+    /// The same naming as `invalid_fields`, answered `400`: parameters of a query.
+    pub fn invalid_query(fields: Vec<FieldError>) -> Self {
+        match Self::invalid_fields(fields) {
+            Self::Unprocessable { message, fields } => Self::BadQuery { message, fields },
+            other => other,
+        }
+    }
+
     /// Sorts an unexpected error: a database that cannot be reached is a 503 the client
     /// can retry; anything else stays a 500.
     pub fn from_store(error: anyhow::Error) -> Self {
@@ -166,7 +183,7 @@ impl ApiError {
 
     fn code(&self) -> &'static str {
         match self {
-            Self::BadRequest(_) => "bad_request",
+            Self::BadRequest(_) | Self::BadQuery { .. } => "bad_request",
             Self::Unauthorized(_) => "unauthorized",
             Self::Forbidden(_) => "forbidden",
             Self::SessionExpired => "session_expired",
@@ -209,7 +226,7 @@ struct ErrorBody<'a> {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
-            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::BadRequest(_) | Self::BadQuery { .. } => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) | Self::DialRefused { .. } => StatusCode::FORBIDDEN,
             Self::SessionExpired => StatusCode::UNAUTHORIZED,
@@ -240,7 +257,7 @@ impl ResponseError for ApiError {
             _ => {}
         }
         let fields = match self {
-            Self::Unprocessable { fields, .. } => fields.as_slice(),
+            Self::Unprocessable { fields, .. } | Self::BadQuery { fields, .. } => fields.as_slice(),
             _ => &[],
         };
         let mut response = HttpResponse::build(self.status_code());

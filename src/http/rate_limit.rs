@@ -32,6 +32,8 @@ pub struct RateSettings {
     pub auth_failures_per_min: u32,
     /// Screen-pop pages per second per source address.
     pub pops_per_sec: u32,
+    /// Call events per second per tenant (a tenant may override it).
+    pub events_per_sec: u32,
 }
 
 /// Which limit a request ran into.
@@ -41,6 +43,7 @@ pub enum Limit {
     Sync,
     AuthFailures,
     Pops,
+    Events,
 }
 
 impl Limit {
@@ -50,6 +53,7 @@ impl Limit {
             Self::Sync => "sync",
             Self::AuthFailures => "auth_failures",
             Self::Pops => "pops",
+            Self::Events => "events",
         }
     }
 }
@@ -70,6 +74,8 @@ pub struct RateLimits {
     /// was made for: a changed quota takes a fresh limiter. Asked on every lookup, so a
     /// plain map under a read lock rather than a cache.
     lookups: Arc<RwLock<FxHashMap<TenantId, (u32, Shared)>>>,
+    /// The same for call events.
+    events: Arc<RwLock<FxHashMap<TenantId, (u32, Shared)>>>,
     sync: Cache<i64, Shared>,
     pops: Cache<IpAddr, Shared>,
     failures: Cache<IpAddr, Shared>,
@@ -96,6 +102,35 @@ fn per_second(rate: u32) -> Shared {
     Arc::new(RateLimiter::direct(quota))
 }
 
+/// Most events one request carries (routes::events::MAX_EVENTS).
+const MAX_EVENTS_AT_ONCE: u32 = 1_000;
+
+/// `tenant`'s limiter for `rate` in `limiters`, made afresh when the rate changed.
+/// Asked on every request, so a plain map under a read lock rather than a cache.
+fn tenant_limiter(
+    limiters: &RwLock<FxHashMap<TenantId, (u32, Shared)>>,
+    tenant: TenantId,
+    rate: u32,
+    make: impl Fn(u32) -> Shared,
+) -> Shared {
+    let known = limiters.read().ok().and_then(|limiters| {
+        limiters
+            .get(&tenant)
+            .filter(|(made_for, _)| *made_for == rate)
+            .map(|(_, limiter)| limiter.clone())
+    });
+    if let Some(limiter) = known {
+        return limiter;
+    }
+    let mut limiters = limiters.write().unwrap_or_else(|e| e.into_inner());
+    let (made_for, limiter) = limiters.entry(tenant).or_insert_with(|| (rate, make(rate)));
+    if *made_for != rate {
+        *made_for = rate;
+        *limiter = make(rate);
+    }
+    limiter.clone()
+}
+
 fn cache<K: std::hash::Hash + Eq + Send + Sync + 'static>(capacity: u64) -> Cache<K, Shared> {
     Cache::builder()
         .max_capacity(capacity)
@@ -108,6 +143,7 @@ impl RateLimits {
         Self {
             settings,
             lookups: Arc::default(),
+            events: Arc::default(),
             sync: cache(MAX_TRACKED_KEYS),
             pops: cache(MAX_TRACKED_ADDRESSES),
             failures: cache(MAX_TRACKED_ADDRESSES),
@@ -135,27 +171,40 @@ impl RateLimits {
     /// One lookup for `tenant`; `own_rate` is the tenant's override, if any.
     pub fn lookup(&self, tenant: TenantId, own_rate: Option<u32>) -> Result<(), Limited> {
         let rate = own_rate.unwrap_or(self.settings.lookups_per_sec);
-        let known = self.lookups.read().ok().and_then(|limiters| {
-            limiters
-                .get(&tenant)
-                .filter(|(made_for, _)| *made_for == rate)
-                .map(|(_, limiter)| limiter.clone())
-        });
-        let limiter = match known {
-            Some(limiter) => limiter,
-            None => {
-                let mut limiters = self.lookups.write().unwrap_or_else(|e| e.into_inner());
-                let (made_for, limiter) = limiters
-                    .entry(tenant)
-                    .or_insert_with(|| (rate, per_second(rate)));
-                if *made_for != rate {
-                    *made_for = rate;
-                    *limiter = per_second(rate);
-                }
-                limiter.clone()
-            }
-        };
+        let limiter = tenant_limiter(&self.lookups, tenant, rate, per_second);
         self.check(&limiter, Limit::Lookups)
+    }
+
+    /// `count` call events for `tenant` (`own_rate`: its override). The burst is twice
+    /// the rate, and never less than one request's most events, so a valid request can
+    /// always pass once the tenant has waited.
+    pub fn events(
+        &self,
+        tenant: TenantId,
+        own_rate: Option<u32>,
+        count: usize,
+    ) -> Result<(), Limited> {
+        let rate = own_rate.unwrap_or(self.settings.events_per_sec);
+        let limiter = tenant_limiter(&self.events, tenant, rate, |rate| {
+            let burst = rate.saturating_mul(2).max(MAX_EVENTS_AT_ONCE);
+            Arc::new(RateLimiter::direct(
+                Quota::per_second(nonzero(rate)).allow_burst(nonzero(burst)),
+            ))
+        });
+        let count = nonzero(u32::try_from(count).unwrap_or(u32::MAX));
+        match limiter.check_n(count) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(not_until)) => Err(Limited {
+                limit: Limit::Events,
+                retry_after: not_until.wait_time_from(self.clock.now()),
+            }),
+            // More than the burst: not reached by requests of at most
+            // MAX_EVENTS_AT_ONCE; a second's wait all the same.
+            Err(_) => Err(Limited {
+                limit: Limit::Events,
+                retry_after: Duration::from_secs(1),
+            }),
+        }
     }
 
     /// One sync request with token `token_id`.
@@ -263,6 +312,7 @@ mod tests {
             sync_per_sec: sync,
             auth_failures_per_min: failures,
             pops_per_sec: 2,
+            events_per_sec: 10,
         })
     }
 

@@ -95,6 +95,18 @@ pub async fn maintain(
                 ended + chrono::Days::new(retention_days.into()) <= today
             });
             if expired {
+                if table == "calls" {
+                    // The tenants' call counts (`--max-calls`) lose the month's calls.
+                    client
+                        .batch_execute(&format!(
+                            "UPDATE call_counters c SET calls = greatest(c.calls - n.calls, 0)
+                             FROM (SELECT tenant_id, count(*) AS calls FROM {name}
+                                   GROUP BY tenant_id) n
+                             WHERE c.tenant_id = n.tenant_id"
+                        ))
+                        .await
+                        .with_context(|| format!("counting out the calls of {name}"))?;
+                }
                 client
                     .batch_execute(&format!("DROP TABLE IF EXISTS {name}"))
                     .await

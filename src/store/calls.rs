@@ -1,8 +1,9 @@
 //! Writing call events: one transaction per batch groups events into calls (through
 //! `call_keys`), keeps each event once, and rewrites the record of every call that
-//! gained one. Run it inside a transaction.
+//! gained one, within the caps on a call and on a tenant's calls. Run it inside a
+//! transaction.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use anyhow::Context;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
@@ -67,28 +68,78 @@ fn all_keys(e: &CallEvent) -> Vec<String> {
     keys
 }
 
+/// Caps on one call (`CIDGATE_CALL_MAX_LEGS`, `CIDGATE_CALL_MAX_EVENTS`).
+#[derive(Debug, Clone, Copy)]
+pub struct CallCaps {
+    pub max_legs: usize,
+    pub max_events: usize,
+}
+
+impl Default for CallCaps {
+    fn default() -> Self {
+        Self {
+            max_legs: 64,
+            max_events: 1_000,
+        }
+    }
+}
+
+/// Events refused by a cap: nothing of their request is written (`422`).
+#[derive(Debug, thiserror::Error)]
+pub enum OverCap {
+    #[error(
+        "call `{call_id}` would have more than {max} legs (CIDGATE_CALL_MAX_LEGS); events of further legs are refused"
+    )]
+    Legs { call_id: String, max: usize },
+    #[error(
+        "call `{call_id}` would have more than {max} events (CIDGATE_CALL_MAX_EVENTS); further events are refused"
+    )]
+    Events { call_id: String, max: usize },
+    #[error(
+        "the tenant stores {max} calls, its cap (tenant set --max-calls); events of new calls are refused"
+    )]
+    Calls { max: i64 },
+}
+
+impl OverCap {
+    /// The cap's name in metrics.
+    pub fn cap(&self) -> &'static str {
+        match self {
+            Self::Legs { .. } => "max_legs",
+            Self::Events { .. } => "max_events",
+            Self::Calls { .. } => "max_calls",
+        }
+    }
+}
+
+/// Another write created a call for one of the batch's keys meanwhile: the batch is
+/// written again, and then finds that call.
+#[derive(Debug, thiserror::Error)]
+#[error("another write created the same call at the same time")]
+pub struct KeyRace;
+
+/// Whether a failed event write may succeed if written again (a race lost).
+pub fn worth_retrying(error: &anyhow::Error) -> bool {
+    contacts::worth_retrying(error) || error.chain().any(|c| c.is::<KeyRace>())
+}
+
 /// Records `events` of one tenant; `region` reads the numbers they carry.
+///
+/// Writes of one tenant run side by side: a call's row is locked before its events
+/// are read, so two writes to one call take turns; two writes that would create the
+/// same call meet on its key, and the second is tried again (`KeyRace`). Only the end
+/// (change number, report ids, call count, the calls' rows) holds the tenant's
+/// `call_counters` row, until the commit: change numbers still become visible in order.
 pub async fn ingest(
     client: &impl GenericClient,
     tenant: TenantId,
     region: Region,
     events: &[IncomingEvent],
+    caps: CallCaps,
 ) -> anyhow::Result<Ingested> {
     if events.is_empty() {
         return Ok(Ingested::default());
     }
-    // The tenant's event writes take turns from here to the commit: two batches cannot
-    // both create the call of a new leg, and change numbers become visible in order.
-    let change_seq: i64 = client
-        .query_one(
-            "INSERT INTO call_counters AS c (tenant_id, last_change_seq) VALUES ($1, 1)
-             ON CONFLICT (tenant_id) DO UPDATE SET last_change_seq = c.last_change_seq + 1
-             RETURNING last_change_seq",
-            &[&tenant.0],
-        )
-        .await
-        .context("taking the tenant's turn to write calls")?
-        .get(0);
     let keys: BTreeSet<String> = events
         .iter()
         .flat_map(|e| grouping_keys(&e.event))
@@ -109,7 +160,7 @@ pub async fn ingest(
     // (a request's key first: every leg of a click-to-call belongs to it).
     let groups = group_events(events);
     let mut call_of_event = vec![(Uuid::nil(), NaiveDate::MIN); events.len()];
-    let mut new_calls: Vec<(Uuid, NaiveDate)> = Vec::new();
+    let mut new_calls: HashSet<Uuid> = HashSet::new();
     for group in &groups {
         let found = group
             .iter()
@@ -124,38 +175,37 @@ pub async fn ingest(
                 .min()
                 .expect("groups are not empty");
             let call = (Uuid::new_v4(), month_of(first));
-            new_calls.push(call);
+            new_calls.insert(call.0);
             call
         });
         for &i in group {
             call_of_event[i] = call;
         }
     }
-    let report_ids = allocate_report_ids(client, tenant, new_calls.len()).await?;
-    let report_id_of: HashMap<Uuid, i64> = new_calls.iter().map(|c| c.0).zip(report_ids).collect();
 
-    // Keys not yet known (a new call's, a new leg's, a GUID first seen).
-    let mut new_keys: Vec<(String, Uuid, NaiveDate)> = Vec::new();
+    // Keys not yet known (a new call's, a new leg's, a GUID first seen), in one order
+    // so that two writes wait for each other's keys in the same order.
+    let mut new_keys: BTreeMap<String, (Uuid, NaiveDate)> = BTreeMap::new();
     for (e, call) in events.iter().zip(&call_of_event) {
         for key in all_keys(&e.event) {
-            if !known.contains_key(&key) && !new_keys.iter().any(|(k, ..)| *k == key) {
-                new_keys.push((key, call.0, call.1));
+            if !known.contains_key(&key) {
+                new_keys.entry(key).or_insert(*call);
             }
         }
     }
-    let (k_keys, (k_calls, k_months)): (Vec<String>, (Vec<Uuid>, Vec<NaiveDate>)) =
-        new_keys.into_iter().map(|(k, c, m)| (k, (c, m))).unzip();
-    client
-        .execute(
-            "INSERT INTO call_keys (tenant_id, key, call_id, month)
-             SELECT $1, * FROM unnest($2::text[], $3::uuid[], $4::date[])
-             ON CONFLICT DO NOTHING",
-            &[&tenant.0, &k_keys, &k_calls, &k_months],
-        )
-        .await
-        .context("recording call keys")?;
+    record_keys(client, tenant, new_keys).await?;
+
+    let mut existing: Vec<(Uuid, NaiveDate)> = call_of_event
+        .iter()
+        .filter(|c| !new_calls.contains(&c.0))
+        .copied()
+        .collect();
+    existing.sort_unstable();
+    existing.dedup();
+    let before = lock_calls(client, tenant, &existing).await?;
 
     let new = insert_events(client, tenant, events, &call_of_event).await?;
+    check_caps(events, &call_of_event, &new, &before, caps)?;
     let mut changed: Vec<(Uuid, NaiveDate)> = call_of_event
         .iter()
         .zip(&new)
@@ -164,8 +214,193 @@ pub async fn ingest(
         .collect();
     changed.sort_unstable();
     changed.dedup();
-    let calls = rewrite_calls(client, tenant, region, &changed, &report_id_of, change_seq).await?;
+    let (mut calls, counts) = summarize(client, tenant, region, &changed).await?;
+
+    // From here to the commit the tenant's row is held (its writes take turns).
+    let created = calls.iter().filter(|c| new_calls.contains(&c.id)).count();
+    let turn = take_turn(client, tenant, created).await?;
+    let mut report_id = turn.first_report_id;
+    for call in &mut calls {
+        if new_calls.contains(&call.id) {
+            call.report_call_id = report_id;
+            report_id += 1;
+        }
+    }
+    write_calls(
+        client,
+        tenant,
+        region,
+        &changed,
+        &calls,
+        &counts,
+        turn.change_seq,
+    )
+    .await?;
     Ok(Ingested { new, calls })
+}
+
+/// Records `keys`; a grouping key another write took meanwhile is a `KeyRace`.
+async fn record_keys(
+    client: &impl GenericClient,
+    tenant: TenantId,
+    keys: BTreeMap<String, (Uuid, NaiveDate)>,
+) -> anyhow::Result<()> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let (k_keys, (k_calls, k_months)): (Vec<String>, (Vec<Uuid>, Vec<NaiveDate>)) =
+        keys.into_iter().unzip();
+    let inserted: BTreeSet<String> = client
+        .query(
+            "INSERT INTO call_keys (tenant_id, key, call_id, month)
+             SELECT $1, * FROM unnest($2::text[], $3::uuid[], $4::date[])
+             ON CONFLICT DO NOTHING
+             RETURNING key",
+            &[&tenant.0, &k_keys, &k_calls, &k_months],
+        )
+        .await
+        .context("recording call keys")?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    // A GUID another call already has keeps finding that one; a leg's or a request's
+    // key decides the call, so the batch is grouped again.
+    if k_keys
+        .iter()
+        .any(|k| !k.starts_with("g:") && !inserted.contains(k))
+    {
+        return Err(KeyRace.into());
+    }
+    Ok(())
+}
+
+/// What an existing call holds before the batch: its legs and how many events.
+struct Before {
+    legs: Vec<String>,
+    events: i64,
+}
+
+/// Locks the calls' rows (in id order) so that a concurrent write to one of them
+/// waits, and reads what the caps need.
+async fn lock_calls(
+    client: &impl GenericClient,
+    tenant: TenantId,
+    calls: &[(Uuid, NaiveDate)],
+) -> anyhow::Result<HashMap<Uuid, Before>> {
+    if calls.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let ids: Vec<Uuid> = calls.iter().map(|c| c.0).collect();
+    let months: Vec<NaiveDate> = calls.iter().map(|c| c.1).collect();
+    let rows = client
+        .query(
+            "SELECT c.id, ARRAY(SELECT l->>'call_id' FROM jsonb_array_elements(c.legs) l),
+                    coalesce(c.event_count::bigint,
+                             (SELECT count(*) FROM call_events e WHERE e.tenant_id = c.tenant_id
+                                AND e.month = c.month AND e.call_id = c.id))
+             FROM unnest($2::uuid[], $3::date[]) AS q (id, month)
+             JOIN calls c ON c.tenant_id = $1 AND c.id = q.id AND c.month = q.month
+             ORDER BY c.id
+             FOR UPDATE OF c",
+            &[&tenant.0, &ids, &months],
+        )
+        .await
+        .context("locking calls")?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let legs: Vec<Option<String>> = r.get(1);
+            let before = Before {
+                legs: legs.into_iter().flatten().collect(),
+                events: r.get(2),
+            };
+            (r.get(0), before)
+        })
+        .collect())
+}
+
+/// Refuses the batch when a call would pass a cap with its new events.
+fn check_caps(
+    events: &[IncomingEvent],
+    calls: &[(Uuid, NaiveDate)],
+    new: &[bool],
+    before: &HashMap<Uuid, Before>,
+    caps: CallCaps,
+) -> Result<(), OverCap> {
+    let mut after: HashMap<Uuid, (BTreeSet<&str>, i64)> = HashMap::new();
+    for ((e, call), new) in events.iter().zip(calls).zip(new) {
+        if !new {
+            continue;
+        }
+        let (legs, count) = after
+            .entry(call.0)
+            .or_insert_with(|| match before.get(&call.0) {
+                Some(b) => (b.legs.iter().map(String::as_str).collect(), b.events),
+                None => (BTreeSet::new(), 0),
+            });
+        legs.insert(e.event.call_id.as_str());
+        *count += 1;
+        let call_id = e.event.call_id.clone();
+        if legs.len() > caps.max_legs {
+            return Err(OverCap::Legs {
+                call_id,
+                max: caps.max_legs,
+            });
+        }
+        if *count > i64::try_from(caps.max_events).unwrap_or(i64::MAX) {
+            return Err(OverCap::Events {
+                call_id,
+                max: caps.max_events,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The tenant's turn: the next change number and a block of report call ids for the
+/// calls the batch creates, counted against its `max_calls`.
+struct Turn {
+    change_seq: i64,
+    first_report_id: i64,
+}
+
+async fn take_turn(
+    client: &impl GenericClient,
+    tenant: TenantId,
+    created: usize,
+) -> anyhow::Result<Turn> {
+    let created = i64::try_from(created)?;
+    let update = "UPDATE call_counters c SET last_change_seq = c.last_change_seq + 1,
+                      last_report_call_id = c.last_report_call_id + $2, calls = c.calls + $2
+                  FROM tenants t WHERE c.tenant_id = $1 AND t.id = $1
+                  RETURNING c.last_change_seq, c.last_report_call_id, c.calls, t.max_calls";
+    let mut row = client
+        .query_opt(update, &[&tenant.0, &created])
+        .await
+        .context("taking the tenant's turn to write calls")?;
+    if row.is_none() {
+        client
+            .execute(
+                "INSERT INTO call_counters (tenant_id) VALUES ($1) ON CONFLICT DO NOTHING",
+                &[&tenant.0],
+            )
+            .await
+            .context("counting the tenant's calls")?;
+        row = client
+            .query_opt(update, &[&tenant.0, &created])
+            .await
+            .context("taking the tenant's turn to write calls")?;
+    }
+    let row = row.context("the tenant is gone")?;
+    let (calls, max_calls): (i64, i64) = (row.get(2), row.get(3));
+    if created > 0 && calls > max_calls {
+        return Err(OverCap::Calls { max: max_calls }.into());
+    }
+    let last_report: i64 = row.get(1);
+    Ok(Turn {
+        change_seq: row.get(0),
+        first_report_id: last_report - created + 1,
+    })
 }
 
 /// Indexes of events that share a grouping key, transitively.
@@ -200,28 +435,6 @@ fn group_events(events: &[IncomingEvent]) -> Vec<Vec<usize>> {
     let mut groups: Vec<Vec<usize>> = groups.into_values().collect();
     groups.sort_unstable();
     groups
-}
-
-async fn allocate_report_ids(
-    client: &impl GenericClient,
-    tenant: TenantId,
-    count: usize,
-) -> anyhow::Result<Vec<i64>> {
-    if count == 0 {
-        return Ok(Vec::new());
-    }
-    let count = i64::try_from(count)?;
-    // The tenant's row is already locked by this transaction.
-    let last: i64 = client
-        .query_one(
-            "UPDATE call_counters SET last_report_call_id = last_report_call_id + $2
-             WHERE tenant_id = $1 RETURNING last_report_call_id",
-            &[&tenant.0, &count],
-        )
-        .await
-        .context("allocating report call ids")?
-        .get(0);
-    Ok((last - count + 1..=last).collect())
 }
 
 /// Inserts the events; for each, whether it was new (not a repeat of a recorded one).
@@ -267,17 +480,16 @@ async fn insert_events(
         .collect())
 }
 
-/// Recomputes each call from all its events and writes the record.
-async fn rewrite_calls(
+/// Recomputes each call from its events (at most `CIDGATE_CALL_MAX_EVENTS`), with
+/// its contact; and how many events each has.
+async fn summarize(
     client: &impl GenericClient,
     tenant: TenantId,
     region: Region,
     calls: &[(Uuid, NaiveDate)],
-    report_id_of: &HashMap<Uuid, i64>,
-    change_seq: i64,
-) -> anyhow::Result<Vec<ChangedCall>> {
+) -> anyhow::Result<(Vec<ChangedCall>, Vec<i32>)> {
     if calls.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Vec::new()));
     }
     let ids: Vec<Uuid> = calls.iter().map(|c| c.0).collect();
     let months: Vec<NaiveDate> = calls.iter().map(|c| c.1).collect();
@@ -300,31 +512,48 @@ async fn rewrite_calls(
         });
     }
     let mut changed = Vec::with_capacity(calls.len());
+    let mut counts = Vec::with_capacity(calls.len());
     for &(id, _) in calls {
-        let summary = events
-            .get(&id)
-            .and_then(|e| CallSummary::from_events(e))
-            .context("a changed call has no events")?;
+        let stored = events.get(&id).map(Vec::as_slice).unwrap_or_default();
+        let summary = CallSummary::from_events(stored).context("a changed call has no events")?;
+        counts.push(i32::try_from(stored.len()).unwrap_or(i32::MAX));
         changed.push(ChangedCall {
             id,
-            report_call_id: report_id_of.get(&id).copied().unwrap_or(0),
+            report_call_id: 0,
             contact_id: summary.lookup.as_ref().and_then(|l| l.contact_id.clone()),
             summary,
         });
     }
     match_contacts(client, tenant, region, &mut changed).await?;
+    Ok((changed, counts))
+}
 
+/// Writes the calls' records (a new call's report id is set; an existing call keeps
+/// its own).
+async fn write_calls(
+    client: &impl GenericClient,
+    tenant: TenantId,
+    region: Region,
+    calls: &[(Uuid, NaiveDate)],
+    changed: &[ChangedCall],
+    counts: &[i32],
+    change_seq: i64,
+) -> anyhow::Result<()> {
+    if calls.is_empty() {
+        return Ok(());
+    }
     let records: Vec<Value> = calls
         .iter()
-        .zip(&changed)
-        .map(|(&(_, month), call)| row_json(month, call, region))
+        .zip(changed)
+        .zip(counts)
+        .map(|((&(_, month), call), &count)| row_json(month, call, region, count))
         .collect();
     client
         .execute(
             "INSERT INTO calls (tenant_id, month, id, report_call_id, activecallkey, request_id,
                  direction, caller_number, caller_name, contact_id, dnis, external_number, other_number, agent,
                  call_group, account_codes, tags, started_at, answered_at, ended_at, duration_ms,
-                 talk_ms, outcome, recorded, recording_url, legs, lookup, extra, change_seq)
+                 talk_ms, outcome, recorded, recording_url, legs, lookup, extra, event_count, change_seq)
              SELECT $1, r.*, $3
              FROM jsonb_to_recordset($2::jsonb) AS r (month date, id uuid, report_call_id bigint,
                  activecallkey text, request_id bigint, direction text, caller_number text,
@@ -332,7 +561,7 @@ async fn rewrite_calls(
                  call_group text, account_codes text[], tags text[], started_at timestamptz,
                  answered_at timestamptz, ended_at timestamptz, duration_ms bigint, talk_ms bigint,
                  outcome text, recorded boolean, recording_url text, legs jsonb, lookup jsonb,
-                 extra jsonb)
+                 extra jsonb, event_count integer)
              ON CONFLICT (tenant_id, id, month) DO UPDATE SET
                  activecallkey = excluded.activecallkey, request_id = excluded.request_id,
                  direction = excluded.direction, caller_number = excluded.caller_number,
@@ -346,12 +575,12 @@ async fn rewrite_calls(
                  talk_ms = excluded.talk_ms, outcome = excluded.outcome,
                  recorded = excluded.recorded, recording_url = excluded.recording_url,
                  legs = excluded.legs, lookup = excluded.lookup, extra = excluded.extra,
-                 change_seq = excluded.change_seq",
+                 event_count = excluded.event_count, change_seq = excluded.change_seq",
             &[&tenant.0, &Value::Array(records), &change_seq],
         )
         .await
         .context("writing call records")?;
-    Ok(changed)
+    Ok(())
 }
 
 /// The contact each call's other party is, from the mirror (unless the lookup that
@@ -399,7 +628,7 @@ async fn match_contacts(
     Ok(())
 }
 
-fn row_json(month: NaiveDate, call: &ChangedCall, region: Region) -> Value {
+fn row_json(month: NaiveDate, call: &ChangedCall, region: Region, event_count: i32) -> Value {
     let s = &call.summary;
     let normalized = |n: &Option<String>| {
         n.as_deref()
@@ -436,5 +665,6 @@ fn row_json(month: NaiveDate, call: &ChangedCall, region: Region) -> Value {
         "legs": s.legs,
         "lookup": s.lookup,
         "extra": s.extra,
+        "event_count": event_count,
     })
 }

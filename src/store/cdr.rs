@@ -168,12 +168,13 @@ pub async fn page(
                 // Before the range's first moment: every call of the range is after it.
                 let before_range = filter.from - chrono::Duration::microseconds(1);
                 let (after_at, after_id) = after.unwrap_or((before_range, Uuid::nil()));
+                let (condition, order) = BY_START;
                 let rows = query(
                     client,
                     tenant,
                     filter,
-                    "change_seq <= $9 AND (started_at, id) > ($10, $11)",
-                    "started_at, id",
+                    condition,
+                    order,
                     &[watermark, &after_at, &after_id],
                     wanted,
                 )
@@ -228,6 +229,40 @@ pub async fn page(
     }
 }
 
+/// The first statement of a new walk's page, as PostgreSQL would run it (`EXPLAIN`):
+/// what shows that a page reads only the partitions and index range of its dates.
+pub async fn explain_first_page(
+    client: &impl GenericClient,
+    tenant: TenantId,
+    filter: &CdrFilter,
+    limit: i64,
+) -> anyhow::Result<String> {
+    let Position::ByStart { watermark, .. } = start(client, tenant).await? else {
+        unreachable!("a walk starts by start time");
+    };
+    let before_range = filter.from - chrono::Duration::microseconds(1);
+    let rows = run(
+        client,
+        tenant,
+        filter,
+        BY_START,
+        &[&watermark, &before_range, &Uuid::nil()],
+        limit,
+        "EXPLAIN ",
+    )
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect::<Vec<_>>()
+        .join("\n"))
+}
+
+const BY_START: (&str, &str) = (
+    "change_seq <= $9 AND (started_at, id) > ($10, $11)",
+    "started_at, id",
+);
+
 #[allow(clippy::too_many_arguments)]
 async fn query(
     client: &impl GenericClient,
@@ -238,9 +273,25 @@ async fn query(
     extra: &[&(dyn ToSql + Sync)],
     limit: i64,
 ) -> anyhow::Result<Vec<Row>> {
+    run(client, tenant, filter, (condition, order), extra, limit, "").await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run(
+    client: &impl GenericClient,
+    tenant: TenantId,
+    filter: &CdrFilter,
+    (condition, order): (&str, &str),
+    extra: &[&(dyn ToSql + Sync)],
+    limit: i64,
+    explain: &str,
+) -> anyhow::Result<Vec<Row>> {
+    // A call's month is that of its first event when it was created, never before its
+    // start: older partitions cannot hold a call of the range and are not read.
     let sql = format!(
-        "SELECT {COLUMNS} FROM calls
+        "{explain}SELECT {COLUMNS} FROM calls
          WHERE tenant_id = $1 AND ended_at IS NOT NULL AND started_at >= $2 AND started_at <= $3
+           AND month >= $14
            AND ($4::text IS NULL OR lower(direction) = lower($4))
            AND ($5::text IS NULL OR agent = $5 OR right(agent, length($5) + 2) = '(' || $5 || ')')
            AND ($6::text IS NULL OR other_number = $6 OR caller_number = $6)
@@ -262,6 +313,8 @@ async fn query(
     params.extend_from_slice(extra);
     params.push(&limit);
     params.push(&filter.groups);
+    let first_month = super::calls::month_of(filter.from);
+    params.push(&first_month);
     // Prepared once per connection: planning these statements over every monthly
     // partition cost more than running them (deploy/bench/results/calls.md).
     let statement = client

@@ -151,6 +151,22 @@ pub async fn set_max_agents(
     Ok(())
 }
 
+/// Sets the most calls a tenant stores (checked by store::calls when a call is created).
+pub async fn set_max_calls(
+    client: &impl GenericClient,
+    tenant: TenantId,
+    max_calls: i64,
+) -> anyhow::Result<()> {
+    client
+        .execute(
+            "UPDATE tenants SET max_calls = $2 WHERE id = $1",
+            &[&tenant.0, &max_calls],
+        )
+        .await
+        .context("setting max calls")?;
+    Ok(())
+}
+
 /// Sets (or with `None` clears) a tenant's own lookup rate limit.
 pub async fn set_lookup_rate(
     client: &impl GenericClient,

@@ -338,8 +338,8 @@ async fn paging_returns_every_call_exactly_once_oldest_first_while_calls_keep_ar
     });
     let mut seen: Vec<String> = Vec::new();
     let mut query = vec![
-        ("startdate".to_owned(), "2025-01-01".to_owned()),
-        ("finishdate".to_owned(), "2027-01-01".to_owned()),
+        ("startdate".to_owned(), "2025-06-01".to_owned()),
+        ("finishdate".to_owned(), "2026-06-01".to_owned()),
         ("limit".to_owned(), "100".to_owned()),
     ];
     let mut pages = 0;
@@ -393,7 +393,7 @@ async fn a_later_change_to_an_ended_call_brings_it_back_on_a_later_page() {
         app.post_events(&t.pbx, &ended_calls(0, 3)).await.status(),
         200
     );
-    let range = [("startdate", "2025-01-01"), ("finishdate", "2027-01-01")];
+    let range = [("startdate", "2025-06-01"), ("finishdate", "2026-06-01")];
     let page = app.cdr(&t.report, &range).await;
     assert_eq!(page["CallList"].as_array().unwrap().len(), 3);
     let cursor = page["cursor"].as_str().unwrap().to_owned();
@@ -600,6 +600,6 @@ async fn the_cdr_filters_narrow_the_page() {
         .send()
         .await
         .unwrap();
-    assert_eq!(bad.status(), 422);
+    assert_eq!(bad.status(), 400, "a query the API cannot read");
     assert_eq!(named_fields(bad).await, ["outcome", "finishdate"]);
 }

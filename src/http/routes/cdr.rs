@@ -1,12 +1,15 @@
 //! `GET /api/v1/reportsCDRLogs` (reference/crm-integration-click2call-cdr): ended calls
 //! of a date range, page by page with a cursor, or the one call of an `activecallkey`.
+//! A parameter it cannot read answers `400` naming it.
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono_tz::Tz;
 use serde_json::json;
 
-use crate::calls::cdr::{Cursor, RangeEnd, csv_header, csv_rows, parse_date, tenant_zone};
+use crate::calls::cdr::{
+    Cursor, RangeEnd, csv_header, csv_rows, parse_date, range_problem, tenant_zone,
+};
 use crate::domain::{Direction, FieldError, Outcome, PhoneNumber, Region};
 use crate::http::auth::ReportAuth;
 use crate::http::error::ApiError;
@@ -147,9 +150,9 @@ fn filter(params: &Params, zone: Tz, region: Region) -> Result<cdr::CdrFilter, A
     });
     let agent = params.get("agent").map(|a| a.trim().to_owned());
     if let (Some(from), Some(to)) = (from, to)
-        && to < from
+        && let Some(problem) = range_problem(from, to)
     {
-        errors.push(FieldError::new("finishdate", "is before startdate"));
+        errors.push(FieldError::new("finishdate", problem));
     }
     match (from, to) {
         (Some(from), Some(to)) if errors.is_empty() => Ok(cdr::CdrFilter {
@@ -162,12 +165,12 @@ fn filter(params: &Params, zone: Tz, region: Region) -> Result<cdr::CdrFilter, A
             agents: None,
             groups: None,
         }),
-        _ => Err(ApiError::invalid_fields(errors)),
+        _ => Err(ApiError::invalid_query(errors)),
     }
 }
 
 fn invalid(field: &str, message: impl Into<String>) -> ApiError {
-    ApiError::invalid_fields(vec![FieldError::new(field, message)])
+    ApiError::invalid_query(vec![FieldError::new(field, message)])
 }
 
 fn wants_csv(req: &HttpRequest) -> bool {
@@ -205,7 +208,7 @@ impl Params {
         if errors.is_empty() {
             Ok(Self(pairs))
         } else {
-            Err(ApiError::invalid_fields(errors))
+            Err(ApiError::invalid_query(errors))
         }
     }
 

@@ -14,7 +14,8 @@ use crate::http::body::{Shape, read_json_shaped};
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
 use crate::live::directory::TenantEntry;
-use crate::store::calls::IncomingEvent;
+use crate::metrics::LimitLabels;
+use crate::store::calls::{IncomingEvent, OverCap};
 
 /// Most events in one request.
 pub const MAX_EVENTS: usize = 1_000;
@@ -144,6 +145,19 @@ async fn record(
     }
     let tenant = &entry.tenant;
     let received = events.len();
+    state
+        .limits
+        .events(tenant.id, event_rate(&tenant.settings), received)
+        .map_err(|over| {
+            state
+                .metrics
+                .rate_limited
+                .get_or_create(&LimitLabels {
+                    limit: over.limit.as_str(),
+                })
+                .inc();
+            ApiError::from(over)
+        })?;
     let written = state
         .events
         .record(tenant.id, tenant.region, events)
@@ -155,16 +169,45 @@ async fn record(
             },
             QueueError::Stopped => ApiError::Unavailable(e.into()),
         })?
-        .map_err(|e| match ApiError::from_store(e) {
-            ApiError::Unexpected(e) => ApiError::Unavailable(e),
-            refused => refused,
-        })?;
+        .map_err(|e| refused(state, e))?;
     let recorded = written.iter().filter(|new| **new).count();
     Ok(HttpResponse::Ok().json(Received {
         received,
         recorded,
         duplicates: received - recorded,
     }))
+}
+
+/// The tenant setting holding its own event rate (`tenant set --event-rate`).
+pub const EVENT_RATE: &str = "event_rate";
+
+/// The tenant's own events per second, if it has one.
+fn event_rate(settings: &Value) -> Option<u32> {
+    settings
+        .get(EVENT_RATE)
+        .and_then(Value::as_u64)
+        .and_then(|r| u32::try_from(r).ok())
+        .filter(|r| *r > 0)
+}
+
+/// Why the writer did not record a request's events, as an answer.
+fn refused(state: &AppState, error: anyhow::Error) -> ApiError {
+    if let Some(over) = error.downcast_ref::<OverCap>() {
+        state
+            .metrics
+            .call_events_capped
+            .get_or_create(&LimitLabels { limit: over.cap() })
+            .inc();
+        let message = over.to_string();
+        return ApiError::Unprocessable {
+            fields: vec![FieldError::new("call_id", message.clone())],
+            message,
+        };
+    }
+    match ApiError::from_store(error) {
+        ApiError::Unexpected(e) => ApiError::Unavailable(e),
+        refused => refused,
+    }
 }
 
 fn incoming(event: CallEvent, raw: Value) -> IncomingEvent {
