@@ -435,19 +435,7 @@ async fn a_slow_query_is_answered_by_the_deadline_and_its_late_answer_fills_the_
     assert_eq!(answer.headers()[DEGRADED], "unknown");
     assert!(took < BY_THE_DEADLINE, "answered after {took:?}");
     // Still waiting for the lock when the answer went out.
-    let waiting: i64 = app
-        .pool
-        .get()
-        .await
-        .unwrap()
-        .query_one(
-            "SELECT count(*) FROM pg_stat_activity
-              WHERE datname = current_database() AND wait_event_type = 'Lock'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let waiting = lock_waiters(&app).await;
     assert_eq!(waiting, 1, "the lookup's query waits for the lock");
     lock.rollback().await.unwrap();
 
@@ -559,19 +547,7 @@ async fn concurrent_misses_on_one_number_make_one_database_query() {
             sample(&metrics().await, "cidgate_cache_misses_total") == Some(20.0)
         })
         .await;
-        let waiting: i64 = app
-            .pool
-            .get()
-            .await
-            .unwrap()
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity
-                  WHERE datname = current_database() AND wait_event_type = 'Lock'",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
+        let waiting = lock_waiters(&app).await;
         assert_eq!(waiting, 1, "one query waits for the 20 misses");
         lock.rollback().await.unwrap();
     };
@@ -1015,4 +991,18 @@ async fn readiness_and_the_listener_do_not_need_a_pool_that_writes_hold() {
 
     holder.batch_execute("ROLLBACK").await.unwrap();
     assert_eq!(waiting.await.unwrap().unwrap().status(), 201);
+}
+
+/// Sessions of the test's database waiting for a lock (a query the test holds back).
+async fn lock_waiters(app: &TestApp) -> i64 {
+    let client = app.pool.get().await.unwrap();
+    client
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity
+              WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
 }
