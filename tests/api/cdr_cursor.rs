@@ -175,7 +175,8 @@ async fn paging_returns_a_call_whose_write_commits_after_a_later_write_was_paged
         app.post_events(&t.pbx, &ended_calls(100, 10))
             .await
             .status(),
-        200
+        200,
+        "a tenant's writes run side by side: the second commits while the first is open"
     );
     let (calls, cursor) = page(&app, &t.report, &[("cursor", &cursor)]).await;
     // One change: its calls come in id order, not start order.
