@@ -7,6 +7,7 @@ mod call_caps;
 mod call_story;
 mod calls;
 mod cdr_bounds;
+mod cdr_cursor;
 mod cli;
 mod click2call;
 mod config_file;
