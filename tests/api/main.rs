@@ -10,6 +10,7 @@ mod cdr_bounds;
 mod cli;
 mod click2call;
 mod config_file;
+mod delivery_rules;
 mod dialers;
 mod docs;
 mod event_caps;
