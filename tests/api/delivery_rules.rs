@@ -1,6 +1,7 @@
 //! The SSRF guard and the retry rules at delivery (issue 31 item 9), through the real
 //! delivery job: a name is checked when it is resolved at delivery, redirects are not
-//! followed, `CIDGATE_WEBHOOK_PROXY` carries the requests, an untrusted HTTPS target is
+//! followed, `CIDGATE_WEBHOOK_PROXY` carries the requests (and its address passes the
+//! guard), an untrusted HTTPS target is
 //! refused, and `Retry-After`, 408/429/5xx (retried) and other 3xx/4xx (failed at once)
 //! are obeyed.
 
@@ -230,6 +231,24 @@ async fn deliveries_go_through_the_configured_proxy() {
     wait_for_states(&app, &[("delivered", 1)], "the proxy delivers it").await;
     let lines: Vec<String> = proxy.requests().into_iter().map(|(_, l)| l).collect();
     assert_eq!(lines, ["POST http://203.0.113.10:8080/hook HTTP/1.1"]);
+}
+
+#[tokio::test]
+async fn a_proxy_at_an_internal_address_is_refused_unless_allowed() {
+    let proxy = Scripted::default();
+    let proxy_url: url::Url = proxy.start().await.parse().unwrap();
+    let app = spawn_app_with(|s| {
+        deliveries(s, &[]);
+        s.webhooks.client.webhook_proxy = Some(proxy_url);
+    })
+    .await;
+    let pbx = tenant(&app, "acme").await;
+    create_profile(&app, "crm", "http://203.0.113.10:8080/hook", "127.0.0.0/8");
+    post_events(&app, &pbx, &finished_call("a")).await;
+    wait_for_states(&app, &[("failed", 1)], "the proxy's address is refused").await;
+    assert!(proxy.requests().is_empty(), "nothing was sent to the proxy");
+    let error = attempts(&app).await[0].1.clone().unwrap_or_default();
+    assert!(error.contains("internal addresses"), "{error}");
 }
 
 /// A TLS endpoint on 127.0.0.1 with a fresh self-signed certificate for `localhost` and
