@@ -171,6 +171,13 @@ impl WebhookClient {
         if let Err(refused) = self.guard.check_url(&request.url) {
             return failed(refused.to_string(), Some(refused), true);
         }
+        // A proxy named by an IP literal is never resolved, so the guard's resolver hook
+        // does not see it: check it here, as a named proxy is checked when resolved.
+        if let Some(proxy) = &self.settings.proxy
+            && let Err(refused) = self.guard.check_url(proxy)
+        {
+            return failed(refused.to_string(), Some(refused), true);
+        }
         let headers = match signed_headers(request, signing, at.timestamp()) {
             Ok(h) => h,
             Err(e) => return failed(e, None, true),

@@ -11,6 +11,7 @@ mod cdr_cursor;
 mod cli;
 mod click2call;
 mod config_file;
+mod delivery_rules;
 mod dialers;
 mod docs;
 mod event_caps;
