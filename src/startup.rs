@@ -185,6 +185,15 @@ impl Application {
             settings.database_read_url.as_ref().map(|url| url.expose()),
             http::routes::health::CHECK_WITHIN,
         )?;
+        // What the gate lets parses hold together, for the operator's memory budget.
+        let per_parse = http::routes::contacts::BATCH_BODY_LIMIT
+            * (1 + http::body::PARSE_MEMORY_FACTOR)
+            + http::body::PARSE_MEMORY_SLACK;
+        tracing::info!(
+            batch_parses = settings.batch_parses,
+            memory_mib = usize::from(settings.batch_parses) * per_parse / (1024 * 1024),
+            "batch parses may hold this much memory together at most (CIDGATE_BATCH_PARSES)"
+        );
         let batch_gate = BatchGate::new(
             settings.batch_parses.into(),
             Duration::from_millis(settings.batch_parse_wait_ms),

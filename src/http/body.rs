@@ -310,12 +310,19 @@ enum Level {
     Below,
 }
 
-/// Estimated heap bytes of a value in an array (the array's buffer holds it) and of an
-/// object's entry beyond its key's text (the key, the value, the tree's share).
+/// Heap bytes of a value in an array (the array's buffer holds it).
 const VALUE_BYTES: usize = std::mem::size_of::<Value>();
-const ENTRY_BYTES: usize = std::mem::size_of::<String>() + VALUE_BYTES + 16;
-/// What the allocator adds to each string it holds.
+/// What the allocator adds to each allocation.
 const ALLOCATION_BYTES: usize = 16;
+/// An object is a B-tree whose nodes hold room for 11 entries, allocated whole: an
+/// object of one key (`[{"a":0},…]`) takes a node of some 650 bytes for 8 of body.
+const NODE_BYTES: usize =
+    11 * (std::mem::size_of::<String>() + VALUE_BYTES) + 16 + ALLOCATION_BYTES;
+/// Nodes split half full, so each further entry costs a fifth of a node (and a share
+/// of the inner nodes above).
+const ENTRY_BYTES: usize = NODE_BYTES.div_ceil(5);
+/// The fewest items an array allocates room for (Rust's `Vec` of values this size).
+const MIN_ITEMS: usize = 4;
 
 /// A JSON value whose objects name each key once. On a repeated key the error unwinds
 /// through every enclosing value, each adding its step to `trail` (innermost first); a
@@ -356,6 +363,25 @@ impl Strict<'_> {
         if spent > self.budget {
             return Err(self.fail(Fault::OverBudget, "the body holds too many values"));
         }
+        Ok(())
+    }
+
+    /// Grows `items` by hand, counting the new buffer before it is allocated and
+    /// while the old one is still held (the copy between them): the budget bounds the
+    /// parse's peak, not only what it keeps.
+    fn grow<E: de::Error>(self, items: &mut Vec<Value>) -> Result<(), E> {
+        let old = items.capacity();
+        let new = (old * 2).max(MIN_ITEMS);
+        let peak = self
+            .spent
+            .get()
+            .saturating_add(new * VALUE_BYTES + ALLOCATION_BYTES);
+        if peak > self.budget {
+            return Err(self.fail(Fault::OverBudget, "the body holds too many values"));
+        }
+        let first = if old == 0 { ALLOCATION_BYTES } else { 0 };
+        self.spend((new - old) * VALUE_BYTES + first)?;
+        items.reserve_exact(new - items.len());
         Ok(())
     }
 
@@ -470,9 +496,10 @@ impl<'de> Visitor<'de> for Strict<'_> {
             };
             match next {
                 Some(item) => {
-                    let before = items.capacity();
+                    if items.len() == items.capacity() {
+                        self.grow(&mut items)?;
+                    }
                     items.push(item);
-                    self.spend((items.capacity() - before) * VALUE_BYTES)?;
                 }
                 None => return Ok(Value::Array(items)),
             }
@@ -482,7 +509,12 @@ impl<'de> Visitor<'de> for Strict<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
         let mut map = Map::new();
         while let Some(key) = access.next_key::<String>()? {
-            self.spend(key.capacity() + ALLOCATION_BYTES + ENTRY_BYTES)?;
+            let node = if map.is_empty() {
+                NODE_BYTES
+            } else {
+                ENTRY_BYTES
+            };
+            self.spend(key.capacity() + ALLOCATION_BYTES + node)?;
             let value = match access.next_value_seed(self.entry(&key)) {
                 Ok(value) => value,
                 Err(e) => return Err(self.unwinding(|| Step::Key(key))(e)),
@@ -540,6 +572,17 @@ mod tests {
             duplicate(r#"{"a":[{"b":1},{"b":1,"b":1}]}"#).unwrap(),
             "a[1].b"
         );
+    }
+
+    #[test]
+    fn objects_of_one_key_are_counted_by_the_node_each_allocates() {
+        // 1 MiB of `{"a":0}`: some 85 MiB once parsed, over the 18 MiB budget.
+        let items = vec![r#"{"a":0}"#; 128 * 1024].join(",");
+        let text = format!("[[{items}]]");
+        assert!(matches!(
+            parse_strict(text.as_bytes(), Shape::default()),
+            Err(ParseError::OverBudget(_))
+        ));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 pub mod auth;
 pub mod batch_gate;
-mod body;
+pub(crate) mod body;
 pub mod client_ip;
 pub mod error;
 pub mod middleware;

@@ -114,30 +114,62 @@ async fn a_body_of_tiny_values_is_refused_before_it_outgrows_its_memory_budget()
     );
 }
 
-/// This process's resident memory now and at its peak (kB), from /proc.
-fn memory_kb() -> (u64, u64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let field = |name: &str| -> u64 {
-        let line = status.lines().find(|l| l.starts_with(name)).unwrap();
-        line.split_whitespace().nth(1).unwrap().parse().unwrap()
-    };
-    (field("VmRSS:"), field("VmHWM:"))
+/// A gateway process's peak resident memory (kB), from /proc.
+fn peak_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// A gateway process stopped when the test ends, passed or not.
+struct Stopped(std::process::Child);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Bodies of about `bytes` whose values, parsed whole, would take many times that: wide
+/// and deep arrays, arrays of tiny arrays, objects of one key, nested objects.
+fn nested_bodies(bytes: usize) -> Vec<Vec<u8>> {
+    let deep = format!("[{}0{}]", "[".repeat(100), "]".repeat(100));
+    // Inside one item: the batch takes at most 10,000 items, each refused past it.
+    let wide =
+        |item: &str| format!("[[{}]]", repeated(item, bytes / (item.len() + 1))).into_bytes();
+    vec![
+        tiny_values(bytes),
+        wide("[0]"),
+        wide("[]"),
+        wide(r#"{"a":0}"#),
+        wide(r#"{"a":{"b":[0]}}"#),
+        wide(&deep),
+        wide("[[[0,0]]]"),
+        wide("{}"),
+    ]
 }
 
 #[tokio::test]
-async fn a_burst_of_large_batch_bodies_stays_within_a_stated_memory_bound() {
+async fn nested_bodies_are_refused_from_their_parse_and_the_gateways_memory_stays_bounded() {
     let app = spawn_app().await;
     let acme = app.create_tenant("acme", "RO").await;
-    // Built before the baseline: the test's own copies are not the gateway's.
-    let bodies: Vec<Vec<u8>> = (0..6).map(|_| tiny_values(30 << 20)).collect();
-    let (baseline, _) = memory_kb();
+    // The gateway as its own process, so its peak is its own; every batch waits for
+    // its turn (two at once) rather than being answered 503 unparsed.
+    let (server, base) = app
+        .serve_process(|command| {
+            command
+                .env("CIDGATE_BATCH_PARSES", "2")
+                .env("CIDGATE_BATCH_PARSE_WAIT_MS", "60000")
+                .env("CIDGATE_BODY_TIMEOUT_MS", "600000");
+        })
+        .await;
+    let server = Stopped(server);
+    let baseline = peak_kb(server.0.id());
 
-    // A batch still waiting for its turn when the wait ends is answered 503 before its
-    // body is read, and the connection closed: a client still sending then sees the
-    // connection go (broken pipe) rather than the answer.
-    let sent = bodies.into_iter().map(|body| {
+    let sent = nested_bodies(30 << 20).into_iter().map(|body| {
         app.http
-            .post(format!("{}{BATCH}", app.address))
+            .post(format!("{base}{BATCH}"))
             .bearer_auth(&acme.sync_token)
             .header(CONTENT_TYPE, "application/json")
             .body(body)
@@ -145,18 +177,23 @@ async fn a_burst_of_large_batch_bodies_stays_within_a_stated_memory_bound() {
     });
     let responses = futures_util::future::join_all(sent).await;
 
-    for response in responses {
-        match response {
-            Ok(response) => assert!([413, 503].contains(&response.status().as_u16())),
-            Err(e) => assert!(e.is_request(), "refused while sending, not otherwise: {e}"),
-        }
+    for (i, response) in responses.into_iter().enumerate() {
+        let response = response.unwrap();
+        assert_eq!(response.status(), 413, "body {i}");
+        let body: Value = response.json().await.unwrap();
+        let message = body["message"].as_str().unwrap_or_default();
+        assert!(
+            message.starts_with("the body holds too many small values"),
+            "body {i} refused by its parse: {body}"
+        );
     }
-    let (_, peak) = memory_kb();
-    // Two parses at once (the default), each holding its 30 MiB body and at most
-    // 76 MiB of values; parsed whole, each would take over 500 MiB.
-    let grown_mib = peak.saturating_sub(baseline) / 1024;
-    eprintln!("peak resident memory grew by {grown_mib} MiB over the burst");
-    assert!(grown_mib < 400, "grew by {grown_mib} MiB");
+    let grown_mib = peak_kb(server.0.id()).saturating_sub(baseline) / 1024;
+    // Two parses at once, each holding its 30 MiB body and at most 76 MiB of values
+    // (the budget counts the values' peak, their copies while growing included). The
+    // allocator keeps freed memory per thread, so the peak is above 2 × 106 MiB: measured
+    // 460 MiB here, 673 MiB before values were counted at their peak and objects by node.
+    eprintln!("the gateway's peak resident memory grew by {grown_mib} MiB");
+    assert!(grown_mib < 560, "grew by {grown_mib} MiB");
 }
 
 /// Sends the head of a batch and `first` bytes of its body, and holds the rest back.

@@ -17,7 +17,7 @@ use crate::store;
 
 /// One contact body stays small; a batch of 10,000 with attributes needs room.
 const CONTACT_BODY_LIMIT: usize = 64 * 1024;
-const BATCH_BODY_LIMIT: usize = 32 * 1024 * 1024;
+pub const BATCH_BODY_LIMIT: usize = 32 * 1024 * 1024;
 pub const MAX_BATCH_ITEMS: usize = 10_000;
 
 /// Caps checked while a body is parsed, before any of it is built past them.
