@@ -106,9 +106,15 @@ impl EslDialer {
                 "origination_caller_id_name='{}'",
                 s.caller_id_name.render(request, variable_value)
             ),
-            format!("origination_caller_id_number={}", word(&request.number)),
         ];
+        // The agent's phone shows the customer's number only when the customer is shown
+        // the tenant's: a plain dialplan presents the agent channel's number to the
+        // customer, who must never see their own (carriers reject it as spoofed).
         if let Some(outbound) = &s.outbound_caller_id {
+            variables.push(format!(
+                "origination_caller_id_number={}",
+                word(&request.number)
+            ));
             variables.push(format!("effective_caller_id_number={}", word(outbound)));
             variables.push(format!("effective_caller_id_name={}", word(outbound)));
         }
