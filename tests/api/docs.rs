@@ -4,8 +4,6 @@
 
 use std::path::Path;
 
-use cidgate::domain::{TenantSlug, TokenScope, TokenScopes};
-use cidgate::store;
 use serde_json::json;
 
 use crate::helpers::{TestApp, spawn_app};
@@ -76,22 +74,13 @@ fn shell_words(command: &str) -> Vec<String> {
 /// token, as the docs' PBX examples use it).
 async fn tenant(app: &TestApp, slug: &str) -> Vec<(&'static str, String)> {
     let created = app.create_tenant(slug, "RO").await;
-    let client = app.pool.get().await.unwrap();
-    let id = store::tenants::find_by_slug(&client, &TenantSlug::parse(slug).unwrap())
-        .await
-        .unwrap()
-        .unwrap()
-        .id;
     let mut tokens = vec![("cgs_…", created.sync_token)];
     for (shown, scopes) in [
-        ("cgl_…", TokenScopes::parse("lookup,events").unwrap()),
-        ("cgr_…", TokenScope::Report.into()),
-        ("cga_…", TokenScope::Admin.into()),
+        ("cgl_…", "lookup,events"),
+        ("cgr_…", "report"),
+        ("cga_…", "admin"),
     ] {
-        let (_, token) = store::tokens::create(&client, id, scopes, "docs")
-            .await
-            .unwrap();
-        tokens.push((shown, token.expose().to_owned()));
+        tokens.push((shown, app.token(slug, scopes).await));
     }
     app.wait_for_directory().await;
     tokens

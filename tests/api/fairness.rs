@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use cidgate::config::ServeSettings;
 use cidgate::config::webhooks::{RetrySchedule, Roles};
-use cidgate::domain::{TenantSlug, TokenScopes};
 use cidgate::store;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -138,20 +137,7 @@ fn deliveries_to_127(s: &mut ServeSettings, timeout_ms: u64) {
 /// A tenant and a token for its PBX's call events.
 pub(crate) async fn tenant(app: &TestApp, slug: &str) -> String {
     app.create_tenant(slug, "RO").await;
-    let client = app.pool.get().await.unwrap();
-    let tenant = store::tenants::find_by_slug(&client, &TenantSlug::parse(slug).unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    let (_, pbx) = store::tokens::create(
-        &client,
-        tenant.id,
-        TokenScopes::parse("lookup,events").unwrap(),
-        "pbx",
-    )
-    .await
-    .unwrap();
-    pbx.expose().to_owned()
+    app.token(slug, "lookup,events").await
 }
 
 fn cli(app: &TestApp, args: &[&str]) -> std::process::Output {

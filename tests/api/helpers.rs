@@ -181,6 +181,21 @@ impl TestApp {
         eventually(PROPAGATION, "the gateway loads the new tokens", loaded).await;
     }
 
+    /// A new token of tenant `slug` for `scopes` (`"lookup,events"`, `"admin"`), made in
+    /// the database as `cidgate token create` makes it.
+    pub async fn token(&self, slug: &str, scopes: &str) -> String {
+        let client = self.pool.get().await.unwrap();
+        let tenant = store::tenants::find_by_slug(&client, &TenantSlug::parse(slug).unwrap())
+            .await
+            .unwrap()
+            .expect("the tenant exists");
+        let scopes = cidgate::domain::TokenScopes::parse(scopes).unwrap();
+        let (_, token) = store::tokens::create(&client, tenant.id, scopes, "test")
+            .await
+            .unwrap();
+        token.expose().to_owned()
+    }
+
     /// How many committed contacts of tenant `slug` hold `number` (normalized): what a
     /// "nothing was written" check asks, since a lookup may answer unknown only because
     /// the gateway has not heard of a write yet.

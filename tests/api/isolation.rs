@@ -2,8 +2,6 @@
 //! changes or reveals what belongs to the first tenant.
 
 use cidgate::config::webhooks::RetrySchedule;
-use cidgate::domain::{TenantSlug, TokenScope, TokenScopes};
-use cidgate::store;
 use serde_json::{Value, json};
 
 use crate::helpers::{PROPAGATION, TestApp, eventually, spawn_app_with};
@@ -16,28 +14,13 @@ struct Tokens {
 
 async fn tokens(app: &TestApp, slug: &str) -> Tokens {
     let created = app.create_tenant(slug, "RO").await;
-    let client = app.pool.get().await.unwrap();
-    let id = store::tenants::find_by_slug(&client, &TenantSlug::parse(slug).unwrap())
-        .await
-        .unwrap()
-        .unwrap()
-        .id;
-    let mut made = Vec::new();
-    for scopes in [
-        TokenScope::Admin.into(),
-        TokenScopes::parse("lookup,events").unwrap(),
-    ] {
-        let (_, token) = store::tokens::create(&client, id, scopes, "test")
-            .await
-            .unwrap();
-        made.push(token.expose().to_owned());
-    }
-    app.wait_for_directory().await;
-    Tokens {
-        admin: made[0].clone(),
+    let tokens = Tokens {
+        admin: app.token(slug, "admin").await,
         sync: created.sync_token,
-        pbx: made[1].clone(),
-    }
+        pbx: app.token(slug, "lookup,events").await,
+    };
+    app.wait_for_directory().await;
+    tokens
 }
 
 async fn call(
