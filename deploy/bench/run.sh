@@ -18,7 +18,12 @@
 # every run. Everything it starts is stopped on exit. Installs wrk (apt-get, as root),
 # oha (cargo install) and jq (apt-get) when they are missing.
 #
-# Knobs (environment): BENCH_CONNS (64), BENCH_DURATION seconds (10), BENCH_ROUNDS (3),
+# The headline table is the reference set-up (the PHP reference and the other anchors
+# were measured on it): 32 connections, one wrk thread. A second, labelled table repeats
+# the ceiling, cached hits, the mix and pgbench at BENCH_CONNS_SECOND connections (64).
+#
+# Knobs (environment): BENCH_CONNS (32), BENCH_CONNS_SECOND (64; 0 leaves the second
+# table out), BENCH_HOT cached numbers (10000), BENCH_DURATION seconds (10), BENCH_ROUNDS (3),
 # BENCH_WRK_THREADS (1), BENCH_RATE for the fixed-rate runs (10000),
 # BENCH_SYNC_RATE for the lookups while the CRM syncs (1000),
 # BENCH_BASELINE (a cidgate binary to compare with), BENCH_BASE_GW_PORT (18082),
@@ -32,7 +37,9 @@ cd "$root"
 here=$root/deploy/bench
 prog=bench/run.sh
 
-conns=${BENCH_CONNS:-64}
+conns=${BENCH_CONNS:-32}
+conns_second=${BENCH_CONNS_SECOND:-64}
+hot=${BENCH_HOT:-10000} # cached hits cycle over this many known numbers
 duration=${BENCH_DURATION:-10}
 rounds=${BENCH_ROUNDS:-3}
 wrk_threads=${BENCH_WRK_THREADS:-1}
@@ -205,6 +212,11 @@ metric() {
 
 # CPU time (ticks) the process has used, user + system.
 cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
+# The same, split: "user system" ticks of the process (all its threads).
+cpu_split() { awk '{ sub(/^.*\) /, ""); print $12, $13 }' "/proc/$1/stat"; }
+# Busy ticks of the server's core (user, nice, system, irq, softirq): the server, its
+# PostgreSQL backends and the kernel's work for both.
+core_busy() { awk -v c="cpu$server_cpu" '$1 == c { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
 clk_tck=$(getconf CLK_TCK)
 server_pid=
 
@@ -242,7 +254,7 @@ start_gateway() {
 }
 
 # Result tables, by scenario key.
-declare -A RPS P50 P99 P999 NOTE CPU CSW
+declare -A RPS P50 P99 P999 NOTE CPU CSW USR SYS CORE
 
 # run_wrk KEY SECONDS BASE_URL MODE KBASE KSPAN UBASE USPAN [KNOWN_PER_10]
 # With KEY "-" the run is a warm-up and its figures are not kept.
@@ -250,8 +262,10 @@ run_wrk() {
 	local key=$1 secs=$2 url=$3 mode=$4 out line kv k v
 	shift 4
 	out=$work/wrk-${key//[^a-z0-9]/_}-$mode-$(date +%s%N).txt
-	local c0 t0
+	local c0 t0 u0 s0 b0
 	c0=$(cpu_ticks "$server_pid")
+	read -r u0 s0 < <(cpu_split "$server_pid")
+	b0=$(core_busy)
 	t0=$(now)
 	local perf_out=$work/perf-${key//[^a-z0-9]/_}.txt perf_pid=
 	# Context switches of the server (all its threads) during the run, when perf works.
@@ -259,7 +273,7 @@ run_wrk() {
 		perf stat -e context-switches -x, -p "$server_pid" -o "$perf_out" -- sleep "$secs" 2>/dev/null &
 		perf_pid=$!
 	fi
-	if ! taskset -c "$load_cpu" timeout $((secs + 60)) wrk -t "$wrk_threads" -c "$conns" -d "${secs}s" \
+	if ! taskset -c "$load_cpu" timeout $((secs + 60)) wrk -t "$wrk_threads" -c "${run_conns:-$conns}" -d "${secs}s" \
 		--timeout 5s -s "$here/walk.lua" "$url" -- "$mode" "$wrk_token" "$wrk_threads" "$@" >"$out" 2>&1; then
 		cat "$out" >&2
 		die "wrk failed ($key)"
@@ -270,12 +284,20 @@ run_wrk() {
 	}
 	[[ $key == - ]] && return 0
 	server_cpu_pct "$key" "$c0" "$t0"
+	local u1 s1 b1
+	read -r u1 s1 < <(cpu_split "$server_pid")
+	b1=$(core_busy)
 	local -A r=()
 	for kv in ${line#RESULT }; do
 		k=${kv%%=*}
 		v=${kv#*=}
 		r[$k]=$v
 	done
+	# Microseconds of CPU per answered request: the server's user and kernel time, and
+	# everything its core did (PostgreSQL included).
+	USR[$key]=$(per_request "$((u1 - u0))" "${r[requests]}")
+	SYS[$key]=$(per_request "$((s1 - s0))" "${r[requests]}")
+	CORE[$key]=$(per_request "$((b1 - b0))" "${r[requests]}")
 	CSW[$key]=
 	if [[ -n $perf_pid ]] && wait "$perf_pid" 2>/dev/null && ((r[requests] > 0)); then
 		CSW[$key]=$(awk -F, -v n="${r[requests]}" '$3 == "context-switches" { printf "%.2f", $1 / n }' "$perf_out")
@@ -290,6 +312,10 @@ run_wrk() {
 	((r[wrapped] == 0)) || note+="${r[wrapped]} numbers repeated (range too small); "
 	NOTE[$key]=$note
 	say "$key: ${r[rps]} req/s, p50 ${r[p50_us]} us, p99 ${r[p99_us]} us, p99.9 ${r[p999_us]} us, server CPU ${CPU[$key]}% ${note:+($note)}"
+}
+
+per_request() { # ticks requests -> microseconds per request
+	awk -v t="$1" -v n="$2" -v hz="$clk_tck" 'BEGIN { if (n > 0) printf "%.1f", t / hz / n * 1e6 }'
 }
 
 # How busy the server under test was during a run, in % of one core: well below 100
@@ -527,9 +553,9 @@ taskset -c "$load_cpu" wrk -t "$wrk_threads" -c "$conns" -d "${duration}s" --lat
 ceiling_plain_rps=$(awk '$1 == "Requests/sec:" { print $2 }' "$out")
 say "ceiling without Lua: $ceiling_plain_rps req/s"
 
-pgb_args=(-h 127.0.0.1 -p "$pg_port" -U postgres -n -M prepared -c "$conns" -j 1
+pgb_args=(-h 127.0.0.1 -p "$pg_port" -U postgres -n -M prepared -j 1
 	-f "$here/lookup.pgbench" -D "tid=$tenant_id")
-taskset -c "$load_cpu" "$pg_bin/pgbench" "${pgb_args[@]}" -T 3 "$dbname" >"$work/pgbench-warm.txt" 2>&1 ||
+taskset -c "$load_cpu" "$pg_bin/pgbench" "${pgb_args[@]}" -c "$conns" -T 3 "$dbname" >"$work/pgbench-warm.txt" 2>&1 ||
 	{
 		cat "$work/pgbench-warm.txt" >&2
 		die "pgbench warm-up failed"
@@ -540,7 +566,7 @@ taskset -c "$load_cpu" "$pg_bin/pgbench" "${pgb_args[@]}" -T 3 "$dbname" >"$work
 run_pgbench() {
 	local key=$1 dir=$work/pgbench-$1
 	mkdir -p "$dir"
-	(cd "$dir" && taskset -c "$load_cpu" "$pg_bin/pgbench" "${pgb_args[@]}" -T "$duration" -l --log-prefix=pgblog \
+	(cd "$dir" && taskset -c "$load_cpu" "$pg_bin/pgbench" "${pgb_args[@]}" -c "${run_conns:-$conns}" -T "$duration" -l --log-prefix=pgblog \
 		"$dbname" >"$dir/out.txt" 2>&1) || {
 		cat "$dir/out.txt" >&2
 		die "pgbench failed"
@@ -566,10 +592,11 @@ gateway_round() {
 	server_pid=$4
 	wrk_token=$5
 	local kspan=$((390000 / rounds)) mspan=$((200000 / rounds)) uspan=$((4000000 / rounds))
-	# b. cached hits: 100 known numbers; unknown numbers after their first miss: 100
-	#    never-seeded numbers; both warmed first.
-	run_gw - 1 "$gw_url" cycle 1 100 0 1
-	run_gw "${p}cached_r$round" "$duration" "$gw_url" cycle 1 100 0 1
+	# b. cached hits: BENCH_HOT known numbers; unknown numbers after their first miss:
+	#    100 never-seeded numbers; both warmed first (the first pass over the hot
+	#    numbers asks the database).
+	run_gw - 3 "$gw_url" cycle 1 "$hot" 0 1
+	run_gw "${p}cached_r$round" "$duration" "$gw_url" cycle 1 "$hot" 0 1
 	run_gw - 1 "$gw_url" ucycle 1 1 9000000 100
 	run_gw "${p}unknown_repeat_r$round" "$duration" "$gw_url" ucycle 1 1 9000000 100
 	# c. known numbers never asked before: 100001..490000.
@@ -594,13 +621,35 @@ for ((r = 1; r <= rounds; r++)); do
 	fi
 	run_pgbench "pgbench_r$r"
 done
+# The second, labelled table: the same machine at BENCH_CONNS_SECOND connections, its
+# own interleaved rounds, and number ranges no other scenario walks.
+second_scenarios=()
+if ((conns_second > 0)); then
+	second_scenarios=(w_ceiling w_cached w_mix w_pgbench)
+	phase "interleaved rounds at $conns_second connections"
+	run_conns=$conns_second
+	for ((r = 1; r <= rounds; r++)); do
+		say "-- round $r of $rounds ($conns_second connections)"
+		i=$((r - 1))
+		server_pid=$fixed_pid
+		wrk_token=x
+		run_wrk "w_ceiling_r$r" "$duration" "http://$fixed_addr" cycle 1 100 0 1
+		server_pid=$gw_pid
+		wrk_token=$lookup_token
+		run_gw "w_cached_r$r" "$duration" "http://$gw_addr" cycle 1 "$hot" 0 1
+		run_gw "w_mix_r$r" "$duration" "http://$gw_addr" mix $((700001 + i * 200000 / rounds)) $((200000 / rounds)) \
+			$((8000000 + i * 1000000 / rounds)) $((1000000 / rounds)) 3
+		run_pgbench "w_pgbench_r$r"
+	done
+	run_conns=
+fi
 
 # Medians of the rounds for every figure; ratios are taken within each round (both
 # sides saw the same machine) and their median reported.
-keys=(ceiling pgbench "${lookup_scenarios[@]}")
+keys=(ceiling pgbench "${lookup_scenarios[@]}" "${second_scenarios[@]}")
 [[ -z $baseline ]] || for k in "${lookup_scenarios[@]}"; do keys+=("base_$k"); done
 for k in "${keys[@]}"; do
-	for field in RPS P50 P99 P999 CPU CSW; do
+	for field in RPS P50 P99 P999 CPU CSW USR SYS CORE; do
 		# shellcheck disable=SC2178 # a name reference to one of the tables
 		declare -n table=$field
 		values=()
@@ -626,6 +675,10 @@ r_repeat=$(round_ratio unknown_repeat ceiling)
 r_unknown=$(round_ratio unknown_new ceiling)
 r_known=$(round_ratio known_new pgbench)
 r_mix=$(round_ratio mix pgbench)
+if ((conns_second > 0)); then
+	r_w_cached=$(round_ratio w_cached w_ceiling)
+	r_w_mix=$(round_ratio w_mix w_pgbench)
+fi
 
 phase "fixed rate"
 # g. fixed rate: cached hit, repeated unknown number, and the ceiling for reference.
@@ -771,9 +824,13 @@ p99_cached_ms=$(fmt_ms "${P99[rate_cached]}")
 p99_unknown_ms=$(fmt_ms "${P99[rate_unknown]}")
 
 row() { # key label
-	printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$2" "$(fmt_int "${RPS[$1]:-}")" \
+	printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$2" "$(fmt_int "${RPS[$1]:-}")" \
 		"$(fmt_ms "${P50[$1]:-}")" "$(fmt_ms "${P99[$1]:-}")" "$(fmt_ms "${P999[$1]:-}")" "${CPU[$1]:-}" \
-		"${CSW[$1]:-}" "${NOTE[$1]:-}"
+		"${USR[$1]:-}" "${SYS[$1]:-}" "${CORE[$1]:-}" "${CSW[$1]:-}" "${NOTE[$1]:-}"
+}
+table_head() {
+	printf '| scenario | req/s | p50 ms | p99 ms | p99.9 ms | server CPU %% | server user µs/req | server kernel µs/req | core %s busy µs/req | context switches per request | notes |\n' "$server_cpu"
+	printf '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n'
 }
 rounds_row() { # key label
 	local r cells=
@@ -781,7 +838,7 @@ rounds_row() { # key label
 	printf '| %s |%s\n' "$2" "$cells"
 }
 labels=(
-	"cached:b. cached hits (100 numbers, warmed)"
+	"cached:b. cached hits ($hot numbers, warmed)"
 	"unknown_repeat:b. unknown numbers after their first miss (100 numbers, warmed)"
 	"known_new:c. known numbers, all new (DB)"
 	"unknown_new:d. unknown numbers, all new"
@@ -807,8 +864,9 @@ report=$here/results/latest.md
 		"$load_start" "$(cut -d' ' -f1 /proc/loadavg)"
 	printf -- '- data: %s imported contacts + %s through the batch API; gateway pool size %s\n\n' \
 		"$contacts" "$((2 * bulk_total))" "${CIDGATE_DB_POOL_SIZE:-default}"
-	printf '| scenario | req/s | p50 ms | p99 ms | p99.9 ms | server CPU %% | context switches per request | notes |\n'
-	printf '| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n'
+	printf '## The reference set-up: %s connections, wrk %s thread(s)\n\n' "$conns" "$wrk_threads"
+	printf 'Server user/kernel µs per request: CPU time of the process under test (gateway or ceiling; pgbench: none) over the requests it answered; core busy: all work on core %s (PostgreSQL and the kernel included) per request.\n\n' "$server_cpu"
+	table_head
 	row ceiling "a. ceiling: fixed_answer example"
 	for l in "${labels[@]}"; do row "${l%%:*}" "${l#*:}"; done
 	row pgbench "f. pgbench, lookup query (-M prepared)"
@@ -817,6 +875,15 @@ report=$here/results/latest.md
 	row rate_unknown "g. repeated unknown at fixed $rate req/s (oha)"
 	row sync_import "h. random lookups at $sync_rate req/s during an import of $contacts contacts (oha)"
 	row sync_batches "h. random lookups at $sync_rate req/s while two senders post batches of $batch_size (oha)"
+	if ((conns_second > 0)); then
+		printf '\n## The same machine at %s connections (not the reference set-up)\n\n' "$conns_second"
+		table_head
+		row w_ceiling "a. ceiling: fixed_answer example"
+		row w_cached "b. cached hits ($hot numbers, warmed)"
+		row w_mix "e. mix 30% known-new / 70% unknown-new"
+		row w_pgbench "f. pgbench, lookup query (-M prepared)"
+		printf '\ncached / ceiling %s, mix / pgbench %s (medians of per-round ratios)\n' "$r_w_cached" "$r_w_mix"
+	fi
 	printf '\nEach round (req/s):\n\n| scenario |'
 	for ((r = 1; r <= rounds; r++)); do printf ' round %s |' "$r"; done
 	printf '\n| --- |'
