@@ -3,6 +3,7 @@
 //! listener socket.
 
 use std::net::TcpListener;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
@@ -26,6 +27,7 @@ use crate::lookup::cache::AnswerCache;
 use crate::lookup::known_numbers::{IndexGauges, KnownNumbers};
 use crate::lookup::log::{LogWriter, LookupLog};
 use crate::metrics::Metrics;
+use crate::outbound::{self, Resolver};
 use crate::store;
 use crate::webhook;
 
@@ -48,6 +50,16 @@ impl Application {
     /// Migrates the database, loads in-memory state and binds the listener;
     /// `run_until_stopped` serves.
     pub async fn build(settings: &ServeSettings) -> anyhow::Result<Self> {
+        Self::build_resolving(settings, outbound::resolve::system()).await
+    }
+
+    /// As [`Application::build`], with the names of outbound targets (web services, HTTP
+    /// dialers) resolved by `resolver` (the system's in production).
+    pub async fn build_resolving(
+        settings: &ServeSettings,
+        resolver: Arc<dyn Resolver>,
+    ) -> anyhow::Result<Self> {
+        outbound::tls::install_default_provider();
         match store::secrets::keys().context("the secrets key")? {
             Some(_) => tracing::info!("secrets at rest are sealed with CIDGATE_SECRETS_KEY"),
             None => tracing::warn!(
@@ -130,7 +142,7 @@ impl Application {
             metrics.clone(),
         );
         let lookup = LookupService::new(
-            database,
+            Arc::new(database),
             cache.clone(),
             index.clone(),
             settings.lookup_deadline(),
@@ -161,11 +173,16 @@ impl Application {
             settings.webhooks.webhook_log_retention_days,
         ));
         retention::spawn(&jobs, retention::Schedule::HOURLY, steps, metrics.clone());
+        let network = outbound::Network::new(
+            settings.webhooks.client.webhook_allow_networks.clone(),
+            resolver,
+        );
         let deliverer = webhook::deliverer(
             primary_url,
             &settings.webhooks,
             Some((directory.clone(), public_url.clone())),
             Some(metrics.clone()),
+            &network,
         )?;
         if roles.deliver {
             webhook::worker::spawn(&jobs, deliverer.clone(), delivery_wake);
@@ -223,6 +240,7 @@ impl Application {
             trusted_proxies: settings.trusted_proxies.clone().into(),
             forwarded_header: settings.forwarded_header,
             deliverer,
+            dial_http: crate::dial::http::clients(&network)?,
         });
         let cors_origins = settings.cors_origins.clone();
         let mut server = HttpServer::new(move || {

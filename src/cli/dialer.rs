@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use super::db::{find_tenant, migrated_pool};
 use crate::config::DatabaseArgs;
+use crate::config::webhooks::AllowNetworksArgs;
 use crate::dial::ami::{AmiSecret, AmiSettings};
 use crate::dial::esl::{EslSecret, EslSettings};
 use crate::dial::http::{HttpDialer, HttpSecret, HttpSettings, header_name};
@@ -68,6 +69,9 @@ pub enum DialerKind {
         /// JSON pointer to the PBX's own id in its answer, e.g. /data/id
         #[arg(long)]
         id_pointer: Option<String>,
+        /// Where the dial URL may lead (its target is checked now and at every dial)
+        #[command(flatten)]
+        network: AllowNetworksArgs,
         #[command(flatten)]
         db: DatabaseArgs,
     },
@@ -202,9 +206,16 @@ fn on_off(raw: &str) -> Result<bool, String> {
 pub async fn run(cmd: DialerCommand) -> anyhow::Result<()> {
     match cmd {
         DialerCommand::Set { tenant, kind } => {
+            let network = match &kind {
+                DialerKind::Http { network, .. } => Some(network.rules.clone()),
+                _ => None,
+            };
             let (stored, db) = stored(kind)?;
             let pool = migrated_pool(&db).await?;
             let tenant = find_tenant(&pool, &tenant).await?;
+            if let Some(rules) = network {
+                checked_target(&stored, rules, &tenant.slug).await?;
+            }
             let client = pool.get().await?;
             store::click2call::set_dialer(&client, tenant.id, &stored).await?;
             eprintln!("set the {} dialer of `{}`", stored.kind, tenant.slug);
@@ -339,6 +350,20 @@ fn allowed_countries(raw: &[String]) -> anyhow::Result<Vec<String>> {
     Ok(countries)
 }
 
+/// The `http` dialer's target, checked with the tenant's guard as every dial checks it
+/// (the operator sees the address; the tenant's callers only the rule).
+async fn checked_target(
+    stored: &StoredDialer,
+    rules: Vec<crate::config::webhooks::AllowRule>,
+    tenant: &str,
+) -> anyhow::Result<()> {
+    let settings: HttpSettings = serde_json::from_value(stored.settings.clone())?;
+    let clients = crate::dial::http::clients(&crate::outbound::Network::system(rules))?;
+    HttpDialer::check_target(&settings, &clients.for_tenant(tenant)?)
+        .await
+        .map_err(|refused| anyhow::anyhow!("--url: {}", refused.detail()))
+}
+
 fn template(flag: &str, raw: &str) -> anyhow::Result<Template> {
     Template::parse(raw).map_err(|e| anyhow::anyhow!("--{flag}: {e}"))
 }
@@ -382,6 +407,7 @@ fn stored(kind: DialerKind) -> anyhow::Result<(StoredDialer, DatabaseArgs)> {
             body,
             content_type,
             id_pointer,
+            network: _,
             db,
         } => {
             let settings = HttpSettings {

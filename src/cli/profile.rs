@@ -212,11 +212,18 @@ fn explained(e: ProfileError) -> anyhow::Error {
 }
 
 fn client(webhooks: &WebhookSettings) -> anyhow::Result<WebhookClient> {
-    WebhookClient::new(&webhooks::ClientSettings {
-        timeout: webhooks.client.timeout(),
-        allow_networks: webhooks.client.webhook_allow_networks.clone(),
-        proxy: webhooks.client.webhook_proxy.clone(),
-    })
+    WebhookClient::new(
+        &webhooks::ClientSettings {
+            timeout: webhooks.client.timeout(),
+            proxy: webhooks.client.webhook_proxy.clone(),
+        },
+        &network(webhooks),
+    )
+}
+
+/// The allowed networks, names resolved by the system.
+fn network(webhooks: &WebhookSettings) -> crate::outbound::Network {
+    crate::outbound::Network::system(webhooks.client.webhook_allow_networks.clone())
 }
 
 pub async fn run(cmd: ProfileCommand) -> anyhow::Result<()> {
@@ -408,7 +415,13 @@ async fn sending(
         }
         None => None,
     };
-    let deliverer = webhooks::deliverer(db.database_url.expose(), webhooks, popups, None)?;
+    let deliverer = webhooks::deliverer(
+        db.database_url.expose(),
+        webhooks,
+        popups,
+        None,
+        &network(webhooks),
+    )?;
     let tenant = find_tenant(&pool, tenant).await?;
     let client = pool.get().await.context("connecting to the database")?;
     let profile = admin::find(&client, tenant.id, name)

@@ -45,6 +45,18 @@ impl WebhookClientArgs {
     }
 }
 
+/// The allowed networks alone, for commands that check a target but send nothing
+/// (`dialer set http`): the same variable as `serve` reads.
+#[derive(Debug, Clone, Default, Args)]
+pub struct AllowNetworksArgs {
+    /// Networks (CIDRs, comma-separated) targets may be in although they are private,
+    /// loopback or otherwise internal (a PBX or CRM on premises); `CIDR@tenant` allows it
+    /// for that tenant only, a CIDR alone for every tenant
+    #[arg(long = "webhook-allow-networks", env = "CIDGATE_WEBHOOK_ALLOW_NETWORKS",
+          value_delimiter = ',', value_parser = AllowRule::parse)]
+    pub rules: Vec<AllowRule>,
+}
+
 /// One entry of `CIDGATE_WEBHOOK_ALLOW_NETWORKS`: a network allowed for every tenant, or
 /// for one (`10.1.0.0/16@acme`: only acme's profiles may reach it).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,8 +1,8 @@
 //! The `http` dialer: a PBX's dial API, called through a URL template (method, headers,
 //! optional body), with the PBX's own id read from its JSON answer when it gives one.
-//! No redirects are followed and no system proxy is used: the operator named the URL.
-
-use std::sync::OnceLock;
+//! It goes out through `outbound` as web services do: no redirects, no proxy, its target
+//! under the tenant's SSRF guard when set and at every dial (a PBX in a private network
+//! needs `CIDGATE_WEBHOOK_ALLOW_NETWORKS`, `CIDR@tenant` for one tenant).
 
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use super::template::url_escape;
 use super::{ANSWER_WITHIN, Accepted, DialError, DialRequest, Dialer, Template};
+use crate::outbound::{self, Clients, Network, Refused};
 
 /// The most of the PBX's answer that is read (its id is near the top, if anywhere).
 const MAX_ANSWER: usize = 64 * 1024;
@@ -45,30 +46,61 @@ pub struct HttpSecret {
 pub struct HttpDialer {
     settings: HttpSettings,
     secret: HttpSecret,
-    client: reqwest_dial::Client,
+    /// The tenant's client: its guard allows what the tenant's rules allow.
+    client: outbound::Client,
+}
+
+/// The clients of `http` dialers (one per tenant a `CIDR@tenant` rule names): the PBX's
+/// first answer within [`ANSWER_WITHIN`], no proxy.
+pub fn clients(network: &Network) -> anyhow::Result<Clients> {
+    Clients::new(
+        network,
+        outbound::Settings {
+            user_agent: concat!("cidgate-dial/", env!("CARGO_PKG_VERSION")),
+            timeout: ANSWER_WITHIN,
+            connect_timeout: ANSWER_WITHIN,
+            proxy: None,
+        },
+    )
+}
+
+/// A request as the dialer's URL template is checked with.
+fn sample() -> DialRequest {
+    DialRequest {
+        request_id: 1,
+        agent_extension: "200".into(),
+        agent: "Agent(200)".into(),
+        number: "+40721234567".into(),
+        dialled: "0721234567".into(),
+        queue: None,
+        contact_name: None,
+    }
 }
 
 impl HttpDialer {
-    pub fn new(settings: HttpSettings, secret: HttpSecret) -> anyhow::Result<Self> {
-        Ok(Self {
+    pub fn new(settings: HttpSettings, secret: HttpSecret, client: outbound::Client) -> Self {
+        Self {
             settings,
             secret,
-            client: client()?.clone(),
-        })
+            client,
+        }
+    }
+
+    /// Checks the dial URL's target with the tenant's client as every dial will (when the
+    /// dialer is set); the refusal's detail is for the operator.
+    pub async fn check_target(
+        settings: &HttpSettings,
+        client: &outbound::Client,
+    ) -> Result<(), Refused> {
+        match url::Url::parse(&settings.url.render(&sample(), url_escape)) {
+            Ok(url) => client.check_target(&url).await,
+            Err(_) => Ok(()),
+        }
     }
 
     /// The request the PBX gets, as a check when the dialer is set.
     pub fn check(settings: &HttpSettings) -> Result<(), String> {
-        let sample = DialRequest {
-            request_id: 1,
-            agent_extension: "200".into(),
-            agent: "Agent(200)".into(),
-            number: "+40721234567".into(),
-            dialled: "0721234567".into(),
-            queue: None,
-            contact_name: None,
-        };
-        let url = settings.url.render(&sample, url_escape);
+        let url = settings.url.render(&sample(), url_escape);
         let parsed = url::Url::parse(&url).map_err(|e| format!("--url: `{url}`: {e}"))?;
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err("--url: the dial URL must be http or https".into());
@@ -87,9 +119,11 @@ impl HttpDialer {
 
     async fn call(&self, request: &DialRequest) -> Result<Accepted, DialError> {
         let s = &self.settings;
-        let url = s.url.render(request, url_escape);
+        let url = url::Url::parse(&s.url.render(request, url_escape))
+            .map_err(|_| DialError("the dial URL is not a valid URL".into()))?;
         let method = method(&s.method).map_err(DialError)?;
-        let mut call = self.client.request(method, url.as_str());
+        self.client.check_literals(&url).map_err(refused)?;
+        let mut call = self.client.http().request(method, url.clone());
         for (name, value) in &s.headers {
             call = call.header(name.as_str(), value.render(request, one_line));
         }
@@ -110,16 +144,14 @@ impl HttpDialer {
                 .header("content-type", content_type)
                 .body(body.render(request, escape));
         }
-        let mut response = call.send().await.map_err(|e| {
+        let mut response = call.send().await.map_err(|e| match outbound::refusal(&e) {
+            Some(refusal) => refused(refusal),
             // The URL may carry a key in its query: name the host only.
-            let host = url::Url::parse(&url)
-                .ok()
-                .and_then(|u| u.host_str().map(str::to_owned))
-                .unwrap_or_default();
-            DialError(format!(
-                "the dial API at {host} could not be reached: {}",
+            None => DialError(format!(
+                "the dial API at {} could not be reached: {}",
+                url.host_str().unwrap_or_default(),
                 kind(&e)
-            ))
+            )),
         })?;
         let status = response.status();
         let mut answer = Vec::new();
@@ -145,38 +177,32 @@ impl Dialer for HttpDialer {
     }
 }
 
-/// One client for every `http` dialer: connections are reused across requests.
-fn client() -> anyhow::Result<&'static reqwest_dial::Client> {
-    static CLIENT: OnceLock<reqwest_dial::Client> = OnceLock::new();
-    if let Some(client) = CLIENT.get() {
-        return Ok(client);
-    }
-    let built = reqwest_dial::Client::builder()
-        .tls_backend_preconfigured(crate::store::tls::system_roots()?)
-        .redirect(reqwest_dial::redirect::Policy::none())
-        .no_proxy()
-        .connect_timeout(ANSWER_WITHIN)
-        .timeout(ANSWER_WITHIN)
-        .build()?;
-    Ok(CLIENT.get_or_init(|| built))
+/// A refused target: the operator's log has the address, the caller only the rule (a
+/// name's private address would answer the tenant's questions about the network).
+fn refused(refusal: Refused) -> DialError {
+    tracing::warn!(detail = %refusal.detail(), "the http dialer's target is refused");
+    DialError(format!(
+        "the dial API's address is refused: {}",
+        refusal.rule()
+    ))
 }
 
-fn method(raw: &str) -> Result<reqwest_dial::Method, String> {
+fn method(raw: &str) -> Result<reqwest::Method, String> {
     match raw.to_ascii_uppercase().as_str() {
-        "GET" => Ok(reqwest_dial::Method::GET),
-        "POST" => Ok(reqwest_dial::Method::POST),
-        "PUT" => Ok(reqwest_dial::Method::PUT),
+        "GET" => Ok(reqwest::Method::GET),
+        "POST" => Ok(reqwest::Method::POST),
+        "PUT" => Ok(reqwest::Method::PUT),
         _ => Err(format!("--method: `{raw}` is not GET, POST or PUT")),
     }
 }
 
 pub fn header_name(name: &str) -> Result<(), String> {
-    reqwest_dial::header::HeaderName::from_bytes(name.as_bytes())
+    reqwest::header::HeaderName::from_bytes(name.as_bytes())
         .map(drop)
         .map_err(|_| format!("`{name}` is not a header name"))
 }
 
-fn kind(e: &reqwest_dial::Error) -> &'static str {
+fn kind(e: &reqwest::Error) -> &'static str {
     if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {

@@ -1,8 +1,9 @@
 //! Dialers: how cidgate asks a tenant's PBX to ring the agent, then the number (issue 18,
 //! item 4). One trait; one adapter per kind of PBX: a dial-URL template (`http`),
 //! Asterisk AMI `Originate` (`asterisk-ami`), FreeSWITCH ESL `bgapi originate`
-//! (`freeswitch-esl`). Dialers are set by the operator (CLI), so their targets are
-//! trusted; their secrets are never printed or logged.
+//! (`freeswitch-esl`). Dialers are set by the operator (CLI); an `http` dialer's target
+//! is still under the tenant's SSRF guard (`outbound`), as web services are. Their
+//! secrets are never printed or logged.
 
 pub mod ami;
 pub mod esl;
@@ -64,8 +65,13 @@ pub trait Dialer: Send + Sync {
 /// The dialer kinds, as `cidgate dialer set` names them.
 pub const KINDS: [&str; 3] = ["http", "asterisk-ami", "freeswitch-esl"];
 
-/// The tenant's dialer from what is stored.
-pub fn build(stored: &StoredDialer) -> anyhow::Result<Box<dyn Dialer>> {
+/// The tenant's dialer from what is stored; an `http` one goes out through the
+/// tenant's client of `http_clients` ([`http::clients`]).
+pub fn build(
+    stored: &StoredDialer,
+    http_clients: &crate::outbound::Clients,
+    tenant_slug: &str,
+) -> anyhow::Result<Box<dyn Dialer>> {
     let secret = stored.secret.clone().unwrap_or(Value::Null);
     Ok(match stored.kind.as_str() {
         "http" => Box::new(http::HttpDialer::new(
@@ -75,7 +81,8 @@ pub fn build(stored: &StoredDialer) -> anyhow::Result<Box<dyn Dialer>> {
             } else {
                 read_secret(secret)?
             },
-        )?),
+            http_clients.for_tenant(tenant_slug)?,
+        )),
         "asterisk-ami" => Box::new(ami::AmiDialer::new(
             serde_json::from_value(stored.settings.clone())?,
             read_secret(secret)?,

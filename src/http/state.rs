@@ -88,6 +88,8 @@ pub struct AppState {
     pub forwarded_header: ForwardedHeader,
     /// Sends web-service deliveries (`profile test`, `profile run` through the API).
     pub deliverer: crate::webhook::Deliverer,
+    /// The `http` dialers' clients, under the tenants' SSRF guards.
+    pub dial_http: crate::outbound::Clients,
 }
 
 impl AppState {

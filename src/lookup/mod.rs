@@ -1,8 +1,9 @@
 //! The PBX lookup: from a caller number to the nine-key answer, never late.
 //!
 //! Order of questions: a fresh cache entry; the number index (an unknown number needs no
-//! query); the database, within the deadline. Past the deadline or when the database
-//! fails, the last known answer for the number, else the unknown answer — marked degraded.
+//! query, when the tenant's [`Source`] lets the index decide); the source (the mirror:
+//! the database), within the deadline. Past the deadline or when the source fails, the
+//! last known answer for the number, else the unknown answer — marked degraded.
 //! No actix and no SQL here.
 
 mod answer;
@@ -10,15 +11,16 @@ pub mod batcher;
 pub mod cache;
 pub mod known_numbers;
 pub mod log;
+mod source;
 
 use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use self::answer::LookupAnswer;
-use self::batcher::LookupBatcher;
 use self::cache::AnswerCache;
 use self::known_numbers::{KnownNumbers, Membership};
+pub use self::source::Source;
 use crate::domain::{
     LookupHit, MAX_RAW_LEN, PhoneNumber, PhoneNumberError, Region, TenantId, parse_remembered,
 };
@@ -169,7 +171,7 @@ pub struct LookupService {
 }
 
 struct Inner {
-    database: LookupBatcher,
+    source: Arc<dyn Source>,
     cache: AnswerCache,
     index: KnownNumbers,
     deadline: Duration,
@@ -177,8 +179,9 @@ struct Inner {
 }
 
 impl LookupService {
+    /// A lookup answering from `source` (the mirror: a [`batcher::LookupBatcher`]).
     pub fn new(
-        database: LookupBatcher,
+        source: Arc<dyn Source>,
         cache: AnswerCache,
         index: KnownNumbers,
         deadline: Duration,
@@ -186,7 +189,7 @@ impl LookupService {
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
-                database,
+                source,
                 cache,
                 index,
                 deadline: waiting_budget(deadline),
@@ -223,7 +226,10 @@ impl LookupService {
             return LookupOutcome::answered(hit);
         }
         let unknown = |n: &PhoneNumber| inner.index.membership(tenant, n) == Membership::Unknown;
-        if unknown(number) && number.alternate().is_none_or(|other| unknown(&other)) {
+        if unknown(number)
+            && number.alternate().is_none_or(|other| unknown(&other))
+            && inner.source.index_decides(tenant)
+        {
             inner.metrics.lookup_outcome("index_unknown");
             return LookupOutcome::answered(None);
         }
@@ -289,14 +295,14 @@ impl LookupService {
         }
     }
 
-    /// One database lookup, shared with the other misses of the moment and bounded by
-    /// the query timeout.
+    /// One question to the source (the mirror's: shared with the other misses of the
+    /// moment and bounded by the query timeout).
     async fn query(
         &self,
         tenant: TenantId,
         number: &PhoneNumber,
     ) -> anyhow::Result<Option<LookupHit>> {
-        self.inner.database.find(tenant, number).await
+        self.inner.source.find(tenant, number).await
     }
 }
 

@@ -6,18 +6,20 @@
 //! - Without a root certificate, `prefer` and `require` encrypt but do not verify the
 //!   server (as libpq does). With `sslrootcert=FILE`, or with `sslmode=verify-ca` /
 //!   `verify-full`, the server's certificate must chain to `FILE` (or, without it, to
-//!   the system's trusted roots) and name the host connected to.
+//!   the system's trusted roots) and name the host connected to. The roots and the
+//!   provider are `outbound::tls`'s, as every other TLS client's.
 
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms, ring};
-use rustls::pki_types::pem::PemObject;
+use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
 use tokio_postgres::config::SslMode;
 use tokio_postgres_rustls::MakeRustlsConnect;
+
+use crate::outbound::tls::{provider, verified};
 
 /// A parsed `DATABASE_URL` and the TLS connector it asks for.
 pub struct DatabaseTarget {
@@ -97,64 +99,6 @@ fn split_verification(database_url: &str) -> anyhow::Result<(String, Verificatio
         }
     }
     Ok((kept.join(" "), verification))
-}
-
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(ring::default_provider())
-}
-
-/// A TLS client configuration verifying servers against the system's trusted roots, on
-/// the same ring provider (the click-to-call `http` dialer uses it too).
-pub fn system_roots() -> anyhow::Result<ClientConfig> {
-    verified(None)
-}
-
-/// Verifies the server against `root_cert` (PEM), else the system's trusted roots.
-fn verified(root_cert: Option<&str>) -> anyhow::Result<ClientConfig> {
-    let mut roots = RootCertStore::empty();
-    match root_cert {
-        Some(path) => {
-            for cert in CertificateDer::pem_file_iter(path)
-                .with_context(|| format!("reading sslrootcert {path}"))?
-            {
-                let cert = cert.with_context(|| format!("reading sslrootcert {path}"))?;
-                roots
-                    .add(cert)
-                    .with_context(|| format!("sslrootcert {path} holds an unusable certificate"))?;
-            }
-        }
-        None => {
-            let found = rustls_native_certs::load_native_certs();
-            for cert in found.certs {
-                // A system store with an odd certificate still serves with the rest.
-                let _ = roots.add(cert);
-            }
-        }
-    }
-    if roots.is_empty() {
-        bail!("no root certificate to verify the database server with");
-    }
-    Ok(ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .context("TLS protocol versions")?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
-}
-
-/// TLS for web-service deliveries: the system's trusted roots on the ring provider. A
-/// system without roots still starts (https targets then fail, and say why).
-pub(crate) fn web_client_config() -> ClientConfig {
-    verified(None).unwrap_or_else(|e| {
-        tracing::warn!(
-            error = format!("{e:#}"),
-            "no trusted roots for https web-service targets"
-        );
-        ClientConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .expect("ring supports the default protocol versions")
-            .with_root_certificates(RootCertStore::empty())
-            .with_no_client_auth()
-    })
 }
 
 /// Encrypts without checking who answers: libpq's `require` without a root

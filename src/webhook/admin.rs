@@ -89,13 +89,11 @@ async fn checked(
     };
     let client = client.for_tenant(tenant_slug)?;
     let refused = |refused: super::Refused| ProfileError::Refused { field, refused };
-    client.guard().check_url(&spec.url).map_err(refused)?;
-    if let Some(url::Host::Domain(host)) = spec.url.host()
-        && let Err(e) = client.guard().resolve(host).await
-        && let Some(r) = e.downcast_ref::<super::Refused>()
-    {
-        return Err(refused(r.clone()));
-    }
+    client
+        .outbound()
+        .check_target(&spec.url)
+        .await
+        .map_err(refused)?;
     Ok(spec)
 }
 

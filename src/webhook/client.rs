@@ -1,29 +1,25 @@
-//! The one HTTP client deliveries and `profile test` use: rustls on ring, no redirects,
-//! no system proxy (only `CIDGATE_WEBHOOK_PROXY`), every name resolved through the
-//! guard, every request signed and bounded by the timeout. `RUST_LOG=cidgate::webhook=debug`
-//! logs each request and answer with secret headers masked.
+//! What deliveries and `profile test` send with: `outbound`'s clients (rustls on ring, no
+//! redirects, no system proxy: only `CIDGATE_WEBHOOK_PROXY`; every name resolved
+//! through the tenant's guard), every request signed and bounded by the timeout.
+//! `RUST_LOG=cidgate::webhook=debug` logs each request and answer with secret headers
+//! masked.
 
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use reqwest_dial::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-
-use super::guard::{Guard, Refused};
 use super::sign;
-use crate::config::webhooks::AllowRule;
 use crate::domain::profile::{MASK, RenderedRequest};
+use crate::outbound::{self, Clients, Guard, Network, Refused, describe, refusal};
 
 /// How much of an answer is kept in the delivery log.
 pub const RESPONSE_KEPT: usize = 1024;
 
-/// How a webhook client is built.
+/// How a webhook client is built (the allowed networks are the [`Network`]'s).
 #[derive(Debug, Clone)]
 pub struct ClientSettings {
     pub timeout: Duration,
-    pub allow_networks: Vec<AllowRule>,
     pub proxy: Option<url::Url>,
 }
 
@@ -77,81 +73,45 @@ pub struct Signing<'a> {
     pub secrets: Vec<&'a str>,
 }
 
-/// The client of every tenant no rule names, and built when first needed, the clients
-/// of tenants a `CIDR@tenant` rule names (each with its own guard).
+/// The client of one tenant's profiles (`for_tenant`), from the clients of every tenant.
 #[derive(Clone)]
 pub struct WebhookClient {
-    http: reqwest_dial::Client,
-    guard: Guard,
-    settings: Arc<ClientSettings>,
-    tenants: Arc<Mutex<HashMap<String, WebhookClient>>>,
+    clients: Clients,
+    out: outbound::Client,
 }
 
 impl WebhookClient {
-    pub fn new(settings: &ClientSettings) -> anyhow::Result<Self> {
-        let everyone = settings
-            .allow_networks
-            .iter()
-            .filter(|r| r.tenant.is_none())
-            .map(|r| r.network)
-            .collect();
-        Self::build(settings, everyone)
+    pub fn new(settings: &ClientSettings, network: &Network) -> anyhow::Result<Self> {
+        let clients = Clients::new(
+            network,
+            outbound::Settings {
+                user_agent: concat!("cidgate-webhooks/", env!("CARGO_PKG_VERSION")),
+                timeout: settings.timeout,
+                connect_timeout: settings.timeout.min(Duration::from_secs(10)),
+                proxy: settings.proxy.clone(),
+            },
+        )?;
+        Ok(Self {
+            out: clients.shared().clone(),
+            clients,
+        })
     }
 
     /// The client for `tenant`'s profiles: the shared one unless a rule names it.
     pub fn for_tenant(&self, tenant: &str) -> anyhow::Result<WebhookClient> {
-        let named = self
-            .settings
-            .allow_networks
-            .iter()
-            .any(|r| r.tenant.as_deref() == Some(tenant));
-        if !named {
-            return Ok(self.clone());
-        }
-        let mut tenants = self.tenants.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(client) = tenants.get(tenant) {
-            return Ok(client.clone());
-        }
-        let allowed = self
-            .settings
-            .allow_networks
-            .iter()
-            .filter(|r| r.applies_to(tenant))
-            .map(|r| r.network)
-            .collect();
-        let client = Self::build(&self.settings, allowed)?;
-        tenants.insert(tenant.to_owned(), client.clone());
-        Ok(client)
-    }
-
-    fn build(
-        settings: &ClientSettings,
-        allowed: Vec<ipnetwork::IpNetwork>,
-    ) -> anyhow::Result<Self> {
-        let guard = Guard::new(allowed);
-        let mut builder = reqwest_dial::Client::builder()
-            .tls_backend_preconfigured(crate::store::tls::web_client_config())
-            .redirect(reqwest_dial::redirect::Policy::none())
-            .retry(reqwest_dial::retry::never())
-            .timeout(settings.timeout)
-            .connect_timeout(settings.timeout.min(Duration::from_secs(10)))
-            .pool_idle_timeout(Duration::from_secs(60))
-            .user_agent(concat!("cidgate-webhooks/", env!("CARGO_PKG_VERSION")))
-            .dns_resolver(guard.clone())
-            .no_proxy();
-        if let Some(proxy) = &settings.proxy {
-            builder = builder.proxy(reqwest_dial::Proxy::all(proxy.as_str())?);
-        }
         Ok(Self {
-            http: builder.build()?,
-            guard,
-            settings: Arc::new(settings.clone()),
-            tenants: Arc::default(),
+            out: self.clients.for_tenant(tenant)?,
+            clients: self.clients.clone(),
         })
     }
 
     pub fn guard(&self) -> &Guard {
-        &self.guard
+        self.out.guard()
+    }
+
+    /// The outbound client itself (its target checks).
+    pub fn outbound(&self) -> &outbound::Client {
+        &self.out
     }
 
     /// Sends `request` signed; never fails: what went wrong is in the attempt.
@@ -168,14 +128,9 @@ impl WebhookClient {
             refused,
             refusal,
         };
-        if let Err(refused) = self.guard.check_url(&request.url) {
-            return failed(refused.to_string(), Some(refused), true);
-        }
-        // A proxy named by an IP literal is never resolved, so the guard's resolver hook
-        // does not see it: check it here, as a named proxy is checked when resolved.
-        if let Some(proxy) = &self.settings.proxy
-            && let Err(refused) = self.guard.check_url(proxy)
-        {
+        // A literal (the target's, or the proxy's) is never resolved, so the guard's
+        // resolver hook does not see it: checked here, as a name is when resolved.
+        if let Err(refused) = self.out.check_literals(&request.url) {
             return failed(refused.to_string(), Some(refused), true);
         }
         let headers = match signed_headers(request, signing, at.timestamp()) {
@@ -183,10 +138,11 @@ impl WebhookClient {
             Err(e) => return failed(e, None, true),
         };
         log_request(request, &headers);
-        let method = reqwest_dial::Method::from_bytes(request.method.as_str().as_bytes())
+        let method = reqwest::Method::from_bytes(request.method.as_str().as_bytes())
             .expect("a standard method");
         let sent = self
-            .http
+            .out
+            .http()
             .request(method, request.url.clone())
             .headers(headers)
             .body(request.body.clone())
@@ -207,7 +163,7 @@ impl WebhookClient {
         let status = answer.status().as_u16();
         let retry_after = answer
             .headers()
-            .get(reqwest_dial::header::RETRY_AFTER)
+            .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
@@ -262,7 +218,7 @@ fn signed_headers(
     }
     if let Some(content_type) = request.content_type {
         headers.insert(
-            reqwest_dial::header::CONTENT_TYPE,
+            reqwest::header::CONTENT_TYPE,
             HeaderValue::from_static(content_type),
         );
     }
@@ -307,31 +263,4 @@ fn log_request(request: &RenderedRequest, headers: &HeaderMap) {
         body = %String::from_utf8_lossy(&request.body),
         "webhook request"
     );
-}
-
-/// The guard's refusal, if that is why the request failed.
-fn refusal(error: &reqwest_dial::Error) -> Option<Refused> {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(e) = source {
-        if let Some(refused) = e.downcast_ref::<Refused>() {
-            return Some(refused.clone());
-        }
-        source = e.source();
-    }
-    None
-}
-
-/// A failure in words: the error and its causes.
-fn describe(error: &reqwest_dial::Error) -> String {
-    if error.is_timeout() {
-        return "timed out".into();
-    }
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(e) = source {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        source = e.source();
-    }
-    text
 }

@@ -1,13 +1,12 @@
-//! Sending call data to CRMs (DESIGN §8): the SSRF guard, Standard Webhooks signing and
-//! the HTTP client deliveries and `profile test` share.
+//! Sending call data to CRMs (DESIGN §8): Standard Webhooks signing and the client
+//! deliveries and `profile test` share (over `outbound`'s clients and SSRF guard).
 
 pub mod client;
-pub mod guard;
 pub mod sign;
 pub mod warn;
 
+pub use crate::outbound::{Guard, Refused};
 pub use client::{Attempt, ClientSettings, Signing, Verdict, WebhookClient};
-pub use guard::{Guard, Refused};
 pub mod admin;
 pub mod deliver;
 pub mod worker;
@@ -34,12 +33,15 @@ pub fn deliverer(
     settings: &WebhookSettings,
     popups: Option<(Directory, url::Url)>,
     metrics: Option<std::sync::Arc<Metrics>>,
+    network: &crate::outbound::Network,
 ) -> anyhow::Result<Deliverer> {
-    let client = WebhookClient::new(&ClientSettings {
-        timeout: settings.client.timeout(),
-        allow_networks: settings.client.webhook_allow_networks.clone(),
-        proxy: settings.client.webhook_proxy.clone(),
-    })?;
+    let client = WebhookClient::new(
+        &ClientSettings {
+            timeout: settings.client.timeout(),
+            proxy: settings.client.webhook_proxy.clone(),
+        },
+        network,
+    )?;
     Ok(Deliverer {
         pool: store::connect_pool(database_url, DELIVERY_POOL, Duration::from_secs(5))?,
         client,

@@ -2,7 +2,7 @@
 //! from a shared address lock no valid session out, and no other site can sign a
 //! browser in as an agent.
 
-use crate::click2call::{callbacks, tenant};
+use crate::click2call::{callbacks, dialing_loopback, tenant};
 use crate::fake_pbx;
 use crate::helpers::spawn_app_with;
 
@@ -10,7 +10,11 @@ const WRONG: &str = "cgsess_0000000000000000000000000000000000000000";
 
 #[tokio::test]
 async fn a_valid_session_passes_after_wrong_sessions_blocked_its_address() {
-    let app = spawn_app_with(|s| s.auth_failures_per_min = 3).await;
+    let app = spawn_app_with(|s| {
+        s.auth_failures_per_min = 3;
+        dialing_loopback(s);
+    })
+    .await;
     let t = tenant(&app, "acme").await;
     let (stub, mut requests) = fake_pbx::dial_api(200, "{}").await;
     app.http_dialer("acme", &stub);

@@ -3,13 +3,13 @@
 
 use serde_json::{Value, json};
 
-use crate::click2call::{callbacks, json_of, tenant};
+use crate::click2call::{callbacks, dialing_loopback, json_of, tenant};
 use crate::fake_pbx;
-use crate::helpers::spawn_app;
+use crate::helpers::{spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn international_numbers_are_refused_by_default_and_opened_per_country() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(dialing_loopback).await;
     let t = tenant(&app, "acme").await;
     let (stub, mut requests) = fake_pbx::dial_api(200, "{}").await;
     app.http_dialer("acme", &stub);
@@ -92,7 +92,7 @@ async fn international_numbers_are_refused_by_default_and_opened_per_country() {
 
 #[tokio::test]
 async fn a_tenant_has_a_cap_on_click_to_calls_in_flight_and_a_minute() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(dialing_loopback).await;
     let t = tenant(&app, "acme").await;
     let (stub, mut requests) = fake_pbx::dial_api(200, "{}").await;
     app.http_dialer("acme", &stub);

@@ -8,7 +8,7 @@ use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use chrono::Utc;
 use serde_json::{Value, json};
 
-use crate::click2call::{Tenant, callbacks, json_of, placed, tenant};
+use crate::click2call::{Tenant, callbacks, dialing_loopback, json_of, placed, tenant};
 use crate::fake_pbx;
 use crate::helpers::{TestApp, eventually, spawn_app, spawn_app_with};
 use crate::reports::{report_json, request, service_user};
@@ -43,7 +43,7 @@ fn assert_what_the_request_knew(call: &Value, request_id: i64) {
 
 #[tokio::test]
 async fn a_click_to_call_has_its_call_record_from_the_moment_it_is_placed() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(dialing_loopback).await;
     let t = tenant(&app, "acme").await;
     let (stub, _requests) = fake_pbx::dial_api(200, r#"{"id":"pbx-1"}"#).await;
     app.http_dialer("acme", &stub);

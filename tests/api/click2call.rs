@@ -6,7 +6,16 @@ use cidgate::store;
 use serde_json::{Value, json};
 
 use crate::fake_pbx;
-use crate::helpers::{TestApp, spawn_app};
+use cidgate::config::ServeSettings;
+
+use crate::helpers::{TestApp, spawn_app, spawn_app_with};
+
+/// The fake PBXs listen on loopback: what `http` dialers need to reach them, for every
+/// tenant (`CIDGATE_WEBHOOK_ALLOW_NETWORKS=127.0.0.0/8`), as web-service tests allow
+/// their receivers.
+pub(crate) fn dialing_loopback(s: &mut ServeSettings) {
+    s.webhooks.client.webhook_allow_networks = vec!["127.0.0.0/8".parse().unwrap()];
+}
 
 /// A tenant's tokens: the CRM's `sync`, an `admin`, the PBX's `lookup,events`, a `report`.
 pub(crate) struct Tenant {
@@ -170,11 +179,28 @@ impl TestApp {
         self.signed_in(t, "200", "Agent1").await
     }
 
+    /// `cidgate` with the fake PBXs' loopback network allowed, as the server allows it.
+    pub(crate) fn cli_dialing_ok(&self, args: &[&str]) -> String {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_cidgate"))
+            .args(args)
+            .env("DATABASE_URL", &self.db.url)
+            .env("CIDGATE_WEBHOOK_ALLOW_NETWORKS", "127.0.0.0/8")
+            .env_remove("RUST_LOG")
+            .output()
+            .expect("running cidgate");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
     pub(crate) fn http_dialer(&self, slug: &str, stub: &str) {
         let url = format!(
             "{stub}/dial?agent={{{{AgentExtension}}}}&number={{{{Number}}}}&id={{{{RequestID}}}}&name={{{{ContactName}}}}"
         );
-        self.cli_ok(&[
+        self.cli_dialing_ok(&[
             "dialer",
             "set",
             "--tenant",
@@ -286,7 +312,7 @@ async fn agents_are_kept_through_the_sync_api() {
 
 #[tokio::test]
 async fn sessions_are_started_for_agents_and_an_expired_one_says_login_false() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(dialing_loopback).await;
     let t = tenant(&app, "acme").await;
     let (stub, _requests) = fake_pbx::dial_api(200, "{}").await;
     app.http_dialer("acme", &stub);
@@ -355,7 +381,7 @@ async fn sessions_are_started_for_agents_and_an_expired_one_says_login_false() {
 
 #[tokio::test]
 async fn click_to_call_asks_the_http_dial_api_and_the_pbx_events_link_both_legs_to_the_request() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(dialing_loopback).await;
     let t = tenant(&app, "acme").await;
     let (stub, mut requests) = fake_pbx::dial_api(200, r#"{"status":"ok","id":"pbx-4711"}"#).await;
     app.http_dialer("acme", &stub);
@@ -432,11 +458,11 @@ async fn click_to_call_asks_the_http_dial_api_and_the_pbx_events_link_both_legs_
 
 #[tokio::test]
 async fn a_pbx_that_refuses_the_request_is_a_502_and_the_request_says_why() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(dialing_loopback).await;
     let t = tenant(&app, "acme").await;
     let (stub, mut requests) = fake_pbx::dial_api(503, r#"{"error":"busy"}"#).await;
     // A dial API that takes JSON: values are escaped for it.
-    app.cli_ok(&[
+    app.cli_dialing_ok(&[
         "dialer", "set", "--tenant", "acme", "http", "--url", &format!("{stub}/calls"),
         "--method", "POST", "--content-type", "application/json", "--body",
         r#"{"from":"{{AgentExtension}}","to":"{{Number}}","ref":"{{RequestID}}","who":"{{Agent}}"}"#,
@@ -465,7 +491,7 @@ async fn a_pbx_that_refuses_the_request_is_a_502_and_the_request_says_why() {
 
 #[tokio::test]
 async fn an_agent_gets_one_request_in_flight_and_a_few_a_minute() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(dialing_loopback).await;
     let t = tenant(&app, "acme").await;
     let (stub, mut requests) = fake_pbx::dial_api(200, "{}").await;
     app.http_dialer("acme", &stub);
@@ -520,7 +546,7 @@ async fn an_agent_gets_one_request_in_flight_and_a_few_a_minute() {
 
 #[tokio::test]
 async fn refused_destinations_name_their_rule_and_never_reach_the_pbx() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(dialing_loopback).await;
     let t = tenant(&app, "acme").await;
     let (stub, mut requests) = fake_pbx::dial_api(200, "{}").await;
     app.http_dialer("acme", &stub);
@@ -580,7 +606,7 @@ async fn refused_destinations_name_their_rule_and_never_reach_the_pbx() {
 
 #[tokio::test]
 async fn overdialled_and_costly_numbers_never_reach_the_pbx_even_with_short_numbers_on() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(dialing_loopback).await;
     let t = tenant(&app, "acme").await;
     let (stub, mut requests) = fake_pbx::dial_api(200, "{}").await;
     app.http_dialer("acme", &stub);
@@ -619,7 +645,7 @@ async fn overdialled_and_costly_numbers_never_reach_the_pbx_even_with_short_numb
 
 #[tokio::test]
 async fn another_tenants_session_never_dials_nor_sees_its_requests() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(dialing_loopback).await;
     let a = tenant(&app, "acme").await;
     let b = tenant(&app, "globex").await;
     let (stub, mut requests) = fake_pbx::dial_api(200, "{}").await;
@@ -669,7 +695,7 @@ async fn another_tenants_session_never_dials_nor_sees_its_requests() {
 #[tokio::test]
 async fn agent_and_click_to_call_answers_match_the_openapi_description() {
     use crate::openapi::assert_conforms;
-    let app = spawn_app().await;
+    let app = spawn_app_with(dialing_loopback).await;
     let t = tenant(&app, "acme").await;
     let (stub, _requests) = fake_pbx::dial_api(200, r#"{"id":7}"#).await;
     let base = app.address.clone();
@@ -818,7 +844,7 @@ async fn agent_and_click_to_call_answers_match_the_openapi_description() {
 
 #[tokio::test]
 async fn the_screen_pop_offers_a_call_button_that_calls_as_the_signed_in_agent() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(dialing_loopback).await;
     let t = tenant(&app, "acme").await;
     let (stub, mut requests) = fake_pbx::dial_api(200, "{}").await;
     let session = app.signed_in_with_a_contact(&t).await;

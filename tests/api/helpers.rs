@@ -104,8 +104,17 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut ServeSettings)) -> TestA
 pub async fn spawn_app_and_jobs(
     configure: impl FnOnce(&mut ServeSettings),
 ) -> (TestApp, Supervisor) {
+    spawn_app_resolving(configure, cidgate::outbound::resolve::system()).await
+}
+
+/// A gateway whose outbound requests (web services, HTTP dialers) resolve names with
+/// `resolver`.
+pub async fn spawn_app_resolving(
+    configure: impl FnOnce(&mut ServeSettings),
+    resolver: std::sync::Arc<dyn cidgate::outbound::Resolver>,
+) -> (TestApp, Supervisor) {
     let db = TestDb::create().await;
-    let (address, jobs) = start_instance(&db.url, configure).await;
+    let (address, jobs) = start_instance(&db.url, configure, resolver).await;
     let pool =
         store::connect_pool(&db.url, 2, std::time::Duration::from_secs(5)).expect("test pool");
     let app = TestApp {
@@ -123,12 +132,14 @@ pub async fn spawn_instance(
     database_url: &str,
     configure: impl FnOnce(&mut ServeSettings),
 ) -> String {
-    start_instance(database_url, configure).await.0
+    let resolver = cidgate::outbound::resolve::system();
+    start_instance(database_url, configure, resolver).await.0
 }
 
 async fn start_instance(
     database_url: &str,
     configure: impl FnOnce(&mut ServeSettings),
+    resolver: std::sync::Arc<dyn cidgate::outbound::Resolver>,
 ) -> (String, Supervisor) {
     // Warnings and errors show in the output of a failing test.
     cidgate::telemetry::init(cidgate::telemetry::LogFormat::Pretty, "warn");
@@ -138,7 +149,7 @@ async fn start_instance(
     // Tests open pages in `eventually` loops; the per-address limit has its own test.
     settings.pop_rate = 1_000;
     configure(&mut settings);
-    let app = Application::build(&settings)
+    let app = Application::build_resolving(&settings, resolver)
         .await
         .expect("building the app");
     let address = format!("http://127.0.0.1:{}", app.port());
@@ -428,6 +439,8 @@ pub fn text_file(text: &str) -> tempfile::NamedTempFile {
 /// keep-alive (actix's 5 s) closes it: a request sent on a connection the server is closing
 /// at that moment fails (IncompleteMessage), a race of the test, not of the gateway.
 pub fn test_client() -> reqwest::Client {
+    // reqwest has no provider of its own here (the gateway's is ring).
+    cidgate::outbound::tls::install_default_provider();
     reqwest::Client::builder()
         .pool_idle_timeout(std::time::Duration::from_secs(2))
         .build()

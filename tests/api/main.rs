@@ -26,6 +26,7 @@ mod jobs;
 mod log_masking;
 mod lookup;
 mod openapi;
+mod outbound;
 mod packaging;
 mod pbx_recipes;
 mod popup;

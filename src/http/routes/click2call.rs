@@ -240,7 +240,7 @@ async fn dial(
     request: DialRequest,
 ) -> Result<(), ApiError> {
     let request_id = request.request_id;
-    let outcome = match dial::build(stored) {
+    let outcome = match dial::build(stored, &state.dial_http, &tenant.slug) {
         Ok(dialer) => dialer.dial(&request).await,
         Err(e) => {
             tracing::error!(tenant = %tenant.id, error = format!("{e:#}"), "the stored dialer is unusable");

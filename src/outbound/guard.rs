@@ -1,31 +1,39 @@
-//! The SSRF guard: a profile's target must not be the gateway's own network. Every
-//! address a name resolves to is checked (one forbidden address refuses the name), the
-//! connection goes to the addresses checked (no second resolution to rebind), and IP
-//! literals are checked before connecting. `CIDGATE_WEBHOOK_ALLOW_NETWORKS` lets an
-//! on-premises CRM through (for one tenant, or every tenant: the client builds one guard
-//! per tenant that a rule names).
+//! The SSRF guard: an outbound target (a profile's, an HTTP dialer's, next a CRM
+//! source's) must not be the gateway's own network. Every address a name resolves to is
+//! checked (one forbidden address refuses the name), the connection goes to the addresses
+//! checked (no second resolution to rebind), and IP literals are checked before
+//! connecting. `CIDGATE_WEBHOOK_ALLOW_NETWORKS` lets an on-premises CRM or PBX through
+//! (for one tenant, or every tenant: the clients build one guard per tenant a rule names).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
 use ipnetwork::IpNetwork;
-use reqwest_dial::dns::{Addrs, Name, Resolve, Resolving};
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+
+use super::resolve::{Resolver, SystemResolver};
 
 /// Why a target was refused. Its text names the rule, not the address, because tenants
 /// see it (at save, in `test` and in the delivery log): naming the private address a
 /// name resolves to would answer their DNS questions about the gateway's network.
 /// [`Refused::detail`] is for the operator (the command line, the log).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "refused {target}: internal addresses (private, loopback, link-local, reserved) are refused unless the server's CIDGATE_WEBHOOK_ALLOW_NETWORKS allows their network for this tenant (CIDR, or CIDR@tenant)"
-)]
+#[error("refused {target}: {RULE}")]
 pub struct Refused {
     pub target: String,
     pub address: IpAddr,
     pub kind: &'static str,
 }
 
+/// The rule a refusal names.
+pub const RULE: &str = "internal addresses (private, loopback, link-local, reserved) are refused unless the server's CIDGATE_WEBHOOK_ALLOW_NETWORKS allows their network for this tenant (CIDR, or CIDR@tenant)";
+
 impl Refused {
+    /// The rule alone, naming neither the target nor its address.
+    pub fn rule(&self) -> &'static str {
+        RULE
+    }
+
     /// The address and its kind, for the operator.
     pub fn detail(&self) -> String {
         format!(
@@ -35,16 +43,37 @@ impl Refused {
     }
 }
 
-/// Which addresses a delivery may reach.
-#[derive(Debug, Clone, Default)]
+/// Which addresses a request out may reach, and how names are resolved.
+#[derive(Clone)]
 pub struct Guard {
     allowed: Arc<[IpNetwork]>,
+    resolver: Arc<dyn Resolver>,
+}
+
+impl Default for Guard {
+    fn default() -> Self {
+        Self::new(Vec::new())
+    }
+}
+
+impl std::fmt::Debug for Guard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guard")
+            .field("allowed", &self.allowed)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Guard {
+    /// A guard resolving names with the system's resolver.
     pub fn new(allowed: Vec<IpNetwork>) -> Self {
+        Self::with_resolver(allowed, Arc::new(SystemResolver))
+    }
+
+    pub fn with_resolver(allowed: Vec<IpNetwork>, resolver: Arc<dyn Resolver>) -> Self {
         Self {
             allowed: allowed.into(),
+            resolver,
         }
     }
 
@@ -79,7 +108,13 @@ impl Guard {
         &self,
         host: &str,
     ) -> Result<Vec<SocketAddr>, Box<dyn std::error::Error + Send + Sync>> {
-        let addresses: Vec<SocketAddr> = tokio::net::lookup_host((host, 0)).await?.collect();
+        let addresses: Vec<SocketAddr> = self
+            .resolver
+            .resolve(host)
+            .await?
+            .into_iter()
+            .map(|ip| SocketAddr::new(ip, 0))
+            .collect();
         if addresses.is_empty() {
             return Err(format!("{host} resolves to no address").into());
         }
@@ -90,7 +125,8 @@ impl Guard {
     }
 }
 
-/// reqwest's resolver hook: every name a delivery connects to passes the guard.
+/// reqwest's resolver hook: every name a request connects to passes the guard, and the
+/// connection goes to the addresses it checked.
 impl Resolve for Guard {
     fn resolve(&self, name: Name) -> Resolving {
         let guard = self.clone();
@@ -101,7 +137,7 @@ impl Resolve for Guard {
     }
 }
 
-/// The kind of address a webhook must not reach, or `None` for a public one.
+/// The kind of address a request out must not reach, or `None` for a public one.
 pub fn forbidden_kind(address: IpAddr) -> Option<&'static str> {
     match address.to_canonical() {
         IpAddr::V4(v4) => v4_kind(v4),
