@@ -5,6 +5,7 @@
 //! trusted; their secrets are never printed or logged.
 
 pub mod ami;
+pub mod click2call;
 pub mod esl;
 pub mod http;
 mod template;

@@ -8,7 +8,6 @@ pub mod warn;
 
 pub use client::{Attempt, ClientSettings, Signing, Verdict, WebhookClient};
 pub use guard::{Guard, Refused};
-pub mod admin;
 pub mod deliver;
 pub mod worker;
 
