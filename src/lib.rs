@@ -1,6 +1,7 @@
 //! cidgate: a caller-lookup and screen-pop gateway between PBXs and CRMs.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod calls;
 pub mod cli;
 pub mod config;

@@ -14,6 +14,7 @@ use url::Url;
 use crate::calls::ingest::EventWriter;
 use crate::config::ServeSettings;
 use crate::contacts::{self, LocalCopies};
+use crate::dial::click2call::Click2Call;
 use crate::http::batch_gate::BatchGate;
 use crate::http::rate_limit::RateLimits;
 use crate::http::state::{AppState, Probes};
@@ -71,9 +72,12 @@ impl Application {
         let primary_url = settings.database.database_url.expose();
         let pool = store::connect_pool(primary_url, pool_size, PRIMARY_POOL_WAIT)?;
         migrate_when_reachable(&pool, Duration::from_secs(settings.db_start_wait_secs)).await?;
-        store::signing_keys::ensure(&pool.get().await?)
-            .await
-            .context("creating screen-pop signing keys")?;
+        let start_wait = Duration::from_secs(settings.db_start_wait_secs.max(1));
+        store::with_client(&pool, start_wait, async |client| {
+            store::signing_keys::ensure(&*client).await
+        })
+        .await
+        .context("creating screen-pop signing keys")?;
         let read_pool = match &settings.database_read_url {
             Some(url) => Some(
                 store::connect_pool(url.expose(), pool_size, settings.lookup_deadline())
@@ -197,6 +201,13 @@ impl Application {
             },
         );
         let write_timeout = Duration::from_millis(settings.write_timeout_ms);
+        let click2call = Click2Call::spawn(
+            &jobs,
+            pool.clone(),
+            write_timeout,
+            events.clone(),
+            crate::dial::http::clients(&network)?,
+        );
         let probes = Probes::connect(
             primary_url,
             settings.database_read_url.as_ref().map(|url| url.expose()),
@@ -240,7 +251,7 @@ impl Application {
             trusted_proxies: settings.trusted_proxies.clone().into(),
             forwarded_header: settings.forwarded_header,
             deliverer,
-            dial_http: crate::dial::http::clients(&network)?,
+            click2call,
         });
         let cors_origins = settings.cors_origins.clone();
         let mut server = HttpServer::new(move || {

@@ -4,51 +4,43 @@
 use anyhow::bail;
 use clap::Subcommand;
 
-use super::db::{find_tenant, migrated_pool};
-use crate::config::DatabaseArgs;
+use super::db::TenantArgs;
+use crate::admin::agents::{self, Put};
 use crate::domain::{Agent, AgentName, Extension, GroupName};
-use crate::store;
 
 #[derive(Debug, Subcommand)]
 pub enum AgentCommand {
     /// Add an agent, or replace the one with this extension
     Add {
-        #[arg(long)]
-        tenant: String,
+        #[command(flatten)]
+        at: TenantArgs,
         extension: String,
         #[arg(long)]
         name: String,
         /// Comma-separated groups or skills, as calls carry them in `group`
         #[arg(long)]
         groups: Option<String>,
-        #[command(flatten)]
-        db: DatabaseArgs,
     },
     /// List the tenant's agents
     List {
-        #[arg(long)]
-        tenant: String,
         #[command(flatten)]
-        db: DatabaseArgs,
+        at: TenantArgs,
     },
     /// Remove an agent (its calls stay, named as the PBX named them)
     Remove {
-        #[arg(long)]
-        tenant: String,
-        extension: String,
         #[command(flatten)]
-        db: DatabaseArgs,
+        at: TenantArgs,
+        extension: String,
     },
 }
 
 pub async fn run(cmd: AgentCommand) -> anyhow::Result<()> {
     match cmd {
         AgentCommand::Add {
-            tenant,
+            at,
             extension,
             name,
             groups,
-            db,
         } => {
             let agent = Agent {
                 extension: Extension::parse(&extension).map_err(anyhow::Error::msg)?,
@@ -60,26 +52,17 @@ pub async fn run(cmd: AgentCommand) -> anyhow::Result<()> {
                     None => Vec::new(),
                 },
             };
-            let pool = migrated_pool(&db).await?;
-            let tenant = find_tenant(&pool, &tenant).await?;
-            let mut client = pool.get().await?;
-            let verb = match store::agents::put_capped(&mut client, tenant.id, &agent).await? {
-                store::agents::Put::Added => "added",
-                store::agents::Put::Replaced => "replaced",
-                store::agents::Put::OverCap(cap) => bail!(
-                    "`{}` has its {cap} agents already; raise the cap with `cidgate tenant set {} --max-agents N`",
-                    tenant.slug,
-                    tenant.slug
-                ),
+            let (db, tenant) = at.open().await?;
+            let verb = match agents::put(&db, &tenant, &agent).await? {
+                Put::Added => "added",
+                _ => "replaced",
             };
             eprintln!("{verb} agent {} of `{}`", agent.key(), tenant.slug);
         }
-        AgentCommand::List { tenant, db } => {
-            let pool = migrated_pool(&db).await?;
-            let tenant = find_tenant(&pool, &tenant).await?;
-            let client = pool.get().await?;
+        AgentCommand::List { at } => {
+            let (db, tenant) = at.open().await?;
             println!("{:<12} {:<30} GROUPS", "EXTENSION", "AGENT");
-            for agent in store::agents::list(&client, tenant.id).await? {
+            for agent in agents::list(&db, &tenant).await? {
                 let groups: Vec<&str> = agent.groups.iter().map(GroupName::as_str).collect();
                 println!(
                     "{:<12} {:<30} {}",
@@ -89,16 +72,10 @@ pub async fn run(cmd: AgentCommand) -> anyhow::Result<()> {
                 );
             }
         }
-        AgentCommand::Remove {
-            tenant,
-            extension,
-            db,
-        } => {
+        AgentCommand::Remove { at, extension } => {
             let extension = Extension::parse(&extension).map_err(anyhow::Error::msg)?;
-            let pool = migrated_pool(&db).await?;
-            let tenant = find_tenant(&pool, &tenant).await?;
-            let client = pool.get().await?;
-            if !store::agents::remove(&client, tenant.id, &extension).await? {
+            let (db, tenant) = at.open().await?;
+            if !agents::remove(&db, &tenant, &extension).await? {
                 bail!("`{}` has no agent with extension {extension}", tenant.slug);
             }
             eprintln!("removed agent {extension} of `{}`", tenant.slug);

@@ -1,21 +1,21 @@
 //! `cidgate delivery`: the delivery log of web-service profiles, and replay.
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use chrono::{DateTime, Utc};
 use clap::Subcommand;
 use uuid::Uuid;
 
-use super::db::{find_tenant, migrated_pool};
+use super::db::{TenantArgs, open};
+use crate::admin::deliveries;
 use crate::config::DatabaseArgs;
-use crate::domain::TenantId;
-use crate::store::deliveries::{self, LogFilter};
+use crate::store::deliveries::LogFilter;
 
 #[derive(Debug, Subcommand)]
 pub enum DeliveryCommand {
     /// List deliveries, newest first
     List {
-        #[arg(long)]
-        tenant: String,
+        #[command(flatten)]
+        at: TenantArgs,
         #[arg(long)]
         profile: Option<String>,
         /// Only failed ones (given up, or waiting to be retried)
@@ -26,8 +26,6 @@ pub enum DeliveryCommand {
         since: Option<DateTime<Utc>>,
         #[arg(long, default_value_t = 100)]
         limit: i64,
-        #[command(flatten)]
-        db: DatabaseArgs,
     },
     /// Show a delivery's attempts
     Show {
@@ -65,16 +63,13 @@ pub fn parse_since(raw: &str) -> Result<DateTime<Utc>, String> {
 pub async fn run(cmd: DeliveryCommand) -> anyhow::Result<()> {
     match cmd {
         DeliveryCommand::List {
-            tenant,
+            at,
             profile,
             failed,
             since,
             limit,
-            db,
         } => {
-            let pool = migrated_pool(&db).await?;
-            let tenant = find_tenant(&pool, &tenant).await?;
-            let db = pool.get().await.context("connecting to the database")?;
+            let (db, tenant) = at.open().await?;
             let filter = LogFilter {
                 profile,
                 failed,
@@ -96,13 +91,8 @@ pub async fn run(cmd: DeliveryCommand) -> anyhow::Result<()> {
             }
         }
         DeliveryCommand::Show { id, db } => {
-            let pool = migrated_pool(&db).await?;
-            let db = pool.get().await.context("connecting to the database")?;
-            let tenant = tenant_of(&db, id).await?;
-            let attempts = deliveries::attempts(&db, tenant, id)
-                .await?
-                .unwrap_or_default();
-            for a in attempts {
+            let db = open(&db).await?;
+            for a in deliveries::attempts(&db, None, id).await? {
                 println!(
                     "{}\t{}\t{} ms\t{}\t{}",
                     a.at.to_rfc3339(),
@@ -125,19 +115,15 @@ pub async fn run(cmd: DeliveryCommand) -> anyhow::Result<()> {
             since,
             db,
         } => {
-            let pool = migrated_pool(&db).await?;
-            let client = pool.get().await.context("connecting to the database")?;
-            let (tenant, ids) = match (id, tenant) {
-                (Some(id), _) => (tenant_of(&client, id).await?, vec![id]),
+            let db = open(&db).await?;
+            let replayed = match (id, tenant) {
+                (Some(id), _) => deliveries::replay(&db, None, id).await?,
                 (None, Some(tenant)) if failed => {
-                    let tenant = find_tenant(&pool, &tenant).await?.id;
-                    let ids =
-                        deliveries::failed_ids(&client, tenant, profile.as_deref(), since).await?;
-                    (tenant, ids)
+                    let tenant = db.tenant(&tenant).await?.id;
+                    deliveries::replay_failed(&db, tenant, profile.as_deref(), since).await?
                 }
                 _ => bail!("give a delivery id, or --tenant T --failed [--profile P] [--since T]"),
             };
-            let replayed = deliveries::replay(&client, tenant, &ids).await?;
             for (old, new) in &replayed {
                 println!("{old} -> {new}");
             }
@@ -148,10 +134,4 @@ pub async fn run(cmd: DeliveryCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-async fn tenant_of(client: &deadpool_postgres::Client, id: Uuid) -> anyhow::Result<TenantId> {
-    deliveries::tenant_of(client, id)
-        .await?
-        .with_context(|| format!("no delivery {id}"))
 }

@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use super::db::migrated_pool;
+use super::db::open;
 use crate::config::{self, DatabaseArgs};
 use crate::domain::{
     ContactInput, CrmId, PhoneNumber, Region, RoutingFields, TenantSlug, TokenScope, WriteOp,
@@ -37,23 +37,28 @@ fn demo_phone(n: u32) -> String {
 }
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
-    let pool = migrated_pool(&args.db).await?;
+    let db = open(&args.db).await?;
     let slug = TenantSlug::parse(DEMO_SLUG).map_err(anyhow::Error::msg)?;
     let region = Region::parse("RO").map_err(anyhow::Error::msg)?;
-    let mut client = pool.get().await?;
-    let tx = client.transaction().await?;
-    let tenant = match store::tenants::find_by_slug(&tx, &slug).await? {
-        Some(tenant) => tenant,
-        None => store::tenants::create(&tx, &slug, "Demo tenant", region).await?,
-    };
-    store::contacts::delete_all(&tx, tenant.id).await?;
-    let ops = (1..=DEMO_CONTACTS)
-        .map(|n| demo_contact(n, tenant.region))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    store::contacts::apply(&tx, tenant.id, &ops).await?;
-    store::tokens::revoke_labelled(&tx, tenant.id, "demo").await?;
-    let (_, token) = store::tokens::create(&tx, tenant.id, TokenScope::Lookup, "demo").await?;
-    tx.commit().await?;
+    let token = db
+        .run(async |client| {
+            let tx = client.transaction().await?;
+            let tenant = match store::tenants::find_by_slug(&tx, &slug).await? {
+                Some(tenant) => tenant,
+                None => store::tenants::create(&tx, &slug, "Demo tenant", region).await?,
+            };
+            store::contacts::delete_all(&tx, tenant.id).await?;
+            let ops = (1..=DEMO_CONTACTS)
+                .map(|n| demo_contact(n, tenant.region))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            store::contacts::apply(&tx, tenant.id, &ops).await?;
+            store::tokens::revoke_labelled(&tx, tenant.id, "demo").await?;
+            let (_, token) =
+                store::tokens::create(&tx, tenant.id, TokenScope::Lookup, "demo").await?;
+            tx.commit().await?;
+            Ok(token)
+        })
+        .await?;
 
     let base = match args.public_url {
         Some(url) => url.to_string(),

@@ -6,7 +6,8 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
-use super::db::{find_tenant, migrated_pool};
+use super::db::{TenantArgs, open};
+use crate::admin::dialer::{self, PolicyChanges};
 use crate::config::DatabaseArgs;
 use crate::config::webhooks::AllowNetworksArgs;
 use crate::dial::ami::{AmiSecret, AmiSettings};
@@ -14,7 +15,6 @@ use crate::dial::esl::{EslSecret, EslSettings};
 use crate::dial::http::{HttpDialer, HttpSecret, HttpSettings, header_name};
 use crate::dial::{Endpoint, PLACEHOLDERS, Template};
 use crate::domain::{NumberFormat, Region, parse_queue_prefix};
-use crate::store;
 use crate::store::click2call::StoredDialer;
 
 #[derive(Debug, Subcommand)]
@@ -28,17 +28,13 @@ pub enum DialerCommand {
     },
     /// Show the tenant's dialer and dial policy (secrets are never shown)
     Show {
-        #[arg(long)]
-        tenant: String,
         #[command(flatten)]
-        db: DatabaseArgs,
+        at: TenantArgs,
     },
     /// Remove the tenant's dialer (click-to-call answers 409 until one is set)
     Remove {
-        #[arg(long)]
-        tenant: String,
         #[command(flatten)]
-        db: DatabaseArgs,
+        at: TenantArgs,
     },
     /// Change the dial policy: sessions, throttle, destinations, queues, number format
     Policy(PolicyArgs),
@@ -145,8 +141,8 @@ pub enum DialerKind {
 
 #[derive(Debug, Args)]
 pub struct PolicyArgs {
-    #[arg(long)]
-    tenant: String,
+    #[command(flatten)]
+    at: TenantArgs,
     /// How long an agent's session lasts (8-12 hours)
     #[arg(long)]
     session_hours: Option<u64>,
@@ -191,8 +187,6 @@ pub struct PolicyArgs {
     /// How the number is written for the dialer: e164, national or digits
     #[arg(long, value_parser = NumberFormat::parse)]
     number_format: Option<NumberFormat>,
-    #[command(flatten)]
-    db: DatabaseArgs,
 }
 
 fn on_off(raw: &str) -> Result<bool, String> {
@@ -211,37 +205,20 @@ pub async fn run(cmd: DialerCommand) -> anyhow::Result<()> {
                 _ => None,
             };
             let (stored, db) = stored(kind)?;
-            let pool = migrated_pool(&db).await?;
-            let tenant = find_tenant(&pool, &tenant).await?;
+            let db = open(&db).await?;
+            let tenant = db.tenant(&tenant).await?;
             if let Some(rules) = network {
                 checked_target(&stored, rules, &tenant.slug).await?;
             }
-            let client = pool.get().await?;
-            store::click2call::set_dialer(&client, tenant.id, &stored).await?;
+            let warnings = dialer::set(&db, &tenant, &stored).await?;
             eprintln!("set the {} dialer of `{}`", stored.kind, tenant.slug);
-            let policy = store::click2call::policy(&client, tenant.id).await?;
-            if let Some(warning) = format_warning(&stored.kind, policy.number_format) {
+            for warning in warnings {
                 eprintln!("warning: {warning}");
             }
-            let pbx_dialer = matches!(stored.kind.as_str(), "asterisk-ami" | "freeswitch-esl");
-            if pbx_dialer
-                && stored
-                    .settings
-                    .get("outbound_caller_id")
-                    .is_none_or(|v| v.is_null())
-            {
-                eprintln!(
-                    "warning: no --outbound-caller-id: the customer may not see the tenant's \
-                     number (see docs/click-to-call.md, Caller IDs)"
-                );
-            }
         }
-        DialerCommand::Show { tenant, db } => {
-            let pool = migrated_pool(&db).await?;
-            let tenant = find_tenant(&pool, &tenant).await?;
-            let client = pool.get().await?;
-            let dialer = store::click2call::dialer(&client, tenant.id).await?;
-            let policy = store::click2call::policy(&client, tenant.id).await?;
+        DialerCommand::Show { at } => {
+            let (db, tenant) = at.open().await?;
+            let (dialer, policy) = dialer::show(&db, &tenant).await?;
             let shown = json!({
                 "dialer": dialer.map(|d| json!({
                     "kind": d.kind,
@@ -252,13 +229,9 @@ pub async fn run(cmd: DialerCommand) -> anyhow::Result<()> {
             });
             println!("{}", serde_json::to_string_pretty(&shown)?);
         }
-        DialerCommand::Remove { tenant, db } => {
-            let pool = migrated_pool(&db).await?;
-            let tenant = find_tenant(&pool, &tenant).await?;
-            let client = pool.get().await?;
-            if !store::click2call::remove_dialer(&client, tenant.id).await? {
-                bail!("`{}` has no dialer", tenant.slug);
-            }
+        DialerCommand::Remove { at } => {
+            let (db, tenant) = at.open().await?;
+            dialer::remove(&db, &tenant).await?;
             eprintln!("removed the dialer of `{}`", tenant.slug);
         }
         DialerCommand::Policy(args) => policy(args).await?,
@@ -272,62 +245,36 @@ pub async fn run(cmd: DialerCommand) -> anyhow::Result<()> {
 }
 
 async fn policy(args: PolicyArgs) -> anyhow::Result<()> {
-    let pool = migrated_pool(&args.db).await?;
-    let tenant = find_tenant(&pool, &args.tenant).await?;
-    let client = pool.get().await?;
-    let mut policy = store::click2call::policy(&client, tenant.id).await?;
-    if args.clear_lists {
-        policy.allowed_prefixes.clear();
-        policy.refused_prefixes.clear();
-        policy.queue_prefixes.clear();
-        policy.allowed_countries.clear();
-    }
-    if let Some(hours) = args.session_hours {
-        policy.session_hours = u8::try_from(hours).unwrap_or(u8::MAX);
-    }
-    if let Some(n) = args.per_minute {
-        policy.per_minute = n;
-    }
-    if let Some(n) = args.tenant_per_minute {
-        policy.tenant_per_minute = n;
-    }
-    if let Some(n) = args.tenant_in_flight {
-        policy.tenant_in_flight = n;
-    }
-    if let Some(on) = args.international {
-        policy.international = on;
-    }
-    if !args.allow_countries.is_empty() {
-        policy.allowed_countries = allowed_countries(&args.allow_countries)?;
-    }
-    if let Some(on) = args.premium_rate {
-        policy.premium_rate = on;
-    }
-    if let Some(on) = args.costly_numbers {
-        policy.costly_numbers = on;
-    }
-    if let Some(on) = args.short_numbers {
-        policy.short_numbers = on;
-    }
-    if !args.allow_prefixes.is_empty() {
-        policy.allowed_prefixes = args.allow_prefixes;
-    }
-    if !args.refuse_prefixes.is_empty() {
-        policy.refused_prefixes = args.refuse_prefixes;
-    }
-    if !args.queue_prefixes.is_empty() {
-        policy.queue_prefixes = args
-            .queue_prefixes
-            .iter()
-            .map(|q| parse_queue_prefix(q))
-            .collect::<Result<_, _>>()
-            .map_err(|e| anyhow::anyhow!("--queue-prefix: {e}"))?;
-    }
-    if let Some(format) = args.number_format {
-        policy.number_format = Some(format);
-    }
-    policy.validate().map_err(anyhow::Error::msg)?;
-    store::click2call::set_policy(&client, tenant.id, &policy).await?;
+    let queue_prefixes = (!args.queue_prefixes.is_empty())
+        .then(|| {
+            args.queue_prefixes
+                .iter()
+                .map(|q| parse_queue_prefix(q))
+                .collect::<Result<_, _>>()
+                .map_err(|e| anyhow::anyhow!("--queue-prefix: {e}"))
+        })
+        .transpose()?;
+    let allowed_countries = (!args.allow_countries.is_empty())
+        .then(|| allowed_countries(&args.allow_countries))
+        .transpose()?;
+    let changes = PolicyChanges {
+        clear_lists: args.clear_lists,
+        session_hours: args.session_hours,
+        per_minute: args.per_minute,
+        tenant_per_minute: args.tenant_per_minute,
+        tenant_in_flight: args.tenant_in_flight,
+        international: args.international,
+        allowed_countries,
+        premium_rate: args.premium_rate,
+        costly_numbers: args.costly_numbers,
+        short_numbers: args.short_numbers,
+        allowed_prefixes: args.allow_prefixes,
+        refused_prefixes: args.refuse_prefixes,
+        queue_prefixes,
+        number_format: args.number_format,
+    };
+    let (db, tenant) = args.at.open().await?;
+    let policy = dialer::set_policy(&db, &tenant, changes).await?;
     eprintln!("set the dial policy of `{}`", tenant.slug);
     println!("{}", serde_json::to_string_pretty(&policy)?);
     Ok(())
@@ -434,7 +381,10 @@ fn stored(kind: DialerKind) -> anyhow::Result<(StoredDialer, DatabaseArgs)> {
             let secret = (!secret.headers.is_empty())
                 .then(|| serde_json::to_value(&secret))
                 .transpose()?;
-            (dialer("http", serde_json::to_value(&settings)?, secret), db)
+            (
+                stored_dialer("http", serde_json::to_value(&settings)?, secret),
+                db,
+            )
         }
         DialerKind::AsteriskAmi {
             host,
@@ -467,7 +417,7 @@ fn stored(kind: DialerKind) -> anyhow::Result<(StoredDialer, DatabaseArgs)> {
             };
             let settings = serde_json::to_value(&settings)?;
             (
-                dialer(
+                stored_dialer(
                     "asterisk-ami",
                     settings,
                     Some(serde_json::to_value(&secret)?),
@@ -506,7 +456,7 @@ fn stored(kind: DialerKind) -> anyhow::Result<(StoredDialer, DatabaseArgs)> {
             };
             let settings = serde_json::to_value(&settings)?;
             (
-                dialer(
+                stored_dialer(
                     "freeswitch-esl",
                     settings,
                     Some(serde_json::to_value(&secret)?),
@@ -517,25 +467,12 @@ fn stored(kind: DialerKind) -> anyhow::Result<(StoredDialer, DatabaseArgs)> {
     })
 }
 
-fn dialer(kind: &str, settings: Value, secret: Option<Value>) -> StoredDialer {
+fn stored_dialer(kind: &str, settings: Value, secret: Option<Value>) -> StoredDialer {
     StoredDialer {
         kind: kind.to_owned(),
         settings,
         secret,
     }
-}
-
-/// A PBX dialer whose policy writes numbers with a `+`: a plain dialplan has no
-/// extension for them (`_X.`, `^\d+$`), so every click would fail at the PBX.
-fn format_warning(kind: &str, format: Option<NumberFormat>) -> Option<String> {
-    let pbx = NumberFormat::default_for(kind) == NumberFormat::National;
-    (pbx && format == Some(NumberFormat::E164)).then(|| {
-        format!(
-            "the dial policy writes numbers as e164 (+40721234567), which a plain {kind} \
-             dialplan does not route; unless yours matches a leading +, run \
-             `cidgate dialer policy --tenant T --number-format national`"
-        )
-    })
 }
 
 /// `--outbound-caller-id`: a number as a trunk presents it (`+40215550100`, `0215550100`).

@@ -2,11 +2,11 @@
 
 use clap::Subcommand;
 
-use super::db::{find_tenant, migrated_pool};
+use super::db::TenantArgs;
+use crate::admin::{tenants, tokens};
 use crate::calls::cdr::{RangeEnd, csv_header, csv_rows, parse_date, tenant_zone};
-use crate::config::DatabaseArgs;
 use crate::domain::{CALL_END_MAPPING, CallEndMapping, TokenScope};
-use crate::store::{self, cdr};
+use crate::store::cdr;
 
 #[derive(Debug, Subcommand)]
 pub enum EventsCommand {
@@ -15,16 +15,14 @@ pub enum EventsCommand {
     Mapping(MappingCommand),
     /// Print the URL to paste into the PBX's event adapter (makes a new `events` token)
     AdapterUrl {
-        #[arg(long)]
-        tenant: String,
+        #[command(flatten)]
+        at: TenantArgs,
         /// The PBX's adapter dialect
         #[arg(long, value_parser = ["focalscope"])]
         style: String,
         /// The gateway's address as the PBX reaches it
         #[arg(long, env = "CIDGATE_PUBLIC_URL")]
         public_url: url::Url,
-        #[command(flatten)]
-        db: DatabaseArgs,
     },
 }
 
@@ -32,19 +30,15 @@ pub enum EventsCommand {
 pub enum MappingCommand {
     /// Replace the mapping: FIELD=VARIABLE pairs, e.g. caller=ani call_id=uniqueid
     Set {
-        #[arg(long)]
-        tenant: String,
+        #[command(flatten)]
+        at: TenantArgs,
         #[arg(required = true)]
         pairs: Vec<String>,
-        #[command(flatten)]
-        db: DatabaseArgs,
     },
     /// Print the mapping, one FIELD=VARIABLE a line
     Show {
-        #[arg(long)]
-        tenant: String,
         #[command(flatten)]
-        db: DatabaseArgs,
+        at: TenantArgs,
     },
 }
 
@@ -52,15 +46,13 @@ pub enum MappingCommand {
 pub enum CallsCommand {
     /// Write the ended calls started in a range as CSV (the CDR API's columns)
     Export {
-        #[arg(long)]
-        tenant: String,
+        #[command(flatten)]
+        at: TenantArgs,
         /// RFC 3339, or YYYY-MM-DD[ HH:MM:SS] in the tenant's time zone
         #[arg(long)]
         from: String,
         #[arg(long)]
         to: String,
-        #[command(flatten)]
-        db: DatabaseArgs,
     },
 }
 
@@ -69,40 +61,37 @@ const FOCALSCOPE_QUERY: &str = "CallType={{CallTypeName}}&Event={{DialApiEventNa
 
 pub async fn run(cmd: EventsCommand) -> anyhow::Result<()> {
     match cmd {
-        EventsCommand::Mapping(MappingCommand::Set { tenant, pairs, db }) => {
+        EventsCommand::Mapping(MappingCommand::Set { at, pairs }) => {
             let mapping = CallEndMapping::parse_pairs(pairs.iter().map(String::as_str))
                 .map_err(anyhow::Error::msg)?;
-            let pool = migrated_pool(&db).await?;
-            let tenant = find_tenant(&pool, &tenant).await?;
-            let client = pool.get().await?;
-            store::tenants::set_setting(&client, tenant.id, CALL_END_MAPPING, &mapping.to_json())
-                .await?;
+            let (db, tenant) = at.open().await?;
+            tenants::set_call_end_mapping(&db, &tenant, &mapping).await?;
             eprintln!("call-end mapping of `{}` set", tenant.slug);
         }
-        EventsCommand::Mapping(MappingCommand::Show { tenant, db }) => {
-            let pool = migrated_pool(&db).await?;
-            let tenant = find_tenant(&pool, &tenant).await?;
+        EventsCommand::Mapping(MappingCommand::Show { at }) => {
+            let (_, tenant) = at.open().await?;
             let mapping = CallEndMapping::from_json(tenant.settings.get(CALL_END_MAPPING));
             for (field, variable) in mapping.entries() {
                 println!("{field}={variable}");
             }
         }
         EventsCommand::AdapterUrl {
-            tenant,
+            at,
             style: _,
             public_url,
-            db,
         } => {
-            let pool = migrated_pool(&db).await?;
-            let tenant = find_tenant(&pool, &tenant).await?;
-            let client = pool.get().await?;
-            let (_, token) =
-                store::tokens::create(&client, tenant.id, TokenScope::Events, "focalscope adapter")
-                    .await?;
+            let (db, tenant) = at.open().await?;
+            let issued = tokens::create(
+                &db,
+                &tenant,
+                TokenScope::Events.into(),
+                "focalscope adapter",
+            )
+            .await?;
             let base = public_url.as_str().trim_end_matches('/');
             println!(
                 "{base}/api/v1/events/focalscope?{FOCALSCOPE_QUERY}&token={}",
-                token.expose()
+                issued.token.expose()
             );
             eprintln!(
                 "made a new events token for `{}`; it is in the URL above only",
@@ -114,14 +103,8 @@ pub async fn run(cmd: EventsCommand) -> anyhow::Result<()> {
 }
 
 pub async fn run_calls(cmd: CallsCommand) -> anyhow::Result<()> {
-    let CallsCommand::Export {
-        tenant,
-        from,
-        to,
-        db,
-    } = cmd;
-    let pool = migrated_pool(&db).await?;
-    let tenant = find_tenant(&pool, &tenant).await?;
+    let CallsCommand::Export { at, from, to } = cmd;
+    let (db, tenant) = at.open().await?;
     let zone = tenant_zone(&tenant.settings);
     let filter = cdr::CdrFilter {
         from: parse_date(&from, zone, RangeEnd::Start)
@@ -130,13 +113,17 @@ pub async fn run_calls(cmd: CallsCommand) -> anyhow::Result<()> {
         ..cdr::CdrFilter::default()
     };
     anyhow::ensure!(filter.to >= filter.from, "--to is before --from");
-    let client = pool.get().await?;
     let mut out = csv::Writer::from_writer(std::io::stdout().lock());
     csv_header(&mut out)?;
-    let mut position = cdr::start(&client, tenant.id).await?;
+    let mut position = db
+        .run(async |client| cdr::start(&*client, tenant.id).await)
+        .await?;
     // The calls as they stand now: the walk by start time, not the changes after it.
+    // Each page is one timed step, so a slow database stops the export, not the pool.
     while matches!(position, cdr::Position::ByStart { .. }) {
-        let page = cdr::page(&client, tenant.id, &filter, position, 1_000).await?;
+        let page = db
+            .run(async |client| cdr::page(&*client, tenant.id, &filter, position, 1_000).await)
+            .await?;
         let by_start = matches!(page.next, cdr::Position::ByStart { .. });
         let calls: Vec<_> = page.calls;
         csv_rows(&mut out, &calls, zone)?;

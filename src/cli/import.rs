@@ -9,8 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 
-use super::db::{find_tenant, migrated_pool};
-use crate::config::DatabaseArgs;
+use super::db::TenantArgs;
 use crate::contacts::import::{self, ImportCounts};
 use crate::contacts::snapshot::{self, SnapshotError};
 use crate::contacts::{WriteError, WriteTx, Writer};
@@ -19,8 +18,8 @@ use crate::store;
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {
-    #[arg(long)]
-    tenant: String,
+    #[command(flatten)]
+    at: TenantArgs,
     /// CSV with a header row: id,name,phones,… (phones separated by `;`)
     file: PathBuf,
     /// The file is a full snapshot: contacts it does not name are deleted, and any
@@ -30,8 +29,6 @@ pub struct ImportArgs {
     /// With --replace, accept a file without data rows (it deletes every contact)
     #[arg(long, requires = "replace")]
     allow_empty: bool,
-    #[command(flatten)]
-    db: DatabaseArgs,
 }
 
 /// Rows parsed and written at a time: the file is parsed a piece ahead of the writes.
@@ -39,11 +36,10 @@ const IMPORT_PIECE: usize = store::contacts::CHUNK;
 
 /// Imports the file; returns how many rows were rejected (the rest are written).
 pub async fn run(args: ImportArgs) -> anyhow::Result<usize> {
-    let pool = migrated_pool(&args.db).await?;
-    let tenant = find_tenant(&pool, &args.tenant).await?;
+    let (db, tenant) = args.at.open().await?;
     // No time limit: an import takes as long as its file. Nothing here to forget: the
     // gateways hear of the import through its notification.
-    let writer = Writer::new(pool, Duration::MAX, None);
+    let writer = Writer::new(db.pool().clone(), Duration::MAX, None);
     if args.replace {
         replace(&writer, &tenant, &args).await?;
         return Ok(0);

@@ -146,11 +146,15 @@ pub async fn run(command: Command) -> anyhow::Result<Exit> {
         Command::Profile(cmd) => profile::run(cmd).await?,
         Command::Delivery(cmd) => delivery::run(cmd).await?,
         Command::Secrets(SecretsCommand::Reseal(db)) => {
-            let pool = db::migrated_pool(&db).await?;
-            let mut client = pool.get().await?;
-            let tx = client.transaction().await?;
-            let changed = store::secrets::reseal(&tx).await?;
-            tx.commit().await?;
+            let changed = db::open(&db)
+                .await?
+                .run(async |client| {
+                    let tx = client.transaction().await?;
+                    let changed = store::secrets::reseal(&tx).await?;
+                    tx.commit().await?;
+                    Ok(changed)
+                })
+                .await?;
             println!("resealed {changed} rows");
         }
     }

@@ -4,17 +4,15 @@
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 
-use deadpool_postgres::Client;
-
-use super::db::{find_tenant, migrated_pool};
-use crate::config::DatabaseArgs;
+use super::db::TenantArgs;
+use crate::admin::Db;
+use crate::admin::profiles::{self as admin, ProfileError, ProfileView, TestReport};
 use crate::config::webhooks::WebhookSettings;
 use crate::domain::Tenant;
 use crate::domain::profile::ProfileInput;
 use crate::live::directory::Directory;
-use crate::store::profiles::{self, StoredProfile};
-use crate::webhook::admin::{self, ProfileError, ProfileView, SECRET_OVERLAP, TestReport};
-use crate::webhook::{self as webhooks, Deliverer, WebhookClient, sign};
+use crate::store::profiles::StoredProfile;
+use crate::webhook::{self as webhooks, Deliverer, WebhookClient};
 
 /// A profile's definition on the command line; on `update`, only what is given changes.
 #[derive(Debug, Clone, Args)]
@@ -87,36 +85,30 @@ pub struct PopupLinkArgs {
 pub enum ProfileCommand {
     /// Create a profile and print its signing secret (`whsec_…`, shown only this once)
     Create {
-        #[arg(long)]
-        tenant: String,
+        #[command(flatten)]
+        at: TenantArgs,
         name: String,
         #[command(flatten)]
         definition: DefinitionArgs,
         #[command(flatten)]
         webhooks: WebhookSettings,
-        #[command(flatten)]
-        db: DatabaseArgs,
     },
     /// List the tenant's profiles
     List {
-        #[arg(long)]
-        tenant: String,
         #[command(flatten)]
-        db: DatabaseArgs,
+        at: TenantArgs,
     },
     /// Show a profile (JSON; secret header values masked)
     Show {
-        #[arg(long)]
-        tenant: String,
-        name: String,
         #[command(flatten)]
-        db: DatabaseArgs,
+        at: TenantArgs,
+        name: String,
     },
     /// Change what is given; `--rotate-secret` prints a new secret (the old one keeps
     /// signing beside it for 24 h)
     Update {
-        #[arg(long)]
-        tenant: String,
+        #[command(flatten)]
+        at: TenantArgs,
         name: String,
         #[command(flatten)]
         definition: DefinitionArgs,
@@ -124,39 +116,31 @@ pub enum ProfileCommand {
         rotate_secret: bool,
         #[command(flatten)]
         webhooks: WebhookSettings,
-        #[command(flatten)]
-        db: DatabaseArgs,
     },
     /// Stop sending (pending deliveries wait until it is enabled)
     Disable {
-        #[arg(long)]
-        tenant: String,
+        #[command(flatten)]
+        at: TenantArgs,
         name: String,
         #[arg(long, default_value = "disabled by an operator")]
         reason: String,
-        #[command(flatten)]
-        db: DatabaseArgs,
     },
     /// Send again (forgets how long it had been failing)
     Enable {
-        #[arg(long)]
-        tenant: String,
-        name: String,
         #[command(flatten)]
-        db: DatabaseArgs,
+        at: TenantArgs,
+        name: String,
     },
     /// Delete a profile, its deliveries and their log
     Delete {
-        #[arg(long)]
-        tenant: String,
-        name: String,
         #[command(flatten)]
-        db: DatabaseArgs,
+        at: TenantArgs,
+        name: String,
     },
     /// Show the request for a sample call (or a stored one) and send it
     Test {
-        #[arg(long)]
-        tenant: String,
+        #[command(flatten)]
+        at: TenantArgs,
         name: String,
         /// A stored call: cidgate's call UUID or its report call id
         #[arg(long)]
@@ -168,13 +152,11 @@ pub enum ProfileCommand {
         popups: PopupLinkArgs,
         #[command(flatten)]
         webhooks: WebhookSettings,
-        #[command(flatten)]
-        db: DatabaseArgs,
     },
     /// Send a stored call through the profile as it is now, as a logged delivery
     Run {
-        #[arg(long)]
-        tenant: String,
+        #[command(flatten)]
+        at: TenantArgs,
         name: String,
         /// cidgate's call UUID or its report call id
         #[arg(long)]
@@ -183,8 +165,6 @@ pub enum ProfileCommand {
         popups: PopupLinkArgs,
         #[command(flatten)]
         webhooks: WebhookSettings,
-        #[command(flatten)]
-        db: DatabaseArgs,
     },
 }
 
@@ -229,23 +209,18 @@ fn network(webhooks: &WebhookSettings) -> crate::outbound::Network {
 pub async fn run(cmd: ProfileCommand) -> anyhow::Result<()> {
     match cmd {
         ProfileCommand::Create {
-            tenant,
+            at,
             name,
             definition,
             webhooks,
-            db,
         } => {
-            let (tenant, db) = open(&db, &tenant).await?;
-            let (profile, secret) = admin::create(
-                &db,
-                &client(&webhooks)?,
-                tenant.id,
-                &tenant.slug,
-                &name,
-                &definition.input(),
-            )
-            .await
-            .map_err(explained)?;
+            let (db, tenant) = at.open().await?;
+            let client = client(&webhooks)?;
+            let input = definition.input();
+            let (profile, secret) =
+                admin::create(&db, &client, tenant.id, &tenant.slug, &name, &input)
+                    .await
+                    .map_err(explained)?;
             let view = ProfileView::of(&profile);
             println!(
                 "created profile {} ({} {} on {})",
@@ -256,9 +231,9 @@ pub async fn run(cmd: ProfileCommand) -> anyhow::Result<()> {
             );
             println!("{secret}");
         }
-        ProfileCommand::List { tenant, db } => {
-            let (tenant, db) = open(&db, &tenant).await?;
-            for p in profiles::list(&db, tenant.id).await? {
+        ProfileCommand::List { at } => {
+            let (db, tenant) = at.open().await?;
+            for p in admin::list(&db, tenant.id).await.map_err(explained)? {
                 let view = ProfileView::of(&p);
                 println!(
                     "{}\t{}\t{}\t{}\t{}{}",
@@ -273,8 +248,8 @@ pub async fn run(cmd: ProfileCommand) -> anyhow::Result<()> {
                 );
             }
         }
-        ProfileCommand::Show { tenant, name, db } => {
-            let (tenant, db) = open(&db, &tenant).await?;
+        ProfileCommand::Show { at, name } => {
+            let (db, tenant) = at.open().await?;
             let profile = admin::find(&db, tenant.id, &name)
                 .await
                 .map_err(explained)?;
@@ -284,69 +259,54 @@ pub async fn run(cmd: ProfileCommand) -> anyhow::Result<()> {
             );
         }
         ProfileCommand::Update {
-            tenant,
+            at,
             name,
             definition,
             rotate_secret,
             webhooks,
-            db,
         } => {
-            let (tenant, db) = open(&db, &tenant).await?;
+            let (db, tenant) = at.open().await?;
             let input = definition.input();
             if input != ProfileInput::default() {
-                admin::update(
-                    &db,
-                    &client(&webhooks)?,
-                    tenant.id,
-                    &tenant.slug,
-                    &name,
-                    &input,
-                )
-                .await
-                .map_err(explained)?;
+                let client = client(&webhooks)?;
+                admin::update(&db, &client, tenant.id, &tenant.slug, &name, &input)
+                    .await
+                    .map_err(explained)?;
             } else if !rotate_secret {
                 bail!("nothing to change: give the flags of what changes, or --rotate-secret");
             }
             println!("updated profile {name}");
             if rotate_secret {
-                let secret = sign::new_secret();
-                profiles::rotate_secret(&db, tenant.id, &name, &secret, SECRET_OVERLAP)
-                    .await?
-                    .with_context(|| format!("no profile named {name}"))?;
+                let secret = admin::rotate_secret(&db, tenant.id, &name)
+                    .await
+                    .map_err(explained)?;
                 println!("{secret}");
             }
         }
-        ProfileCommand::Disable {
-            tenant,
-            name,
-            reason,
-            db,
-        } => {
-            set_enabled(&db, &tenant, &name, false, Some(&reason)).await?;
+        ProfileCommand::Disable { at, name, reason } => {
+            set_enabled(&at, &name, false, Some(&reason)).await?;
             println!("disabled profile {name}");
         }
-        ProfileCommand::Enable { tenant, name, db } => {
-            set_enabled(&db, &tenant, &name, true, None).await?;
+        ProfileCommand::Enable { at, name } => {
+            set_enabled(&at, &name, true, None).await?;
             println!("enabled profile {name}");
         }
-        ProfileCommand::Delete { tenant, name, db } => {
-            let (tenant, db) = open(&db, &tenant).await?;
-            if !profiles::delete(&db, tenant.id, &name).await? {
-                bail!("no profile named {name}");
-            }
+        ProfileCommand::Delete { at, name } => {
+            let (db, tenant) = at.open().await?;
+            admin::delete(&db, tenant.id, &name)
+                .await
+                .map_err(explained)?;
             println!("deleted profile {name}");
         }
         ProfileCommand::Test {
-            tenant,
+            at,
             name,
             call,
             dry_run,
             popups,
             webhooks,
-            db,
         } => {
-            let (tenant, db, deliverer, profile) =
-                sending(&db, &webhooks, popups, &tenant, &name).await?;
+            let (tenant, db, deliverer, profile) = sending(&at, &webhooks, popups, &name).await?;
             let call = admin::call_for(&db, tenant.id, call.as_deref())
                 .await
                 .map_err(explained)?;
@@ -359,15 +319,13 @@ pub async fn run(cmd: ProfileCommand) -> anyhow::Result<()> {
             }
         }
         ProfileCommand::Run {
-            tenant,
+            at,
             name,
             call,
             popups,
             webhooks,
-            db,
         } => {
-            let (tenant, _, deliverer, profile) =
-                sending(&db, &webhooks, popups, &tenant, &name).await?;
+            let (tenant, _, deliverer, profile) = sending(&at, &webhooks, popups, &name).await?;
             let report = admin::run(&deliverer, &profile, tenant.id, &call)
                 .await
                 .map_err(explained)?;
@@ -386,29 +344,18 @@ pub async fn run(cmd: ProfileCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The migrated database and the tenant `--tenant` names.
-async fn open(db: &DatabaseArgs, tenant: &str) -> anyhow::Result<(Tenant, Client)> {
-    let pool = migrated_pool(db).await?;
-    let tenant = find_tenant(&pool, tenant).await?;
-    let client = pool.get().await.context("connecting to the database")?;
-    Ok((tenant, client))
-}
-
 /// What `test` and `run` send with: the tenant, the database, a deliverer and the profile.
 async fn sending(
-    db: &DatabaseArgs,
+    at: &TenantArgs,
     webhooks: &WebhookSettings,
     popups: PopupLinkArgs,
-    tenant: &str,
     name: &str,
-) -> anyhow::Result<(Tenant, Client, Deliverer, StoredProfile)> {
-    let pool = migrated_pool(db).await?;
+) -> anyhow::Result<(Tenant, Db, Deliverer, StoredProfile)> {
+    let (db, tenant) = at.open().await?;
     let popups = match popups.public_url {
         Some(url) => {
             let directory = Directory::default();
-            let mut client = pool.get().await.context("connecting to the database")?;
-            directory
-                .reload(&mut client)
+            db.run(async |client| directory.reload(client).await)
                 .await
                 .context("loading the signing keys")?;
             Some((directory, url))
@@ -416,31 +363,26 @@ async fn sending(
         None => None,
     };
     let deliverer = webhooks::deliverer(
-        db.database_url.expose(),
+        at.db.database_url.expose(),
         webhooks,
         popups,
         None,
         &network(webhooks),
     )?;
-    let tenant = find_tenant(&pool, tenant).await?;
-    let client = pool.get().await.context("connecting to the database")?;
-    let profile = admin::find(&client, tenant.id, name)
-        .await
-        .map_err(explained)?;
-    Ok((tenant, client, deliverer, profile))
+    let profile = admin::find(&db, tenant.id, name).await.map_err(explained)?;
+    Ok((tenant, db, deliverer, profile))
 }
 
 async fn set_enabled(
-    db: &DatabaseArgs,
-    tenant: &str,
+    at: &TenantArgs,
     name: &str,
     enabled: bool,
     reason: Option<&str>,
 ) -> anyhow::Result<()> {
-    let (tenant, db) = open(db, tenant).await?;
-    profiles::set_enabled(&db, tenant.id, name, enabled, reason)
-        .await?
-        .with_context(|| format!("no profile named {name}"))?;
+    let (db, tenant) = at.open().await?;
+    admin::set_enabled(&db, tenant.id, name, enabled, reason)
+        .await
+        .map_err(explained)?;
     Ok(())
 }
 

@@ -1,41 +1,36 @@
 //! `cidgate report`: reports enabled for the historical-data API (the reference's "API
 //! Enabled Report" list), and a ready request for each ("Show Request Details").
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use chrono::{DateTime, Days, FixedOffset, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 use clap::Subcommand;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::db::{find_tenant, migrated_pool};
-use super::service_user::sees;
+use super::db::{TenantArgs, open};
+use crate::admin::reports;
 use crate::calls::cdr::tenant_zone;
 use crate::config::{self, DatabaseArgs};
 use crate::domain::{ReportTemplate, ServiceUserName};
-use crate::store;
 
 #[derive(Debug, Subcommand)]
 pub enum ReportCommand {
     /// Enable a report template for a service user; prints its key (historicDataKey)
     Enable {
-        #[arg(long)]
-        tenant: String,
+        #[command(flatten)]
+        at: TenantArgs,
         /// agent-talking-summary, calls-by-dnis, missed-calls-by-group,
         /// account-code-usage, call-detail or caller-identification
         #[arg(long, value_parser = |raw: &str| ReportTemplate::parse(raw))]
         template: ReportTemplate,
         #[arg(long)]
         service_user: String,
-        #[command(flatten)]
-        db: DatabaseArgs,
     },
     /// List the tenant's reports
     List {
-        #[arg(long)]
-        tenant: String,
         #[command(flatten)]
-        db: DatabaseArgs,
+        at: TenantArgs,
     },
     /// Print a ready request body and curl line for a report
     Details {
@@ -65,38 +60,22 @@ pub enum ReportCommand {
     },
     /// Stop a report: its key answers 404 from now on
     Disable {
-        #[arg(long)]
-        tenant: String,
-        key: Uuid,
         #[command(flatten)]
-        db: DatabaseArgs,
+        at: TenantArgs,
+        key: Uuid,
     },
 }
 
 pub async fn run(cmd: ReportCommand) -> anyhow::Result<()> {
     match cmd {
         ReportCommand::Enable {
-            tenant,
+            at,
             template,
             service_user,
-            db,
         } => {
             let name = ServiceUserName::parse(&service_user).map_err(anyhow::Error::msg)?;
-            let pool = migrated_pool(&db).await?;
-            let tenant = find_tenant(&pool, &tenant).await?;
-            let client = pool.get().await?;
-            let user = store::service_users::find(&client, tenant.id, &name)
-                .await?
-                .with_context(|| {
-                    format!("`{}` has no active service user `{name}`", tenant.slug)
-                })?;
-            if template.is_tenant_wide() && user.is_limited() {
-                bail!(
-                    "the {template} report counts every lookup of the tenant; `{name}` sees only {}",
-                    sees(user.agents.as_deref(), user.groups.as_deref())
-                );
-            }
-            let report = store::reports::enable(&client, tenant.id, template, user.id).await?;
+            let (db, tenant) = at.open().await?;
+            let report = reports::enable(&db, &tenant, template, &name).await?;
             eprintln!(
                 "enabled report {} ({template}) for `{name}` of `{}`; `cidgate report details {}` \
                  prints a request. Its historicDataKey:",
@@ -104,15 +83,13 @@ pub async fn run(cmd: ReportCommand) -> anyhow::Result<()> {
             );
             println!("{}", report.id);
         }
-        ReportCommand::List { tenant, db } => {
-            let pool = migrated_pool(&db).await?;
-            let tenant = find_tenant(&pool, &tenant).await?;
-            let client = pool.get().await?;
+        ReportCommand::List { at } => {
+            let (db, tenant) = at.open().await?;
             println!(
                 "{:<36} {:>4} {:<22} {:<20} {:<8} CREATED",
                 "KEY", "ID", "TEMPLATE", "SERVICE USER", "STATE"
             );
-            for r in store::reports::list(&client, tenant.id).await? {
+            for r in reports::list(&db, &tenant).await? {
                 let state = if r.stopped_at.is_some() {
                     "stopped"
                 } else {
@@ -139,15 +116,10 @@ pub async fn run(cmd: ReportCommand) -> anyhow::Result<()> {
             format,
             db,
         } => {
-            let pool = migrated_pool(&db).await?;
-            let client = pool.get().await?;
-            let report = store::reports::find_any(&client, key)
-                .await?
-                .with_context(|| format!("no report with key {key} (see `cidgate report list`)"))?;
-            let tenant = find_tenant(&pool, &report.tenant_slug).await?;
+            let db = open(&db).await?;
+            let details = reports::details(&db, key).await?;
+            let (report, tenant) = (&details.report, &details.tenant);
             let zone = tenant_zone(&tenant.settings);
-            let users = store::service_users::list(&client, tenant.id).await?;
-            let user = users.iter().find(|u| u.id == report.service_user_id);
             let (start, end) = timeframe(start.as_deref(), end.as_deref(), zone, Utc::now())?;
             let mut parameters = vec![json!({
                 "name": "Report Timeframe", "valueType": "REPORT_TIMEFRAME",
@@ -159,27 +131,8 @@ pub async fn run(cmd: ReportCommand) -> anyhow::Result<()> {
                         .filter(|s| !s.is_empty())
                         .collect()
                 };
-                let agents = match agents {
-                    Some(raw) => split(&raw),
-                    None => {
-                        let listed = user.and_then(|u| u.agents.clone()).unwrap_or_default();
-                        let known =
-                            store::agents::matching(&client, tenant.id, &listed, &[]).await?;
-                        listed
-                            .iter()
-                            .map(|e| {
-                                known
-                                    .iter()
-                                    .find(|a| a.extension.as_str() == e)
-                                    .map_or_else(|| e.clone(), |a| a.key())
-                            })
-                            .collect()
-                    }
-                };
-                let groups = match groups {
-                    Some(raw) => split(&raw),
-                    None => user.and_then(|u| u.groups.clone()).unwrap_or_default(),
-                };
+                let agents = agents.map_or_else(|| details.agents.clone(), |raw| split(&raw));
+                let groups = groups.map_or_else(|| details.groups.clone(), |raw| split(&raw));
                 if !agents.is_empty() {
                     parameters.push(rows("Rows (Agent)", "PBX_USERS", "pbxUsers", &agents));
                 }
@@ -213,13 +166,9 @@ pub async fn run(cmd: ReportCommand) -> anyhow::Result<()> {
                 serde_json::to_string(&body)?.replace('\'', r"'\''")
             );
         }
-        ReportCommand::Disable { tenant, key, db } => {
-            let pool = migrated_pool(&db).await?;
-            let tenant = find_tenant(&pool, &tenant).await?;
-            let client = pool.get().await?;
-            if !store::reports::disable(&client, tenant.id, key).await? {
-                bail!("`{}` has no active report {key}", tenant.slug);
-            }
+        ReportCommand::Disable { at, key } => {
+            let (db, tenant) = at.open().await?;
+            reports::disable(&db, &tenant, key).await?;
             eprintln!("disabled report {key}");
         }
     }

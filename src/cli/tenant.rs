@@ -1,12 +1,12 @@
 //! `cidgate tenant`: create, list and configure tenants.
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::{Args, Subcommand};
 
-use super::db::{find_tenant, migrated_pool};
+use super::db::open;
+use crate::admin::tenants::{self, Changes, NewTenant, Own, PopupChanges};
 use crate::config::{self, DatabaseArgs};
-use crate::domain::{AuthPolicy, LookupLogSettings, PopupSettings, Region, TenantSlug};
-use crate::store;
+use crate::domain::{AuthPolicy, Region, TenantSlug};
 
 #[derive(Debug, Subcommand)]
 pub enum TenantCommand {
@@ -62,7 +62,7 @@ pub enum TenantCommand {
         lookup_log: Option<bool>,
         /// Days this tenant's lookup log is kept (1-3650), or `default` for the gateway's
         #[arg(long, value_parser = parse_retention_days)]
-        lookup_log_retention_days: Option<Retention>,
+        lookup_log_retention_days: Option<Own<u32>>,
         #[command(flatten)]
         popup: PopupArgs,
         #[command(flatten)]
@@ -70,16 +70,11 @@ pub enum TenantCommand {
     },
 }
 
-const MAX_POPUP_TTL_SECS: u64 = 7 * 24 * 3600;
-
 /// The highest `--max-numbers`: about 1.5 GiB of number index per instance.
 const MAX_NUMBERS_CAP: i64 = 100_000_000;
 
 /// The highest `--max-calls`.
 const MAX_CALLS_CAP: i64 = 1_000_000_000;
-
-/// The tenant setting holding its IANA time zone.
-pub const TIME_ZONE: &str = "time_zone";
 
 fn parse_on_off(raw: &str) -> Result<bool, String> {
     match raw {
@@ -90,18 +85,12 @@ fn parse_on_off(raw: &str) -> Result<bool, String> {
 }
 
 /// A tenant's own retention, or the gateway's.
-#[derive(Debug, Clone, Copy)]
-pub enum Retention {
-    Days(u32),
-    Default,
-}
-
-fn parse_retention_days(raw: &str) -> Result<Retention, String> {
+fn parse_retention_days(raw: &str) -> Result<Own<u32>, String> {
     if raw == "default" {
-        return Ok(Retention::Default);
+        return Ok(Own::Default);
     }
     match raw.parse::<u32>() {
-        Ok(days) if (1..=3650).contains(&days) => Ok(Retention::Days(days)),
+        Ok(days) if (1..=3650).contains(&days) => Ok(Own::Value(days)),
         _ => Err(format!(
             "`{raw}` is not a number of days from 1 to 3650, or `default`"
         )),
@@ -137,63 +126,29 @@ pub struct PopupArgs {
 }
 
 impl PopupArgs {
-    fn is_empty(&self) -> bool {
-        self.popup_ttl.is_none()
-            && self.crm_url_template.is_none()
-            && self.create_url_template.is_none()
-            && self.redirect_to_crm.is_none()
-            && self.popup_for_unknown.is_none()
-            && self.frame_ancestors.is_none()
-    }
-
-    /// Applies the given options to `settings`, checking each.
-    fn apply(self, settings: &mut PopupSettings) -> anyhow::Result<()> {
-        if let Some(ttl) = self.popup_ttl {
-            anyhow::ensure!(ttl.as_secs() >= 60, "--popup-ttl: at least one minute");
-            // A link is a capability to contact data that cannot be revoked one by one.
-            anyhow::ensure!(
-                ttl.as_secs() <= MAX_POPUP_TTL_SECS,
-                "--popup-ttl: at most 7 days (168h)"
-            );
-            settings.ttl_secs = ttl.as_secs();
-        }
-        if let Some(t) = self.crm_url_template {
-            settings.crm_url_template = url_template("--crm-url-template", t)?;
-        }
-        if let Some(t) = self.create_url_template {
-            settings.create_url_template = url_template("--create-url-template", t)?;
-        }
-        if let Some(redirect) = self.redirect_to_crm {
-            settings.redirect_to_crm = redirect;
-        }
-        if let Some(for_unknown) = self.popup_for_unknown {
-            settings.for_unknown = for_unknown;
-        }
-        if let Some(list) = self.frame_ancestors {
-            settings.frame_ancestors = if list == "none" {
-                Vec::new()
-            } else {
+    /// The changes the options ask for (origins checked here, the rest by the service).
+    fn changes(self) -> anyhow::Result<PopupChanges> {
+        let frame_ancestors = match self.frame_ancestors {
+            None => None,
+            Some(list) if list == "none" => Some(Vec::new()),
+            Some(list) => Some(
                 list.split(',')
                     .map(|o| {
                         config::parse_origin(o)
                             .map_err(|e| anyhow::anyhow!("--frame-ancestors: {e}"))
                     })
-                    .collect::<anyhow::Result<_>>()?
-            };
-        }
-        Ok(())
+                    .collect::<anyhow::Result<_>>()?,
+            ),
+        };
+        Ok(PopupChanges {
+            ttl: self.popup_ttl,
+            crm_url_template: self.crm_url_template,
+            create_url_template: self.create_url_template,
+            redirect_to_crm: self.redirect_to_crm,
+            for_unknown: self.popup_for_unknown,
+            frame_ancestors,
+        })
     }
-}
-
-/// An http(s) URL template (empty clears it).
-fn url_template(flag: &str, template: String) -> anyhow::Result<Option<String>> {
-    if template.is_empty() {
-        return Ok(None);
-    }
-    let sample = crate::popup::fill_template(&template, Some("1"), "+40700000000", "0700000000");
-    config::parse_base_url(sample.split('?').next().unwrap_or_default())
-        .map_err(|e| anyhow::anyhow!("{flag}: {e}"))?;
-    Ok(Some(template))
 }
 
 pub async fn run(cmd: TenantCommand) -> anyhow::Result<()> {
@@ -207,12 +162,14 @@ pub async fn run(cmd: TenantCommand) -> anyhow::Result<()> {
         } => {
             let slug = TenantSlug::parse(&slug).map_err(anyhow::Error::msg)?;
             let region = Region::parse(&region).map_err(|e| anyhow::anyhow!("--region: {e}"))?;
-            let name = name.unwrap_or_else(|| slug.to_string());
-            let pool = migrated_pool(&db).await?;
-            let client = pool.get().await?;
-            let tenant = store::tenants::create(&client, &slug, &name, region).await?;
-            let zone = serde_json::Value::String(time_zone.name().to_owned());
-            store::tenants::set_setting(&client, tenant.id, TIME_ZONE, &zone).await?;
+            let db = open(&db).await?;
+            let new = NewTenant {
+                slug,
+                name,
+                region,
+                time_zone,
+            };
+            let tenant = tenants::create(&db, new).await?;
             println!("{}", tenant.slug);
             eprintln!(
                 "created tenant `{}` (region {})",
@@ -234,100 +191,48 @@ pub async fn run(cmd: TenantCommand) -> anyhow::Result<()> {
             popup,
             db,
         } => {
-            let policy = auth
-                .map(|a| AuthPolicy::parse(&a).map_err(|e| anyhow::anyhow!("--auth: {e}")))
-                .transpose()?;
-            let rate = lookup_rate
-                .map(|r| parse_rate(&r, "--lookup-rate", "lookups"))
-                .transpose()?;
-            let event_rate = event_rate
-                .map(|r| parse_rate(&r, "--event-rate", "call events"))
-                .transpose()?;
-            if policy.is_none()
-                && rate.is_none()
-                && max_numbers.is_none()
-                && max_agents.is_none()
-                && event_rate.is_none()
-                && max_calls.is_none()
-                && time_zone.is_none()
-                && lookup_log.is_none()
-                && lookup_log_retention_days.is_none()
-                && popup.is_empty()
-            {
+            let own = |rate: Option<u32>| rate.map_or(Own::Default, Own::Value);
+            let changes = Changes {
+                auth: auth
+                    .map(|a| AuthPolicy::parse(&a).map_err(|e| anyhow::anyhow!("--auth: {e}")))
+                    .transpose()?,
+                lookup_rate: lookup_rate
+                    .map(|r| parse_rate(&r, "--lookup-rate", "lookups"))
+                    .transpose()?,
+                max_numbers,
+                max_agents,
+                event_rate: event_rate
+                    .map(|r| parse_rate(&r, "--event-rate", "call events"))
+                    .transpose()?
+                    .map(own),
+                max_calls,
+                time_zone,
+                lookup_log,
+                lookup_log_retention_days,
+                popup: popup.changes()?,
+            };
+            if changes.is_empty() {
                 bail!(
                     "nothing to change: give --auth, --lookup-rate, --max-numbers, --max-agents, \
                      --event-rate, --max-calls, --time-zone, \
                      --lookup-log, --lookup-log-retention-days or a screen-pop option (see --help)"
                 );
             }
-            let pool = migrated_pool(&db).await?;
-            let tenant = find_tenant(&pool, &slug).await?;
-            let mut client = pool.get().await?;
-            let tx = client.transaction().await?;
-            if let Some(policy) = policy {
-                store::tenants::set_auth_policy(&tx, tenant.id, policy)
-                    .await
-                    .with_context(|| {
-                        format!("cannot switch `{slug}` to --auth {}", policy.as_str())
-                    })?;
-            }
-            if let Some(rate) = rate {
-                store::tenants::set_lookup_rate(&tx, tenant.id, rate).await?;
-            }
-            if let Some(max) = max_numbers {
-                store::tenants::set_max_numbers(&tx, tenant.id, max).await?;
-            }
-            if let Some(max) = max_agents {
-                store::tenants::set_max_agents(&tx, tenant.id, max).await?;
-            }
-            let key = crate::http::routes::events::EVENT_RATE;
-            match event_rate {
-                Some(Some(rate)) => {
-                    store::tenants::set_setting(&tx, tenant.id, key, &rate.into()).await?
-                }
-                Some(None) => store::tenants::remove_setting(&tx, tenant.id, key).await?,
-                None => {}
-            }
-            if let Some(max) = max_calls {
-                store::tenants::set_max_calls(&tx, tenant.id, max).await?;
-            }
-            if let Some(zone) = time_zone {
-                let zone = serde_json::Value::String(zone.name().to_owned());
-                store::tenants::set_setting(&tx, tenant.id, TIME_ZONE, &zone).await?;
-            }
-            if let Some(on) = lookup_log {
-                let key = LookupLogSettings::ENABLED_KEY;
-                store::tenants::set_setting(&tx, tenant.id, key, &on.into()).await?;
-            }
-            let key = LookupLogSettings::RETENTION_KEY;
-            match lookup_log_retention_days {
-                Some(Retention::Days(days)) => {
-                    store::tenants::set_setting(&tx, tenant.id, key, &days.into()).await?
-                }
-                Some(Retention::Default) => {
-                    store::tenants::remove_setting(&tx, tenant.id, key).await?
-                }
-                None => {}
-            }
-            if !popup.is_empty() {
-                let mut settings = tenant.popup.clone();
-                popup.apply(&mut settings)?;
-                store::tenants::set_popup_settings(&tx, tenant.id, &settings).await?;
-            }
-            tx.commit().await?;
+            let db = open(&db).await?;
+            let tenant = db.tenant(&slug).await?;
+            tenants::update(&db, &tenant, changes).await?;
             eprintln!("updated tenant `{slug}`");
         }
         TenantCommand::List { db } => {
-            let pool = migrated_pool(&db).await?;
-            let client = pool.get().await?;
+            let db = open(&db).await?;
             println!("{:<24} {:<6} {:>10}  NAME", "SLUG", "REGION", "CONTACTS");
-            for t in store::tenants::list(&client).await? {
-                let count = store::tenants::contact_count(&client, t.id).await?;
+            for listed in tenants::list(&db).await? {
+                let t = listed.tenant;
                 println!(
                     "{:<24} {:<6} {:>10}  {}",
                     t.slug,
                     t.region.code(),
-                    count,
+                    listed.contacts,
                     t.name
                 );
             }

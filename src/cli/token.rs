@@ -1,34 +1,28 @@
 //! `cidgate token`: create, list, rotate and revoke API tokens.
 
-use anyhow::bail;
 use clap::Subcommand;
-use deadpool_postgres::Pool;
 
-use super::db::{find_tenant, migrated_pool};
+use super::db::{TenantArgs, open};
+use crate::admin::{Db, tokens};
 use crate::config::DatabaseArgs;
-use crate::domain::{TenantId, TokenScopes};
-use crate::store;
+use crate::domain::{Tenant, TokenScopes};
 
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
     /// Create a token and print it (shown only this once)
     Create {
-        #[arg(long)]
-        tenant: String,
+        #[command(flatten)]
+        at: TenantArgs,
         /// lookup, sync, report or admin
         #[arg(long)]
         scope: String,
         #[arg(long, default_value = "")]
         label: String,
-        #[command(flatten)]
-        db: DatabaseArgs,
     },
     /// List a tenant's tokens (never their secrets)
     List {
-        #[arg(long)]
-        tenant: String,
         #[command(flatten)]
-        db: DatabaseArgs,
+        at: TenantArgs,
     },
     /// Revoke a token by its id
     Revoke {
@@ -53,37 +47,25 @@ pub enum TokenCommand {
     },
 }
 
-const MAX_GRACE_SECS: u64 = 30 * 24 * 3600;
-
 pub async fn run(cmd: TokenCommand) -> anyhow::Result<()> {
     match cmd {
-        TokenCommand::Create {
-            tenant,
-            scope,
-            label,
-            db,
-        } => {
+        TokenCommand::Create { at, scope, label } => {
             let scope = TokenScopes::parse(&scope).map_err(|e| anyhow::anyhow!("--scope: {e}"))?;
-            let pool = migrated_pool(&db).await?;
-            let tenant = find_tenant(&pool, &tenant).await?;
-            let client = pool.get().await?;
-            let (id, token) =
-                store::tokens::create(&client, tenant.id, scope.clone(), &label).await?;
-            println!("{}", token.expose());
+            let (db, tenant) = at.open().await?;
+            let issued = tokens::create(&db, &tenant, scope.clone(), &label).await?;
+            println!("{}", issued.token.expose());
             eprintln!(
-                "created {scope} token {id} for `{}`; it is shown only this once",
-                tenant.slug
+                "created {scope} token {} for `{}`; it is shown only this once",
+                issued.id, tenant.slug
             );
         }
-        TokenCommand::List { tenant, db } => {
-            let pool = migrated_pool(&db).await?;
-            let tenant = find_tenant(&pool, &tenant).await?;
-            let client = pool.get().await?;
+        TokenCommand::List { at } => {
+            let (db, tenant) = at.open().await?;
             println!(
                 "{:>6} {:<7} {:<25} {:<25} {:<8} LABEL",
                 "ID", "SCOPE", "CREATED", "LAST USED", "STATE"
             );
-            for t in store::tokens::list(&client, tenant.id).await? {
+            for t in tokens::list(&db, &tenant).await? {
                 let state = match (t.revoked_at, t.expires_at) {
                     (Some(_), _) => "revoked",
                     (None, Some(at)) if at <= chrono::Utc::now() => "expired",
@@ -110,55 +92,30 @@ pub async fn run(cmd: TokenCommand) -> anyhow::Result<()> {
             grace,
             db,
         } => {
-            anyhow::ensure!(
-                grace.as_secs() <= MAX_GRACE_SECS,
-                "--grace: at most 30 days (720h); the old token should stop working soon"
-            );
-            let pool = migrated_pool(&db).await?;
-            let owner = owner(&pool, tenant.as_deref(), id).await?;
-            let mut client = pool.get().await?;
-            let tx = client.transaction().await?;
-            let rotated = match owner {
-                Some(owner) => store::tokens::rotate(&tx, owner, id, grace).await?,
-                None => None,
-            };
-            let Some((new_id, token, old_expires)) = rotated else {
-                bail!("no active token with id {id}{}", of(tenant.as_deref()));
-            };
-            tx.commit().await?;
-            println!("{}", token.expose());
+            let (db, tenant) = owner(&db, tenant.as_deref()).await?;
+            let rotated = tokens::rotate(&db, tenant.as_ref(), id, grace).await?;
+            println!("{}", rotated.issued.token.expose());
             eprintln!(
-                "token {new_id} replaces token {id}, which stops working at {}",
-                old_expires.to_rfc3339()
+                "token {} replaces token {id}, which stops working at {}",
+                rotated.issued.id,
+                rotated.old_expires.to_rfc3339()
             );
         }
         TokenCommand::Revoke { id, tenant, db } => {
-            let pool = migrated_pool(&db).await?;
-            let owner = owner(&pool, tenant.as_deref(), id).await?;
-            let client = pool.get().await?;
-            let revoked = match owner {
-                Some(owner) => store::tokens::revoke(&client, owner, id).await?,
-                None => false,
-            };
-            if !revoked {
-                bail!("no active token with id {id}{}", of(tenant.as_deref()));
-            }
+            let (db, tenant) = owner(&db, tenant.as_deref()).await?;
+            tokens::revoke(&db, tenant.as_ref(), id).await?;
             eprintln!("revoked token {id}");
         }
     }
     Ok(())
 }
 
-/// Whose token `id` is to be: the tenant `--tenant` names, else the token's own (`None`:
-/// no token has that id).
-async fn owner(pool: &Pool, tenant: Option<&str>, id: i64) -> anyhow::Result<Option<TenantId>> {
-    match tenant {
-        Some(slug) => Ok(Some(find_tenant(pool, slug).await?.id)),
-        None => store::tokens::tenant_of(&pool.get().await?, id).await,
-    }
-}
-
-/// Names the tenant in a message, when `--tenant` named one.
-fn of(tenant: Option<&str>) -> String {
-    tenant.map_or_else(String::new, |slug| format!(" for `{slug}`"))
+/// The database, and the tenant `--tenant` names when it names one.
+async fn owner(db: &DatabaseArgs, tenant: Option<&str>) -> anyhow::Result<(Db, Option<Tenant>)> {
+    let db = open(db).await?;
+    let tenant = match tenant {
+        Some(slug) => Some(db.tenant(slug).await?),
+        None => None,
+    };
+    Ok((db, tenant))
 }

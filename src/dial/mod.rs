@@ -6,6 +6,7 @@
 //! secrets are never printed or logged.
 
 pub mod ami;
+pub mod click2call;
 pub mod esl;
 pub mod http;
 mod template;

@@ -53,7 +53,10 @@ pub use routing::{FieldKind, FieldType, FieldValue, RoutingField, RoutingFields}
 pub use service_user::{Access, ServiceUserName};
 pub use session::{SessionHours, SessionSecret};
 pub use signing_key::PopupKey;
-pub use tenant::{AuthPolicy, LookupLogSettings, PopupSettings, Tenant, TenantId, TenantSlug};
+pub use tenant::{
+    AuthPolicy, EVENT_RATE_SETTING, LookupLogSettings, PopupSettings, TIME_ZONE_SETTING, Tenant,
+    TenantId, TenantSlug,
+};
 pub use text::storage_problem;
 pub use token::{ApiToken, TokenHash, TokenScope, TokenScopes};
 pub use write::{ChangedNumbers, WriteOp, WriteOutcome, WriteResult};

@@ -30,6 +30,11 @@ pub struct Tenant {
     pub lookup_log: LookupLogSettings,
 }
 
+/// The tenant setting holding its IANA time zone.
+pub const TIME_ZONE_SETTING: &str = "time_zone";
+/// The tenant setting holding its own event rate (`tenant set --event-rate`).
+pub const EVENT_RATE_SETTING: &str = "event_rate";
+
 /// A tenant's short name as used on the command line: `acme`, `acme-ro`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TenantSlug(String);

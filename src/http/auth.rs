@@ -76,7 +76,12 @@ async fn lookup_by_token(
         TokenCheck::Invalid => Err(INVALID_TOKEN),
         TokenCheck::Unknown if guard.is_blocked() => Err(INVALID_TOKEN),
         TokenCheck::Unknown => {
-            let check = state.directory.check_in_database(&state.pool, &hash, scope);
+            let check = async |limit| {
+                let directory = &state.directory;
+                directory
+                    .check_in_database(&state.pool, limit, &hash, scope)
+                    .await
+            };
             match within_deadline(req, state, check).await {
                 Some(Ok(Some((_, entry)))) => Ok(LookupAuth::Tenant(entry)),
                 Some(Ok(None)) => Err(INVALID_TOKEN),
@@ -102,7 +107,12 @@ async fn lookup_by_address(
         Some(found) => found,
         None if guard.is_blocked() => return Err(TOKEN_REQUIRED),
         None => {
-            let check = state.directory.tenant_by_ip_in_database(&state.pool, ip);
+            let check = async |limit| {
+                let directory = &state.directory;
+                directory
+                    .tenant_by_ip_in_database(&state.pool, limit, ip)
+                    .await
+            };
             match within_deadline(req, state, check).await {
                 Some(Ok(found)) => found,
                 Some(Err(_)) | None => return Ok(LookupAuth::Unverifiable),
@@ -112,17 +122,21 @@ async fn lookup_by_address(
     found.map(LookupAuth::Tenant).ok_or(TOKEN_REQUIRED)
 }
 
-/// Runs a database check within what is left of the lookup deadline.
+/// Runs a database check within what is left of the lookup deadline; `None` when it
+/// did not answer in time.
 async fn within_deadline<T>(
     req: &HttpRequest,
     state: &AppState,
-    check: impl Future<Output = T>,
-) -> Option<T> {
+    check: impl AsyncFnOnce(std::time::Duration) -> anyhow::Result<T>,
+) -> Option<anyhow::Result<T>> {
     let remaining = state
         .lookup
         .deadline()
         .saturating_sub(request_start(req).elapsed());
-    tokio::time::timeout(remaining, check).await.ok()
+    match check(remaining).await {
+        Err(e) if e.downcast_ref::<crate::store::TimedOut>().is_some() => None,
+        outcome => Some(outcome),
+    }
 }
 
 impl FromRequest for SyncAuth {
@@ -167,10 +181,10 @@ async fn scoped_token(
         TokenCheck::Invalid => Err(INVALID_TOKEN),
         TokenCheck::Unknown if guard.is_blocked() => Err(INVALID_TOKEN),
         TokenCheck::Unknown => {
-            let check = state.directory.check_in_database(&state.pool, &hash, scope);
-            tokio::time::timeout(state.write_timeout, check)
-                .await
-                .map_err(|_| anyhow::Error::new(crate::store::TimedOut(state.write_timeout)))??
+            let directory = &state.directory;
+            directory
+                .check_in_database(&state.pool, state.write_timeout, &hash, scope)
+                .await?
                 .ok_or(INVALID_TOKEN)
         }
     }

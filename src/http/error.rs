@@ -7,7 +7,10 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
+use crate::admin;
+use crate::admin::profiles::ProfileError;
 use crate::contacts::WriteError;
+use crate::dial::click2call::ClickError;
 use crate::domain::FieldError;
 use crate::store::contacts::OverNumberCap;
 
@@ -105,6 +108,69 @@ impl From<super::rate_limit::Limited> for ApiError {
         Self::TooManyRequests {
             message,
             retry_after: over.retry_after,
+        }
+    }
+}
+
+/// The one mapping of services' refusals to HTTP.
+impl From<admin::Error> for ApiError {
+    fn from(error: admin::Error) -> Self {
+        let fields = error.fields();
+        match error {
+            admin::Error::Invalid { .. } | admin::Error::AgentCap { .. } => {
+                Self::invalid_fields(fields)
+            }
+            admin::Error::Message(message) | admin::Error::Taken(message) => Self::Unprocessable {
+                message,
+                fields: Vec::new(),
+            },
+            admin::Error::NotFound(message) => Self::NotFound(message),
+            admin::Error::Failed(e) => Self::from_store(e),
+        }
+    }
+}
+
+impl From<ClickError> for ApiError {
+    fn from(error: ClickError) -> Self {
+        match error {
+            ClickError::Invalid { field, message } => {
+                Self::invalid_fields(vec![FieldError::new(field, message)])
+            }
+            ClickError::Refused { rule, message } => Self::DialRefused { rule, message },
+            ClickError::NoDialer => Self::NoDialer,
+            ClickError::Throttled {
+                message,
+                retry_after,
+            } => Self::TooManyRequests {
+                message,
+                retry_after,
+            },
+            ClickError::SessionExpired => Self::SessionExpired,
+            ClickError::DialFailed {
+                request_id,
+                message,
+            } => Self::DialFailed {
+                request_id,
+                message,
+            },
+            ClickError::Failed(e) => Self::from_store(e),
+        }
+    }
+}
+
+impl From<ProfileError> for ApiError {
+    fn from(e: ProfileError) -> Self {
+        match e {
+            ProfileError::Invalid(fields) => Self::invalid_fields(fields),
+            ProfileError::Duplicate(_) => Self::Unprocessable {
+                message: e.to_string(),
+                fields: vec![FieldError::new("name", "is taken")],
+            },
+            ProfileError::NotFound(_) | ProfileError::NoCall(_) => Self::NotFound(e.to_string()),
+            ProfileError::Refused { field, refused } => {
+                Self::invalid_fields(vec![FieldError::new(field, refused.to_string())])
+            }
+            ProfileError::Failed(e) => Self::from_store(e),
         }
     }
 }

@@ -88,11 +88,16 @@ pub struct AppState {
     pub forwarded_header: ForwardedHeader,
     /// Sends web-service deliveries (`profile test`, `profile run` through the API).
     pub deliverer: crate::webhook::Deliverer,
-    /// The `http` dialers' clients, under the tenants' SSRF guards.
-    pub dial_http: crate::outbound::Clients,
+    /// Places click-to-calls and follows the PBX's later word on them.
+    pub click2call: crate::dial::click2call::Click2Call,
 }
 
 impl AppState {
+    /// The primary as the admin services reach it, within the write timeout.
+    pub fn admin_db(&self) -> crate::admin::Db {
+        crate::admin::Db::new(self.pool.clone(), self.write_timeout)
+    }
+
     /// The client's address: the TCP peer, or what trusted proxies say it is.
     pub fn client_ip(&self, req: &HttpRequest) -> Option<IpAddr> {
         client_ip::resolve(

@@ -10,6 +10,7 @@ use std::sync::{Arc, RwLock};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 use ipnetwork::IpNetwork;
+use std::time::Duration;
 use tokio_postgres::GenericClient;
 
 use crate::domain::{AuthPolicy, Tenant, TenantId, TokenHash, TokenScope, TokenScopes};
@@ -232,32 +233,39 @@ impl Directory {
     pub async fn check_in_database(
         &self,
         pool: &Pool,
+        limit: Duration,
         hash: &TokenHash,
         scope: TokenScope,
     ) -> anyhow::Result<Option<(i64, Arc<TenantEntry>)>> {
-        let client = pool.get().await?;
-        let Some((token_id, tenant)) = store::tokens::authenticate(&client, hash, scope).await?
-        else {
+        let found = store::with_client(pool, limit, async |client| {
+            let Some((token_id, tenant)) =
+                store::tokens::authenticate(&*client, hash, scope).await?
+            else {
+                return Ok(None);
+            };
+            Ok(Some((token_id, entry_from_database(client, tenant).await?)))
+        })
+        .await?;
+        if found.is_none() {
             self.refuse([(*hash, scope)]);
-            return Ok(None);
-        };
-        Ok(Some((
-            token_id,
-            entry_from_database(&client, tenant).await?,
-        )))
+        }
+        Ok(found)
     }
 
     /// `tenant_by_ip` against the database, for when the directory is not loaded.
     pub async fn tenant_by_ip_in_database(
         &self,
         pool: &Pool,
+        limit: Duration,
         ip: IpAddr,
     ) -> anyhow::Result<Option<Arc<TenantEntry>>> {
-        let client = pool.get().await?;
-        let Some(tenant) = store::directory::tenant_by_ip(&client, ip).await? else {
-            return Ok(None);
-        };
-        Ok(Some(entry_from_database(&client, tenant).await?))
+        store::with_client(pool, limit, async |client| {
+            let Some(tenant) = store::directory::tenant_by_ip(&*client, ip).await? else {
+                return Ok(None);
+            };
+            Ok(Some(entry_from_database(client, tenant).await?))
+        })
+        .await
     }
 
     /// Writes `last_used_at` for tokens used since the previous call.
@@ -269,7 +277,7 @@ impl Directory {
 }
 
 async fn entry_from_database(
-    client: &deadpool_postgres::Client,
+    client: &deadpool_postgres::Object,
     tenant: Tenant,
 ) -> anyhow::Result<Arc<TenantEntry>> {
     let allowlist = store::allowlist::list(client, tenant.id).await?;

@@ -186,8 +186,12 @@ impl Listener {
                         .context("listener heartbeat")?;
                 }
                 _ = token_use.tick() => {
-                    if let Ok(loader) = self.pool.get().await {
-                        self.directory.flush_token_use(&**loader).await;
+                    let flushed = store::with_client(&self.pool, HEARTBEAT_TIMEOUT, async |loader| {
+                        self.directory.flush_token_use(&***loader).await;
+                        Ok(())
+                    });
+                    if let Err(e) = flushed.await {
+                        tracing::debug!(error = format!("{e:#}"), "token use not recorded this time");
                     }
                 }
             }

@@ -153,19 +153,10 @@ async fn answer(pool: &Pool, misses: Vec<Miss>, timeout: Duration, metrics: &Met
                 .map(|(i, n)| (misses[*i].tenant, n.as_str())),
         )
         .collect();
-    let found = async {
-        let client = pool.get().await?;
-        match tokio::time::timeout(timeout, store::contacts::find_by_numbers(&client, &wanted))
-            .await
-        {
-            Ok(found) => found,
-            Err(_) => {
-                // Mid-query: not fit to be handed to the next caller.
-                drop(deadpool_postgres::Object::take(client));
-                anyhow::bail!("lookup query timed out after {timeout:?}")
-            }
-        }
-    }
+    // A query that times out closes its connection: it is mid-statement.
+    let found = store::with_client(pool, timeout, async |client| {
+        store::contacts::find_by_numbers(&*client, &wanted).await
+    })
     .await;
     metrics.observe_query("lookup", started.elapsed().as_secs_f64());
     match found {

@@ -63,15 +63,23 @@ pub fn is_data_error(error: &anyhow::Error) -> bool {
     })
 }
 
-/// Runs `work` on a pooled connection within `limit`. A connection whose work timed out
-/// is closed, not handed to the next caller: it may be mid-statement on a hung server.
+/// Runs `work` on a pooled connection within `limit` (the wait for the connection
+/// included). A connection whose work timed out is closed, not handed to the next
+/// caller: it may be mid-statement on a hung server.
 pub async fn with_client<T>(
     pool: &Pool,
     limit: Duration,
     work: impl AsyncFnOnce(&mut deadpool_postgres::Object) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
-    let mut client = pool.get().await?;
-    let outcome = tokio::time::timeout(limit, work(&mut client)).await;
+    // `Duration::MAX` (an import's "no limit") would overflow an instant.
+    let now = tokio::time::Instant::now();
+    let deadline = now
+        .checked_add(limit)
+        .unwrap_or_else(|| now + Duration::from_secs(u32::MAX.into()));
+    let mut client = tokio::time::timeout_at(deadline, pool.get())
+        .await
+        .map_err(|_| TimedOut(limit))??;
+    let outcome = tokio::time::timeout_at(deadline, work(&mut client)).await;
     match outcome {
         Ok(result) => result,
         Err(_) => {

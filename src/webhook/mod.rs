@@ -7,7 +7,6 @@ pub mod warn;
 
 pub use crate::outbound::{Guard, Refused};
 pub use client::{Attempt, ClientSettings, Signing, Verdict, WebhookClient};
-pub mod admin;
 pub mod deliver;
 pub mod worker;
 

@@ -252,3 +252,24 @@ async fn retention_prunes_the_lookup_log_and_deletion_times_past_their_days() {
     assert_eq!(left.get::<_, i64>(0), 1);
     assert_eq!(left.get::<_, String>(1), "new");
 }
+
+#[tokio::test]
+async fn the_pbx_word_on_click_to_calls_is_followed_by_a_supervised_task() {
+    let (app, jobs) = spawn_app_and_jobs(|_| {}).await;
+
+    let (_, body) = readiness(&app).await;
+    assert_eq!(
+        body["tasks"]["click2call_results"],
+        json!({"state": "running", "restarts": 0}),
+        "{body}"
+    );
+    // Killed, it is restarted like every supervised task (its queue outlives the run).
+    let killed = jobs
+        .kill("click2call_results")
+        .expect("the click-to-call follow-up is supervised");
+    wait_for_state(&jobs, "click2call_results", TaskState::Restarting).await;
+    drop(killed);
+    wait_for_state(&jobs, "click2call_results", TaskState::Running).await;
+    let (_, body) = readiness(&app).await;
+    assert_eq!(body["tasks"]["click2call_results"]["restarts"], 1, "{body}");
+}

@@ -5,12 +5,12 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
 use serde_json::{Map, Value, json};
 
-use crate::domain::{Agent, AgentName, Extension, FieldError, GroupName, SessionSecret, TenantId};
+use crate::admin::agents::{self, Put};
+use crate::domain::{Agent, AgentName, Extension, FieldError, GroupName, SessionSecret};
 use crate::http::auth::{SessionsAuth, SyncAuth};
 use crate::http::body::read_json;
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
-use crate::store;
 
 const AGENT_BODY_LIMIT: usize = 16 * 1024;
 
@@ -107,37 +107,11 @@ pub async fn put(
         }
     };
     let agent = agent_from_body(extension, &body)?;
-    let tenant = auth.0.tenant.id;
-    let put = store::with_client(&state.pool, state.write_timeout, async |client| {
-        store::agents::put_capped(client, tenant, &agent).await
-    })
-    .await?;
-    let mut answer = match put {
-        store::agents::Put::Added => HttpResponse::Created(),
-        store::agents::Put::Replaced => HttpResponse::Ok(),
-        store::agents::Put::OverCap(cap) => {
-            return Err(ApiError::invalid_fields(vec![FieldError::new(
-                "extension",
-                format!(
-                    "the tenant may have at most {cap} agents (tenant set --max-agents); remove one or ask the operator to raise the cap"
-                ),
-            )]));
-        }
+    let mut answer = match agents::put(&state.admin_db(), &auth.0.tenant, &agent).await? {
+        Put::Added => HttpResponse::Created(),
+        _ => HttpResponse::Ok(),
     };
     Ok(answer.json(agent_json(&agent)))
-}
-
-async fn find(
-    state: &AppState,
-    tenant: TenantId,
-    extension: &Extension,
-) -> Result<Agent, ApiError> {
-    let wanted = vec![extension.as_str().to_owned()];
-    let found = store::with_client(&state.pool, state.write_timeout, async |client| {
-        store::agents::matching(&*client, tenant, &wanted, &[]).await
-    })
-    .await?;
-    found.into_iter().next().ok_or_else(|| no_agent(extension))
 }
 
 /// `GET /api/v1/agents/{extension}`
@@ -146,17 +120,16 @@ pub async fn get(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let agent = find(&state, auth.0.tenant.id, &extension(&path)?).await?;
+    let extension = extension(&path)?;
+    let agent = agents::find(&state.admin_db(), &auth.0.tenant, &extension)
+        .await?
+        .ok_or_else(|| no_agent(&extension))?;
     Ok(HttpResponse::Ok().json(agent_json(&agent)))
 }
 
 /// `GET /api/v1/agents`: every agent of the tenant, by extension.
 pub async fn list(auth: SyncAuth, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let tenant = auth.0.tenant.id;
-    let agents = store::with_client(&state.pool, state.write_timeout, async |client| {
-        store::agents::list(&*client, tenant).await
-    })
-    .await?;
+    let agents = agents::list(&state.admin_db(), &auth.0.tenant).await?;
     let agents: Vec<Value> = agents.iter().map(agent_json).collect();
     Ok(HttpResponse::Ok().json(json!({ "agents": agents })))
 }
@@ -169,12 +142,7 @@ pub async fn delete(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let extension = extension(&path)?;
-    let tenant = auth.0.tenant.id;
-    let removed = store::with_client(&state.pool, state.write_timeout, async |client| {
-        store::agents::remove(&*client, tenant, &extension).await
-    })
-    .await?;
-    if !removed {
+    if !agents::remove(&state.admin_db(), &auth.0.tenant, &extension).await? {
         return Err(no_agent(&extension));
     }
     Ok(HttpResponse::NoContent().finish())
@@ -188,16 +156,10 @@ pub async fn start_session(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let extension = extension(&path)?;
-    let tenant = auth.0.tenant.id;
-    let secret = SessionSecret::generate();
-    let started = store::with_client(&state.pool, state.write_timeout, async |client| {
-        let hours = store::click2call::policy(&*client, tenant)
+    let agents::Started { secret, expires_at } =
+        agents::start_session(&state.admin_db(), &auth.0.tenant, &extension)
             .await?
-            .session_hours();
-        store::sessions::start(&*client, tenant, &extension, &secret, hours).await
-    })
-    .await?;
-    let expires_at = started.ok_or_else(|| no_agent(&extension))?;
+            .ok_or_else(|| no_agent(&extension))?;
     // A session just started may be used from an address others' guesses blocked.
     state.limits.vouch_session(secret.hash());
     let expires_in = (expires_at - Utc::now()).num_seconds().max(0);
@@ -221,7 +183,6 @@ pub async fn end_sessions(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let extension = extension(&path)?;
-    let tenant = auth.0.tenant.id;
     let one = form_urlencoded::parse(req.query_string().as_bytes())
         .find(|(k, _)| k == "session")
         .map(|(_, v)| {
@@ -230,14 +191,7 @@ pub async fn end_sessions(
             })
         })
         .transpose()?;
-    let ended = store::with_client(
-        &state.pool,
-        state.write_timeout,
-        async |client| match &one {
-            Some(secret) => store::sessions::end(&*client, tenant, &extension, secret).await,
-            None => store::sessions::end_all(&*client, tenant, &extension).await,
-        },
-    )
-    .await?;
+    let ended =
+        agents::end_sessions(&state.admin_db(), &auth.0.tenant, &extension, one.as_ref()).await?;
     Ok(HttpResponse::Ok().json(json!({ "ended": ended })))
 }

@@ -179,7 +179,7 @@ async fn record(
 }
 
 /// The tenant setting holding its own event rate (`tenant set --event-rate`).
-pub const EVENT_RATE: &str = "event_rate";
+pub const EVENT_RATE: &str = crate::domain::EVENT_RATE_SETTING;
 
 /// The tenant's own events per second, if it has one.
 fn event_rate(settings: &Value) -> Option<u32> {

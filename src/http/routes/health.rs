@@ -13,11 +13,10 @@ use crate::store;
 pub const CHECK_WITHIN: Duration = Duration::from_secs(1);
 
 async fn answers(pool: &Pool) -> bool {
-    let check = async {
-        let client = pool.get().await.ok()?;
-        store::ping(&client).await.ok()
-    };
-    matches!(tokio::time::timeout(CHECK_WITHIN, check).await, Ok(Some(_)))
+    let check = store::with_client(pool, CHECK_WITHIN, async |client| {
+        Ok(store::ping(client).await?)
+    });
+    check.await.is_ok()
 }
 
 /// The process is up and serving HTTP; says nothing about the database on purpose, so

@@ -7,35 +7,15 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use crate::admin::deliveries;
+use crate::admin::profiles::{self as admin, ProfileView};
 use crate::domain::profile::ProfileInput;
 use crate::domain::{FieldError, storage_problem};
 use crate::http::error::ApiError;
 use crate::http::{auth::AdminAuth, body::read_json, state::AppState};
-use crate::store::deliveries::{self, LogFilter};
-use crate::store::{self, profiles};
-use crate::webhook::admin::{self, ProfileError, ProfileView, SECRET_OVERLAP};
-use crate::webhook::sign;
+use crate::store::deliveries::LogFilter;
 
 const BODY_LIMIT: usize = 256 * 1024;
-
-impl From<ProfileError> for ApiError {
-    fn from(e: ProfileError) -> Self {
-        match e {
-            ProfileError::Invalid(fields) => ApiError::invalid_fields(fields),
-            ProfileError::Duplicate(_) => ApiError::Unprocessable {
-                message: e.to_string(),
-                fields: vec![FieldError::new("name", "is taken")],
-            },
-            ProfileError::NotFound(_) | ProfileError::NoCall(_) => {
-                ApiError::NotFound(e.to_string())
-            }
-            ProfileError::Refused { field, refused } => {
-                ApiError::invalid_fields(vec![FieldError::new(field, refused.to_string())])
-            }
-            ProfileError::Failed(e) => ApiError::from_store(e),
-        }
-    }
-}
 
 /// A body read as `T`, naming what is wrong with it.
 async fn body<T: serde::de::DeserializeOwned>(
@@ -83,7 +63,7 @@ struct Created {
 /// `GET /api/v1/profiles`
 pub async fn list(auth: AdminAuth, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let tenant = auth.0.tenant.id;
-    let listed = with_db(&state, async |db| Ok(profiles::list(db, tenant).await?)).await?;
+    let listed = admin::list(&state.admin_db(), tenant).await?;
     let views: Vec<ProfileView> = listed.iter().map(ProfileView::of).collect();
     Ok(HttpResponse::Ok().json(json!({ "profiles": views })))
 }
@@ -97,17 +77,14 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let created: Created = body(&req, payload, &state).await?;
     let tenant = auth.0.tenant.id;
-    let (profile, secret) = with_db(&state, async |db| {
-        admin::create(
-            db,
-            &state.deliverer.client,
-            tenant,
-            &auth.0.tenant.slug,
-            &created.name,
-            &created.definition,
-        )
-        .await
-    })
+    let (profile, secret) = admin::create(
+        &state.admin_db(),
+        &state.deliverer.client,
+        tenant,
+        &auth.0.tenant.slug,
+        &created.name,
+        &created.definition,
+    )
     .await?;
     Ok(HttpResponse::Created().json(json!({
         "profile": ProfileView::of(&profile),
@@ -122,10 +99,7 @@ pub async fn show(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let name = name_of(&req);
-    let profile = with_db(&state, async |db| {
-        admin::find(db, auth.0.tenant.id, &name).await
-    })
-    .await?;
+    let profile = admin::find(&state.admin_db(), auth.0.tenant.id, &name).await?;
     Ok(HttpResponse::Ok().json(ProfileView::of(&profile)))
 }
 
@@ -138,17 +112,14 @@ pub async fn update(
 ) -> Result<HttpResponse, ApiError> {
     let changes: ProfileInput = body(&req, payload, &state).await?;
     let name = name_of(&req);
-    let profile = with_db(&state, async |db| {
-        admin::update(
-            db,
-            &state.deliverer.client,
-            auth.0.tenant.id,
-            &auth.0.tenant.slug,
-            &name,
-            &changes,
-        )
-        .await
-    })
+    let profile = admin::update(
+        &state.admin_db(),
+        &state.deliverer.client,
+        auth.0.tenant.id,
+        &auth.0.tenant.slug,
+        &name,
+        &changes,
+    )
     .await?;
     Ok(HttpResponse::Ok().json(ProfileView::of(&profile)))
 }
@@ -160,13 +131,7 @@ pub async fn delete(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let name = name_of(&req);
-    let deleted = with_db(&state, async |db| {
-        Ok(profiles::delete(db, auth.0.tenant.id, &name).await?)
-    })
-    .await?;
-    if !deleted {
-        return Err(ProfileError::NotFound(name).into());
-    }
+    admin::delete(&state.admin_db(), auth.0.tenant.id, &name).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -207,11 +172,8 @@ async fn set_enabled(
     reason: Option<&str>,
 ) -> Result<HttpResponse, ApiError> {
     let name = name_of(req);
-    let profile = with_db(state, async |db| {
-        Ok(profiles::set_enabled(db, auth.0.tenant.id, &name, enabled, reason).await?)
-    })
-    .await?
-    .ok_or(ProfileError::NotFound(name))?;
+    let db = state.admin_db();
+    let profile = admin::set_enabled(&db, auth.0.tenant.id, &name, enabled, reason).await?;
     Ok(HttpResponse::Ok().json(ProfileView::of(&profile)))
 }
 
@@ -223,12 +185,7 @@ pub async fn rotate_secret(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let name = name_of(&req);
-    let secret = sign::new_secret();
-    with_db(&state, async |db| {
-        Ok(profiles::rotate_secret(db, auth.0.tenant.id, &name, &secret, SECRET_OVERLAP).await?)
-    })
-    .await?
-    .ok_or(ProfileError::NotFound(name))?;
+    let secret = admin::rotate_secret(&state.admin_db(), auth.0.tenant.id, &name).await?;
     Ok(HttpResponse::Ok().json(json!({ "secret": secret })))
 }
 
@@ -251,14 +208,9 @@ pub async fn test(
     let trial: Trial = optional_body(&req, payload, &state).await?;
     let tenant = auth.0.tenant.id;
     let name = name_of(&req);
-    let (profile, call) = with_db(&state, async |db| {
-        let profile = admin::find(db, tenant, &name).await?;
-        Ok((
-            profile,
-            admin::call_for(db, tenant, trial.call.as_deref()).await?,
-        ))
-    })
-    .await?;
+    let db = state.admin_db();
+    let profile = admin::find(&db, tenant, &name).await?;
+    let call = admin::call_for(&db, tenant, trial.call.as_deref()).await?;
     let report = admin::test(&state.deliverer, &profile, tenant, call, trial.dry_run).await?;
     Ok(HttpResponse::Ok().json(report))
 }
@@ -279,7 +231,7 @@ pub async fn run(
     let run: Run = body(&req, payload, &state).await?;
     let tenant = auth.0.tenant.id;
     let name = name_of(&req);
-    let profile = with_db(&state, async |db| admin::find(db, tenant, &name).await).await?;
+    let profile = admin::find(&state.admin_db(), tenant, &name).await?;
     let report = admin::run(&state.deliverer, &profile, tenant, &run.call).await?;
     Ok(HttpResponse::Ok().json(report))
 }
@@ -316,10 +268,7 @@ pub async fn deliveries(
         since: query.since,
         limit: query.limit.unwrap_or(100).clamp(1, 1000),
     };
-    let listed = with_db(&state, async |db| {
-        Ok(deliveries::list(db, auth.0.tenant.id, &filter).await?)
-    })
-    .await?;
+    let listed = deliveries::list(&state.admin_db(), auth.0.tenant.id, &filter).await?;
     Ok(HttpResponse::Ok().json(json!({ "deliveries": listed })))
 }
 
@@ -339,11 +288,8 @@ pub async fn delivery(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let id = delivery_id(&req)?;
-    let attempts = with_db(&state, async |db| {
-        Ok(deliveries::attempts(db, auth.0.tenant.id, id).await?)
-    })
-    .await?
-    .ok_or_else(|| ApiError::NotFound(format!("no delivery {id}")))?;
+    let tenant = Some(auth.0.tenant.id);
+    let attempts = deliveries::attempts(&state.admin_db(), tenant, id).await?;
     Ok(HttpResponse::Ok().json(json!({ "id": id, "attempts": attempts })))
 }
 
@@ -354,13 +300,7 @@ pub async fn replay_one(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let id = delivery_id(&req)?;
-    let replayed = with_db(&state, async |db| {
-        Ok(deliveries::replay(db, auth.0.tenant.id, &[id]).await?)
-    })
-    .await?;
-    if replayed.is_empty() {
-        return Err(ApiError::NotFound(format!("no delivery {id}")));
-    }
+    let replayed = deliveries::replay(&state.admin_db(), Some(auth.0.tenant.id), id).await?;
     Ok(HttpResponse::Accepted().json(replayed_json(&replayed)))
 }
 
@@ -381,12 +321,9 @@ pub async fn replay_failed(
 ) -> Result<HttpResponse, ApiError> {
     let filter: ReplayFailed = optional_body(&req, payload, &state).await?;
     let tenant = auth.0.tenant.id;
-    let replayed = with_db(&state, async |db| {
-        let ids =
-            deliveries::failed_ids(db, tenant, filter.profile.as_deref(), filter.since).await?;
-        Ok(deliveries::replay(db, tenant, &ids).await?)
-    })
-    .await?;
+    let db = state.admin_db();
+    let replayed =
+        deliveries::replay_failed(&db, tenant, filter.profile.as_deref(), filter.since).await?;
     Ok(HttpResponse::Accepted().json(replayed_json(&replayed)))
 }
 
@@ -397,17 +334,4 @@ fn replayed_json(replayed: &[(Uuid, Uuid)]) -> Value {
             .map(|(of, id)| json!({"replay_of": of, "id": id}))
             .collect::<Vec<_>>()
     })
-}
-
-/// Runs `work` on a pooled connection within the write timeout ([`store::with_client`]):
-/// a hung database answers 503 in time instead of holding the request.
-async fn with_db<T>(
-    state: &AppState,
-    work: impl AsyncFnOnce(&deadpool_postgres::Object) -> Result<T, ProfileError>,
-) -> Result<T, ApiError> {
-    let outcome = store::with_client(&state.pool, state.write_timeout, async |client| {
-        Ok(work(client).await)
-    })
-    .await?;
-    Ok(outcome?)
 }

@@ -1,16 +1,13 @@
-//! Managing profiles, the same for the command line and the admin API: validation,
+//! Web-service profiles, the same for the command line and the admin API: validation,
 //! the SSRF check at save, what a profile looks like when shown, `test` and `run`.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use deadpool_postgres::GenericClient;
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::client::{Signing, WebhookClient};
-use super::deliver::Deliverer;
-use super::sign;
+use super::Db;
 use crate::domain::profile::{
     CallFacts, MASK, ProfileInput, ProfileName, ProfileSpec, RenderedRequest,
 };
@@ -18,6 +15,7 @@ use crate::domain::{FieldError, TenantId};
 use crate::store;
 use crate::store::deliveries::{self, LoggedAttempt};
 use crate::store::profiles::{self, StoredProfile};
+use crate::webhook::{Deliverer, Refused, Signing, WebhookClient, sign};
 
 /// How long a rotated secret keeps signing beside the new one.
 pub const SECRET_OVERLAP: Duration = Duration::from_secs(24 * 3600);
@@ -36,7 +34,7 @@ pub enum ProfileError {
     #[error("{field}: {refused}")]
     Refused {
         field: &'static str,
-        refused: super::Refused,
+        refused: Refused,
     },
     #[error(transparent)]
     Failed(#[from] anyhow::Error),
@@ -88,7 +86,7 @@ async fn checked(
         "url"
     };
     let client = client.for_tenant(tenant_slug)?;
-    let refused = |refused: super::Refused| ProfileError::Refused { field, refused };
+    let refused = |refused: Refused| ProfileError::Refused { field, refused };
     client
         .outbound()
         .check_target(&spec.url)
@@ -97,9 +95,10 @@ async fn checked(
     Ok(spec)
 }
 
-/// Creates a profile; answers it and its signing secret (shown this once).
+/// Creates a profile; answers it and its signing secret (shown this once). The target
+/// is checked (and resolved) before a connection is taken.
 pub async fn create(
-    db: &impl GenericClient,
+    db: &Db,
     client: &WebhookClient,
     tenant: TenantId,
     tenant_slug: &str,
@@ -110,7 +109,9 @@ pub async fn create(
         .map_err(|m| ProfileError::Invalid(vec![FieldError::new("name", m)]))?;
     let spec = checked(client, tenant_slug, input).await?;
     let secret = sign::new_secret();
-    let created = profiles::create(db, tenant, &name, &spec.to_input(false), &spec, &secret)
+    let stored = spec.to_input(false);
+    let created = db
+        .run(async |db| profiles::create(&*db, tenant, &name, &stored, &spec, &secret).await)
         .await?
         .ok_or_else(|| ProfileError::Duplicate(name.to_string()))?;
     Ok((created, secret))
@@ -118,7 +119,7 @@ pub async fn create(
 
 /// Changes what `update` names; the rest stays.
 pub async fn update(
-    db: &impl GenericClient,
+    db: &Db,
     client: &WebhookClient,
     tenant: TenantId,
     tenant_slug: &str,
@@ -148,19 +149,56 @@ pub async fn update(
     }
     let merged = current.spec()?.to_input(false).merged(&update);
     let spec = checked(client, tenant_slug, &merged).await?;
-    profiles::update(db, tenant, name, &spec.to_input(false), &spec)
+    let stored = spec.to_input(false);
+    db.run(async |db| profiles::update(&*db, tenant, name, &stored, &spec).await)
         .await?
         .ok_or_else(|| ProfileError::NotFound(name.to_owned()))
 }
 
-pub async fn find(
-    db: &impl GenericClient,
-    tenant: TenantId,
-    name: &str,
-) -> Result<StoredProfile, ProfileError> {
-    profiles::find(db, tenant, name)
+pub async fn find(db: &Db, tenant: TenantId, name: &str) -> Result<StoredProfile, ProfileError> {
+    db.run(async |db| profiles::find(&*db, tenant, name).await)
         .await?
         .ok_or_else(|| ProfileError::NotFound(name.to_owned()))
+}
+
+pub async fn list(db: &Db, tenant: TenantId) -> Result<Vec<StoredProfile>, ProfileError> {
+    Ok(db
+        .run(async |db| profiles::list(&*db, tenant).await)
+        .await?)
+}
+
+/// Stops (with `reason`) or resumes sending; answers the profile as it now is.
+pub async fn set_enabled(
+    db: &Db,
+    tenant: TenantId,
+    name: &str,
+    enabled: bool,
+    reason: Option<&str>,
+) -> Result<StoredProfile, ProfileError> {
+    db.run(async |db| profiles::set_enabled(&*db, tenant, name, enabled, reason).await)
+        .await?
+        .ok_or_else(|| ProfileError::NotFound(name.to_owned()))
+}
+
+/// Deletes a profile, its deliveries and their log.
+pub async fn delete(db: &Db, tenant: TenantId, name: &str) -> Result<(), ProfileError> {
+    let deleted = db
+        .run(async |db| profiles::delete(&*db, tenant, name).await)
+        .await?;
+    if deleted {
+        Ok(())
+    } else {
+        Err(ProfileError::NotFound(name.to_owned()))
+    }
+}
+
+/// A new signing secret (shown this once); the old one signs beside it for a day.
+pub async fn rotate_secret(db: &Db, tenant: TenantId, name: &str) -> Result<String, ProfileError> {
+    let secret = sign::new_secret();
+    db.run(async |db| profiles::rotate_secret(&*db, tenant, name, &secret, SECRET_OVERLAP).await)
+        .await?
+        .ok_or_else(|| ProfileError::NotFound(name.to_owned()))?;
+    Ok(secret)
 }
 
 /// What `test` shows: the request (secrets masked) and, unless a dry run, the answer.
@@ -182,12 +220,13 @@ pub struct TestReport {
 
 /// The call a test or run uses: a stored one (by UUID or report call id), or the sample.
 pub async fn call_for(
-    db: &impl GenericClient,
+    db: &Db,
     tenant: TenantId,
     call: Option<&str>,
 ) -> Result<serde_json::Value, ProfileError> {
     match call {
-        Some(call) => deliveries::call_snapshot(db, tenant, call)
+        Some(call) => db
+            .run(async |db| deliveries::call_snapshot(&*db, tenant, call).await)
             .await?
             .ok_or_else(|| ProfileError::NoCall(call.to_owned())),
         None => Ok(sample_call()),
@@ -249,7 +288,7 @@ pub async fn test(
     report.status = attempt.status;
     report.latency_ms = Some(attempt.latency.as_millis() as u64);
     report.error = attempt.error;
-    report.refusal_detail = attempt.refusal.as_ref().map(super::Refused::detail);
+    report.refusal_detail = attempt.refusal.as_ref().map(Refused::detail);
     report.response = attempt.status.map(|_| attempt.response);
     Ok(report)
 }
