@@ -105,6 +105,8 @@ impl Application {
         if roles.deliver {
             listener = listener.waking_deliveries(delivery_wake.clone());
         }
+        let spam = crate::trust::SpamList::default();
+        listener = listener.keeping_spam(spam.clone());
         let mut listening = listener.spawn(&jobs);
         if tokio::time::timeout(INITIAL_LOAD_WAIT, listening.wait_for(|ready| *ready))
             .await
@@ -205,6 +207,7 @@ impl Application {
             lookup,
             cache,
             index,
+            spam,
             directory,
             metrics,
             listening,

@@ -66,6 +66,8 @@ pub enum TenantCommand {
         #[command(flatten)]
         popup: PopupArgs,
         #[command(flatten)]
+        screening: super::spam::ScreeningArgs,
+        #[command(flatten)]
         db: DatabaseArgs,
     },
 }
@@ -232,6 +234,7 @@ pub async fn run(cmd: TenantCommand) -> anyhow::Result<()> {
             lookup_log,
             lookup_log_retention_days,
             popup,
+            screening,
             db,
         } => {
             let policy = auth
@@ -253,11 +256,13 @@ pub async fn run(cmd: TenantCommand) -> anyhow::Result<()> {
                 && lookup_log.is_none()
                 && lookup_log_retention_days.is_none()
                 && popup.is_empty()
+                && screening.is_empty()
             {
                 bail!(
                     "nothing to change: give --auth, --lookup-rate, --max-numbers, --max-agents, \
                      --event-rate, --max-calls, --time-zone, \
-                     --lookup-log, --lookup-log-retention-days or a screen-pop option (see --help)"
+                     --lookup-log, --lookup-log-retention-days, a screen-pop or a screening option \
+                     (see --help)"
                 );
             }
             let pool = migrated_pool(&db).await?;
@@ -313,6 +318,9 @@ pub async fn run(cmd: TenantCommand) -> anyhow::Result<()> {
                 let mut settings = tenant.popup.clone();
                 popup.apply(&mut settings)?;
                 store::tenants::set_popup_settings(&tx, tenant.id, &settings).await?;
+            }
+            if !screening.is_empty() {
+                screening.apply(&tx, tenant.id, &tenant.settings).await?;
             }
             tx.commit().await?;
             eprintln!("updated tenant `{slug}`");

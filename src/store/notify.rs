@@ -125,8 +125,9 @@ pub async fn config_changed(client: &impl GenericClient) -> anyhow::Result<()> {
 pub async fn listen(client: &tokio_postgres::Client) -> anyhow::Result<()> {
     client
         .batch_execute(&format!(
-            "LISTEN {CONTACTS_CHANNEL}; LISTEN {CONFIG_CHANNEL}; LISTEN {}",
-            super::deliveries::CHANNEL
+            "LISTEN {CONTACTS_CHANNEL}; LISTEN {CONFIG_CHANNEL}; LISTEN {}; LISTEN {}",
+            super::deliveries::CHANNEL,
+            super::spam::CHANNEL
         ))
         .await
         .context("LISTEN")

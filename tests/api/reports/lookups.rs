@@ -80,11 +80,15 @@ async fn caller_identification_counts_lookups_per_local_day() {
             "1".into(),
             "0".into(),
             "1".into(),
-            "50.0%".into()
+            "50.0%".into(),
+            "0".into()
         ]
     );
     assert_eq!(days[1][1], "0");
-    assert_eq!(days.last().unwrap()[1..], ["3", "1", "2", "0", "33.3%"]);
+    assert_eq!(
+        days.last().unwrap()[1..],
+        ["3", "1", "2", "0", "33.3%", "0"]
+    );
     assert_eq!(
         summary(&answer),
         pairs(&[
@@ -93,7 +97,8 @@ async fn caller_identification_counts_lookups_per_local_day() {
             ("Total Identified", "2"),
             ("Total Unknown", "2"),
             ("Total Degraded", "1"),
-            ("Identified Share", "40.0%")
+            ("Identified Share", "40.0%"),
+            ("Total Screened", "0")
         ])
     );
     // It has a row per day, so it takes no rows.
