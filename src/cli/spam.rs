@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use super::db::{find_tenant, migrated_pool};
+use super::tenant::parse_on_off;
 use crate::config::DatabaseArgs;
 use crate::domain::{ScreeningSettings, TenantId};
 use crate::store;
@@ -160,14 +161,6 @@ pub async fn run(cmd: SpamCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-fn parse_on_off(raw: &str) -> Result<bool, String> {
-    match raw {
-        "on" => Ok(true),
-        "off" => Ok(false),
-        _ => Err(format!("`{raw}` is neither on nor off")),
-    }
 }
 
 /// `tenant set`'s screening options; only the ones given change.

@@ -8,6 +8,8 @@ use crate::config::{self, DatabaseArgs};
 use crate::domain::{AuthPolicy, LookupLogSettings, PopupSettings, Region, TenantSlug};
 use crate::store;
 
+// Parsed once per process: the size of `Set` costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum TenantCommand {
     /// Create a tenant
@@ -83,7 +85,7 @@ const MAX_CALLS_CAP: i64 = 1_000_000_000;
 /// The tenant setting holding its IANA time zone.
 pub const TIME_ZONE: &str = "time_zone";
 
-fn parse_on_off(raw: &str) -> Result<bool, String> {
+pub(super) fn parse_on_off(raw: &str) -> Result<bool, String> {
     match raw {
         "on" => Ok(true),
         "off" => Ok(false),

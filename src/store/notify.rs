@@ -86,11 +86,7 @@ pub fn parse_contacts_payload(payload: &str) -> Option<(TenantId, ChangedNumbers
         return None;
     }
     let mut parts = payload.split(' ');
-    let tenant = parts.next()?;
-    if !tenant.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let tenant = TenantId(tenant.parse().ok().filter(|id| *id > 0)?);
+    let tenant = payload_tenant(parts.next()?)?;
     let mut numbers = ChangedNumbers::default();
     let mut claimed = false;
     for part in parts {
@@ -105,6 +101,14 @@ pub fn parse_contacts_payload(payload: &str) -> Option<(TenantId, ChangedNumbers
         }
     }
     Some((tenant, numbers))
+}
+
+/// A payload's tenant id: digits only, positive.
+pub(crate) fn payload_tenant(raw: &str) -> Option<TenantId> {
+    if !raw.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(TenantId(raw.parse().ok().filter(|id| *id > 0)?))
 }
 
 /// Configuration notifications carry no payload; one with a payload is not ours.

@@ -54,11 +54,7 @@ pub fn parse_payload(payload: &str) -> Option<(TenantId, Vec<String>)> {
         return None;
     }
     let mut parts = payload.split(' ');
-    let tenant = parts.next()?;
-    if !tenant.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let tenant = TenantId(tenant.parse().ok().filter(|id| *id > 0)?);
+    let tenant = super::notify::payload_tenant(parts.next()?)?;
     let numbers = parts
         .map(|n| NumberKey::encode(n).map(|_| n.to_owned()))
         .collect::<Option<Vec<_>>>()?;

@@ -40,3 +40,4 @@ mod security;
 mod snapshot;
 mod sync;
 mod tls;
+mod trust;

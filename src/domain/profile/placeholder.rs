@@ -424,6 +424,18 @@ mod tests {
     }
 
     #[test]
+    fn attestation_and_verification_come_from_the_calls_lookup() {
+        let mut call = CallFacts::sample();
+        let v = |name: &str, call: &CallFacts| Placeholder::from_name(name).unwrap().value(call);
+        assert_eq!(v("Attestation", &call), "");
+        call.lookup = Some(serde_json::json!({
+            "identified": false, "verstat": "TN-Validation-Passed", "attest": "A"
+        }));
+        assert_eq!(v("Attestation", &call), "A");
+        assert_eq!(v("Verification", &call), "TN-Validation-Passed");
+    }
+
+    #[test]
     fn a_leg_event_names_its_own_leg() {
         let call = CallFacts {
             request_id: Some(513),
