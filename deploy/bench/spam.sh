@@ -14,9 +14,11 @@
 # flagged (`--spam-threshold 2`: 1,000,000 in memory), the order alternating between
 # rounds. Prints a Markdown table: req/s and p99 per round, and the ratio of medians.
 #
-# Knobs: BENCH_ROUNDS (3), BENCH_DURATION seconds (10), BENCH_CONNS (64),
+# Knobs: BENCH_REUSE=1 (keep the database of an earlier run: no seeding), BENCH_ROUNDS (3), BENCH_DURATION seconds (10), BENCH_CONNS (64),
 # BENCH_CONTACTS (200000), BENCH_PG_PORT (25437), BENCH_GW_PORT (18090),
-# BENCH_SERVER_CPU (0), BENCH_LOAD_CPU (1). Needs wrk.
+# BENCH_SERVER_CPU (0), BENCH_LOAD_CPU (1), BENCH_PROFILE (release; `debug` uses the
+# debug build as it is, when a release build is out of reach: the ratio still holds,
+# the absolute figures do not). Needs wrk.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -61,25 +63,32 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cargo build --release --bin cidgate >&2
-bin=${CARGO_TARGET_DIR:-target}/release/cidgate
+profile=${BENCH_PROFILE:-release}
+if [[ $profile == release ]]; then
+	cargo build --release --bin cidgate >&2
+fi
+bin=${CARGO_TARGET_DIR:-target}/$profile/cidgate
+[[ -x $bin ]] || die "no cidgate binary at $bin"
 cluster_started=1
 base_url=$(taskset -c "$server_cpu" deploy/local/pg.sh start "$cluster" "$pg_port")
-psql -X -q -v ON_ERROR_STOP=1 "$base_url" -c "DROP DATABASE IF EXISTS cidgate_spambench WITH (FORCE)" \
-	-c "CREATE DATABASE cidgate_spambench"
 export DATABASE_URL=${base_url%/*}/cidgate_spambench RUST_LOG=warn
-"$bin" migrate >&2
-"$bin" tenant create bench --region RO >&2
+import_secs="n/a (BENCH_REUSE)"
+if [[ ${BENCH_REUSE:-0} != 1 ]]; then
+	psql -X -q -v ON_ERROR_STOP=1 "$base_url" -c "DROP DATABASE IF EXISTS cidgate_spambench WITH (FORCE)" \
+		-c "CREATE DATABASE cidgate_spambench"
+	"$bin" migrate >&2
+	"$bin" tenant create bench --region RO >&2
+	"$bin" tenant set bench --spam-route screening --spam-name 'SPAM?' --spam-threshold 1000000 >&2
+	awk -v n="$contacts" 'BEGIN { print "id,name,phones"; for (i = 1; i <= n; i++) printf "%d,Contact %d,0720%06d\n", i, i, i - 1 }' >"$work/contacts.csv"
+	"$bin" import --tenant bench "$work/contacts.csv" >&2
+	awk -v n="$spam" 'BEGIN { print "number,reports"; for (i = 0; i < n; i++) printf "073%07d,2\n", 10 * i }' >"$work/spam.csv"
+	t0=$(date +%s.%N)
+	"$bin" spam import --tenant bench --format csv "$work/spam.csv" >&2
+	import_secs=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+	psql -X -q "$DATABASE_URL" -c "VACUUM ANALYZE"
+fi
 token=$("$bin" token create --tenant bench --scope lookup | tail -n 1)
-"$bin" tenant set bench --spam-route screening --spam-name 'SPAM?' --spam-threshold 1000000 >&2
-
-awk -v n="$contacts" 'BEGIN { print "id,name,phones"; for (i = 1; i <= n; i++) printf "%d,Contact %d,0720%06d\n", i, i, i - 1 }' >"$work/contacts.csv"
-"$bin" import --tenant bench "$work/contacts.csv" >&2
-awk -v n="$spam" 'BEGIN { print "number,reports"; for (i = 0; i < n; i++) printf "073%07d,2\n", 10 * i }' >"$work/spam.csv"
-t0=$(date +%s.%N)
-"$bin" spam import --tenant bench --format csv "$work/spam.csv" >&2
-import_secs=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
-psql -X -q "$DATABASE_URL" -c "VACUUM ANALYZE"
+"$bin" tenant set bench --spam-threshold 1000000 >&2
 
 env CIDGATE_LISTEN="$gw_addr" CIDGATE_LOOKUP_RATE=1000000000 taskset -c "$server_cpu" "$bin" serve >"$work/gateway.log" 2>&1 &
 gw_pid=$!
@@ -92,8 +101,12 @@ done
 screened() { # is the listed 0730000000 answered with the screening route?
 	curl -fsS --max-time 5 "http://$gw_addr/api/lookup?telephone=0730000000&token=$token" | grep -q '"route_identifier":"screening"'
 }
+current=off
 flag() { # on|off: the whole list flagged (threshold 2) or none (threshold 1,000,000)
 	local threshold=1000000 i t0
+	# Only a change: a new threshold reloads the lists, which must not overlap a run.
+	[[ $1 == "$current" ]] && return 0
+	current=$1
 	[[ $1 == on ]] && threshold=2
 	t0=$(date +%s.%N)
 	"$bin" tenant set bench --spam-threshold "$threshold" >/dev/null 2>&1
@@ -144,5 +157,6 @@ m_on=$(median <<<"${ons[*]}")
 	done
 	printf '| median | %.0f | %.0f |\n\nflagged / none (medians): %s; spam import of %s numbers: %s s; load average now: %s\n' \
 		"$m_off" "$m_on" "$(awk -v a="$m_on" -v b="$m_off" 'BEGIN { printf "%.3f", a / b }')" "$spam" "$import_secs" "$(cut -d' ' -f1 /proc/loadavg)"
+	printf 'binary: %s build; ' "$profile"
 	printf 'gateway RSS: %s\n' "$(awk '$1 == "VmRSS:" { print $2 " kB" }' "/proc/$gw_pid/status")"
 }

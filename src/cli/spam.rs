@@ -6,10 +6,10 @@ use std::io::BufReader;
 use std::path::PathBuf;
 
 use anyhow::Context;
+use clap::builder::TypedValueParser;
 use clap::{Args, Subcommand};
 
 use super::db::{find_tenant, migrated_pool};
-use super::tenant::parse_on_off;
 use crate::config::DatabaseArgs;
 use crate::domain::{ScreeningSettings, TenantId};
 use crate::store;
@@ -170,7 +170,8 @@ pub struct ScreeningArgs {
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     spam_threshold: Option<u32>,
     /// Also screen unknown callers whose verstat is TN-Validation-Failed: on or off
-    #[arg(long, value_parser = parse_on_off)]
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(["on", "off"])
+        .map(|v| v == "on"))]
     screen_failed_verstat: Option<bool>,
     /// route_identifier of a screened answer (e.g. screening); '' turns screening off
     #[arg(long)]

@@ -85,7 +85,7 @@ const MAX_CALLS_CAP: i64 = 1_000_000_000;
 /// The tenant setting holding its IANA time zone.
 pub const TIME_ZONE: &str = "time_zone";
 
-pub(super) fn parse_on_off(raw: &str) -> Result<bool, String> {
+fn parse_on_off(raw: &str) -> Result<bool, String> {
     match raw {
         "on" => Ok(true),
         "off" => Ok(false),

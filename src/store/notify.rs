@@ -15,6 +15,8 @@ use crate::domain::{ChangedNumbers, NumberKey, TenantId};
 pub const CONTACTS_CHANNEL: &str = "cidgate_contacts";
 /// Tenants, tokens or allowlists changed; payload empty.
 pub const CONFIG_CHANNEL: &str = "cidgate_config";
+/// A tenant's spam list changed (payload: see `store::spam::parse_payload`).
+pub const SPAM_CHANNEL: &str = "cidgate_spam";
 
 /// PostgreSQL caps a payload at 8000 bytes; stay well below.
 const MAX_PAYLOAD: usize = 7_000;
@@ -129,9 +131,8 @@ pub async fn config_changed(client: &impl GenericClient) -> anyhow::Result<()> {
 pub async fn listen(client: &tokio_postgres::Client) -> anyhow::Result<()> {
     client
         .batch_execute(&format!(
-            "LISTEN {CONTACTS_CHANNEL}; LISTEN {CONFIG_CHANNEL}; LISTEN {}; LISTEN {}",
-            super::deliveries::CHANNEL,
-            super::spam::CHANNEL
+            "LISTEN {CONTACTS_CHANNEL}; LISTEN {CONFIG_CHANNEL}; LISTEN {}; LISTEN {SPAM_CHANNEL}",
+            super::deliveries::CHANNEL
         ))
         .await
         .context("LISTEN")

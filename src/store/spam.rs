@@ -9,7 +9,7 @@ use crate::domain::{NumberKey, ScreeningSettings, SpamEntry, TenantId};
 
 /// Payload: `<tenant id>` (reload every list: an import or a threshold changed many
 /// numbers at once) or `<tenant id> <number> …` (ask the database about these numbers).
-pub const CHANNEL: &str = "cidgate_spam";
+pub use super::notify::SPAM_CHANNEL as CHANNEL;
 
 /// PostgreSQL caps a payload at 8000 bytes; stay well below.
 const MAX_PAYLOAD: usize = 7_000;
