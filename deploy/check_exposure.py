@@ -181,7 +181,8 @@ def check_kamailio(text: str, errors: list[str]) -> None:
         refuses_all_but_agents(lambda v, p=pattern: re.search(p, v) is not None, f"{KAMAILIO} `{pattern}`", errors)
     for line in text.splitlines():
         line = line.strip()
-        if line.startswith("$rU") and line != "$rU = $var(cg_user);":
+        # The checked extension, or the operator's own SCREENING_ROUTE (never a CRM value).
+        if line.startswith("$rU") and line not in ("$rU = $var(cg_user);", '$rU = "SCREENING_ROUTE";'):
             errors.append(f"{KAMAILIO}: `{line}` sets the Request-URI from something other than the checked extension")
         if line.startswith('append_hf("X-Direct-Line') and "$var(cg_user)" not in line:
             errors.append(f"{KAMAILIO}: `{line}` passes on the CRM's direct_line unchecked")

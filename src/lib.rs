@@ -19,4 +19,5 @@ pub mod reports;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod trust;
 pub mod webhook;

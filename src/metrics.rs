@@ -29,6 +29,11 @@ pub struct OutcomeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ChannelLabels {
     pub channel: String,
 }
@@ -97,8 +102,12 @@ pub const LOOKUP_OUTCOMES: &[&str] = &[
 ];
 /// `http::rate_limit::Limit` names (a test there keeps the two in step).
 pub const RATE_LIMITS: &[&str] = &["lookups", "sync", "auth_failures", "pops"];
-pub const NOTIFICATION_CHANNELS: &[&str] =
-    &["cidgate_contacts", "cidgate_config", "cidgate_deliveries"];
+pub const NOTIFICATION_CHANNELS: &[&str] = &[
+    "cidgate_contacts",
+    "cidgate_config",
+    "cidgate_deliveries",
+    "cidgate_spam",
+];
 pub const DELIVERY_OUTCOMES: &[&str] = &["delivered", "retrying", "failed", "gone"];
 /// The statements `db_query_duration_seconds` times.
 pub const DB_QUERIES: &[&str] = &["lookup"];
@@ -109,6 +118,8 @@ pub struct Metrics {
     pub http_duration: HistogramFamily<RouteLabels>,
     /// How lookups were answered: cache, index, database, or degraded.
     pub lookups: Family<OutcomeLabels, Counter>,
+    /// Unknown callers answered with the tenant's screening route, by reason.
+    pub lookups_screened: Family<ReasonLabels, Counter>,
     pub cache_hits: Counter,
     pub cache_misses: Counter,
     pub degraded: Counter,
@@ -147,6 +158,7 @@ impl Metrics {
         let http_duration: HistogramFamily<RouteLabels> =
             Family::new_with_constructor(latency_histogram);
         let lookups = Family::default();
+        let lookups_screened: Family<ReasonLabels, Counter> = Family::default();
         let cache_hits = Counter::default();
         let cache_misses = Counter::default();
         let degraded = Counter::default();
@@ -182,6 +194,16 @@ impl Metrics {
             "Lookups by how they were answered",
             lookups.clone(),
         );
+        registry.register(
+            "lookups_screened",
+            "Unknown callers answered with the screening route, by reason (spam_list, failed_verstat)",
+            lookups_screened.clone(),
+        );
+        for reason in crate::domain::ScreenReason::ALL {
+            drop(lookups_screened.get_or_create(&ReasonLabels {
+                reason: reason.as_str(),
+            }));
+        }
         registry.register(
             "cache_hits",
             "Lookups answered from a fresh cache entry",
@@ -367,6 +389,7 @@ impl Metrics {
             http_requests,
             http_duration,
             lookups,
+            lookups_screened,
             cache_hits,
             cache_misses,
             degraded,

@@ -121,6 +121,8 @@ impl Application {
         if roles.deliver {
             listener = listener.waking_deliveries(delivery_wake.clone());
         }
+        let spam = crate::trust::SpamList::default();
+        listener = listener.keeping_spam(spam.clone());
         let mut listening = listener.spawn(&jobs);
         if tokio::time::timeout(INITIAL_LOAD_WAIT, listening.wait_for(|ready| *ready))
             .await
@@ -233,6 +235,7 @@ impl Application {
             lookup,
             cache,
             index,
+            spam,
             directory,
             metrics,
             listening,

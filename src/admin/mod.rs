@@ -10,6 +10,7 @@ pub mod dialer;
 pub mod profiles;
 pub mod reports;
 pub mod service_users;
+pub mod spam;
 pub mod tenants;
 pub mod tokens;
 

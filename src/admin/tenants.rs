@@ -6,8 +6,8 @@ use anyhow::Context;
 
 use super::{Db, Error};
 use crate::domain::{
-    AuthPolicy, EVENT_RATE_SETTING, LookupLogSettings, PopupSettings, Region, TIME_ZONE_SETTING,
-    Tenant, TenantSlug,
+    AuthPolicy, EVENT_RATE_SETTING, LookupLogSettings, PopupSettings, Region, ScreeningSettings,
+    TIME_ZONE_SETTING, Tenant, TenantSlug,
 };
 use crate::store;
 
@@ -90,6 +90,56 @@ pub struct Changes {
     pub lookup_log: Option<bool>,
     pub lookup_log_retention_days: Option<Own<u32>>,
     pub popup: PopupChanges,
+    pub screening: ScreeningChanges,
+}
+
+/// Screening settings to change (issue 36); only the ones given change.
+#[derive(Default)]
+pub struct ScreeningChanges {
+    /// Reports that flag an imported number.
+    pub threshold: Option<u32>,
+    pub screen_failed_verstat: Option<bool>,
+    /// `route_identifier` of a screened answer; empty turns screening off.
+    pub route: Option<String>,
+    /// `name` of a screened answer; empty for none.
+    pub name: Option<String>,
+}
+
+impl ScreeningChanges {
+    pub fn is_empty(&self) -> bool {
+        self.threshold.is_none()
+            && self.screen_failed_verstat.is_none()
+            && self.route.is_none()
+            && self.name.is_none()
+    }
+
+    /// The tenant's screening settings with the changes applied, checking each.
+    fn apply(self, settings: &serde_json::Value) -> Result<ScreeningSettings, Error> {
+        let mut screening = ScreeningSettings::from_tenant_settings(settings);
+        let text = |field: &'static str, raw: String| -> Result<Option<String>, Error> {
+            let raw = raw.trim().to_owned();
+            if raw.chars().count() > 64 || raw.chars().any(char::is_control) {
+                return Err(Error::invalid(
+                    field,
+                    "at most 64 characters, no control characters",
+                ));
+            }
+            Ok(Some(raw).filter(|r| !r.is_empty()))
+        };
+        if let Some(threshold) = self.threshold {
+            screening.threshold = threshold;
+        }
+        if let Some(on) = self.screen_failed_verstat {
+            screening.screen_failed_verstat = on;
+        }
+        if let Some(route) = self.route {
+            screening.route = text("spam_route", route)?;
+        }
+        if let Some(name) = self.name {
+            screening.name = text("spam_name", name)?;
+        }
+        Ok(screening)
+    }
 }
 
 /// Screen-pop settings to change.
@@ -157,6 +207,7 @@ impl Changes {
             && self.lookup_log.is_none()
             && self.lookup_log_retention_days.is_none()
             && self.popup.is_empty()
+            && self.screening.is_empty()
     }
 }
 
@@ -178,6 +229,11 @@ pub async fn update(db: &Db, tenant: &Tenant, changes: Changes) -> Result<(), Er
         let mut settings = tenant.popup.clone();
         changes.popup.apply(&mut settings)?;
         popup = Some(settings);
+    }
+    let rethreshold = changes.screening.threshold.is_some();
+    let mut screening = None;
+    if !changes.screening.is_empty() {
+        screening = Some(changes.screening.apply(&tenant.settings)?);
     }
     let id = tenant.id;
     db.run(async |client| {
@@ -218,6 +274,15 @@ pub async fn update(db: &Db, tenant: &Tenant, changes: Changes) -> Result<(), Er
         set_own(&tx, id, key, changes.lookup_log_retention_days).await?;
         if let Some(settings) = &popup {
             store::tenants::set_popup_settings(&tx, id, settings).await?;
+        }
+        if let Some(screening) = &screening {
+            let value = serde_json::to_value(screening)?;
+            store::tenants::set_setting(&tx, id, ScreeningSettings::KEY, &value).await?;
+            if rethreshold {
+                // A new threshold changes which numbers are flagged: every instance
+                // reloads the tenant's list.
+                store::spam::changed(&tx, id, &[]).await?;
+            }
         }
         tx.commit().await?;
         Ok(())

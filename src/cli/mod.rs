@@ -13,6 +13,7 @@ mod popup;
 mod profile;
 mod report;
 mod service_user;
+mod spam;
 mod tenant;
 mod token;
 
@@ -89,6 +90,9 @@ pub enum Command {
     /// Reports enabled for the historical-data API
     #[command(subcommand)]
     Report(report::ReportCommand),
+    /// Spam lists: complaint data and numbers a tenant screens
+    #[command(subcommand)]
+    Spam(spam::SpamCommand),
     /// Web-service profiles: call data sent to CRMs
     #[command(subcommand)]
     Profile(profile::ProfileCommand),
@@ -144,6 +148,7 @@ pub async fn run(command: Command) -> anyhow::Result<Exit> {
         Command::ServiceUser(cmd) => service_user::run(cmd).await?,
         Command::Report(cmd) => report::run(cmd).await?,
         Command::Profile(cmd) => profile::run(cmd).await?,
+        Command::Spam(cmd) => spam::run(cmd).await?,
         Command::Delivery(cmd) => delivery::run(cmd).await?,
         Command::Secrets(SecretsCommand::Reseal(db)) => {
             let changed = db::open(&db)

@@ -8,6 +8,8 @@ use crate::admin::tenants::{self, Changes, NewTenant, Own, PopupChanges};
 use crate::config::{self, DatabaseArgs};
 use crate::domain::{AuthPolicy, Region, TenantSlug};
 
+// Parsed once per process: the size of `Set` costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum TenantCommand {
     /// Create a tenant
@@ -65,6 +67,8 @@ pub enum TenantCommand {
         lookup_log_retention_days: Option<Own<u32>>,
         #[command(flatten)]
         popup: PopupArgs,
+        #[command(flatten)]
+        screening: super::spam::ScreeningArgs,
         #[command(flatten)]
         db: DatabaseArgs,
     },
@@ -189,6 +193,7 @@ pub async fn run(cmd: TenantCommand) -> anyhow::Result<()> {
             lookup_log,
             lookup_log_retention_days,
             popup,
+            screening,
             db,
         } => {
             let own = |rate: Option<u32>| rate.map_or(Own::Default, Own::Value);
@@ -210,12 +215,14 @@ pub async fn run(cmd: TenantCommand) -> anyhow::Result<()> {
                 lookup_log,
                 lookup_log_retention_days,
                 popup: popup.changes()?,
+                screening: screening.changes(),
             };
             if changes.is_empty() {
                 bail!(
                     "nothing to change: give --auth, --lookup-rate, --max-numbers, --max-agents, \
                      --event-rate, --max-calls, --time-zone, \
-                     --lookup-log, --lookup-log-retention-days or a screen-pop option (see --help)"
+                     --lookup-log, --lookup-log-retention-days, a screen-pop or a screening option \
+                     (see --help)"
                 );
             }
             let db = open(&db).await?;

@@ -133,6 +133,15 @@ pub struct LookupLink {
     pub identified: bool,
     pub contact_id: Option<String>,
     pub degraded: bool,
+    /// What the network said of the caller ID, as the PBX passed it (`caller_trust` in
+    /// the call record).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verstat: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attest: Option<String>,
+    /// Why the answer was screened (`spam_list`, `failed_verstat`), when it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub screened: Option<String>,
 }
 
 /// One validated event. Times are `None` when the PBX sent none: the store fills in

@@ -32,6 +32,11 @@ pub struct LogEntry {
     pub crm_id: Option<String>,
     pub outcome: LookupOutcomeKind,
     pub latency_us: i32,
+    /// `verstat` and `attest` as the PBX passed them.
+    pub verstat: Option<String>,
+    pub attest: Option<String>,
+    /// Why the answer was screened (`spam_list`, `failed_verstat`), when it was.
+    pub screened: Option<&'static str>,
 }
 
 /// A past lookup of one number, for the screen pop.

@@ -22,6 +22,7 @@ mod signing_key;
 mod tenant;
 mod text;
 mod token;
+mod trust;
 mod write;
 
 pub use agent::{Agent, AgentName, Extension, GroupName, agent_extension};
@@ -59,4 +60,8 @@ pub use tenant::{
 };
 pub use text::storage_problem;
 pub use token::{ApiToken, TokenHash, TokenScope, TokenScopes};
+pub use trust::{
+    CallerTrust, FAILED_VERSTAT, MAX_SPAM_LABEL, MAX_TRUST_LEN, Screen, ScreenReason,
+    ScreeningSettings, SpamEntry, trust_param,
+};
 pub use write::{ChangedNumbers, WriteOp, WriteOutcome, WriteResult};

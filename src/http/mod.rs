@@ -79,6 +79,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
     profile_routes(cfg);
     routes::agents_and_click2call(cfg);
+    routes::spam::configure(cfg);
     for (path, handler) in [
         (
             "/api/v1/events/focalscope",

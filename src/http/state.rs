@@ -57,6 +57,8 @@ pub struct AppState {
     pub lookup: LookupService,
     pub cache: AnswerCache,
     pub index: KnownNumbers,
+    /// The tenants' flagged numbers: screening an unknown caller asks no database.
+    pub spam: crate::trust::SpamList,
     pub directory: Directory,
     pub metrics: Arc<Metrics>,
     /// True while the notification listener is connected with its state loaded.

@@ -22,6 +22,7 @@ use crate::jobs::{Readiness, Supervisor};
 use crate::metrics::{ChannelLabels, Metrics};
 use crate::store::tls::DatabaseTarget;
 use crate::store::{self, notify};
+use crate::trust::SpamList;
 
 const HEARTBEAT: Duration = Duration::from_secs(10);
 const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -42,6 +43,8 @@ pub struct Listener {
     pub metrics: Arc<Metrics>,
     /// Woken when deliveries are queued (`cidgate_deliveries`), on a delivering instance.
     pub deliveries: Option<Wake>,
+    /// The tenants' flagged numbers (`cidgate_spam`).
+    pub spam: SpamList,
 }
 
 impl Listener {
@@ -67,7 +70,14 @@ impl Listener {
             directory,
             metrics,
             deliveries: None,
+            spam: SpamList::default(),
         })
+    }
+
+    /// Keeps `spam` current with the spam lists.
+    pub fn keeping_spam(mut self, spam: SpamList) -> Self {
+        self.spam = spam;
+        self
     }
 
     /// Wakes `wake` whenever any instance queues web-service deliveries.
@@ -157,6 +167,12 @@ impl Listener {
                 .reload(&mut loader)
                 .await
                 .context("loading the auth directory")?;
+            let flagged = self
+                .spam
+                .reload(&**loader)
+                .await
+                .context("loading spam lists")?;
+            tracing::info!(flagged, "spam lists loaded");
             self.local
                 .index
                 .reload(&**loader)
@@ -236,6 +252,14 @@ impl Listener {
                 self.directory.reload(&mut loader).await?
             }
             notify::CONFIG_CHANNEL => self.ignore(n),
+            store::spam::CHANNEL => {
+                let Some((tenant, numbers)) = store::spam::parse_payload(n.payload()) else {
+                    self.ignore(n);
+                    return Ok(());
+                };
+                let loader = self.pool.get().await.context("the listener's connection")?;
+                self.spam.heard(&**loader, tenant, &numbers).await?;
+            }
             store::deliveries::CHANNEL => {
                 if let Some(wake) = &self.deliveries {
                     wake.poke();

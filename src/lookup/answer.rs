@@ -51,11 +51,42 @@ pub struct LookupAnswer<'a> {
     hit: Option<&'a LookupHit>,
     /// The signed screen-pop link, set by the handler.
     pub backend_link: Option<Cow<'a, str>>,
+    /// For a screened unknown caller: the tenant's screening name and route, answered
+    /// as `name` and `route_identifier` (no new key in the nine).
+    screened: Option<Screened<'a>>,
+}
+
+/// The `name` and `route_identifier` of a screened answer.
+#[derive(Debug, Clone, Copy)]
+struct Screened<'a> {
+    name: Option<&'a str>,
+    route: &'a str,
 }
 
 impl<'a> LookupAnswer<'a> {
     pub fn new(hit: Option<&'a LookupHit>, backend_link: Option<Cow<'a, str>>) -> Self {
-        Self { hit, backend_link }
+        Self {
+            hit,
+            backend_link,
+            screened: None,
+        }
+    }
+
+    /// Answers an unknown caller with the tenant's screening `name` and `route` (a
+    /// found contact's answer is never screened).
+    pub fn screened(mut self, name: Option<&'a str>, route: &'a str) -> Self {
+        if self.hit.is_none() {
+            self.screened = Some(Screened { name, route });
+        }
+        self
+    }
+
+    fn name(&self) -> Option<&'a str> {
+        match (self.hit, self.screened) {
+            (Some(hit), _) => Some(hit.name()),
+            (None, Some(screened)) => screened.name,
+            (None, None) => None,
+        }
     }
 
     pub fn unknown() -> Self {
@@ -75,7 +106,12 @@ impl LookupAnswer<'_> {
     fn write<S: SerializeStruct>(&self, answer: &mut S, key: Key) -> Result<(), S::Error> {
         match key {
             Key::Id => answer.serialize_field("id", &CrmIdJson(self.hit.map(LookupHit::id))),
-            Key::Name => answer.serialize_field("name", &self.hit.map(LookupHit::name)),
+            Key::Name => answer.serialize_field("name", &self.name()),
+            Key::Field(RoutingField::RouteIdentifier) if self.screened.is_some() => answer
+                .serialize_field(
+                    RoutingField::RouteIdentifier.name(),
+                    &self.screened.map(|s| s.route),
+                ),
             Key::BackendLink => answer.serialize_field("backend_link", &self.backend_link),
             Key::Field(field) => {
                 answer.serialize_field(field.name(), &self.hit.and_then(|h| h.get(field)))
@@ -119,7 +155,10 @@ impl LookupAnswer<'_> {
             out.push('|');
             match key {
                 Key::Id => push_encoded(&mut out, self.hit.map(LookupHit::id)),
-                Key::Name => push_encoded(&mut out, self.hit.map(LookupHit::name)),
+                Key::Name => push_encoded(&mut out, self.name()),
+                Key::Field(RoutingField::RouteIdentifier) if self.screened.is_some() => {
+                    push_encoded(&mut out, self.screened.map(|s| s.route));
+                }
                 Key::BackendLink => push_encoded(&mut out, self.backend_link.as_deref()),
                 Key::Field(field) => match self.hit.and_then(|h| h.get(field)) {
                     Some(FieldValue::Integer(n)) => out.push_str(&n.to_string()),
@@ -216,6 +255,24 @@ mod tests {
             json,
             r#"{"id":12345,"name":"John \"J\" Doe","queue_position":3,"direct_line":"direct_line","backend_link":"https://gw.example.com/pop/1.2.3.4","route_identifier":"route_identifier","outbound_number":"outbound_number","language":"language","external_id":"external_id"}"#
         );
+    }
+
+    #[test]
+    fn a_screened_answer_sets_name_and_route_only_for_an_unknown_caller() {
+        let screened = LookupAnswer::unknown().screened(Some("SPAM?"), "screening");
+        assert_eq!(
+            serde_json::to_string(&screened).unwrap(),
+            r#"{"id":null,"name":"SPAM?","queue_position":null,"direct_line":null,"backend_link":null,"route_identifier":"screening","outbound_number":null,"language":null,"external_id":null}"#
+        );
+        assert_eq!(screened.to_text(), "unknown||SPAM%3F||||screening|||");
+        assert_eq!(
+            screened.to_compact_json(),
+            r#"{"name":"SPAM?","route_identifier":"screening"}"#
+        );
+        let hit = LookupHit::new("1", "Ana", |_| None);
+        let json = serde_json::to_value(LookupAnswer::found(&hit).screened(None, "x")).unwrap();
+        assert_eq!(json["name"], "Ana");
+        assert!(json["route_identifier"].is_null());
     }
 
     #[test]

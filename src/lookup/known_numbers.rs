@@ -321,14 +321,30 @@ impl KnownNumbers {
     /// Loads every number from the primary and swaps the new sets in whole, within the
     /// budget. The old sets serve lookups until then, so a reload briefly holds both.
     pub async fn reload(&self, client: &impl GenericClient) -> anyhow::Result<u64> {
-        let mut fresh = Sets::default();
-        let mut dropped = Vec::new();
+        let mut loading = self.loading();
         let count = store::contacts::for_each_number(client, |tenant, number| {
-            if let Some(key) = NumberKey::encode(number) {
-                dropped.append(&mut fresh.load(tenant, key.raw(), self.budget));
-            }
+            loading.insert(tenant, number)
         })
         .await?;
+        self.install(loading).await;
+        Ok(count)
+    }
+
+    /// A full load from any source (the spam lists load the same way): fill it, then
+    /// `install` it.
+    pub fn loading(&self) -> Loading {
+        Loading {
+            fresh: Sets::default(),
+            dropped: Vec::new(),
+            budget: self.budget,
+        }
+    }
+
+    /// Swaps a full load in for the current sets, whole.
+    pub async fn install(&self, loading: Loading) {
+        let Loading {
+            mut fresh, dropped, ..
+        } = loading;
         for set in fresh.sets.values_mut() {
             for shard in &mut set.shards {
                 shard.shrink_to_fit();
@@ -342,7 +358,6 @@ impl KnownNumbers {
         let _old = std::mem::replace(&mut *sets, fresh);
         drop(sets);
         self.loaded.store(true, Ordering::Release);
-        Ok(count)
     }
 
     /// How many numbers the index holds, for metrics.
@@ -352,6 +367,23 @@ impl KnownNumbers {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// Fresh sets being filled by a full load, within the index's budget.
+pub struct Loading {
+    fresh: Sets,
+    dropped: Vec<(TenantId, usize)>,
+    budget: usize,
+}
+
+impl Loading {
+    /// Adds a stored number (numbers without a compact key are left out).
+    pub fn insert(&mut self, tenant: TenantId, number: &str) {
+        if let Some(key) = NumberKey::encode(number) {
+            let mut dropped = self.fresh.load(tenant, key.raw(), self.budget);
+            self.dropped.append(&mut dropped);
+        }
     }
 }
 

@@ -22,7 +22,8 @@ use self::cache::AnswerCache;
 use self::known_numbers::{KnownNumbers, Membership};
 pub use self::source::Source;
 use crate::domain::{
-    LookupHit, MAX_RAW_LEN, PhoneNumber, PhoneNumberError, Region, TenantId, parse_remembered,
+    CallerTrust, LookupHit, MAX_RAW_LEN, PhoneNumber, PhoneNumberError, Region, TenantId,
+    parse_remembered, trust_param,
 };
 use crate::metrics::Metrics;
 
@@ -37,6 +38,8 @@ pub struct LookupQuery<'a> {
     pub dnid: Option<Cow<'a, str>>,
     /// `format`: the nine-key JSON unless the PBX asked for another form.
     pub format: AnswerForm,
+    /// `verstat` and `attest`: what the network said of the caller ID (STIR/SHAKEN).
+    pub trust: CallerTrust,
 }
 
 /// The forms a lookup answer can take (`format=`).
@@ -58,6 +61,7 @@ impl<'a> LookupQuery<'a> {
     pub fn parse(query: &'a str) -> Result<Self, String> {
         let mut parsed = Self::default();
         let mut format = None;
+        let (mut verstat, mut attest) = (None, None);
         for pair in query.split('&') {
             let Some((name, mut value)) = form_urlencoded::parse(pair.as_bytes()).next() else {
                 continue;
@@ -66,6 +70,8 @@ impl<'a> LookupQuery<'a> {
                 "telephone" => &mut parsed.telephone,
                 "dnid" => &mut parsed.dnid,
                 "format" => &mut format,
+                "verstat" => &mut verstat,
+                "attest" => &mut attest,
                 _ => continue,
             };
             if slot.is_some() {
@@ -85,6 +91,10 @@ impl<'a> LookupQuery<'a> {
             Some("text") => AnswerForm::Text,
             Some("compact") => AnswerForm::Compact,
             Some(_) => return Err("format must be json, text or compact".into()),
+        };
+        parsed.trust = CallerTrust {
+            verstat: trust_param("verstat", verstat.as_deref())?,
+            attest: trust_param("attest", attest.as_deref())?,
         };
         if let Some(dnid) = &parsed.dnid {
             if dnid.chars().count() > MAX_RAW_LEN {
@@ -340,6 +350,18 @@ mod tests {
         assert_eq!(
             LookupQuery::parse("dnid=021%FF").unwrap_err(),
             "dnid is not valid UTF-8"
+        );
+    }
+
+    #[test]
+    fn trust_parameters_are_read_and_bounded() {
+        let q = LookupQuery::parse("telephone=1&verstat=TN-Validation-Failed&attest=C").unwrap();
+        assert_eq!(q.trust.verstat.as_deref(), Some("TN-Validation-Failed"));
+        assert_eq!(q.trust.attest.as_deref(), Some("C"));
+        let long = format!("attest={}", "A".repeat(33));
+        assert_eq!(
+            LookupQuery::parse(&long).unwrap_err(),
+            "attest is longer than 32 characters"
         );
     }
 

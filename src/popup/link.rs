@@ -42,7 +42,7 @@ const SEAL_CAPACITY: usize = 256;
 const HKDF_INFO: &[u8] = b"cidgate screen-pop link seal v2";
 
 /// What a link grants: the screen pop of one call.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LinkClaims<'a> {
     #[serde(rename = "t")]
     pub tenant: i64,
@@ -57,6 +57,14 @@ pub struct LinkClaims<'a> {
     /// Unix time after which the link is dead.
     #[serde(rename = "e")]
     pub expires: i64,
+    /// The caller ID's verification (`verstat`) and attestation, as the PBX passed them.
+    #[serde(rename = "v", skip_serializing_if = "Option::is_none", default)]
+    pub verstat: Option<Cow<'a, str>>,
+    #[serde(rename = "a", skip_serializing_if = "Option::is_none", default)]
+    pub attest: Option<Cow<'a, str>>,
+    /// Why the call was screened, when it was.
+    #[serde(rename = "s", skip_serializing_if = "Option::is_none", default)]
+    pub screened: Option<Cow<'a, str>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -285,6 +293,7 @@ mod tests {
             number: "+40721234567".into(),
             dnid: Some("0210000000".into()),
             expires: Utc::now().timestamp() + expires_in,
+            ..LinkClaims::default()
         }
     }
 

@@ -208,6 +208,37 @@ pub struct ContactPage<'a> {
     pub attributes: Vec<(String, String)>,
     pub recent: RecentCalls,
     pub call: Option<CallButton>,
+    pub trust: Option<TrustView>,
+}
+
+/// What the network said of the caller ID, and whether the call was screened (from the
+/// link: what the lookup was told). Shown as given, escaped.
+#[derive(Debug, Clone, Default)]
+pub struct TrustView {
+    pub verstat: Option<String>,
+    pub attest: Option<String>,
+    pub screened: Option<String>,
+}
+
+impl TrustView {
+    pub fn new(
+        verstat: Option<&str>,
+        attest: Option<&str>,
+        screened: Option<&str>,
+    ) -> Option<Self> {
+        let owned = |v: Option<&str>| v.map(str::to_owned);
+        let view = Self {
+            verstat: owned(verstat),
+            attest: owned(attest),
+            screened: screened.map(|r| match r {
+                "spam_list" => "on the spam list".to_owned(),
+                "failed_verstat" => "caller ID failed verification".to_owned(),
+                other => other.to_owned(),
+            }),
+        };
+        let empty = view.verstat.is_none() && view.attest.is_none() && view.screened.is_none();
+        (!empty).then_some(view)
+    }
 }
 
 #[derive(Template, WebTemplate)]
@@ -220,6 +251,7 @@ pub struct UnknownPage<'a> {
     pub create_link: Option<String>,
     pub recent: RecentCalls,
     pub call: Option<CallButton>,
+    pub trust: Option<TrustView>,
 }
 
 #[derive(Template, WebTemplate)]
@@ -465,8 +497,21 @@ mod tests {
                 rows: Vec::new(),
             },
             call: None,
+            trust: TrustView::new(
+                Some("<b>TN-Validation-Failed"),
+                Some("C"),
+                Some("spam_list"),
+            ),
         };
         let html = page.render().unwrap();
+        // What the PBX passed is shown escaped.
+        assert!(
+            html.contains("&#60;b&#62;TN-Validation-Failed")
+                || html.contains("&lt;b&gt;TN-Validation-Failed"),
+            "{html}"
+        );
+        assert!(html.contains("attestation <bdi>C</bdi>"));
+        assert!(html.contains("on the spam list"));
         for text in EN.routing_fields {
             let value = match contact.routing.get(text.field).unwrap() {
                 FieldValue::Text(value) => value.to_owned(),

@@ -1,7 +1,8 @@
 //! `caller-identification`: the PBX lookups per day in the tenant's time zone, from the
 //! lookup log. Identified: the caller was found in the mirror; Unknown: not found (or
 //! no usable number); Degraded: the answer missed its deadline and was the last known
-//! record or the unknown one. Every day of the timeframe has a row, lookups or not.
+//! record or the unknown one; Screened: unknown callers answered with the tenant's
+//! screening route (spam list, failed verification). Every day of the timeframe has a row, lookups or not.
 
 use chrono::{Duration, NaiveDate};
 use deadpool_postgres::GenericClient;
@@ -33,17 +34,19 @@ pub async fn caller_identification(
                     identified: 0,
                     unknown: 0,
                     degraded: 0,
+                    screened: 0,
                 }),
         );
         day = day.succ_opt().expect("days of a timeframe exist");
     }
-    let (mut identified, mut unknown, mut degraded) = (0, 0, 0);
+    let (mut identified, mut unknown, mut degraded, mut screened) = (0, 0, 0, 0);
     let rows = days
         .iter()
         .map(|d| {
             identified += d.identified;
             unknown += d.unknown;
             degraded += d.degraded;
+            screened += d.screened;
             let lookups = d.identified + d.unknown + d.degraded;
             vec![
                 Cell::text(d.day.to_string()),
@@ -52,6 +55,7 @@ pub async fn caller_identification(
                 Cell::count(d.unknown),
                 Cell::count(d.degraded),
                 Cell::percent(share(d.identified, lookups)),
+                Cell::count(d.screened),
             ]
         })
         .collect();
@@ -64,6 +68,7 @@ pub async fn caller_identification(
             column("Unknown", Format::Number),
             column("Degraded", Format::Number),
             column("Identified Share", Format::Percent),
+            column("Screened", Format::Number),
         ],
         rows,
         summary: vec![
@@ -77,6 +82,7 @@ pub async fn caller_identification(
                 Cell::percent(share(identified, lookups)),
                 Format::Percent,
             ),
+            item("Total Screened", Cell::count(screened), Format::Number),
         ],
     })
 }

@@ -17,7 +17,7 @@ use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
-use crate::domain::{Access, TenantId};
+use crate::domain::{Access, CallerTrust, TenantId};
 
 /// One element of `CallList` (DESIGN §7).
 #[derive(Debug, Clone, Serialize)]
@@ -47,6 +47,9 @@ pub struct CallRecord {
     pub legs: Value,
     /// What the lookup that opened the call found, when one did.
     pub lookup: Option<Value>,
+    /// What the network said of the caller ID (`verstat`, `attest`), as the PBX passed
+    /// them on that lookup; `null` when it passed neither.
+    pub caller_trust: Option<CallerTrust>,
     /// Fields the PBX sent that cidgate does not know.
     pub extra: Value,
 }
@@ -81,9 +84,16 @@ fn record(r: &Row) -> CallRecord {
         recorded: r.get("recorded"),
         recording_url: r.get("recording_url"),
         legs: r.get("legs"),
+        caller_trust: caller_trust(r.get("lookup")),
         lookup: r.get("lookup"),
         extra: r.get("extra"),
     }
+}
+
+fn caller_trust(lookup: Option<Value>) -> Option<CallerTrust> {
+    lookup
+        .and_then(|l| serde_json::from_value::<CallerTrust>(l).ok())
+        .filter(|t| !t.is_empty())
 }
 
 /// Which calls a page is drawn from.

@@ -19,7 +19,8 @@ impl LogCopy {
     pub async fn start(client: &tokio_postgres::Client) -> anyhow::Result<Self> {
         let sink = client
             .copy_in(
-                "COPY lookup_log (tenant_id, at, number, dnid, crm_id, outcome, latency_us)
+                "COPY lookup_log (tenant_id, at, number, dnid, crm_id, outcome, latency_us,
+                                  verstat, attest, screened)
                  FROM STDIN (FORMAT binary)",
             )
             .await
@@ -34,6 +35,9 @@ impl LogCopy {
                 Type::TEXT,
                 Type::TEXT,
                 Type::INT4,
+                Type::TEXT,
+                Type::TEXT,
+                Type::TEXT,
             ],
         );
         Ok(Self {
@@ -53,6 +57,9 @@ impl LogCopy {
                     &e.crm_id,
                     &e.outcome.as_str(),
                     &e.latency_us,
+                    &e.verstat,
+                    &e.attest,
+                    &e.screened,
                 ])
                 .await
                 .context("writing the lookup log")?;

@@ -15,6 +15,8 @@ use crate::domain::{ChangedNumbers, NumberKey, TenantId};
 pub const CONTACTS_CHANNEL: &str = "cidgate_contacts";
 /// Tenants, tokens or allowlists changed; payload empty.
 pub const CONFIG_CHANNEL: &str = "cidgate_config";
+/// A tenant's spam list changed (payload: see `store::spam::parse_payload`).
+pub const SPAM_CHANNEL: &str = "cidgate_spam";
 
 /// PostgreSQL caps a payload at 8000 bytes; stay well below.
 const MAX_PAYLOAD: usize = 7_000;
@@ -86,11 +88,7 @@ pub fn parse_contacts_payload(payload: &str) -> Option<(TenantId, ChangedNumbers
         return None;
     }
     let mut parts = payload.split(' ');
-    let tenant = parts.next()?;
-    if !tenant.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let tenant = TenantId(tenant.parse().ok().filter(|id| *id > 0)?);
+    let tenant = payload_tenant(parts.next()?)?;
     let mut numbers = ChangedNumbers::default();
     let mut claimed = false;
     for part in parts {
@@ -105,6 +103,14 @@ pub fn parse_contacts_payload(payload: &str) -> Option<(TenantId, ChangedNumbers
         }
     }
     Some((tenant, numbers))
+}
+
+/// A payload's tenant id: digits only, positive.
+pub(crate) fn payload_tenant(raw: &str) -> Option<TenantId> {
+    if !raw.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(TenantId(raw.parse().ok().filter(|id| *id > 0)?))
 }
 
 /// Configuration notifications carry no payload; one with a payload is not ours.
@@ -125,7 +131,7 @@ pub async fn config_changed(client: &impl GenericClient) -> anyhow::Result<()> {
 pub async fn listen(client: &tokio_postgres::Client) -> anyhow::Result<()> {
     client
         .batch_execute(&format!(
-            "LISTEN {CONTACTS_CHANNEL}; LISTEN {CONFIG_CHANNEL}; LISTEN {}",
+            "LISTEN {CONTACTS_CHANNEL}; LISTEN {CONFIG_CHANNEL}; LISTEN {}; LISTEN {SPAM_CHANNEL}",
             super::deliveries::CHANNEL
         ))
         .await

@@ -94,6 +94,8 @@ pub struct LookupDay {
     pub identified: i64,
     pub unknown: i64,
     pub degraded: i64,
+    /// Unknown callers answered with the screening route (spam list, failed verstat).
+    pub screened: i64,
 }
 
 /// The lookups of the window per day in `zone` (an IANA name), days without any left out.
@@ -108,7 +110,8 @@ pub async fn lookup_days(
             "SELECT (at AT TIME ZONE $4)::date AS day,
                     count(*) FILTER (WHERE outcome = 'found'),
                     count(*) FILTER (WHERE outcome = 'unknown'),
-                    count(*) FILTER (WHERE outcome = 'degraded')
+                    count(*) FILTER (WHERE outcome = 'degraded'),
+                    count(*) FILTER (WHERE screened IS NOT NULL)
              FROM lookup_log WHERE tenant_id = $1 AND at >= $2 AND at < $3
              GROUP BY 1 ORDER BY 1",
             &[&tenant.0, &window.from, &window.until, &zone],
@@ -122,6 +125,7 @@ pub async fn lookup_days(
             identified: r.get(1),
             unknown: r.get(2),
             degraded: r.get(3),
+            screened: r.get(4),
         })
         .collect())
 }

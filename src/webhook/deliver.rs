@@ -281,6 +281,7 @@ pub fn popup_link(entry: &TenantEntry, public_url: &url::Url, facts: &CallFacts)
             .filter(|d| !d.is_empty())
             .map(Cow::Borrowed),
         expires: Utc::now().timestamp().saturating_add(ttl),
+        ..LinkClaims::default()
     };
     let mut link = format!("{}/pop/", public_url.as_str().trim_end_matches('/'));
     signer.seal_into(&claims, &mut link);

@@ -181,6 +181,7 @@ async fn a_link_shows_nothing_it_names_and_links_already_handed_out_keep_working
         number: "+40721234567".into(),
         dnid: Some("0210000000".into()),
         expires: chrono::Utc::now().timestamp() + 600,
+        ..LinkClaims::default()
     };
     let old = first_form_link(&app, "acme", &claims).await;
     let page = app.http.get(&old).send().await.unwrap();
@@ -267,6 +268,7 @@ async fn a_forged_or_expired_link_is_refused_without_waiting_for_the_database() 
             number: "+40721234567".into(),
             dnid: None,
             expires: chrono::Utc::now().timestamp() - 1,
+            ..LinkClaims::default()
         },
     );
     let unknown_key = format!("2.{}.77.{sealed}", key.tenant.0);

@@ -41,3 +41,4 @@ mod security;
 mod snapshot;
 mod sync;
 mod tls;
+mod trust;

@@ -8,8 +8,16 @@
 --   cidgate_timeout           seconds for the whole request (default 2)
 --   cidgate_default_target    extension for unknown callers and failures (default "support")
 --   cidgate_default_context   its dialplan context (default "default")
+--   cidgate_screening_route   the tenant's --spam-route (default "screening")
+--   cidgate_screening_target  extension for screened callers (default "screening"), in
+--                             cidgate_default_context
+--   caller trust (docs/trust.md), passed on as verstat and attest:
+--     cidgate_verstat / cidgate_attest   set them yourself to override what follows;
+--     sip_P-Asserted-Identity (or sip_i_p-asserted-identity): its verstat parameter;
+--     sip_i_identity (sofia profile parse-all-invite-headers=true): the Identity header's
+--     PASSporT, whose "attest" claim is the attestation level
 -- Channel variables set:
---   cidgate_status            found | unknown | failed
+--   cidgate_status            found | unknown | screened | failed
 --   cidgate_id, cidgate_name, cidgate_direct_line, cidgate_backend_link,
 --   cidgate_queue_position, cidgate_route_identifier, cidgate_outbound_number,
 --   cidgate_language, cidgate_external_id           (unset when null)
@@ -153,6 +161,52 @@ local function urlencode(s)
 	return (s:gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", c:byte()) end))
 end
 
+-- Decodes base64url (no padding needed); nil on anything else.
+function M.base64url_decode(text)
+	local alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	local out, bits, value = {}, 0, 0
+	for i = 1, #text do
+		local at = alphabet:find(text:sub(i, i), 1, true)
+		if not at then return nil end
+		value = value * 64 + (at - 1)
+		bits = bits + 6
+		if bits >= 8 then
+			bits = bits - 8
+			local byte = math.floor(value / 2 ^ bits)
+			out[#out + 1] = string.char(byte)
+			value = value - byte * 2 ^ bits
+		end
+	end
+	return table.concat(out)
+end
+
+-- A trust value cidgate keeps: letters, digits and -._~, at most 32; else nil.
+local function trust_token(v)
+	if type(v) == "string" and v:match("^[%w%-%._~]+$") and #v <= 32 then return v end
+	return nil
+end
+
+-- What the network said of the caller ID: verstat (P-Asserted-Identity's parameter) and
+-- attest (the Identity PASSporT's "attest" claim), each nil when unknown.
+function M.trust(var)
+	local verstat = trust_token(var("cidgate_verstat"))
+	local pai = var("sip_P-Asserted-Identity") or var("sip_i_p-asserted-identity")
+	if not verstat and pai then
+		verstat = trust_token(pai:match("[;?]verstat=([^;>&%s]+)"))
+	end
+	local attest = trust_token(var("cidgate_attest"))
+	local identity = var("sip_i_identity")
+	if not attest and identity then
+		local claims = identity:match("^%s*[%w%-_]+%.([%w%-_]+)%.")
+		local json = claims and M.base64url_decode(claims)
+		local ok, passport = pcall(M.decode, json or "")
+		if ok and type(passport) == "table" then
+			attest = trust_token(passport.attest)
+		end
+	end
+	return verstat, attest
+end
+
 local FIELDS = { "id", "name", "direct_line", "backend_link", "queue_position", "route_identifier",
 	"outbound_number", "language", "external_id" }
 
@@ -177,9 +231,12 @@ function M.lookup(get, curl, set, log)
 	end
 	-- secure: mod_curl verifies cidgate's certificate only when asked (without it, anyone on
 	-- the path could pose as cidgate and read the token in the query string).
-	local request = string.format("%s?telephone=%s&dnid=%s&call_id=%s&token=%s json secure connect-timeout %d timeout %d",
+	local verstat, attest = M.trust(var)
+	if verstat then set("cidgate_verstat", verstat) end
+	if attest then set("cidgate_attest", attest) end
+	local request = string.format("%s?telephone=%s&dnid=%s&call_id=%s&verstat=%s&attest=%s&token=%s json secure connect-timeout %d timeout %d",
 		url, urlencode(var("caller_id_number", "")), urlencode(var("destination_number", "")),
-		urlencode(var("uuid", "")), urlencode(token), tonumber(var("cidgate_connect_timeout", "1")) or 1,
+		urlencode(var("uuid", "")), urlencode(verstat or ""), urlencode(attest or ""), urlencode(token), tonumber(var("cidgate_connect_timeout", "1")) or 1,
 		tonumber(var("cidgate_timeout", "2")) or 2)
 
 	-- mod_curl's `json` option wraps the reply: {"status_code":"200","body":"…",…}
@@ -192,6 +249,19 @@ function M.lookup(get, curl, set, log)
 	if not ok2 or type(answer) ~= "table" or answer.name == nil then
 		log("WARNING", "cidgate: unexpected answer; routing without caller data\n")
 		return "failed"
+	end
+	-- A screened caller (the tenant's spam route) is unknown (null id) with a route and,
+	-- when the tenant set one, a name.
+	local route = answer.route_identifier
+	if answer.id == NULL and type(route) == "string" and route == var("cidgate_screening_route", "screening") then
+		set("cidgate_status", "screened")
+		set("cidgate_route_identifier", route)
+		if type(answer.name) == "string" then
+			set("cidgate_name", (answer.name:gsub("%c", " ")))
+			set("effective_caller_id_name", (answer.name:gsub("%c", " "):gsub('["\\]', "")))
+		end
+		set("cidgate_transfer_to", var("cidgate_screening_target", "screening"))
+		return "screened"
 	end
 	if answer.name == NULL then
 		set("cidgate_status", "unknown")

@@ -72,5 +72,27 @@ for _, line in ipairs({ "101", "PJSIP/2001", "user/10", "123456" }) do
 	check("agent extension: " .. line, v.cidgate_transfer_context == "cidgate_agents" and v.cidgate_transfer_to == line:match("(%d+)$"))
 end
 
+-- Caller trust: verstat from P-Asserted-Identity, attest from the Identity PASSporT, passed on.
+local passport = "eyJhbGciOiJFUzI1NiIsInBwdCI6InNoYWtlbiIsInR5cCI6InBhc3Nwb3J0IiwieDV1IjoiaHR0cHM6Ly9jZXJ0LmV4YW1wbGUuY29tL2NlcnQucGVtIn0" ..
+	".eyJhdHRlc3QiOiJDIiwiZGVzdCI6eyJ0biI6WyI0MDIxMDAwMDAwMCJdfSwiaWF0IjoxNzk2MTE5MjAwLCJvcmlnIjp7InRuIjoiMTU1NTAwMDExMTEifSwib3JpZ2lkIjoiMTIzZTQ1NjctZTg5Yi0xMmQzLWE0NTYtNDI2NjE0MTc0MDAwIn0" ..
+	".c2lnbmF0dXJl;info=<https://cert.example.com/cert.pem>;alg=ES256;ppt=shaken"
+local function trust_of(vars)
+	return M.trust(function(n) return vars[n] end)
+end
+local verstat, attest = trust_of({ ["sip_P-Asserted-Identity"] = "<sip:+15550001111@carrier.example;verstat=TN-Validation-Failed>",
+	sip_i_identity = passport })
+check("trust: verstat and attest", verstat == "TN-Validation-Failed" and attest == "C")
+verstat, attest = trust_of({ ["sip_P-Asserted-Identity"] = "<sip:+1555@x;verstat=a&b=c>", sip_i_identity = "junk" })
+check("trust: unsafe or unreadable values are left out", verstat == "a" and attest == nil)
+verstat, attest = trust_of({})
+check("trust: none", verstat == nil and attest == nil)
+
+local screened = '{"id":null,"name":"SPAM?","queue_position":null,"direct_line":null,"backend_link":null,' ..
+	'"route_identifier":"screening","outbound_number":null,"language":null,"external_id":null}'
+s, v, args = run('{"status_code":"200","body":' .. json_string(screened) .. '}')
+check("screened: to the screening target", s == "screened" and v.cidgate_transfer_to == "screening"
+	and v.effective_caller_id_name == "SPAM?" and v.cidgate_route_identifier == "screening")
+check("request: verstat and attest passed, empty when unknown", args:find("&verstat=&attest=&", 1, true) ~= nil)
+
 print(string.format("freeswitch lua: %d passed, %d failed", count - failures, failures))
 os.exit(failures == 0 and 0 or 1)

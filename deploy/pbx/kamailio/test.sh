@@ -12,7 +12,10 @@
 # the call keeps the dialled number (no toll fraud through a CRM field);
 # an unknown caller connects without them; a call the called side refuses (486) is missed;
 # with cidgate stalled (SIGSTOP: connections are accepted, nothing answers) and with cidgate
-# stopped, calls still connect, without caller data, within the HTTP timeout. Then cidgate is
+# stopped, calls still connect, without caller data, within the HTTP timeout. A call from a
+# number on the tenant's spam list, whose P-Asserted-Identity says verstat=TN-Validation-Failed
+# (and whose Identity PASSporT says attest C), goes to the screening route (sip:screening@…,
+# X-Route-Identifier: screening, X-Caller-Name: SPAM?). Then cidgate is
 # started again and every call placed must be in the CDR API (GET /api/v1/reportsCDRLogs, with
 # a report token), ended, with its caller number and outcome: Kamailio reports each call's end
 # from its timer process, and retries those cidgate missed while it was stalled or stopped.
@@ -228,7 +231,13 @@ toll_number=0722000066
 toll_name="Mallory Dialout"
 toll_direct="SIP/+449001234567"
 unknown_number=0722999999
+spam_number=+15550001111
 dialled=0210000000
+
+# Caller trust: the tenant screens flagged numbers to the route `screening`.
+"$bin" tenant set kamailio-e2e --spam-route screening --spam-name 'SPAM?' >/dev/null 2>&1 ||
+	die "cidgate tenant set --spam-route failed"
+"$bin" spam add --tenant kamailio-e2e "$spam_number" >/dev/null 2>&1 || die "cidgate spam add failed"
 
 status=$(curl -sS -o "$work/put.json" -w '%{http_code}' --max-time 10 -X PUT \
 	"$base/api/v1/contacts/12345" \
@@ -253,6 +262,7 @@ sed -e "s|^#!substdef \"!CIDGATE_LOOKUP_URL!.*|#!substdef \"!CIDGATE_LOOKUP_URL!
 	-e "s|^#!substdef \"!SIP_LISTEN!.*|#!substdef \"!SIP_LISTEN!udp:127.0.0.1:$sip_port!g\"|" \
 	-e "s|^#!substdef \"!NEXT_HOP!.*|#!substdef \"!NEXT_HOP!sip:127.0.0.1:$uas_port!g\"|" \
 	-e "s|^#!substdef \"!AGENTS_HOP!.*|#!substdef \"!AGENTS_HOP!sip:127.0.0.1:$uas_port!g\"|" \
+	-e "s|^#!substdef \"!SCREENING_HOP!.*|#!substdef \"!SCREENING_HOP!sip:127.0.0.1:$uas_port!g\"|" \
 	"$here/kamailio.cfg" >"$work/kamailio.cfg"
 for key in "$base/api/lookup" "$base/api/v1/events/call-end" "$pbx_token" "udp:127.0.0.1:$sip_port" "sip:127.0.0.1:$uas_port"; do
 	grep -qF -- "$key" "$work/kamailio.cfg" || die "rendering kamailio.cfg failed (missing $key)"
@@ -288,8 +298,9 @@ declare -A call_id=() call_caller=() call_outcome=()
 calls=()
 test_started=$(date -u -d '-5 min' +%Y-%m-%dT%H:%M:%SZ)
 
-# place_call NAME CALLER [OUTCOME]: one call through Kamailio, answered (uac.xml/uas.xml) or,
-# with OUTCOME missed, refused with 486 (uac_busy.xml/uas_busy.xml). The INVITE the UAS got is
+# place_call NAME CALLER [OUTCOME [UAC]]: one call through Kamailio, answered (uac.xml/uas.xml)
+# or, with OUTCOME missed, refused with 486 (uac_busy.xml/uas_busy.xml); UAC another caller
+# scenario (uac_screened.xml). The INVITE the UAS got is
 # in $work/NAME.uas.msg; the call's Call-ID is remembered for the CDR check.
 place_call() {
 	local name=$1 caller=$2 outcome=${3:-answered} uas_rc=0 uac_rc=0 t0 t1 uac=uac.xml uas=uas.xml id
@@ -297,6 +308,7 @@ place_call() {
 		uac=uac_busy.xml
 		uas=uas_busy.xml
 	fi
+	uac=${4:-$uac}
 	: >"$work/$name.uas.msg"
 	timeout 30 sipp -sf "$here/sipp/$uas" -i 127.0.0.1 -p "$uas_port" -m 1 -nostdin \
 		-timeout 25s -timeout_error -trace_msg -message_file "$work/$name.uas.msg" \
@@ -408,6 +420,19 @@ case_unknown() {
 	report "$n" "$rc"
 }
 
+# 2b. A listed number whose caller ID the carrier could not verify: to the screening route.
+case_screened() {
+	local n=listed_caller_goes_to_the_screening_route rc=0
+	{
+		place_call "$n" "$spam_number" answered uac_screened.xml &&
+			check_has "$n" '^INVITE sip:screening@' "the screening route as Request-URI user" &&
+			check_has "$n" '^X-Route-Identifier: screening\s*$' "X-Route-Identifier: screening" &&
+			check_has "$n" '^X-Caller-Name: SPAM\?\s*$' "X-Caller-Name: SPAM?" &&
+			check_lacks "$n" 'spoofed-route' "the caller's spoofed X-Route-Identifier"
+	} || rc=1
+	report "$n" "$rc"
+}
+
 # 3. The called side refuses the call (486 Busy Here): it is reported as missed.
 case_missed() {
 	local n=refused_call_is_reported_missed rc=0
@@ -498,7 +523,7 @@ case_cdr() {
 		rc=0
 		rec=$(cdr_record "${call_id[$name]}")
 		# The caller's number as cidgate normalizes it (+40722…) ends with its national digits.
-		digits=${call_caller[$name]}
+		digits=${call_caller[$name]//[!0-9]/}
 		digits=${digits#"${digits%%[!0]*}"}
 		if [[ -z $rec ]]; then
 			say "cdr_$name: Call-ID ${call_id[$name]} is not in the CDR API (one record per call expected)"
@@ -552,6 +577,21 @@ case_cdr() {
 		}
 	done
 	report_cdr cdr_the_lookup_links_the_call_to_its_contact "$rc"
+	# The screened call's record keeps what the carrier said of the caller ID.
+	rc=0
+	name=listed_caller_goes_to_the_screening_route
+	if [[ -z ${call_id[$name]:-} ]]; then
+		say "cdr_caller_trust: the call $name was not placed"
+		rc=1
+	else
+		rec=$(cdr_record "${call_id[$name]}")
+		expected='.caller_trust.verstat == "TN-Validation-Failed" and .caller_trust.attest == "C" and .lookup.screened == "spam_list"'
+		jq -e "$expected" <<<"${rec:-null}" >/dev/null 2>&1 || {
+			say "cdr_caller_trust: expected $expected; got: ${rec:-no record}"
+			rc=1
+		}
+	fi
+	report_cdr cdr_the_screened_call_keeps_its_caller_trust "$rc"
 }
 
 report_cdr() { # NAME STATUS
@@ -572,6 +612,7 @@ report_cdr() { # NAME STATUS
 case_known
 case_toll
 case_unknown
+case_screened
 case_missed
 case_stalled
 case_stopped

@@ -36,6 +36,10 @@ pub enum Placeholder {
     EndTime,
     RequestId,
     Event,
+    /// STIR/SHAKEN attestation the PBX passed on the call's lookup (`attest`).
+    Attestation,
+    /// STIR/SHAKEN verification result the PBX passed on the call's lookup (`verstat`).
+    Verification,
     // The URL adapter's own (dial-api-and-event-url-adapter.txt).
     CallTypeName,
     PbxCallId,
@@ -72,6 +76,8 @@ const NAMES: &[(&str, Placeholder)] = &[
     ("End Time", Placeholder::EndTime),
     ("Request ID", Placeholder::RequestId),
     ("Event", Placeholder::Event),
+    ("Attestation", Placeholder::Attestation),
+    ("Verification", Placeholder::Verification),
 ];
 
 /// `{{Name}}` spellings: the URL adapter's names.
@@ -158,6 +164,8 @@ impl Placeholder {
             Self::EndTime => millis(call.ended_at).unwrap_or_default(),
             Self::RequestId => call.request_id.map(|r| r.to_string()).unwrap_or_default(),
             Self::Event => call.event.clone(),
+            Self::Attestation => lookup_text(call, "attest"),
+            Self::Verification => lookup_text(call, "verstat"),
             Self::CallTypeName => call_type_name(call),
             Self::PbxCallId => match &call.leg_event {
                 Some(leg) => leg.call_id.clone(),
@@ -175,6 +183,16 @@ impl Placeholder {
             },
         }
     }
+}
+
+/// A text field of the lookup that opened the call; empty without one.
+fn lookup_text(call: &CallFacts, key: &str) -> String {
+    call.lookup
+        .as_ref()
+        .and_then(|l| l.get(key))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// Whole seconds; empty while unknown (a call still up has no duration yet).
@@ -403,6 +421,18 @@ mod tests {
         assert_eq!(v("DialApiEventCode"), "1");
         assert_eq!(v("CallTypeName"), "Inbound");
         assert_eq!(v("Request ID"), "");
+    }
+
+    #[test]
+    fn attestation_and_verification_come_from_the_calls_lookup() {
+        let mut call = CallFacts::sample();
+        let v = |name: &str, call: &CallFacts| Placeholder::from_name(name).unwrap().value(call);
+        assert_eq!(v("Attestation", &call), "");
+        call.lookup = Some(serde_json::json!({
+            "identified": false, "verstat": "TN-Validation-Passed", "attest": "A"
+        }));
+        assert_eq!(v("Attestation", &call), "A");
+        assert_eq!(v("Verification", &call), "TN-Validation-Passed");
     }
 
     #[test]

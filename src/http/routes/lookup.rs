@@ -6,14 +6,15 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
 
 use crate::domain::{
-    CallEvent, EventKind, LogEntry, LookupHit, LookupLink, LookupOutcomeKind, RoutingField,
-    storage_problem,
+    CallEvent, CallerTrust, EventKind, LogEntry, LookupHit, LookupLink, LookupOutcomeKind,
+    RoutingField, Screen, ScreenReason, storage_problem,
 };
 use crate::http::auth::{LookupAuth, request_start};
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
 use crate::live::directory::TenantEntry;
-use crate::lookup::{AnswerForm, Caller, Degraded, LookupAnswer, LookupQuery};
+use crate::lookup::{AnswerForm, Caller, Degraded, LookupAnswer, LookupOutcome, LookupQuery};
+use crate::metrics::ReasonLabels;
 use crate::popup::LinkClaims;
 use crate::store::calls::IncomingEvent;
 
@@ -46,8 +47,30 @@ pub async fn lookup(
         Caller::Unidentified => None,
     };
     let hit = outcome.hit.as_ref();
-    let link = number.and_then(|n| backend_link(&state, &entry, hit, n, query.dnid.as_deref()));
-    let body = LookupAnswer::new(hit, link.map(Cow::Owned));
+    let screen = screen_for(&state, &entry, &caller, &outcome, &query.trust);
+    let reason = screen.map(|(_, reason)| reason);
+    let link = number.and_then(|n| {
+        backend_link(
+            &state,
+            &entry,
+            hit,
+            n,
+            query.dnid.as_deref(),
+            &query.trust,
+            reason,
+        )
+    });
+    let mut body = LookupAnswer::new(hit, link.map(Cow::Owned));
+    if let Some((screen, reason)) = screen {
+        state
+            .metrics
+            .lookups_screened
+            .get_or_create(&ReasonLabels {
+                reason: reason.as_str(),
+            })
+            .inc();
+        body = body.screened(screen.name, screen.route);
+    }
     if tenant.lookup_log.enabled {
         state.lookup_log.record(LogEntry {
             tenant: tenant.id,
@@ -61,6 +84,9 @@ pub async fn lookup(
                 (None, None) => LookupOutcomeKind::Unknown,
             },
             latency_us: i32::try_from(started.elapsed().as_micros()).unwrap_or(i32::MAX),
+            verstat: query.trust.verstat.clone(),
+            attest: query.trust.attest.clone(),
+            screened: reason.map(ScreenReason::as_str),
         });
     }
     if let Some(call_id) = pbx_call_id(req.query_string()) {
@@ -68,6 +94,9 @@ pub async fn lookup(
             identified: hit.is_some(),
             contact_id: hit.map(|h| h.id().to_owned()),
             degraded: outcome.degraded.is_some(),
+            verstat: query.trust.verstat.clone(),
+            attest: query.trust.attest.clone(),
+            screened: reason.map(|r| r.as_str().to_owned()),
         };
         let event = CallEvent {
             call_id,
@@ -115,6 +144,27 @@ fn pbx_call_id(query: &str) -> Option<String> {
         .filter(|v| !v.is_empty() && v.chars().count() <= 128 && !v.chars().any(char::is_control))
 }
 
+/// Whether this unknown caller is screened, and how: only an answer that is certain
+/// (not degraded: a contact the database could not be asked about must not be sent to
+/// screening), only when the tenant set a screening route. The spam list is in memory.
+fn screen_for<'a>(
+    state: &AppState,
+    entry: &'a TenantEntry,
+    caller: &Caller,
+    outcome: &LookupOutcome,
+    trust: &CallerTrust,
+) -> Option<(Screen<'a>, ScreenReason)> {
+    if outcome.hit.is_some() || outcome.degraded.is_some() {
+        return None;
+    }
+    let screen = Screen::of(&entry.tenant.settings)?;
+    let flagged = match caller {
+        Caller::Number(n) => state.spam.is_flagged(entry.tenant.id, n),
+        Caller::Unidentified => false,
+    };
+    screen.reason(flagged, trust).map(|reason| (screen, reason))
+}
+
 /// The screen pop for this call: a sealed link to the contact's page, or for an unknown
 /// caller (when the tenant wants one) to the unknown-caller page.
 fn backend_link(
@@ -123,6 +173,8 @@ fn backend_link(
     hit: Option<&LookupHit>,
     number: &str,
     dnid: Option<&str>,
+    trust: &CallerTrust,
+    screened: Option<ScreenReason>,
 ) -> Option<String> {
     let settings = &entry.tenant.popup;
     if hit.is_none() && !settings.for_unknown {
@@ -142,6 +194,9 @@ fn backend_link(
         number: number.into(),
         dnid: dnid.filter(|d| !d.is_empty()).map(Cow::Borrowed),
         expires: Utc::now().timestamp().saturating_add(ttl),
+        verstat: trust.verstat.as_deref().map(Cow::Borrowed),
+        attest: trust.attest.as_deref().map(Cow::Borrowed),
+        screened: screened.map(|r| Cow::Borrowed(r.as_str())),
     };
     let base = state.public_url.as_str().trim_end_matches('/');
     let mut link = String::with_capacity(base.len() + 320);

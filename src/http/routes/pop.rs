@@ -266,6 +266,11 @@ async fn render(req: &HttpRequest, token: &str, state: &AppState) -> Result<Http
         false => views::recent_calls(&EN, &calls, zone),
     };
     let settings = &tenant.popup;
+    let trust = views::TrustView::new(
+        claims.verstat.as_deref(),
+        claims.attest.as_deref(),
+        claims.screened.as_deref(),
+    );
 
     let (Some(crm_id), Some(contact)) = (claims.crm_id.as_deref(), contact) else {
         let create_link = settings
@@ -280,6 +285,7 @@ async fn render(req: &HttpRequest, token: &str, state: &AppState) -> Result<Http
             create_link,
             recent,
             call,
+            trust,
         };
         return Ok(respond_with_form(req, page.customize(), settings, has_call));
     };
@@ -307,6 +313,7 @@ async fn render(req: &HttpRequest, token: &str, state: &AppState) -> Result<Http
         attributes: views::attribute_rows(&contact.attributes),
         recent,
         call,
+        trust,
     };
     Ok(respond_with_form(req, page.customize(), settings, has_call))
 }

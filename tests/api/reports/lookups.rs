@@ -36,15 +36,18 @@ async fn caller_identification_counts_lookups_per_local_day() {
         .into_iter()
         .find(|t| t.slug == "acme")
         .unwrap();
-    for (at, outcome) in [
-        (local(d, "23:59:59"), "degraded"),
-        (local(d, "00:00:00"), "found"),
-        (local(d, "00:00:00") - Duration::seconds(1), "unknown"),
+    // One of them screened (a flagged number: docs/trust.md).
+    for (at, outcome, screened) in [
+        (local(d, "23:59:59"), "degraded", None),
+        (local(d, "00:00:00"), "found", None),
+        (local(d, "12:00:00"), "unknown", Some("spam_list")),
+        (local(d, "00:00:00") - Duration::seconds(1), "unknown", None),
     ] {
         client
             .execute(
-                "INSERT INTO lookup_log (tenant_id, at, number, outcome, latency_us) VALUES ($1, $2, '+40700000009', $3, 1000)",
-                &[&acme.id.0, &at, &outcome],
+                "INSERT INTO lookup_log (tenant_id, at, number, outcome, latency_us, screened)
+                 VALUES ($1, $2, '+40700000009', $3, 1000, $4)",
+                &[&acme.id.0, &at, &outcome, &screened],
             )
             .await
             .unwrap();
@@ -62,7 +65,7 @@ async fn caller_identification_counts_lookups_per_local_day() {
     );
     eventually(PROPAGATION, "today's lookups are logged", || async {
         let answer = report_json(&app, &key, &report, &whole).await;
-        summary(&answer)[1].1 == "5"
+        summary(&answer)[1].1 == "6"
     })
     .await;
     let answer = report_json(&app, &key, &report, &whole).await;
@@ -76,24 +79,29 @@ async fn caller_identification_counts_lookups_per_local_day() {
         days[0],
         [
             d.to_string(),
-            "2".into(),
+            "3".into(),
             "1".into(),
-            "0".into(),
             "1".into(),
-            "50.0%".into()
+            "1".into(),
+            "33.3%".into(),
+            "1".into()
         ]
     );
     assert_eq!(days[1][1], "0");
-    assert_eq!(days.last().unwrap()[1..], ["3", "1", "2", "0", "33.3%"]);
+    assert_eq!(
+        days.last().unwrap()[1..],
+        ["3", "1", "2", "0", "33.3%", "0"]
+    );
     assert_eq!(
         summary(&answer),
         pairs(&[
             ("Days", &days.len().to_string()),
-            ("Total Lookups", "5"),
+            ("Total Lookups", "6"),
             ("Total Identified", "2"),
-            ("Total Unknown", "2"),
+            ("Total Unknown", "3"),
             ("Total Degraded", "1"),
-            ("Identified Share", "40.0%")
+            ("Identified Share", "33.3%"),
+            ("Total Screened", "1")
         ])
     );
     // It has a row per day, so it takes no rows.
