@@ -12,6 +12,7 @@ pub mod jobs;
 pub mod live;
 pub mod lookup;
 pub mod metrics;
+pub mod phones;
 pub mod popup;
 pub mod reports;
 pub mod startup;

@@ -138,6 +138,7 @@ pub struct Metrics {
     pub retention_failures: Family<StepLabels, Counter>,
     pub gauges: Gauges,
     pub webhooks: WebhookMetrics,
+    pub phones: PhoneMetrics,
 }
 
 impl Metrics {
@@ -339,6 +340,7 @@ impl Metrics {
         );
 
         let webhooks = WebhookMetrics::registered(&mut registry);
+        let phones = PhoneMetrics::registered(&mut registry);
         // Every known series exists from start, at zero (see `KNOWN`).
         for &outcome in LOOKUP_OUTCOMES {
             drop(lookups.get_or_create(&OutcomeLabels { outcome }));
@@ -364,6 +366,7 @@ impl Metrics {
         Arc::new(Self {
             registry,
             webhooks,
+            phones,
             http_requests,
             http_duration,
             lookups,
@@ -454,6 +457,38 @@ impl WebhookMetrics {
     pub fn outcome(&self, outcome: &'static str) {
         self.deliveries
             .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhoneLabels {
+    pub vendor: &'static str,
+    /// directory, input, phonebook or lookup.
+    pub request: &'static str,
+}
+
+/// Desk phones' requests (issue 35), by vendor and kind.
+pub struct PhoneMetrics {
+    pub requests: Family<PhoneLabels, Counter>,
+}
+
+impl PhoneMetrics {
+    fn registered(registry: &mut Registry) -> Self {
+        let metrics = Self {
+            requests: Family::default(),
+        };
+        registry.register(
+            "phone_requests",
+            "Desk phones' directory, input, phone-book and caller-name answers by vendor",
+            metrics.requests.clone(),
+        );
+        metrics
+    }
+
+    pub fn answered(&self, vendor: &'static str, request: &'static str) {
+        self.requests
+            .get_or_create(&PhoneLabels { vendor, request })
             .inc();
     }
 }

@@ -57,6 +57,10 @@ pub enum TenantCommand {
         /// IANA time zone for dates people read and write (e.g. Europe/Bucharest)
         #[arg(long, value_parser = parse_time_zone)]
         time_zone: Option<chrono_tz::Tz>,
+        /// Most contacts (by name) in the phone books desk phones download
+        /// (/phones/yealink/phonebook.xml, /phones/grandstream/phonebook.xml); 5000 unless set
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::phones::PHONEBOOK_MAX_CAP)))]
+        phonebook_max: Option<u32>,
         /// Record this tenant's lookups (screen pop's recent calls, reports): on or off
         #[arg(long, value_parser = parse_on_off)]
         lookup_log: Option<bool>,
@@ -229,6 +233,7 @@ pub async fn run(cmd: TenantCommand) -> anyhow::Result<()> {
             event_rate,
             max_calls,
             time_zone,
+            phonebook_max,
             lookup_log,
             lookup_log_retention_days,
             popup,
@@ -250,13 +255,14 @@ pub async fn run(cmd: TenantCommand) -> anyhow::Result<()> {
                 && event_rate.is_none()
                 && max_calls.is_none()
                 && time_zone.is_none()
+                && phonebook_max.is_none()
                 && lookup_log.is_none()
                 && lookup_log_retention_days.is_none()
                 && popup.is_empty()
             {
                 bail!(
                     "nothing to change: give --auth, --lookup-rate, --max-numbers, --max-agents, \
-                     --event-rate, --max-calls, --time-zone, \
+                     --event-rate, --max-calls, --time-zone, --phonebook-max, \
                      --lookup-log, --lookup-log-retention-days or a screen-pop option (see --help)"
                 );
             }
@@ -294,6 +300,10 @@ pub async fn run(cmd: TenantCommand) -> anyhow::Result<()> {
             if let Some(zone) = time_zone {
                 let zone = serde_json::Value::String(zone.name().to_owned());
                 store::tenants::set_setting(&tx, tenant.id, TIME_ZONE, &zone).await?;
+            }
+            if let Some(max) = phonebook_max {
+                let key = crate::phones::PHONEBOOK_MAX;
+                store::tenants::set_setting(&tx, tenant.id, key, &max.into()).await?;
             }
             if let Some(on) = lookup_log {
                 let key = LookupLogSettings::ENABLED_KEY;

@@ -20,7 +20,8 @@ use self::batcher::LookupBatcher;
 use self::cache::AnswerCache;
 use self::known_numbers::{KnownNumbers, Membership};
 use crate::domain::{
-    LookupHit, MAX_RAW_LEN, PhoneNumber, PhoneNumberError, Region, TenantId, parse_remembered,
+    LogEntry, LookupHit, LookupOutcomeKind, MAX_RAW_LEN, PhoneNumber, PhoneNumberError, Region,
+    TenantId, parse_remembered,
 };
 use crate::metrics::Metrics;
 
@@ -33,8 +34,11 @@ use crate::metrics::Metrics;
 pub struct LookupQuery<'a> {
     pub telephone: Option<Cow<'a, str>>,
     pub dnid: Option<Cow<'a, str>>,
-    /// `format`: the nine-key JSON unless the PBX asked for another form.
+    /// `format` (or `type=xml`): the nine-key JSON unless the PBX asked for another form.
     pub format: AnswerForm,
+    /// `root_tag`: the XML answer's root element, checked to be an XML name (`contact`
+    /// when empty or absent). Read only with `type=xml`.
+    pub root_tag: Option<Cow<'a, str>>,
 }
 
 /// The forms a lookup answer can take (`format=`).
@@ -48,7 +52,13 @@ pub enum AnswerForm {
     /// The same JSON without its null keys: an unknown caller is `{}` (3CX, whose
     /// template rules test whether a key is present).
     Compact,
+    /// The nine keys as child elements of `root_tag` (`type=xml`, the reference PBX's
+    /// Generic API).
+    Xml,
 }
+
+/// The XML answer's root element when the PBX names none.
+pub const DEFAULT_ROOT_TAG: &str = "contact";
 
 impl<'a> LookupQuery<'a> {
     /// Reads a query string; the error says what was wrong. Broken escapes and invalid
@@ -56,6 +66,8 @@ impl<'a> LookupQuery<'a> {
     pub fn parse(query: &'a str) -> Result<Self, String> {
         let mut parsed = Self::default();
         let mut format = None;
+        let mut kind = None;
+        let mut root_tag = None;
         for pair in query.split('&') {
             let Some((name, mut value)) = form_urlencoded::parse(pair.as_bytes()).next() else {
                 continue;
@@ -64,6 +76,8 @@ impl<'a> LookupQuery<'a> {
                 "telephone" => &mut parsed.telephone,
                 "dnid" => &mut parsed.dnid,
                 "format" => &mut format,
+                "type" => &mut kind,
+                "root_tag" => &mut root_tag,
                 _ => continue,
             };
             if slot.is_some() {
@@ -84,6 +98,28 @@ impl<'a> LookupQuery<'a> {
             Some("compact") => AnswerForm::Compact,
             Some(_) => return Err("format must be json, text or compact".into()),
         };
+        // `type` is the reference's Generic API parameter (`send_request_headers` and
+        // `ignore_response` come with it and mean nothing to the answer).
+        match kind.as_deref() {
+            None | Some("" | "json") => {}
+            Some("xml") if parsed.format == AnswerForm::Json => {
+                parsed.format = AnswerForm::Xml;
+                let tag = root_tag.filter(|t| !t.trim().is_empty());
+                if let Some(tag) = &tag
+                    && !crate::phones::xml::is_xml_name(tag)
+                {
+                    return Err(format!(
+                        "root_tag `{}` is not a valid XML element name (a letter or _ first, \
+                         then letters, digits, - . _, no namespace prefix, at most {} characters)",
+                        tag.chars().take(80).collect::<String>(),
+                        crate::phones::xml::MAX_NAME_LEN
+                    ));
+                }
+                parsed.root_tag = tag;
+            }
+            Some("xml") => return Err("type=xml cannot be combined with format".into()),
+            Some(_) => return Err("type must be json or xml".into()),
+        }
         if let Some(dnid) = &parsed.dnid {
             if dnid.chars().count() > MAX_RAW_LEN {
                 return Err(format!("dnid is longer than {MAX_RAW_LEN} characters"));
@@ -152,6 +188,29 @@ impl LookupOutcome {
         Self {
             hit,
             degraded: None,
+        }
+    }
+
+    /// The lookup log's record of this answer, for a lookup that began at `started`.
+    pub fn log_entry(
+        &self,
+        tenant: TenantId,
+        number: Option<&str>,
+        dnid: Option<&str>,
+        started: Instant,
+    ) -> LogEntry {
+        LogEntry {
+            tenant,
+            at: chrono::Utc::now(),
+            number: number.map(str::to_owned),
+            dnid: dnid.map(str::to_owned),
+            crm_id: self.hit.as_ref().map(|h| h.id().to_owned()),
+            outcome: match (self.degraded, &self.hit) {
+                (Some(_), _) => LookupOutcomeKind::Degraded,
+                (None, Some(_)) => LookupOutcomeKind::Found,
+                (None, None) => LookupOutcomeKind::Unknown,
+            },
+            latency_us: i32::try_from(started.elapsed().as_micros()).unwrap_or(i32::MAX),
         }
     }
 }

@@ -5,15 +5,12 @@ use std::borrow::Cow;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
 
-use crate::domain::{
-    CallEvent, EventKind, LogEntry, LookupHit, LookupLink, LookupOutcomeKind, RoutingField,
-    storage_problem,
-};
+use crate::domain::{CallEvent, EventKind, LookupHit, LookupLink, RoutingField, storage_problem};
 use crate::http::auth::{LookupAuth, request_start};
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
 use crate::live::directory::TenantEntry;
-use crate::lookup::{AnswerForm, Caller, Degraded, LookupAnswer, LookupQuery};
+use crate::lookup::{AnswerForm, Caller, DEFAULT_ROOT_TAG, Degraded, LookupAnswer, LookupQuery};
 use crate::popup::LinkClaims;
 use crate::store::calls::IncomingEvent;
 
@@ -34,7 +31,7 @@ pub async fn lookup(
         return Ok(answer(
             &LookupAnswer::unknown(),
             Some(Degraded::Unverified),
-            query.format,
+            &query,
         ));
     };
     let tenant = &entry.tenant;
@@ -49,19 +46,9 @@ pub async fn lookup(
     let link = number.and_then(|n| backend_link(&state, &entry, hit, n, query.dnid.as_deref()));
     let body = LookupAnswer::new(hit, link.map(Cow::Owned));
     if tenant.lookup_log.enabled {
-        state.lookup_log.record(LogEntry {
-            tenant: tenant.id,
-            at: Utc::now(),
-            number: number.map(str::to_owned),
-            dnid: query.dnid.as_deref().map(str::to_owned),
-            crm_id: hit.map(|h| h.id().to_owned()),
-            outcome: match (outcome.degraded, hit) {
-                (Some(_), _) => LookupOutcomeKind::Degraded,
-                (None, Some(_)) => LookupOutcomeKind::Found,
-                (None, None) => LookupOutcomeKind::Unknown,
-            },
-            latency_us: i32::try_from(started.elapsed().as_micros()).unwrap_or(i32::MAX),
-        });
+        let dnid = query.dnid.as_deref();
+        let entry = outcome.log_entry(tenant.id, number, dnid, started);
+        state.lookup_log.record(entry);
     }
     if let Some(call_id) = pbx_call_id(req.query_string()) {
         let link = LookupLink {
@@ -100,7 +87,7 @@ pub async fn lookup(
             tracing::debug!(error = %e, "a lookup's call link was not recorded");
         }
     }
-    Ok(answer(&body, outcome.degraded, query.format))
+    Ok(answer(&body, outcome.degraded, &query))
 }
 
 /// The PBX's call id, when the lookup carries a usable one (else the link is skipped:
@@ -151,12 +138,19 @@ fn backend_link(
     Some(link)
 }
 
-fn answer(body: &LookupAnswer<'_>, degraded: Option<Degraded>, form: AnswerForm) -> HttpResponse {
+fn answer(
+    body: &LookupAnswer<'_>,
+    degraded: Option<Degraded>,
+    query: &LookupQuery,
+) -> HttpResponse {
     let mut response = HttpResponse::Ok();
     if let Some(degraded) = degraded {
         response.insert_header((DEGRADED_HEADER, degraded.as_str()));
     }
-    match form {
+    match query.format {
+        AnswerForm::Xml => response
+            .content_type("application/xml; charset=utf-8")
+            .body(body.to_xml(query.root_tag.as_deref().unwrap_or(DEFAULT_ROOT_TAG))),
         AnswerForm::Json => response.json(body),
         AnswerForm::Text => response
             .content_type("text/plain; charset=utf-8")
