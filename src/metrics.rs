@@ -468,6 +468,22 @@ pub struct PhoneLabels {
     pub request: &'static str,
 }
 
+/// The (vendor, request) pairs desk phones' routes answer.
+const PHONE_SERIES: &[(&str, &str)] = &[
+    ("yealink", "directory"),
+    ("cisco", "directory"),
+    ("snom", "directory"),
+    ("grandstream", "directory"),
+    ("fanvil", "directory"),
+    ("htek", "directory"),
+    ("polycom", "directory"),
+    ("cisco", "input"),
+    ("snom", "input"),
+    ("yealink", "phonebook"),
+    ("grandstream", "phonebook"),
+    ("gigaset", "lookup"),
+];
+
 /// Desk phones' requests (issue 35), by vendor and kind.
 pub struct PhoneMetrics {
     pub requests: Family<PhoneLabels, Counter>,
@@ -478,6 +494,14 @@ impl PhoneMetrics {
         let metrics = Self {
             requests: Family::default(),
         };
+        // Every series a phone can make exists from start, at zero, for dashboards.
+        for &(vendor, request) in PHONE_SERIES {
+            drop(
+                metrics
+                    .requests
+                    .get_or_create(&PhoneLabels { vendor, request }),
+            );
+        }
         registry.register(
             "phone_requests",
             "Desk phones' directory, input, phone-book and caller-name answers by vendor",
