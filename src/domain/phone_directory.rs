@@ -16,13 +16,18 @@ pub struct DirectorySearch {
     pub name_pattern: String,
     /// Numbers matched exactly (the term normalized as lookups do, and its other form).
     pub numbers: Vec<String>,
-    /// `LIKE` patterns for numbers starting with what was typed.
+    /// Beginnings of stored numbers (digits, or `+` and digits) for what was typed.
     pub number_prefixes: Vec<String>,
     pub offset: u32,
     pub limit: u32,
 }
 
 impl DirectorySearch {
+    /// Whether there is no term: everyone is listed.
+    pub fn lists_everyone(&self) -> bool {
+        self.name_pattern == "%%"
+    }
+
     /// Whether the term may be a number (then numbers are searched too).
     pub fn by_number(&self) -> bool {
         !self.numbers.is_empty() || !self.number_prefixes.is_empty()

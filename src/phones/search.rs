@@ -90,10 +90,7 @@ pub fn search_for(params: &SearchParams, region: Region) -> DirectorySearch {
         search.numbers.push(number.as_str().to_owned());
     }
     if digits.len() >= MIN_PREFIX_DIGITS {
-        search.number_prefixes = number_prefixes(term.trim_start(), &digits, region)
-            .into_iter()
-            .map(|p| format!("{p}%"))
-            .collect();
+        search.number_prefixes = number_prefixes(term.trim_start(), &digits, region);
     }
     search
 }
@@ -179,9 +176,9 @@ mod tests {
     fn numbers_match_in_any_format_and_by_their_beginning() {
         let full = search_for(&params("0721 234 567"), ro());
         assert_eq!(full.numbers, vec!["+40721234567".to_owned()]);
-        assert!(full.number_prefixes.contains(&"+40721234567%".to_owned()));
+        assert!(full.number_prefixes.contains(&"+40721234567".to_owned()));
         let partial = search_for(&params("0040 7212"), ro());
-        assert!(partial.number_prefixes.contains(&"+407212%".to_owned()));
+        assert!(partial.number_prefixes.contains(&"+407212".to_owned()));
         let short = search_for(&params("072"), ro());
         assert!(short.number_prefixes.is_empty());
     }

@@ -7,9 +7,18 @@ use deadpool_postgres::GenericClient;
 
 use crate::domain::{BookContact, DirectoryRow, DirectorySearch, TenantId};
 
+/// Past this many contacts matching a name, a search walks the tenant's names in order
+/// (the matches are then dense enough to fill a page soon); up to it, the matches are
+/// found through the trigram index and sorted. Either plan alone is slow for the other
+/// kind of term, and the planner cannot tell them apart (a first name's matches are
+/// rare overall yet all together in name order, far from its start).
+const SORTED_MATCHES: i64 = 20_000;
+
 /// One page of a directory search: contacts whose name matches the pattern, or (for a
 /// term that may be a number) one of whose numbers does, one row per number, by name.
-/// Reads `limit + 1` rows, so the caller knows whether a next page exists.
+/// Reads `limit + 1` rows, so the caller knows whether a next page exists. Runs in a
+/// transaction of its own (`client` must be one): a name search sets planner options
+/// for its statement.
 pub async fn search(
     client: &impl GenericClient,
     tenant: TenantId,
@@ -18,12 +27,16 @@ pub async fn search(
     let offset = i64::from(search.offset);
     let limit = i64::from(search.limit) + 1;
     let rows = if search.by_number() {
-        // A UNION, not an OR: each half keeps its own index.
+        // A UNION, not an OR: each half keeps its own index; number prefixes are ranges
+        // of the number index (`LIKE ANY` would read every number).
         let sql = "WITH matched AS (
                 SELECT crm_id FROM contacts WHERE tenant_id = $1 AND name ILIKE $2
                 UNION
-                SELECT crm_id FROM contact_phones
-                 WHERE tenant_id = $1 AND (number = ANY($3) OR number LIKE ANY($4))
+                SELECT crm_id FROM contact_phones WHERE tenant_id = $1 AND number = ANY($3)
+                UNION
+                SELECT p.crm_id FROM unnest($4::text[]) AS r(lo)
+                  JOIN contact_phones p ON p.tenant_id = $1
+                   AND p.number >= r.lo COLLATE \"C\" AND p.number < (r.lo || ':') COLLATE \"C\"
             )
             SELECT c.crm_id, c.name, p.number
               FROM matched m
@@ -31,20 +44,50 @@ pub async fn search(
               JOIN contact_phones p ON p.tenant_id = $1 AND p.crm_id = m.crm_id
              ORDER BY c.name, c.crm_id, p.number
             OFFSET $5 LIMIT $6";
-        client
-            .query(
-                sql,
-                &[
-                    &tenant.0,
-                    &search.name_pattern,
-                    &search.numbers,
-                    &search.number_prefixes,
-                    &offset,
-                    &limit,
-                ],
-            )
-            .await
+        // The few matches, then each one's rows by key: the planner, which cannot
+        // know how few, would hash-join whole tables.
+        plan(
+            client,
+            &["enable_seqscan", "enable_hashjoin", "enable_mergejoin"],
+            false,
+        )
+        .await?;
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 6] = [
+            &tenant.0,
+            &search.name_pattern,
+            &search.numbers,
+            &search.number_prefixes,
+            &offset,
+            &limit,
+        ];
+        client.query(sql, &params).await
+    } else if search.lists_everyone() {
+        // Everyone: the page in name order, straight from the name index.
+        let sql = "SELECT c.crm_id, c.name, p.number
+              FROM contacts c
+              JOIN contact_phones p ON p.tenant_id = c.tenant_id AND p.crm_id = c.crm_id
+             WHERE c.tenant_id = $1
+             ORDER BY c.name, c.crm_id, p.number
+            OFFSET $2 LIMIT $3";
+        client.query(sql, &[&tenant.0, &offset, &limit]).await
     } else {
+        let pattern = &search.name_pattern;
+        // How many match, up to the bound, through the trigram index alone.
+        let index_walks = ["enable_indexscan", "enable_indexonlyscan"];
+        plan(client, &["enable_seqscan"], false).await?;
+        plan(client, &index_walks, false).await?;
+        let count = "SELECT count(*) FROM (
+                SELECT 1 FROM contacts WHERE tenant_id = $1 AND name ILIKE $2 LIMIT $3
+            ) s";
+        let bound = SORTED_MATCHES + 1;
+        let matches: i64 = client
+            .query_one(count, &[&tenant.0, pattern, &bound])
+            .await
+            .context("counting the directory search's matches")?
+            .get(0);
+        if matches > SORTED_MATCHES {
+            plan(client, &index_walks, true).await?;
+        }
         let sql = "SELECT c.crm_id, c.name, p.number
               FROM contacts c
               JOIN contact_phones p ON p.tenant_id = c.tenant_id AND p.crm_id = c.crm_id
@@ -52,7 +95,7 @@ pub async fn search(
              ORDER BY c.name, c.crm_id, p.number
             OFFSET $3 LIMIT $4";
         client
-            .query(sql, &[&tenant.0, &search.name_pattern, &offset, &limit])
+            .query(sql, &[&tenant.0, pattern, &offset, &limit])
             .await
     }
     .context("searching the directory")?;
@@ -64,6 +107,19 @@ pub async fn search(
             number: row.get(2),
         })
         .collect())
+}
+
+/// Turns planner options on or off for the rest of the transaction.
+async fn plan(client: &impl GenericClient, options: &[&str], on: bool) -> anyhow::Result<()> {
+    let value = if on { "on" } else { "off" };
+    let sql: String = options
+        .iter()
+        .map(|option| format!("SET LOCAL {option} = {value};"))
+        .collect();
+    client
+        .batch_execute(&sql)
+        .await
+        .context("choosing the directory search's plan")
 }
 
 /// The first `max` contacts by name that have a number, each with its numbers: a phone

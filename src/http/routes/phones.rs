@@ -91,7 +91,11 @@ pub async fn directory(
     let search = phones::search_for(&params, tenant.region);
     let pool = state.read_pool.as_ref().unwrap_or(&state.pool);
     let mut rows = store::with_client(pool, state.write_timeout, async |client| {
-        store::phones::search(&*client, tenant.id, &search).await
+        // Its own transaction: the search may set planner options for its statement.
+        let tx = client.transaction().await?;
+        let rows = store::phones::search(&tx, tenant.id, &search).await?;
+        tx.commit().await?;
+        Ok(rows)
     })
     .await?;
     let limit = params.limit as usize;
