@@ -14,6 +14,7 @@ pub mod live;
 pub mod lookup;
 pub mod metrics;
 pub mod outbound;
+pub mod phones;
 pub mod popup;
 pub mod reports;
 pub mod startup;

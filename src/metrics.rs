@@ -149,6 +149,7 @@ pub struct Metrics {
     pub retention_failures: Family<StepLabels, Counter>,
     pub gauges: Gauges,
     pub webhooks: WebhookMetrics,
+    pub phones: PhoneMetrics,
 }
 
 impl Metrics {
@@ -361,6 +362,7 @@ impl Metrics {
         );
 
         let webhooks = WebhookMetrics::registered(&mut registry);
+        let phones = PhoneMetrics::registered(&mut registry);
         // Every known series exists from start, at zero (see `KNOWN`).
         for &outcome in LOOKUP_OUTCOMES {
             drop(lookups.get_or_create(&OutcomeLabels { outcome }));
@@ -386,6 +388,7 @@ impl Metrics {
         Arc::new(Self {
             registry,
             webhooks,
+            phones,
             http_requests,
             http_duration,
             lookups,
@@ -477,6 +480,62 @@ impl WebhookMetrics {
     pub fn outcome(&self, outcome: &'static str) {
         self.deliveries
             .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhoneLabels {
+    pub vendor: &'static str,
+    /// directory, input, phonebook or lookup.
+    pub request: &'static str,
+}
+
+/// The (vendor, request) pairs desk phones' routes answer.
+const PHONE_SERIES: &[(&str, &str)] = &[
+    ("yealink", "directory"),
+    ("cisco", "directory"),
+    ("snom", "directory"),
+    ("grandstream", "directory"),
+    ("fanvil", "directory"),
+    ("htek", "directory"),
+    ("polycom", "directory"),
+    ("cisco", "input"),
+    ("snom", "input"),
+    ("yealink", "phonebook"),
+    ("grandstream", "phonebook"),
+    ("gigaset", "lookup"),
+];
+
+/// Desk phones' requests (issue 35), by vendor and kind.
+pub struct PhoneMetrics {
+    pub requests: Family<PhoneLabels, Counter>,
+}
+
+impl PhoneMetrics {
+    fn registered(registry: &mut Registry) -> Self {
+        let metrics = Self {
+            requests: Family::default(),
+        };
+        // Every series a phone can make exists from start, at zero, for dashboards.
+        for &(vendor, request) in PHONE_SERIES {
+            drop(
+                metrics
+                    .requests
+                    .get_or_create(&PhoneLabels { vendor, request }),
+            );
+        }
+        registry.register(
+            "phone_requests",
+            "Desk phones' directory, input, phone-book and caller-name answers by vendor",
+            metrics.requests.clone(),
+        );
+        metrics
+    }
+
+    pub fn answered(&self, vendor: &'static str, request: &'static str) {
+        self.requests
+            .get_or_create(&PhoneLabels { vendor, request })
             .inc();
     }
 }

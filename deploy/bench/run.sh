@@ -256,7 +256,7 @@ start_gateway() {
 # Result tables, by scenario key.
 declare -A RPS P50 P99 P999 NOTE CPU CSW USR SYS CORE
 
-# run_wrk KEY SECONDS BASE_URL MODE KBASE KSPAN UBASE USPAN [KNOWN_PER_10]
+# run_wrk KEY SECONDS BASE_URL MODE KBASE KSPAN UBASE USPAN [KNOWN_PER_10 [EXTRA_PARAMS]]
 # With KEY "-" the run is a warm-up and its figures are not kept.
 run_wrk() {
 	local key=$1 secs=$2 url=$3 mode=$4 out line kv k v
@@ -599,6 +599,9 @@ gateway_round() {
 	run_gw "${p}cached_r$round" "$duration" "$gw_url" cycle 1 "$hot" 0 1
 	run_gw - 1 "$gw_url" ucycle 1 1 9000000 100
 	run_gw "${p}unknown_repeat_r$round" "$duration" "$gw_url" ucycle 1 1 9000000 100
+	# b, as XML (type=xml, issue 35): the same numbers, already warm.
+	run_gw "${p}cached_xml_r$round" "$duration" "$gw_url" cycle 1 100 0 1 3 'type=xml&'
+	run_gw "${p}unknown_repeat_xml_r$round" "$duration" "$gw_url" ucycle 1 1 9000000 100 3 'type=xml&'
 	# c. known numbers never asked before: 100001..490000.
 	run_gw "${p}known_new_r$round" "$duration" "$gw_url" known $((100001 + i * kspan)) "$kspan" 0 1
 	# d. unknown numbers never asked before: 073 + 7 digits, 0..3,999,999.
@@ -607,7 +610,7 @@ gateway_round() {
 	run_gw "${p}mix_r$round" "$duration" "$gw_url" mix $((500001 + i * mspan)) "$mspan" $((4000000 + i * uspan)) "$uspan" 3
 }
 
-lookup_scenarios=(cached unknown_repeat known_new unknown_new mix)
+lookup_scenarios=(cached unknown_repeat cached_xml unknown_repeat_xml known_new unknown_new mix)
 phase "interleaved rounds"
 for ((r = 1; r <= rounds; r++)); do
 	say "-- round $r of $rounds"
@@ -840,6 +843,8 @@ rounds_row() { # key label
 labels=(
 	"cached:b. cached hits ($hot numbers, warmed)"
 	"unknown_repeat:b. unknown numbers after their first miss (100 numbers, warmed)"
+	"cached_xml:b. cached hits answered as XML (type=xml)"
+	"unknown_repeat_xml:b. unknown numbers after their first miss, as XML (type=xml)"
 	"known_new:c. known numbers, all new (DB)"
 	"unknown_new:d. unknown numbers, all new"
 	"mix:e. mix 30% known-new / 70% unknown-new"

@@ -40,6 +40,8 @@ function init(args)
   ubase = tonumber(args[6])
   uspan = tonumber(args[7])
   known_per_10 = tonumber(args[8] or "3")
+  -- Parameters put before the others (`type=xml&`: the XML answer of the same lookups).
+  extra = args[9] or ""
   ki = tid
   ui = tid
   n = 0
@@ -48,7 +50,7 @@ function init(args)
   -- than wrk.format per request, which matters: the load generator has one core).
   local template = wrk.format("GET", "/@PATH@")
   local before, after = template:match("^(.-)/@PATH@(.*)$")
-  head = before .. "/api/lookup?dnid=0210000000&token=" .. token .. "&telephone="
+  head = before .. "/api/lookup?" .. extra .. "dnid=0210000000&token=" .. token .. "&telephone="
   tail = after
   healthz = wrk.format("GET", "/healthz")
 end

@@ -87,6 +87,8 @@ pub struct Changes {
     pub event_rate: Option<Own<u32>>,
     pub max_calls: Option<i64>,
     pub time_zone: Option<chrono_tz::Tz>,
+    /// Most contacts in the phone books desk phones download.
+    pub phonebook_max: Option<u32>,
     pub lookup_log: Option<bool>,
     pub lookup_log_retention_days: Option<Own<u32>>,
     pub popup: PopupChanges,
@@ -204,6 +206,7 @@ impl Changes {
             && self.event_rate.is_none()
             && self.max_calls.is_none()
             && self.time_zone.is_none()
+            && self.phonebook_max.is_none()
             && self.lookup_log.is_none()
             && self.lookup_log_retention_days.is_none()
             && self.popup.is_empty()
@@ -265,6 +268,10 @@ pub async fn update(db: &Db, tenant: &Tenant, changes: Changes) -> Result<(), Er
         if let Some(zone) = changes.time_zone {
             let zone = serde_json::Value::String(zone.name().to_owned());
             store::tenants::set_setting(&tx, id, TIME_ZONE_SETTING, &zone).await?;
+        }
+        if let Some(max) = changes.phonebook_max {
+            let key = crate::phones::PHONEBOOK_MAX;
+            store::tenants::set_setting(&tx, id, key, &max.into()).await?;
         }
         if let Some(on) = changes.lookup_log {
             let key = LookupLogSettings::ENABLED_KEY;

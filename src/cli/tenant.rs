@@ -59,6 +59,10 @@ pub enum TenantCommand {
         /// IANA time zone for dates people read and write (e.g. Europe/Bucharest)
         #[arg(long, value_parser = parse_time_zone)]
         time_zone: Option<chrono_tz::Tz>,
+        /// Most contacts (by name) in the phone books desk phones download
+        /// (/phones/yealink/phonebook.xml, /phones/grandstream/phonebook.xml); 5000 unless set
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::phones::PHONEBOOK_MAX_CAP)))]
+        phonebook_max: Option<u32>,
         /// Record this tenant's lookups (screen pop's recent calls, reports): on or off
         #[arg(long, value_parser = parse_on_off)]
         lookup_log: Option<bool>,
@@ -190,6 +194,7 @@ pub async fn run(cmd: TenantCommand) -> anyhow::Result<()> {
             event_rate,
             max_calls,
             time_zone,
+            phonebook_max,
             lookup_log,
             lookup_log_retention_days,
             popup,
@@ -212,6 +217,7 @@ pub async fn run(cmd: TenantCommand) -> anyhow::Result<()> {
                     .map(own),
                 max_calls,
                 time_zone,
+                phonebook_max,
                 lookup_log,
                 lookup_log_retention_days,
                 popup: popup.changes()?,
@@ -220,7 +226,7 @@ pub async fn run(cmd: TenantCommand) -> anyhow::Result<()> {
             if changes.is_empty() {
                 bail!(
                     "nothing to change: give --auth, --lookup-rate, --max-numbers, --max-agents, \
-                     --event-rate, --max-calls, --time-zone, \
+                     --event-rate, --max-calls, --time-zone, --phonebook-max, \
                      --lookup-log, --lookup-log-retention-days, a screen-pop or a screening option \
                      (see --help)"
                 );

@@ -11,6 +11,7 @@ mod dial_policy;
 mod lookup_hit;
 mod lookup_log;
 mod number_memo;
+mod phone_directory;
 mod phone_number;
 pub mod profile;
 mod report;
@@ -45,6 +46,7 @@ pub use dial_policy::{
 pub use lookup_hit::LookupHit;
 pub use lookup_log::{LogEntry, LookupOutcomeKind, RecentCall};
 pub use number_memo::parse_remembered;
+pub use phone_directory::{BookContact, DirectoryRow, DirectorySearch};
 pub use phone_number::{
     MAX_RAW_LEN, NumberKey, PhoneNumber, PhoneNumberError, Region, alternate_form,
 };

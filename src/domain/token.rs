@@ -17,15 +17,19 @@ pub enum TokenScope {
     Admin,
     /// A PBX reporting call events (often together with `lookup` on one token).
     Events,
+    /// Desk phones reading the directory and caller names (`/phones/…`): read-only,
+    /// and in URLs that end up in phones' settings pages.
+    Phones,
 }
 
 impl TokenScope {
-    pub const ALL: [TokenScope; 5] = [
+    pub const ALL: [TokenScope; 6] = [
         Self::Lookup,
         Self::Sync,
         Self::Report,
         Self::Admin,
         Self::Events,
+        Self::Phones,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -35,6 +39,7 @@ impl TokenScope {
             Self::Report => "report",
             Self::Admin => "admin",
             Self::Events => "events",
+            Self::Phones => "phones",
         }
     }
 
@@ -43,7 +48,7 @@ impl TokenScope {
             .into_iter()
             .find(|s| s.as_str() == raw)
             .ok_or_else(|| {
-                format!("`{raw}` is not a scope: use lookup, sync, report, admin or events")
+                format!("`{raw}` is not a scope: use lookup, sync, report, admin, events or phones")
             })
     }
 
@@ -55,6 +60,7 @@ impl TokenScope {
             Self::Report => "cgr_",
             Self::Admin => "cga_",
             Self::Events => "cge_",
+            Self::Phones => "cgp_",
         }
     }
 }

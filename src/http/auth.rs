@@ -43,24 +43,39 @@ impl FromRequest for LookupAuth {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
         Box::pin(async move {
-            let state = state(&req);
-            let ip = state.client_ip(&req);
-            let guard = Guard::new(&state, ip.or_else(|| peer_ip(&req)));
-            let identified = identify_pbx(&req, &state, &guard, ip, TokenScope::Lookup).await;
-            let entry = match identified {
-                Ok(Self::Tenant(entry)) => entry,
-                Ok(Self::Unverifiable) => return Ok(Self::Unverifiable),
-                Err(e) => return Err(guard.failed(&state, e)),
-            };
-            allowed(&entry, ip)?;
-            let tenant = &entry.tenant;
-            state
-                .limits
-                .lookup(tenant.id, tenant.lookup_rate)
-                .map_err(|over| limited(&state, over))?;
-            Ok(Self::Tenant(entry))
+            let presented = presented_lookup_token(&req);
+            rated_pbx(&req, presented, TokenScope::Lookup).await
         })
     }
+}
+
+/// A PBX or phone by the token of `scope` it presented or, without one, its address;
+/// then the tenant's allowlist and lookup rate.
+async fn rated_pbx(
+    req: &HttpRequest,
+    presented: Result<Option<String>, ApiError>,
+    scope: TokenScope,
+) -> Result<LookupAuth, ApiError> {
+    let state = state(req);
+    let ip = state.client_ip(req);
+    let guard = Guard::new(&state, ip.or_else(|| peer_ip(req)));
+    let identified = match presented {
+        Ok(Some(token)) => lookup_by_token(req, &state, &guard, token, scope).await,
+        Ok(None) => lookup_by_address(req, &state, &guard, ip).await,
+        Err(e) => Err(e),
+    };
+    let entry = match identified {
+        Ok(LookupAuth::Tenant(entry)) => entry,
+        Ok(LookupAuth::Unverifiable) => return Ok(LookupAuth::Unverifiable),
+        Err(e) => return Err(guard.failed(&state, e)),
+    };
+    allowed(&entry, ip)?;
+    let tenant = &entry.tenant;
+    state
+        .limits
+        .lookup(tenant.id, tenant.lookup_rate)
+        .map_err(|over| limited(&state, over))?;
+    Ok(LookupAuth::Tenant(entry))
 }
 
 async fn lookup_by_token(
@@ -494,4 +509,96 @@ impl FromRequest for AdminAuth {
         let req = req.clone();
         Box::pin(async move { Ok(Self(bearer_of(&req, &[TokenScope::Admin]).await?)) })
     }
+}
+
+/// A desk phone (issue 35): a `phones` token as the `token` parameter (phones cannot
+/// send headers) or as the password of HTTP Basic credentials (Yealink V84+), or, for an
+/// `ip`-policy tenant, its address; under the allowlist and the tenant's lookup rate,
+/// exactly as for lookups. A 401 challenges for Basic credentials, which is what makes
+/// a phone configured with a user name and password send them.
+pub struct PhonesAuth {
+    pub tenant: Arc<TenantEntry>,
+    /// The token, when the phone put it in the URL: links to the next page carry it.
+    pub url_token: Option<String>,
+}
+
+impl FromRequest for PhonesAuth {
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self, actix_web::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let presented = presented_phone_token(&req);
+            match rated_pbx(&req, presented, TokenScope::Phones).await {
+                Ok(LookupAuth::Tenant(tenant)) => Ok(Self {
+                    tenant,
+                    url_token: query_token(&req).ok().flatten(),
+                }),
+                Ok(LookupAuth::Unverifiable) => Err(ApiError::Unavailable(anyhow::anyhow!(
+                    "the token could not be checked in time"
+                ))
+                .into()),
+                Err(e) => Err(basic_challenge(e)),
+            }
+        })
+    }
+}
+
+/// A 401 asking for Basic credentials (other errors as they are).
+fn basic_challenge(error: ApiError) -> actix_web::Error {
+    use actix_web::ResponseError;
+    let mut response = error.error_response();
+    if response.status() == actix_web::http::StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Basic realm=\"cidgate phones\""),
+        );
+    }
+    actix_web::error::InternalError::from_response(error, response).into()
+}
+
+/// A phone's token: the `token` parameter, a Basic password or a Bearer token. Two
+/// that differ are refused, as for lookups.
+fn presented_phone_token(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+    let header = match authorization(req)? {
+        None => None,
+        Some(value) => {
+            let value = value.to_str().map_err(|_| {
+                ApiError::Unauthorized("the Authorization header is not readable text")
+            })?;
+            match value.split_once(' ') {
+                Some((scheme, rest)) if scheme.eq_ignore_ascii_case("basic") => {
+                    Some(basic_password(rest.trim()).ok_or(ApiError::Unauthorized(
+                        "the Authorization header's Basic credentials are not base64 `user:password`",
+                    ))?)
+                }
+                Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
+                    Some(token.trim().to_owned())
+                }
+                _ => {
+                    return Err(ApiError::Unauthorized(
+                        "the Authorization header must be Basic or Bearer",
+                    ));
+                }
+            }
+        }
+    };
+    match (header, query_token(req)?) {
+        (Some(header), Some(query)) if header != query => Err(ApiError::Unauthorized(
+            "the Authorization header and the token parameter name different tokens",
+        )),
+        (header, query) => Ok(header.or(query)),
+    }
+}
+
+/// The password of Basic credentials (the user name is the phone's to choose).
+fn basic_password(encoded: &str) -> Option<String> {
+    use base64::Engine;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (_, password) = text.split_once(':')?;
+    Some(password.trim().to_owned())
 }

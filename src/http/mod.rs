@@ -80,6 +80,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     profile_routes(cfg);
     routes::agents_and_click2call(cfg);
     routes::spam::configure(cfg);
+    routes::phones::configure(cfg);
     for (path, handler) in [
         (
             "/api/v1/events/focalscope",
@@ -261,6 +262,11 @@ pub const OPERATIONS: &[(&str, &str)] = &[
     ("GET", "/openapi.json"),
     ("GET", "/pop/style.css"),
     ("GET", "/pop/{link}"),
+    ("GET", "/phones/{vendor}/directory"),
+    ("GET", "/phones/{vendor}/input"),
+    ("GET", "/phones/yealink/phonebook.xml"),
+    ("GET", "/phones/grandstream/phonebook.xml"),
+    ("GET", "/phones/gigaset/lookup"),
 ];
 
 async fn openapi() -> HttpResponse {

@@ -199,6 +199,54 @@ impl LookupAnswer<'_> {
     }
 }
 
+/// The XML form (`type=xml`): the nine keys, in order, as child elements of `root`
+/// (already checked to be an XML name); a null is an empty element, an unknown caller
+/// nine of them.
+impl LookupAnswer<'_> {
+    pub fn to_xml(&self, root: &str) -> String {
+        use crate::phones::xml::{DECLARATION, escape_into};
+        let mut out = String::with_capacity(DECLARATION.len() + 320);
+        out.push_str(DECLARATION);
+        out.push('<');
+        out.push_str(root);
+        out.push('>');
+        for key in KEYS {
+            let (name, value): (&str, Option<Cow<'_, str>>) = match key {
+                Key::Id => ("id", self.hit.map(|h| Cow::Borrowed(h.id()))),
+                Key::Name => ("name", self.hit.map(|h| Cow::Borrowed(h.name()))),
+                Key::BackendLink => (
+                    "backend_link",
+                    self.backend_link.as_deref().map(Cow::Borrowed),
+                ),
+                Key::Field(field) => (
+                    field.name(),
+                    match self.hit.and_then(|h| h.get(field)) {
+                        Some(FieldValue::Integer(n)) => Some(Cow::Owned(n.to_string())),
+                        Some(FieldValue::Text(text)) => Some(Cow::Borrowed(text)),
+                        None => None,
+                    },
+                ),
+            };
+            out.push('<');
+            out.push_str(name);
+            match value {
+                Some(value) => {
+                    out.push('>');
+                    escape_into(&mut out, &value);
+                    out.push_str("</");
+                    out.push_str(name);
+                    out.push('>');
+                }
+                None => out.push_str("/>"),
+            }
+        }
+        out.push_str("</");
+        out.push_str(root);
+        out.push('>');
+        out
+    }
+}
+
 /// What the text form leaves as it is: RFC 3986's unreserved characters.
 const TEXT_ESCAPED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
     .remove(b'-')
@@ -296,6 +344,20 @@ mod tests {
         assert_eq!(
             LookupAnswer::found(&hit).to_text(),
             "found|4294967296|Ana%20%22A%22%20B%7CC%5C|3|sales-queue||sales-queue|sales-queue|sales-queue|sales-queue"
+        );
+    }
+
+    #[test]
+    fn the_xml_form_names_the_nine_keys_in_order_and_escapes_values() {
+        let unknown = LookupAnswer::unknown().to_xml("contact");
+        assert!(unknown.ends_with(
+            "<contact><id/><name/><queue_position/><direct_line/><backend_link/>\
+             <route_identifier/><outbound_number/><language/><external_id/></contact>"
+        ));
+        let hit = LookupHit::new("12345", "Ana & <Bob>", |_| None);
+        let xml = LookupAnswer::found(&hit).to_xml("r");
+        assert!(
+            xml.contains("<r><id>12345</id><name>Ana &amp; &lt;Bob&gt;</name><queue_position/>")
         );
     }
 

@@ -22,8 +22,8 @@ use self::cache::AnswerCache;
 use self::known_numbers::{KnownNumbers, Membership};
 pub use self::source::Source;
 use crate::domain::{
-    CallerTrust, LookupHit, MAX_RAW_LEN, PhoneNumber, PhoneNumberError, Region, TenantId,
-    parse_remembered, trust_param,
+    CallerTrust, LogEntry, LookupHit, LookupOutcomeKind, MAX_RAW_LEN, PhoneNumber,
+    PhoneNumberError, Region, TenantId, parse_remembered, trust_param,
 };
 use crate::metrics::Metrics;
 
@@ -36,10 +36,13 @@ use crate::metrics::Metrics;
 pub struct LookupQuery<'a> {
     pub telephone: Option<Cow<'a, str>>,
     pub dnid: Option<Cow<'a, str>>,
-    /// `format`: the nine-key JSON unless the PBX asked for another form.
+    /// `format` (or `type=xml`): the nine-key JSON unless the PBX asked for another form.
     pub format: AnswerForm,
     /// `verstat` and `attest`: what the network said of the caller ID (STIR/SHAKEN).
     pub trust: CallerTrust,
+    /// `root_tag`: the XML answer's root element, checked to be an XML name (`contact`
+    /// when empty or absent). Read only with `type=xml`.
+    pub root_tag: Option<Cow<'a, str>>,
 }
 
 /// The forms a lookup answer can take (`format=`).
@@ -53,7 +56,13 @@ pub enum AnswerForm {
     /// The same JSON without its null keys: an unknown caller is `{}` (3CX, whose
     /// template rules test whether a key is present).
     Compact,
+    /// The nine keys as child elements of `root_tag` (`type=xml`, the reference PBX's
+    /// Generic API).
+    Xml,
 }
+
+/// The XML answer's root element when the PBX names none.
+pub const DEFAULT_ROOT_TAG: &str = "contact";
 
 impl<'a> LookupQuery<'a> {
     /// Reads a query string; the error says what was wrong. Broken escapes and invalid
@@ -62,6 +71,8 @@ impl<'a> LookupQuery<'a> {
         let mut parsed = Self::default();
         let mut format = None;
         let (mut verstat, mut attest) = (None, None);
+        let mut kind = None;
+        let mut root_tag = None;
         for pair in query.split('&') {
             let Some((name, mut value)) = form_urlencoded::parse(pair.as_bytes()).next() else {
                 continue;
@@ -72,6 +83,8 @@ impl<'a> LookupQuery<'a> {
                 "format" => &mut format,
                 "verstat" => &mut verstat,
                 "attest" => &mut attest,
+                "type" => &mut kind,
+                "root_tag" => &mut root_tag,
                 _ => continue,
             };
             if slot.is_some() {
@@ -96,6 +109,28 @@ impl<'a> LookupQuery<'a> {
             verstat: trust_param("verstat", verstat.as_deref())?,
             attest: trust_param("attest", attest.as_deref())?,
         };
+        // `type` is the reference's Generic API parameter (`send_request_headers` and
+        // `ignore_response` come with it and mean nothing to the answer).
+        match kind.as_deref() {
+            None | Some("" | "json") => {}
+            Some("xml") if parsed.format == AnswerForm::Json => {
+                parsed.format = AnswerForm::Xml;
+                let tag = root_tag.filter(|t| !t.trim().is_empty());
+                if let Some(tag) = &tag
+                    && !crate::phones::xml::is_xml_name(tag)
+                {
+                    return Err(format!(
+                        "root_tag `{}` is not a valid XML element name (a letter or _ first, \
+                         then letters, digits, - . _, no namespace prefix, at most {} characters)",
+                        tag.chars().take(80).collect::<String>(),
+                        crate::phones::xml::MAX_NAME_LEN
+                    ));
+                }
+                parsed.root_tag = tag;
+            }
+            Some("xml") => return Err("type=xml cannot be combined with format".into()),
+            Some(_) => return Err("type must be json or xml".into()),
+        }
         if let Some(dnid) = &parsed.dnid {
             if dnid.chars().count() > MAX_RAW_LEN {
                 return Err(format!("dnid is longer than {MAX_RAW_LEN} characters"));
@@ -164,6 +199,32 @@ impl LookupOutcome {
         Self {
             hit,
             degraded: None,
+        }
+    }
+
+    /// The lookup log's record of this answer, for a lookup that began at `started`.
+    pub fn log_entry(
+        &self,
+        tenant: TenantId,
+        number: Option<&str>,
+        dnid: Option<&str>,
+        started: Instant,
+    ) -> LogEntry {
+        LogEntry {
+            tenant,
+            at: chrono::Utc::now(),
+            number: number.map(str::to_owned),
+            dnid: dnid.map(str::to_owned),
+            crm_id: self.hit.as_ref().map(|h| h.id().to_owned()),
+            outcome: match (self.degraded, &self.hit) {
+                (Some(_), _) => LookupOutcomeKind::Degraded,
+                (None, Some(_)) => LookupOutcomeKind::Found,
+                (None, None) => LookupOutcomeKind::Unknown,
+            },
+            latency_us: i32::try_from(started.elapsed().as_micros()).unwrap_or(i32::MAX),
+            verstat: None,
+            attest: None,
+            screened: None,
         }
     }
 }

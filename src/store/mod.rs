@@ -14,6 +14,7 @@ pub mod directory;
 pub mod leg_deliveries;
 pub mod lookup_log;
 pub mod notify;
+pub mod phones;
 pub mod profiles;
 pub mod report_rows;
 pub mod report_stats;

@@ -172,6 +172,9 @@ const NUMBER_PARAMS: &[&str] = &[
     "msisdn",
     "e164",
     "e164number",
+    // Desk phones: Gigaset's caller number, and a directory search (which may be one).
+    "hm",
+    "term",
 ];
 
 /// The query string with secret values replaced by `REDACTED` and phone numbers masked.

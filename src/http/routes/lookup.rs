@@ -6,14 +6,16 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
 
 use crate::domain::{
-    CallEvent, CallerTrust, EventKind, LogEntry, LookupHit, LookupLink, LookupOutcomeKind,
-    RoutingField, Screen, ScreenReason, storage_problem,
+    CallEvent, CallerTrust, EventKind, LookupHit, LookupLink, RoutingField, Screen, ScreenReason,
+    storage_problem,
 };
 use crate::http::auth::{LookupAuth, request_start};
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
 use crate::live::directory::TenantEntry;
-use crate::lookup::{AnswerForm, Caller, Degraded, LookupAnswer, LookupOutcome, LookupQuery};
+use crate::lookup::{
+    AnswerForm, Caller, DEFAULT_ROOT_TAG, Degraded, LookupAnswer, LookupOutcome, LookupQuery,
+};
 use crate::metrics::ReasonLabels;
 use crate::popup::LinkClaims;
 use crate::store::calls::IncomingEvent;
@@ -35,7 +37,7 @@ pub async fn lookup(
         return Ok(answer(
             &LookupAnswer::unknown(),
             Some(Degraded::Unverified),
-            query.format,
+            &query,
         ));
     };
     let tenant = &entry.tenant;
@@ -72,22 +74,12 @@ pub async fn lookup(
         body = body.screened(screen.name, screen.route);
     }
     if tenant.lookup_log.enabled {
-        state.lookup_log.record(LogEntry {
-            tenant: tenant.id,
-            at: Utc::now(),
-            number: number.map(str::to_owned),
-            dnid: query.dnid.as_deref().map(str::to_owned),
-            crm_id: hit.map(|h| h.id().to_owned()),
-            outcome: match (outcome.degraded, hit) {
-                (Some(_), _) => LookupOutcomeKind::Degraded,
-                (None, Some(_)) => LookupOutcomeKind::Found,
-                (None, None) => LookupOutcomeKind::Unknown,
-            },
-            latency_us: i32::try_from(started.elapsed().as_micros()).unwrap_or(i32::MAX),
-            verstat: query.trust.verstat.clone(),
-            attest: query.trust.attest.clone(),
-            screened: reason.map(ScreenReason::as_str),
-        });
+        let dnid = query.dnid.as_deref();
+        let mut entry = outcome.log_entry(tenant.id, number, dnid, started);
+        entry.verstat = query.trust.verstat.clone();
+        entry.attest = query.trust.attest.clone();
+        entry.screened = reason.map(ScreenReason::as_str);
+        state.lookup_log.record(entry);
     }
     if let Some(call_id) = pbx_call_id(req.query_string()) {
         let link = LookupLink {
@@ -129,7 +121,7 @@ pub async fn lookup(
             tracing::debug!(error = %e, "a lookup's call link was not recorded");
         }
     }
-    Ok(answer(&body, outcome.degraded, query.format))
+    Ok(answer(&body, outcome.degraded, &query))
 }
 
 /// The PBX's call id, when the lookup carries a usable one (else the link is skipped:
@@ -206,12 +198,19 @@ fn backend_link(
     Some(link)
 }
 
-fn answer(body: &LookupAnswer<'_>, degraded: Option<Degraded>, form: AnswerForm) -> HttpResponse {
+fn answer(
+    body: &LookupAnswer<'_>,
+    degraded: Option<Degraded>,
+    query: &LookupQuery,
+) -> HttpResponse {
     let mut response = HttpResponse::Ok();
     if let Some(degraded) = degraded {
         response.insert_header((DEGRADED_HEADER, degraded.as_str()));
     }
-    match form {
+    match query.format {
+        AnswerForm::Xml => response
+            .content_type("application/xml; charset=utf-8")
+            .body(body.to_xml(query.root_tag.as_deref().unwrap_or(DEFAULT_ROOT_TAG))),
         AnswerForm::Json => response.json(body),
         AnswerForm::Text => response
             .content_type("text/plain; charset=utf-8")

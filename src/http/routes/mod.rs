@@ -7,6 +7,7 @@ pub mod events;
 pub mod health;
 pub mod historic;
 pub mod lookup;
+pub mod phones;
 pub mod pop;
 pub mod profiles;
 pub mod snapshot;
