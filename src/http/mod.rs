@@ -267,6 +267,8 @@ pub const OPERATIONS: &[(&str, &str)] = &[
     ("GET", "/phones/yealink/phonebook.xml"),
     ("GET", "/phones/grandstream/phonebook.xml"),
     ("GET", "/phones/gigaset/lookup"),
+    ("PUT", "/api/v1/spam/{number}"),
+    ("DELETE", "/api/v1/spam/{number}"),
 ];
 
 async fn openapi() -> HttpResponse {
