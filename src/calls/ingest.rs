@@ -14,6 +14,7 @@ use crate::store::{
     self,
     calls::{CallCaps, IncomingEvent, worth_retrying},
 };
+use crate::webhook::triggers;
 
 /// The task's name in `/readyz` and the logs.
 pub const TASK: &str = "call_event_writer";
@@ -226,9 +227,9 @@ async fn ingest(
         .collect();
     let ingested = store::calls::ingest(client, tenant, requests[0].region, &events, caps).await?;
     let changed: Vec<uuid::Uuid> = ingested.calls.iter().map(|c| c.id).collect();
-    store::deliveries::enqueue_for_calls(client, tenant, &changed).await?;
-    let legs = store::leg_deliveries::leg_events(&events, &ingested.new, &ingested.calls);
-    store::leg_deliveries::enqueue(client, tenant, &legs).await?;
+    triggers::enqueue_for_calls(client, tenant, &changed).await?;
+    let legs = triggers::leg_events(&events, &ingested.new, &ingested.calls);
+    triggers::enqueue_for_legs(client, tenant, &legs).await?;
     let mut new = ingested.new.into_iter();
     Ok(requests
         .iter()

@@ -3,9 +3,10 @@
 use clap::Subcommand;
 
 use super::db::{find_tenant, migrated_pool};
+use crate::calls::call_end::{CALL_END_MAPPING, CallEndMapping};
 use crate::calls::cdr::{RangeEnd, csv_header, csv_rows, parse_date, tenant_zone};
 use crate::config::DatabaseArgs;
-use crate::domain::{CALL_END_MAPPING, CallEndMapping, TokenScope};
+use crate::domain::TokenScope;
 use crate::store::{self, cdr};
 
 #[derive(Debug, Subcommand)]

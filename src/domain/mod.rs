@@ -2,8 +2,8 @@
 
 mod agent;
 mod call;
-mod call_end;
 mod call_event;
+mod call_record;
 mod click2call;
 mod contact;
 mod crm_id;
@@ -26,10 +26,11 @@ mod write;
 
 pub use agent::{Agent, AgentName, Extension, GroupName, agent_extension};
 pub use call::{CallSummary, Leg, Outcome, StoredEvent};
-pub use call_end::{CALL_END_MAPPING, CALL_END_TIMES, CallEndMapping};
 pub use call_event::{
-    CallEvent, Direction, EVENT_FIELDS, EventKind, LegRole, LookupLink, MAX_EVENT_AHEAD, event_time,
+    CallEvent, Direction, EVENT_FIELDS, EventKind, LegRole, LookupLink, MAX_EVENT_AHEAD,
+    check_query_pairs, event_time, query_fields,
 };
+pub use call_record::{CallField, CallRecord, Cdr, FirstLeg, call_columns};
 pub use click2call::{
     DialStatus, LegView, RequestState, agent_missed_event, placed_event, request_state,
 };

@@ -8,55 +8,27 @@
 //! than any the walk has passed: no call is skipped, and a call comes back only when it
 //! changed.
 
+use std::sync::LazyLock;
+
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use serde::Serialize;
-use serde_json::Value;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
-use crate::domain::{Access, TenantId};
+use crate::domain::{Access, CallRecord, TenantId, call_columns};
 
-/// One element of `CallList` (DESIGN §7).
-#[derive(Debug, Clone, Serialize)]
-pub struct CallRecord {
-    pub call_id: Uuid,
-    pub report_call_id: i64,
-    pub activecallkey: String,
-    pub request_id: Option<i64>,
-    pub direction: Option<String>,
-    pub caller_number: Option<String>,
-    pub caller_name: Option<String>,
-    pub contact_id: Option<String>,
-    pub dnis: Option<String>,
-    pub external_number: Option<String>,
-    pub agent: Option<String>,
-    pub group: Option<String>,
-    pub account_codes: Vec<String>,
-    pub tags: Vec<String>,
-    pub started_at: DateTime<Utc>,
-    pub answered_at: Option<DateTime<Utc>>,
-    pub ended_at: Option<DateTime<Utc>>,
-    pub duration_ms: Option<i64>,
-    pub talk_ms: Option<i64>,
-    pub outcome: String,
-    pub recorded: bool,
-    pub recording_url: Option<String>,
-    pub legs: Value,
-    /// What the lookup that opened the call found, when one did.
-    pub lookup: Option<Value>,
-    /// Fields the PBX sent that cidgate does not know.
-    pub extra: Value,
+/// The columns a record is read from, and the change number walks follow.
+fn columns() -> &'static str {
+    static COLUMNS: LazyLock<String> =
+        LazyLock::new(|| format!("{}, change_seq", call_columns("")));
+    &COLUMNS
 }
 
-const COLUMNS: &str = "id, report_call_id, activecallkey, request_id, direction, caller_number,
-    caller_name, contact_id, dnis, external_number, agent, call_group, account_codes, tags,
-    started_at, answered_at, ended_at, duration_ms, talk_ms, outcome, recorded, recording_url,
-    legs, lookup, extra, change_seq";
-
-fn record(r: &Row) -> CallRecord {
+/// The record of a row read with `call_columns` (the `calls` columns, by name).
+pub(crate) fn record(r: &Row) -> CallRecord {
     CallRecord {
         call_id: r.get("id"),
         report_call_id: r.get("report_call_id"),
@@ -68,6 +40,7 @@ fn record(r: &Row) -> CallRecord {
         contact_id: r.get("contact_id"),
         dnis: r.get("dnis"),
         external_number: r.get("external_number"),
+        other_number: r.get("other_number"),
         agent: r.get("agent"),
         group: r.get("call_group"),
         account_codes: r.get("account_codes"),
@@ -288,8 +261,9 @@ async fn run(
 ) -> anyhow::Result<Vec<Row>> {
     // A call's month is that of its first event when it was created, never before its
     // start: older partitions cannot hold a call of the range and are not read.
+    let cols = columns();
     let sql = format!(
-        "{explain}SELECT {COLUMNS} FROM calls
+        "{explain}SELECT {cols} FROM calls
          WHERE tenant_id = $1 AND ended_at IS NOT NULL AND started_at >= $2 AND started_at <= $3
            AND month >= $14
            AND ($4::text IS NULL OR lower(direction) = lower($4))
@@ -401,8 +375,9 @@ async fn newest_of(
     }
     let ids: Vec<Uuid> = rows.iter().map(|r| r.get(0)).collect();
     let months: Vec<chrono::NaiveDate> = rows.iter().map(|r| r.get(1)).collect();
+    let cols = columns();
     let sql = format!(
-        "SELECT {COLUMNS} FROM calls
+        "SELECT {cols} FROM calls
          WHERE tenant_id = $1 AND id = ANY($2) AND month = ANY($3)
            AND ($4::text[] IS NULL OR agent_extension(agent) = ANY($4) OR call_group = ANY($5))
          ORDER BY started_at DESC LIMIT 1"
@@ -426,8 +401,9 @@ pub async fn recent_for_number(
     number: &str,
     limit: i64,
 ) -> anyhow::Result<Vec<CallRecord>> {
+    let cols = columns();
     let sql = format!(
-        "SELECT {COLUMNS} FROM calls
+        "SELECT {cols} FROM calls
          WHERE tenant_id = $1 AND other_number = $2
          ORDER BY started_at DESC LIMIT $3"
     );

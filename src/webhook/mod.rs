@@ -10,6 +10,7 @@ pub use client::{Attempt, ClientSettings, Signing, Verdict, WebhookClient};
 pub use guard::{Guard, Refused};
 pub mod admin;
 pub mod deliver;
+pub mod triggers;
 pub mod worker;
 
 pub use deliver::Deliverer;

@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::calls::cdr::{
     Cursor, RangeEnd, csv_header, csv_rows, parse_date, range_problem, tenant_zone,
 };
-use crate::domain::{Direction, FieldError, Outcome, PhoneNumber, Region};
+use crate::domain::{CallRecord, Direction, FieldError, Outcome, PhoneNumber, Region};
 use crate::http::auth::ReportAuth;
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
@@ -54,7 +54,7 @@ pub async fn cdr_logs(
             cdr::find(&*client, tenant.id, key, &access).await
         })
         .await?;
-        let calls: Vec<cdr::CallRecord> = found.into_iter().collect();
+        let calls: Vec<CallRecord> = found.into_iter().collect();
         return answer(calls, None, csv, zone);
     }
     let limit = match params.get("limit") {
@@ -90,13 +90,13 @@ pub async fn cdr_logs(
 }
 
 fn answer(
-    calls: Vec<cdr::CallRecord>,
+    calls: Vec<CallRecord>,
     cursor: Option<String>,
     csv: bool,
     zone: Tz,
 ) -> Result<HttpResponse, ApiError> {
     if !csv {
-        return Ok(HttpResponse::Ok().json(json!({"cursor": cursor, "CallList": calls})));
+        return Ok(HttpResponse::Ok().json(json!({"cursor": cursor, "CallList": calls.iter().map(CallRecord::cdr).collect::<Vec<_>>()})));
     }
     let mut out = csv::Writer::from_writer(Vec::new());
     csv_header(&mut out)

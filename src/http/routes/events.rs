@@ -7,8 +7,10 @@ use chrono::Utc;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::calls::call_end::{CALL_END_MAPPING, CallEndMapping};
+use crate::calls::focalscope;
 use crate::calls::ingest::QueueError;
-use crate::domain::{CALL_END_MAPPING, CallEndMapping, CallEvent, FieldError};
+use crate::domain::{CallEvent, FieldError};
 use crate::http::auth::EventsAuth;
 use crate::http::body::{Shape, read_json_shaped};
 use crate::http::error::ApiError;
@@ -98,7 +100,7 @@ pub async fn focalscope(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let pairs = query_pairs(&req);
-    let event = CallEvent::from_focalscope(&pairs, Utc::now()).map_err(ApiError::invalid_fields)?;
+    let event = focalscope::event(&pairs, Utc::now()).map_err(ApiError::invalid_fields)?;
     record(&state, &auth.0, vec![incoming(event, raw(&pairs))]).await
 }
 

@@ -12,7 +12,7 @@ use deadpool_postgres::GenericClient;
 
 use crate::calls::cdr::tenant_zone;
 use crate::domain::{
-    ContactRecord, CrmId, PopupSettings, RecentCall, SessionSecret, Tenant, TenantId,
+    CallRecord, ContactRecord, CrmId, PopupSettings, RecentCall, SessionSecret, Tenant, TenantId,
 };
 use crate::http::rate_limit::Limited;
 use crate::http::routes::agent_login::session_cookie;
@@ -21,7 +21,7 @@ use crate::metrics::LimitLabels;
 use crate::popup::views::{self, CallButton, ContactPage, EN, ErrorPage, NumberView, UnknownPage};
 use crate::popup::{self, LinkClaims, LinkError, UnverifiedLink};
 
-use crate::store::{self, cdr};
+use crate::store;
 
 /// Relative, so the page works under any path prefix of the public URL.
 const CSS_HREF: &str = "style.css";
@@ -146,7 +146,7 @@ struct Shown {
     tenant: Tenant,
     recent: Vec<RecentCall>,
     /// The number's calls, when the PBX reports them.
-    calls: Vec<cdr::CallRecord>,
+    calls: Vec<CallRecord>,
     /// The contact the link names; `None` on an unknown caller's page.
     contact: Option<ContactRecord>,
     /// The call button, when the tenant has a dialer (click-to-call).
