@@ -7,8 +7,9 @@ use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
+use crate::domain::CdrFilter;
+use crate::domain::Position;
 use crate::domain::{CallField, CallRecord};
-use crate::store::cdr::{CdrFilter, Position};
 
 /// Which end of a range a date is: a day alone means its first or its last moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,12 +8,9 @@ use std::time::Duration;
 use deadpool_postgres::{GenericClient, Pool, Transaction};
 use tokio::sync::{Mutex, Semaphore, mpsc, oneshot};
 
-use crate::domain::{Region, TenantId};
+use crate::domain::{CallCaps, IncomingEvent, Region, TenantId};
 use crate::jobs::{Readiness, Supervisor};
-use crate::store::{
-    self,
-    calls::{CallCaps, IncomingEvent, worth_retrying},
-};
+use crate::store::{self, calls::worth_retrying};
 use crate::webhook::triggers;
 
 /// The task's name in `/readyz` and the logs.
@@ -185,7 +182,7 @@ async fn write_tenant(
         Err(e) => e,
     };
     together.rollback().await?;
-    if failed.is::<store::calls::OverCap>() {
+    if failed.is::<crate::domain::OverCap>() {
         // A cap reached is the tenant's to see in its answers, not an operator's alarm.
         tracing::debug!(tenant = tenant.0, error = %failed, "call events over a cap");
     } else {

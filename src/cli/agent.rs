@@ -64,9 +64,9 @@ pub async fn run(cmd: AgentCommand) -> anyhow::Result<()> {
             let tenant = find_tenant(&pool, &tenant).await?;
             let mut client = pool.get().await?;
             let verb = match store::agents::put_capped(&mut client, tenant.id, &agent).await? {
-                store::agents::Put::Added => "added",
-                store::agents::Put::Replaced => "replaced",
-                store::agents::Put::OverCap(cap) => bail!(
+                crate::domain::Put::Added => "added",
+                crate::domain::Put::Replaced => "replaced",
+                crate::domain::Put::OverCap(cap) => bail!(
                     "`{}` has its {cap} agents already; raise the cap with `cidgate tenant set {} --max-agents N`",
                     tenant.slug,
                     tenant.slug

@@ -8,7 +8,8 @@ use uuid::Uuid;
 use super::db::{find_tenant, migrated_pool};
 use crate::config::DatabaseArgs;
 use crate::domain::TenantId;
-use crate::store::deliveries::{self, LogFilter};
+use crate::domain::profile::LogFilter;
+use crate::store::deliveries;
 
 #[derive(Debug, Subcommand)]
 pub enum DeliveryCommand {

@@ -124,11 +124,11 @@ pub async fn run_calls(cmd: CallsCommand) -> anyhow::Result<()> {
     let pool = migrated_pool(&db).await?;
     let tenant = find_tenant(&pool, &tenant).await?;
     let zone = tenant_zone(&tenant.settings);
-    let filter = cdr::CdrFilter {
+    let filter = crate::domain::CdrFilter {
         from: parse_date(&from, zone, RangeEnd::Start)
             .map_err(|e| anyhow::anyhow!("--from {e}"))?,
         to: parse_date(&to, zone, RangeEnd::Finish).map_err(|e| anyhow::anyhow!("--to {e}"))?,
-        ..cdr::CdrFilter::default()
+        ..crate::domain::CdrFilter::default()
     };
     anyhow::ensure!(filter.to >= filter.from, "--to is before --from");
     let client = pool.get().await?;
@@ -136,9 +136,9 @@ pub async fn run_calls(cmd: CallsCommand) -> anyhow::Result<()> {
     csv_header(&mut out)?;
     let mut position = cdr::start(&client, tenant.id).await?;
     // The calls as they stand now: the walk by start time, not the changes after it.
-    while matches!(position, cdr::Position::ByStart { .. }) {
+    while matches!(position, crate::domain::Position::ByStart { .. }) {
         let page = cdr::page(&client, tenant.id, &filter, position, 1_000).await?;
-        let by_start = matches!(page.next, cdr::Position::ByStart { .. });
+        let by_start = matches!(page.next, crate::domain::Position::ByStart { .. });
         let calls: Vec<_> = page.calls;
         csv_rows(&mut out, &calls, zone)?;
         position = page.next;

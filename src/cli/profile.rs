@@ -11,8 +11,9 @@ use crate::config::DatabaseArgs;
 use crate::config::webhooks::WebhookSettings;
 use crate::domain::Tenant;
 use crate::domain::profile::ProfileInput;
+use crate::domain::profile::StoredProfile;
 use crate::live::directory::Directory;
-use crate::store::profiles::{self, StoredProfile};
+use crate::store::profiles;
 use crate::webhook::admin::{self, ProfileError, ProfileView, SECRET_OVERLAP, TestReport};
 use crate::webhook::{self as webhooks, Deliverer, WebhookClient, sign};
 

@@ -115,8 +115,8 @@ pub async fn run(cmd: ServiceUserCommand) -> anyhow::Result<()> {
                 service_users::create(&tx, tenant.id, &name, agents.as_deref(), groups.as_deref())
                     .await
                     .map_err(|e| match e {
-                        service_users::CreateError::Exists(_) => anyhow::anyhow!("{e}"),
-                        service_users::CreateError::Unexpected(e) => e,
+                        crate::domain::CreateError::Exists(_) => anyhow::anyhow!("{e}"),
+                        crate::domain::CreateError::Unexpected(e) => e,
                     })?;
             tx.commit().await.context("saving the service user")?;
             eprintln!(

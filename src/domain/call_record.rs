@@ -2,6 +2,7 @@
 //! columns, the `calls` columns read, the call facts of profiles (the record stored with
 //! each delivery) and the report rows all come from here, so a new field is added once.
 
+use super::service_user::Access;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde::ser::SerializeMap;
@@ -311,6 +312,55 @@ pub struct FirstLeg {
     pub guid: Option<String>,
     #[serde(default)]
     pub leg: Option<String>,
+}
+
+/// Which calls a page is drawn from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct CdrFilter {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub direction: Option<String>,
+    pub agent: Option<String>,
+    /// A normalized number: the caller's, or the other party's.
+    pub number: Option<String>,
+    pub outcome: Option<String>,
+    /// Only the calls of these agents' extensions, or of `groups` (a service user's
+    /// access); `None` is every call.
+    pub agents: Option<Vec<String>>,
+    /// With `agents`: the groups whose calls are seen too.
+    #[serde(default)]
+    pub groups: Option<Vec<String>>,
+}
+
+impl CdrFilter {
+    /// Limits the filter to what `access` sees, whatever it said before (a cursor
+    /// carries its filter, and a cursor is only as trustworthy as its bearer).
+    pub fn limit_to(&mut self, access: &Access) {
+        let (agents, groups) = access.as_lists().unzip();
+        self.agents = agents;
+        self.groups = groups;
+    }
+}
+
+/// Where a walk stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub enum Position {
+    /// Walking by start time: after this call, among calls changed up to `watermark`.
+    ByStart {
+        watermark: i64,
+        after: Option<(DateTime<Utc>, Uuid)>,
+    },
+    /// Following changes made after `watermark`, after this (change, call).
+    ByChange {
+        watermark: i64,
+        after: Option<(i64, Uuid)>,
+    },
+}
+
+/// A page and where the next one starts.
+pub struct Page {
+    pub calls: Vec<CallRecord>,
+    pub next: Position,
 }
 
 #[cfg(test)]

@@ -24,15 +24,21 @@ mod text;
 mod token;
 mod write;
 
-pub use agent::{Agent, AgentName, Extension, GroupName, agent_extension};
-pub use call::{CallSummary, Leg, Outcome, StoredEvent};
+pub use agent::{Agent, AgentName, Extension, GroupName, Put, agent_extension};
+pub use call::{
+    CallCaps, CallSummary, ChangedCall, IncomingEvent, Ingested, Leg, Outcome, OverCap,
+    PartitionChanges, StoredEvent,
+};
 pub use call_event::{
     CallEvent, Direction, EVENT_FIELDS, EventKind, LegRole, LookupLink, MAX_EVENT_AHEAD,
     check_query_pairs, event_time, query_fields,
 };
-pub use call_record::{CallField, CallRecord, Cdr, FirstLeg, call_columns};
+pub use call_record::{
+    CallField, CallRecord, Cdr, CdrFilter, FirstLeg, Page, Position, call_columns,
+};
 pub use click2call::{
-    DialStatus, LegView, RequestState, agent_missed_event, placed_event, request_state,
+    DialStatus, LegView, NewRequest, Opened, RequestRow, RequestState, StoredDialer,
+    agent_missed_event, placed_event, request_state,
 };
 pub use contact::{
     ContactInput, ContactRecord, FieldError, MAX_PHONE_ENTRIES, MAX_UPDATED_AT_AHEAD,
@@ -48,13 +54,20 @@ pub use number_memo::parse_remembered;
 pub use phone_number::{
     MAX_RAW_LEN, NumberKey, PhoneNumber, PhoneNumberError, Region, alternate_form,
 };
-pub use report::{OutputFormat, ReportTemplate, Timeframe};
+pub use report::{
+    AgentTotals, By, CallScope, EnabledReport, LookupDay, OutputFormat, ReportTemplate, Timeframe,
+    Totals, Window,
+};
 pub use report_request::{MAX_ROWS, ReportRequest};
 pub use routing::{FieldKind, FieldType, FieldValue, RoutingField, RoutingFields};
-pub use service_user::{Access, ServiceUserName};
-pub use session::{SessionHours, SessionSecret};
+pub use service_user::{Access, CreateError, ServiceUser, ServiceUserName};
+pub use session::{Session, SessionHours, SessionSecret};
 pub use signing_key::PopupKey;
-pub use tenant::{AuthPolicy, LookupLogSettings, PopupSettings, Tenant, TenantId, TenantSlug};
+pub use tenant::{
+    AuthPolicy, CreateTenantError, LookupLogSettings, PopupSettings, Tenant, TenantId, TenantSlug,
+};
 pub use text::storage_problem;
-pub use token::{ApiToken, TokenHash, TokenScope, TokenScopes};
-pub use write::{ChangedNumbers, WriteOp, WriteOutcome, WriteResult};
+pub use token::{
+    ApiToken, DirectoryRows, LiveToken, TokenHash, TokenInfo, TokenScope, TokenScopes,
+};
+pub use write::{ChangedNumbers, OverNumberCap, WriteOp, WriteOutcome, WriteResult};

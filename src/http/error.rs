@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::contacts::WriteError;
 use crate::domain::FieldError;
-use crate::store::contacts::OverNumberCap;
+use crate::domain::OverNumberCap;
 
 /// Seconds a client should wait before retrying while the database is unreachable.
 const RETRY_AFTER_SECS: &str = "5";

@@ -7,8 +7,9 @@ use deadpool_postgres::GenericClient;
 
 use super::table::{Cell, Format, Table, average, column, item, share};
 use super::{ReportError, Run};
+use crate::domain::{By, Totals};
 use crate::store::report_rows;
-use crate::store::report_stats::{self, By, Totals};
+use crate::store::report_stats;
 
 /// Most calls a `call-detail` report lists; a timeframe with more is refused.
 pub const MAX_DETAIL_CALLS: i64 = 100_000;

@@ -13,20 +13,13 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::domain::profile::{CallFacts, Trigger};
+use crate::domain::profile::{
+    Claimed, LogFilter, LoggedAttempt, LoggedDelivery, NewDelivery, Recorded,
+};
 use crate::domain::{TenantId, call_columns};
 
 /// Wakes the delivery workers of every instance (payload empty).
 pub const CHANNEL: &str = "cidgate_deliveries";
-
-/// A delivery to queue: a profile, a call and the trigger it reached, with the call's
-/// facts as sent.
-#[derive(Debug, Clone)]
-pub struct NewDelivery {
-    pub profile_id: i64,
-    pub call_id: Uuid,
-    pub trigger: Trigger,
-    pub call: Value,
-}
 
 /// The calls `ids` of the tenant with their contacts' names and CRM links, as
 /// deliveries see them.
@@ -176,19 +169,6 @@ pub async fn replay(
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
-/// A claimed delivery, ready to send.
-#[derive(Debug, Clone)]
-pub struct Claimed {
-    pub id: Uuid,
-    pub message_id: Uuid,
-    pub tenant: TenantId,
-    pub profile_id: i64,
-    pub trigger: String,
-    pub call: Value,
-    /// This attempt's number, from 1.
-    pub attempt: i32,
-}
-
 /// Across tenants on purpose: the workers serve every tenant.
 /// Claims up to `limit` due deliveries (of enabled profiles, none behind an earlier
 /// pending delivery of the same call to the same profile) for `lease`, and commits the
@@ -327,21 +307,6 @@ pub async fn next_due(client: &impl GenericClient) -> anyhow::Result<Option<Date
     Ok([pending, lease].into_iter().flatten().min())
 }
 
-/// What one attempt did to its delivery.
-#[derive(Debug, Clone)]
-pub struct Recorded {
-    pub id: Uuid,
-    pub tenant: TenantId,
-    pub attempted_at: DateTime<Utc>,
-    pub status: Option<i32>,
-    pub latency_ms: i32,
-    pub error: Option<String>,
-    pub response: String,
-    /// `delivered`, `failed`, or `pending` (with `next_attempt_at`).
-    pub state: &'static str,
-    pub next_attempt_at: Option<DateTime<Utc>>,
-}
-
 /// Logs the attempts and moves each delivery on (deliveries claimed across tenants).
 pub async fn record(client: &impl GenericClient, attempts: &[Recorded]) -> anyhow::Result<()> {
     if attempts.is_empty() {
@@ -378,34 +343,6 @@ pub async fn record(client: &impl GenericClient, attempts: &[Recorded]) -> anyho
         .await
         .context("moving deliveries on")?;
     Ok(())
-}
-
-/// One row of the delivery log.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct LoggedDelivery {
-    pub id: Uuid,
-    pub webhook_id: String,
-    pub profile: String,
-    pub call_id: Uuid,
-    pub trigger: String,
-    pub origin: String,
-    pub replay_of: Option<Uuid>,
-    pub state: String,
-    pub attempts: i32,
-    pub next_attempt_at: Option<DateTime<Utc>>,
-    pub last_status: Option<i32>,
-    pub last_error: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub finished_at: Option<DateTime<Utc>>,
-}
-
-/// Filters of the delivery log.
-#[derive(Debug, Clone, Default)]
-pub struct LogFilter {
-    pub profile: Option<String>,
-    pub failed: bool,
-    pub since: Option<DateTime<Utc>>,
-    pub limit: i64,
 }
 
 /// The tenant's deliveries, newest first.
@@ -452,16 +389,6 @@ pub async fn list(
             }
         })
         .collect())
-}
-
-/// One attempt in the log.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct LoggedAttempt {
-    pub at: DateTime<Utc>,
-    pub status: Option<i32>,
-    pub latency_ms: i32,
-    pub error: Option<String>,
-    pub response: Option<String>,
 }
 
 /// A delivery's attempts, oldest first (`None`: no such delivery of the tenant).

@@ -11,17 +11,8 @@ use uuid::Uuid;
 
 use super::deliveries::wake;
 use crate::domain::TenantId;
+use crate::domain::profile::NewLegDelivery;
 use crate::domain::profile::Trigger;
-
-/// A `leg-event` delivery to queue.
-#[derive(Debug, Clone)]
-pub struct NewLegDelivery {
-    pub profile_id: i64,
-    pub call_id: Uuid,
-    /// The leg event's key (one delivery per profile, call and this).
-    pub leg_event: String,
-    pub call: Value,
-}
 
 /// Queues `deliveries`, in their order (a call's deliveries to a profile are sent in
 /// `seq` order). Run it in the transaction that recorded the events. Answers how many

@@ -1,11 +1,11 @@
 //! What reports list row by row: the calls of a timeframe, and lookups per day.
 
 use anyhow::Context;
-use chrono::NaiveDate;
 use deadpool_postgres::GenericClient;
 
-use super::report_stats::{CallScope, Window, lists, scope_condition, split};
+use super::report_stats::{lists, scope_condition, split};
 use crate::domain::{CallRecord, TenantId, call_columns};
+use crate::domain::{CallScope, LookupDay, Window};
 
 /// The ended calls in `scope` that started in the window, oldest first, at most `limit`.
 pub async fn calls(
@@ -44,15 +44,6 @@ pub async fn calls(
         .await
         .context("reading calls for a report")?;
     Ok(rows.iter().map(super::cdr::record).collect())
-}
-
-/// A day's lookups, by what they found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LookupDay {
-    pub day: NaiveDate,
-    pub identified: i64,
-    pub unknown: i64,
-    pub degraded: i64,
 }
 
 /// The lookups of the window per day in `zone` (an IANA name), days without any left out.

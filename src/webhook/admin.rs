@@ -14,10 +14,11 @@ use super::sign;
 use crate::domain::profile::{
     CallFacts, MASK, ProfileInput, ProfileName, ProfileSpec, RenderedRequest,
 };
+use crate::domain::profile::{LoggedAttempt, StoredProfile};
 use crate::domain::{FieldError, TenantId};
 use crate::store;
-use crate::store::deliveries::{self, LoggedAttempt};
-use crate::store::profiles::{self, StoredProfile};
+use crate::store::deliveries;
+use crate::store::profiles;
 
 /// How long a rotated secret keeps signing beside the new one.
 pub const SECRET_OVERLAP: Duration = Duration::from_secs(24 * 3600);
@@ -220,7 +221,7 @@ pub async fn test(
     call: serde_json::Value,
     dry_run: bool,
 ) -> Result<TestReport, ProfileError> {
-    let claimed = deliveries::Claimed {
+    let claimed = crate::domain::profile::Claimed {
         id: Uuid::nil(),
         message_id: Uuid::new_v4(),
         tenant,

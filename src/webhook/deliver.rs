@@ -16,12 +16,13 @@ use super::client::{Attempt, Signing, Verdict, WebhookClient};
 use super::warn::{DeliveryWarning, Warnings};
 use crate::config::webhooks::RetrySchedule;
 use crate::domain::profile::{CallFacts, RenderedRequest, Trigger};
+use crate::domain::profile::{Claimed, Recorded, StoredProfile};
 use crate::live::directory::{Directory, TenantEntry};
 use crate::metrics::Metrics;
 use crate::popup::LinkClaims;
 use crate::store;
-use crate::store::deliveries::{self, Claimed, Recorded};
-use crate::store::profiles::{self, StoredProfile};
+use crate::store::deliveries;
+use crate::store::profiles;
 
 /// Longest a `Retry-After` may push an attempt back.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);

@@ -10,10 +10,11 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::domain::profile::{CallFacts, ProfileSpec, Trigger};
+use crate::domain::profile::{NewDelivery, NewLegDelivery};
+use crate::domain::{ChangedCall, IncomingEvent};
 use crate::domain::{EventKind, LegRole, TenantId};
-use crate::store::calls::{ChangedCall, IncomingEvent};
-use crate::store::deliveries::{self, NewDelivery};
-use crate::store::leg_deliveries::{self, NewLegDelivery};
+use crate::store::deliveries;
+use crate::store::leg_deliveries;
 use crate::store::profiles;
 
 /// Queues a delivery for each enabled profile of the tenant whose trigger each changed

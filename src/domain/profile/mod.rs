@@ -3,7 +3,9 @@
 //! sending is `webhook`'s.
 
 mod criteria;
+mod delivery;
 mod placeholder;
+mod stored;
 mod template;
 
 use std::fmt;
@@ -11,7 +13,11 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 pub use criteria::Criterion;
+pub use delivery::{
+    Claimed, LogFilter, LoggedAttempt, LoggedDelivery, NewDelivery, NewLegDelivery, Recorded,
+};
 pub use placeholder::{CallFacts, LegEventFacts, Placeholder};
+pub use stored::{Duplicate, StoredProfile};
 pub use template::{Escape, Template};
 
 use super::FieldError;

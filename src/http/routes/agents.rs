@@ -113,9 +113,9 @@ pub async fn put(
     })
     .await?;
     let mut answer = match put {
-        store::agents::Put::Added => HttpResponse::Created(),
-        store::agents::Put::Replaced => HttpResponse::Ok(),
-        store::agents::Put::OverCap(cap) => {
+        crate::domain::Put::Added => HttpResponse::Created(),
+        crate::domain::Put::Replaced => HttpResponse::Ok(),
+        crate::domain::Put::OverCap(cap) => {
             return Err(ApiError::invalid_fields(vec![FieldError::new(
                 "extension",
                 format!(

@@ -114,7 +114,7 @@ fn answer(
 }
 
 /// The range and filters of a first request.
-fn filter(params: &Params, zone: Tz, region: Region) -> Result<cdr::CdrFilter, ApiError> {
+fn filter(params: &Params, zone: Tz, region: Region) -> Result<crate::domain::CdrFilter, ApiError> {
     let mut errors = Vec::new();
     let mut date = |name: &str, end: RangeEnd| match params.get(name) {
         None => {
@@ -155,7 +155,7 @@ fn filter(params: &Params, zone: Tz, region: Region) -> Result<cdr::CdrFilter, A
         errors.push(FieldError::new("finishdate", problem));
     }
     match (from, to) {
-        (Some(from), Some(to)) if errors.is_empty() => Ok(cdr::CdrFilter {
+        (Some(from), Some(to)) if errors.is_empty() => Ok(crate::domain::CdrFilter {
             from,
             to,
             direction,

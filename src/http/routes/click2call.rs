@@ -11,14 +11,12 @@ use crate::domain::{
     CallEvent, DestinationError, DialPolicy, DialStatus, FieldError, LegView, NumberFormat, Tenant,
     agent_missed_event, placed_event, request_state,
 };
+use crate::domain::{IncomingEvent, NewRequest, Opened, Session, StoredDialer};
 use crate::http::auth::{SessionsAuth, agent_session};
 use crate::http::body::read_json;
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
 use crate::store;
-use crate::store::calls::IncomingEvent;
-use crate::store::click2call::{NewRequest, Opened, StoredDialer};
-use crate::store::sessions::Session;
 
 const BODY_LIMIT: usize = 8 * 1024;
 

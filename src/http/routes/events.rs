@@ -11,13 +11,13 @@ use crate::calls::call_end::{CALL_END_MAPPING, CallEndMapping};
 use crate::calls::focalscope;
 use crate::calls::ingest::QueueError;
 use crate::domain::{CallEvent, FieldError};
+use crate::domain::{IncomingEvent, OverCap};
 use crate::http::auth::EventsAuth;
 use crate::http::body::{Shape, read_json_shaped};
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
 use crate::live::directory::TenantEntry;
 use crate::metrics::LimitLabels;
-use crate::store::calls::{IncomingEvent, OverCap};
 
 /// Most events in one request.
 pub const MAX_EVENTS: usize = 1_000;

@@ -5,6 +5,7 @@ use std::borrow::Cow;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
 
+use crate::domain::IncomingEvent;
 use crate::domain::{
     CallEvent, EventKind, LogEntry, LookupHit, LookupLink, LookupOutcomeKind, RoutingField,
     storage_problem,
@@ -15,7 +16,6 @@ use crate::http::state::AppState;
 use crate::live::directory::TenantEntry;
 use crate::lookup::{AnswerForm, Caller, Degraded, LookupAnswer, LookupQuery};
 use crate::popup::LinkClaims;
-use crate::store::calls::IncomingEvent;
 
 /// Marks an answer that is not the database's current word (value: stale, unknown,
 /// unverified), so PBX logs and monitoring can tell.

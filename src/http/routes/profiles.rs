@@ -7,11 +7,12 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use crate::domain::profile::LogFilter;
 use crate::domain::profile::ProfileInput;
 use crate::domain::{FieldError, storage_problem};
 use crate::http::error::ApiError;
 use crate::http::{auth::AdminAuth, body::read_json, state::AppState};
-use crate::store::deliveries::{self, LogFilter};
+use crate::store::deliveries;
 use crate::store::{self, profiles};
 use crate::webhook::admin::{self, ProfileError, ProfileView, SECRET_OVERLAP};
 use crate::webhook::sign;
