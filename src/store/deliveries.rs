@@ -47,7 +47,7 @@ fn facts_sql(condition: &str) -> String {
 
 fn facts(r: &tokio_postgres::Row) -> CallFacts {
     CallFacts::new(
-        super::cdr::record(r),
+        super::call_rows::record(r),
         r.get("contact_name"),
         r.get("contact_crm_url"),
     )

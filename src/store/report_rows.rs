@@ -43,7 +43,7 @@ pub async fn calls(
         )
         .await
         .context("reading calls for a report")?;
-    Ok(rows.iter().map(super::cdr::record).collect())
+    Ok(rows.iter().map(super::call_rows::record).collect())
 }
 
 /// The lookups of the window per day in `zone` (an IANA name), days without any left out.

@@ -13,6 +13,7 @@ use crate::calls::cdr::{
 use crate::domain::{CallRecord, Direction, FieldError, Outcome, PhoneNumber, Region};
 use crate::http::auth::ReportAuth;
 use crate::http::error::ApiError;
+use crate::http::shared::resource;
 use crate::http::state::AppState;
 use crate::store::{self, cdr};
 
@@ -218,4 +219,9 @@ impl Params {
             .find(|(n, v)| n == name && !v.trim().is_empty())
             .map(|(_, v)| v.as_str())
     }
+}
+
+/// Registers `/api/v1/reportsCDRLogs`.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/api/v1/reportsCDRLogs", "GET").route(web::get().to(cdr_logs)));
 }

@@ -15,6 +15,7 @@ use crate::domain::{IncomingEvent, OverCap};
 use crate::http::auth::EventsAuth;
 use crate::http::body::{Shape, read_json_shaped};
 use crate::http::error::ApiError;
+use crate::http::shared::resource;
 use crate::http::state::AppState;
 use crate::live::directory::TenantEntry;
 use crate::metrics::LimitLabels;
@@ -241,4 +242,16 @@ fn raw(pairs: &[(String, String)]) -> Value {
 fn without_credentials(mut map: Map<String, Value>) -> Map<String, Value> {
     map.remove("token");
     map
+}
+
+/// Registers the event routes: DESIGN §7's fields (JSON or a query string) and the two
+/// dialects' adapters.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        resource("/api/v1/events", "GET, POST")
+            .route(web::post().to(post))
+            .route(web::get().to(get)),
+    )
+    .service(resource("/api/v1/events/focalscope", "GET").route(web::get().to(focalscope)))
+    .service(resource("/api/v1/events/call-end", "GET").route(web::get().to(call_end)));
 }

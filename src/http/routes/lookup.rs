@@ -12,6 +12,7 @@ use crate::domain::{
 };
 use crate::http::auth::{LookupAuth, request_start};
 use crate::http::error::ApiError;
+use crate::http::shared::resource;
 use crate::http::state::AppState;
 use crate::live::directory::TenantEntry;
 use crate::lookup::{AnswerForm, Caller, Degraded, LookupAnswer, LookupQuery};
@@ -164,5 +165,14 @@ fn answer(body: &LookupAnswer<'_>, degraded: Option<Degraded>, form: AnswerForm)
         AnswerForm::Compact => response
             .content_type("application/json")
             .body(body.to_compact_json()),
+    }
+}
+
+/// Registers the lookup at `/api/lookup` and `/api/while1voice` (the reference's path).
+/// One resource per path: a resource with several paths is matched by regex, which
+/// costs more than the rest of a cached lookup.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    for path in ["/api/lookup", "/api/while1voice"] {
+        cfg.service(resource(path, "GET").route(web::get().to(lookup)));
     }
 }
