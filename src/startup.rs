@@ -197,7 +197,7 @@ impl Application {
             &jobs,
             pool.clone(),
             Duration::from_millis(settings.write_timeout_ms),
-            crate::store::calls::CallCaps {
+            crate::domain::CallCaps {
                 max_legs: settings.call_max_legs as usize,
                 max_events: settings.call_max_events as usize,
             },

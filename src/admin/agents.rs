@@ -7,7 +7,7 @@ use super::{Db, Error};
 use crate::domain::{Agent, Extension, SessionSecret, Tenant};
 use crate::store;
 
-pub use crate::store::agents::Put;
+pub use crate::domain::Put;
 
 /// Adds `agent`, or replaces the one with its extension; refuses a new agent past the
 /// tenant's cap.

@@ -5,7 +5,8 @@ use uuid::Uuid;
 
 use super::{Db, Error};
 use crate::domain::TenantId;
-use crate::store::deliveries::{self, LogFilter, LoggedAttempt, LoggedDelivery};
+use crate::domain::profile::{LogFilter, LoggedAttempt, LoggedDelivery};
+use crate::store::deliveries;
 
 fn no_delivery(id: Uuid) -> Error {
     Error::NotFound(format!("no delivery {id}"))

@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 
 use super::{Db, Error};
+use crate::domain::StoredDialer;
 use crate::domain::{DialPolicy, NumberFormat, Tenant};
 use crate::store;
-use crate::store::click2call::StoredDialer;
 
 /// Sets (or replaces) the tenant's dialer; answers what the operator should know of it
 /// (warnings, never refusals).

@@ -11,10 +11,10 @@ use super::Db;
 use crate::domain::profile::{
     CallFacts, MASK, ProfileInput, ProfileName, ProfileSpec, RenderedRequest,
 };
+use crate::domain::profile::{LoggedAttempt, StoredProfile};
 use crate::domain::{FieldError, TenantId};
 use crate::store;
-use crate::store::deliveries::{self, LoggedAttempt};
-use crate::store::profiles::{self, StoredProfile};
+use crate::store::{deliveries, profiles};
 use crate::webhook::{Deliverer, Refused, Signing, WebhookClient, sign};
 
 /// How long a rotated secret keeps signing beside the new one.
@@ -226,27 +226,26 @@ pub async fn call_for(
 ) -> Result<serde_json::Value, ProfileError> {
     match call {
         Some(call) => db
-            .run(async |db| deliveries::call_snapshot(&*db, tenant, call).await)
+            .run(async |db| deliveries::call_facts(&*db, tenant, call).await)
             .await?
-            .ok_or_else(|| ProfileError::NoCall(call.to_owned())),
+            .ok_or_else(|| ProfileError::NoCall(call.to_owned()))
+            .and_then(stored),
         None => Ok(sample_call()),
     }
 }
 
 fn sample_call() -> serde_json::Value {
-    let s = CallFacts::sample();
-    serde_json::json!({
-        "id": s.id, "report_call_id": s.report_call_id, "activecallkey": s.activecallkey,
-        "request_id": s.request_id, "direction": s.direction, "caller_number": s.caller_number,
-        "caller_name": s.caller_name, "contact_id": s.contact_id, "contact_name": s.contact_name,
-        "crm_url": s.crm_url, "dnis": s.dnis, "external_number": s.external_number,
-        "other_number": s.other_number, "agent": s.agent, "call_group": s.call_group,
-        "account_codes": s.account_codes, "tags": s.tags, "started_at": s.started_at,
-        "answered_at": s.answered_at, "ended_at": s.ended_at, "duration_ms": s.duration_ms,
-        "talk_ms": s.talk_ms, "outcome": s.outcome, "recorded": s.recorded,
-        "recording_url": s.recording_url,
-        "legs": [{"call_id": s.legs[0].call_id, "guid": s.legs[0].guid, "leg": null}],
-    })
+    let sample = CallFacts {
+        event: String::new(),
+        location: None,
+        ..CallFacts::sample()
+    };
+    serde_json::to_value(sample).expect("call facts serialize")
+}
+
+/// The facts as a delivery stores them.
+fn stored(facts: CallFacts) -> Result<serde_json::Value, ProfileError> {
+    Ok(serde_json::to_value(facts).map_err(anyhow::Error::from)?)
 }
 
 /// Renders the profile's request for `call` and, unless `dry_run`, sends it through the
@@ -258,7 +257,7 @@ pub async fn test(
     call: serde_json::Value,
     dry_run: bool,
 ) -> Result<TestReport, ProfileError> {
-    let claimed = deliveries::Claimed {
+    let claimed = crate::domain::profile::Claimed {
         id: Uuid::nil(),
         message_id: Uuid::new_v4(),
         tenant,
@@ -335,9 +334,10 @@ pub async fn run(
 ) -> Result<RunReport, ProfileError> {
     let trigger = profile.spec()?.trigger;
     let queued = store::with_client(&deliverer.pool, deliverer.db_timeout, async |db| {
-        let Some(snapshot) = deliveries::call_snapshot(&*db, tenant, call).await? else {
+        let Some(facts) = deliveries::call_facts(&*db, tenant, call).await? else {
             return Ok(None);
         };
+        let snapshot = serde_json::to_value(facts)?;
         let id = deliveries::enqueue_manual(&*db, tenant, profile.id, trigger, &snapshot).await?;
         Ok(Some(id))
     })

@@ -4,9 +4,9 @@ use uuid::Uuid;
 
 use super::service_users::sees;
 use super::{Db, Error};
+use crate::domain::EnabledReport;
 use crate::domain::{ReportTemplate, ServiceUserName, Tenant};
 use crate::store;
-use crate::store::reports::EnabledReport;
 
 /// Enables `template` for the service user `name`; its id is the report's key.
 pub async fn enable(

@@ -4,8 +4,10 @@
 use std::time::Duration;
 
 use super::{Db, Error};
-use crate::domain::{ApiToken, Extension, GroupName, ServiceUserName, Tenant};
-use crate::store::service_users::{self, CreateError, ServiceUser};
+use crate::domain::{
+    ApiToken, CreateError, Extension, GroupName, ServiceUser, ServiceUserName, Tenant,
+};
+use crate::store::service_users;
 
 /// The longest a service user's old keys keep working after a rotation.
 const MAX_GRACE: Duration = Duration::from_secs(30 * 24 * 3600);

@@ -37,15 +37,13 @@ pub async fn create(db: &Db, new: NewTenant) -> Result<Tenant, Error> {
             Ok(tenant)
         })
         .await
-        .map_err(
-            |e| match e.downcast::<store::tenants::CreateTenantError>() {
-                Ok(taken @ store::tenants::CreateTenantError::Exists(_)) => {
-                    Error::Taken(taken.to_string())
-                }
-                Ok(other) => Error::Failed(other.into()),
-                Err(e) => Error::Failed(e),
-            },
-        )?;
+        .map_err(|e| match e.downcast::<crate::domain::CreateTenantError>() {
+            Ok(taken @ crate::domain::CreateTenantError::Exists(_)) => {
+                Error::Taken(taken.to_string())
+            }
+            Ok(other) => Error::Failed(other.into()),
+            Err(e) => Error::Failed(e),
+        })?;
     Ok(tenant)
 }
 
@@ -316,10 +314,10 @@ async fn set_own(
 pub async fn set_call_end_mapping(
     db: &Db,
     tenant: &Tenant,
-    mapping: &crate::domain::CallEndMapping,
+    mapping: &crate::calls::call_end::CallEndMapping,
 ) -> Result<(), Error> {
     let value = mapping.to_json();
-    let key = crate::domain::CALL_END_MAPPING;
+    let key = crate::calls::call_end::CALL_END_MAPPING;
     db.run(async |client| store::tenants::set_setting(&*client, tenant.id, key, &value).await)
         .await?;
     Ok(())

@@ -5,9 +5,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::{Db, Error};
+use crate::domain::TokenInfo;
 use crate::domain::{ApiToken, Tenant, TenantId, TokenScopes};
 use crate::store;
-use crate::store::tokens::TokenInfo;
 
 /// The longest an old token keeps working after a rotation.
 const MAX_GRACE: Duration = Duration::from_secs(30 * 24 * 3600);

@@ -7,7 +7,9 @@ use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
-use crate::store::cdr::{CallRecord, CdrFilter, Position};
+use crate::domain::CdrFilter;
+use crate::domain::Position;
+use crate::domain::{CallField, CallRecord};
 
 /// Which end of a range a date is: a day alone means its first or its last moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,35 +112,9 @@ impl Cursor {
     }
 }
 
-/// The CSV columns, in order.
-pub const CSV_COLUMNS: &[&str] = &[
-    "call_id",
-    "report_call_id",
-    "activecallkey",
-    "request_id",
-    "direction",
-    "caller_number",
-    "caller_name",
-    "contact_id",
-    "dnis",
-    "external_number",
-    "agent",
-    "group",
-    "account_codes",
-    "tags",
-    "started_at",
-    "answered_at",
-    "ended_at",
-    "duration_ms",
-    "talk_ms",
-    "outcome",
-    "recorded",
-    "recording_url",
-];
-
-/// Writes the header line.
+/// Writes the header line: the record's CSV fields (`domain::CallField`), in order.
 pub fn csv_header<W: std::io::Write>(out: &mut csv::Writer<W>) -> csv::Result<()> {
-    out.write_record(CSV_COLUMNS)
+    out.write_record(CallField::csv().map(CallField::name))
 }
 
 /// Writes one line per call; times in the tenant's zone (RFC 3339 with its offset).
@@ -147,44 +123,8 @@ pub fn csv_rows<W: std::io::Write>(
     calls: &[CallRecord],
     zone: Tz,
 ) -> csv::Result<()> {
-    let time = |t: Option<DateTime<Utc>>| {
-        t.map(|t| {
-            t.with_timezone(&zone)
-                .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
-        })
-        .unwrap_or_default()
-    };
-    let text = |s: &Option<String>| s.clone().unwrap_or_default();
-    let number = |n: Option<i64>| n.map(|n| n.to_string()).unwrap_or_default();
     for c in calls {
-        out.write_record(
-            [
-                c.call_id.to_string(),
-                c.report_call_id.to_string(),
-                c.activecallkey.clone(),
-                number(c.request_id),
-                text(&c.direction),
-                text(&c.caller_number),
-                text(&c.caller_name),
-                text(&c.contact_id),
-                text(&c.dnis),
-                text(&c.external_number),
-                text(&c.agent),
-                text(&c.group),
-                c.account_codes.join(","),
-                c.tags.join(","),
-                time(Some(c.started_at)),
-                time(c.answered_at),
-                time(c.ended_at),
-                number(c.duration_ms),
-                number(c.talk_ms),
-                c.outcome.clone(),
-                c.recorded.to_string(),
-                text(&c.recording_url),
-            ]
-            .iter()
-            .map(|field| defuse(field)),
-        )?;
+        out.write_record(CallField::csv().map(|field| defuse(&field.text(c, zone))))?;
     }
     Ok(())
 }

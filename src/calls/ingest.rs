@@ -8,12 +8,10 @@ use std::time::Duration;
 use deadpool_postgres::{GenericClient, Pool, Transaction};
 use tokio::sync::{Mutex, Semaphore, mpsc, oneshot};
 
-use crate::domain::{Region, TenantId};
+use crate::domain::{CallCaps, IncomingEvent, Region, TenantId};
 use crate::jobs::{Readiness, Supervisor};
-use crate::store::{
-    self,
-    calls::{CallCaps, IncomingEvent, worth_retrying},
-};
+use crate::store::{self, calls::worth_retrying};
+use crate::webhook::triggers;
 
 /// The task's name in `/readyz` and the logs.
 pub const TASK: &str = "call_event_writer";
@@ -184,7 +182,7 @@ async fn write_tenant(
         Err(e) => e,
     };
     together.rollback().await?;
-    if failed.is::<store::calls::OverCap>() {
+    if failed.is::<crate::domain::OverCap>() {
         // A cap reached is the tenant's to see in its answers, not an operator's alarm.
         tracing::debug!(tenant = tenant.0, error = %failed, "call events over a cap");
     } else {
@@ -226,9 +224,9 @@ async fn ingest(
         .collect();
     let ingested = store::calls::ingest(client, tenant, requests[0].region, &events, caps).await?;
     let changed: Vec<uuid::Uuid> = ingested.calls.iter().map(|c| c.id).collect();
-    store::deliveries::enqueue_for_calls(client, tenant, &changed).await?;
-    let legs = store::leg_deliveries::leg_events(&events, &ingested.new, &ingested.calls);
-    store::leg_deliveries::enqueue(client, tenant, &legs).await?;
+    triggers::enqueue_for_calls(client, tenant, &changed).await?;
+    let legs = triggers::leg_events(&events, &ingested.new, &ingested.calls);
+    triggers::enqueue_for_legs(client, tenant, &legs).await?;
     let mut new = ingested.new.into_iter();
     Ok(requests
         .iter()

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::db::{TenantArgs, open};
 use crate::admin::deliveries;
 use crate::config::DatabaseArgs;
-use crate::store::deliveries::LogFilter;
+use crate::domain::profile::LogFilter;
 
 #[derive(Debug, Subcommand)]
 pub enum DeliveryCommand {

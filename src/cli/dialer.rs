@@ -14,8 +14,8 @@ use crate::dial::ami::{AmiSecret, AmiSettings};
 use crate::dial::esl::{EslSecret, EslSettings};
 use crate::dial::http::{HttpDialer, HttpSecret, HttpSettings, header_name};
 use crate::dial::{Endpoint, PLACEHOLDERS, Template};
+use crate::domain::StoredDialer;
 use crate::domain::{NumberFormat, Region, parse_queue_prefix};
-use crate::store::click2call::StoredDialer;
 
 #[derive(Debug, Subcommand)]
 pub enum DialerCommand {

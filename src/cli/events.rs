@@ -4,8 +4,9 @@ use clap::Subcommand;
 
 use super::db::TenantArgs;
 use crate::admin::{tenants, tokens};
+use crate::calls::call_end::{CALL_END_MAPPING, CallEndMapping};
 use crate::calls::cdr::{RangeEnd, csv_header, csv_rows, parse_date, tenant_zone};
-use crate::domain::{CALL_END_MAPPING, CallEndMapping, TokenScope};
+use crate::domain::TokenScope;
 use crate::store::cdr;
 
 #[derive(Debug, Subcommand)]
@@ -106,11 +107,11 @@ pub async fn run_calls(cmd: CallsCommand) -> anyhow::Result<()> {
     let CallsCommand::Export { at, from, to } = cmd;
     let (db, tenant) = at.open().await?;
     let zone = tenant_zone(&tenant.settings);
-    let filter = cdr::CdrFilter {
+    let filter = crate::domain::CdrFilter {
         from: parse_date(&from, zone, RangeEnd::Start)
             .map_err(|e| anyhow::anyhow!("--from {e}"))?,
         to: parse_date(&to, zone, RangeEnd::Finish).map_err(|e| anyhow::anyhow!("--to {e}"))?,
-        ..cdr::CdrFilter::default()
+        ..crate::domain::CdrFilter::default()
     };
     anyhow::ensure!(filter.to >= filter.from, "--to is before --from");
     let mut out = csv::Writer::from_writer(std::io::stdout().lock());
@@ -120,11 +121,11 @@ pub async fn run_calls(cmd: CallsCommand) -> anyhow::Result<()> {
         .await?;
     // The calls as they stand now: the walk by start time, not the changes after it.
     // Each page is one timed step, so a slow database stops the export, not the pool.
-    while matches!(position, cdr::Position::ByStart { .. }) {
+    while matches!(position, crate::domain::Position::ByStart { .. }) {
         let page = db
             .run(async |client| cdr::page(&*client, tenant.id, &filter, position, 1_000).await)
             .await?;
-        let by_start = matches!(page.next, cdr::Position::ByStart { .. });
+        let by_start = matches!(page.next, crate::domain::Position::ByStart { .. });
         let calls: Vec<_> = page.calls;
         csv_rows(&mut out, &calls, zone)?;
         position = page.next;

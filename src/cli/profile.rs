@@ -10,8 +10,8 @@ use crate::admin::profiles::{self as admin, ProfileError, ProfileView, TestRepor
 use crate::config::webhooks::WebhookSettings;
 use crate::domain::Tenant;
 use crate::domain::profile::ProfileInput;
+use crate::domain::profile::StoredProfile;
 use crate::live::directory::Directory;
-use crate::store::profiles::StoredProfile;
 use crate::webhook::{self as webhooks, Deliverer, WebhookClient};
 
 /// A profile's definition on the command line; on `update`, only what is given changes.

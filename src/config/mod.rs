@@ -14,10 +14,6 @@ use url::Url;
 
 use ipnetwork::IpNetwork;
 
-use crate::http::client_ip::ForwardedHeader;
-use crate::http::rate_limit::RateSettings;
-use crate::lookup::cache::CacheSettings;
-
 pub use self::variables::{known_variables, warn_unknown_variables};
 
 /// A value that must never be printed: `Debug` shows only that it is set.
@@ -329,6 +325,41 @@ pub fn join_url(base: &Url, path: &str) -> String {
         base.as_str().trim_end_matches('/'),
         path.trim_start_matches('/')
     )
+}
+
+// The settings of the parts below (http's limits and client address, the lookup cache),
+// defined here so that config/ imports nothing above domain/.
+
+/// Which header the trusted proxies write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ForwardedHeader {
+    XForwardedFor,
+    Forwarded,
+}
+
+/// The rate limits (`http::rate_limit`).
+#[derive(Debug, Clone, Copy)]
+pub struct RateSettings {
+    /// Lookups per second per tenant (a tenant may override it).
+    pub lookups_per_sec: u32,
+    /// Sync API requests per second per token.
+    pub sync_per_sec: u32,
+    /// Failed authentications per minute per source address.
+    pub auth_failures_per_min: u32,
+    /// Screen-pop pages per second per source address.
+    pub pops_per_sec: u32,
+    /// Call events per second per tenant (a tenant may override it).
+    pub events_per_sec: u32,
+}
+
+/// The lookup cache's size and lifetimes (`lookup::cache`).
+#[derive(Debug, Clone, Copy)]
+pub struct CacheSettings {
+    pub max_bytes: u64,
+    pub found_ttl: Duration,
+    pub unknown_ttl: Duration,
+    /// How long a found answer is kept as the last known one after it stops being fresh.
+    pub keep_stale: Duration,
 }
 
 #[cfg(test)]

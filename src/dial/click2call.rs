@@ -22,11 +22,9 @@ use crate::domain::{
     CallEvent, DestinationError, DialPolicy, DialStatus, NumberFormat, Tenant, TenantId,
     agent_missed_event, placed_event,
 };
+use crate::domain::{IncomingEvent, NewRequest, Opened, Session, StoredDialer};
 use crate::jobs::{Readiness, Supervisor};
 use crate::store;
-use crate::store::calls::IncomingEvent;
-use crate::store::click2call::{NewRequest, Opened, StoredDialer};
-use crate::store::sessions::Session;
 
 /// The supervised task following the PBX's later word on requests.
 pub const TASK: &str = "click2call_results";

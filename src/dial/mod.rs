@@ -14,11 +14,10 @@ mod wire;
 
 use std::time::Duration;
 
+use crate::domain::StoredDialer;
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-
-use crate::store::click2call::StoredDialer;
 
 pub use template::{PLACEHOLDERS, Template};
 

@@ -134,6 +134,15 @@ impl Agent {
     }
 }
 
+/// What [`put_capped`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Put {
+    Added,
+    Replaced,
+    /// The agent is new and the tenant has its `max_agents` already.
+    OverCap(i32),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,6 +8,8 @@ use serde::Serialize;
 
 use super::agent::agent_extension;
 use super::call_event::{CallEvent, Direction, EventKind, LegRole, LookupLink};
+use serde_json::Value;
+use uuid::Uuid;
 
 /// An event as stored: its effective time (the PBX's, else when cidgate first received
 /// it) and its fingerprint, which breaks ties between events of the same time.
@@ -275,152 +277,95 @@ fn union(into: &mut Vec<String>, items: &[String]) {
     }
 }
 
+/// What a maintenance pass did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct PartitionChanges {
+    pub created: usize,
+    pub dropped: usize,
+}
+
+/// An event as a handler accepted it.
+#[derive(Debug, Clone)]
+pub struct IncomingEvent {
+    pub event: CallEvent,
+    /// What the PBX sent, credentials left out.
+    pub raw: Value,
+    pub received_at: DateTime<Utc>,
+}
+
+impl IncomingEvent {
+    /// When it happened: as the PBX said, else when it was received.
+    pub fn at(&self) -> DateTime<Utc> {
+        self.event.at.unwrap_or(self.received_at)
+    }
+}
+
+/// A call whose record changed in the batch.
+#[derive(Debug, Clone)]
+pub struct ChangedCall {
+    pub id: Uuid,
+    pub report_call_id: i64,
+    pub summary: CallSummary,
+    pub contact_id: Option<String>,
+}
+
+/// What a batch did: for each event (in order) whether it was new, and the calls changed.
+#[derive(Debug, Default)]
+pub struct Ingested {
+    pub new: Vec<bool>,
+    pub calls: Vec<ChangedCall>,
+}
+
+/// Caps on one call (`CIDGATE_CALL_MAX_LEGS`, `CIDGATE_CALL_MAX_EVENTS`).
+#[derive(Debug, Clone, Copy)]
+pub struct CallCaps {
+    pub max_legs: usize,
+    pub max_events: usize,
+}
+
+impl Default for CallCaps {
+    fn default() -> Self {
+        Self {
+            max_legs: 64,
+            max_events: 1_000,
+        }
+    }
+}
+
+/// Events refused by a cap: nothing of their request is written (`422`).
+#[derive(Debug, thiserror::Error)]
+pub enum OverCap {
+    #[error(
+        "call `{call_id}` would have more than {max} legs (CIDGATE_CALL_MAX_LEGS); events of further legs are refused"
+    )]
+    Legs { call_id: String, max: usize },
+    #[error(
+        "call `{call_id}` would have more than {max} events (CIDGATE_CALL_MAX_EVENTS); further events are refused"
+    )]
+    Events { call_id: String, max: usize },
+    #[error(
+        "the tenant stores {max} calls, its cap (tenant set --max-calls); events of new calls are refused"
+    )]
+    Calls { max: i64 },
+}
+
+impl OverCap {
+    /// The cap's name in metrics.
+    pub fn cap(&self) -> &'static str {
+        match self {
+            Self::Legs { .. } => "max_legs",
+            Self::Events { .. } => "max_events",
+            Self::Calls { .. } => "max_calls",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn at(s: &str) -> DateTime<Utc> {
         format!("2026-12-01T{s}Z").parse().unwrap()
-    }
-
-    fn focalscope(query: &str, time: &str) -> StoredEvent {
-        let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
-            .into_owned()
-            .collect();
-        let event = CallEvent::from_focalscope(&pairs, at("12:00:00")).unwrap();
-        StoredEvent {
-            at: at(time),
-            fingerprint: event.fingerprint(),
-            event,
-        }
-    }
-
-    /// The reference's four callbacks of RequestID 513, each received at its own time.
-    fn reference_callbacks() -> Vec<StoredEvent> {
-        vec![
-            focalscope(
-                "CallType=API&Event=pickup&CallID=1000000087849&RequestID=513&EventCode=2&IsCallRecorded=&Guid=bfa2dbc8-ab8a-34c8-f243-c2aad8c446ff",
-                "10:00:05",
-            ),
-            focalscope(
-                "CallType=Outgoing&Event=pickup&CallID=1000000087850&RequestID=513&EventCode=2&IsCallRecorded=&Guid=923041af-adb5-a8ae-f29c-e60ea5e17448",
-                "10:00:15",
-            ),
-            focalscope(
-                "CallType=Outgoing&Event=hangup&CallID=1000000087850&RequestID=513&EventCode=1&IsCallRecorded=1&Guid=923041af-adb5-a8ae-f29c-e60ea5e17448",
-                "10:02:15",
-            ),
-            focalscope(
-                "CallType=API&Event=hangup&CallID=1000000087849&RequestID=513&EventCode=1&IsCallRecorded=1&Guid=bfa2dbc8-ab8a-34c8-f243-c2aad8c446ff",
-                "10:02:16",
-            ),
-        ]
-    }
-
-    #[test]
-    fn the_reference_callbacks_make_one_answered_recorded_call_with_two_legs() {
-        let call = CallSummary::from_events(&reference_callbacks()).unwrap();
-        assert_eq!(call.request_id, Some(513));
-        assert_eq!(call.activecallkey, "1000000087849");
-        assert_eq!(call.direction, Some(Direction::Outbound));
-        assert_eq!(call.outcome, Outcome::Answered);
-        assert!(call.recorded);
-        assert_eq!(call.legs.len(), 2);
-        assert_eq!(call.legs[0].leg, Some(LegRole::Agent));
-        assert_eq!(call.legs[1].leg, Some(LegRole::External));
-        assert!(call.legs.iter().all(|l| l.outcome == Outcome::Answered));
-        assert_eq!(
-            call.answered_at,
-            Some(at("10:00:15")),
-            "the dialled party's pickup"
-        );
-        assert_eq!(call.ended_at, Some(at("10:02:16")));
-        assert_eq!(call.talk_ms(), Some(121_000));
-        assert_eq!(call.duration_ms(), Some(131_000));
-    }
-
-    #[test]
-    fn the_record_does_not_depend_on_the_order_or_repetition_of_events() {
-        let events = reference_callbacks();
-        let expected = CallSummary::from_events(&events).unwrap();
-        let mut shuffled: Vec<StoredEvent> = events.iter().rev().cloned().collect();
-        shuffled.extend(events.iter().take(2).cloned());
-        shuffled.rotate_left(3);
-        assert_eq!(CallSummary::from_events(&shuffled).unwrap(), expected);
-    }
-
-    #[test]
-    fn a_call_with_a_leg_still_up_is_in_progress() {
-        let events = reference_callbacks();
-        let call = CallSummary::from_events(&events[..3]).unwrap();
-        assert_eq!(call.outcome, Outcome::InProgress);
-        assert_eq!(call.ended_at, None);
-        assert_eq!(call.talk_ms(), None);
-    }
-
-    #[test]
-    fn an_agent_who_misses_the_click_to_call_makes_a_missed_call() {
-        let events = vec![focalscope(
-            "CallType=API&Event=missed&CallID=1&RequestID=7&EventCode=3",
-            "09:00:00",
-        )];
-        let call = CallSummary::from_events(&events).unwrap();
-        assert_eq!(call.outcome, Outcome::Missed);
-        assert_eq!(call.legs[0].outcome, Outcome::Missed);
-        assert_eq!(call.talk_ms(), Some(0));
-    }
-
-    #[test]
-    fn a_placed_click_to_call_keeps_what_the_request_knew_and_adds_no_leg() {
-        use crate::domain::placed_event;
-        let placed = placed_event(
-            513,
-            "Agent1(200)",
-            "+40721234567",
-            Some("Ion"),
-            at("10:00:00"),
-        );
-        let placed = StoredEvent {
-            at: at("10:00:00"),
-            fingerprint: placed.fingerprint(),
-            event: placed,
-        };
-        let alone = CallSummary::from_events(std::slice::from_ref(&placed)).unwrap();
-        assert_eq!(alone.outcome, Outcome::InProgress);
-        assert!(alone.legs.is_empty(), "{:?}", alone.legs);
-        assert_eq!(alone.agent.as_deref(), Some("Agent1(200)"));
-        assert_eq!(alone.other_party(), Some("+40721234567"));
-
-        let mut events = reference_callbacks();
-        events.push(placed);
-        let call = CallSummary::from_events(&events).unwrap();
-        assert_eq!(call.activecallkey, "1000000087849", "the first PBX leg");
-        assert_eq!(call.legs.len(), 2);
-        assert_eq!(call.started_at, at("10:00:00"), "when it was placed");
-        assert_eq!(call.agent.as_deref(), Some("Agent1(200)"));
-        assert_eq!(call.external_number.as_deref(), Some("+40721234567"));
-        assert_eq!(call.caller_name.as_deref(), Some("Ion"));
-        assert_eq!(call.outcome, Outcome::Answered);
-
-        // A PBX that names the agent by its extension alone keeps the name; another
-        // agent replaces it.
-        let by_extension = |agent: &str| {
-            let json = serde_json::json!({"call_id": "1000000087849", "event": "hangup",
-                "request_id": 513, "agent": agent});
-            let event = CallEvent::from_json(json.as_object().unwrap(), at("12:00:00")).unwrap();
-            StoredEvent {
-                at: at("10:03:00"),
-                fingerprint: event.fingerprint(),
-                event,
-            }
-        };
-        let mut with_extension = events.clone();
-        with_extension.push(by_extension("200"));
-        let call = CallSummary::from_events(&with_extension).unwrap();
-        assert_eq!(call.agent.as_deref(), Some("Agent1(200)"));
-        events.push(by_extension("201"));
-        let call = CallSummary::from_events(&events).unwrap();
-        assert_eq!(call.agent.as_deref(), Some("201"));
     }
 
     #[test]

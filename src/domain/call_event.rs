@@ -1,5 +1,5 @@
 //! A PBX's report of something that happened to a call (DESIGN §7): validated fields,
-//! from a JSON object, a query string, or one of the PBX dialects' adapters.
+//! from a JSON object or a query string (the PBX dialects' adapters are in `calls/`).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -231,89 +231,8 @@ impl CallEvent {
         pairs: &[(String, String)],
         now: DateTime<Utc>,
     ) -> Result<Self, Vec<FieldError>> {
-        let map = query_map(pairs)?;
+        let map = query_fields(pairs)?;
         Self::from_json(&map, now)
-    }
-
-    /// The FocalScope URL adapter's callback (reference/dial-api-and-event-url-adapter):
-    /// `CallType` API is the agent's leg, Outgoing the dialled party's; the rest map one
-    /// to one. Parameters it does not name are kept as unknown fields.
-    pub fn from_focalscope(
-        pairs: &[(String, String)],
-        now: DateTime<Utc>,
-    ) -> Result<Self, Vec<FieldError>> {
-        let query = query_map(pairs)?;
-        let mut map = Map::new();
-        let mut errors = Vec::new();
-        for (name, value) in query {
-            let text = value.as_str().unwrap_or_default().to_owned();
-            let field = match name.as_str() {
-                "CallID" => "call_id",
-                "Event" => "event",
-                "RequestID" => "request_id",
-                "EventCode" => "code",
-                "Guid" => "guid",
-                "IsCallRecorded" => {
-                    match text.trim() {
-                        "" | "0" => {}
-                        "1" => {
-                            map.insert("recorded".into(), Value::Bool(true));
-                        }
-                        _ => errors.push(FieldError::new(
-                            "IsCallRecorded",
-                            "must be 1 (recorded) or empty (not recorded)",
-                        )),
-                    }
-                    continue;
-                }
-                "CallType" => {
-                    match text.trim().to_ascii_lowercase().as_str() {
-                        "api" => {
-                            map.insert("leg".into(), "agent".into());
-                            map.insert("direction".into(), "Outbound".into());
-                        }
-                        "outgoing" => {
-                            map.insert("leg".into(), "external".into());
-                            map.insert("direction".into(), "Outbound".into());
-                        }
-                        "incoming" | "inbound" => {
-                            map.insert("direction".into(), "Inbound".into());
-                        }
-                        "" => {}
-                        _ => {
-                            map.insert("CallType".into(), Value::String(text));
-                        }
-                    }
-                    continue;
-                }
-                other => other,
-            };
-            if text.is_empty() && field != name {
-                // The adapter sends every placeholder, empty when it has no value.
-                continue;
-            }
-            map.insert(field.to_owned(), Value::String(text));
-        }
-        let rename = |mut e: FieldError| {
-            e.field = match e.field.as_str() {
-                "call_id" => "CallID",
-                "event" => "Event",
-                "request_id" => "RequestID",
-                "code" => "EventCode",
-                "guid" => "Guid",
-                other => other,
-            }
-            .to_owned();
-            e
-        };
-        match Self::from_json(&map, now) {
-            Ok(event) if errors.is_empty() => Ok(event),
-            Ok(_) => Err(errors),
-            Err(found) => {
-                errors.extend(found.into_iter().map(rename));
-                Err(errors)
-            }
-        }
     }
 
     /// The event's kind (always set once validated).
@@ -363,7 +282,7 @@ fn storable(value: &Value) -> bool {
 }
 
 /// Query pairs as a JSON object of strings; the credentials are left out.
-fn query_map(pairs: &[(String, String)]) -> Result<Map<String, Value>, Vec<FieldError>> {
+pub fn query_fields(pairs: &[(String, String)]) -> Result<Map<String, Value>, Vec<FieldError>> {
     let mut map = Map::new();
     let mut errors = Vec::new();
     for (name, value) in pairs {
@@ -741,43 +660,6 @@ mod tests {
         let errors =
             CallEvent::from_query(&pairs("call_id=1&call_id=2&event=pickup"), now()).unwrap_err();
         assert_eq!(fields(errors), ["call_id"]);
-    }
-
-    #[test]
-    fn the_focalscope_callbacks_map_to_legs() {
-        let agent = CallEvent::from_focalscope(
-            &pairs("CallType=API&Event=pickup&CallID=1000000087849&RequestID=513&EventCode=2&IsCallRecorded=&Guid=bfa2dbc8-ab8a-34c8-f243-c2aad8c446ff&token=s"),
-            now(),
-        )
-        .unwrap();
-        assert_eq!(agent.call_id, "1000000087849");
-        assert_eq!(agent.leg, Some(LegRole::Agent));
-        assert_eq!(agent.kind(), EventKind::Pickup);
-        assert_eq!(agent.request_id, Some(513));
-        assert_eq!(agent.code.as_deref(), Some("2"));
-        assert!(!agent.recorded);
-        assert!(agent.extra.is_empty(), "the token is never kept");
-        let dialled = CallEvent::from_focalscope(
-            &pairs("CallType=Outgoing&Event=hangup&CallID=1000000087850&RequestID=513&EventCode=1&IsCallRecorded=1&Guid=923041af"),
-            now(),
-        )
-        .unwrap();
-        assert_eq!(dialled.leg, Some(LegRole::External));
-        assert!(dialled.recorded);
-        assert_eq!(dialled.direction, Some(Direction::Outbound));
-    }
-
-    #[test]
-    fn focalscope_errors_name_the_adapter_parameter() {
-        let errors = CallEvent::from_focalscope(
-            &pairs("CallType=API&Event=boom&CallID=&RequestID=x&IsCallRecorded=maybe"),
-            now(),
-        )
-        .unwrap_err();
-        assert_eq!(
-            fields(errors),
-            ["IsCallRecorded", "CallID", "Event", "RequestID"]
-        );
     }
 
     #[test]

@@ -4,7 +4,9 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::agent::Extension;
 use super::call_event::{CallEvent, Direction, EventKind, LegRole};
+use serde_json::Value;
 
 /// What the dialer made of the request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,6 +133,64 @@ pub fn request_state(dial: &DialStatus, legs: &[LegView]) -> (RequestState, Opti
         _ if *dial == DialStatus::Pending && legs.is_empty() => (RequestState::Pending, None),
         _ => (RequestState::DiallingAgent, None),
     }
+}
+
+/// A dialer as stored: its kind, the settings that may be shown, and the secret that
+/// may not.
+#[derive(Clone)]
+pub struct StoredDialer {
+    pub kind: String,
+    pub settings: Value,
+    pub secret: Option<Value>,
+}
+
+impl std::fmt::Debug for StoredDialer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredDialer")
+            .field("kind", &self.kind)
+            .field("settings", &self.settings)
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// What a new request is, before the dialer is asked.
+pub struct NewRequest<'a> {
+    pub extension: &'a Extension,
+    pub number: &'a str,
+    pub dialled: &'a str,
+    pub queue: Option<&'a str>,
+}
+
+/// Whether a request was opened, or why not.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Opened {
+    /// The new request's RequestID, and the agent as events name it.
+    Request { request_id: i64, agent: String },
+    /// The agent has a request in flight (its RequestID).
+    InFlight(i64),
+    /// The agent made `per_minute` requests in the last minute.
+    TooMany,
+    /// The tenant has `tenant_in_flight` requests in flight.
+    TenantInFlight,
+    /// The tenant's agents made `tenant_per_minute` requests in the last minute.
+    TenantTooMany,
+    /// The tenant has no such agent (it was removed after the session started).
+    NoAgent,
+}
+
+/// A request as recorded.
+#[derive(Debug, Clone)]
+pub struct RequestRow {
+    pub request_id: i64,
+    pub extension: String,
+    pub agent: String,
+    pub number: String,
+    pub dialled: String,
+    pub queue: Option<String>,
+    pub dial: DialStatus,
+    pub pbx_id: Option<String>,
+    pub created_at: DateTime<Utc>,
 }
 
 #[cfg(test)]

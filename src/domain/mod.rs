@@ -2,8 +2,8 @@
 
 mod agent;
 mod call;
-mod call_end;
 mod call_event;
+mod call_record;
 mod click2call;
 mod contact;
 mod crm_id;
@@ -26,14 +26,21 @@ mod token;
 mod trust;
 mod write;
 
-pub use agent::{Agent, AgentName, Extension, GroupName, agent_extension};
-pub use call::{CallSummary, Leg, Outcome, StoredEvent};
-pub use call_end::{CALL_END_MAPPING, CALL_END_TIMES, CallEndMapping};
+pub use agent::{Agent, AgentName, Extension, GroupName, Put, agent_extension};
+pub use call::{
+    CallCaps, CallSummary, ChangedCall, IncomingEvent, Ingested, Leg, Outcome, OverCap,
+    PartitionChanges, StoredEvent,
+};
 pub use call_event::{
-    CallEvent, Direction, EVENT_FIELDS, EventKind, LegRole, LookupLink, MAX_EVENT_AHEAD, event_time,
+    CallEvent, Direction, EVENT_FIELDS, EventKind, LegRole, LookupLink, MAX_EVENT_AHEAD,
+    check_query_pairs, event_time, query_fields,
+};
+pub use call_record::{
+    CallField, CallRecord, Cdr, CdrFilter, FirstLeg, Page, Position, call_columns,
 };
 pub use click2call::{
-    DialStatus, LegView, RequestState, agent_missed_event, placed_event, request_state,
+    DialStatus, LegView, NewRequest, Opened, RequestRow, RequestState, StoredDialer,
+    agent_missed_event, placed_event, request_state,
 };
 pub use contact::{
     ContactInput, ContactRecord, FieldError, MAX_PHONE_ENTRIES, MAX_UPDATED_AT_AHEAD,
@@ -50,20 +57,25 @@ pub use phone_directory::{BookContact, DirectoryRow, DirectorySearch};
 pub use phone_number::{
     MAX_RAW_LEN, NumberKey, PhoneNumber, PhoneNumberError, Region, alternate_form,
 };
-pub use report::{OutputFormat, ReportTemplate, Timeframe};
+pub use report::{
+    AgentTotals, By, CallScope, EnabledReport, LookupDay, OutputFormat, ReportTemplate, Timeframe,
+    Totals, Window,
+};
 pub use report_request::{MAX_ROWS, ReportRequest};
 pub use routing::{FieldKind, FieldType, FieldValue, RoutingField, RoutingFields};
-pub use service_user::{Access, ServiceUserName};
-pub use session::{SessionHours, SessionSecret};
+pub use service_user::{Access, CreateError, ServiceUser, ServiceUserName};
+pub use session::{Session, SessionHours, SessionSecret};
 pub use signing_key::PopupKey;
 pub use tenant::{
-    AuthPolicy, EVENT_RATE_SETTING, LookupLogSettings, PopupSettings, TIME_ZONE_SETTING, Tenant,
-    TenantId, TenantSlug,
+    AuthPolicy, CreateTenantError, EVENT_RATE_SETTING, LookupLogSettings, PopupSettings,
+    TIME_ZONE_SETTING, Tenant, TenantId, TenantSlug,
 };
 pub use text::storage_problem;
-pub use token::{ApiToken, TokenHash, TokenScope, TokenScopes};
+pub use token::{
+    ApiToken, DirectoryRows, LiveToken, TokenHash, TokenInfo, TokenScope, TokenScopes,
+};
 pub use trust::{
     CallerTrust, FAILED_VERSTAT, MAX_SPAM_LABEL, MAX_TRUST_LEN, Screen, ScreenReason,
     ScreeningSettings, SpamEntry, trust_param,
 };
-pub use write::{ChangedNumbers, WriteOp, WriteOutcome, WriteResult};
+pub use write::{ChangedNumbers, OverNumberCap, WriteOp, WriteOutcome, WriteResult};

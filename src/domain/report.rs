@@ -3,7 +3,10 @@
 
 use std::fmt;
 
+use super::tenant::TenantId;
+use chrono::NaiveDate;
 use chrono::{DateTime, FixedOffset, SecondsFormat, Timelike, Utc};
+use uuid::Uuid;
 
 /// What a report counts and how it lays it out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,6 +155,87 @@ impl Timeframe {
 
 fn echo(t: DateTime<FixedOffset>) -> String {
     t.to_rfc3339_opts(SecondsFormat::AutoSi, false)
+}
+
+/// A day's lookups, by what they found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LookupDay {
+    pub day: NaiveDate,
+    pub identified: i64,
+    pub unknown: i64,
+    pub degraded: i64,
+    /// Unknown callers answered with the screening route (spam list, failed verstat).
+    pub screened: i64,
+}
+
+/// `[from, until)`.
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    pub from: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+}
+
+/// Which calls count. Each limit is (extensions, groups): a call counts when its
+/// agent's extension or its group is listed. `None`: no limit.
+#[derive(Debug, Clone, Default)]
+pub struct CallScope {
+    /// What the key may see.
+    pub access: Option<(Vec<String>, Vec<String>)>,
+    /// The rows the request names.
+    pub rows: Option<(Vec<String>, Vec<String>)>,
+}
+
+/// One agent's calls in a window.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AgentTotals {
+    pub extension: String,
+    pub inbound: i64,
+    pub outbound: i64,
+    /// `Internal` and `Intersite`.
+    pub internal: i64,
+    /// Every direction, and calls that named none.
+    pub total: i64,
+    pub answered: i64,
+    /// Of the answered calls.
+    pub talk_ms: i64,
+}
+
+/// What calls are summed by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum By {
+    /// Inbound calls, by the number dialled (`''` for none).
+    Dnis,
+    /// Calls with a group, by group.
+    Group,
+    /// Calls with account codes, by code.
+    AccountCode,
+}
+
+/// Calls of one key (a DNIS, a group, an account code).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub key: String,
+    pub calls: i64,
+    pub answered: i64,
+    pub talk_ms: i64,
+    pub duration_ms: i64,
+}
+
+/// An API-enabled report.
+#[derive(Debug, Clone)]
+pub struct EnabledReport {
+    /// The historicDataKey.
+    pub id: Uuid,
+    pub tenant: TenantId,
+    pub tenant_slug: String,
+    /// The reference's short `reportId`, per tenant.
+    pub report_id: i64,
+    pub template: ReportTemplate,
+    pub service_user_id: i64,
+    pub service_user: String,
+    pub created_at: DateTime<Utc>,
+    /// When it was disabled, or its service user revoked: it no longer runs.
+    pub stopped_at: Option<DateTime<Utc>>,
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Service users (DESIGN §10): who BI, billing and payroll systems pull reports and call
 //! records as, and what each may see.
 
+use chrono::{DateTime, Utc};
 use std::collections::BTreeSet;
 use std::fmt;
 
@@ -79,6 +80,34 @@ impl Access {
             )),
         }
     }
+}
+
+/// A service user as stored.
+#[derive(Debug, Clone)]
+pub struct ServiceUser {
+    pub id: i64,
+    pub name: String,
+    /// Extensions it sees; `None` together with `groups`: every agent.
+    pub agents: Option<Vec<String>>,
+    pub groups: Option<Vec<String>>,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// Keys that work now.
+    pub live_keys: i64,
+}
+
+impl ServiceUser {
+    pub fn is_limited(&self) -> bool {
+        self.agents.is_some() || self.groups.is_some()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    #[error("service user `{0}` exists (`service-user rotate` gives it a new key)")]
+    Exists(String),
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
 }
 
 #[cfg(test)]

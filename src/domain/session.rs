@@ -3,6 +3,9 @@
 
 use std::fmt;
 
+use super::agent::Extension;
+use super::tenant::TenantId;
+use chrono::{DateTime, Utc};
 use rand::Rng;
 use rand::distr::Alphanumeric;
 use sha2::{Digest, Sha256};
@@ -72,6 +75,20 @@ impl SessionHours {
 
     pub fn duration(self) -> chrono::Duration {
         chrono::Duration::hours(self.0.into())
+    }
+}
+
+/// A live session: whose it is.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub tenant: TenantId,
+    pub extension: Extension,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl Session {
+    pub fn is_live(&self) -> bool {
+        self.expires_at > Utc::now()
     }
 }
 

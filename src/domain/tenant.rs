@@ -173,6 +173,14 @@ impl LookupLogSettings {
     }
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum CreateTenantError {
+    #[error("tenant `{0}` already exists")]
+    Exists(String),
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

@@ -1,5 +1,9 @@
 use std::fmt;
 
+use super::signing_key::PopupKey;
+use super::tenant::{Tenant, TenantId};
+use chrono::{DateTime, Utc};
+use ipnetwork::IpNetwork;
 use rand::Rng;
 use rand::distr::Alphanumeric;
 use sha2::{Digest, Sha256};
@@ -188,6 +192,36 @@ impl PartialEq for TokenHash {
         use subtle::ConstantTimeEq;
         self.0.ct_eq(&other.0).into()
     }
+}
+
+/// A live token as the directory keeps it.
+#[derive(Debug, Clone)]
+pub struct LiveToken {
+    pub id: i64,
+    pub hash: TokenHash,
+    pub scopes: TokenScopes,
+    pub tenant: TenantId,
+    /// Set on a rotated token: it stops working at this time.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+pub struct DirectoryRows {
+    pub tenants: Vec<Tenant>,
+    pub tokens: Vec<LiveToken>,
+    pub allowlist: Vec<(TenantId, IpNetwork)>,
+    pub popup_keys: Vec<PopupKey>,
+}
+
+/// A token's metadata; the secret itself is never stored.
+#[derive(Debug, Clone)]
+pub struct TokenInfo {
+    pub id: i64,
+    pub scope: String,
+    pub label: String,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 #[cfg(test)]

@@ -87,6 +87,17 @@ impl ChangedNumbers {
     }
 }
 
+/// A write that would take a tenant past its cap on stored phone numbers
+/// (`tenant set --max-numbers`); nothing of it is written.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the tenant may store at most {cap} phone numbers (tenant set --max-numbers); this write would make it {would_hold}"
+)]
+pub struct OverNumberCap {
+    pub cap: i64,
+    pub would_hold: i64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -464,7 +464,7 @@ impl FromRequest for SessionsAuth {
 pub async fn agent_session(
     req: &HttpRequest,
     presented: Option<&str>,
-) -> Result<(crate::domain::Tenant, crate::store::sessions::Session), ApiError> {
+) -> Result<(crate::domain::Tenant, crate::domain::Session), ApiError> {
     use crate::domain::SessionSecret;
     use crate::store;
     let state = state(req);

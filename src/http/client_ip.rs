@@ -9,6 +9,7 @@ use std::net::IpAddr;
 use actix_web::http::header::HeaderMap;
 use ipnetwork::IpNetwork;
 
+use crate::config::ForwardedHeader;
 /// Resolves the client address. `None` when a trusted proxy forwarded something that
 /// is not an address (`unknown`, an obfuscated name): better no address than a wrong one.
 pub fn resolve(
@@ -35,13 +36,6 @@ pub fn resolve(
         }
     }
     Some(client)
-}
-
-/// Which header the trusted proxies write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ForwardedHeader {
-    XForwardedFor,
-    Forwarded,
 }
 
 /// `Forwarded` `for=` values, left (origin) to right (nearest). An element without

@@ -12,7 +12,7 @@ use crate::admin::profiles::ProfileError;
 use crate::contacts::WriteError;
 use crate::dial::click2call::ClickError;
 use crate::domain::FieldError;
-use crate::store::contacts::OverNumberCap;
+use crate::domain::OverNumberCap;
 
 /// Seconds a client should wait before retrying while the database is unreachable.
 const RETRY_AFTER_SECS: &str = "5";

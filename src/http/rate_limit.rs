@@ -13,6 +13,7 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use moka::sync::Cache;
 use rustc_hash::FxHashMap;
 
+use crate::config::RateSettings;
 use crate::domain::TenantId;
 
 /// Most source addresses tracked for failed authentications; the least recently seen
@@ -21,20 +22,6 @@ const MAX_TRACKED_ADDRESSES: u64 = 100_000;
 const MAX_TRACKED_KEYS: u64 = 100_000;
 /// A key unused this long forgets its limiter (and starts afresh).
 const IDLE: Duration = Duration::from_secs(600);
-
-#[derive(Debug, Clone, Copy)]
-pub struct RateSettings {
-    /// Lookups per second per tenant (a tenant may override it).
-    pub lookups_per_sec: u32,
-    /// Sync API requests per second per token.
-    pub sync_per_sec: u32,
-    /// Failed authentications per minute per source address.
-    pub auth_failures_per_min: u32,
-    /// Screen-pop pages per second per source address.
-    pub pops_per_sec: u32,
-    /// Call events per second per tenant (a tenant may override it).
-    pub events_per_sec: u32,
-}
 
 /// Which limit a request ran into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

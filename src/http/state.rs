@@ -11,9 +11,10 @@ use tokio::sync::watch;
 use url::Url;
 
 use super::batch_gate::BatchGate;
-use super::client_ip::{self, ForwardedHeader};
+use super::client_ip;
 use super::rate_limit::RateLimits;
 use crate::calls::ingest::EventWriter;
+use crate::config::ForwardedHeader;
 use crate::contacts;
 use crate::jobs::Supervisor;
 use crate::live::directory::Directory;

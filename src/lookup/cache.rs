@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use moka::future::Cache;
 use moka::ops::compute::Op;
 
+use crate::config::CacheSettings;
 use crate::domain::{LookupHit, NumberKey, TenantId, alternate_form};
 
 pub type CacheKey = (TenantId, NumberKey);
@@ -31,15 +32,6 @@ pub struct Cached {
     trusted: bool,
     /// The flush generation the entry was loaded in; older generations are stale.
     generation: u32,
-}
-
-#[derive(Debug, Clone, Copy)]
-pub struct CacheSettings {
-    pub max_bytes: u64,
-    pub found_ttl: Duration,
-    pub unknown_ttl: Duration,
-    /// How long a found answer is kept as the last known one after it stops being fresh.
-    pub keep_stale: Duration,
 }
 
 #[derive(Clone)]

@@ -9,8 +9,8 @@ use serde_json::Value;
 
 use chrono_tz::Tz;
 
+use crate::domain::CallRecord;
 use crate::domain::{ContactRecord, FieldValue, RecentCall, Region, RoutingField};
-use crate::store::cdr::CallRecord;
 
 /// What the page says about a routing field it shows.
 pub struct FieldText {

@@ -84,7 +84,7 @@ pub async fn talking_summary(
         totals
     };
 
-    let mut sum = report_stats::AgentTotals::default();
+    let mut sum = crate::domain::AgentTotals::default();
     let cells: Vec<Vec<Cell>> = rows
         .iter()
         .map(|(extension, label)| {

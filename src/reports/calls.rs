@@ -7,8 +7,9 @@ use deadpool_postgres::GenericClient;
 
 use super::table::{Cell, Format, Table, average, column, item, share};
 use super::{ReportError, Run};
+use crate::domain::{By, Totals};
 use crate::store::report_rows;
-use crate::store::report_stats::{self, By, Totals};
+use crate::store::report_stats;
 
 /// Most calls a `call-detail` report lists; a timeframe with more is refused.
 pub const MAX_DETAIL_CALLS: i64 = 100_000;
@@ -218,12 +219,13 @@ pub async fn detail(client: &impl GenericClient, run: &Run<'_>) -> Result<Table,
     let rows = calls
         .iter()
         .map(|c| {
+            let (call_ms, talk_ms) = (c.duration_ms.unwrap_or(0), c.counted_talk_ms());
             answered += i64::from(c.outcome == "answered");
-            duration += c.duration_ms;
-            talk += c.talk_ms;
+            duration += call_ms;
+            talk += talk_ms;
             vec![
                 Cell::count(c.report_call_id),
-                Cell::text(c.id.to_string()),
+                Cell::text(c.call_id.to_string()),
                 Cell::time(c.started_at, run.zone),
                 text(&c.direction),
                 text(&c.agent),
@@ -234,8 +236,8 @@ pub async fn detail(client: &impl GenericClient, run: &Run<'_>) -> Result<Table,
                 text(&c.external_number),
                 Cell::text(c.account_codes.join(",")),
                 Cell::text(c.outcome.clone()),
-                Cell::duration(c.duration_ms),
-                Cell::duration(c.talk_ms),
+                Cell::duration(call_ms),
+                Cell::duration(talk_ms),
             ]
         })
         .collect();

@@ -9,7 +9,8 @@ use deadpool_postgres::GenericClient;
 
 use super::table::{Cell, Format, Table, column, item, share};
 use super::{ReportError, Run};
-use crate::store::report_rows::{self, LookupDay};
+use crate::domain::LookupDay;
+use crate::store::report_rows;
 
 pub async fn caller_identification(
     client: &impl GenericClient,

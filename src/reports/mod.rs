@@ -12,7 +12,7 @@ use chrono_tz::Tz;
 use deadpool_postgres::GenericClient;
 
 use crate::domain::{Access, GroupName, ReportRequest, ReportTemplate, Tenant, agent_extension};
-use crate::store::report_stats::{CallScope, Window};
+use crate::domain::{CallScope, Window};
 use table::Table;
 
 /// Why a report cannot be run as asked.

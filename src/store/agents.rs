@@ -4,6 +4,7 @@ use anyhow::Context;
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 
+use crate::domain::Put;
 use crate::domain::{Agent, AgentName, Extension, GroupName, TenantId};
 
 fn from_row(row: &Row) -> anyhow::Result<Agent> {
@@ -42,15 +43,6 @@ pub async fn put(
         .await
         .context("writing an agent")?;
     Ok(row.get(0))
-}
-
-/// What [`put_capped`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Put {
-    Added,
-    Replaced,
-    /// The agent is new and the tenant has its `max_agents` already.
-    OverCap(i32),
 }
 
 /// Adds the agent, or replaces the one with its extension, unless it is new and the

@@ -1,6 +1,7 @@
 //! The monthly partitions of the call tables: created ahead of the calls that need them,
 //! dropped once every call in them is past retention.
 
+use crate::domain::PartitionChanges;
 use anyhow::Context;
 use chrono::{Datelike, Months, NaiveDate};
 use deadpool_postgres::GenericClient;
@@ -16,13 +17,6 @@ const TABLES: [&str; 5] = [
 ];
 /// Months created ahead of the current one.
 const MONTHS_AHEAD: u32 = 2;
-
-/// What a maintenance pass did.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct PartitionChanges {
-    pub created: usize,
-    pub dropped: usize,
-}
 
 fn first_of_month(day: NaiveDate) -> NaiveDate {
     day.with_day(1).expect("every month has a first day")

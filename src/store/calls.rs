@@ -12,38 +12,8 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::contacts;
+use crate::domain::{CallCaps, ChangedCall, IncomingEvent, Ingested, OverCap};
 use crate::domain::{CallEvent, CallSummary, PhoneNumber, Region, StoredEvent, TenantId};
-
-/// An event as a handler accepted it.
-#[derive(Debug, Clone)]
-pub struct IncomingEvent {
-    pub event: CallEvent,
-    /// What the PBX sent, credentials left out.
-    pub raw: Value,
-    pub received_at: DateTime<Utc>,
-}
-
-impl IncomingEvent {
-    fn at(&self) -> DateTime<Utc> {
-        self.event.at.unwrap_or(self.received_at)
-    }
-}
-
-/// A call whose record changed in the batch.
-#[derive(Debug, Clone)]
-pub struct ChangedCall {
-    pub id: Uuid,
-    pub report_call_id: i64,
-    pub summary: CallSummary,
-    pub contact_id: Option<String>,
-}
-
-/// What a batch did: for each event (in order) whether it was new, and the calls changed.
-#[derive(Debug, Default)]
-pub struct Ingested {
-    pub new: Vec<bool>,
-    pub calls: Vec<ChangedCall>,
-}
 
 /// The first day of `at`'s month: the partition a new call goes to.
 pub fn month_of(at: DateTime<Utc>) -> NaiveDate {
@@ -66,50 +36,6 @@ fn all_keys(e: &CallEvent) -> Vec<String> {
         keys.push(format!("g:{guid}"));
     }
     keys
-}
-
-/// Caps on one call (`CIDGATE_CALL_MAX_LEGS`, `CIDGATE_CALL_MAX_EVENTS`).
-#[derive(Debug, Clone, Copy)]
-pub struct CallCaps {
-    pub max_legs: usize,
-    pub max_events: usize,
-}
-
-impl Default for CallCaps {
-    fn default() -> Self {
-        Self {
-            max_legs: 64,
-            max_events: 1_000,
-        }
-    }
-}
-
-/// Events refused by a cap: nothing of their request is written (`422`).
-#[derive(Debug, thiserror::Error)]
-pub enum OverCap {
-    #[error(
-        "call `{call_id}` would have more than {max} legs (CIDGATE_CALL_MAX_LEGS); events of further legs are refused"
-    )]
-    Legs { call_id: String, max: usize },
-    #[error(
-        "call `{call_id}` would have more than {max} events (CIDGATE_CALL_MAX_EVENTS); further events are refused"
-    )]
-    Events { call_id: String, max: usize },
-    #[error(
-        "the tenant stores {max} calls, its cap (tenant set --max-calls); events of new calls are refused"
-    )]
-    Calls { max: i64 },
-}
-
-impl OverCap {
-    /// The cap's name in metrics.
-    pub fn cap(&self) -> &'static str {
-        match self {
-            Self::Legs { .. } => "max_legs",
-            Self::Events { .. } => "max_events",
-            Self::Calls { .. } => "max_calls",
-        }
-    }
 }
 
 /// Another write created a call for one of the batch's keys meanwhile: the batch is

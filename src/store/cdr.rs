@@ -8,141 +8,22 @@
 //! than any the walk has passed: no call is skipped, and a call comes back only when it
 //! changed.
 
+use std::sync::LazyLock;
+
 use anyhow::Context;
-use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
-use serde::Serialize;
-use serde_json::Value;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
-use crate::domain::{Access, CallerTrust, TenantId};
+use super::call_rows::record;
+use crate::domain::{Access, CallRecord, CdrFilter, Page, Position, TenantId, call_columns};
 
-/// One element of `CallList` (DESIGN §7).
-#[derive(Debug, Clone, Serialize)]
-pub struct CallRecord {
-    pub call_id: Uuid,
-    pub report_call_id: i64,
-    pub activecallkey: String,
-    pub request_id: Option<i64>,
-    pub direction: Option<String>,
-    pub caller_number: Option<String>,
-    pub caller_name: Option<String>,
-    pub contact_id: Option<String>,
-    pub dnis: Option<String>,
-    pub external_number: Option<String>,
-    pub agent: Option<String>,
-    pub group: Option<String>,
-    pub account_codes: Vec<String>,
-    pub tags: Vec<String>,
-    pub started_at: DateTime<Utc>,
-    pub answered_at: Option<DateTime<Utc>>,
-    pub ended_at: Option<DateTime<Utc>>,
-    pub duration_ms: Option<i64>,
-    pub talk_ms: Option<i64>,
-    pub outcome: String,
-    pub recorded: bool,
-    pub recording_url: Option<String>,
-    pub legs: Value,
-    /// What the lookup that opened the call found, when one did.
-    pub lookup: Option<Value>,
-    /// What the network said of the caller ID (`verstat`, `attest`), as the PBX passed
-    /// them on that lookup; `null` when it passed neither.
-    pub caller_trust: Option<CallerTrust>,
-    /// Fields the PBX sent that cidgate does not know.
-    pub extra: Value,
-}
-
-const COLUMNS: &str = "id, report_call_id, activecallkey, request_id, direction, caller_number,
-    caller_name, contact_id, dnis, external_number, agent, call_group, account_codes, tags,
-    started_at, answered_at, ended_at, duration_ms, talk_ms, outcome, recorded, recording_url,
-    legs, lookup, extra, change_seq";
-
-fn record(r: &Row) -> CallRecord {
-    CallRecord {
-        call_id: r.get("id"),
-        report_call_id: r.get("report_call_id"),
-        activecallkey: r.get("activecallkey"),
-        request_id: r.get("request_id"),
-        direction: r.get("direction"),
-        caller_number: r.get("caller_number"),
-        caller_name: r.get("caller_name"),
-        contact_id: r.get("contact_id"),
-        dnis: r.get("dnis"),
-        external_number: r.get("external_number"),
-        agent: r.get("agent"),
-        group: r.get("call_group"),
-        account_codes: r.get("account_codes"),
-        tags: r.get("tags"),
-        started_at: r.get("started_at"),
-        answered_at: r.get("answered_at"),
-        ended_at: r.get("ended_at"),
-        duration_ms: r.get("duration_ms"),
-        talk_ms: r.get("talk_ms"),
-        outcome: r.get("outcome"),
-        recorded: r.get("recorded"),
-        recording_url: r.get("recording_url"),
-        legs: r.get("legs"),
-        caller_trust: caller_trust(r.get("lookup")),
-        lookup: r.get("lookup"),
-        extra: r.get("extra"),
-    }
-}
-
-fn caller_trust(lookup: Option<Value>) -> Option<CallerTrust> {
-    lookup
-        .and_then(|l| serde_json::from_value::<CallerTrust>(l).ok())
-        .filter(|t| !t.is_empty())
-}
-
-/// Which calls a page is drawn from.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct CdrFilter {
-    pub from: DateTime<Utc>,
-    pub to: DateTime<Utc>,
-    pub direction: Option<String>,
-    pub agent: Option<String>,
-    /// A normalized number: the caller's, or the other party's.
-    pub number: Option<String>,
-    pub outcome: Option<String>,
-    /// Only the calls of these agents' extensions, or of `groups` (a service user's
-    /// access); `None` is every call.
-    pub agents: Option<Vec<String>>,
-    /// With `agents`: the groups whose calls are seen too.
-    #[serde(default)]
-    pub groups: Option<Vec<String>>,
-}
-
-impl CdrFilter {
-    /// Limits the filter to what `access` sees, whatever it said before (a cursor
-    /// carries its filter, and a cursor is only as trustworthy as its bearer).
-    pub fn limit_to(&mut self, access: &Access) {
-        let (agents, groups) = access.as_lists().unzip();
-        self.agents = agents;
-        self.groups = groups;
-    }
-}
-
-/// Where a walk stands.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub enum Position {
-    /// Walking by start time: after this call, among calls changed up to `watermark`.
-    ByStart {
-        watermark: i64,
-        after: Option<(DateTime<Utc>, Uuid)>,
-    },
-    /// Following changes made after `watermark`, after this (change, call).
-    ByChange {
-        watermark: i64,
-        after: Option<(i64, Uuid)>,
-    },
-}
-
-/// A page and where the next one starts.
-pub struct Page {
-    pub calls: Vec<CallRecord>,
-    pub next: Position,
+/// The columns a record is read from, and the change number walks follow.
+fn columns() -> &'static str {
+    static COLUMNS: LazyLock<String> =
+        LazyLock::new(|| format!("{}, change_seq", call_columns("")));
+    &COLUMNS
 }
 
 /// The position a new walk starts from: the tenant's last committed change.
@@ -298,8 +179,9 @@ async fn run(
 ) -> anyhow::Result<Vec<Row>> {
     // A call's month is that of its first event when it was created, never before its
     // start: older partitions cannot hold a call of the range and are not read.
+    let cols = columns();
     let sql = format!(
-        "{explain}SELECT {COLUMNS} FROM calls
+        "{explain}SELECT {cols} FROM calls
          WHERE tenant_id = $1 AND ended_at IS NOT NULL AND started_at >= $2 AND started_at <= $3
            AND month >= $14
            AND ($4::text IS NULL OR lower(direction) = lower($4))
@@ -411,8 +293,9 @@ async fn newest_of(
     }
     let ids: Vec<Uuid> = rows.iter().map(|r| r.get(0)).collect();
     let months: Vec<chrono::NaiveDate> = rows.iter().map(|r| r.get(1)).collect();
+    let cols = columns();
     let sql = format!(
-        "SELECT {COLUMNS} FROM calls
+        "SELECT {cols} FROM calls
          WHERE tenant_id = $1 AND id = ANY($2) AND month = ANY($3)
            AND ($4::text[] IS NULL OR agent_extension(agent) = ANY($4) OR call_group = ANY($5))
          ORDER BY started_at DESC LIMIT 1"
@@ -436,8 +319,9 @@ pub async fn recent_for_number(
     number: &str,
     limit: i64,
 ) -> anyhow::Result<Vec<CallRecord>> {
+    let cols = columns();
     let sql = format!(
-        "SELECT {COLUMNS} FROM calls
+        "SELECT {cols} FROM calls
          WHERE tenant_id = $1 AND other_number = $2
          ORDER BY started_at DESC LIMIT $3"
     );

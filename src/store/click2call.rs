@@ -2,31 +2,11 @@
 //! per-tenant RequestIDs.
 
 use anyhow::Context;
-use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
-use serde_json::Value;
 use tokio_postgres::Row;
 
-use crate::domain::{DialPolicy, DialStatus, Extension, TenantId};
-
-/// A dialer as stored: its kind, the settings that may be shown, and the secret that
-/// may not.
-#[derive(Clone)]
-pub struct StoredDialer {
-    pub kind: String,
-    pub settings: Value,
-    pub secret: Option<Value>,
-}
-
-impl std::fmt::Debug for StoredDialer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StoredDialer")
-            .field("kind", &self.kind)
-            .field("settings", &self.settings)
-            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
-            .finish()
-    }
-}
+use crate::domain::{DialPolicy, DialStatus, TenantId};
+use crate::domain::{NewRequest, Opened, RequestRow, StoredDialer};
 
 /// Sets (or replaces) the tenant's dialer.
 pub async fn set_dialer(
@@ -111,31 +91,6 @@ pub async fn set_policy(
         .await
         .context("setting the dial policy")?;
     Ok(())
-}
-
-/// What a new request is, before the dialer is asked.
-pub struct NewRequest<'a> {
-    pub extension: &'a Extension,
-    pub number: &'a str,
-    pub dialled: &'a str,
-    pub queue: Option<&'a str>,
-}
-
-/// Whether a request was opened, or why not.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Opened {
-    /// The new request's RequestID, and the agent as events name it.
-    Request { request_id: i64, agent: String },
-    /// The agent has a request in flight (its RequestID).
-    InFlight(i64),
-    /// The agent made `per_minute` requests in the last minute.
-    TooMany,
-    /// The tenant has `tenant_in_flight` requests in flight.
-    TenantInFlight,
-    /// The tenant's agents made `tenant_per_minute` requests in the last minute.
-    TenantTooMany,
-    /// The tenant has no such agent (it was removed after the session started).
-    NoAgent,
 }
 
 /// A request counts as in flight until its call ends, its dialer fails, or this long
@@ -283,20 +238,6 @@ pub async fn record_dial(
         .await
         .context("recording the dialer's answer")?;
     Ok(())
-}
-
-/// A request as recorded.
-#[derive(Debug, Clone)]
-pub struct RequestRow {
-    pub request_id: i64,
-    pub extension: String,
-    pub agent: String,
-    pub number: String,
-    pub dialled: String,
-    pub queue: Option<String>,
-    pub dial: DialStatus,
-    pub pbx_id: Option<String>,
-    pub created_at: DateTime<Utc>,
 }
 
 fn request_row(r: &Row) -> RequestRow {

@@ -11,6 +11,7 @@ use tokio_postgres::error::SqlState;
 use super::contact_columns::{self, Columns};
 use super::notify;
 
+use crate::domain::OverNumberCap;
 use crate::domain::{
     ChangedNumbers, ContactInput, ContactRecord, CrmId, LookupHit, RoutingFields, TenantId,
     WriteOp, WriteOutcome, WriteResult,
@@ -169,17 +170,6 @@ pub struct BatchWriter<'a, C> {
     outcome: WriteOutcome,
     /// The numbers the tenant stored when the batch began.
     numbers_before: i64,
-}
-
-/// A write that would take a tenant past its cap on stored phone numbers
-/// (`tenant set --max-numbers`); nothing of it is written.
-#[derive(Debug, thiserror::Error)]
-#[error(
-    "the tenant may store at most {cap} phone numbers (tenant set --max-numbers); this write would make it {would_hold}"
-)]
-pub struct OverNumberCap {
-    pub cap: i64,
-    pub would_hold: i64,
 }
 
 impl<'a, C: GenericClient> BatchWriter<'a, C> {

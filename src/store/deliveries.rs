@@ -12,73 +12,62 @@ use deadpool_postgres::GenericClient;
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::profiles;
-use crate::domain::TenantId;
 use crate::domain::profile::{CallFacts, Trigger};
+use crate::domain::profile::{
+    Claimed, LogFilter, LoggedAttempt, LoggedDelivery, NewDelivery, Recorded,
+};
+use crate::domain::{TenantId, call_columns};
 
 /// Wakes the delivery workers of every instance (payload empty).
 pub const CHANNEL: &str = "cidgate_deliveries";
 
-/// The call records of `calls` (with the contact's name and CRM link) as deliveries
-/// see them.
-pub(crate) const CALL_SNAPSHOT: &str =
-    "to_jsonb(c) || jsonb_build_object('contact_name', k.name, 'crm_url', k.crm_url)";
-
-/// Queues a delivery for each enabled profile of the tenant whose trigger each changed
-/// call has reached and whose criteria it meets (once per call, profile and trigger).
-/// Run it in the transaction that changed the calls. Answers how many were queued.
-pub async fn enqueue_for_calls(
+/// The calls `ids` of the tenant with their contacts' names and CRM links, as
+/// deliveries see them.
+pub async fn calls_facts(
     client: &impl GenericClient,
     tenant: TenantId,
-    calls: &[Uuid],
-) -> anyhow::Result<u64> {
-    if calls.is_empty() {
-        return Ok(0);
-    }
-    let profiles = profiles::enabled(client, tenant).await?;
-    if profiles.is_empty() {
-        return Ok(0);
-    }
-    let specs: Vec<_> = profiles
-        .iter()
-        .filter_map(|p| match p.spec() {
-            Ok(spec) => Some((p.id, spec)),
-            Err(e) => {
-                tracing::warn!(error = format!("{e:#}"), "skipping a profile");
-                None
-            }
-        })
-        .collect();
+    ids: &[Uuid],
+) -> anyhow::Result<Vec<CallFacts>> {
     let rows = client
-        .query(
-            &format!(
-                "SELECT {CALL_SNAPSHOT} FROM calls c
-                 LEFT JOIN contacts k ON k.tenant_id = c.tenant_id AND k.crm_id = c.contact_id
-                 WHERE c.tenant_id = $1 AND c.id = ANY($2)"
-            ),
-            &[&tenant.0, &calls],
-        )
+        .query(&facts_sql("c.id = ANY($2)"), &[&tenant.0, &ids])
         .await
         .context("reading calls for their deliveries")?;
-    let (mut ids, mut profile_ids, mut call_ids, mut triggers, mut snapshots) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for row in rows {
-        let snapshot: Value = row.get(0);
-        let facts: CallFacts = serde_json::from_value(snapshot.clone()).context("a call record")?;
-        for (profile_id, spec) in &specs {
-            let facts = facts.clone().for_trigger(spec.trigger);
-            if spec.trigger.reached(&facts) && spec.matches(&facts) {
-                ids.push(Uuid::new_v4());
-                profile_ids.push(*profile_id);
-                call_ids.push(facts.id);
-                triggers.push(spec.trigger.as_str());
-                snapshots.push(snapshot.clone());
-            }
-        }
-    }
-    if ids.is_empty() {
+    Ok(rows.iter().map(facts).collect())
+}
+
+/// The tenant's (`$1`) calls meeting `condition`, with their contacts.
+fn facts_sql(condition: &str) -> String {
+    format!(
+        "SELECT {}, k.name AS contact_name, k.crm_url AS contact_crm_url FROM calls c
+         LEFT JOIN contacts k ON k.tenant_id = c.tenant_id AND k.crm_id = c.contact_id
+         WHERE c.tenant_id = $1 AND {condition}",
+        call_columns("c.")
+    )
+}
+
+fn facts(r: &tokio_postgres::Row) -> CallFacts {
+    CallFacts::new(
+        super::call_rows::record(r),
+        r.get("contact_name"),
+        r.get("contact_crm_url"),
+    )
+}
+
+/// Queues `deliveries` of the tenant's calls (once per call, profile and trigger), in
+/// the transaction that changed the calls. Answers how many were queued.
+pub async fn enqueue(
+    client: &impl GenericClient,
+    tenant: TenantId,
+    deliveries: &[NewDelivery],
+) -> anyhow::Result<u64> {
+    if deliveries.is_empty() {
         return Ok(0);
     }
+    let ids: Vec<Uuid> = deliveries.iter().map(|_| Uuid::new_v4()).collect();
+    let profile_ids: Vec<i64> = deliveries.iter().map(|d| d.profile_id).collect();
+    let call_ids: Vec<Uuid> = deliveries.iter().map(|d| d.call_id).collect();
+    let triggers: Vec<&str> = deliveries.iter().map(|d| d.trigger.as_str()).collect();
+    let snapshots: Vec<&Value> = deliveries.iter().map(|d| &d.call).collect();
     let queued = client
         .execute(
             "INSERT INTO webhook_deliveries (id, message_id, tenant_id, profile_id, call_id, trigger, call)
@@ -107,11 +96,11 @@ pub async fn wake(client: &impl GenericClient) -> anyhow::Result<()> {
 }
 
 /// A call as deliveries see it: by cidgate's UUID, or by its report call id.
-pub async fn call_snapshot(
+pub async fn call_facts(
     client: &impl GenericClient,
     tenant: TenantId,
     call: &str,
-) -> anyhow::Result<Option<Value>> {
+) -> anyhow::Result<Option<CallFacts>> {
     let call = call.trim();
     let (by_uuid, by_report): (Option<Uuid>, Option<i64>) = (call.parse().ok(), call.parse().ok());
     if by_uuid.is_none() && by_report.is_none() {
@@ -119,17 +108,12 @@ pub async fn call_snapshot(
     }
     let row = client
         .query_opt(
-            &format!(
-                "SELECT {CALL_SNAPSHOT} FROM calls c
-                 LEFT JOIN contacts k ON k.tenant_id = c.tenant_id AND k.crm_id = c.contact_id
-                 WHERE c.tenant_id = $1 AND (c.id = $2 OR c.report_call_id = $3)
-                 LIMIT 1"
-            ),
+            &facts_sql("(c.id = $2 OR c.report_call_id = $3) LIMIT 1"),
             &[&tenant.0, &by_uuid, &by_report],
         )
         .await
         .context("reading a call")?;
-    Ok(row.map(|r| r.get(0)))
+    Ok(row.as_ref().map(facts))
 }
 
 /// Queues a delivery of a stored call through a profile, outside its trigger
@@ -183,19 +167,6 @@ pub async fn replay(
         wake(client).await?;
     }
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
-}
-
-/// A claimed delivery, ready to send.
-#[derive(Debug, Clone)]
-pub struct Claimed {
-    pub id: Uuid,
-    pub message_id: Uuid,
-    pub tenant: TenantId,
-    pub profile_id: i64,
-    pub trigger: String,
-    pub call: Value,
-    /// This attempt's number, from 1.
-    pub attempt: i32,
 }
 
 /// Across tenants on purpose: the workers serve every tenant.
@@ -336,21 +307,6 @@ pub async fn next_due(client: &impl GenericClient) -> anyhow::Result<Option<Date
     Ok([pending, lease].into_iter().flatten().min())
 }
 
-/// What one attempt did to its delivery.
-#[derive(Debug, Clone)]
-pub struct Recorded {
-    pub id: Uuid,
-    pub tenant: TenantId,
-    pub attempted_at: DateTime<Utc>,
-    pub status: Option<i32>,
-    pub latency_ms: i32,
-    pub error: Option<String>,
-    pub response: String,
-    /// `delivered`, `failed`, or `pending` (with `next_attempt_at`).
-    pub state: &'static str,
-    pub next_attempt_at: Option<DateTime<Utc>>,
-}
-
 /// Logs the attempts and moves each delivery on (deliveries claimed across tenants).
 pub async fn record(client: &impl GenericClient, attempts: &[Recorded]) -> anyhow::Result<()> {
     if attempts.is_empty() {
@@ -387,34 +343,6 @@ pub async fn record(client: &impl GenericClient, attempts: &[Recorded]) -> anyho
         .await
         .context("moving deliveries on")?;
     Ok(())
-}
-
-/// One row of the delivery log.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct LoggedDelivery {
-    pub id: Uuid,
-    pub webhook_id: String,
-    pub profile: String,
-    pub call_id: Uuid,
-    pub trigger: String,
-    pub origin: String,
-    pub replay_of: Option<Uuid>,
-    pub state: String,
-    pub attempts: i32,
-    pub next_attempt_at: Option<DateTime<Utc>>,
-    pub last_status: Option<i32>,
-    pub last_error: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub finished_at: Option<DateTime<Utc>>,
-}
-
-/// Filters of the delivery log.
-#[derive(Debug, Clone, Default)]
-pub struct LogFilter {
-    pub profile: Option<String>,
-    pub failed: bool,
-    pub since: Option<DateTime<Utc>>,
-    pub limit: i64,
 }
 
 /// The tenant's deliveries, newest first.
@@ -461,16 +389,6 @@ pub async fn list(
             }
         })
         .collect())
-}
-
-/// One attempt in the log.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct LoggedAttempt {
-    pub at: DateTime<Utc>,
-    pub status: Option<i32>,
-    pub latency_ms: i32,
-    pub error: Option<String>,
-    pub response: Option<String>,
 }
 
 /// A delivery's attempts, oldest first (`None`: no such delivery of the tenant).

@@ -2,30 +2,11 @@
 //! gateway can authenticate from memory.
 
 use anyhow::Context;
-use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
-use ipnetwork::IpNetwork;
 
 use super::tenants;
-use crate::domain::{PopupKey, Tenant, TenantId, TokenHash, TokenScopes};
-
-/// A live token as the directory keeps it.
-#[derive(Debug, Clone)]
-pub struct LiveToken {
-    pub id: i64,
-    pub hash: TokenHash,
-    pub scopes: TokenScopes,
-    pub tenant: TenantId,
-    /// Set on a rotated token: it stops working at this time.
-    pub expires_at: Option<DateTime<Utc>>,
-}
-
-pub struct DirectoryRows {
-    pub tenants: Vec<Tenant>,
-    pub tokens: Vec<LiveToken>,
-    pub allowlist: Vec<(TenantId, IpNetwork)>,
-    pub popup_keys: Vec<PopupKey>,
-}
+use crate::domain::{DirectoryRows, LiveToken};
+use crate::domain::{Tenant, TenantId, TokenHash};
 
 /// Loads all tenants, live tokens and allowlist entries in one repeatable-read snapshot.
 pub async fn load(client: &mut tokio_postgres::Client) -> anyhow::Result<DirectoryRows> {

@@ -10,23 +10,7 @@ use deadpool_postgres::GenericClient;
 use tokio_postgres::types::ToSql;
 
 use crate::domain::TenantId;
-
-/// `[from, until)`.
-#[derive(Debug, Clone, Copy)]
-pub struct Window {
-    pub from: DateTime<Utc>,
-    pub until: DateTime<Utc>,
-}
-
-/// Which calls count. Each limit is (extensions, groups): a call counts when its
-/// agent's extension or its group is listed. `None`: no limit.
-#[derive(Debug, Clone, Default)]
-pub struct CallScope {
-    /// What the key may see.
-    pub access: Option<(Vec<String>, Vec<String>)>,
-    /// The rows the request names.
-    pub rows: Option<(Vec<String>, Vec<String>)>,
-}
+use crate::domain::{AgentTotals, By, CallScope, Totals, Window};
 
 type Range = (DateTime<Utc>, DateTime<Utc>);
 
@@ -173,21 +157,6 @@ async fn query_facts(
         .context("summing calls for a report")
 }
 
-/// One agent's calls in a window.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AgentTotals {
-    pub extension: String,
-    pub inbound: i64,
-    pub outbound: i64,
-    /// `Internal` and `Intersite`.
-    pub internal: i64,
-    /// Every direction, and calls that named none.
-    pub total: i64,
-    pub answered: i64,
-    /// Of the answered calls.
-    pub talk_ms: i64,
-}
-
 /// Per agent extension: only `extensions`, or (`None`) every agent with calls.
 pub async fn agent_totals(
     client: &impl GenericClient,
@@ -219,27 +188,6 @@ pub async fn agent_totals(
             talk_ms: r.get(6),
         })
         .collect())
-}
-
-/// What calls are summed by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum By {
-    /// Inbound calls, by the number dialled (`''` for none).
-    Dnis,
-    /// Calls with a group, by group.
-    Group,
-    /// Calls with account codes, by code.
-    AccountCode,
-}
-
-/// Calls of one key (a DNIS, a group, an account code).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Totals {
-    pub key: String,
-    pub calls: i64,
-    pub answered: i64,
-    pub talk_ms: i64,
-    pub duration_ms: i64,
 }
 
 /// The calls in `scope`, summed `by`, ordered by key.

@@ -1,29 +1,12 @@
 //! Reports enabled for the historical-data API: a template, run by one service user.
 
 use anyhow::Context;
-use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
+use crate::domain::EnabledReport;
 use crate::domain::{ReportTemplate, TenantId};
-
-/// An API-enabled report.
-#[derive(Debug, Clone)]
-pub struct EnabledReport {
-    /// The historicDataKey.
-    pub id: Uuid,
-    pub tenant: TenantId,
-    pub tenant_slug: String,
-    /// The reference's short `reportId`, per tenant.
-    pub report_id: i64,
-    pub template: ReportTemplate,
-    pub service_user_id: i64,
-    pub service_user: String,
-    pub created_at: DateTime<Utc>,
-    /// When it was disabled, or its service user revoked: it no longer runs.
-    pub stopped_at: Option<DateTime<Utc>>,
-}
 
 const SELECT: &str = "SELECT r.id, r.tenant_id, t.slug, r.report_id, r.template, r.service_user_id,
         u.name AS service_user, r.created_at, coalesce(r.disabled_at, u.revoked_at) AS stopped_at

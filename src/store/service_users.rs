@@ -4,33 +4,13 @@
 use std::collections::BTreeSet;
 
 use anyhow::Context;
-use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
 
 use super::{agents, tokens};
 use crate::domain::{Access, ApiToken, ServiceUserName, TenantId};
-
-/// A service user as stored.
-#[derive(Debug, Clone)]
-pub struct ServiceUser {
-    pub id: i64,
-    pub name: String,
-    /// Extensions it sees; `None` together with `groups`: every agent.
-    pub agents: Option<Vec<String>>,
-    pub groups: Option<Vec<String>>,
-    pub created_at: DateTime<Utc>,
-    pub revoked_at: Option<DateTime<Utc>>,
-    /// Keys that work now.
-    pub live_keys: i64,
-}
-
-impl ServiceUser {
-    pub fn is_limited(&self) -> bool {
-        self.agents.is_some() || self.groups.is_some()
-    }
-}
+use crate::domain::{CreateError, ServiceUser};
 
 const COLUMNS: &str = "u.id, u.name, u.agents, u.groups, u.created_at, u.revoked_at,
     (SELECT count(*) FROM api_tokens k WHERE k.service_user_id = u.id AND k.revoked_at IS NULL
@@ -50,14 +30,6 @@ fn from_row(row: &Row) -> ServiceUser {
 
 fn label(name: &ServiceUserName) -> String {
     format!("service-user:{name}")
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum CreateError {
-    #[error("service user `{0}` exists (`service-user rotate` gives it a new key)")]
-    Exists(String),
-    #[error(transparent)]
-    Unexpected(#[from] anyhow::Error),
 }
 
 /// Creates a service user and its first key. Run inside a transaction.

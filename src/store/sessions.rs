@@ -4,21 +4,8 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 
+use crate::domain::Session;
 use crate::domain::{Extension, SessionHours, SessionSecret, TenantId};
-
-/// A live session: whose it is.
-#[derive(Debug, Clone)]
-pub struct Session {
-    pub tenant: TenantId,
-    pub extension: Extension,
-    pub expires_at: DateTime<Utc>,
-}
-
-impl Session {
-    pub fn is_live(&self) -> bool {
-        self.expires_at > Utc::now()
-    }
-}
 
 /// Starts a session for the agent; `None` when the tenant has no agent with that
 /// extension. The secret is kept only as its hash.

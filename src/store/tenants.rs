@@ -6,6 +6,7 @@ use serde_json::Value;
 use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
 
+use crate::domain::CreateTenantError;
 use crate::domain::{
     AuthPolicy, LookupLogSettings, PopupSettings, Region, Tenant, TenantId, TenantSlug,
 };
@@ -29,14 +30,6 @@ pub(crate) fn from_row(row: &Row) -> anyhow::Result<Tenant> {
             .get::<_, Option<i32>>("lookup_rate_per_sec")
             .and_then(|r| u32::try_from(r).ok()),
     })
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum CreateTenantError {
-    #[error("tenant `{0}` already exists")]
-    Exists(String),
-    #[error(transparent)]
-    Unexpected(#[from] anyhow::Error),
 }
 
 pub async fn create(
@@ -118,7 +111,7 @@ pub async fn set_auth_policy(
 }
 
 /// Sets the most phone numbers the tenant may store; writes past it are refused
-/// (see [`super::contacts::OverNumberCap`]).
+/// (see [`crate::domain::OverNumberCap`]).
 pub async fn set_max_numbers(
     client: &impl GenericClient,
     tenant: TenantId,

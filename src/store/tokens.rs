@@ -5,19 +5,8 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 
 use super::tenants;
+use crate::domain::TokenInfo;
 use crate::domain::{ApiToken, Tenant, TenantId, TokenHash, TokenScope, TokenScopes};
-
-/// A token's metadata; the secret itself is never stored.
-#[derive(Debug, Clone)]
-pub struct TokenInfo {
-    pub id: i64,
-    pub scope: String,
-    pub label: String,
-    pub created_at: DateTime<Utc>,
-    pub last_used_at: Option<DateTime<Utc>>,
-    pub revoked_at: Option<DateTime<Utc>>,
-    pub expires_at: Option<DateTime<Utc>>,
-}
 
 /// Creates a token and returns it: the only moment its secret exists outside a client.
 pub async fn create(

@@ -16,12 +16,13 @@ use super::client::{Attempt, Signing, Verdict, WebhookClient};
 use super::warn::{DeliveryWarning, Warnings};
 use crate::config::webhooks::RetrySchedule;
 use crate::domain::profile::{CallFacts, RenderedRequest, Trigger};
+use crate::domain::profile::{Claimed, Recorded, StoredProfile};
 use crate::live::directory::{Directory, TenantEntry};
 use crate::metrics::Metrics;
 use crate::popup::LinkClaims;
 use crate::store;
-use crate::store::deliveries::{self, Claimed, Recorded};
-use crate::store::profiles::{self, StoredProfile};
+use crate::store::deliveries;
+use crate::store::profiles;
 
 /// Longest a `Retry-After` may push an attempt back.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
@@ -264,18 +265,19 @@ fn unsendable(error: String) -> Attempt {
 
 /// The screen-pop link for the call's other party, as a lookup would hand it out.
 pub fn popup_link(entry: &TenantEntry, public_url: &url::Url, facts: &CallFacts) -> Option<String> {
-    let number = facts.other_number.as_deref()?;
+    let number = facts.record.other_number.as_deref()?;
     let settings = &entry.tenant.popup;
-    if facts.contact_id.is_none() && !settings.for_unknown {
+    if facts.record.contact_id.is_none() && !settings.for_unknown {
         return None;
     }
     let signer = entry.signer.as_ref()?;
     let ttl = i64::try_from(settings.ttl_secs).unwrap_or(i64::MAX);
     let claims = LinkClaims {
         tenant: entry.tenant.id.0,
-        crm_id: facts.contact_id.as_deref().map(Cow::Borrowed),
+        crm_id: facts.record.contact_id.as_deref().map(Cow::Borrowed),
         number: number.into(),
         dnid: facts
+            .record
             .dnis
             .as_deref()
             .filter(|d| !d.is_empty())

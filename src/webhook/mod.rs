@@ -8,6 +8,7 @@ pub mod warn;
 pub use crate::outbound::{Guard, Refused};
 pub use client::{Attempt, ClientSettings, Signing, Verdict, WebhookClient};
 pub mod deliver;
+pub mod triggers;
 pub mod worker;
 
 pub use deliver::Deliverer;

@@ -12,9 +12,9 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::{Attempt, Deliverer};
+use crate::domain::profile::Claimed;
 use crate::jobs::{Readiness, Supervisor};
 use crate::live::listener::Wake;
-use crate::store::deliveries::Claimed;
 use crate::store::{self, deliveries};
 
 /// The task's name in `/readyz` and the logs.

@@ -2,8 +2,9 @@
 //! partitions and index range of its dates.
 
 use chrono::{Datelike, Duration, Utc};
+use cidgate::domain::CdrFilter;
 use cidgate::domain::TenantSlug;
-use cidgate::store::{self, cdr::CdrFilter};
+use cidgate::store;
 use serde_json::{Value, json};
 
 use crate::calls::{call_tenant, named_fields};

@@ -3,7 +3,9 @@
 //! sending is `webhook`'s.
 
 mod criteria;
+mod delivery;
 mod placeholder;
+mod stored;
 mod template;
 
 use std::fmt;
@@ -11,7 +13,11 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 pub use criteria::Criterion;
-pub use placeholder::{CallFacts, LegEventFacts, LegFacts, Placeholder};
+pub use delivery::{
+    Claimed, LogFilter, LoggedAttempt, LoggedDelivery, NewDelivery, NewLegDelivery, Recorded,
+};
+pub use placeholder::{CallFacts, LegEventFacts, Placeholder};
+pub use stored::{Duplicate, StoredProfile};
 pub use template::{Escape, Template};
 
 use super::FieldError;
@@ -136,12 +142,12 @@ impl Trigger {
     pub fn reached(self, call: &CallFacts) -> bool {
         match self {
             Self::CallStarted => true,
-            Self::CallAnswered => call.answered_at.is_some(),
-            Self::CallMissed => call.ended_at.is_some() && call.answered_at.is_none(),
-            Self::CallFinished => call.ended_at.is_some(),
-            Self::RecordingAvailable => call.recorded || call.recording_url.is_some(),
-            Self::Lookup => call.lookup.is_some(),
-            // Queued per leg event as it is recorded (store::leg_deliveries), not per call.
+            Self::CallAnswered => call.record.answered_at.is_some(),
+            Self::CallMissed => call.record.ended_at.is_some() && call.record.answered_at.is_none(),
+            Self::CallFinished => call.record.ended_at.is_some(),
+            Self::RecordingAvailable => call.record.recorded || call.record.recording_url.is_some(),
+            Self::Lookup => call.record.lookup.is_some(),
+            // Queued per leg event as it is recorded (webhook::triggers), not per call.
             Self::LegEvent => false,
         }
     }
@@ -153,7 +159,7 @@ impl Trigger {
             Self::CallStarted => "started",
             Self::CallAnswered => "pickup",
             Self::CallMissed => "missed",
-            Self::CallFinished if call.answered_at.is_some() => "hangup",
+            Self::CallFinished if call.record.answered_at.is_some() => "hangup",
             Self::CallFinished => "missed",
             Self::RecordingAvailable => "recorded",
             Self::Lookup => "lookup",
@@ -163,7 +169,7 @@ impl Trigger {
                     "missed" => "missed",
                     _ => "hangup",
                 },
-                None if call.answered_at.is_some() => "hangup",
+                None if call.record.answered_at.is_some() => "hangup",
                 None => "missed",
             },
         }
@@ -672,15 +678,13 @@ mod tests {
                 "Guid"
             ]
         );
-        let call = CallFacts {
-            request_id: Some(513),
-            legs: vec![LegFacts {
-                call_id: "1000000087849".into(),
-                guid: Some("bfa2dbc8-ab8a-34c8-f243-c2aad8c446ff".into()),
-                leg: Some("agent".into()),
-            }],
-            ..CallFacts::sample()
-        };
+        let mut call = CallFacts::sample();
+        call.record.request_id = Some(513);
+        call.record.legs = serde_json::json!([{
+            "call_id": "1000000087849",
+            "guid": "bfa2dbc8-ab8a-34c8-f243-c2aad8c446ff",
+            "leg": "agent",
+        }]);
         let sent = spec.render(&call);
         assert_eq!(
             sent.url.as_str(),
@@ -793,10 +797,10 @@ mod tests {
         assert!(Trigger::CallFinished.reached(&call));
         assert!(!Trigger::CallMissed.reached(&call));
         assert_eq!(Trigger::CallFinished.event_name(&call), "hangup");
-        call.answered_at = None;
+        call.record.answered_at = None;
         assert!(Trigger::CallMissed.reached(&call));
         assert_eq!(Trigger::CallFinished.event_name(&call), "missed");
-        call.ended_at = None;
+        call.record.ended_at = None;
         assert!(!Trigger::CallFinished.reached(&call));
         assert!(Trigger::CallStarted.reached(&call));
         assert!(!Trigger::Lookup.reached(&call));

@@ -3,9 +3,11 @@
 //! read from.
 
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
+
+use crate::domain::CallRecord;
 
 /// One value a template can name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -139,46 +141,50 @@ impl Placeholder {
         let millis = |t: Option<DateTime<Utc>>| t.map(|t| t.timestamp_millis().to_string());
         match self {
             Self::EmptyValue => String::new(),
-            Self::AccountCodes => call.account_codes.join(","),
-            Self::Agent => text(&call.agent),
-            Self::CallDirection => text(&call.direction),
-            Self::CallerName => text(&call.caller_name),
-            Self::Dnis => text(&call.dnis),
-            Self::CallId => call.id.to_string(),
-            Self::ExternalNumber => text(&call.external_number),
-            Self::GroupSkill => text(&call.call_group),
+            Self::AccountCodes => call.record.account_codes.join(","),
+            Self::Agent => text(&call.record.agent),
+            Self::CallDirection => text(&call.record.direction),
+            Self::CallerName => text(&call.record.caller_name),
+            Self::Dnis => text(&call.record.dnis),
+            Self::CallId => call.record.call_id.to_string(),
+            Self::ExternalNumber => text(&call.record.external_number),
+            Self::GroupSkill => text(&call.record.group),
             Self::Location => text(&call.location),
-            Self::Time => call.started_at.timestamp_millis().to_string(),
-            Self::Tag => call.tags.join(","),
-            Self::AudioRecordingLink => text(&call.recording_url),
-            Self::ReportCallId => call.report_call_id.to_string(),
-            Self::CallerNumber => text(&call.caller_number),
-            Self::ContactId => text(&call.contact_id),
+            Self::Time => call.record.started_at.timestamp_millis().to_string(),
+            Self::Tag => call.record.tags.join(","),
+            Self::AudioRecordingLink => text(&call.record.recording_url),
+            Self::ReportCallId => call.record.report_call_id.to_string(),
+            Self::CallerNumber => text(&call.record.caller_number),
+            Self::ContactId => text(&call.record.contact_id),
             Self::ContactName => text(&call.contact_name),
             Self::CrmUrl => text(&call.crm_url),
             Self::PopupLink => text(&call.popup_link),
-            Self::Duration => seconds(call.duration_ms),
-            Self::TalkDuration => seconds(call.talk_ms),
-            Self::Outcome => call.outcome.clone(),
-            Self::AnsweredTime => millis(call.answered_at).unwrap_or_default(),
-            Self::EndTime => millis(call.ended_at).unwrap_or_default(),
-            Self::RequestId => call.request_id.map(|r| r.to_string()).unwrap_or_default(),
+            Self::Duration => seconds(call.record.duration_ms),
+            Self::TalkDuration => seconds(call.record.talk_ms),
+            Self::Outcome => call.record.outcome.clone(),
+            Self::AnsweredTime => millis(call.record.answered_at).unwrap_or_default(),
+            Self::EndTime => millis(call.record.ended_at).unwrap_or_default(),
+            Self::RequestId => call
+                .record
+                .request_id
+                .map(|r| r.to_string())
+                .unwrap_or_default(),
             Self::Event => call.event.clone(),
             Self::Attestation => lookup_text(call, "attest"),
             Self::Verification => lookup_text(call, "verstat"),
             Self::CallTypeName => call_type_name(call),
             Self::PbxCallId => match &call.leg_event {
                 Some(leg) => leg.call_id.clone(),
-                None => call.activecallkey.clone(),
+                None => call.record.activecallkey.clone(),
             },
             Self::EventCode => event_code(&call.event).to_owned(),
-            Self::IsCallRecorded => if call.recorded { "1" } else { "" }.to_owned(),
+            Self::IsCallRecorded => if call.record.recorded { "1" } else { "" }.to_owned(),
             Self::CallUuid => match &call.leg_event {
                 Some(leg) => text(&leg.guid),
                 None => call
-                    .legs
-                    .first()
-                    .and_then(|l| l.guid.clone())
+                    .record
+                    .first_leg()
+                    .and_then(|l| l.guid)
                     .unwrap_or_default(),
             },
         }
@@ -187,7 +193,8 @@ impl Placeholder {
 
 /// A text field of the lookup that opened the call; empty without one.
 fn lookup_text(call: &CallFacts, key: &str) -> String {
-    call.lookup
+    call.record
+        .lookup
         .as_ref()
         .and_then(|l| l.get(key))
         .and_then(Value::as_str)
@@ -203,14 +210,15 @@ fn seconds(ms: Option<i64>) -> String {
 /// The adapter's call type: `API` for a click-to-call's agent leg, `Outgoing` for its
 /// dialled party; other calls by their direction. A leg event names its own leg.
 fn call_type_name(call: &CallFacts) -> String {
+    let first_leg = call.record.first_leg();
     let leg = match &call.leg_event {
         Some(event) => event.leg.as_deref(),
-        None => call.legs.first().and_then(|l| l.leg.as_deref()),
+        None => first_leg.as_ref().and_then(|l| l.leg.as_deref()),
     };
     match leg {
         Some("agent") => "API".to_owned(),
         Some("external") => "Outgoing".to_owned(),
-        _ => call.direction.clone().unwrap_or_default(),
+        _ => call.record.direction.clone().unwrap_or_default(),
     }
 }
 
@@ -236,18 +244,8 @@ pub fn location(number: &str) -> Option<String> {
     Some(id.as_ref().to_owned())
 }
 
-/// One leg as a call record keeps it.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-pub struct LegFacts {
-    pub call_id: String,
-    #[serde(default)]
-    pub guid: Option<String>,
-    #[serde(default)]
-    pub leg: Option<String>,
-}
-
 /// The leg event a `leg-event` delivery was queued for: which leg, and what happened.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LegEventFacts {
     /// The leg's PBX call id.
     pub call_id: String,
@@ -261,72 +259,49 @@ pub struct LegEventFacts {
 }
 
 /// What a delivery knows of its call: the call record as it was when the delivery was
-/// queued (the `calls` row, with the contact's name and CRM link), and what the sender
-/// adds (the pop link, the event name, the location).
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+/// queued, with the contact's name and CRM link (stored with the delivery in this form),
+/// and what the sender adds (the pop link, the event name, the location).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CallFacts {
-    pub id: Uuid,
-    #[serde(default)]
-    pub report_call_id: i64,
-    #[serde(default)]
-    pub activecallkey: String,
-    pub request_id: Option<i64>,
-    pub direction: Option<String>,
-    pub caller_number: Option<String>,
-    pub caller_name: Option<String>,
-    pub contact_id: Option<String>,
+    #[serde(flatten)]
+    pub record: CallRecord,
     #[serde(default)]
     pub contact_name: Option<String>,
     #[serde(default)]
     pub crm_url: Option<String>,
-    pub dnis: Option<String>,
-    pub external_number: Option<String>,
-    /// The other party, normalized (E.164 when it could be read).
-    pub other_number: Option<String>,
-    pub agent: Option<String>,
-    pub call_group: Option<String>,
-    #[serde(default)]
-    pub account_codes: Vec<String>,
-    #[serde(default)]
-    pub tags: Vec<String>,
-    pub started_at: DateTime<Utc>,
-    pub answered_at: Option<DateTime<Utc>>,
-    pub ended_at: Option<DateTime<Utc>>,
-    pub duration_ms: Option<i64>,
-    pub talk_ms: Option<i64>,
-    #[serde(default)]
-    pub outcome: String,
-    #[serde(default)]
-    pub recorded: bool,
-    pub recording_url: Option<String>,
-    #[serde(default)]
-    pub legs: Vec<LegFacts>,
-    /// The lookup that opened the call, if one did.
-    #[serde(default)]
-    pub lookup: Option<Value>,
     /// Filled by the sender: the screen-pop link for the other party.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub popup_link: Option<String>,
     /// Filled by the sender: what happened (`started`, `pickup`, `missed`, `hangup`,
     /// `recorded`, `lookup`), from the trigger and the call.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub event: String,
     /// Filled by the sender: where the other party's number is from.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<String>,
     /// A `leg-event` delivery's leg and event (its `{{CallID}}`, `{{CallUUID}}`,
     /// `{{CallTypeName}}` and event name are that leg's).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub leg_event: Option<LegEventFacts>,
 }
 
 impl CallFacts {
+    /// A stored call's facts, with its contact's name and CRM link.
+    pub fn new(record: CallRecord, contact_name: Option<String>, crm_url: Option<String>) -> Self {
+        Self {
+            record,
+            contact_name,
+            crm_url,
+            ..Self::default()
+        }
+    }
+
     /// The facts as a delivery on `trigger` sends them: the event name and the other
     /// party's location filled in.
     pub fn for_trigger(mut self, trigger: super::Trigger) -> Self {
         self.event = trigger.event_name(&self).to_owned();
         if self.location.is_none() {
-            self.location = self.other_number.as_deref().and_then(location);
+            self.location = self.record.other_number.as_deref().and_then(location);
         }
         self
     }
@@ -335,37 +310,40 @@ impl CallFacts {
     pub fn sample() -> Self {
         let at = |s: &str| s.parse::<DateTime<Utc>>().ok();
         Self {
-            id: Uuid::from_u128(0x0192_8f3c_5b1e_7a00_8000_0000_0000_0001),
-            report_call_id: 1001,
-            activecallkey: "1000000087849".into(),
-            request_id: None,
-            direction: Some("Inbound".into()),
-            caller_number: Some("+40700000000".into()),
-            caller_name: Some("John Doe".into()),
-            contact_id: Some("12345".into()),
+            record: CallRecord {
+                call_id: Uuid::from_u128(0x0192_8f3c_5b1e_7a00_8000_0000_0000_0001),
+                report_call_id: 1001,
+                activecallkey: "1000000087849".into(),
+                request_id: None,
+                direction: Some("Inbound".into()),
+                caller_number: Some("+40700000000".into()),
+                caller_name: Some("John Doe".into()),
+                contact_id: Some("12345".into()),
+                dnis: Some("0210000000".into()),
+                external_number: Some("+40700000000".into()),
+                other_number: Some("+40700000000".into()),
+                agent: Some("Agent1(200)".into()),
+                group: Some("Sales".into()),
+                account_codes: vec!["1001".into()],
+                tags: vec!["VIP".into()],
+                started_at: at("2026-12-01T10:00:00Z").unwrap_or_default(),
+                answered_at: at("2026-12-01T10:00:10Z"),
+                ended_at: at("2026-12-01T10:02:10Z"),
+                duration_ms: Some(130_000),
+                talk_ms: Some(120_000),
+                outcome: "answered".into(),
+                recorded: true,
+                recording_url: Some("https://pbx.example.com/recordings/1000000087849.wav".into()),
+                legs: serde_json::json!([{
+                    "call_id": "1000000087849",
+                    "guid": "bfa2dbc8-ab8a-34c8-f243-c2aad8c446ff",
+                    "leg": null,
+                }]),
+                lookup: None,
+                extra: Value::Null,
+            },
             contact_name: Some("John Doe".into()),
             crm_url: Some("https://crm.example.com/contacts/12345".into()),
-            dnis: Some("0210000000".into()),
-            external_number: Some("+40700000000".into()),
-            other_number: Some("+40700000000".into()),
-            agent: Some("Agent1(200)".into()),
-            call_group: Some("Sales".into()),
-            account_codes: vec!["1001".into()],
-            tags: vec!["VIP".into()],
-            started_at: at("2026-12-01T10:00:00Z").unwrap_or_default(),
-            answered_at: at("2026-12-01T10:00:10Z"),
-            ended_at: at("2026-12-01T10:02:10Z"),
-            duration_ms: Some(130_000),
-            talk_ms: Some(120_000),
-            outcome: "answered".into(),
-            recorded: true,
-            recording_url: Some("https://pbx.example.com/recordings/1000000087849.wav".into()),
-            legs: vec![LegFacts {
-                call_id: "1000000087849".into(),
-                guid: Some("bfa2dbc8-ab8a-34c8-f243-c2aad8c446ff".into()),
-                leg: None,
-            }],
-            lookup: None,
             popup_link: None,
             event: "hangup".into(),
             location: Some("RO".into()),
@@ -409,7 +387,7 @@ mod tests {
         assert_eq!(v("Call Direction"), "Inbound");
         assert_eq!(v("Caller Name"), "John Doe");
         assert_eq!(v("DNIS"), "0210000000");
-        assert_eq!(v("Call ID"), call.id.to_string());
+        assert_eq!(v("Call ID"), call.record.call_id.to_string());
         assert_eq!(v("Time"), "1796119200000");
         assert_eq!(v("Duration"), "130");
         assert_eq!(v("Talk Duration"), "120");
@@ -428,7 +406,7 @@ mod tests {
         let mut call = CallFacts::sample();
         let v = |name: &str, call: &CallFacts| Placeholder::from_name(name).unwrap().value(call);
         assert_eq!(v("Attestation", &call), "");
-        call.lookup = Some(serde_json::json!({
+        call.record.lookup = Some(serde_json::json!({
             "identified": false, "verstat": "TN-Validation-Passed", "attest": "A"
         }));
         assert_eq!(v("Attestation", &call), "A");
@@ -437,15 +415,16 @@ mod tests {
 
     #[test]
     fn a_leg_event_names_its_own_leg() {
+        let mut call = CallFacts::sample();
+        call.record.request_id = Some(513);
         let call = CallFacts {
-            request_id: Some(513),
             leg_event: Some(LegEventFacts {
                 call_id: "1000000087850".into(),
                 guid: Some("923041af-adb5-a8ae-f29c-e60ea5e17448".into()),
                 leg: Some("external".into()),
                 event: "pickup".into(),
             }),
-            ..CallFacts::sample()
+            ..call
         }
         .for_trigger(super::super::Trigger::LegEvent);
         let v = |name: &str| Placeholder::from_field(name).unwrap().value(&call);
@@ -459,11 +438,9 @@ mod tests {
 
     #[test]
     fn lists_are_comma_separated() {
-        let call = CallFacts {
-            tags: vec!["a".into(), "b".into()],
-            account_codes: vec!["1001".into(), "1002".into(), "1003".into()],
-            ..CallFacts::sample()
-        };
+        let mut call = CallFacts::sample();
+        call.record.tags = vec!["a".into(), "b".into()];
+        call.record.account_codes = vec!["1001".into(), "1002".into(), "1003".into()];
         assert_eq!(Placeholder::Tag.value(&call), "a,b");
         assert_eq!(Placeholder::AccountCodes.value(&call), "1001,1002,1003");
     }

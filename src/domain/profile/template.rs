@@ -167,10 +167,8 @@ mod tests {
     #[test]
     fn json_strings_get_escaped_values() {
         let t = Template::parse(r#"{"name":"<Caller Name>"}"#).unwrap();
-        let call = CallFacts {
-            caller_name: Some("Jo \"Q\" \\ \n".into()),
-            ..CallFacts::sample()
-        };
+        let mut call = CallFacts::sample();
+        call.record.caller_name = Some("Jo \"Q\" \\ \n".into());
         let body = t.render(&call, Escape::JsonString);
         let parsed: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(parsed["name"], "Jo \"Q\" \\ \n");

@@ -13,29 +13,17 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, Responder, web};
 
 use super::click2call::{Ask, click};
-use super::pop::content_security_policy;
 use crate::http::auth::agent_session;
 use crate::http::error::ApiError;
+use crate::http::shared::resource;
+use crate::http::shared::{COOKIE, content_security_policy, session_cookie};
 use crate::http::state::AppState;
 use crate::popup::views::{AgentLoginPage, EN, ErrorPage};
 
-/// The cookie holding the agent's session secret.
-pub const COOKIE: &str = "cidgate_agent";
 /// The pages here sit at `/agent/…`, the stylesheet at `/pop/style.css`.
 const CSS_HREF: &str = "../pop/style.css";
 /// Most bytes of the call button's form.
 const FORM_LIMIT: usize = 4 * 1024;
-
-/// The session secret the browser's cookie holds, if it sent one.
-pub fn session_cookie(req: &HttpRequest) -> Option<String> {
-    req.headers()
-        .get_all(header::COOKIE)
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
-        .map(|(_, value)| value.trim().to_owned())
-}
 
 /// `GET /agent/login?session=…`: the link the CRM opens. Checks the session and asks the
 /// person to confirm; it sets no cookie, so a page elsewhere that loads the link (login
@@ -209,4 +197,14 @@ fn headers<R: Responder>(
     page.insert_header((header::CONTENT_SECURITY_POLICY, csp))
         .insert_header((header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
         .insert_header((header::CACHE_CONTROL, "no-store"))
+}
+
+/// Registers the agent's sign-in and the pop's call button.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        resource("/agent/login", "GET, POST")
+            .route(web::get().to(confirm))
+            .route(web::post().to(login)),
+    )
+    .service(resource("/agent/call", "POST").route(web::post().to(call)));
 }

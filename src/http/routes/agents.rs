@@ -10,6 +10,7 @@ use crate::domain::{Agent, AgentName, Extension, FieldError, GroupName, SessionS
 use crate::http::auth::{SessionsAuth, SyncAuth};
 use crate::http::body::read_json;
 use crate::http::error::ApiError;
+use crate::http::shared::resource;
 use crate::http::state::AppState;
 
 const AGENT_BODY_LIMIT: usize = 16 * 1024;
@@ -194,4 +195,20 @@ pub async fn end_sessions(
     let ended =
         agents::end_sessions(&state.admin_db(), &auth.0.tenant, &extension, one.as_ref()).await?;
     Ok(HttpResponse::Ok().json(json!({ "ended": ended })))
+}
+
+/// Registers the agents and their sessions (issue 18).
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/api/v1/agents", "GET").route(web::get().to(list)))
+        .service(
+            resource("/api/v1/agents/{extension}", "GET, PUT, DELETE")
+                .route(web::put().to(put))
+                .route(web::get().to(get))
+                .route(web::delete().to(delete)),
+        )
+        .service(
+            resource("/api/v1/agents/{extension}/sessions", "POST, DELETE")
+                .route(web::post().to(start_session))
+                .route(web::delete().to(end_sessions)),
+        );
 }

@@ -10,9 +10,10 @@ use serde_json::json;
 use crate::calls::cdr::{
     Cursor, RangeEnd, csv_header, csv_rows, parse_date, range_problem, tenant_zone,
 };
-use crate::domain::{Direction, FieldError, Outcome, PhoneNumber, Region};
+use crate::domain::{CallRecord, Direction, FieldError, Outcome, PhoneNumber, Region};
 use crate::http::auth::ReportAuth;
 use crate::http::error::ApiError;
+use crate::http::shared::resource;
 use crate::http::state::AppState;
 use crate::store::{self, cdr};
 
@@ -54,7 +55,7 @@ pub async fn cdr_logs(
             cdr::find(&*client, tenant.id, key, &access).await
         })
         .await?;
-        let calls: Vec<cdr::CallRecord> = found.into_iter().collect();
+        let calls: Vec<CallRecord> = found.into_iter().collect();
         return answer(calls, None, csv, zone);
     }
     let limit = match params.get("limit") {
@@ -90,13 +91,13 @@ pub async fn cdr_logs(
 }
 
 fn answer(
-    calls: Vec<cdr::CallRecord>,
+    calls: Vec<CallRecord>,
     cursor: Option<String>,
     csv: bool,
     zone: Tz,
 ) -> Result<HttpResponse, ApiError> {
     if !csv {
-        return Ok(HttpResponse::Ok().json(json!({"cursor": cursor, "CallList": calls})));
+        return Ok(HttpResponse::Ok().json(json!({"cursor": cursor, "CallList": calls.iter().map(CallRecord::cdr).collect::<Vec<_>>()})));
     }
     let mut out = csv::Writer::from_writer(Vec::new());
     csv_header(&mut out)
@@ -114,7 +115,7 @@ fn answer(
 }
 
 /// The range and filters of a first request.
-fn filter(params: &Params, zone: Tz, region: Region) -> Result<cdr::CdrFilter, ApiError> {
+fn filter(params: &Params, zone: Tz, region: Region) -> Result<crate::domain::CdrFilter, ApiError> {
     let mut errors = Vec::new();
     let mut date = |name: &str, end: RangeEnd| match params.get(name) {
         None => {
@@ -155,7 +156,7 @@ fn filter(params: &Params, zone: Tz, region: Region) -> Result<cdr::CdrFilter, A
         errors.push(FieldError::new("finishdate", problem));
     }
     match (from, to) {
-        (Some(from), Some(to)) if errors.is_empty() => Ok(cdr::CdrFilter {
+        (Some(from), Some(to)) if errors.is_empty() => Ok(crate::domain::CdrFilter {
             from,
             to,
             direction,
@@ -218,4 +219,9 @@ impl Params {
             .find(|(n, v)| n == name && !v.trim().is_empty())
             .map(|(_, v)| v.as_str())
     }
+}
+
+/// Registers `/api/v1/reportsCDRLogs`.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/api/v1/reportsCDRLogs", "GET").route(web::get().to(cdr_logs)));
 }

@@ -9,6 +9,7 @@ use crate::domain::{FieldError, LegView, request_state};
 use crate::http::auth::{SessionsAuth, agent_session};
 use crate::http::body::read_json;
 use crate::http::error::ApiError;
+use crate::http::shared::resource;
 use crate::http::state::AppState;
 use crate::store;
 
@@ -158,4 +159,14 @@ pub async fn status(
         "call_id": call.as_ref().map(|c| c.call_id),
         "legs": legs,
     })))
+}
+
+/// Registers click-to-call and a request's status.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        resource("/api/v1/click2call", "GET, POST")
+            .route(web::get().to(get))
+            .route(web::post().to(post)),
+    )
+    .service(resource("/api/v1/click2call/{RequestID}", "GET").route(web::get().to(status)));
 }

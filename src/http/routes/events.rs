@@ -7,15 +7,18 @@ use chrono::Utc;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::calls::call_end::{CALL_END_MAPPING, CallEndMapping};
+use crate::calls::focalscope;
 use crate::calls::ingest::QueueError;
-use crate::domain::{CALL_END_MAPPING, CallEndMapping, CallEvent, FieldError};
+use crate::domain::{CallEvent, FieldError};
+use crate::domain::{IncomingEvent, OverCap};
 use crate::http::auth::EventsAuth;
 use crate::http::body::{Shape, read_json_shaped};
 use crate::http::error::ApiError;
+use crate::http::shared::resource;
 use crate::http::state::AppState;
 use crate::live::directory::TenantEntry;
 use crate::metrics::LimitLabels;
-use crate::store::calls::{IncomingEvent, OverCap};
 
 /// Most events in one request.
 pub const MAX_EVENTS: usize = 1_000;
@@ -98,7 +101,7 @@ pub async fn focalscope(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let pairs = query_pairs(&req);
-    let event = CallEvent::from_focalscope(&pairs, Utc::now()).map_err(ApiError::invalid_fields)?;
+    let event = focalscope::event(&pairs, Utc::now()).map_err(ApiError::invalid_fields)?;
     record(&state, &auth.0, vec![incoming(event, raw(&pairs))]).await
 }
 
@@ -239,4 +242,16 @@ fn raw(pairs: &[(String, String)]) -> Value {
 fn without_credentials(mut map: Map<String, Value>) -> Map<String, Value> {
     map.remove("token");
     map
+}
+
+/// Registers the event routes: DESIGN §7's fields (JSON or a query string) and the two
+/// dialects' adapters.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        resource("/api/v1/events", "GET, POST")
+            .route(web::post().to(post))
+            .route(web::get().to(get)),
+    )
+    .service(resource("/api/v1/events/focalscope", "GET").route(web::get().to(focalscope)))
+    .service(resource("/api/v1/events/call-end", "GET").route(web::get().to(call_end)));
 }

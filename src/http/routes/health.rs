@@ -6,6 +6,7 @@ use actix_web::{HttpResponse, web};
 use deadpool_postgres::Pool;
 use serde_json::json;
 
+use crate::http::shared::resource;
 use crate::http::state::AppState;
 use crate::store;
 
@@ -98,4 +99,20 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
         .body(m.render())
+}
+
+/// Registers `/healthz` and `/readyz`, alike on every role's instance (load balancers
+/// and orchestrators may probe with HEAD, issue 28 item 12), and `/metrics`.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        resource("/healthz", "GET, HEAD")
+            .route(web::get().to(healthz))
+            .route(web::head().to(healthz)),
+    )
+    .service(
+        resource("/readyz", "GET, HEAD")
+            .route(web::get().to(readyz))
+            .route(web::head().to(readyz)),
+    )
+    .service(resource("/metrics", "GET").route(web::get().to(metrics)));
 }

@@ -11,7 +11,8 @@ use crate::domain::{OutputFormat, ReportRequest};
 use crate::http::auth::ReportAuth;
 use crate::http::body::read_json;
 use crate::http::error::ApiError;
-use crate::http::routes::pop::content_security_policy;
+use crate::http::shared::content_security_policy;
+use crate::http::shared::resource;
 use crate::http::state::AppState;
 use crate::reports::output::{self, Heading};
 use crate::reports::{self, ReportError};
@@ -94,4 +95,11 @@ pub async fn run(
             .insert_header((header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
             .body(output::html(&heading, &table, zone).map_err(|e| unexpected(e.into()))?),
     })
+}
+
+/// Registers the historic-data route.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        resource("/rest/api/v1/historic-data/{historicDataKey}", "POST").route(web::post().to(run)),
+    );
 }

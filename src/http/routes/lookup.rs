@@ -5,12 +5,14 @@ use std::borrow::Cow;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
 
+use crate::domain::IncomingEvent;
 use crate::domain::{
     CallEvent, CallerTrust, EventKind, LookupHit, LookupLink, RoutingField, Screen, ScreenReason,
     storage_problem,
 };
 use crate::http::auth::{LookupAuth, request_start};
 use crate::http::error::ApiError;
+use crate::http::shared::resource;
 use crate::http::state::AppState;
 use crate::live::directory::TenantEntry;
 use crate::lookup::{
@@ -18,7 +20,6 @@ use crate::lookup::{
 };
 use crate::metrics::ReasonLabels;
 use crate::popup::LinkClaims;
-use crate::store::calls::IncomingEvent;
 
 /// Marks an answer that is not the database's current word (value: stale, unknown,
 /// unverified), so PBX logs and monitoring can tell.
@@ -218,5 +219,14 @@ fn answer(
         AnswerForm::Compact => response
             .content_type("application/json")
             .body(body.to_compact_json()),
+    }
+}
+
+/// Registers the lookup at `/api/lookup` and `/api/while1voice` (the reference's path).
+/// One resource per path: a resource with several paths is matched by regex, which
+/// costs more than the rest of a cached lookup.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    for path in ["/api/lookup", "/api/while1voice"] {
+        cfg.service(resource(path, "GET").route(web::get().to(lookup)));
     }
 }

@@ -12,16 +12,17 @@ use deadpool_postgres::GenericClient;
 
 use crate::calls::cdr::tenant_zone;
 use crate::domain::{
-    ContactRecord, CrmId, PopupSettings, RecentCall, SessionSecret, Tenant, TenantId,
+    CallRecord, ContactRecord, CrmId, PopupSettings, RecentCall, SessionSecret, Tenant, TenantId,
 };
 use crate::http::rate_limit::Limited;
-use crate::http::routes::agent_login::session_cookie;
+use crate::http::shared::{content_security_policy, session_cookie};
 use crate::http::state::AppState;
 use crate::metrics::LimitLabels;
 use crate::popup::views::{self, CallButton, ContactPage, EN, ErrorPage, NumberView, UnknownPage};
 use crate::popup::{self, LinkClaims, LinkError, UnverifiedLink};
 
-use crate::store::{self, cdr};
+use crate::http::shared::resource;
+use crate::store;
 
 /// Relative, so the page works under any path prefix of the public URL.
 const CSS_HREF: &str = "style.css";
@@ -146,7 +147,7 @@ struct Shown {
     tenant: Tenant,
     recent: Vec<RecentCall>,
     /// The number's calls, when the PBX reports them.
-    calls: Vec<cdr::CallRecord>,
+    calls: Vec<CallRecord>,
     /// The contact the link names; `None` on an unknown caller's page.
     contact: Option<ContactRecord>,
     /// The call button, when the tenant has a dialer (click-to-call).
@@ -370,10 +371,8 @@ where
     page.respond_to(req).map_into_boxed_body()
 }
 
-/// The pages' Content-Security-Policy: no script, styles and images only from here, and
-/// framing by `frame_ancestors` (`'none'`, or the tenant's list).
-pub fn content_security_policy(frame_ancestors: &str) -> String {
-    format!(
-        "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors {frame_ancestors}"
-    )
+/// Registers the screen pop's page and its stylesheet.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/pop/style.css", "GET").route(web::get().to(style)))
+        .service(resource("/pop/{link}", "GET").route(web::get().to(pop)));
 }

@@ -9,11 +9,12 @@ use uuid::Uuid;
 
 use crate::admin::deliveries;
 use crate::admin::profiles::{self as admin, ProfileView};
+use crate::domain::profile::LogFilter;
 use crate::domain::profile::ProfileInput;
 use crate::domain::{FieldError, storage_problem};
 use crate::http::error::ApiError;
+use crate::http::shared::resource;
 use crate::http::{auth::AdminAuth, body::read_json, state::AppState};
-use crate::store::deliveries::LogFilter;
 
 const BODY_LIMIT: usize = 256 * 1024;
 
@@ -334,4 +335,35 @@ fn replayed_json(replayed: &[(Uuid, Uuid)]) -> Value {
             .map(|(of, id)| json!({"replay_of": of, "id": id}))
             .collect::<Vec<_>>()
     })
+}
+
+/// Registers the admin API of web-service profiles and deliveries.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        resource("/api/v1/profiles", "GET, POST")
+            .route(web::get().to(list))
+            .route(web::post().to(create)),
+    )
+    .service(
+        resource("/api/v1/profiles/{name}", "GET, PATCH, DELETE")
+            .route(web::get().to(show))
+            .route(web::patch().to(update))
+            .route(web::delete().to(delete)),
+    )
+    .service(resource("/api/v1/deliveries", "GET").route(web::get().to(deliveries)))
+    .service(resource("/api/v1/deliveries/replay", "POST").route(web::post().to(replay_failed)))
+    .service(resource("/api/v1/deliveries/{id}", "GET").route(web::get().to(delivery)));
+    for (path, handler) in [
+        ("/api/v1/profiles/{name}/enable", web::post().to(enable)),
+        ("/api/v1/profiles/{name}/disable", web::post().to(disable)),
+        (
+            "/api/v1/profiles/{name}/rotate-secret",
+            web::post().to(rotate_secret),
+        ),
+        ("/api/v1/profiles/{name}/test", web::post().to(test)),
+        ("/api/v1/profiles/{name}/run", web::post().to(run)),
+        ("/api/v1/deliveries/{id}/replay", web::post().to(replay_one)),
+    ] {
+        cfg.service(resource(path, "POST").route(handler));
+    }
 }

@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
-use super::FieldError;
-use super::call_event::{CallEvent, EVENT_FIELDS, EventKind, check_query_pairs, event_time};
+use crate::domain::{
+    CallEvent, EVENT_FIELDS, EventKind, FieldError, check_query_pairs, event_time,
+};
 
 /// Times a call-end may carry besides the event's own fields: each becomes an event of
 /// its own, so the call is answered (or not) as the IVR says.

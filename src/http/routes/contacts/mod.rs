@@ -1,5 +1,7 @@
 //! The CRM sync API: single contacts and batches, scoped to the token's tenant.
 
+pub mod snapshot;
+
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -12,6 +14,7 @@ use crate::domain::{
 };
 use crate::http::body::{Shape, read_json_shaped};
 use crate::http::error::ApiError;
+use crate::http::shared::resource;
 use crate::http::{auth::SyncAuth, state::AppState};
 use crate::store;
 
@@ -305,6 +308,34 @@ fn parse_item(item: Value, region: Region) -> Result<WriteOp, Vec<FieldError>> {
             "must be \"upsert\" or \"delete\"",
         )]),
     }
+}
+
+/// Registers the sync API's contact routes: the batch and the snapshot (paths a CRM
+/// contact's id may take too: such a contact is still read and deleted there), then
+/// single contacts.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        resource("/api/v1/contacts/batch", "GET, PUT, DELETE, POST")
+            .route(web::post().to(batch))
+            // A CRM contact may be called `batch` too.
+            .route(web::put().to(put_contact))
+            .route(web::get().to(get_contact))
+            .route(web::delete().to(delete_contact)),
+    )
+    .service(
+        resource("/api/v1/contacts/snapshot", "GET, PUT, DELETE")
+            .route(web::put().to(snapshot::replace))
+            // A CRM contact called `snapshot` can still be read and deleted (written
+            // through a batch).
+            .route(web::get().to(get_contact))
+            .route(web::delete().to(delete_contact)),
+    )
+    .service(
+        resource("/api/v1/contacts/{id}", "GET, PUT, DELETE")
+            .route(web::put().to(put_contact))
+            .route(web::get().to(get_contact))
+            .route(web::delete().to(delete_contact)),
+    );
 }
 
 #[cfg(test)]
