@@ -4,6 +4,7 @@ mod agent;
 mod call;
 mod call_end;
 mod call_event;
+mod call_fold;
 mod click2call;
 mod contact;
 mod crm_id;
@@ -30,6 +31,7 @@ pub use call_end::{CALL_END_MAPPING, CALL_END_TIMES, CallEndMapping};
 pub use call_event::{
     CallEvent, Direction, EVENT_FIELDS, EventKind, LegRole, LookupLink, MAX_EVENT_AHEAD, event_time,
 };
+pub use call_fold::{CallFold, Stamp};
 pub use click2call::{
     DialStatus, LegView, RequestState, agent_missed_event, placed_event, request_state,
 };
