@@ -7,7 +7,7 @@
 #   systemd/      systemd-analyze verify          when systemd-analyze is installed
 #   deb/          the package's unit: systemd-analyze verify, and the hardening of systemd/'s;
 #                 its settings file: the settings of systemd/'s
-#   pbx/kamailio  kamailio -c                     when kamailio and its utils and extra modules are
+#   pbx/kamailio  kamailio -c                     with kamailio-utils-modules and -extra-modules installed
 #   scripts       shellcheck                      when shellcheck is installed
 #   pbx/*/        XML well-formedness (3CX template, FreeSWITCH dialplan, sipp scenarios)
 #   pbx/freeswitch the Lua scripts' unit tests  when a Lua interpreter is installed
