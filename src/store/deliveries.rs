@@ -20,9 +20,9 @@ use crate::domain::profile::{CallFacts, Trigger};
 pub const CHANNEL: &str = "cidgate_deliveries";
 
 /// The call records of `calls` (with the contact's name and CRM link) as deliveries
-/// see them.
-pub(crate) const CALL_SNAPSHOT: &str =
-    "to_jsonb(c) || jsonb_build_object('contact_name', k.name, 'crm_url', k.crm_url)";
+/// see them; not the summary of their events the writes keep (calls.summary).
+pub(crate) const CALL_SNAPSHOT: &str = "to_jsonb(c) - 'summary' \
+     || jsonb_build_object('contact_name', k.name, 'crm_url', k.crm_url)";
 
 /// Queues a delivery for each enabled profile of the tenant whose trigger each changed
 /// call has reached and whose criteria it meets (once per call, profile and trigger).

@@ -75,6 +75,28 @@ async fn a_call_of_many_events_sent_one_batch_at_a_time_answers_the_record_of_al
         .collect();
     tags.sort_unstable();
     assert_eq!(tags, ["t0", "t1", "t2", "t3", "t4", "t5", "t6"]);
+
+    // Deliveries see the record, not the summary kept for writing it.
+    let client = app.pool.get().await.unwrap();
+    let (tenant, call): (i64, uuid::Uuid) = client
+        .query_one(
+            "SELECT c.tenant_id, c.id FROM calls c JOIN tenants t ON t.id = c.tenant_id
+             WHERE t.slug = 'whole' AND c.summary IS NOT NULL",
+            &[],
+        )
+        .await
+        .map(|r| (r.get(0), r.get(1)))
+        .unwrap();
+    let snapshot = cidgate::store::deliveries::call_snapshot(
+        &client,
+        cidgate::domain::TenantId(tenant),
+        &call.to_string(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(snapshot["legs"].as_array().unwrap().len(), 40);
+    assert!(snapshot.get("summary").is_none(), "{snapshot}");
 }
 
 #[tokio::test]
