@@ -34,14 +34,21 @@ deploy_tools_python() {
 	printf '%s\n' "$venv/bin/python"
 }
 
-# ensure_packages PACKAGE...: installs the Debian packages that are missing (as root, with
-# apt-get), so a check runs instead of being skipped; otherwise prints the line that
-# installs them and returns 1.
-ensure_packages() {
+# missing_packages PACKAGE...: prints those of the Debian packages that are not installed.
+missing_packages() {
 	local missing=() pkg
 	for pkg in "$@"; do
 		dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
 	done
+	printf '%s\n' "${missing[*]}"
+}
+
+# ensure_packages PACKAGE...: installs the Debian packages that are missing (as root, with
+# apt-get), so a check runs instead of being skipped; otherwise prints the line that
+# installs them and returns 1.
+ensure_packages() {
+	local missing=()
+	read -r -a missing <<<"$(missing_packages "$@")"
 	((${#missing[@]} == 0)) && return 0
 	if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
 		echo "deploy tools: installing ${missing[*]}" >&2

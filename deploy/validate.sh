@@ -7,7 +7,7 @@
 #   systemd/      systemd-analyze verify          when systemd-analyze is installed
 #   deb/          the package's unit: systemd-analyze verify, and the hardening of systemd/'s;
 #                 its settings file: the settings of systemd/'s
-#   pbx/kamailio  kamailio -c                     when kamailio is installed
+#   pbx/kamailio  kamailio -c                     with kamailio-utils-modules and -extra-modules installed
 #   scripts       shellcheck                      when shellcheck is installed
 #   pbx/*/        XML well-formedness (3CX template, FreeSWITCH dialplan, sipp scenarios)
 #   pbx/freeswitch the Lua scripts' unit tests  when a Lua interpreter is installed
@@ -53,8 +53,9 @@ skip() {
 
 py=$(deploy_tools_python) || exit 2
 # kamailio -c loads every module of the recipe: http_client and jansson are in the
-# utils and extra module packages.
-debian_tools=(haproxy lua5.4 shellcheck kamailio kamailio-utils-modules kamailio-extra-modules)
+# utils and extra module packages (without them it fails, so the check needs all three).
+kamailio_packages=(kamailio kamailio-utils-modules kamailio-extra-modules)
+debian_tools=(haproxy lua5.4 shellcheck "${kamailio_packages[@]}")
 command -v dpkg-query >/dev/null 2>&1 && { ensure_packages "${debian_tools[@]}" || true; }
 venv_bin=$(dirname "$py")
 
@@ -120,10 +121,15 @@ settings_agree() {
 }
 check "deb/cidgate.env offers systemd/cidgate.env's settings" settings_agree
 
+kamailio_missing=kamailio
 if command -v kamailio >/dev/null 2>&1; then
+	kamailio_missing=
+	command -v dpkg-query >/dev/null 2>&1 && kamailio_missing=$(missing_packages "${kamailio_packages[@]}")
+fi
+if [[ -z $kamailio_missing ]]; then
 	check "pbx/kamailio/kamailio.cfg" kamailio -c -f "$here/pbx/kamailio/kamailio.cfg"
 else
-	skip "pbx/kamailio/kamailio.cfg" "kamailio not installed"
+	skip "pbx/kamailio/kamailio.cfg" "needs $kamailio_missing: sudo apt-get install $kamailio_missing"
 fi
 
 xml_files=()

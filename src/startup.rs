@@ -15,7 +15,7 @@ use crate::calls::ingest::EventWriter;
 use crate::config::ServeSettings;
 use crate::contacts::{self, LocalCopies};
 use crate::dial::click2call::Click2Call;
-use crate::http::batch_gate::BatchGate;
+use crate::http::batch_gate::{self, BatchGate};
 use crate::http::rate_limit::RateLimits;
 use crate::http::state::{AppState, Probes};
 use crate::http::{self, middleware};
@@ -68,6 +68,8 @@ impl Application {
                  secret headers and dialer credentials are stored in plaintext"
             ),
         }
+        // Before any work: a budget too small for one batch parse is not started.
+        let batch_parses = batch_gate::parses_within_budget(settings)?;
         let pool_size = settings.db_pool_size.into();
         let primary_url = settings.database.database_url.expose();
         let pool = store::connect_pool(primary_url, pool_size, PRIMARY_POOL_WAIT)?;
@@ -215,17 +217,8 @@ impl Application {
             settings.database_read_url.as_ref().map(|url| url.expose()),
             http::routes::health::CHECK_WITHIN,
         )?;
-        // What the gate lets parses hold together, for the operator's memory budget.
-        let per_parse = http::routes::contacts::BATCH_BODY_LIMIT
-            * (1 + http::body::PARSE_MEMORY_FACTOR)
-            + http::body::PARSE_MEMORY_SLACK;
-        tracing::info!(
-            batch_parses = settings.batch_parses,
-            memory_mib = usize::from(settings.batch_parses) * per_parse / (1024 * 1024),
-            "batch parses may hold this much memory together at most (CIDGATE_BATCH_PARSES)"
-        );
         let batch_gate = BatchGate::new(
-            settings.batch_parses.into(),
+            batch_parses,
             Duration::from_millis(settings.batch_parse_wait_ms),
             metrics.gauges.batch_parses.clone(),
         );

@@ -9,6 +9,10 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
 seconds=${1:-60}
 
+# shellcheck source=SCRIPTDIR/../tools.sh
+. "$root/deploy/tools.sh"
+# libfuzzer-sys builds libFuzzer, which is C++.
+command -v c++ >/dev/null 2>&1 || ensure_packages g++
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
 # cargo fuzz needs nightly-only compiler flags; the stable toolchain allows them
 # with RUSTC_BOOTSTRAP (the only toolchain this project's machines have).

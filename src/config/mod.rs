@@ -110,6 +110,14 @@ pub struct ServeSettings {
           value_parser = clap::value_parser!(u16).range(1..=256))]
     pub batch_parses: u16,
 
+    /// The process's memory budget (MiB): the batch parses, the number index, the lookup
+    /// cache and the rest of the process must fit in it; the parses at once are sized down
+    /// (or `serve` refuses to start) when they would not. Default: the container's memory
+    /// limit (cgroup), if it has one
+    #[arg(long, env = "CIDGATE_MEMORY_BUDGET_MIB",
+          value_parser = clap::value_parser!(u64).range(1..=16_777_216))]
+    pub memory_budget_mib: Option<u64>,
+
     /// How long a batch waits for its turn to be parsed before it is answered 503 (ms)
     #[arg(long, env = "CIDGATE_BATCH_PARSE_WAIT_MS", default_value_t = 2_000,
           value_parser = clap::value_parser!(u64).range(0..=60_000))]

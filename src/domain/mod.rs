@@ -3,6 +3,7 @@
 mod agent;
 mod call;
 mod call_event;
+mod call_fold;
 mod call_record;
 mod click2call;
 mod contact;
@@ -35,6 +36,7 @@ pub use call_event::{
     CallEvent, Direction, EVENT_FIELDS, EventKind, LegRole, LookupLink, MAX_EVENT_AHEAD,
     check_query_pairs, event_time, query_fields,
 };
+pub use call_fold::{CallFold, Stamp};
 pub use call_record::{
     CallField, CallRecord, Cdr, CdrFilter, FirstLeg, Page, Position, call_columns,
 };

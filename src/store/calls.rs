@@ -11,9 +11,10 @@ use deadpool_postgres::GenericClient;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use super::call_summaries::{Batch, Kept, summarize};
 use super::contacts;
 use crate::domain::{CallCaps, ChangedCall, IncomingEvent, Ingested, OverCap};
-use crate::domain::{CallEvent, CallSummary, PhoneNumber, Region, StoredEvent, TenantId};
+use crate::domain::{CallEvent, CallFold, PhoneNumber, Region, TenantId};
 
 /// The first day of `at`'s month: the partition a new call goes to.
 pub fn month_of(at: DateTime<Utc>) -> NaiveDate {
@@ -140,7 +141,13 @@ pub async fn ingest(
         .collect();
     changed.sort_unstable();
     changed.dedup();
-    let (mut calls, counts) = summarize(client, tenant, region, &changed).await?;
+    let batch = Batch {
+        events,
+        calls: &call_of_event,
+        new: &new,
+        created: &new_calls,
+    };
+    let (mut calls, kept) = summarize(client, tenant, region, &changed, &before, &batch).await?;
 
     // From here to the commit the tenant's row is held (its writes take turns).
     let created = calls.iter().filter(|c| new_calls.contains(&c.id)).count();
@@ -158,7 +165,7 @@ pub async fn ingest(
         region,
         &changed,
         &calls,
-        &counts,
+        &kept,
         turn.change_seq,
     )
     .await?;
@@ -200,10 +207,17 @@ async fn record_keys(
     Ok(())
 }
 
-/// What an existing call holds before the batch: its legs and how many events.
-struct Before {
+/// What an existing call holds before the batch: its legs, how many events, and its
+/// summary (`None` for a call written before summaries were kept).
+pub(super) struct Before {
     legs: Vec<String>,
-    events: i64,
+    pub(super) events: i64,
+    pub(super) summary: Option<CallFold>,
+}
+
+/// The calls' ids and months, as two arrays for `unnest`.
+pub(super) fn ids_and_months(calls: &[(Uuid, NaiveDate)]) -> (Vec<Uuid>, Vec<NaiveDate>) {
+    calls.iter().copied().unzip()
 }
 
 /// Locks the calls' rows (in id order) so that a concurrent write to one of them
@@ -216,14 +230,14 @@ async fn lock_calls(
     if calls.is_empty() {
         return Ok(HashMap::new());
     }
-    let ids: Vec<Uuid> = calls.iter().map(|c| c.0).collect();
-    let months: Vec<NaiveDate> = calls.iter().map(|c| c.1).collect();
+    let (ids, months) = ids_and_months(calls);
     let rows = client
         .query(
             "SELECT c.id, ARRAY(SELECT l->>'call_id' FROM jsonb_array_elements(c.legs) l),
                     coalesce(c.event_count::bigint,
                              (SELECT count(*) FROM call_events e WHERE e.tenant_id = c.tenant_id
-                                AND e.month = c.month AND e.call_id = c.id))
+                                AND e.month = c.month AND e.call_id = c.id)),
+                    c.summary
              FROM unnest($2::uuid[], $3::date[]) AS q (id, month)
              JOIN calls c ON c.tenant_id = $1 AND c.id = q.id AND c.month = q.month
              ORDER BY c.id
@@ -236,9 +250,12 @@ async fn lock_calls(
         .iter()
         .map(|r| {
             let legs: Vec<Option<String>> = r.get(1);
+            // A summary that no longer reads (an older form) is made again from the events.
+            let summary: Option<Value> = r.get(3);
             let before = Before {
                 legs: legs.into_iter().flatten().collect(),
                 events: r.get(2),
+                summary: summary.and_then(|s| serde_json::from_value(s).ok()),
             };
             (r.get(0), before)
         })
@@ -406,54 +423,6 @@ async fn insert_events(
         .collect())
 }
 
-/// Recomputes each call from its events (at most `CIDGATE_CALL_MAX_EVENTS`), with
-/// its contact; and how many events each has.
-async fn summarize(
-    client: &impl GenericClient,
-    tenant: TenantId,
-    region: Region,
-    calls: &[(Uuid, NaiveDate)],
-) -> anyhow::Result<(Vec<ChangedCall>, Vec<i32>)> {
-    if calls.is_empty() {
-        return Ok((Vec::new(), Vec::new()));
-    }
-    let ids: Vec<Uuid> = calls.iter().map(|c| c.0).collect();
-    let months: Vec<NaiveDate> = calls.iter().map(|c| c.1).collect();
-    let rows = client
-        .query(
-            "SELECT e.call_id, e.at, e.fingerprint, e.event
-             FROM unnest($2::uuid[], $3::date[]) AS q (call_id, month)
-             JOIN call_events e ON e.tenant_id = $1 AND e.month = q.month AND e.call_id = q.call_id",
-            &[&tenant.0, &ids, &months],
-        )
-        .await
-        .context("reading call events")?;
-    let mut events: HashMap<Uuid, Vec<StoredEvent>> = HashMap::new();
-    for r in rows {
-        let fingerprint: Vec<u8> = r.get(2);
-        events.entry(r.get(0)).or_default().push(StoredEvent {
-            at: r.get(1),
-            fingerprint: fingerprint.try_into().unwrap_or([0; 32]),
-            event: serde_json::from_value(r.get(3)).context("a stored event does not parse")?,
-        });
-    }
-    let mut changed = Vec::with_capacity(calls.len());
-    let mut counts = Vec::with_capacity(calls.len());
-    for &(id, _) in calls {
-        let stored = events.get(&id).map(Vec::as_slice).unwrap_or_default();
-        let summary = CallSummary::from_events(stored).context("a changed call has no events")?;
-        counts.push(i32::try_from(stored.len()).unwrap_or(i32::MAX));
-        changed.push(ChangedCall {
-            id,
-            report_call_id: 0,
-            contact_id: summary.lookup.as_ref().and_then(|l| l.contact_id.clone()),
-            summary,
-        });
-    }
-    match_contacts(client, tenant, region, &mut changed).await?;
-    Ok((changed, counts))
-}
-
 /// Writes the calls' records (a new call's report id is set; an existing call keeps
 /// its own).
 async fn write_calls(
@@ -462,7 +431,7 @@ async fn write_calls(
     region: Region,
     calls: &[(Uuid, NaiveDate)],
     changed: &[ChangedCall],
-    counts: &[i32],
+    kept: &[Kept],
     change_seq: i64,
 ) -> anyhow::Result<()> {
     if calls.is_empty() {
@@ -471,15 +440,16 @@ async fn write_calls(
     let records: Vec<Value> = calls
         .iter()
         .zip(changed)
-        .zip(counts)
-        .map(|((&(_, month), call), &count)| row_json(month, call, region, count))
+        .zip(kept)
+        .map(|((&(_, month), call), kept)| row_json(month, call, region, kept))
         .collect();
     client
         .execute(
             "INSERT INTO calls (tenant_id, month, id, report_call_id, activecallkey, request_id,
                  direction, caller_number, caller_name, contact_id, dnis, external_number, other_number, agent,
                  call_group, account_codes, tags, started_at, answered_at, ended_at, duration_ms,
-                 talk_ms, outcome, recorded, recording_url, legs, lookup, extra, event_count, change_seq)
+                 talk_ms, outcome, recorded, recording_url, legs, lookup, extra, event_count, summary,
+                 change_seq)
              SELECT $1, r.*, $3
              FROM jsonb_to_recordset($2::jsonb) AS r (month date, id uuid, report_call_id bigint,
                  activecallkey text, request_id bigint, direction text, caller_number text,
@@ -487,7 +457,7 @@ async fn write_calls(
                  call_group text, account_codes text[], tags text[], started_at timestamptz,
                  answered_at timestamptz, ended_at timestamptz, duration_ms bigint, talk_ms bigint,
                  outcome text, recorded boolean, recording_url text, legs jsonb, lookup jsonb,
-                 extra jsonb, event_count integer)
+                 extra jsonb, event_count integer, summary jsonb)
              ON CONFLICT (tenant_id, id, month) DO UPDATE SET
                  activecallkey = excluded.activecallkey, request_id = excluded.request_id,
                  direction = excluded.direction, caller_number = excluded.caller_number,
@@ -501,7 +471,8 @@ async fn write_calls(
                  talk_ms = excluded.talk_ms, outcome = excluded.outcome,
                  recorded = excluded.recorded, recording_url = excluded.recording_url,
                  legs = excluded.legs, lookup = excluded.lookup, extra = excluded.extra,
-                 event_count = excluded.event_count, change_seq = excluded.change_seq",
+                 event_count = excluded.event_count, summary = excluded.summary,
+                 change_seq = excluded.change_seq",
             &[&tenant.0, &Value::Array(records), &change_seq],
         )
         .await
@@ -509,52 +480,7 @@ async fn write_calls(
     Ok(())
 }
 
-/// The contact each call's other party is, from the mirror (unless the lookup that
-/// opened the call already named one), and the caller's name from it when the PBX
-/// gave none.
-async fn match_contacts(
-    client: &impl GenericClient,
-    tenant: TenantId,
-    region: Region,
-    calls: &mut [ChangedCall],
-) -> anyhow::Result<()> {
-    let numbers: Vec<Option<PhoneNumber>> = calls
-        .iter()
-        .map(|c| {
-            c.summary
-                .other_party()
-                .and_then(|n| PhoneNumber::parse(n, region).ok())
-        })
-        .collect();
-    let wanted: Vec<(TenantId, &str)> = numbers
-        .iter()
-        .flatten()
-        .map(|n| (tenant, n.as_str()))
-        .collect();
-    if wanted.is_empty() {
-        return Ok(());
-    }
-    let mut hits = contacts::find_by_numbers(client, &wanted)
-        .await?
-        .into_iter();
-    for (call, number) in calls.iter_mut().zip(&numbers) {
-        if number.is_none() {
-            continue;
-        }
-        let Some(hit) = hits.next().flatten() else {
-            continue;
-        };
-        if call.contact_id.is_none() {
-            call.contact_id = Some(hit.id().to_owned());
-        }
-        if call.summary.caller_name.is_none() {
-            call.summary.caller_name = Some(hit.name().to_owned());
-        }
-    }
-    Ok(())
-}
-
-fn row_json(month: NaiveDate, call: &ChangedCall, region: Region, event_count: i32) -> Value {
+fn row_json(month: NaiveDate, call: &ChangedCall, region: Region, kept: &Kept) -> Value {
     let s = &call.summary;
     let normalized = |n: &Option<String>| {
         n.as_deref()
@@ -591,6 +517,7 @@ fn row_json(month: NaiveDate, call: &ChangedCall, region: Region, event_count: i
         "legs": s.legs,
         "lookup": s.lookup,
         "extra": s.extra,
-        "event_count": event_count,
+        "event_count": kept.events,
+        "summary": kept.summary,
     })
 }

@@ -5,6 +5,7 @@ pub mod agents;
 pub mod allowlist;
 pub mod call_partitions;
 mod call_rows;
+mod call_summaries;
 pub mod calls;
 pub mod cdr;
 pub mod click2call;

@@ -210,23 +210,42 @@ async fn hold_a_batch(app: &TestApp, token: &str, body: &[u8], first: usize) -> 
     stream
 }
 
-#[tokio::test]
-async fn batches_past_the_parse_limit_are_answered_503_with_retry_after() {
+const ONE_CONTACT: &[u8] = br#"[{"op":"upsert","id":"1","name":"Ana","phones":["0721234567"]}]"#;
+
+/// A gateway (batches do not wait for a turn) and a tenant's sync token, with one batch
+/// holding a parse's turn (the gauge says so) until `finish` sends the rest.
+async fn a_held_turn(
+    configure: impl FnOnce(&mut cidgate::config::ServeSettings),
+) -> (TestApp, String, TcpStream) {
     let app = spawn_app_with(|s| {
-        s.batch_parses = 1;
         s.batch_parse_wait_ms = 0;
+        configure(s);
     })
     .await;
-    let acme = app.create_tenant("acme", "RO").await;
-    let body = br#"[{"op":"upsert","id":"1","name":"Ana","phones":["0721234567"]}]"#;
-    let mut held = hold_a_batch(&app, &acme.sync_token, body, 10).await;
+    let token = app.create_tenant("acme", "RO").await.sync_token;
+    let held = hold_a_batch(&app, &token, ONE_CONTACT, 10).await;
     let address = app.address.clone();
     eventually(PROPAGATION, "the held batch takes its turn", || async {
         sample(&metrics(&app, &address).await, "cidgate_batch_parses") == 1.0
     })
     .await;
+    (app, token, held)
+}
 
-    let refused = post_raw(&app, &acme.sync_token, BATCH, body.to_vec()).await;
+/// Sends the rest of a held batch: it is answered 200.
+async fn finish(mut held: TcpStream, body: &[u8]) {
+    held.write_all(&body[10..]).await.unwrap();
+    let mut answer = String::new();
+    held.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+#[tokio::test]
+async fn batches_past_the_parse_limit_are_answered_503_with_retry_after() {
+    let (app, token, held) = a_held_turn(|s| s.batch_parses = 1).await;
+    let body = ONE_CONTACT;
+
+    let refused = post_raw(&app, &token, BATCH, body.to_vec()).await;
 
     assert_eq!(refused.status(), 503);
     assert_eq!(refused.headers()["retry-after"], "1");
@@ -234,12 +253,44 @@ async fn batches_past_the_parse_limit_are_answered_503_with_retry_after() {
     assert_eq!(refused["error"], "busy", "{refused}");
 
     // The held batch finishes, and its turn is free again.
-    held.write_all(&body[10..]).await.unwrap();
-    let mut answer = String::new();
-    held.read_to_string(&mut answer).await.unwrap();
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    let again = post_raw(&app, &acme.sync_token, BATCH, body.to_vec()).await;
+    finish(held, body).await;
+    let again = post_raw(&app, &token, BATCH, body.to_vec()).await;
     assert_eq!(again.status(), 200);
+}
+
+/// The number index and the lookup cache at 64 MiB each, with the rest of the process
+/// (96 MiB): 224 MiB reserved, so a 400 MiB budget leaves room for one 112 MiB parse.
+fn small_stores(s: &mut cidgate::config::ServeSettings, budget_mib: u64) {
+    s.known_numbers_max_bytes = 64 << 20;
+    s.cache_max_bytes = 64 << 20;
+    s.memory_budget_mib = Some(budget_mib);
+}
+
+#[tokio::test]
+async fn the_parse_gate_is_sized_to_the_memory_budget_and_a_budget_without_room_is_refused() {
+    let (app, token, held) = a_held_turn(|s| {
+        small_stores(s, 400);
+        s.batch_parses = 4;
+    })
+    .await;
+    // Four were asked for; the budget has room for one.
+    let refused = post_raw(&app, &token, BATCH, ONE_CONTACT.to_vec()).await;
+    assert_eq!(refused.status(), 503);
+    finish(held, ONE_CONTACT).await;
+
+    // Not even one parse fits: the gateway does not start, and says which settings.
+    let listen = "127.0.0.1:0".parse().unwrap();
+    let mut settings = cidgate::config::ServeSettings::new(app.db.url.clone(), listen);
+    small_stores(&mut settings, 300);
+    let Err(refused) = cidgate::startup::Application::build(&settings).await else {
+        panic!("a gateway started without room for one batch parse");
+    };
+    let refused = format!("{refused:#}");
+    assert!(refused.contains("CIDGATE_MEMORY_BUDGET_MIB"), "{refused}");
+    assert!(
+        refused.contains("not enough for one batch parse"),
+        "{refused}"
+    );
 }
 
 fn contact(id: &str, phones: &[&str]) -> Value {

@@ -5,6 +5,7 @@ mod bounded;
 mod browser;
 mod call_caps;
 mod call_story;
+mod call_summary;
 mod calls;
 mod cdr_bounds;
 mod cdr_cursor;

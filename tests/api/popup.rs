@@ -453,8 +453,11 @@ async fn a_retired_key_stops_its_links_at_once_and_the_newest_cannot_be_retired(
     let missing = app.cli(&["popup", "retire-key", "--tenant", "acme", "--key-id", "1"]);
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no key 1"));
+    // A fresh link each time: one signed before the gateway heard of the rotation names
+    // the retired key and never opens (`link_for` would wait on it in vain).
     eventually(PROPAGATION, "new links use the remaining key", || async {
-        let link = link_for(&app, &acme.lookup_token, "0721234567").await;
+        let answer = app.lookup_json(&acme.lookup_token, "0721234567").await;
+        let link = answer["backend_link"].as_str().unwrap().to_owned();
         open(&app, &link).await.0 == 200
     })
     .await;

@@ -547,6 +547,14 @@ async fn concurrent_misses_on_one_number_make_one_database_query() {
             sample(&metrics().await, "cidgate_cache_misses_total") == Some(20.0)
         })
         .await;
+        // A miss is counted before its batch's query is sent: wait for the query to
+        // reach the lock, then check that it is the only one.
+        eventually(
+            PROPAGATION,
+            "the misses' query waits for the lock",
+            || async { lock_waiters(&app).await >= 1 },
+        )
+        .await;
         let waiting = lock_waiters(&app).await;
         assert_eq!(waiting, 1, "one query waits for the 20 misses");
         lock.rollback().await.unwrap();
