@@ -411,7 +411,9 @@ mod tests {
         assert!(keys.contains(&"call_id") && !keys.contains(&"id"));
         assert_eq!(cdr["group"], "Sales");
         assert!(cdr.get("other_number").is_none());
-        assert_eq!(keys.len(), 25);
+        // The caller's trust is derived from the lookup: null when it passed none.
+        assert!(keys.contains(&"caller_trust") && cdr["caller_trust"].is_null());
+        assert_eq!(keys.len(), 26);
     }
 
     #[test]
