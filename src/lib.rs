@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod outbound;
 pub mod popup;
 pub mod reports;
+pub mod sources;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

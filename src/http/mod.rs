@@ -78,6 +78,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .default_service(not_allowed("POST")),
     );
     profile_routes(cfg);
+    routes::sources::configure(cfg);
     routes::agents_and_click2call(cfg);
     for (path, handler) in [
         (

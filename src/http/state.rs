@@ -90,6 +90,8 @@ pub struct AppState {
     pub deliverer: crate::webhook::Deliverer,
     /// The `http` dialers' clients, under the tenants' SSRF guards.
     pub dial_http: crate::outbound::Clients,
+    /// The tenants' CRM sources behind the lookup (issue 34).
+    pub sources: crate::sources::Sources,
 }
 
 impl AppState {

@@ -10,6 +10,7 @@ pub mod lookup;
 pub mod pop;
 pub mod profiles;
 pub mod snapshot;
+pub mod sources;
 
 use actix_web::{HttpResponse, web};
 
