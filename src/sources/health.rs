@@ -44,7 +44,8 @@ impl Board {
             name: name.to_owned(),
             failures_in_row: 0,
             open_until: None,
-            tokens: f64::from(rate.max(1)).min(60.0).max(1.0),
+            // Full: a burst of a tenth of a minute's budget.
+            tokens: (f64::from(rate) / 6.0).max(1.0),
             refilled: now,
             requests: 0,
             found: 0,
@@ -135,4 +136,49 @@ impl Board {
         all.values()
             .any(|h| h.open_until.is_some_and(|until| now < until))
     }
+}
+
+/// The sources' counts as OpenMetrics gauges (families only when a source was asked),
+/// to be put before the exposition's `# EOF`.
+pub fn metrics_text(report: &[Value]) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    if report.is_empty() {
+        return out;
+    }
+    let families = [
+        ("requests", "requests sent to the CRM"),
+        ("found", "contacts found"),
+        ("errors", "requests that failed"),
+        ("mean_latency_ms", "mean time of an answer"),
+        ("budget_left", "requests left in the rate budget"),
+    ];
+    for (key, help) in families {
+        let _ = writeln!(out, "# TYPE cidgate_source_{key} gauge");
+        let _ = writeln!(out, "# HELP cidgate_source_{key} CRM source: {help}.");
+        for source in report {
+            let _ = writeln!(
+                out,
+                "cidgate_source_{key}{{source_id=\"{}\",source=\"{}\"}} {}",
+                source["id"],
+                source["name"].as_str().unwrap_or_default(),
+                source[key].as_u64().unwrap_or_default()
+            );
+        }
+    }
+    let _ = writeln!(out, "# TYPE cidgate_source_degraded gauge");
+    let _ = writeln!(
+        out,
+        "# HELP cidgate_source_degraded CRM source: 1 while its breaker is open."
+    );
+    for source in report {
+        let _ = writeln!(
+            out,
+            "cidgate_source_degraded{{source_id=\"{}\",source=\"{}\"}} {}",
+            source["id"],
+            source["name"].as_str().unwrap_or_default(),
+            u8::from(source["state"] == "degraded")
+        );
+    }
+    out
 }

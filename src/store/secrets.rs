@@ -257,6 +257,7 @@ pub async fn reseal(client: &impl deadpool_postgres::GenericClient) -> anyhow::R
             .await
             .context("resealing a dialer")?;
     }
+    changed += super::sources::reseal(client, &again).await?;
     Ok(changed)
 }
 

@@ -265,3 +265,36 @@ pub async fn due_rechecks(
         .map(|r| (TenantId(r.get(0)), r.get(1)))
         .collect())
 }
+
+/// Seals every source's secret parameters with `again` (see `secrets::reseal`); answers
+/// how many sources changed. Across tenants on purpose (an operator's command).
+pub async fn reseal(
+    client: &impl GenericClient,
+    again: &dyn Fn(&str, &str) -> anyhow::Result<String>,
+) -> anyhow::Result<u64> {
+    let rows = client
+        .query("SELECT id, params FROM crm_sources FOR UPDATE", &[])
+        .await
+        .context("reading sources")?;
+    let mut changed = 0;
+    for row in rows {
+        let id: i64 = row.get(0);
+        let mut params: serde_json::Value = row.get(1);
+        let before = params.clone();
+        for (key, value) in params.as_object_mut().into_iter().flatten() {
+            if let (true, Some(stored)) = (is_secret(key), value.as_str()) {
+                *value = again(SOURCE_PARAM, stored)?.into();
+            }
+        }
+        if params != before {
+            changed += client
+                .execute(
+                    "UPDATE crm_sources SET params = $2 WHERE id = $1",
+                    &[&id, &params],
+                )
+                .await
+                .context("resealing a source")?;
+        }
+    }
+    Ok(changed)
+}

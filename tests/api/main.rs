@@ -39,5 +39,6 @@ mod resilience;
 mod secrets_at_rest;
 mod security;
 mod snapshot;
+mod sources;
 mod sync;
 mod tls;
