@@ -167,9 +167,9 @@ async fn a_hanging_or_failing_crm_never_keeps_the_lookup_past_its_deadline() {
     )
     .await;
     for (name, crm) in [
-        ("hang", &hanging),
         ("refuse", &refusing),
         ("limit", &limited),
+        ("hang", &hanging),
     ] {
         let kind = if name == "refuse" {
             "pipedrive"
@@ -289,5 +289,48 @@ async fn source_test_shows_the_request_with_secrets_masked_and_the_contact() {
         app.contacts_with_number("acme", "+40721234568").await,
         0,
         "a test writes nothing"
+    );
+}
+
+#[tokio::test]
+async fn a_background_source_answers_unknown_now_and_the_contact_next_time_asked_once() {
+    let app = app_allowing_loopback().await;
+    let acme = app.create_tenant("acme", "RO").await;
+    let admin = app.token("acme", "admin").await;
+    let crm = fake_crm(
+        200,
+        "",
+        json!([{"id": 9, "name": "Maria"}]).to_string(),
+        Duration::from_millis(100),
+    )
+    .await;
+    let added = add_source(
+        &app,
+        &admin,
+        &json!({"name": "fd", "kind": "freshdesk", "mode": "background",
+                "params": {"domain": "acme", "user": "fd-key", "base_url": crm.url}}),
+    )
+    .await;
+    assert_eq!(added.status(), 201);
+    // Concurrent first lookups: all answered at once (unknown), the CRM asked once.
+    let lookups = (0..4).map(|_| app.lookup_json(&acme.lookup_token, "0721 555 000"));
+    for answer in futures_util::future::join_all(lookups).await {
+        assert_eq!(answer["id"], Value::Null, "{answer}");
+    }
+    eventually(
+        Duration::from_secs(5),
+        "the found contact is answered",
+        || async { app.lookup_json(&acme.lookup_token, "0721555000").await["name"] == "Maria" },
+    )
+    .await;
+    assert_eq!(crm.requests.load(Ordering::SeqCst), 1);
+    let asked = crm.targets.lock().unwrap()[0].clone();
+    assert!(
+        asked.starts_with("GET /api/v2/contacts?phone=%2B40721555000 "),
+        "{asked}"
+    );
+    assert!(
+        asked.to_lowercase().contains("authorization: basic"),
+        "{asked}"
     );
 }
