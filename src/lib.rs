@@ -17,6 +17,7 @@ pub mod outbound;
 pub mod phones;
 pub mod popup;
 pub mod reports;
+pub mod sources;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -149,8 +149,26 @@ impl Application {
             Duration::from_millis(settings.db_timeout_ms),
             metrics.clone(),
         );
+        // Contact writes (sync API, and what CRM sources find) share one writer.
+        let write_timeout = Duration::from_millis(settings.write_timeout_ms);
+        let writer = contacts::Writer::new(pool.clone(), write_timeout, Some(local));
+        let network = outbound::Network::new(
+            settings.webhooks.client.webhook_allow_networks.clone(),
+            resolver,
+        );
+        let sources = crate::sources::Sources::new(
+            pool.clone(),
+            writer.clone(),
+            crate::sources::clients(&network)?,
+            crate::sources::Ttls::default(),
+        );
+        sources.reload().await.context("loading CRM sources")?;
+        sources.spawn(&jobs);
         let lookup = LookupService::new(
-            Arc::new(database),
+            Arc::new(crate::sources::Chain {
+                mirror: database,
+                sources: sources.clone(),
+            }),
             cache.clone(),
             index.clone(),
             settings.lookup_deadline(),
@@ -181,10 +199,6 @@ impl Application {
             settings.webhooks.webhook_log_retention_days,
         ));
         retention::spawn(&jobs, retention::Schedule::HOURLY, steps, metrics.clone());
-        let network = outbound::Network::new(
-            settings.webhooks.client.webhook_allow_networks.clone(),
-            resolver,
-        );
         let deliverer = webhook::deliverer(
             primary_url,
             &settings.webhooks,
@@ -223,7 +237,7 @@ impl Application {
             metrics.gauges.batch_parses.clone(),
         );
         let state = web::Data::new(AppState {
-            contacts: contacts::Writer::new(pool.clone(), write_timeout, Some(local)),
+            contacts: writer,
             pool,
             lookup,
             cache,
@@ -248,6 +262,7 @@ impl Application {
             forwarded_header: settings.forwarded_header,
             deliverer,
             click2call,
+            sources,
         });
         let cors_origins = settings.cors_origins.clone();
         let mut server = HttpServer::new(move || {

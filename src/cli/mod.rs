@@ -13,6 +13,7 @@ mod popup;
 mod profile;
 mod report;
 mod service_user;
+mod source;
 mod spam;
 mod tenant;
 mod token;
@@ -99,6 +100,9 @@ pub enum Command {
     /// Web-service deliveries: the log, and replay
     #[command(subcommand)]
     Delivery(delivery::DeliveryCommand),
+    /// CRM sources: where a lookup asks when the mirror does not know the number
+    #[command(subcommand)]
+    Source(source::SourceCommand),
     /// Secrets at rest: `reseal` seals every stored secret with the first key of
     /// CIDGATE_SECRETS_KEY (plaintext rows, and rows sealed with an older key)
     #[command(subcommand)]
@@ -150,6 +154,7 @@ pub async fn run(command: Command) -> anyhow::Result<Exit> {
         Command::Profile(cmd) => profile::run(cmd).await?,
         Command::Spam(cmd) => spam::run(cmd).await?,
         Command::Delivery(cmd) => delivery::run(cmd).await?,
+        Command::Source(cmd) => source::run(cmd).await?,
         Command::Secrets(SecretsCommand::Reseal(db)) => {
             let changed = db::open(&db)
                 .await?

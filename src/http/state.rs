@@ -93,6 +93,8 @@ pub struct AppState {
     pub deliverer: crate::webhook::Deliverer,
     /// Places click-to-calls and follows the PBX's later word on them.
     pub click2call: crate::dial::click2call::Click2Call,
+    /// The tenants' CRM sources behind the lookup (issue 34).
+    pub sources: crate::sources::Sources,
 }
 
 impl AppState {

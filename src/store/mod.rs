@@ -25,6 +25,7 @@ pub mod secrets;
 pub mod service_users;
 pub mod sessions;
 pub mod signing_keys;
+pub mod sources;
 pub mod spam;
 pub mod tenants;
 pub mod tls;

@@ -152,6 +152,7 @@ pub fn open(context: &str, stored: &str) -> anyhow::Result<String> {
 pub const PROFILE_SECRET: &str = "webhook_profiles.secret";
 pub const PROFILE_HEADER: &str = "webhook_profiles.secret_headers";
 pub const DIALER_SECRET: &str = "dialers.secret";
+pub const SOURCE_PARAM: &str = "crm_sources.params";
 
 /// Secret header lines (`NAME: VALUE`) with each value sealed (`seal`) or opened.
 pub fn headers(
@@ -256,6 +257,7 @@ pub async fn reseal(client: &impl deadpool_postgres::GenericClient) -> anyhow::R
             .await
             .context("resealing a dialer")?;
     }
+    changed += super::sources::reseal(client, &again).await?;
     Ok(changed)
 }
 

@@ -42,6 +42,7 @@ mod resilience;
 mod secrets_at_rest;
 mod security;
 mod snapshot;
+mod sources;
 mod sync;
 mod tls;
 mod trust;

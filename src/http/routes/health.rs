@@ -58,6 +58,11 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     if let Some(replica) = replica {
         body["replica"] = up(replica).into();
     }
+    // A degraded CRM source is shown, never a reason to be unready: lookups answer without it.
+    let sources = state.sources.report();
+    if !sources.is_empty() {
+        body["sources"] = sources.into();
+    }
     if ready {
         HttpResponse::Ok().json(body)
     } else {
@@ -96,9 +101,14 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         m.gauges.read_pool_available.set(gauge(pool.available));
         m.gauges.read_pool_waiting.set(gauge(pool.waiting));
     }
+    let mut text = m.render();
+    let sources = crate::sources::health::metrics_text(&state.sources.report());
+    if let Some(end) = text.rfind("# EOF") {
+        text.insert_str(end, &sources);
+    }
     HttpResponse::Ok()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
-        .body(m.render())
+        .body(text)
 }
 
 /// Registers `/healthz` and `/readyz`, alike on every role's instance (load balancers

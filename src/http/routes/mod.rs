@@ -13,6 +13,7 @@ pub mod openapi;
 pub mod phones;
 pub mod pop;
 pub mod profiles;
+pub mod sources;
 pub mod spam;
 
 use actix_web::web;
@@ -26,6 +27,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     events::configure(cfg);
     historic::configure(cfg);
     profiles::configure(cfg);
+    sources::configure(cfg);
     agents::configure(cfg);
     click2call::configure(cfg);
     agent_login::configure(cfg);
