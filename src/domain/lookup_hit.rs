@@ -21,9 +21,8 @@ const LAYOUT: ([Slot; RoutingField::COUNT], usize, usize) = {
     let (mut texts, mut integers) = (2, 0);
     let mut i = 0;
     while i < RoutingField::COUNT {
-        let field = RoutingField::ALL[i];
-        if field.in_lookup() {
-            if let FieldKind::Integer { .. } = field.kind() {
+        if RoutingField::IN_LOOKUP[i] {
+            if let FieldKind::Integer { .. } = RoutingField::KINDS[i] {
                 slots[i] = Slot::Integer(integers);
                 integers += 1;
             } else {

@@ -95,6 +95,11 @@ macro_rules! routing_fields {
         impl RoutingField {
             pub const ALL: &[Self] = &[$(Self::$variant),*];
             pub const COUNT: usize = Self::ALL.len();
+            /// Each field's kind and whether the lookup uses it, by position in [`Self::ALL`]:
+            /// plain constants, so layouts computed at compile time (`LookupHit`'s) call no
+            /// function (a `const fn` call there makes release builds report a query cycle).
+            pub const KINDS: [FieldKind; Self::COUNT] = [$($kind),*];
+            pub const IN_LOOKUP: [bool; Self::COUNT] = [$($lookup),*];
 
             /// The name in JSON, in the CSV header and as the `contacts` column.
             pub const fn name(self) -> &'static str {
