@@ -32,6 +32,23 @@ pub async fn read_json(
     read_json_shaped(req, payload, limit, timeout, Shape::default()).await
 }
 
+/// A JSON body read as `T` (within `limit` and `timeout`), the error naming what does
+/// not fit.
+pub async fn read_typed<T: serde::de::DeserializeOwned>(
+    req: &HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+    timeout: Duration,
+) -> Result<T, ApiError> {
+    let value = read_json(req, payload, limit, timeout).await?;
+    serde_json::from_value(value).map_err(|e| {
+        ApiError::invalid_fields(vec![FieldError::new(
+            "",
+            format!("the body does not fit: {e}"),
+        )])
+    })
+}
+
 /// The body's length as its `Content-Length` declares it, to refuse a body too large
 /// before reading it.
 pub fn declared_length(req: &HttpRequest) -> Option<u64> {

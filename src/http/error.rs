@@ -370,3 +370,20 @@ impl ResponseError for ApiError {
         })
     }
 }
+
+impl From<crate::sources::admin::SourceError> for ApiError {
+    fn from(e: crate::sources::admin::SourceError) -> Self {
+        match e {
+            crate::sources::admin::SourceError::Invalid(fields) => ApiError::invalid_fields(fields),
+            crate::sources::admin::SourceError::Duplicate(_) => ApiError::Unprocessable {
+                message: e.to_string(),
+                fields: vec![FieldError::new("name", "is taken")],
+            },
+            crate::sources::admin::SourceError::NotFound(_) => ApiError::NotFound(e.to_string()),
+            crate::sources::admin::SourceError::Refused { field, refused } => {
+                ApiError::invalid_fields(vec![FieldError::new(field, refused.detail())])
+            }
+            crate::sources::admin::SourceError::Failed(e) => ApiError::from_store(e),
+        }
+    }
+}

@@ -14,7 +14,7 @@ use crate::domain::profile::ProfileInput;
 use crate::domain::{FieldError, storage_problem};
 use crate::http::error::ApiError;
 use crate::http::shared::resource;
-use crate::http::{auth::AdminAuth, body::read_json, state::AppState};
+use crate::http::{auth::AdminAuth, body::read_typed, state::AppState};
 
 const BODY_LIMIT: usize = 256 * 1024;
 
@@ -24,13 +24,7 @@ async fn body<T: serde::de::DeserializeOwned>(
     payload: web::Payload,
     state: &AppState,
 ) -> Result<T, ApiError> {
-    let value = read_json(req, payload, BODY_LIMIT, state.body_timeout).await?;
-    serde_json::from_value(value).map_err(|e| {
-        ApiError::invalid_fields(vec![FieldError::new(
-            "",
-            format!("the body does not fit: {e}"),
-        )])
-    })
+    read_typed(req, payload, BODY_LIMIT, state.body_timeout).await
 }
 
 /// A body that may be absent (an empty POST).

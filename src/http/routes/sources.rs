@@ -5,9 +5,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::domain::FieldError;
 use crate::http::error::ApiError;
-use crate::http::{auth::AdminAuth, body::read_json, state::AppState};
+use crate::http::shared::resource;
+use crate::http::{auth::AdminAuth, body::read_typed, state::AppState};
 use crate::sources::admin::{self, SourceChange, SourceError, SourceInput};
 use crate::store;
 
@@ -15,47 +15,18 @@ const BODY_LIMIT: usize = 64 * 1024;
 
 /// The routes of `/api/v1/sources`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    let not_allowed = |allow: &'static str| {
-        web::to(move || async move { Err::<HttpResponse, _>(ApiError::MethodNotAllowed(allow)) })
-    };
     cfg.service(
-        web::resource("/api/v1/sources")
-            .name("/api/v1/sources")
+        resource("/api/v1/sources", "GET, POST")
             .route(web::get().to(list))
-            .route(web::post().to(add))
-            .default_service(not_allowed("GET, POST")),
+            .route(web::post().to(add)),
     )
     .service(
-        web::resource("/api/v1/sources/{name}")
-            .name("/api/v1/sources/{name}")
+        resource("/api/v1/sources/{name}", "GET, PATCH, DELETE")
             .route(web::get().to(show))
             .route(web::patch().to(set))
-            .route(web::delete().to(remove))
-            .default_service(not_allowed("GET, PATCH, DELETE")),
+            .route(web::delete().to(remove)),
     )
-    .service(
-        web::resource("/api/v1/sources/{name}/test")
-            .name("/api/v1/sources/{name}/test")
-            .route(web::post().to(test))
-            .default_service(not_allowed("POST")),
-    );
-}
-
-impl From<SourceError> for ApiError {
-    fn from(e: SourceError) -> Self {
-        match e {
-            SourceError::Invalid(fields) => ApiError::invalid_fields(fields),
-            SourceError::Duplicate(_) => ApiError::Unprocessable {
-                message: e.to_string(),
-                fields: vec![FieldError::new("name", "is taken")],
-            },
-            SourceError::NotFound(_) => ApiError::NotFound(e.to_string()),
-            SourceError::Refused { field, refused } => {
-                ApiError::invalid_fields(vec![FieldError::new(field, refused.detail())])
-            }
-            SourceError::Failed(e) => ApiError::from_store(e),
-        }
-    }
+    .service(resource("/api/v1/sources/{name}/test", "POST").route(web::post().to(test)));
 }
 
 async fn body<T: serde::de::DeserializeOwned>(
@@ -63,13 +34,7 @@ async fn body<T: serde::de::DeserializeOwned>(
     payload: web::Payload,
     state: &AppState,
 ) -> Result<T, ApiError> {
-    let value = read_json(req, payload, BODY_LIMIT, state.body_timeout).await?;
-    serde_json::from_value(value).map_err(|e| {
-        ApiError::invalid_fields(vec![FieldError::new(
-            "",
-            format!("the body does not fit: {e}"),
-        )])
-    })
+    read_typed(req, payload, BODY_LIMIT, state.body_timeout).await
 }
 
 fn name_of(req: &HttpRequest) -> String {
